@@ -1,0 +1,224 @@
+//! Connected clients: the registry behind `CLIENT LIST`/`KILL`, and the state one
+//! connection carries between commands.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use crate::commands::table::registry;
+use crate::protocol::Protocol;
+use crate::stats::LocalStats;
+
+/// Names and library info a client set about itself.
+#[derive(Debug, Default, Clone)]
+struct Meta {
+    name: Vec<u8>,
+    lib_name: Vec<u8>,
+    lib_ver: Vec<u8>,
+}
+
+/// What other connections may see of, and do to, one client.
+#[derive(Debug)]
+pub struct ClientHandle {
+    /// Unique, increasing id (`CLIENT ID`).
+    pub id: u64,
+    /// The client's address.
+    pub addr: SocketAddr,
+    /// The server address it connected to.
+    pub laddr: SocketAddr,
+    /// The socket's file descriptor.
+    pub fd: i32,
+    created: Instant,
+    /// Milliseconds after `created` of the last command.
+    last_interaction: AtomicU64,
+    /// Id + 1 of the last command run (0: none yet).
+    last_command: AtomicUsize,
+    resp: AtomicU8,
+    /// Bytes in the query buffer and its capacity, output pending, as of the last batch.
+    query_len: AtomicUsize,
+    query_capacity: AtomicUsize,
+    output_len: AtomicUsize,
+    meta: Mutex<Meta>,
+    /// Cancelled to disconnect the client (`CLIENT KILL`, shutdown).
+    pub kill: CancellationToken,
+}
+
+impl ClientHandle {
+    /// Records activity: the command just run and the time.
+    pub fn touch(&self, command_id: usize) {
+        self.last_command.store(command_id + 1, Relaxed);
+        self.last_interaction
+            .store(self.created.elapsed().as_millis() as u64, Relaxed);
+    }
+
+    /// Seconds since the last command.
+    pub fn idle_secs(&self) -> u64 {
+        let now = self.created.elapsed().as_millis() as u64;
+        now.saturating_sub(self.last_interaction.load(Relaxed)) / 1000
+    }
+
+    /// Seconds since the client connected.
+    pub fn age_secs(&self) -> u64 {
+        self.created.elapsed().as_secs()
+    }
+
+    /// Publishes buffer sizes for `CLIENT LIST`.
+    pub fn set_buffers(&self, query_len: usize, query_capacity: usize, output_len: usize) {
+        self.query_len.store(query_len, Relaxed);
+        self.query_capacity.store(query_capacity, Relaxed);
+        self.output_len.store(output_len, Relaxed);
+    }
+
+    /// Records the protocol in use.
+    pub fn set_protocol(&self, proto: Protocol) {
+        self.resp.store(proto.version() as u8, Relaxed);
+    }
+
+    /// The client name, empty if none.
+    pub fn name(&self) -> Vec<u8> {
+        self.meta.lock().name.clone()
+    }
+
+    /// Sets (or with an empty name, clears) the client name.
+    pub fn set_name(&self, name: &[u8]) {
+        self.meta.lock().name = name.to_vec();
+    }
+
+    /// Sets the library name or version (`CLIENT SETINFO`).
+    pub fn set_lib(&self, name: Option<&[u8]>, version: Option<&[u8]>) {
+        let mut meta = self.meta.lock();
+        if let Some(n) = name {
+            meta.lib_name = n.to_vec();
+        }
+        if let Some(v) = version {
+            meta.lib_ver = v.to_vec();
+        }
+    }
+
+    /// The `CLIENT LIST` line describing this client (without newline).
+    pub fn describe(&self) -> String {
+        let meta = self.meta.lock().clone();
+        let cmd = match self.last_command.load(Relaxed) {
+            0 => "NULL".to_string(),
+            id => registry().get(id - 1).full_name.clone(),
+        };
+        let qbuf = self.query_len.load(Relaxed);
+        let qcap = self.query_capacity.load(Relaxed);
+        let omem = self.output_len.load(Relaxed);
+        let mut line = String::with_capacity(256);
+        let _ = write!(
+            line,
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 \
+             multi=-1 watch=0 qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs={} rbp={} obl={} oll=0 \
+             omem={} tot-mem={} events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            self.id,
+            self.addr,
+            self.laddr,
+            self.fd,
+            String::from_utf8_lossy(&meta.name),
+            self.age_secs(),
+            self.idle_secs(),
+            qbuf,
+            qcap.saturating_sub(qbuf),
+            qcap,
+            qbuf,
+            omem,
+            omem,
+            qcap + omem,
+            cmd,
+            self.resp.load(Relaxed),
+            String::from_utf8_lossy(&meta.lib_name),
+            String::from_utf8_lossy(&meta.lib_ver),
+        );
+        line
+    }
+}
+
+/// The registry of connected clients.
+#[derive(Debug, Default)]
+pub struct Clients {
+    map: Mutex<HashMap<u64, Arc<ClientHandle>>>,
+    next_id: AtomicU64,
+}
+
+impl Clients {
+    /// Registers a new connection; its kill token is a child of `shutdown`.
+    pub fn register(
+        &self,
+        addr: SocketAddr,
+        laddr: SocketAddr,
+        fd: i32,
+        shutdown: &CancellationToken,
+    ) -> Arc<ClientHandle> {
+        let handle = Arc::new(ClientHandle {
+            id: self.next_id.fetch_add(1, Relaxed) + 1,
+            addr,
+            laddr,
+            fd,
+            created: Instant::now(),
+            last_interaction: AtomicU64::new(0),
+            last_command: AtomicUsize::new(0),
+            resp: AtomicU8::new(2),
+            query_len: AtomicUsize::new(0),
+            query_capacity: AtomicUsize::new(0),
+            output_len: AtomicUsize::new(0),
+            meta: Mutex::new(Meta::default()),
+            kill: shutdown.child_token(),
+        });
+        self.map.lock().insert(handle.id, handle.clone());
+        handle
+    }
+
+    /// Removes a client that disconnected.
+    pub fn unregister(&self, id: u64) {
+        self.map.lock().remove(&id);
+    }
+
+    /// Number of connected clients.
+    pub fn len(&self) -> usize {
+        self.map.lock().len()
+    }
+
+    /// True when no client is connected.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// All clients, by id.
+    pub fn list(&self) -> Vec<Arc<ClientHandle>> {
+        let mut all: Vec<_> = self.map.lock().values().cloned().collect();
+        all.sort_by_key(|c| c.id);
+        all
+    }
+}
+
+/// The state of one connection that commands read and change.
+#[derive(Debug)]
+pub struct Session {
+    /// This client's shared handle.
+    pub handle: Arc<ClientHandle>,
+    /// Passed `AUTH` (or connected while no password was set).
+    pub authenticated: bool,
+    /// Close the connection once the pending replies are written (`QUIT`).
+    pub close_after_reply: bool,
+    /// Counters not yet added to the server's.
+    pub stats: LocalStats,
+}
+
+impl Session {
+    /// The state of a new connection.
+    pub fn new(handle: Arc<ClientHandle>, authenticated: bool) -> Self {
+        Session {
+            handle,
+            authenticated,
+            close_after_reply: false,
+            stats: LocalStats::default(),
+        }
+    }
+}

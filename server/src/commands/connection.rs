@@ -1,0 +1,311 @@
+//! Connection commands: PING, ECHO, AUTH, HELLO, SELECT, QUIT, RESET.
+
+use super::table::{flag::*, CommandSpec, KeySpec};
+use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
+use crate::protocol::Protocol;
+
+const fn spec(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    summary: &'static str,
+    handler: Option<super::table::Handler>,
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        arity,
+        flags,
+        keys: KeySpec::NONE,
+        group: "connection",
+        since: "1.0.0",
+        summary,
+        handler,
+        subcommands: &[],
+    }
+}
+
+/// The connection family.
+pub const COMMANDS: &[CommandSpec] = &[
+    spec(
+        "ping",
+        -1,
+        FAST | STALE,
+        "Returns the server's liveliness response.",
+        handler!(Ping<'_>),
+    ),
+    spec(
+        "echo",
+        2,
+        FAST | STALE,
+        "Returns the given string.",
+        handler!(Echo<'_>),
+    ),
+    spec(
+        "auth",
+        -2,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
+        "Authenticates the connection.",
+        handler!(Auth<'_>),
+    ),
+    spec(
+        "hello",
+        -1,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
+        "Handshakes with the Redis server.",
+        handler!(Hello<'_>),
+    ),
+    spec(
+        "select",
+        2,
+        LOADING | STALE | FAST,
+        "Changes the selected database.",
+        handler!(Select),
+    ),
+    spec(
+        "quit",
+        -1,
+        ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH,
+        "Closes the connection.",
+        handler!(Quit),
+    ),
+    spec(
+        "reset",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
+        "Resets the connection.",
+        handler!(Reset),
+    ),
+];
+
+/// `PING [message]`.
+struct Ping<'a> {
+    message: Option<&'a [u8]>,
+}
+
+impl<'a> Command<'a> for Ping<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let message = p.try_next();
+        if p.remaining() > 0 {
+            return Err(CommandError::Arity("ping".into()));
+        }
+        Ok(Ping { message })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+        match self.message {
+            Some(m) => ctx.out.bulk(m),
+            None => ctx.out.simple("PONG"),
+        }
+        Ok(())
+    }
+}
+
+/// `ECHO message`.
+struct Echo<'a> {
+    message: &'a [u8],
+}
+
+impl<'a> Command<'a> for Echo<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(Echo { message: p.next()? })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+        ctx.out.bulk(self.message);
+        Ok(())
+    }
+}
+
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+
+/// Checks credentials for the default user and marks the session authenticated.
+fn authenticate(ctx: &mut Ctx<'_>, user: &[u8], password: &[u8]) -> CommandResult {
+    if user != b"default" {
+        return Err(CommandError::coded(WRONGPASS));
+    }
+    let config = &ctx.shared.config;
+    // Without a password the default user accepts any, as Redis's `nopass` does.
+    if config.has_password() && !config.check_password(password) {
+        return Err(CommandError::coded(WRONGPASS));
+    }
+    ctx.session.authenticated = true;
+    Ok(())
+}
+
+/// `AUTH [username] password`.
+struct Auth<'a> {
+    user: Option<&'a [u8]>,
+    password: &'a [u8],
+}
+
+impl<'a> Command<'a> for Auth<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let first = p.next()?;
+        let auth = match p.try_next() {
+            Some(password) => Auth {
+                user: Some(first),
+                password,
+            },
+            None => Auth {
+                user: None,
+                password: first,
+            },
+        };
+        p.finish()?;
+        Ok(auth)
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+        if self.user.is_none() && !ctx.shared.config.has_password() {
+            return Err(CommandError::err(
+                "AUTH <password> called without any password configured for the default user. \
+                 Are you sure your client is configured correctly?",
+            ));
+        }
+        authenticate(ctx, self.user.unwrap_or(b"default"), self.password)?;
+        ctx.out.ok();
+        Ok(())
+    }
+}
+
+/// Client names may hold only printable characters other than space.
+pub fn valid_client_name(name: &[u8]) -> bool {
+    name.iter().all(|&b| (b'!'..=b'~').contains(&b))
+}
+
+/// `HELLO [protover [AUTH username password] [SETNAME name]]`.
+struct Hello<'a> {
+    proto: Option<Protocol>,
+    auth: Option<(&'a [u8], &'a [u8])>,
+    name: Option<&'a [u8]>,
+}
+
+impl<'a> Command<'a> for Hello<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let mut hello = Hello {
+            proto: None,
+            auth: None,
+            name: None,
+        };
+        let Some(version) = p.try_next() else {
+            return Ok(hello);
+        };
+        let version = crate::protocol::number::parse_i64(version).ok_or_else(|| {
+            CommandError::err("Protocol version is not an integer or out of range")
+        })?;
+        hello.proto = Some(match version {
+            2 => Protocol::Resp2,
+            3 => Protocol::Resp3,
+            _ => return Err(CommandError::coded("NOPROTO unsupported protocol version")),
+        });
+        while let Some(option) = p.next_keyword() {
+            match option.as_str() {
+                "AUTH" if p.remaining() >= 2 => hello.auth = Some((p.next()?, p.next()?)),
+                "SETNAME" if p.remaining() >= 1 => hello.name = Some(p.next()?),
+                _ => {
+                    return Err(CommandError::err(format!(
+                        "Syntax error in HELLO option '{}'",
+                        option.as_str().to_ascii_lowercase()
+                    )))
+                }
+            }
+        }
+        Ok(hello)
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+        if let Some((user, password)) = self.auth {
+            authenticate(ctx, user, password)?;
+        }
+        if !ctx.session.authenticated && ctx.shared.config.has_password() {
+            return Err(CommandError::coded(
+                "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
+                 HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and \
+                 select the RESP protocol version at the same time",
+            ));
+        }
+        if let Some(name) = self.name {
+            if !valid_client_name(name) {
+                return Err(CommandError::err(
+                    "Client names cannot contain spaces, newlines or special characters.",
+                ));
+            }
+            ctx.session.handle.set_name(name);
+        }
+        if let Some(proto) = self.proto {
+            ctx.out.set_protocol(proto);
+            ctx.session.handle.set_protocol(proto);
+        }
+        let out = &mut *ctx.out;
+        out.map(7);
+        out.bulk(b"server");
+        out.bulk(b"ringkv");
+        out.bulk(b"version");
+        out.bulk(crate::REDIS_VERSION.as_bytes());
+        out.bulk(b"proto");
+        out.int(out.protocol().version());
+        out.bulk(b"id");
+        out.int(ctx.session.handle.id as i64);
+        out.bulk(b"mode");
+        out.bulk(b"standalone");
+        out.bulk(b"role");
+        out.bulk(b"master");
+        out.bulk(b"modules");
+        out.array(0);
+        Ok(())
+    }
+}
+
+/// `SELECT index`: only database 0 exists.
+struct Select {
+    index: i64,
+}
+
+impl<'a> Command<'a> for Select {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(Select {
+            index: p.next_i64()?,
+        })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+        if self.index != 0 {
+            return Err(CommandError::DbOutOfRange);
+        }
+        ctx.out.ok();
+        Ok(())
+    }
+}
+
+/// `QUIT`: reply, then close.
+struct Quit;
+
+impl<'a> Command<'a> for Quit {
+    fn parse(_: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(Quit)
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+        ctx.out.ok();
+        ctx.session.close_after_reply = true;
+        Ok(())
+    }
+}
+
+/// `RESET`: back to the state of a new connection.
+struct Reset;
+
+impl<'a> Command<'a> for Reset {
+    fn parse(_: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(Reset)
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+        ctx.out.set_protocol(Protocol::Resp2);
+        ctx.session.handle.set_protocol(Protocol::Resp2);
+        ctx.session.handle.set_name(b"");
+        ctx.session.authenticated = !ctx.shared.config.has_password();
+        ctx.out.simple("RESET");
+        Ok(())
+    }
+}

@@ -1,0 +1,263 @@
+//! The text of `INFO`, section by section, with Redis's field names.
+
+use std::fmt::Write;
+
+use super::table::registry;
+use crate::memory;
+use crate::server::Shared;
+
+const DEFAULT: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "errorstats",
+    "cluster",
+    "keyspace",
+];
+
+/// Renders the requested sections (`default`, `all`, `everything` or names).
+pub fn render(shared: &Shared, requested: &[&[u8]]) -> String {
+    let mut wanted: Vec<String> = requested
+        .iter()
+        .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
+        .collect();
+    if wanted.is_empty() {
+        wanted.push("default".into());
+    }
+    let mut sections: Vec<&str> = Vec::new();
+    for w in &wanted {
+        match w.as_str() {
+            "default" => sections.extend(DEFAULT),
+            "all" | "everything" => sections.extend(DEFAULT.iter().chain(&["commandstats"])),
+            other => sections.extend(
+                DEFAULT
+                    .iter()
+                    .chain(&["commandstats"])
+                    .copied()
+                    .filter(|s| *s == other),
+            ),
+        }
+    }
+    let mut out = String::with_capacity(4096);
+    for (i, section) in sections.iter().enumerate() {
+        if sections[..i].contains(section) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str("\r\n");
+        }
+        match *section {
+            "server" => server(shared, &mut out),
+            "clients" => clients(shared, &mut out),
+            "memory" => memory_section(shared, &mut out),
+            "persistence" => persistence(shared, &mut out),
+            "stats" => stats(shared, &mut out),
+            "replication" => replication(shared, &mut out),
+            "cpu" => cpu(&mut out),
+            "errorstats" => errorstats(shared, &mut out),
+            "cluster" => out.push_str("# Cluster\r\ncluster_enabled:0\r\n"),
+            "keyspace" => keyspace(shared, &mut out),
+            "commandstats" => commandstats(shared, &mut out),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn field(out: &mut String, name: &str, value: impl std::fmt::Display) {
+    let _ = write!(out, "{name}:{value}\r\n");
+}
+
+fn server(shared: &Shared, out: &mut String) {
+    let uptime = shared.started.elapsed().as_secs();
+    out.push_str("# Server\r\n");
+    field(out, "redis_version", crate::REDIS_VERSION);
+    field(out, "ringkv_version", env!("CARGO_PKG_VERSION"));
+    field(out, "redis_git_sha1", "00000000");
+    field(out, "redis_git_dirty", 0);
+    field(out, "redis_mode", "standalone");
+    field(
+        out,
+        "os",
+        format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+    );
+    field(out, "arch_bits", usize::BITS);
+    field(out, "multiplexing_api", "epoll");
+    field(out, "process_id", std::process::id());
+    field(out, "process_supervised", "no");
+    field(out, "run_id", &shared.run_id);
+    field(out, "tcp_port", shared.config_port());
+    field(out, "server_time_usec", shared.clock.now_us());
+    field(out, "uptime_in_seconds", uptime);
+    field(out, "uptime_in_days", uptime / 86_400);
+    field(out, "hz", 10);
+    field(out, "configured_hz", 10);
+    field(out, "lru_clock", (shared.clock.now_ms() / 1000) & 0xff_ffff);
+    field(out, "io_threads_active", 0);
+    field(
+        out,
+        "executable",
+        std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+    );
+}
+
+fn clients(shared: &Shared, out: &mut String) {
+    out.push_str("# Clients\r\n");
+    field(out, "connected_clients", shared.clients.len());
+    field(out, "cluster_connections", 0);
+    field(out, "maxclients", shared.config.maxclients());
+    field(out, "client_recent_max_input_buffer", 0);
+    field(out, "client_recent_max_output_buffer", 0);
+    field(out, "blocked_clients", 0);
+    field(out, "tracking_clients", 0);
+    field(out, "clients_in_timeout_table", 0);
+    field(out, "total_blocking_keys", 0);
+}
+
+fn memory_section(shared: &Shared, out: &mut String) {
+    let alloc = memory::allocator();
+    let rss = memory::rss();
+    let peak = shared.note_memory(alloc.allocated);
+    out.push_str("# Memory\r\n");
+    field(out, "used_memory", alloc.allocated);
+    field(out, "used_memory_human", memory::human(alloc.allocated));
+    field(out, "used_memory_rss", rss);
+    field(out, "used_memory_rss_human", memory::human(rss));
+    field(out, "used_memory_peak", peak);
+    field(out, "used_memory_peak_human", memory::human(peak));
+    field(out, "total_system_memory", memory::total_system());
+    field(
+        out,
+        "total_system_memory_human",
+        memory::human(memory::total_system()),
+    );
+    field(out, "maxmemory", 0);
+    field(out, "maxmemory_human", "0B");
+    field(out, "maxmemory_policy", "noeviction");
+    field(out, "allocator_allocated", alloc.allocated);
+    field(out, "allocator_active", alloc.active);
+    field(out, "allocator_resident", alloc.resident);
+    let ratio = if alloc.allocated > 0 {
+        rss as f64 / alloc.allocated as f64
+    } else {
+        0.0
+    };
+    field(out, "mem_fragmentation_ratio", format!("{ratio:.2}"));
+    field(out, "mem_allocator", "jemalloc-5.3.0");
+    field(out, "lazyfree_pending_objects", 0);
+}
+
+fn persistence(shared: &Shared, out: &mut String) {
+    out.push_str("# Persistence\r\n");
+    field(out, "loading", 0);
+    field(out, "async_loading", 0);
+    field(out, "rdb_changes_since_last_save", shared.dirty());
+    field(out, "rdb_bgsave_in_progress", 0);
+    field(out, "rdb_last_save_time", shared.started_unix);
+    field(out, "rdb_last_bgsave_status", "ok");
+    field(out, "aof_enabled", 0);
+    field(out, "aof_rewrite_in_progress", 0);
+}
+
+fn stats(shared: &Shared, out: &mut String) {
+    let t = shared.stats.totals();
+    let (ops, input, output) = shared.stats.instantaneous();
+    let received = shared
+        .stats
+        .connections_received
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let rejected = shared
+        .stats
+        .rejected_connections
+        .load(std::sync::atomic::Ordering::Relaxed);
+    out.push_str("# Stats\r\n");
+    field(out, "total_connections_received", received);
+    field(out, "total_commands_processed", t.commands);
+    field(out, "instantaneous_ops_per_sec", ops);
+    field(out, "total_net_input_bytes", t.net_in);
+    field(out, "total_net_output_bytes", t.net_out);
+    field(
+        out,
+        "instantaneous_input_kbps",
+        format!("{:.2}", input as f64 / 1024.0),
+    );
+    field(
+        out,
+        "instantaneous_output_kbps",
+        format!("{:.2}", output as f64 / 1024.0),
+    );
+    field(out, "rejected_connections", rejected);
+    field(out, "expired_keys", shared.keyspace.expired_keys());
+    field(out, "evicted_keys", 0);
+    field(out, "keyspace_hits", t.hits);
+    field(out, "keyspace_misses", t.misses);
+    field(out, "pubsub_channels", 0);
+    field(out, "pubsub_patterns", 0);
+    field(out, "total_error_replies", t.error_replies);
+}
+
+fn replication(shared: &Shared, out: &mut String) {
+    out.push_str("# Replication\r\n");
+    field(out, "role", "master");
+    field(out, "connected_slaves", 0);
+    field(out, "master_failover_state", "no-failover");
+    field(out, "master_replid", &shared.run_id);
+    field(out, "master_replid2", "0".repeat(40));
+    field(out, "master_repl_offset", 0);
+    field(out, "second_repl_offset", -1);
+    field(out, "repl_backlog_active", 0);
+    field(out, "repl_backlog_size", 1_048_576);
+    field(out, "repl_backlog_first_byte_offset", 0);
+    field(out, "repl_backlog_histlen", 0);
+}
+
+fn cpu(out: &mut String) {
+    let (user, sys) = memory::cpu_seconds();
+    out.push_str("# CPU\r\n");
+    field(out, "used_cpu_sys", format!("{sys:.6}"));
+    field(out, "used_cpu_user", format!("{user:.6}"));
+    field(out, "used_cpu_sys_children", "0.000000");
+    field(out, "used_cpu_user_children", "0.000000");
+}
+
+fn errorstats(shared: &Shared, out: &mut String) {
+    out.push_str("# Errorstats\r\n");
+    for (code, count) in shared.stats.errors() {
+        let _ = write!(out, "errorstat_{code}:count={count}\r\n");
+    }
+}
+
+fn keyspace(shared: &Shared, out: &mut String) {
+    out.push_str("# Keyspace\r\n");
+    let keys = shared.keyspace.len();
+    if keys > 0 {
+        let expires = shared.keyspace.volatile_len();
+        let _ = write!(out, "db0:keys={keys},expires={expires},avg_ttl=0\r\n");
+    }
+}
+
+fn commandstats(shared: &Shared, out: &mut String) {
+    out.push_str("# Commandstats\r\n");
+    for cmd in registry().all() {
+        let t = shared.stats.command(cmd.id);
+        if t.calls == 0 && t.rejected == 0 {
+            continue;
+        }
+        let per_call = if t.calls > 0 {
+            t.usec as f64 / t.calls as f64
+        } else {
+            0.0
+        };
+        let _ = write!(
+            out,
+            "cmdstat_{}:calls={},usec={},usec_per_call={per_call:.2},rejected_calls={},failed_calls={}\r\n",
+            cmd.full_name, t.calls, t.usec, t.rejected, t.failed
+        );
+    }
+}

@@ -1,0 +1,225 @@
+//! Commands: one module per family, each command a typed parse step and an apply
+//! step against the keyspace that writes its reply. Commands never see the socket.
+//!
+//! ```text
+//! request args ──▶ execute(): lookup, arity, auth ──▶ handler: parse ─▶ apply(Ctx)
+//!                                                              │
+//!                  stats, error reply, propagate() ◀── result ─┘
+//! ```
+//!
+//! [`execute`] is also the single place every successful write passes through
+//! ([`propagate`]), where replication will attach.
+
+pub mod error;
+pub mod parse;
+pub mod table;
+
+mod client;
+mod connection;
+mod expire;
+mod info;
+mod introspection;
+mod keys;
+mod object;
+mod server;
+mod strings;
+
+use std::time::Instant;
+
+pub use error::{CommandError, CommandResult};
+pub use parse::Parser;
+use table::{flag, CommandSpec};
+
+use crate::clients::Session;
+use crate::clock::Millis;
+use crate::keyspace::SlotGuard;
+use crate::protocol::{Args, Reply};
+use crate::server::Shared;
+use crate::stats::Outcome;
+
+/// Every command family, in `COMMAND` order.
+const FAMILIES: &[&[CommandSpec]] = &[
+    connection::COMMANDS,
+    client::COMMANDS,
+    server::COMMANDS,
+    introspection::COMMANDS,
+    strings::COMMANDS,
+    keys::COMMANDS,
+    expire::COMMANDS,
+    object::COMMANDS,
+];
+
+/// A command's parse and apply steps.
+pub trait Command<'a>: Sized {
+    /// Reads the arguments; `p` is positioned after the command (and subcommand) name.
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError>;
+    /// Runs the command and writes its reply.
+    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult;
+}
+
+/// The handler of a command type: parse the request, then apply it.
+macro_rules! handler {
+    ($t:ty) => {
+        Some(|ctx, args| {
+            let mut p = $crate::commands::Parser::new(args, ctx.skip);
+            <$t as $crate::commands::Command>::parse(&mut p)?.apply(ctx)
+        })
+    };
+}
+pub(crate) use handler;
+
+/// Everything a command can reach while it runs.
+pub struct Ctx<'a> {
+    /// Server-wide state.
+    pub shared: &'a Shared,
+    /// The calling connection.
+    pub session: &'a mut Session,
+    /// Where the reply goes.
+    pub out: &'a mut Reply,
+    /// The time the command runs at.
+    pub now: Millis,
+    /// Changes made to the dataset, like Redis's `server.dirty`.
+    pub dirty: u64,
+    /// Arguments before the command's own (1, or 2 for a subcommand).
+    pub skip: usize,
+    /// The command being run.
+    pub command: &'static table::Command,
+}
+
+impl<'a> Ctx<'a> {
+    /// The name the command was called by (several share one handler).
+    pub fn name(&self) -> &'static str {
+        self.command.spec.name
+    }
+
+    /// Locks the slot of `key`.
+    pub fn lock(&self, key: &[u8]) -> SlotGuard<'a> {
+        self.shared.keyspace.lock_key(key)
+    }
+
+    /// Counts a read lookup as a keyspace hit or miss, passing the result on.
+    pub fn count<T>(&mut self, found: Option<T>) -> Option<T> {
+        if found.is_some() {
+            self.session.stats.hits += 1;
+        } else {
+            self.session.stats.misses += 1;
+        }
+        found
+    }
+
+    /// The current protocol's proto-max-bulk-len.
+    pub fn max_string(&self) -> u64 {
+        self.shared.config.proto_max_bulk_len()
+    }
+}
+
+/// Runs one request and appends its reply to `out`.
+pub fn execute(shared: &Shared, session: &mut Session, out: &mut Reply, args: Args<'_>) {
+    let registry = table::registry();
+    let name = args.get(0).unwrap_or_default();
+    session.stats.commands += 1;
+    let Some(mut cmd) = registry.lookup(name) else {
+        reply_error(shared, session, out, &unknown_command(args));
+        return;
+    };
+    let mut skip = 1;
+    if cmd.is_container() && args.len() >= 2 {
+        let sub = args.get(1).unwrap_or_default();
+        match registry.lookup_sub(cmd, sub) {
+            Some(found) => {
+                cmd = found;
+                skip = 2;
+            }
+            None => {
+                let err = CommandError::UnknownSubcommand {
+                    cmd: cmd.spec.name.to_ascii_uppercase(),
+                    sub: truncate_arg(sub),
+                };
+                reject(shared, session, out, cmd.id, &err);
+                return;
+            }
+        }
+    }
+    session.handle.touch(cmd.id);
+    // A container called without a subcommand runs only if it has its own handler.
+    let handler = match cmd.spec.handler {
+        Some(handler) if cmd.arity_ok(args.len()) => handler,
+        _ => {
+            let err = CommandError::Arity(cmd.full_name.clone());
+            reject(shared, session, out, cmd.id, &err);
+            return;
+        }
+    };
+    if !session.authenticated && shared.config.has_password() && !cmd.has(flag::NO_AUTH) {
+        reject(shared, session, out, cmd.id, &CommandError::NoAuth);
+        return;
+    }
+    let started = Instant::now();
+    let mark = out.len();
+    let mut ctx = Ctx {
+        shared,
+        session: &mut *session,
+        out: &mut *out,
+        now: shared.clock.now_ms(),
+        dirty: 0,
+        skip,
+        command: cmd,
+    };
+    let result = handler(&mut ctx, args);
+    let dirty = ctx.dirty;
+    let usec = started.elapsed().as_micros() as u64;
+    match result {
+        Ok(()) => session.stats.record(cmd.id, usec, Outcome::Ok),
+        Err(err) => {
+            // A failed command leaves no partial reply behind.
+            out.truncate(mark);
+            reply_error(shared, session, out, &err.to_string());
+            session.stats.record(cmd.id, usec, Outcome::Failed);
+        }
+    }
+    if dirty > 0 {
+        propagate(shared, dirty);
+    }
+}
+
+/// The single point every change to the dataset passes: commands after they ran,
+/// with the number of changes they made. Replication attaches here; today it keeps
+/// the change counter `INFO` reports.
+fn propagate(shared: &Shared, dirty: u64) {
+    shared
+        .dirty
+        .fetch_add(dirty, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn reject(shared: &Shared, session: &mut Session, out: &mut Reply, id: usize, err: &CommandError) {
+    reply_error(shared, session, out, &err.to_string());
+    session.stats.record(id, 0, Outcome::Rejected);
+}
+
+fn reply_error(shared: &Shared, session: &mut Session, out: &mut Reply, text: &str) {
+    out.error(text);
+    session.stats.error_replies += 1;
+    shared.stats.count_error(error::error_code(text));
+}
+
+/// At most 128 bytes of an argument, for error messages.
+fn truncate_arg(arg: &[u8]) -> String {
+    String::from_utf8_lossy(&arg[..arg.len().min(128)]).into_owned()
+}
+
+/// Redis's text for an unknown command, quoting the first arguments.
+fn unknown_command(args: Args<'_>) -> String {
+    let mut quoted = String::new();
+    for arg in args.iter().skip(1) {
+        if quoted.len() >= 128 {
+            break;
+        }
+        let room = 128 - quoted.len();
+        let text = String::from_utf8_lossy(&arg[..arg.len().min(room)]).into_owned();
+        quoted.push_str(&format!("'{text}' "));
+    }
+    format!(
+        "ERR unknown command '{}', with args beginning with: {quoted}",
+        truncate_arg(args.get(0).unwrap_or_default())
+    )
+}

@@ -1,0 +1,126 @@
+//! A cursor over a request's arguments: the typed parse step of every command.
+
+use super::error::CommandError;
+use crate::protocol::number::{parse_f64, parse_i64};
+use crate::protocol::Args;
+
+/// Reads a command's arguments in order.
+#[derive(Debug, Clone)]
+pub struct Parser<'a> {
+    args: Args<'a>,
+    pos: usize,
+}
+
+impl<'a> Parser<'a> {
+    /// A cursor positioned after the first `skip` arguments (the command name, or the
+    /// name and subcommand).
+    pub fn new(args: Args<'a>, skip: usize) -> Self {
+        Parser { args, pos: skip }
+    }
+
+    /// The next argument; a syntax error when there is none.
+    pub fn next(&mut self) -> Result<&'a [u8], CommandError> {
+        self.try_next().ok_or(CommandError::Syntax)
+    }
+
+    /// The next argument, if any.
+    pub fn try_next(&mut self) -> Option<&'a [u8]> {
+        let arg = self.args.get(self.pos)?;
+        self.pos += 1;
+        Some(arg)
+    }
+
+    /// The next argument as an integer.
+    pub fn next_i64(&mut self) -> Result<i64, CommandError> {
+        parse_i64(self.next()?).ok_or(CommandError::NotInteger)
+    }
+
+    /// The next argument as a float.
+    pub fn next_f64(&mut self) -> Result<f64, CommandError> {
+        parse_f64(self.next()?).ok_or(CommandError::NotFloat)
+    }
+
+    /// Consumes the next argument if it equals `keyword` (ignoring case).
+    pub fn eat(&mut self, keyword: &str) -> bool {
+        match self.args.get(self.pos) {
+            Some(arg) if arg.eq_ignore_ascii_case(keyword.as_bytes()) => {
+                self.pos += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The next argument, upper-cased, for matching options; `None` at the end.
+    pub fn next_keyword(&mut self) -> Option<Keyword> {
+        self.try_next().map(Keyword::new)
+    }
+
+    /// Arguments not consumed yet.
+    pub fn remaining(&self) -> usize {
+        self.args.len().saturating_sub(self.pos)
+    }
+
+    /// All remaining arguments.
+    pub fn rest(&mut self) -> Args<'a> {
+        let rest = self.args.skip(self.pos);
+        self.pos = self.args.len();
+        rest
+    }
+
+    /// A syntax error if arguments are left over.
+    pub fn finish(&self) -> Result<(), CommandError> {
+        if self.remaining() > 0 {
+            Err(CommandError::Syntax)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// An option name, upper-cased for comparison (options are short; longer
+/// arguments never match a keyword).
+#[derive(Debug, Clone, Copy)]
+pub struct Keyword {
+    buf: [u8; 24],
+    len: usize,
+}
+
+impl Keyword {
+    fn new(arg: &[u8]) -> Self {
+        let mut buf = [0u8; 24];
+        let len = if arg.len() <= buf.len() {
+            buf[..arg.len()].copy_from_slice(arg);
+            buf[..arg.len()].make_ascii_uppercase();
+            arg.len()
+        } else {
+            0
+        };
+        Keyword { buf, len }
+    }
+
+    /// The upper-cased text ("" for arguments too long to be a keyword).
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn walks_arguments_and_reports_leftovers() {
+        let src = b"SETkvEX10";
+        let spans = [(0, 3), (3, 4), (4, 5), (5, 7), (7, 9)];
+        let mut p = Parser::new(Args::new(src, &spans), 1);
+        assert_eq!(p.next().unwrap(), b"k");
+        assert_eq!(p.next().unwrap(), b"v");
+        assert_eq!(p.next_keyword().unwrap().as_str(), "EX");
+        assert_eq!(p.remaining(), 1);
+        assert_eq!(p.finish(), Err(CommandError::Syntax));
+        assert_eq!(p.next_i64().unwrap(), 10);
+        assert!(p.finish().is_ok());
+        assert_eq!(p.next(), Err(CommandError::Syntax));
+    }
+}

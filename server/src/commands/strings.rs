@@ -1,0 +1,926 @@
+//! String commands: GET, SET and its variants, MGET/MSET, APPEND, ranges, counters,
+//! LCS.
+
+use std::borrow::Cow;
+
+use compact_bytes::CompactBytes;
+
+use super::expire::{ExpireArg, Unit};
+use super::table::{flag::*, CommandSpec, Handler, KeySpec};
+use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
+use crate::keyspace::{Expiry, Value};
+use crate::protocol::number::{format_f64_human, parse_f64, parse_i64};
+use crate::protocol::Reply;
+
+const fn spec(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    keys: KeySpec,
+    since: &'static str,
+    summary: &'static str,
+    handler: Option<Handler>,
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        arity,
+        flags,
+        keys,
+        group: "string",
+        since,
+        summary,
+        handler,
+        subcommands: &[],
+    }
+}
+
+const ONE: KeySpec = KeySpec::ONE;
+const PAIRS: KeySpec = KeySpec {
+    first: 1,
+    last: -1,
+    step: 2,
+};
+
+/// The string family.
+pub const COMMANDS: &[CommandSpec] = &[
+    spec("get", 2, READONLY | FAST, ONE, "1.0.0", "Returns the string value of a key.", handler!(Get<'_>)),
+    spec("set", -3, WRITE | DENYOOM, ONE, "1.0.0", "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", handler!(Set<'_>)),
+    spec("setnx", 3, WRITE | DENYOOM | FAST, ONE, "1.0.0", "Set the string value of a key only when the key doesn't exist.", handler!(SetNx<'_>)),
+    spec("setex", 4, WRITE | DENYOOM, ONE, "2.0.0", "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.", handler!(SetEx<'_>)),
+    spec("psetex", 4, WRITE | DENYOOM, ONE, "2.6.0", "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.", handler!(SetEx<'_>)),
+    spec("getset", 3, WRITE | DENYOOM | FAST, ONE, "1.0.0", "Returns the previous string value of a key after setting it to a new value.", handler!(GetSet<'_>)),
+    spec("getdel", 2, WRITE | FAST, ONE, "6.2.0", "Returns the string value of a key after deleting the key.", handler!(GetDel<'_>)),
+    spec("getex", -2, WRITE | FAST, ONE, "6.2.0", "Returns the string value of a key after setting its expiration time.", handler!(GetEx<'_>)),
+    spec("mget", -2, READONLY | FAST, KeySpec::ALL, "1.0.0", "Atomically returns the string values of one or more keys.", handler!(MGet<'_>)),
+    spec("mset", -3, WRITE | DENYOOM, PAIRS, "1.0.1", "Atomically creates or modifies the string values of one or more keys.", handler!(MSet<'_>)),
+    spec("msetnx", -3, WRITE | DENYOOM, PAIRS, "1.0.1", "Atomically modifies the string values of one or more keys only when all keys don't exist.", handler!(MSet<'_>)),
+    spec("append", 3, WRITE | DENYOOM | FAST, ONE, "2.0.0", "Appends a string to the value of a key. Creates the key if it doesn't exist.", handler!(Append<'_>)),
+    spec("strlen", 2, READONLY | FAST, ONE, "2.2.0", "Returns the length of a string value.", handler!(StrLen<'_>)),
+    spec("getrange", 4, READONLY, ONE, "2.4.0", "Returns a substring of the string stored at a key.", handler!(GetRange<'_>)),
+    spec("substr", 4, READONLY, ONE, "1.0.0", "Returns a substring from a string value.", handler!(GetRange<'_>)),
+    spec("setrange", 4, WRITE | DENYOOM, ONE, "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", handler!(SetRange<'_>)),
+    spec("incr", 2, WRITE | DENYOOM | FAST, ONE, "1.0.0", "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", handler!(IncrBy<'_>)),
+    spec("decr", 2, WRITE | DENYOOM | FAST, ONE, "1.0.0", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", handler!(IncrBy<'_>)),
+    spec("incrby", 3, WRITE | DENYOOM | FAST, ONE, "1.0.0", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.", handler!(IncrBy<'_>)),
+    spec("decrby", 3, WRITE | DENYOOM | FAST, ONE, "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.", handler!(IncrBy<'_>)),
+    spec("incrbyfloat", 3, WRITE | DENYOOM | FAST, ONE, "2.6.0", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.", handler!(IncrByFloat<'_>)),
+    spec("lcs", -3, READONLY, KeySpec { first: 1, last: 2, step: 1 }, "7.0.0", "Finds the longest common substring.", handler!(Lcs<'_>)),
+];
+
+/// The bytes of a string value (integers formatted).
+pub fn string_bytes(value: &Value) -> Cow<'_, [u8]> {
+    match value {
+        Value::Str(s) => Cow::Borrowed(s.as_slice()),
+        Value::Int(n) => Cow::Owned(itoa::Buffer::new().format(*n).as_bytes().to_vec()),
+    }
+}
+
+/// Replies with a string value.
+pub fn reply_string(out: &mut Reply, value: &Value) {
+    match value {
+        Value::Str(s) => out.bulk(s),
+        Value::Int(n) => out.bulk_int(*n),
+    }
+}
+
+/// `GET key`.
+struct Get<'a> {
+    key: &'a [u8],
+}
+
+impl<'a> Command<'a> for Get<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(Get { key: p.next()? })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+        let mut table = ctx.lock(self.key);
+        match ctx.count(table.get(self.key, ctx.now)) {
+            Some(entry) => reply_string(ctx.out, &entry.value),
+            None => ctx.out.null(),
+        }
+        Ok(())
+    }
+}
+
+/// The existence condition of a `SET`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Condition<'a> {
+    Always,
+    /// Only if the key does not exist.
+    Nx,
+    /// Only if it exists.
+    Xx,
+    /// Only if it exists and its value equals this.
+    IfEq(&'a [u8]),
+    /// Only if it does not exist or its value differs from this.
+    IfNe(&'a [u8]),
+}
+
+/// What happens to the TTL on a `SET`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TtlChange {
+    Clear,
+    Keep,
+    Expire(ExpireArg),
+}
+
+/// `SET key value [NX|XX|IFEQ v|IFNE v] [GET] [EX s|PX ms|EXAT t|PXAT t|KEEPTTL]`, and
+/// the older forms SETNX, SETEX, PSETEX and GETSET.
+#[derive(Debug)]
+struct Set<'a> {
+    key: &'a [u8],
+    value: &'a [u8],
+    condition: Condition<'a>,
+    get: bool,
+    ttl: TtlChange,
+}
+
+impl<'a> Set<'a> {
+    fn parse_options(&mut self, p: &mut Parser<'a>) -> Result<(), CommandError> {
+        while let Some(option) = p.next_keyword() {
+            let no_condition = self.condition == Condition::Always;
+            let no_ttl = self.ttl == TtlChange::Clear;
+            let expire = |unit, relative, p: &mut Parser<'a>| -> Result<TtlChange, CommandError> {
+                Ok(TtlChange::Expire(ExpireArg {
+                    value: p.next_i64()?,
+                    unit,
+                    relative,
+                }))
+            };
+            match option.as_str() {
+                "NX" if no_condition => self.condition = Condition::Nx,
+                "XX" if no_condition => self.condition = Condition::Xx,
+                "IFEQ" if no_condition => self.condition = Condition::IfEq(p.next()?),
+                "IFNE" if no_condition => self.condition = Condition::IfNe(p.next()?),
+                "GET" => self.get = true,
+                "KEEPTTL" if no_ttl => self.ttl = TtlChange::Keep,
+                "EX" if no_ttl => self.ttl = expire(Unit::Seconds, true, p)?,
+                "PX" if no_ttl => self.ttl = expire(Unit::Millis, true, p)?,
+                "EXAT" if no_ttl => self.ttl = expire(Unit::Seconds, false, p)?,
+                "PXAT" if no_ttl => self.ttl = expire(Unit::Millis, false, p)?,
+                _ => return Err(CommandError::Syntax),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<'a> Set<'a> {
+    fn plain(key: &'a [u8], value: &'a [u8]) -> Self {
+        Set {
+            key,
+            value,
+            condition: Condition::Always,
+            get: false,
+            ttl: TtlChange::Clear,
+        }
+    }
+}
+
+impl<'a> Command<'a> for Set<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let mut set = Set::plain(p.next()?, p.next()?);
+        set.parse_options(p)?;
+        Ok(set)
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+        self.run(ctx)
+    }
+}
+
+/// `SETNX key value`: SET NX replying 1 or 0.
+struct SetNx<'a>(Set<'a>);
+
+impl<'a> Command<'a> for SetNx<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let set = Set {
+            condition: Condition::Nx,
+            ..Set::plain(p.next()?, p.next()?)
+        };
+        Ok(SetNx(set))
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+        self.0.run(ctx)
+    }
+}
+
+/// `SETEX key seconds value` and `PSETEX key milliseconds value`.
+struct SetEx<'a> {
+    key: &'a [u8],
+    time: i64,
+    value: &'a [u8],
+}
+
+impl<'a> Command<'a> for SetEx<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(SetEx {
+            key: p.next()?,
+            time: p.next_i64()?,
+            value: p.next()?,
+        })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+        let unit = if ctx.name() == "psetex" {
+            Unit::Millis
+        } else {
+            Unit::Seconds
+        };
+        let expire = ExpireArg {
+            value: self.time,
+            unit,
+            relative: true,
+        };
+        Set {
+            ttl: TtlChange::Expire(expire),
+            ..Set::plain(self.key, self.value)
+        }
+        .run(ctx)
+    }
+}
+
+/// `GETSET key value`: SET GET.
+struct GetSet<'a>(Set<'a>);
+
+impl<'a> Command<'a> for GetSet<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(GetSet(Set {
+            get: true,
+            ..Set::plain(p.next()?, p.next()?)
+        }))
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+        self.0.run(ctx)
+    }
+}
+
+impl Set<'_> {
+    fn run(self, ctx: &mut Ctx<'_>) -> CommandResult {
+        let expire_at = match self.ttl {
+            TtlChange::Expire(arg) => Some(arg.resolve(ctx.now, ctx.name(), true)?),
+            TtlChange::Clear | TtlChange::Keep => None,
+        };
+        let mut table = ctx.lock(self.key);
+        // A plain SET needs nothing from the old value: skip the lookup.
+        let (allowed, previous) = if self.condition == Condition::Always && !self.get {
+            (true, None)
+        } else {
+            let old = table.get(self.key, ctx.now).map(|e| &e.value);
+            let old_bytes = old.map(string_bytes);
+            let allowed = match self.condition {
+                Condition::Always => true,
+                Condition::Nx => old.is_none(),
+                Condition::Xx => old.is_some(),
+                Condition::IfEq(v) => old_bytes.as_deref() == Some(v),
+                Condition::IfNe(v) => old_bytes.as_deref() != Some(v),
+            };
+            (allowed, old_bytes.filter(|_| self.get).map(Cow::into_owned))
+        };
+        if allowed {
+            match expire_at {
+                // An absolute time already past: the key ends up not existing.
+                Some(at) if at <= ctx.now as i64 => {
+                    table.remove(self.key, ctx.now);
+                }
+                Some(at) => {
+                    table.insert(
+                        self.key,
+                        Value::string(self.value),
+                        Expiry::At(at as u64),
+                        ctx.now,
+                    );
+                }
+                None => {
+                    let expiry = if self.ttl == TtlChange::Keep {
+                        Expiry::Keep
+                    } else {
+                        Expiry::Persist
+                    };
+                    table.insert(self.key, Value::string(self.value), expiry, ctx.now);
+                }
+            }
+            ctx.dirty += 1;
+        }
+        drop(table);
+        match (self.get, previous) {
+            (true, Some(prev)) => ctx.out.bulk(&prev),
+            (true, None) => ctx.out.null(),
+            (false, _) if allowed => match ctx.name() {
+                "setnx" => ctx.out.int(1),
+                _ => ctx.out.ok(),
+            },
+            (false, _) => match ctx.name() {
+                "setnx" => ctx.out.int(0),
+                _ => ctx.out.null(),
+            },
+        }
+        Ok(())
+    }
+}
+
+/// `GETDEL key`.
+struct GetDel<'a> {
+    key: &'a [u8],
+}
+
+impl<'a> Command<'a> for GetDel<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(GetDel { key: p.next()? })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+        let mut table = ctx.lock(self.key);
+        match ctx.count(table.remove(self.key, ctx.now)) {
+            Some(entry) => {
+                reply_string(ctx.out, &entry.value);
+                ctx.dirty += 1;
+            }
+            None => ctx.out.null(),
+        }
+        Ok(())
+    }
+}
+
+/// `GETEX key [EX s|PX ms|EXAT t|PXAT t|PERSIST]`.
+struct GetEx<'a> {
+    key: &'a [u8],
+    change: Option<TtlChange>,
+}
+
+impl<'a> Command<'a> for GetEx<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let key = p.next()?;
+        let mut change = None;
+        while let Some(option) = p.next_keyword() {
+            let arg =
+                |unit, relative, p: &mut Parser<'a>| -> Result<Option<TtlChange>, CommandError> {
+                    Ok(Some(TtlChange::Expire(ExpireArg {
+                        value: p.next_i64()?,
+                        unit,
+                        relative,
+                    })))
+                };
+            if change.is_some() {
+                return Err(CommandError::Syntax);
+            }
+            change = match option.as_str() {
+                "EX" => arg(Unit::Seconds, true, p)?,
+                "PX" => arg(Unit::Millis, true, p)?,
+                "EXAT" => arg(Unit::Seconds, false, p)?,
+                "PXAT" => arg(Unit::Millis, false, p)?,
+                "PERSIST" => Some(TtlChange::Clear),
+                _ => return Err(CommandError::Syntax),
+            };
+        }
+        Ok(GetEx { key, change })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+        let expire_at = match self.change {
+            Some(TtlChange::Expire(arg)) => Some(arg.resolve(ctx.now, "getex", true)?),
+            _ => None,
+        };
+        let mut table = ctx.lock(self.key);
+        let Some(entry) = ctx.count(table.get(self.key, ctx.now)) else {
+            ctx.out.null();
+            return Ok(());
+        };
+        reply_string(ctx.out, &entry.value);
+        match (self.change, expire_at) {
+            (_, Some(at)) if at <= ctx.now as i64 => {
+                table.remove(self.key, ctx.now);
+                ctx.dirty += 1;
+            }
+            (_, Some(at)) => {
+                table.set_expire(self.key, Some(at as u64), ctx.now);
+                ctx.dirty += 1;
+            }
+            (Some(TtlChange::Clear), None) => {
+                if table.set_expire(self.key, None, ctx.now) {
+                    ctx.dirty += 1;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// `MGET key [key ...]`: nil for missing keys and keys of other types.
+struct MGet<'a> {
+    keys: crate::protocol::Args<'a>,
+}
+
+impl<'a> Command<'a> for MGet<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(MGet { keys: p.rest() })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+        let mut locked = ctx.shared.keyspace.lock_many(self.keys.iter());
+        ctx.out.array(self.keys.len());
+        for key in self.keys.iter() {
+            match ctx.count(locked.table(key).get(key, ctx.now)) {
+                Some(entry) => reply_string(ctx.out, &entry.value),
+                None => ctx.out.null(),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `MSET key value [key value ...]` and `MSETNX`.
+struct MSet<'a> {
+    pairs: Vec<(&'a [u8], &'a [u8])>,
+}
+
+impl<'a> Command<'a> for MSet<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let mut pairs = Vec::with_capacity(p.remaining() / 2);
+        while let Some(key) = p.try_next() {
+            pairs.push((key, p.try_next().ok_or(CommandError::Syntax)?));
+        }
+        Ok(MSet { pairs })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+        let nx = ctx.name() == "msetnx";
+        let mut locked = ctx
+            .shared
+            .keyspace
+            .lock_many(self.pairs.iter().map(|p| p.0));
+        if nx
+            && self
+                .pairs
+                .iter()
+                .any(|&(k, _)| locked.table(k).contains(k, ctx.now))
+        {
+            ctx.out.int(0);
+            return Ok(());
+        }
+        for &(key, value) in &self.pairs {
+            locked
+                .table(key)
+                .insert(key, Value::string(value), Expiry::Persist, ctx.now);
+        }
+        ctx.dirty += self.pairs.len() as u64;
+        if nx {
+            ctx.out.int(1);
+        } else {
+            ctx.out.ok();
+        }
+        Ok(())
+    }
+}
+
+/// Fails when a string would grow past `proto-max-bulk-len`.
+fn check_size(ctx: &Ctx<'_>, len: u64) -> CommandResult {
+    if len > ctx.max_string() {
+        Err(CommandError::TooLarge)
+    } else {
+        Ok(())
+    }
+}
+
+/// `APPEND key value`.
+struct Append<'a> {
+    key: &'a [u8],
+    value: &'a [u8],
+}
+
+impl<'a> Command<'a> for Append<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(Append {
+            key: p.next()?,
+            value: p.next()?,
+        })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+        let mut table = ctx.lock(self.key);
+        let len = match table.get(self.key, ctx.now) {
+            Some(entry) => {
+                let current = string_bytes(&entry.value);
+                let len = current.len() + self.value.len();
+                check_size(ctx, len as u64)?;
+                let mut grown = match std::mem::replace(&mut entry.value, Value::Int(0)) {
+                    Value::Str(s) => s,
+                    Value::Int(n) => CompactBytes::new(itoa::Buffer::new().format(n).as_bytes()),
+                };
+                grown.extend_from_slice(self.value);
+                entry.value = Value::Str(grown);
+                len
+            }
+            None => {
+                table.insert(
+                    self.key,
+                    Value::string(self.value),
+                    Expiry::Persist,
+                    ctx.now,
+                );
+                self.value.len()
+            }
+        };
+        ctx.dirty += 1;
+        ctx.out.int(len as i64);
+        Ok(())
+    }
+}
+
+/// `STRLEN key`.
+struct StrLen<'a> {
+    key: &'a [u8],
+}
+
+impl<'a> Command<'a> for StrLen<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(StrLen { key: p.next()? })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+        let mut table = ctx.lock(self.key);
+        let len = table
+            .get(self.key, ctx.now)
+            .map_or(0, |e| string_bytes(&e.value).len());
+        ctx.out.int(len as i64);
+        Ok(())
+    }
+}
+
+/// The byte range `[start, end]` (inclusive, negative from the end) of a string of
+/// `len` bytes, clamped as Redis does; `None` when empty.
+fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
+    let len = len as i64;
+    if (start < 0 && end < 0 && start > end) || len == 0 {
+        return None;
+    }
+    let fix = |i: i64| if i < 0 { (len + i).max(0) } else { i };
+    let (start, end) = (fix(start), fix(end).min(len - 1));
+    (start <= end).then_some((start as usize, end as usize))
+}
+
+/// `GETRANGE key start end` (and its old name SUBSTR).
+struct GetRange<'a> {
+    key: &'a [u8],
+    start: i64,
+    end: i64,
+}
+
+impl<'a> Command<'a> for GetRange<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(GetRange {
+            key: p.next()?,
+            start: p.next_i64()?,
+            end: p.next_i64()?,
+        })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+        let mut table = ctx.lock(self.key);
+        let Some(entry) = table.get(self.key, ctx.now) else {
+            ctx.out.bulk(b"");
+            return Ok(());
+        };
+        let bytes = string_bytes(&entry.value);
+        match clamp_range(self.start, self.end, bytes.len()) {
+            Some((s, e)) => ctx.out.bulk(&bytes[s..=e]),
+            None => ctx.out.bulk(b""),
+        }
+        Ok(())
+    }
+}
+
+/// `SETRANGE key offset value`.
+struct SetRange<'a> {
+    key: &'a [u8],
+    offset: i64,
+    value: &'a [u8],
+}
+
+impl<'a> Command<'a> for SetRange<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let key = p.next()?;
+        let offset = p.next_i64()?;
+        if offset < 0 {
+            return Err(CommandError::err("offset is out of range"));
+        }
+        Ok(SetRange {
+            key,
+            offset,
+            value: p.next()?,
+        })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+        let offset = self.offset as u64;
+        let mut table = ctx.lock(self.key);
+        let existing = table.get(self.key, ctx.now);
+        if self.value.is_empty() {
+            // Nothing to write: report the length without creating the key.
+            let len = existing.map_or(0, |e| string_bytes(&e.value).len());
+            ctx.out.int(len as i64);
+            return Ok(());
+        }
+        check_size(ctx, offset + self.value.len() as u64)?;
+        let offset = offset as usize;
+        let mut bytes = existing.map_or_else(Vec::new, |e| string_bytes(&e.value).into_owned());
+        if bytes.len() < offset + self.value.len() {
+            bytes.resize(offset + self.value.len(), 0);
+        }
+        bytes[offset..offset + self.value.len()].copy_from_slice(self.value);
+        let len = bytes.len();
+        table.insert(
+            self.key,
+            Value::Str(CompactBytes::from(bytes)),
+            Expiry::Keep,
+            ctx.now,
+        );
+        ctx.dirty += 1;
+        ctx.out.int(len as i64);
+        Ok(())
+    }
+}
+
+/// The integer in a string value, if it holds one.
+fn as_integer(value: &Value) -> Option<i64> {
+    match value {
+        Value::Int(n) => Some(*n),
+        Value::Str(s) => parse_i64(s),
+    }
+}
+
+/// `INCR`, `DECR`, `INCRBY`, `DECRBY`.
+struct IncrBy<'a> {
+    key: &'a [u8],
+    by: Option<i64>,
+}
+
+impl<'a> Command<'a> for IncrBy<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let key = p.next()?;
+        let by = match p.remaining() {
+            0 => None,
+            _ => Some(p.next_i64()?),
+        };
+        Ok(IncrBy { key, by })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+        let delta = match (ctx.name(), self.by) {
+            ("incr", _) => 1,
+            ("decr", _) => -1,
+            ("decrby", Some(by)) => by
+                .checked_neg()
+                .ok_or_else(|| CommandError::err("decrement would overflow"))?,
+            (_, by) => by.unwrap_or(1),
+        };
+        let mut table = ctx.lock(self.key);
+        let result = match table.get(self.key, ctx.now) {
+            Some(entry) => {
+                let current = as_integer(&entry.value).ok_or(CommandError::NotInteger)?;
+                let next = current.checked_add(delta).ok_or(CommandError::Overflow)?;
+                entry.value = Value::Int(next);
+                next
+            }
+            None => {
+                table.insert(self.key, Value::Int(delta), Expiry::Persist, ctx.now);
+                delta
+            }
+        };
+        ctx.dirty += 1;
+        ctx.out.int(result);
+        Ok(())
+    }
+}
+
+/// `INCRBYFLOAT key increment`.
+struct IncrByFloat<'a> {
+    key: &'a [u8],
+    by: f64,
+}
+
+impl<'a> Command<'a> for IncrByFloat<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(IncrByFloat {
+            key: p.next()?,
+            by: p.next_f64()?,
+        })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+        let mut table = ctx.lock(self.key);
+        let current = match table.get(self.key, ctx.now) {
+            Some(entry) => match &entry.value {
+                Value::Int(n) => *n as f64,
+                Value::Str(s) => parse_f64(s).ok_or(CommandError::NotFloat)?,
+            },
+            None => 0.0,
+        };
+        let next = current + self.by;
+        if !next.is_finite() {
+            return Err(CommandError::err("increment would produce NaN or Infinity"));
+        }
+        let mut text = Vec::with_capacity(24);
+        format_f64_human(next, &mut text);
+        table.insert(self.key, Value::string(&text), Expiry::Keep, ctx.now);
+        ctx.dirty += 1;
+        ctx.out.bulk(&text);
+        Ok(())
+    }
+}
+
+/// `LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN]`.
+struct Lcs<'a> {
+    a: &'a [u8],
+    b: &'a [u8],
+    len: bool,
+    idx: bool,
+    min_match: usize,
+    with_match_len: bool,
+}
+
+impl<'a> Command<'a> for Lcs<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let mut lcs = Lcs {
+            a: p.next()?,
+            b: p.next()?,
+            len: false,
+            idx: false,
+            min_match: 0,
+            with_match_len: false,
+        };
+        while let Some(option) = p.next_keyword() {
+            match option.as_str() {
+                "LEN" => lcs.len = true,
+                "IDX" => lcs.idx = true,
+                "WITHMATCHLEN" => lcs.with_match_len = true,
+                "MINMATCHLEN" => lcs.min_match = p.next_i64()?.max(0) as usize,
+                _ => return Err(CommandError::Syntax),
+            }
+        }
+        if lcs.len && lcs.idx {
+            return Err(CommandError::err(
+                "If you want both the length and indexes, please just use IDX.",
+            ));
+        }
+        Ok(lcs)
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+        let fetch = |key: &[u8]| -> Vec<u8> {
+            let mut table = ctx.lock(key);
+            table
+                .get(key, ctx.now)
+                .map_or_else(Vec::new, |e| string_bytes(&e.value).into_owned())
+        };
+        let (a, b) = (fetch(self.a), fetch(self.b));
+        let cells = (a.len() as u64 + 1).saturating_mul(b.len() as u64 + 1);
+        if cells.saturating_mul(4) > ctx.max_string() {
+            return Err(CommandError::err(
+                "Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
+            ));
+        }
+        let table = LcsTable::new(&a, &b);
+        if self.len {
+            ctx.out.int(table.len() as i64);
+            return Ok(());
+        }
+        let (common, matches) = table.walk();
+        if !self.idx {
+            ctx.out.bulk(&common);
+            return Ok(());
+        }
+        let kept: Vec<_> = matches
+            .into_iter()
+            .filter(|m| self.min_match == 0 || m.len >= self.min_match)
+            .collect();
+        ctx.out.map(2);
+        ctx.out.bulk(b"matches");
+        ctx.out.array(kept.len());
+        for m in kept {
+            ctx.out.array(if self.with_match_len { 3 } else { 2 });
+            for (start, end) in [m.a, m.b] {
+                ctx.out.array(2);
+                ctx.out.int(start as i64);
+                ctx.out.int(end as i64);
+            }
+            if self.with_match_len {
+                ctx.out.int(m.len as i64);
+            }
+        }
+        ctx.out.bulk(b"len");
+        ctx.out.int(table.len() as i64);
+        Ok(())
+    }
+}
+
+/// One common run found by `LCS IDX`: inclusive ranges in both strings.
+struct LcsMatch {
+    a: (usize, usize),
+    b: (usize, usize),
+    len: usize,
+}
+
+/// The dynamic-programming table of LCS lengths of every pair of prefixes.
+struct LcsTable<'s> {
+    a: &'s [u8],
+    b: &'s [u8],
+    cells: Vec<u32>,
+}
+
+impl<'s> LcsTable<'s> {
+    fn new(a: &'s [u8], b: &'s [u8]) -> Self {
+        let width = b.len() + 1;
+        let mut cells = vec![0u32; (a.len() + 1) * width];
+        for i in 1..=a.len() {
+            for j in 1..=b.len() {
+                cells[i * width + j] = if a[i - 1] == b[j - 1] {
+                    cells[(i - 1) * width + j - 1] + 1
+                } else {
+                    cells[(i - 1) * width + j].max(cells[i * width + j - 1])
+                };
+            }
+        }
+        LcsTable { a, b, cells }
+    }
+
+    fn at(&self, i: usize, j: usize) -> u32 {
+        self.cells[i * (self.b.len() + 1) + j]
+    }
+
+    fn len(&self) -> usize {
+        self.at(self.a.len(), self.b.len()) as usize
+    }
+
+    /// Walks back from the end: the common subsequence, and its contiguous runs from
+    /// the last to the first (the order Redis reports them in).
+    fn walk(&self) -> (Vec<u8>, Vec<LcsMatch>) {
+        let mut common = vec![0u8; self.len()];
+        let mut matches = Vec::new();
+        let mut run: Option<LcsMatch> = None;
+        let (mut i, mut j, mut k) = (self.a.len(), self.b.len(), self.len());
+        while i > 0 && j > 0 {
+            if self.a[i - 1] == self.b[j - 1] {
+                common[k - 1] = self.a[i - 1];
+                k -= 1;
+                i -= 1;
+                j -= 1;
+                match &mut run {
+                    // Extends the current run one step to the left in both strings.
+                    Some(m) if m.a.0 == i + 1 && m.b.0 == j + 1 => {
+                        m.a.0 = i;
+                        m.b.0 = j;
+                        m.len += 1;
+                    }
+                    _ => {
+                        matches.extend(run.take());
+                        run = Some(LcsMatch {
+                            a: (i, i),
+                            b: (j, j),
+                            len: 1,
+                        });
+                    }
+                }
+            } else {
+                if self.at(i - 1, j) > self.at(i, j - 1) {
+                    i -= 1;
+                } else {
+                    j -= 1;
+                }
+                matches.extend(run.take());
+            }
+        }
+        matches.extend(run);
+        (common, matches)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_clamp_like_redis() {
+        assert_eq!(clamp_range(0, 3, 10), Some((0, 3)));
+        assert_eq!(clamp_range(-3, -1, 10), Some((7, 9)));
+        assert_eq!(clamp_range(0, -1, 10), Some((0, 9)));
+        assert_eq!(clamp_range(10, 100, 10), None);
+        assert_eq!(clamp_range(-1, -5, 10), None);
+        assert_eq!(clamp_range(-100, 2, 10), Some((0, 2)));
+        assert_eq!(clamp_range(0, 0, 0), None);
+    }
+
+    #[test]
+    fn lcs_matches_the_redis_example() {
+        let t = LcsTable::new(b"ohmytext", b"mynewtext");
+        assert_eq!(t.len(), 6);
+        let (common, matches) = t.walk();
+        assert_eq!(common, b"mytext");
+        let ranges: Vec<_> = matches.iter().map(|m| (m.a, m.b, m.len)).collect();
+        assert_eq!(ranges, [((4, 7), (5, 8), 4), ((2, 3), (0, 1), 2)]);
+    }
+}

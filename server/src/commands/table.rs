@@ -1,0 +1,359 @@
+//! The command table: every command's name, arity, flags, key positions and
+//! documentation, and the handler that runs it.
+//!
+//! Each family module declares a `COMMANDS` slice of [`CommandSpec`]; the registry
+//! flattens them (subcommands included) and numbers them, so per-command counters
+//! are plain array slots.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use super::error::CommandResult;
+use super::Ctx;
+use crate::protocol::Args;
+
+/// Runs a command: parses `args` (the whole request) and replies through the context.
+pub type Handler = fn(&mut Ctx<'_>, Args<'_>) -> CommandResult;
+
+/// Command flags, as `COMMAND INFO` names them.
+pub mod flag {
+    /// Modifies the dataset.
+    pub const WRITE: u32 = 1 << 0;
+    /// Only reads the dataset.
+    pub const READONLY: u32 = 1 << 1;
+    /// May grow memory use (refused when over `maxmemory`).
+    pub const DENYOOM: u32 = 1 << 2;
+    /// Administrative.
+    pub const ADMIN: u32 = 1 << 3;
+    /// Constant or logarithmic time.
+    pub const FAST: u32 = 1 << 4;
+    /// Allowed before authentication.
+    pub const NO_AUTH: u32 = 1 << 5;
+    /// Allowed while loading.
+    pub const LOADING: u32 = 1 << 6;
+    /// Allowed on a stale replica.
+    pub const STALE: u32 = 1 << 7;
+    /// Not allowed in scripts.
+    pub const NOSCRIPT: u32 = 1 << 8;
+    /// Allowed while the server is busy.
+    pub const ALLOW_BUSY: u32 = 1 << 9;
+    /// Not allowed inside MULTI.
+    pub const NO_MULTI: u32 = 1 << 10;
+    /// Reads a random or time-dependent result.
+    pub const SKIP_SLOWLOG: u32 = 1 << 11;
+
+    /// Names in `COMMAND INFO` order.
+    pub const NAMES: &[(u32, &str)] = &[
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (DENYOOM, "denyoom"),
+        (ADMIN, "admin"),
+        (NOSCRIPT, "noscript"),
+        (LOADING, "loading"),
+        (STALE, "stale"),
+        (SKIP_SLOWLOG, "skip_slowlog"),
+        (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+        (ALLOW_BUSY, "allow_busy"),
+        (NO_MULTI, "no_multi"),
+    ];
+}
+
+/// Where a command's keys are, in Redis's legacy (first, last, step) form: keys at
+/// `first`, `first + step`, ... up to `last` (negative counts from the end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySpec {
+    /// Position of the first key (0: no keys).
+    pub first: i32,
+    /// Position of the last key; -1 is the last argument.
+    pub last: i32,
+    /// Distance between keys.
+    pub step: i32,
+}
+
+impl KeySpec {
+    /// A command without keys.
+    pub const NONE: KeySpec = KeySpec {
+        first: 0,
+        last: 0,
+        step: 0,
+    };
+    /// One key, the first argument.
+    pub const ONE: KeySpec = KeySpec {
+        first: 1,
+        last: 1,
+        step: 1,
+    };
+    /// Every argument is a key.
+    pub const ALL: KeySpec = KeySpec {
+        first: 1,
+        last: -1,
+        step: 1,
+    };
+
+    /// Positions of the keys in a request of `argc` arguments.
+    pub fn positions(self, argc: usize) -> impl Iterator<Item = usize> {
+        let argc = argc as i32;
+        let last = if self.last < 0 {
+            argc + self.last
+        } else {
+            self.last.min(argc - 1)
+        };
+        let (first, step) = (self.first, self.step.max(1));
+        (first..=last)
+            .step_by(step as usize)
+            .filter(move |_| first > 0)
+            .map(|p| p as usize)
+    }
+}
+
+/// Static description of a command.
+#[derive(Debug)]
+pub struct CommandSpec {
+    /// Lower-case name (for a subcommand, just the subcommand).
+    pub name: &'static str,
+    /// Redis arity: exact argument count, or minimum when negative.
+    pub arity: i32,
+    /// Bitwise OR of [`flag`] constants.
+    pub flags: u32,
+    /// Key positions.
+    pub keys: KeySpec,
+    /// Documentation group (`string`, `generic`, `connection`, `server`, ...).
+    pub group: &'static str,
+    /// Redis version that introduced it.
+    pub since: &'static str,
+    /// One-line summary for `COMMAND DOCS`.
+    pub summary: &'static str,
+    /// What runs it; container commands dispatch to `subcommands`, and run this
+    /// only when called without one (`COMMAND`).
+    pub handler: Option<Handler>,
+    /// Subcommands of a container command (`CLIENT LIST`, `CONFIG GET`, ...).
+    pub subcommands: &'static [CommandSpec],
+}
+
+/// A numbered command in the registry.
+#[derive(Debug)]
+pub struct Command {
+    /// Index into per-command counters.
+    pub id: usize,
+    /// Name as shown in stats and errors: `get`, `client|list`.
+    pub full_name: String,
+    /// The static description.
+    pub spec: &'static CommandSpec,
+    /// Parent's id for a subcommand.
+    pub parent: Option<usize>,
+    subcommands: HashMap<&'static str, usize, ahash::RandomState>,
+}
+
+impl Command {
+    /// True if the command has all of `flags`.
+    pub fn has(&self, flags: u32) -> bool {
+        self.spec.flags & flags == flags
+    }
+
+    /// True for a container command (`CLIENT`, `CONFIG`, ...).
+    pub fn is_container(&self) -> bool {
+        !self.spec.subcommands.is_empty()
+    }
+
+    /// Checks `argc` against the arity.
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let arity = self.spec.arity;
+        if arity >= 0 {
+            argc == arity as usize
+        } else {
+            argc >= arity.unsigned_abs() as usize
+        }
+    }
+
+    /// The ACL categories Redis would list for this command.
+    pub fn acl_categories(&self) -> Vec<&'static str> {
+        let spec = self.spec;
+        let mut cats = Vec::new();
+        let flags = spec.flags;
+        if flags & flag::WRITE != 0 {
+            cats.push("@write");
+        }
+        if flags & flag::READONLY != 0 {
+            cats.push("@read");
+        }
+        match spec.group {
+            "string" => cats.push("@string"),
+            "generic" => cats.push("@keyspace"),
+            "connection" => cats.push("@connection"),
+            _ => {}
+        }
+        if flags & flag::ADMIN != 0 {
+            cats.extend(["@admin", "@dangerous"]);
+        }
+        cats.push(if flags & flag::FAST != 0 {
+            "@fast"
+        } else {
+            "@slow"
+        });
+        cats
+    }
+}
+
+/// Every command, by id and by name.
+#[derive(Debug)]
+pub struct Registry {
+    commands: Vec<Command>,
+    by_name: HashMap<&'static str, usize, ahash::RandomState>,
+}
+
+/// Longest command name; longer names cannot be commands.
+const MAX_NAME: usize = 32;
+
+impl Registry {
+    fn build(families: &[&'static [CommandSpec]]) -> Self {
+        let mut registry = Registry {
+            commands: Vec::new(),
+            by_name: HashMap::default(),
+        };
+        for spec in families.iter().flat_map(|f| f.iter()) {
+            let id = registry.add(spec, None);
+            registry.by_name.insert(spec.name, id);
+        }
+        registry
+    }
+
+    fn add(&mut self, spec: &'static CommandSpec, parent: Option<usize>) -> usize {
+        let id = self.commands.len();
+        let full_name = match parent {
+            Some(p) => format!("{}|{}", self.commands[p].spec.name, spec.name),
+            None => spec.name.to_string(),
+        };
+        self.commands.push(Command {
+            id,
+            full_name,
+            spec,
+            parent,
+            subcommands: HashMap::default(),
+        });
+        for sub in spec.subcommands {
+            let sub_id = self.add(sub, Some(id));
+            self.commands[id].subcommands.insert(sub.name, sub_id);
+        }
+        id
+    }
+
+    /// Number of commands and subcommands.
+    pub fn len(&self) -> usize {
+        self.commands.len()
+    }
+
+    /// True if there are no commands (never, in practice).
+    pub fn is_empty(&self) -> bool {
+        self.commands.is_empty()
+    }
+
+    /// The command with `id`.
+    pub fn get(&self, id: usize) -> &Command {
+        &self.commands[id]
+    }
+
+    /// Finds a top-level command by name, ignoring case.
+    pub fn lookup(&self, name: &[u8]) -> Option<&Command> {
+        self.find(&self.by_name, name)
+    }
+
+    /// Finds a subcommand of `parent` by name, ignoring case.
+    pub fn lookup_sub(&self, parent: &Command, name: &[u8]) -> Option<&Command> {
+        self.find(&parent.subcommands, name)
+    }
+
+    fn find(
+        &self,
+        map: &HashMap<&'static str, usize, ahash::RandomState>,
+        name: &[u8],
+    ) -> Option<&Command> {
+        if name.len() > MAX_NAME {
+            return None;
+        }
+        let mut lower = [0u8; MAX_NAME];
+        let lower = &mut lower[..name.len()];
+        lower.copy_from_slice(name);
+        lower.make_ascii_lowercase();
+        let lower = std::str::from_utf8(lower).ok()?;
+        map.get(lower).map(|&id| &self.commands[id])
+    }
+
+    /// Top-level commands, in table order.
+    pub fn top_level(&self) -> impl Iterator<Item = &Command> {
+        self.commands.iter().filter(|c| c.parent.is_none())
+    }
+
+    /// Subcommands of `parent`.
+    pub fn subcommands<'a>(&'a self, parent: &'a Command) -> impl Iterator<Item = &'a Command> {
+        self.commands
+            .iter()
+            .filter(move |c| c.parent == Some(parent.id))
+    }
+
+    /// All commands and subcommands.
+    pub fn all(&self) -> impl Iterator<Item = &Command> {
+        self.commands.iter()
+    }
+}
+
+/// The process-wide command registry.
+pub fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| Registry::build(super::FAMILIES))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_lowercase_and_documented() {
+        let reg = registry();
+        let mut seen = std::collections::HashSet::new();
+        for cmd in reg.all() {
+            assert!(
+                seen.insert(cmd.full_name.clone()),
+                "duplicate {}",
+                cmd.full_name
+            );
+            assert_eq!(cmd.spec.name, cmd.spec.name.to_lowercase());
+            assert!(
+                !cmd.spec.summary.is_empty(),
+                "{} lacks a summary",
+                cmd.full_name
+            );
+            assert!(
+                cmd.spec.handler.is_some() || cmd.is_container(),
+                "{} has neither a handler nor subcommands",
+                cmd.full_name
+            );
+            assert!(cmd.spec.name.len() <= MAX_NAME);
+        }
+    }
+
+    #[test]
+    fn lookup_ignores_case() {
+        let reg = registry();
+        assert_eq!(reg.lookup(b"GeT").unwrap().full_name, "get");
+        let client = reg.lookup(b"CLIENT").unwrap();
+        assert_eq!(
+            reg.lookup_sub(client, b"list").unwrap().full_name,
+            "client|list"
+        );
+        assert!(reg.lookup(b"nope").is_none());
+    }
+
+    #[test]
+    fn key_positions_follow_the_spec() {
+        let mset = KeySpec {
+            first: 1,
+            last: -1,
+            step: 2,
+        };
+        assert_eq!(mset.positions(5).collect::<Vec<_>>(), [1, 3]);
+        assert_eq!(KeySpec::ONE.positions(3).collect::<Vec<_>>(), [1]);
+        assert_eq!(KeySpec::NONE.positions(3).count(), 0);
+        assert_eq!(KeySpec::ALL.positions(4).collect::<Vec<_>>(), [1, 2, 3]);
+    }
+}

@@ -1,0 +1,461 @@
+//! The configuration while the server runs: what `CONFIG GET` shows and `CONFIG SET`
+//! changes. Values read on hot paths are atomics, so reading them costs nothing and
+//! never contends.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+
+use parking_lot::{Mutex, RwLock};
+
+use super::{Config, LogLevel, MemSize};
+use crate::util::glob::glob_match;
+
+/// Called when `loglevel` changes, to reconfigure logging.
+pub type LogLevelHook = Box<dyn Fn(LogLevel) + Send + Sync>;
+
+/// Redis's encoding thresholds: accepted, shown and changeable, so tools that tune
+/// them work unchanged.
+const TUNABLES: &[(&str, &[&str], i64)] = &[
+    (
+        "hash-max-listpack-entries",
+        &["hash-max-ziplist-entries"],
+        128,
+    ),
+    ("hash-max-listpack-value", &["hash-max-ziplist-value"], 64),
+    ("set-max-intset-entries", &[], 512),
+    ("set-max-listpack-entries", &[], 128),
+    ("set-max-listpack-value", &[], 64),
+    (
+        "zset-max-listpack-entries",
+        &["zset-max-ziplist-entries"],
+        128,
+    ),
+    ("zset-max-listpack-value", &["zset-max-ziplist-value"], 64),
+    ("list-max-listpack-size", &["list-max-ziplist-size"], -2),
+    ("list-compress-depth", &[], 0),
+    ("stream-node-max-bytes", &[], 4096),
+    ("stream-node-max-entries", &[], 100),
+    ("hll-sparse-max-bytes", &[], 3000),
+];
+
+/// Live configuration.
+pub struct LiveConfig {
+    bind: Vec<String>,
+    port: u16,
+    threads: usize,
+    requirepass: RwLock<Option<String>>,
+    has_password: AtomicBool,
+    maxclients: AtomicU64,
+    timeout: AtomicU64,
+    proto_max_bulk_len: AtomicU64,
+    query_buffer_limit: AtomicU64,
+    protected_mode: AtomicBool,
+    loglevel: Mutex<LogLevel>,
+    on_loglevel: Option<LogLevelHook>,
+    tunables: Vec<AtomicI64>,
+}
+
+impl std::fmt::Debug for LiveConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveConfig")
+            .field("bind", &self.bind)
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why `CONFIG SET` refused a parameter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigSetError {
+    /// No such parameter.
+    #[error("Unknown option or number of arguments for CONFIG SET - '{0}'")]
+    Unknown(String),
+    /// The parameter exists but the value is refused.
+    #[error("CONFIG SET failed (possibly related to argument '{name}') - {reason}")]
+    Invalid {
+        /// The parameter.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A parsed value, applied only after every parameter of a `CONFIG SET` parsed.
+enum Setting {
+    Number(u64),
+    Flag(bool),
+    Text(Option<String>),
+    Level(LogLevel),
+    Tunable(usize, i64),
+}
+
+type Getter = fn(&LiveConfig) -> String;
+type Parse = fn(&LiveConfig, &str) -> Result<Setting, String>;
+type Apply = fn(&LiveConfig, Setting);
+
+struct Param {
+    name: &'static str,
+    get: Getter,
+    /// `None` for parameters fixed at start.
+    set: Option<(Parse, Apply)>,
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.to_string()
+}
+
+fn parse_number(s: &str) -> Result<u64, String> {
+    s.parse()
+        .map_err(|_| "argument couldn't be parsed into an integer".to_string())
+}
+
+fn parse_flag(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err("argument must be 'yes' or 'no'".to_string()),
+    }
+}
+
+fn parse_size(s: &str, minimum: u64) -> Result<u64, String> {
+    let size: MemSize = s
+        .parse()
+        .map_err(|_| "argument must be a memory value".to_string())?;
+    if size.0 < minimum {
+        return Err(format!("argument must be at least {minimum}"));
+    }
+    Ok(size.0)
+}
+
+const PARAMS: &[Param] = &[
+    Param {
+        name: "bind",
+        get: |c| c.bind.join(" "),
+        set: None,
+    },
+    Param {
+        name: "port",
+        get: |c| c.port.to_string(),
+        set: None,
+    },
+    Param {
+        name: "threads",
+        get: |c| c.threads.to_string(),
+        set: None,
+    },
+    Param {
+        name: "requirepass",
+        get: |c| c.requirepass.read().clone().unwrap_or_default(),
+        set: Some((
+            |_, s| Ok(Setting::Text((!s.is_empty()).then(|| s.to_string()))),
+            |c, v| {
+                if let Setting::Text(p) = v {
+                    c.has_password.store(p.is_some(), Relaxed);
+                    *c.requirepass.write() = p;
+                }
+            },
+        )),
+    },
+    Param {
+        name: "maxclients",
+        get: |c| c.maxclients().to_string(),
+        set: Some((
+            |_, s| match parse_number(s)? {
+                0 => Err("argument must be between 1 and 4294967295 inclusive".to_string()),
+                n => Ok(Setting::Number(n)),
+            },
+            |c, v| {
+                if let Setting::Number(n) = v {
+                    c.maxclients.store(n, Relaxed);
+                }
+            },
+        )),
+    },
+    Param {
+        name: "timeout",
+        get: |c| c.timeout_secs().to_string(),
+        set: Some((
+            |_, s| parse_number(s).map(Setting::Number),
+            |c, v| {
+                if let Setting::Number(n) = v {
+                    c.timeout.store(n, Relaxed);
+                }
+            },
+        )),
+    },
+    Param {
+        name: "proto-max-bulk-len",
+        get: |c| c.proto_max_bulk_len().to_string(),
+        set: Some((
+            |c, s| {
+                let n = parse_size(s, 1 << 20)?;
+                if n > c.query_buffer_limit() {
+                    return Err("can't be larger than client-query-buffer-limit".to_string());
+                }
+                Ok(Setting::Number(n))
+            },
+            |c, v| {
+                if let Setting::Number(n) = v {
+                    c.proto_max_bulk_len.store(n, Relaxed);
+                }
+            },
+        )),
+    },
+    Param {
+        name: "client-query-buffer-limit",
+        get: |c| c.query_buffer_limit().to_string(),
+        set: Some((
+            |c, s| {
+                let n = parse_size(s, 1 << 20)?;
+                if n < c.proto_max_bulk_len() {
+                    return Err("can't be smaller than proto-max-bulk-len".to_string());
+                }
+                Ok(Setting::Number(n))
+            },
+            |c, v| {
+                if let Setting::Number(n) = v {
+                    c.query_buffer_limit.store(n, Relaxed);
+                }
+            },
+        )),
+    },
+    Param {
+        name: "protected-mode",
+        get: |c| yes_no(c.protected_mode()),
+        set: Some((
+            |_, s| parse_flag(s).map(Setting::Flag),
+            |c, v| {
+                if let Setting::Flag(b) = v {
+                    c.protected_mode.store(b, Relaxed);
+                }
+            },
+        )),
+    },
+    Param {
+        name: "loglevel",
+        get: |c| c.loglevel.lock().name().to_string(),
+        set: Some((
+            |_, s| {
+                LogLevel::parse(s)
+                    .map(Setting::Level)
+                    .ok_or_else(|| "argument(s) must be one of the following: debug, verbose, notice, warning, nothing".to_string())
+            },
+            |c, v| {
+                if let Setting::Level(level) = v {
+                    *c.loglevel.lock() = level;
+                    if let Some(hook) = &c.on_loglevel {
+                        hook(level);
+                    }
+                }
+            },
+        )),
+    },
+    // Persistence is not part of ringkv; these answer as a Redis without it would,
+    // which is what redis-benchmark and other tools ask for.
+    Param {
+        name: "save",
+        get: |_| String::new(),
+        set: Some((
+            |_, s| match s {
+                "" => Ok(Setting::Flag(false)),
+                _ => Err("ringkv has no persistence; only \"\" is accepted".to_string()),
+            },
+            |_, _| {},
+        )),
+    },
+    Param {
+        name: "appendonly",
+        get: |_| "no".to_string(),
+        set: Some((
+            |_, s| match parse_flag(s)? {
+                false => Ok(Setting::Flag(false)),
+                true => Err("ringkv has no persistence; only 'no' is accepted".to_string()),
+            },
+            |_, _| {},
+        )),
+    },
+    Param {
+        name: "databases",
+        get: |_| "1".to_string(),
+        set: None,
+    },
+];
+
+impl LiveConfig {
+    /// The runtime view of a validated start-up configuration.
+    pub fn new(config: &Config, on_loglevel: Option<LogLevelHook>) -> Self {
+        LiveConfig {
+            bind: config.bind.clone(),
+            port: config.port,
+            threads: config.worker_threads(),
+            has_password: AtomicBool::new(config.requirepass.is_some()),
+            requirepass: RwLock::new(config.requirepass.clone()),
+            maxclients: AtomicU64::new(config.maxclients),
+            timeout: AtomicU64::new(config.timeout),
+            proto_max_bulk_len: AtomicU64::new(config.proto_max_bulk_len.0),
+            query_buffer_limit: AtomicU64::new(config.client_query_buffer_limit.0),
+            protected_mode: AtomicBool::new(config.protected_mode),
+            loglevel: Mutex::new(config.loglevel),
+            on_loglevel,
+            tunables: TUNABLES.iter().map(|t| AtomicI64::new(t.2)).collect(),
+        }
+    }
+
+    /// True when the default user has a password.
+    pub fn has_password(&self) -> bool {
+        self.has_password.load(Relaxed)
+    }
+
+    /// True if `password` is the default user's password.
+    pub fn check_password(&self, password: &[u8]) -> bool {
+        match &*self.requirepass.read() {
+            Some(p) => p.as_bytes() == password,
+            None => false,
+        }
+    }
+
+    /// `maxclients`.
+    pub fn maxclients(&self) -> u64 {
+        self.maxclients.load(Relaxed)
+    }
+
+    /// `timeout` in seconds (0: none).
+    pub fn timeout_secs(&self) -> u64 {
+        self.timeout.load(Relaxed)
+    }
+
+    /// `proto-max-bulk-len`.
+    pub fn proto_max_bulk_len(&self) -> u64 {
+        self.proto_max_bulk_len.load(Relaxed)
+    }
+
+    /// `client-query-buffer-limit`.
+    pub fn query_buffer_limit(&self) -> u64 {
+        self.query_buffer_limit.load(Relaxed)
+    }
+
+    /// `protected-mode`.
+    pub fn protected_mode(&self) -> bool {
+        self.protected_mode.load(Relaxed)
+    }
+
+    /// Every parameter matching any of `patterns` (globs, case-insensitive), once each.
+    pub fn get(&self, patterns: &[&[u8]]) -> Vec<(&'static str, String)> {
+        let names = PARAMS.iter().map(|p| (p.name, (p.get)(self))).chain(
+            TUNABLES.iter().zip(&self.tunables).flat_map(|(t, v)| {
+                let value = v.load(Relaxed).to_string();
+                std::iter::once(t.0)
+                    .chain(t.1.iter().copied())
+                    .map(move |name| (name, value.clone()))
+            }),
+        );
+        names
+            .filter(|(name, _)| {
+                patterns
+                    .iter()
+                    .any(|p| glob_match(p, name.as_bytes(), true))
+            })
+            .collect()
+    }
+
+    /// Sets all `pairs` or none of them.
+    pub fn set(&self, pairs: &[(&[u8], &[u8])]) -> Result<(), ConfigSetError> {
+        let mut parsed = Vec::with_capacity(pairs.len());
+        for &(name, value) in pairs {
+            let name_text = String::from_utf8_lossy(name).to_ascii_lowercase();
+            let value = String::from_utf8_lossy(value);
+            let invalid = |reason: String| ConfigSetError::Invalid {
+                name: name_text.clone(),
+                reason,
+            };
+            if let Some(index) = TUNABLES
+                .iter()
+                .position(|t| t.0 == name_text || t.1.contains(&name_text.as_str()))
+            {
+                let n: i64 = value
+                    .parse()
+                    .map_err(|_| invalid("argument couldn't be parsed into an integer".into()))?;
+                parsed.push((apply_tunable as Apply, Setting::Tunable(index, n)));
+                continue;
+            }
+            let param = PARAMS
+                .iter()
+                .find(|p| p.name == name_text)
+                .ok_or_else(|| ConfigSetError::Unknown(name_text.clone()))?;
+            let (parse, apply) = param
+                .set
+                .ok_or_else(|| invalid("can't set immutable config".into()))?;
+            parsed.push((apply, parse(self, &value).map_err(invalid)?));
+        }
+        for (apply, setting) in parsed {
+            apply(self, setting);
+        }
+        Ok(())
+    }
+}
+
+fn apply_tunable(c: &LiveConfig, v: Setting) {
+    if let Setting::Tunable(index, n) = v {
+        c.tunables[index].store(n, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live() -> LiveConfig {
+        LiveConfig::new(&Config::default(), None)
+    }
+
+    #[test]
+    fn get_matches_globs_and_aliases() {
+        let c = live();
+        let got = c.get(&[b"save", b"appendonly"]);
+        assert_eq!(
+            got,
+            [("save", String::new()), ("appendonly", "no".to_string())]
+        );
+        let max = c.get(&[b"max*"]);
+        assert_eq!(max, [("maxclients", "10000".to_string())]);
+        assert_eq!(c.get(&[b"HASH-MAX-ZIPLIST-ENTRIES"])[0].1, "128");
+    }
+
+    #[test]
+    fn set_is_all_or_nothing() {
+        let c = live();
+        let err = c
+            .set(&[(b"timeout", b"5"), (b"maxclients", b"x")])
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "CONFIG SET failed (possibly related to argument 'maxclients') - argument couldn't be parsed into an integer"
+        );
+        assert_eq!(c.timeout_secs(), 0);
+        c.set(&[(b"timeout", b"5"), (b"set-max-listpack-entries", b"16")])
+            .unwrap();
+        assert_eq!(c.timeout_secs(), 5);
+        assert_eq!(c.get(&[b"set-max-listpack-entries"])[0].1, "16");
+    }
+
+    #[test]
+    fn immutable_and_unknown_parameters_are_refused() {
+        let c = live();
+        assert_eq!(
+            c.set(&[(b"port", b"1")]).unwrap_err().to_string(),
+            "CONFIG SET failed (possibly related to argument 'port') - can't set immutable config"
+        );
+        assert_eq!(
+            c.set(&[(b"nope", b"1")]).unwrap_err().to_string(),
+            "Unknown option or number of arguments for CONFIG SET - 'nope'"
+        );
+    }
+
+    #[test]
+    fn requirepass_can_be_set_and_cleared() {
+        let c = live();
+        c.set(&[(b"requirepass", b"secret")]).unwrap();
+        assert!(c.has_password() && c.check_password(b"secret") && !c.check_password(b"x"));
+        c.set(&[(b"requirepass", b"")]).unwrap();
+        assert!(!c.has_password());
+    }
+}

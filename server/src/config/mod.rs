@@ -1,0 +1,345 @@
+//! Server configuration: a TOML file and command-line flags (flags win), merged once
+//! at start, validated, then held in [`LiveConfig`] where `CONFIG SET` can change
+//! what may change at runtime.
+//!
+//! Names follow Redis wherever Redis has the setting (`port`, `requirepass`,
+//! `proto-max-bulk-len`, ...), in the file and as flags.
+
+mod live;
+mod units;
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+
+pub use live::{ConfigSetError, LiveConfig, LogLevelHook};
+pub use units::MemSize;
+
+/// Log verbosity, with Redis's level names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Everything, for development.
+    Debug,
+    /// Many rarely useful details.
+    Verbose,
+    /// What a production log wants (the default).
+    Notice,
+    /// Only warnings and errors.
+    Warning,
+    /// Nothing.
+    Nothing,
+}
+
+impl LogLevel {
+    /// The name used in files, flags and `CONFIG GET`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Verbose => "verbose",
+            LogLevel::Notice => "notice",
+            LogLevel::Warning => "warning",
+            LogLevel::Nothing => "nothing",
+        }
+    }
+
+    /// Parses a level name.
+    pub fn parse(name: &str) -> Option<Self> {
+        <Self as clap::ValueEnum>::from_str(name, true).ok()
+    }
+}
+
+/// The settings file, and the merged result of file and flags.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    /// Addresses to listen on.
+    pub bind: Vec<String>,
+    /// TCP port for clients.
+    pub port: u16,
+    /// Password of the default user; clients must `AUTH` when set.
+    pub requirepass: Option<String>,
+    /// Most clients connected at once; further ones are refused.
+    pub maxclients: u64,
+    /// Close a client idle for this many seconds (0: never).
+    pub timeout: u64,
+    /// Longest single argument (bulk string) a client may send.
+    pub proto_max_bulk_len: MemSize,
+    /// Most bytes buffered for one client's incomplete request.
+    pub client_query_buffer_limit: MemSize,
+    /// Log verbosity.
+    pub loglevel: LogLevel,
+    /// Without a password, refuse clients that are not on loopback.
+    pub protected_mode: bool,
+    /// Worker threads (0: one per CPU).
+    pub threads: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: vec!["127.0.0.1".to_string()],
+            port: 6379,
+            requirepass: None,
+            maxclients: 10_000,
+            timeout: 0,
+            proto_max_bulk_len: MemSize(512 << 20),
+            client_query_buffer_limit: MemSize(1 << 30),
+            loglevel: LogLevel::Notice,
+            protected_mode: true,
+            threads: 0,
+        }
+    }
+}
+
+fn parse_yes_no(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" | "true" => Ok(true),
+        "no" | "false" => Ok(false),
+        _ => Err(format!("expected yes or no, got '{s}'")),
+    }
+}
+
+/// Command-line flags. Every setting of [`Config`] has a flag that overrides the file.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ringkv-server",
+    version,
+    about = "A Redis-protocol cache and lock server"
+)]
+pub struct Cli {
+    /// TOML configuration file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Validate the configuration, print it, and exit.
+    #[arg(long)]
+    pub check_config: bool,
+    /// Addresses to listen on.
+    #[arg(long, num_args = 1.., value_name = "ADDR")]
+    pub bind: Option<Vec<String>>,
+    /// TCP port for clients.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Password of the default user.
+    #[arg(long)]
+    pub requirepass: Option<String>,
+    /// Most clients connected at once.
+    #[arg(long)]
+    pub maxclients: Option<u64>,
+    /// Idle client timeout in seconds (0: never).
+    #[arg(long)]
+    pub timeout: Option<u64>,
+    /// Longest single argument, e.g. 512mb.
+    #[arg(long)]
+    pub proto_max_bulk_len: Option<MemSize>,
+    /// Most bytes buffered for one incomplete request, e.g. 1gb.
+    #[arg(long)]
+    pub client_query_buffer_limit: Option<MemSize>,
+    /// Log verbosity.
+    #[arg(long, value_enum, ignore_case = true)]
+    pub loglevel: Option<LogLevel>,
+    /// yes or no: refuse non-loopback clients when no password is set.
+    #[arg(long, value_parser = parse_yes_no, value_name = "yes|no")]
+    pub protected_mode: Option<bool>,
+    /// Worker threads (0: one per CPU).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for [`Config`] (unknown keys included).
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: toml::de::Error,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads a TOML settings file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// The file named by `--config` (or defaults), overridden by the other flags,
+    /// then validated.
+    pub fn load(cli: &Cli) -> Result<Config, ConfigError> {
+        let mut config = match &cli.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        config.apply_flags(cli);
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply_flags(&mut self, cli: &Cli) {
+        let c = cli;
+        if let Some(v) = &c.bind {
+            self.bind = v
+                .iter()
+                .flat_map(|s| s.split_whitespace())
+                .map(String::from)
+                .collect();
+        }
+        if let Some(v) = c.port {
+            self.port = v;
+        }
+        if let Some(v) = &c.requirepass {
+            self.requirepass = Some(v.clone());
+        }
+        if let Some(v) = c.maxclients {
+            self.maxclients = v;
+        }
+        if let Some(v) = c.timeout {
+            self.timeout = v;
+        }
+        if let Some(v) = c.proto_max_bulk_len {
+            self.proto_max_bulk_len = v;
+        }
+        if let Some(v) = c.client_query_buffer_limit {
+            self.client_query_buffer_limit = v;
+        }
+        if let Some(v) = c.loglevel {
+            self.loglevel = v;
+        }
+        if let Some(v) = c.protected_mode {
+            self.protected_mode = v;
+        }
+        if let Some(v) = c.threads {
+            self.threads = v;
+        }
+    }
+
+    /// Checks ranges and consistency.
+    pub fn validate(&mut self) -> Result<(), ConfigError> {
+        let invalid = |m: &str| Err(ConfigError::Invalid(m.to_string()));
+        if self.bind.is_empty() {
+            return invalid("bind needs at least one address");
+        }
+        for addr in &self.bind {
+            if addr.parse::<IpAddr>().is_err() {
+                return Err(ConfigError::Invalid(format!(
+                    "bind address '{addr}' is not an IP address"
+                )));
+            }
+        }
+        if self.maxclients == 0 {
+            return invalid("maxclients must be at least 1");
+        }
+        if self.proto_max_bulk_len.0 < 1 << 20 {
+            return invalid("proto-max-bulk-len must be 1mb or greater");
+        }
+        if self.client_query_buffer_limit.0 < 1 << 20 {
+            return invalid("client-query-buffer-limit must be 1mb or greater");
+        }
+        if self.proto_max_bulk_len > self.client_query_buffer_limit {
+            return invalid("proto-max-bulk-len can't be larger than client-query-buffer-limit");
+        }
+        if self.requirepass.as_deref() == Some("") {
+            // An empty password means none, as in Redis.
+            self.requirepass = None;
+        }
+        Ok(())
+    }
+
+    /// Worker threads to start.
+    pub fn worker_threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::parse_from(std::iter::once("ringkv-server").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_example_config_holds_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("ringkv.example.toml");
+        assert_eq!(Config::from_file(&path).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = std::env::temp_dir().join(format!("ringkv-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(
+            &path,
+            "port = 7000\ntimeout = 5\nproto-max-bulk-len = \"2mb\"\n",
+        )
+        .unwrap();
+        let config = Config::load(&cli(&[
+            "--config",
+            path.to_str().unwrap(),
+            "--port",
+            "7001",
+        ]))
+        .unwrap();
+        assert_eq!(config.port, 7001);
+        assert_eq!(config.timeout, 5);
+        assert_eq!(config.proto_max_bulk_len, MemSize(2 << 20));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let err = toml::from_str::<Config>("prot = 1").unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn inconsistent_limits_are_refused() {
+        assert!(Config::load(&cli(&["--proto-max-bulk-len", "100"])).is_err());
+        assert!(Config::load(&cli(&["--proto-max-bulk-len", "2gb"])).is_err());
+        assert!(Config::load(&cli(&["--maxclients", "0"])).is_err());
+        assert!(Config::load(&cli(&["--bind", "localhost"])).is_err());
+    }
+
+    #[test]
+    fn redis_style_flags_parse() {
+        let config = Config::load(&cli(&[
+            "--protected-mode",
+            "no",
+            "--loglevel",
+            "WARNING",
+            "--bind",
+            "127.0.0.1 ::1",
+        ]))
+        .unwrap();
+        assert!(!config.protected_mode);
+        assert_eq!(config.loglevel, LogLevel::Warning);
+        assert_eq!(config.bind, ["127.0.0.1", "::1"]);
+    }
+}

@@ -1,0 +1,28 @@
+//! ringkv: a Redis-protocol cache and lock server.
+//!
+//! ```text
+//! net (sockets) ──▶ protocol (RESP decode/encode) ──▶ commands (parse + apply)
+//!                                                        │
+//!                                         keyspace (16384 slot tables, expiry)
+//! ```
+//! `server` wires them together with the configuration, statistics, the client
+//! registry and the cron.
+
+pub mod clients;
+pub mod clock;
+pub mod commands;
+pub mod config;
+mod cron;
+pub mod keyspace;
+pub mod memory;
+mod net;
+pub mod protocol;
+pub mod server;
+pub mod stats;
+pub mod util;
+
+pub use net::protected_mode_denies;
+pub use server::{Server, Shared};
+
+/// The Redis version whose behaviour ringkv follows, reported to clients.
+pub const REDIS_VERSION: &str = "7.2.4";

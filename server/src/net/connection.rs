@@ -1,0 +1,193 @@
+//! One client connection: read, decode every complete request in the buffer,
+//! execute them in order, and send all their replies with one write.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::clients::{ClientHandle, Session};
+use crate::commands;
+use crate::protocol::{Decoded, Protocol, Reply, RequestDecoder, RequestLimits};
+use crate::server::Shared;
+
+/// Initial read buffer; grows for large requests and shrinks back when idle.
+const READ_BUFFER: usize = 8 * 1024;
+/// Replies buffered beyond this are sent before more requests run, so one pipeline
+/// cannot make a client's output grow without bound.
+const OUTPUT_FLUSH: usize = 64 * 1024;
+
+/// Where processing the input buffer stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// Every complete request ran; wait for more input.
+    Drained,
+    /// The output is large: send it, then continue with the buffered requests.
+    OutputFull,
+    /// Close after sending what is buffered.
+    Close,
+}
+
+struct Connection {
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    input: BytesMut,
+    decoder: RequestDecoder,
+    output: Reply,
+    session: Session,
+}
+
+/// Serves one client until it disconnects, is killed, or the server shuts down.
+pub async fn serve(shared: Arc<Shared>, stream: TcpStream, handle: Arc<ClientHandle>) {
+    let id = handle.id;
+    let authenticated = !shared.config.has_password();
+    let mut conn = Connection {
+        shared: shared.clone(),
+        stream,
+        input: BytesMut::with_capacity(READ_BUFFER),
+        decoder: RequestDecoder::new(),
+        output: Reply::new(Protocol::Resp2),
+        session: Session::new(handle, authenticated),
+    };
+    if let Err(err) = conn.run().await {
+        tracing::debug!(client = id, %err, "connection error");
+    }
+    conn.shared.stats.flush(&mut conn.session.stats);
+    shared.clients.unregister(id);
+}
+
+impl Connection {
+    async fn run(&mut self) -> std::io::Result<()> {
+        let kill = self.session.handle.kill.clone();
+        let killed = kill.cancelled();
+        tokio::pin!(killed);
+        loop {
+            self.make_room();
+            let timeout = self.shared.config.timeout_secs();
+            let read = async {
+                let read = self.stream.read_buf(&mut self.input);
+                if timeout == 0 {
+                    Some(read.await)
+                } else {
+                    tokio::time::timeout(Duration::from_secs(timeout), read)
+                        .await
+                        .ok()
+                }
+            };
+            let n = tokio::select! {
+                biased;
+                _ = &mut killed => return Ok(()),
+                n = read => match n {
+                    None => {
+                        tracing::debug!(client = self.session.handle.id, "idle timeout");
+                        return Ok(());
+                    }
+                    Some(n) => n?,
+                },
+            };
+            if n == 0 {
+                return Ok(());
+            }
+            self.session.stats.net_in += n as u64;
+            loop {
+                let stop = self.process();
+                tokio::select! {
+                    biased;
+                    _ = &mut killed => return Ok(()),
+                    written = self.stream.write_all(self.output.as_bytes()) => written?,
+                }
+                self.session.stats.net_out += self.output.len() as u64;
+                self.output.clear();
+                match stop {
+                    Stop::Close => {
+                        self.publish();
+                        return Ok(());
+                    }
+                    Stop::Drained => break,
+                    Stop::OutputFull => {}
+                }
+            }
+            self.publish();
+            if self.input.len() as u64 > self.shared.config.query_buffer_limit() {
+                tracing::warn!(
+                    client = self.session.handle.id,
+                    "closing client that reached max query buffer length"
+                );
+                self.output
+                    .error("ERR query buffer limit exceeded (client-query-buffer-limit)");
+                let _ = self.stream.write_all(self.output.as_bytes()).await;
+                return Ok(());
+            }
+        }
+    }
+
+    /// Adds the connection's counters to the server's and publishes buffer sizes.
+    fn publish(&mut self) {
+        self.shared.stats.flush(&mut self.session.stats);
+        self.session
+            .handle
+            .set_buffers(self.input.len(), self.input.capacity(), self.output.len());
+    }
+
+    /// Ensures the read buffer has space, growing toward a pending large argument
+    /// (doubling, never more than announced) and shrinking after a large one.
+    fn make_room(&mut self) {
+        if self.input.is_empty() && self.input.capacity() > 4 * READ_BUFFER {
+            self.input = BytesMut::with_capacity(READ_BUFFER);
+        }
+        let wanted = self.decoder.wanted().saturating_sub(self.input.len());
+        let step = wanted.min(self.input.capacity().max(READ_BUFFER));
+        self.input.reserve(step.max(READ_BUFFER / 2));
+    }
+
+    /// Runs every complete request in the input buffer, appending replies.
+    fn process(&mut self) -> Stop {
+        let Connection {
+            shared,
+            input,
+            decoder,
+            output,
+            session,
+            ..
+        } = self;
+        let mut consumed = 0;
+        let mut stop = Stop::Drained;
+        loop {
+            if output.len() >= OUTPUT_FLUSH {
+                stop = Stop::OutputFull;
+                break;
+            }
+            let limits = RequestLimits {
+                max_bulk_len: shared.config.proto_max_bulk_len(),
+                authenticated: session.authenticated || !shared.config.has_password(),
+            };
+            let buf = &input[consumed..];
+            match decoder.decode(buf, limits) {
+                Ok(Decoded::Incomplete) => break,
+                Ok(Decoded::Request { consumed: used }) => {
+                    let args = decoder.args(buf);
+                    if !args.is_empty() {
+                        commands::execute(shared, session, output, args);
+                    }
+                    consumed += used;
+                    if session.close_after_reply {
+                        stop = Stop::Close;
+                        break;
+                    }
+                }
+                Err(err) => {
+                    output.error(&err.to_string());
+                    session.stats.error_replies += 1;
+                    shared.stats.count_error("ERR");
+                    tracing::debug!(client = session.handle.id, %err, "protocol error");
+                    stop = Stop::Close;
+                    break;
+                }
+            }
+        }
+        input.advance(consumed);
+        stop
+    }
+}

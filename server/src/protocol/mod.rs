@@ -1,0 +1,15 @@
+//! The RESP wire protocol: decoding client requests and encoding replies.
+//!
+//! Requests are always arrays of bulk strings (or inline lines), so the decoder is
+//! specialised for that shape: it never allocates per argument, resumes where it
+//! stopped when a request spans several reads, and reports Redis's exact
+//! `Protocol error: ...` texts. Replies are written straight into the connection's
+//! output buffer in RESP2 or RESP3, chosen per connection by `HELLO`.
+
+mod inline;
+pub mod number;
+mod reply;
+mod request;
+
+pub use reply::{Protocol, Reply};
+pub use request::{Args, Decoded, ProtocolError, RequestDecoder, RequestLimits};

@@ -1,0 +1,150 @@
+//! Number parsing and formatting with Redis's exact rules.
+//!
+//! Redis accepts an integer only in its canonical form (no `+`, no leading zeros, no
+//! spaces, at most 20 characters); the same rule decides whether a string value can
+//! be stored as an integer, so `GET` always returns exactly what was `SET`.
+
+/// Parses a signed 64-bit integer in canonical decimal form, like Redis's `string2ll`.
+pub fn parse_i64(s: &[u8]) -> Option<i64> {
+    if s.is_empty() || s.len() > 20 {
+        return None;
+    }
+    if s == b"0" {
+        return Some(0);
+    }
+    let (negative, digits) = match s[0] {
+        b'-' => (true, &s[1..]),
+        _ => (false, s),
+    };
+    let (&first, rest) = digits.split_first()?;
+    if !(b'1'..=b'9').contains(&first) {
+        return None;
+    }
+    // Accumulate as a negative number so that i64::MIN parses without overflow.
+    let mut value: i64 = -i64::from(first - b'0');
+    for &b in rest {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        value = value.checked_mul(10)?.checked_sub(i64::from(b - b'0'))?;
+    }
+    if negative {
+        Some(value)
+    } else {
+        value.checked_neg()
+    }
+}
+
+/// Parses an unsigned integer in canonical form (used for cursors).
+pub fn parse_u64(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 20 || (s.len() > 1 && s[0] == b'0') {
+        return None;
+    }
+    let mut value: u64 = 0;
+    for &b in s {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        value = value.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some(value)
+}
+
+/// Parses a floating point argument the way Redis's `string2ld` does: no surrounding
+/// spaces, no NaN, and `inf`/`-inf` (any case) allowed.
+pub fn parse_f64(s: &[u8]) -> Option<f64> {
+    if s.is_empty() || s.len() > 5 * 1024 {
+        return None;
+    }
+    if s[0].is_ascii_whitespace() || s[s.len() - 1].is_ascii_whitespace() {
+        return None;
+    }
+    let text = std::str::from_utf8(s).ok()?;
+    let lower = text.to_ascii_lowercase();
+    let value = match lower.as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
+        "-inf" | "-infinity" => f64::NEG_INFINITY,
+        // Rust's parser accepts "nan" and "infinity" spellings Redis refuses.
+        other if other.contains("nan") || other.contains("inf") => return None,
+        // Rust accepts hex floats nowhere and C does; Redis clients never send them.
+        _ => text.parse::<f64>().ok()?,
+    };
+    Some(value)
+}
+
+/// Formats a double for `INCRBYFLOAT` results: plain decimal notation without an
+/// exponent and without trailing zeros, the shortest text that reads back the same.
+pub fn format_f64_human(value: f64, out: &mut Vec<u8>) {
+    use std::io::Write;
+    if value == 0.0 {
+        // Redis never shows a negative zero for this format.
+        out.push(b'0');
+        return;
+    }
+    // Rust's Display is the shortest round-trip decimal and never uses an exponent.
+    let _ = write!(out, "{value}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_i64_accepts_only_canonical_integers() {
+        assert_eq!(parse_i64(b"0"), Some(0));
+        assert_eq!(parse_i64(b"-1"), Some(-1));
+        assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+        for bad in [
+            &b""[..],
+            b"-",
+            b"-0",
+            b"01",
+            b"+1",
+            b" 1",
+            b"1 ",
+            b"1a",
+            b"9223372036854775808",
+            b"-9223372036854775809",
+            b"123456789012345678901",
+        ] {
+            assert_eq!(parse_i64(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn parse_u64_rejects_leading_zeros_and_signs() {
+        assert_eq!(parse_u64(b"0"), Some(0));
+        assert_eq!(parse_u64(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_u64(b"18446744073709551616"), None);
+        assert_eq!(parse_u64(b"00"), None);
+        assert_eq!(parse_u64(b"-1"), None);
+    }
+
+    #[test]
+    fn parse_f64_follows_redis_rules() {
+        assert_eq!(parse_f64(b"1.5"), Some(1.5));
+        assert_eq!(parse_f64(b"5.0e3"), Some(5000.0));
+        assert_eq!(parse_f64(b"-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_f64(b"+INF"), Some(f64::INFINITY));
+        assert_eq!(parse_f64(b"nan"), None);
+        assert_eq!(parse_f64(b" 1"), None);
+        assert_eq!(parse_f64(b"1 "), None);
+        assert_eq!(parse_f64(b""), None);
+        assert_eq!(parse_f64(b"abc"), None);
+    }
+
+    fn human(v: f64) -> String {
+        let mut out = Vec::new();
+        format_f64_human(v, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn human_format_matches_redis_examples() {
+        assert_eq!(human(10.5 + 0.1), "10.6");
+        assert_eq!(human(5200.0), "5200");
+        assert_eq!(human(-0.0), "0");
+        assert_eq!(human(3.0e-5), "0.00003");
+    }
+}

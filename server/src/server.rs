@@ -1,0 +1,172 @@
+//! The server: shared state, and running it until shutdown.
+//!
+//! ```text
+//! Server::bind(config) ──▶ run(shutdown)
+//!                            ├─ accept loop per listener ─▶ connection task per client
+//!                            └─ cron (stats sampling, active expiry)
+//! shutdown (signal, SHUTDOWN) ─▶ cancel token ─▶ every task ends ─▶ tracker joined
+//! ```
+//! Shutdown is passed in as a future, so tests stop a server without signals.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::clients::Clients;
+use crate::clock::{Clock, SystemClock};
+use crate::commands::table::registry;
+use crate::config::{Config, LiveConfig, LogLevelHook};
+use crate::keyspace::Keyspace;
+use crate::stats::Stats;
+use crate::{cron, net};
+
+/// State shared by every connection and background task.
+pub struct Shared {
+    /// All keys.
+    pub keyspace: Keyspace,
+    /// Live configuration.
+    pub config: LiveConfig,
+    /// Counters for `INFO`.
+    pub stats: Stats,
+    /// Connected clients.
+    pub clients: Clients,
+    /// Time source for expiry.
+    pub clock: Arc<dyn Clock>,
+    /// Cancelled to stop the server.
+    pub shutdown: CancellationToken,
+    /// When the server started.
+    pub started: Instant,
+    /// Start time in Unix seconds.
+    pub started_unix: u64,
+    /// Random id of this run (`INFO server`).
+    pub run_id: String,
+    /// Changes made to the dataset since start (see `commands::propagate`).
+    pub dirty: AtomicU64,
+    memory_peak: AtomicU64,
+    port: u16,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("run_id", &self.run_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    /// Shared state for a server with `config` and `clock`.
+    pub fn new(config: LiveConfig, clock: Arc<dyn Clock>, port: u16) -> Self {
+        let run_id: String = (0..40)
+            .map(|_| char::from_digit(rand::random_range(0..16), 16).unwrap_or('0'))
+            .collect();
+        Shared {
+            keyspace: Keyspace::new(),
+            config,
+            stats: Stats::new(registry().len()),
+            clients: Clients::default(),
+            started_unix: clock.now_ms() / 1000,
+            clock,
+            shutdown: CancellationToken::new(),
+            started: Instant::now(),
+            run_id,
+            dirty: AtomicU64::new(0),
+            memory_peak: AtomicU64::new(0),
+            port,
+        }
+    }
+
+    /// Changes made to the dataset since start.
+    pub fn dirty(&self) -> u64 {
+        self.dirty.load(Relaxed)
+    }
+
+    /// The TCP port clients connect to.
+    pub fn config_port(&self) -> u16 {
+        self.port
+    }
+
+    /// Records current memory use; returns the peak so far.
+    pub fn note_memory(&self, used: u64) -> u64 {
+        self.memory_peak.fetch_max(used, Relaxed).max(used)
+    }
+}
+
+/// A server bound to its addresses, ready to run.
+pub struct Server {
+    shared: Arc<Shared>,
+    listeners: Vec<TcpListener>,
+}
+
+impl Server {
+    /// Binds every configured address (port 0 picks a free port, the same for all).
+    pub async fn bind(
+        config: &Config,
+        on_loglevel: Option<LogLevelHook>,
+    ) -> std::io::Result<Server> {
+        Self::bind_with_clock(config, on_loglevel, Arc::new(SystemClock)).await
+    }
+
+    /// Like [`Server::bind`] with an explicit clock.
+    pub async fn bind_with_clock(
+        config: &Config,
+        on_loglevel: Option<LogLevelHook>,
+        clock: Arc<dyn Clock>,
+    ) -> std::io::Result<Server> {
+        let mut listeners = Vec::new();
+        let mut port = config.port;
+        for addr in &config.bind {
+            let listener = TcpListener::bind((addr.as_str(), port)).await?;
+            port = listener.local_addr()?.port();
+            listeners.push(listener);
+        }
+        let live = LiveConfig::new(config, on_loglevel);
+        Ok(Server {
+            shared: Arc::new(Shared::new(live, clock, port)),
+            listeners,
+        })
+    }
+
+    /// The addresses the server listens on.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    /// The shared state (for tests and embedding).
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    /// Serves clients until `shutdown` completes or a client sends `SHUTDOWN`, then
+    /// closes every connection and waits for all tasks to finish.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let tracker = TaskTracker::new();
+        for listener in self.listeners {
+            let addr = listener.local_addr().ok();
+            tracing::info!(?addr, "ready to accept connections");
+            tracker.spawn(net::accept_loop(
+                self.shared.clone(),
+                listener,
+                tracker.clone(),
+            ));
+        }
+        tracker.spawn(cron::run(self.shared.clone()));
+        tokio::select! {
+            _ = shutdown => tracing::info!("shutdown requested by signal"),
+            _ = self.shared.shutdown.cancelled() => {}
+        }
+        self.shared.shutdown.cancel();
+        tracker.close();
+        tracker.wait().await;
+        tracing::info!("server stopped");
+    }
+}
