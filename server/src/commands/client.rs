@@ -120,7 +120,7 @@ struct SetName<'a> {
 
 impl<'a> Command<'a> for SetName<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        let name = p.next()?;
+        let name = p.arg()?;
         if !valid_client_name(name) {
             return Err(CommandError::err(
                 "Client names cannot contain spaces, newlines or special characters.",
@@ -161,8 +161,8 @@ struct SetInfo<'a> {
 
 impl<'a> Command<'a> for SetInfo<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        let attr = p.next()?;
-        let value = p.next()?;
+        let attr = p.arg()?;
+        let value = p.arg()?;
         let lib_name = match attr.to_ascii_lowercase().as_slice() {
             b"lib-name" => true,
             b"lib-ver" => false,
@@ -210,7 +210,7 @@ impl<'a> Command<'a> for List {
         while let Some(option) = p.next_keyword() {
             match option.as_str() {
                 "TYPE" => {
-                    let kind = p.next()?.to_ascii_lowercase();
+                    let kind = p.arg()?.to_ascii_lowercase();
                     list.any_type = match kind.as_slice() {
                         b"normal" => true,
                         b"master" | b"replica" | b"slave" | b"pubsub" => false,
@@ -223,7 +223,7 @@ impl<'a> Command<'a> for List {
                     };
                 }
                 "ID" => {
-                    while let Some(id) = p.try_next() {
+                    while let Some(id) = p.try_arg() {
                         match parse_i64(id) {
                             Some(id) if id > 0 => list.ids.push(id as u64),
                             _ => return Err(CommandError::err("Invalid client ID")),
@@ -300,7 +300,7 @@ impl<'a> Command<'a> for Kill {
             ..KillFilter::default()
         };
         if p.remaining() == 1 {
-            filter.addr = Some(parse_addr(p.next()?)?);
+            filter.addr = Some(parse_addr(p.arg()?)?);
             filter.skip_me = false;
             return Ok(Kill {
                 filter,
@@ -308,7 +308,7 @@ impl<'a> Command<'a> for Kill {
             });
         }
         while let Some(option) = p.next_keyword() {
-            let value = p.next()?;
+            let value = p.arg()?;
             match option.as_str() {
                 "ID" => match parse_i64(value) {
                     Some(id) if id > 0 => filter.id = Some(id as u64),

@@ -84,9 +84,9 @@ struct Ping<'a> {
 
 impl<'a> Command<'a> for Ping<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        let message = p.try_next();
+        let message = p.try_arg();
         if p.remaining() > 0 {
-            return Err(CommandError::Arity("ping".into()));
+            return Err(p.arity_error());
         }
         Ok(Ping { message })
     }
@@ -107,7 +107,7 @@ struct Echo<'a> {
 
 impl<'a> Command<'a> for Echo<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        Ok(Echo { message: p.next()? })
+        Ok(Echo { message: p.arg()? })
     }
 
     fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
@@ -140,8 +140,8 @@ struct Auth<'a> {
 
 impl<'a> Command<'a> for Auth<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        let first = p.next()?;
-        let auth = match p.try_next() {
+        let first = p.arg()?;
+        let auth = match p.try_arg() {
             Some(password) => Auth {
                 user: Some(first),
                 password,
@@ -187,7 +187,7 @@ impl<'a> Command<'a> for Hello<'a> {
             auth: None,
             name: None,
         };
-        let Some(version) = p.try_next() else {
+        let Some(version) = p.try_arg() else {
             return Ok(hello);
         };
         let version = crate::protocol::number::parse_i64(version).ok_or_else(|| {
@@ -200,8 +200,8 @@ impl<'a> Command<'a> for Hello<'a> {
         });
         while let Some(option) = p.next_keyword() {
             match option.as_str() {
-                "AUTH" if p.remaining() >= 2 => hello.auth = Some((p.next()?, p.next()?)),
-                "SETNAME" if p.remaining() >= 1 => hello.name = Some(p.next()?),
+                "AUTH" if p.remaining() >= 2 => hello.auth = Some((p.arg()?, p.arg()?)),
+                "SETNAME" if p.remaining() >= 1 => hello.name = Some(p.arg()?),
                 _ => {
                     return Err(CommandError::err(format!(
                         "Syntax error in HELLO option '{}'",

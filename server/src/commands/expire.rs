@@ -165,8 +165,11 @@ impl Conditions {
     /// Whether a new expiry `at` may replace `current` (`None`: no TTL, which counts
     /// as expiring never, so GT cannot beat it and LT always can).
     fn allow(self, current: Option<i64>, at: i64) -> bool {
-        !(self.nx && current.is_some())
-            && !(self.xx && current.is_none())
+        let exists_ok = match current {
+            Some(_) => !self.nx,
+            None => !self.xx,
+        };
+        exists_ok
             && !(self.gt && current.is_none_or(|c| at <= c))
             && !(self.lt && current.is_some_and(|c| at >= c))
     }
@@ -181,10 +184,10 @@ struct Expire<'a> {
 
 impl<'a> Command<'a> for Expire<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        let key = p.next()?;
+        let key = p.arg()?;
         let time = p.next_i64()?;
         let mut c = Conditions::default();
-        while let Some(arg) = p.try_next() {
+        while let Some(arg) = p.try_arg() {
             match arg.to_ascii_uppercase().as_slice() {
                 b"NX" => c.nx = true,
                 b"XX" => c.xx = true,
@@ -258,7 +261,7 @@ struct Ttl<'a> {
 
 impl<'a> Command<'a> for Ttl<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        Ok(Ttl { key: p.next()? })
+        Ok(Ttl { key: p.arg()? })
     }
 
     fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
@@ -296,7 +299,7 @@ struct Persist<'a> {
 
 impl<'a> Command<'a> for Persist<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        Ok(Persist { key: p.next()? })
+        Ok(Persist { key: p.arg()? })
     }
 
     fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {

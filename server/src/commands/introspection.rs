@@ -277,7 +277,7 @@ impl<'a> Command<'a> for List<'a> {
             _ => return Err(CommandError::Syntax),
         };
         Ok(List {
-            filter: Some((kind, p.next()?)),
+            filter: Some((kind, p.arg()?)),
         })
     }
 

@@ -115,7 +115,7 @@ struct Type<'a> {
 
 impl<'a> Command<'a> for Type<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        Ok(Type { key: p.next()? })
+        Ok(Type { key: p.arg()? })
     }
 
     fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
@@ -137,8 +137,8 @@ struct Rename<'a> {
 impl<'a> Command<'a> for Rename<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
         Ok(Rename {
-            from: p.next()?,
-            to: p.next()?,
+            from: p.arg()?,
+            to: p.arg()?,
         })
     }
 
@@ -188,8 +188,8 @@ struct Copy<'a> {
 impl<'a> Command<'a> for Copy<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
         let mut copy = Copy {
-            from: p.next()?,
-            to: p.next()?,
+            from: p.arg()?,
+            to: p.arg()?,
             replace: false,
         };
         while let Some(option) = p.next_keyword() {
@@ -254,7 +254,7 @@ struct Keys<'a> {
 
 impl<'a> Command<'a> for Keys<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        Ok(Keys { pattern: p.next()? })
+        Ok(Keys { pattern: p.arg()? })
     }
 
     fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
@@ -293,7 +293,7 @@ struct Scan<'a> {
 
 impl<'a> Command<'a> for Scan<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        let cursor = parse_u64(p.next()?).ok_or_else(|| CommandError::err("invalid cursor"))?;
+        let cursor = parse_u64(p.arg()?).ok_or_else(|| CommandError::err("invalid cursor"))?;
         let mut scan = Scan {
             cursor,
             pattern: None,
@@ -302,7 +302,7 @@ impl<'a> Command<'a> for Scan<'a> {
         };
         while let Some(option) = p.next_keyword() {
             match option.as_str() {
-                "MATCH" => scan.pattern = Some(p.next()?),
+                "MATCH" => scan.pattern = Some(p.arg()?),
                 "COUNT" => {
                     let count = p.next_i64()?;
                     if count < 1 {
@@ -310,7 +310,7 @@ impl<'a> Command<'a> for Scan<'a> {
                     }
                     scan.count = count as usize;
                 }
-                "TYPE" => scan.kind = Some(p.next()?.to_ascii_lowercase()),
+                "TYPE" => scan.kind = Some(p.arg()?.to_ascii_lowercase()),
                 _ => return Err(CommandError::Syntax),
             }
         }
@@ -378,7 +378,7 @@ struct Dump<'a> {
 
 impl<'a> Command<'a> for Dump<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        Ok(Dump { key: p.next()? })
+        Ok(Dump { key: p.arg()? })
     }
 
     fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
@@ -406,9 +406,9 @@ struct Restore<'a> {
 
 impl<'a> Command<'a> for Restore<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        let key = p.next()?;
+        let key = p.arg()?;
         let ttl = p.next_i64()?;
-        let payload = p.next()?;
+        let payload = p.arg()?;
         let mut restore = Restore {
             key,
             ttl,

@@ -130,7 +130,7 @@ struct Object<'a> {
 
 impl<'a> Command<'a> for Object<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        Ok(Object { key: p.next()? })
+        Ok(Object { key: p.arg()? })
     }
 
     fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
@@ -197,11 +197,9 @@ struct MemoryUsage<'a> {
 
 impl<'a> Command<'a> for MemoryUsage<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        let key = p.next()?;
-        if p.eat("SAMPLES") {
-            if p.next_i64()? < 0 {
-                return Err(CommandError::NotInteger);
-            }
+        let key = p.arg()?;
+        if p.eat("SAMPLES") && p.next_i64()? < 0 {
+            return Err(CommandError::NotInteger);
         }
         p.finish()?;
         Ok(MemoryUsage { key })

@@ -9,22 +9,39 @@ use crate::protocol::Args;
 pub struct Parser<'a> {
     args: Args<'a>,
     pos: usize,
+    skip: usize,
 }
 
 impl<'a> Parser<'a> {
     /// A cursor positioned after the first `skip` arguments (the command name, or the
     /// name and subcommand).
     pub fn new(args: Args<'a>, skip: usize) -> Self {
-        Parser { args, pos: skip }
+        Parser {
+            args,
+            pos: skip,
+            skip,
+        }
+    }
+
+    /// The wrong-number-of-arguments error for this command, for arity rules the
+    /// command table cannot express (pairs, optional trailing arguments).
+    pub fn arity_error(&self) -> CommandError {
+        let name: Vec<String> = self
+            .args
+            .iter()
+            .take(self.skip)
+            .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+            .collect();
+        CommandError::Arity(name.join("|"))
     }
 
     /// The next argument; a syntax error when there is none.
-    pub fn next(&mut self) -> Result<&'a [u8], CommandError> {
-        self.try_next().ok_or(CommandError::Syntax)
+    pub fn arg(&mut self) -> Result<&'a [u8], CommandError> {
+        self.try_arg().ok_or(CommandError::Syntax)
     }
 
     /// The next argument, if any.
-    pub fn try_next(&mut self) -> Option<&'a [u8]> {
+    pub fn try_arg(&mut self) -> Option<&'a [u8]> {
         let arg = self.args.get(self.pos)?;
         self.pos += 1;
         Some(arg)
@@ -32,12 +49,12 @@ impl<'a> Parser<'a> {
 
     /// The next argument as an integer.
     pub fn next_i64(&mut self) -> Result<i64, CommandError> {
-        parse_i64(self.next()?).ok_or(CommandError::NotInteger)
+        parse_i64(self.arg()?).ok_or(CommandError::NotInteger)
     }
 
     /// The next argument as a float.
     pub fn next_f64(&mut self) -> Result<f64, CommandError> {
-        parse_f64(self.next()?).ok_or(CommandError::NotFloat)
+        parse_f64(self.arg()?).ok_or(CommandError::NotFloat)
     }
 
     /// Consumes the next argument if it equals `keyword` (ignoring case).
@@ -53,7 +70,7 @@ impl<'a> Parser<'a> {
 
     /// The next argument, upper-cased, for matching options; `None` at the end.
     pub fn next_keyword(&mut self) -> Option<Keyword> {
-        self.try_next().map(Keyword::new)
+        self.try_arg().map(Keyword::new)
     }
 
     /// Arguments not consumed yet.
@@ -114,13 +131,13 @@ mod tests {
         let src = b"SETkvEX10";
         let spans = [(0, 3), (3, 4), (4, 5), (5, 7), (7, 9)];
         let mut p = Parser::new(Args::new(src, &spans), 1);
-        assert_eq!(p.next().unwrap(), b"k");
-        assert_eq!(p.next().unwrap(), b"v");
+        assert_eq!(p.arg().unwrap(), b"k");
+        assert_eq!(p.arg().unwrap(), b"v");
         assert_eq!(p.next_keyword().unwrap().as_str(), "EX");
         assert_eq!(p.remaining(), 1);
         assert_eq!(p.finish(), Err(CommandError::Syntax));
         assert_eq!(p.next_i64().unwrap(), 10);
         assert!(p.finish().is_ok());
-        assert_eq!(p.next(), Err(CommandError::Syntax));
+        assert_eq!(p.arg(), Err(CommandError::Syntax));
     }
 }

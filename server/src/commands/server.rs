@@ -171,11 +171,11 @@ struct ConfigSet<'a> {
 impl<'a> Command<'a> for ConfigSet<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
         if p.remaining() % 2 != 0 {
-            return Err(CommandError::Arity("config|set".into()));
+            return Err(p.arity_error());
         }
         let mut pairs = Vec::new();
-        while let Some(name) = p.try_next() {
-            pairs.push((name, p.next()?));
+        while let Some(name) = p.try_arg() {
+            pairs.push((name, p.arg()?));
         }
         Ok(ConfigSet { pairs })
     }

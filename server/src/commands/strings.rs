@@ -90,7 +90,7 @@ struct Get<'a> {
 
 impl<'a> Command<'a> for Get<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        Ok(Get { key: p.next()? })
+        Ok(Get { key: p.arg()? })
     }
 
     fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
@@ -151,8 +151,8 @@ impl<'a> Set<'a> {
             match option.as_str() {
                 "NX" if no_condition => self.condition = Condition::Nx,
                 "XX" if no_condition => self.condition = Condition::Xx,
-                "IFEQ" if no_condition => self.condition = Condition::IfEq(p.next()?),
-                "IFNE" if no_condition => self.condition = Condition::IfNe(p.next()?),
+                "IFEQ" if no_condition => self.condition = Condition::IfEq(p.arg()?),
+                "IFNE" if no_condition => self.condition = Condition::IfNe(p.arg()?),
                 "GET" => self.get = true,
                 "KEEPTTL" if no_ttl => self.ttl = TtlChange::Keep,
                 "EX" if no_ttl => self.ttl = expire(Unit::Seconds, true, p)?,
@@ -180,7 +180,7 @@ impl<'a> Set<'a> {
 
 impl<'a> Command<'a> for Set<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        let mut set = Set::plain(p.next()?, p.next()?);
+        let mut set = Set::plain(p.arg()?, p.arg()?);
         set.parse_options(p)?;
         Ok(set)
     }
@@ -197,7 +197,7 @@ impl<'a> Command<'a> for SetNx<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
         let set = Set {
             condition: Condition::Nx,
-            ..Set::plain(p.next()?, p.next()?)
+            ..Set::plain(p.arg()?, p.arg()?)
         };
         Ok(SetNx(set))
     }
@@ -217,9 +217,9 @@ struct SetEx<'a> {
 impl<'a> Command<'a> for SetEx<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
         Ok(SetEx {
-            key: p.next()?,
+            key: p.arg()?,
             time: p.next_i64()?,
-            value: p.next()?,
+            value: p.arg()?,
         })
     }
 
@@ -249,7 +249,7 @@ impl<'a> Command<'a> for GetSet<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
         Ok(GetSet(Set {
             get: true,
-            ..Set::plain(p.next()?, p.next()?)
+            ..Set::plain(p.arg()?, p.arg()?)
         }))
     }
 
@@ -329,7 +329,7 @@ struct GetDel<'a> {
 
 impl<'a> Command<'a> for GetDel<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        Ok(GetDel { key: p.next()? })
+        Ok(GetDel { key: p.arg()? })
     }
 
     fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
@@ -353,7 +353,7 @@ struct GetEx<'a> {
 
 impl<'a> Command<'a> for GetEx<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        let key = p.next()?;
+        let key = p.arg()?;
         let mut change = None;
         while let Some(option) = p.next_keyword() {
             let arg =
@@ -399,10 +399,8 @@ impl<'a> Command<'a> for GetEx<'a> {
                 table.set_expire(self.key, Some(at as u64), ctx.now);
                 ctx.dirty += 1;
             }
-            (Some(TtlChange::Clear), None) => {
-                if table.set_expire(self.key, None, ctx.now) {
-                    ctx.dirty += 1;
-                }
+            (Some(TtlChange::Clear), None) if table.set_expire(self.key, None, ctx.now) => {
+                ctx.dirty += 1;
             }
             _ => {}
         }
@@ -440,9 +438,12 @@ struct MSet<'a> {
 
 impl<'a> Command<'a> for MSet<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        if p.remaining() % 2 != 0 {
+            return Err(p.arity_error());
+        }
         let mut pairs = Vec::with_capacity(p.remaining() / 2);
-        while let Some(key) = p.try_next() {
-            pairs.push((key, p.try_next().ok_or(CommandError::Syntax)?));
+        while let Some(key) = p.try_arg() {
+            pairs.push((key, p.arg()?));
         }
         Ok(MSet { pairs })
     }
@@ -495,8 +496,8 @@ struct Append<'a> {
 impl<'a> Command<'a> for Append<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
         Ok(Append {
-            key: p.next()?,
-            value: p.next()?,
+            key: p.arg()?,
+            value: p.arg()?,
         })
     }
 
@@ -538,7 +539,7 @@ struct StrLen<'a> {
 
 impl<'a> Command<'a> for StrLen<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        Ok(StrLen { key: p.next()? })
+        Ok(StrLen { key: p.arg()? })
     }
 
     fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
@@ -573,7 +574,7 @@ struct GetRange<'a> {
 impl<'a> Command<'a> for GetRange<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
         Ok(GetRange {
-            key: p.next()?,
+            key: p.arg()?,
             start: p.next_i64()?,
             end: p.next_i64()?,
         })
@@ -603,7 +604,7 @@ struct SetRange<'a> {
 
 impl<'a> Command<'a> for SetRange<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        let key = p.next()?;
+        let key = p.arg()?;
         let offset = p.next_i64()?;
         if offset < 0 {
             return Err(CommandError::err("offset is out of range"));
@@ -611,7 +612,7 @@ impl<'a> Command<'a> for SetRange<'a> {
         Ok(SetRange {
             key,
             offset,
-            value: p.next()?,
+            value: p.arg()?,
         })
     }
 
@@ -661,7 +662,7 @@ struct IncrBy<'a> {
 
 impl<'a> Command<'a> for IncrBy<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        let key = p.next()?;
+        let key = p.arg()?;
         let by = match p.remaining() {
             0 => None,
             _ => Some(p.next_i64()?),
@@ -706,7 +707,7 @@ struct IncrByFloat<'a> {
 impl<'a> Command<'a> for IncrByFloat<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
         Ok(IncrByFloat {
-            key: p.next()?,
+            key: p.arg()?,
             by: p.next_f64()?,
         })
     }
@@ -746,8 +747,8 @@ struct Lcs<'a> {
 impl<'a> Command<'a> for Lcs<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
         let mut lcs = Lcs {
-            a: p.next()?,
-            b: p.next()?,
+            a: p.arg()?,
+            b: p.arg()?,
             len: false,
             idx: false,
             min_match: 0,

@@ -1,0 +1,71 @@
+//! The binary's command line: configuration checking and refusal of bad settings.
+//! (Being an integration test of this package also makes `cargo test` build the
+//! binary that the end-to-end tests in `tests/` run.)
+
+use std::path::Path;
+use std::process::Command;
+
+fn server() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ringkv-server"))
+}
+
+#[test]
+fn check_config_accepts_the_example_file_and_prints_the_result() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("ringkv.example.toml");
+    let out = server()
+        .args([
+            "--config",
+            example.to_str().unwrap(),
+            "--port",
+            "7777",
+            "--check-config",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("port = 7777"),
+        "flags win over the file: {text}"
+    );
+    assert!(text.contains("maxclients = 10000"));
+}
+
+#[test]
+fn unknown_config_keys_are_rejected() {
+    let dir = std::env::temp_dir().join(format!("ringkv-bin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad.toml");
+    std::fs::write(&file, "portt = 1\n").unwrap();
+    let out = server()
+        .args(["--config", file.to_str().unwrap(), "--check-config"])
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown field"), "{err}");
+}
+
+#[test]
+fn invalid_values_are_rejected_with_a_reason() {
+    let out = server()
+        .args(["--proto-max-bulk-len", "10", "--check-config"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("proto-max-bulk-len must be 1mb or greater")
+    );
+}
+
+#[test]
+fn version_flag_prints_the_version() {
+    let out = server().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+}
