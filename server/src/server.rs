@@ -126,7 +126,12 @@ impl Server {
             port = listener.local_addr()?.port();
             listeners.push(listener);
         }
-        let live = LiveConfig::new(config, on_loglevel);
+        // CONFIG GET port shows the port actually bound (port 0 picks one).
+        let effective = Config {
+            port,
+            ..config.clone()
+        };
+        let live = LiveConfig::new(&effective, on_loglevel);
         Ok(Server {
             shared: Arc::new(Shared::new(live, clock, port)),
             listeners,
@@ -151,8 +156,10 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let tracker = TaskTracker::new();
         for listener in self.listeners {
-            let addr = listener.local_addr().ok();
-            tracing::info!(?addr, "ready to accept connections");
+            if let Ok(addr) = listener.local_addr() {
+                // Tests and scripts wait for this line (and read the port from it).
+                tracing::info!("ready to accept connections on {addr}");
+            }
             tracker.spawn(net::accept_loop(
                 self.shared.clone(),
                 listener,

@@ -5,8 +5,8 @@
 //! integration tests, so Cargo builds its binary before any test runs). Set
 //! `RINGKV_SERVER_BIN` to test another build.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,15 +35,6 @@ pub fn server_binary() -> PathBuf {
     bin
 }
 
-/// A free loopback port (the OS picks it; it may be taken again before use, which
-/// [`TestServer::start_with`] handles by retrying).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// A running `ringkv-server` process, stopped when dropped.
 pub struct TestServer {
     child: Option<Child>,
@@ -57,42 +48,47 @@ impl TestServer {
         TestServer::start_with(&[])
     }
 
-    /// Starts a server with extra command-line flags.
+    /// Starts a server with extra command-line flags. The server picks a free port
+    /// itself (`--port 0`) and announces it in its log, so parallel tests never race
+    /// for ports.
     pub fn start_with(args: &[&str]) -> TestServer {
-        for _ in 0..5 {
-            let port = free_port();
-            let mut child = Command::new(server_binary())
-                .args([
-                    "--bind",
-                    "127.0.0.1",
-                    "--port",
-                    &port.to_string(),
-                    "--loglevel",
-                    "warning",
-                ])
-                .args(args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .expect("spawn ringkv-server");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // Exited: most likely the port was taken; try another.
+        let mut child = Command::new(server_binary())
+            .args(["--bind", "127.0.0.1", "--port", "0", "--loglevel", "notice"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn ringkv-server");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // Find the port, then keep draining so the server never blocks on logging.
+            let mut tx = Some(tx);
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(port) = line
+                    .split("ready to accept connections on ")
+                    .nth(1)
+                    .and_then(|addr| addr.trim().rsplit(':').next()?.parse::<u16>().ok())
+                {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(port);
+                    }
                 }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return TestServer {
-                        child: Some(child),
-                        port,
-                    };
-                }
-                std::thread::sleep(Duration::from_millis(10));
             }
-            let _ = child.kill();
-            let _ = child.wait();
+        });
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(port) => TestServer {
+                child: Some(child),
+                port,
+            },
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait();
+                panic!("ringkv-server did not start: {status:?}");
+            }
         }
-        panic!("ringkv-server did not start");
     }
 
     /// `redis://127.0.0.1:port/`.
@@ -206,7 +202,7 @@ impl RawConnection {
     }
 
     /// Reads the next reply and renders it as text: `+OK`, `-ERR ...`, `:1`,
-    /// `$value`, `(nil)`, `[a, b]` for arrays and `{k: v}` for maps.
+    /// `$value`, `(nil)`, `[a, b]` for arrays and `{k: v}` for maps (sorted by key).
     pub fn reply_text(&mut self) -> String {
         loop {
             let rendered = if self.resp3 {
@@ -300,13 +296,15 @@ fn render3(frame: &Frame3) -> String {
             items.sort();
             format!("~[{}]", items.join(", "))
         }
-        Frame3::Map { data, .. } => format!(
-            "{{{}}}",
-            data.iter()
+        Frame3::Map { data, .. } => {
+            // Maps arrive as a hash map: render sorted by key so assertions are stable.
+            let mut pairs: Vec<String> = data
+                .iter()
                 .map(|(k, v)| format!("{}: {}", render3(k), render3(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+                .collect();
+            pairs.sort();
+            format!("{{{}}}", pairs.join(", "))
+        }
         other => format!("{:?}", other.kind()),
     }
 }

@@ -178,7 +178,7 @@ impl Connection {
                     }
                 }
                 Err(err) => {
-                    output.error(&err.to_string());
+                    output.error(&format!("ERR {err}"));
                     session.stats.error_replies += 1;
                     shared.stats.count_error("ERR");
                     tracing::debug!(client = session.handle.id, %err, "protocol error");
