@@ -1,5 +1,209 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! Load-harness helpers: start ringkv or Redis on a free loopback port, measure the
+//! CPU time a server process spends, and run `redis-benchmark` against it.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// True if `program` runs.
+pub fn have_program(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// The workspace's release build of `ringkv-server`.
+pub fn ringkv_release_binary() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/release/ringkv-server")
+        .canonicalize()
+        .unwrap_or_else(|_| PathBuf::from("target/release/ringkv-server"))
+}
+
+/// A server process under load, killed when dropped.
+pub struct ServerProcess {
+    /// Display name ("ringkv", "redis").
+    pub name: String,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    child: Child,
+}
+
+impl ServerProcess {
+    /// Starts `program args... ` (which must listen on `port`) and waits until it
+    /// accepts connections.
+    pub fn start(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        port: u16,
+    ) -> std::io::Result<ServerProcess> {
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let mut server = ServerProcess {
+            name: name.to_string(),
+            port,
+            child,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline || server.child.try_wait()?.is_some() {
+                return Err(std::io::Error::other(format!(
+                    "{name} did not start on port {port}"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(server)
+    }
+
+    /// Starts ringkv from `binary` on a free port.
+    pub fn ringkv(binary: &Path, extra: &[&str]) -> std::io::Result<ServerProcess> {
+        let port = free_port();
+        let mut args = vec![
+            "--port".to_string(),
+            port.to_string(),
+            "--loglevel".into(),
+            "warning".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        ServerProcess::start("ringkv", binary, &args, port)
+    }
+
+    /// Starts `redis-server` on a free port without persistence.
+    pub fn redis(extra: &[&str]) -> std::io::Result<ServerProcess> {
+        let port = free_port();
+        let mut args: Vec<String> = [
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        ServerProcess::start("redis", Path::new("redis-server"), &args, port)
+    }
+
+    /// Process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// CPU seconds (user + system) the process has used so far.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        // utime and stime, in USER_HZ (100 per second on Linux).
+        (ticks(11) + ticks(12)) / 100.0
+    }
+
+    /// Resident memory in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/statm", self.pid()))
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .map_or(0, |pages| pages * 4096)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// CPU seconds used by this process's finished (waited-for) children, such as the
+/// `redis-benchmark` runs: `cutime + cstime` from `/proc/self/stat`.
+pub fn children_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(13) + ticks(14)) / 100.0
+}
+
+/// One `redis-benchmark` result line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchResult {
+    /// Test name as redis-benchmark prints it (`SET`, `MSET (10 keys)`).
+    pub test: String,
+    /// Requests per second.
+    pub rps: f64,
+}
+
+/// Runs `redis-benchmark --csv` with `args` against `port` and parses its results.
+pub fn redis_benchmark(port: u16, args: &[String]) -> std::io::Result<Vec<BenchResult>> {
+    let out = Command::new("redis-benchmark")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "--csv"])
+        .args(args)
+        .stderr(Stdio::null())
+        .output()?;
+    if !out.status.success() {
+        return Err(std::io::Error::other("redis-benchmark failed"));
+    }
+    Ok(parse_csv(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Parses redis-benchmark's CSV (`"test","rps",...`), skipping the header.
+pub fn parse_csv(text: &str) -> Vec<BenchResult> {
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split("\",\"").map(|f| f.trim_matches('"'));
+            let test = fields.next()?.to_string();
+            let rps = fields.next()?.parse().ok()?;
+            Some(BenchResult { test, rps })
+        })
+        .collect()
+}
+
+/// The median of `values` (0 for none).
+pub fn median(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(|a, b| a.total_cmp(b));
+    let mid = values.len() / 2;
+    if values.len() % 2 == 0 {
+        (values[mid - 1] + values[mid]) / 2.0
+    } else {
+        values[mid]
+    }
 }
 
 #[cfg(test)]
@@ -7,8 +211,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+    fn parses_redis_benchmark_csv() {
+        let csv = "\"test\",\"rps\",\"avg_latency_ms\"\n\"SET\",\"123456.79\",\"0.2\"\n\"MSET (10 keys)\",\"1000.00\",\"1\"\n";
+        assert_eq!(
+            parse_csv(csv),
+            [
+                BenchResult {
+                    test: "SET".into(),
+                    rps: 123456.79
+                },
+                BenchResult {
+                    test: "MSET (10 keys)".into(),
+                    rps: 1000.0
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn median_of_even_and_odd_counts() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(median(&mut []), 0.0);
     }
 }

@@ -1,14 +1,6 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+//! ringkv-client: the Rust client for ringkv.
+//!
+//! This crate will hold the lock client (native fair locks with fencing tokens, a
+//! Redis-compatible mode and RedLock) and the cache-aside loader with fill leases.
+//! It is created now so the workspace layout is stable; its API arrives with the
+//! locks work.

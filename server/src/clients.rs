@@ -8,10 +8,12 @@ use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::clock::{Clock, Millis};
+
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::commands::table::registry;
+use crate::commands::table::{registry, LookupCache};
 use crate::protocol::Protocol;
 use crate::stats::LocalStats;
 
@@ -35,7 +37,7 @@ pub struct ClientHandle {
     /// The socket's file descriptor.
     pub fd: i32,
     created: Instant,
-    /// Milliseconds after `created` of the last command.
+    /// Unix milliseconds of the last command.
     last_interaction: AtomicU64,
     /// Id + 1 of the last command run (0: none yet).
     last_command: AtomicUsize,
@@ -50,16 +52,14 @@ pub struct ClientHandle {
 }
 
 impl ClientHandle {
-    /// Records activity: the command just run and the time.
-    pub fn touch(&self, command_id: usize) {
+    /// Records activity: the command about to run and its time (Unix ms).
+    pub fn touch(&self, command_id: usize, now: Millis) {
         self.last_command.store(command_id + 1, Relaxed);
-        self.last_interaction
-            .store(self.created.elapsed().as_millis() as u64, Relaxed);
+        self.last_interaction.store(now, Relaxed);
     }
 
-    /// Seconds since the last command.
-    pub fn idle_secs(&self) -> u64 {
-        let now = self.created.elapsed().as_millis() as u64;
+    /// Seconds between the last command and `now` (Unix ms).
+    pub fn idle_secs(&self, now: Millis) -> u64 {
         now.saturating_sub(self.last_interaction.load(Relaxed)) / 1000
     }
 
@@ -101,8 +101,8 @@ impl ClientHandle {
         }
     }
 
-    /// The `CLIENT LIST` line describing this client (without newline).
-    pub fn describe(&self) -> String {
+    /// The `CLIENT LIST` line describing this client at `now` (without newline).
+    pub fn describe(&self, now: Millis) -> String {
         let meta = self.meta.lock().clone();
         let cmd = match self.last_command.load(Relaxed) {
             0 => "NULL".to_string(),
@@ -123,7 +123,7 @@ impl ClientHandle {
             self.fd,
             String::from_utf8_lossy(&meta.name),
             self.age_secs(),
-            self.idle_secs(),
+            self.idle_secs(now),
             qbuf,
             qcap.saturating_sub(qbuf),
             qcap,
@@ -155,6 +155,7 @@ impl Clients {
         laddr: SocketAddr,
         fd: i32,
         shutdown: &CancellationToken,
+        now: Millis,
     ) -> Arc<ClientHandle> {
         let handle = Arc::new(ClientHandle {
             id: self.next_id.fetch_add(1, Relaxed) + 1,
@@ -162,7 +163,7 @@ impl Clients {
             laddr,
             fd,
             created: Instant::now(),
-            last_interaction: AtomicU64::new(0),
+            last_interaction: AtomicU64::new(now),
             last_command: AtomicUsize::new(0),
             resp: AtomicU8::new(2),
             query_len: AtomicUsize::new(0),
@@ -209,16 +210,49 @@ pub struct Session {
     pub close_after_reply: bool,
     /// Counters not yet added to the server's.
     pub stats: LocalStats,
+    /// The last command looked up.
+    pub lookup: LookupCache,
+    /// Wall-clock time at `batch_start`, so later commands of the batch derive
+    /// theirs from the cheaper monotonic clock.
+    batch_wall: Millis,
+    batch_start: Instant,
+    /// When the previous command ended: the start of the next one.
+    mark: Instant,
 }
 
 impl Session {
     /// The state of a new connection.
     pub fn new(handle: Arc<ClientHandle>, authenticated: bool) -> Self {
+        let now = Instant::now();
         Session {
             handle,
             authenticated,
             close_after_reply: false,
             stats: LocalStats::default(),
+            lookup: LookupCache::default(),
+            batch_wall: 0,
+            batch_start: now,
+            mark: now,
         }
+    }
+
+    /// Starts a batch of pipelined commands: reads the wall clock once.
+    pub fn begin_batch(&mut self, clock: &dyn Clock) {
+        self.batch_start = Instant::now();
+        self.batch_wall = clock.now_ms();
+        self.mark = self.batch_start;
+    }
+
+    /// The start of the next command and its wall-clock time. One clock read per
+    /// command is all timing costs: a command starts where the previous ended.
+    pub fn command_start(&self) -> (Instant, Millis) {
+        let offset = self.mark.duration_since(self.batch_start).as_millis() as Millis;
+        (self.mark, self.batch_wall + offset)
+    }
+
+    /// Marks the end of a command; returns how long it took in microseconds.
+    pub fn command_end(&mut self, started: Instant) -> u64 {
+        self.mark = Instant::now();
+        self.mark.duration_since(started).as_micros() as u64
     }
 }

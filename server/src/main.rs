@@ -72,8 +72,9 @@ fn main() -> ExitCode {
     let on_loglevel = Box::new(move |level| {
         let _ = reload_handle.modify(|f| *f = level_filter(level));
     });
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.worker_threads())
+    // This runtime only accepts connections, runs the cron and waits for signals;
+    // clients are served by the server's worker threads.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -96,7 +97,12 @@ fn main() -> ExitCode {
             threads = config.worker_threads(),
             "ringkv starting"
         );
-        server.run(shutdown_signal()).await;
-        ExitCode::SUCCESS
+        match server.run(shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                tracing::error!(%err, "server failed");
+                ExitCode::FAILURE
+            }
+        }
     })
 }

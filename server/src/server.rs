@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! Server::bind(config) ──▶ run(shutdown)
-//!                            ├─ accept loop per listener ─▶ connection task per client
+//!                            ├─ accept loop per listener ─▶ worker thread (round robin)
+//!                            │                               └─ connection task per client
 //!                            └─ cron (stats sampling, active expiry)
 //! shutdown (signal, SHUTDOWN) ─▶ cancel token ─▶ every task ends ─▶ tracker joined
 //! ```
@@ -23,6 +24,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::commands::table::registry;
 use crate::config::{Config, LiveConfig, LogLevelHook};
 use crate::keyspace::Keyspace;
+use crate::net::Workers;
 use crate::stats::Stats;
 use crate::{cron, net};
 
@@ -102,6 +104,7 @@ impl Shared {
 pub struct Server {
     shared: Arc<Shared>,
     listeners: Vec<TcpListener>,
+    threads: usize,
 }
 
 impl Server {
@@ -135,6 +138,7 @@ impl Server {
         Ok(Server {
             shared: Arc::new(Shared::new(live, clock, port)),
             listeners,
+            threads: config.worker_threads(),
         })
     }
 
@@ -152,8 +156,9 @@ impl Server {
     }
 
     /// Serves clients until `shutdown` completes or a client sends `SHUTDOWN`, then
-    /// closes every connection and waits for all tasks to finish.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+    /// closes every connection and waits for all tasks and worker threads to finish.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        let workers = Arc::new(Workers::start(self.threads)?);
         let tracker = TaskTracker::new();
         for listener in self.listeners {
             if let Ok(addr) = listener.local_addr() {
@@ -163,6 +168,7 @@ impl Server {
             tracker.spawn(net::accept_loop(
                 self.shared.clone(),
                 listener,
+                workers.clone(),
                 tracker.clone(),
             ));
         }
@@ -174,6 +180,10 @@ impl Server {
         self.shared.shutdown.cancel();
         tracker.close();
         tracker.wait().await;
+        tokio::task::spawn_blocking(move || workers.stop())
+            .await
+            .map_err(std::io::Error::other)?;
         tracing::info!("server stopped");
+        Ok(())
     }
 }

@@ -241,7 +241,7 @@ impl<'a> Command<'a> for List {
         if self.any_type {
             for client in ctx.shared.clients.list() {
                 if self.ids.is_empty() || self.ids.contains(&client.id) {
-                    text.push_str(&client.describe());
+                    text.push_str(&client.describe(ctx.now));
                     text.push('\n');
                 }
             }
@@ -260,7 +260,7 @@ impl<'a> Command<'a> for Info {
     }
 
     fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
-        let line = ctx.session.handle.describe() + "\n";
+        let line = ctx.session.handle.describe(ctx.now) + "\n";
         ctx.out.verbatim(line.as_bytes());
         Ok(())
     }

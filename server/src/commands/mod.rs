@@ -24,8 +24,6 @@ mod object;
 mod server;
 mod strings;
 
-use std::time::Instant;
-
 pub use error::{CommandError, CommandResult};
 pub use parse::Parser;
 use table::{flag, CommandSpec};
@@ -118,9 +116,16 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut Reply, args: Ar
     let registry = table::registry();
     let name = args.get(0).unwrap_or_default();
     session.stats.commands += 1;
-    let Some(mut cmd) = registry.lookup(name) else {
-        reply_error(shared, session, out, &unknown_command(args));
-        return;
+    let mut cmd = match session.lookup.get(name) {
+        Some(cmd) => cmd,
+        None => {
+            let Some(cmd) = registry.lookup(name) else {
+                reply_error(shared, session, out, &unknown_command(args));
+                return;
+            };
+            session.lookup.put(name, cmd);
+            cmd
+        }
     };
     let mut skip = 1;
     if cmd.is_container() && args.len() >= 2 {
@@ -140,7 +145,8 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut Reply, args: Ar
             }
         }
     }
-    session.handle.touch(cmd.id);
+    let (started, now) = session.command_start();
+    session.handle.touch(cmd.id, now);
     // A container called without a subcommand runs only if it has its own handler.
     let handler = match cmd.spec.handler {
         Some(handler) if cmd.arity_ok(args.len()) => handler,
@@ -154,20 +160,19 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut Reply, args: Ar
         reject(shared, session, out, cmd.id, &CommandError::NoAuth);
         return;
     }
-    let started = Instant::now();
     let mark = out.len();
     let mut ctx = Ctx {
         shared,
         session: &mut *session,
         out: &mut *out,
-        now: shared.clock.now_ms(),
+        now,
         dirty: 0,
         skip,
         command: cmd,
     };
     let result = handler(&mut ctx, args);
     let dirty = ctx.dirty;
-    let usec = started.elapsed().as_micros() as u64;
+    let usec = session.command_end(started);
     match result {
         Ok(()) => session.stats.record(cmd.id, usec, Outcome::Ok),
         Err(err) => {

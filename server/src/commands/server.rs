@@ -170,7 +170,7 @@ struct ConfigSet<'a> {
 
 impl<'a> Command<'a> for ConfigSet<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        if p.remaining() % 2 != 0 {
+        if !p.remaining().is_multiple_of(2) {
             return Err(p.arity_error());
         }
         let mut pairs = Vec::new();

@@ -438,7 +438,7 @@ struct MSet<'a> {
 
 impl<'a> Command<'a> for MSet<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        if p.remaining() % 2 != 0 {
+        if !p.remaining().is_multiple_of(2) {
             return Err(p.arity_error());
         }
         let mut pairs = Vec::with_capacity(p.remaining() / 2);

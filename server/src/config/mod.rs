@@ -73,7 +73,7 @@ pub struct Config {
     pub loglevel: LogLevel,
     /// Without a password, refuse clients that are not on loopback.
     pub protected_mode: bool,
-    /// Worker threads (0: one per CPU).
+    /// Worker threads (0: one per CPU but one, at least one).
     pub threads: usize,
 }
 
@@ -143,7 +143,7 @@ pub struct Cli {
     /// yes or no: refuse non-loopback clients when no password is set.
     #[arg(long, value_parser = parse_yes_no, value_name = "yes|no")]
     pub protected_mode: Option<bool>,
-    /// Worker threads (0: one per CPU).
+    /// Worker threads (0: one per CPU but one, at least one).
     #[arg(long)]
     pub threads: Option<usize>,
 }
@@ -267,10 +267,14 @@ impl Config {
         Ok(())
     }
 
-    /// Worker threads to start.
+    /// Worker threads to start. By default one per CPU but one, at least one: the
+    /// spare core runs the kernel's network processing and whatever shares the
+    /// machine (Redis gives the same advice for its I/O threads).
     pub fn worker_threads(&self) -> usize {
         match self.threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            0 => {
+                std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
+            }
             n => n,
         }
     }

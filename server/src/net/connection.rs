@@ -4,17 +4,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
+use super::buffer::InputBuffer;
+use super::socket::Socket;
 use crate::clients::{ClientHandle, Session};
 use crate::commands;
 use crate::protocol::{Decoded, Protocol, Reply, RequestDecoder, RequestLimits};
 use crate::server::Shared;
 
 /// Initial read buffer; grows for large requests and shrinks back when idle.
-const READ_BUFFER: usize = 8 * 1024;
+const READ_BUFFER: usize = 16 * 1024;
+/// Least free space offered to each read.
+const READ_MIN: usize = 4 * 1024;
 /// Replies buffered beyond this are sent before more requests run, so one pipeline
 /// cannot make a client's output grow without bound.
 const OUTPUT_FLUSH: usize = 64 * 1024;
@@ -32,21 +32,30 @@ enum Stop {
 
 struct Connection {
     shared: Arc<Shared>,
-    stream: TcpStream,
-    input: BytesMut,
+    socket: Socket,
+    input: InputBuffer,
     decoder: RequestDecoder,
     output: Reply,
     session: Session,
 }
 
 /// Serves one client until it disconnects, is killed, or the server shuts down.
-pub async fn serve(shared: Arc<Shared>, stream: TcpStream, handle: Arc<ClientHandle>) {
+/// Must run on the runtime that will own the socket.
+pub async fn serve(shared: Arc<Shared>, stream: std::net::TcpStream, handle: Arc<ClientHandle>) {
     let id = handle.id;
+    let socket = match Socket::new(stream) {
+        Ok(socket) => socket,
+        Err(err) => {
+            tracing::warn!(client = id, %err, "cannot register connection");
+            shared.clients.unregister(id);
+            return;
+        }
+    };
     let authenticated = !shared.config.has_password();
     let mut conn = Connection {
         shared: shared.clone(),
-        stream,
-        input: BytesMut::with_capacity(READ_BUFFER),
+        socket,
+        input: InputBuffer::new(READ_BUFFER),
         decoder: RequestDecoder::new(),
         output: Reply::new(Protocol::Resp2),
         session: Session::new(handle, authenticated),
@@ -64,10 +73,12 @@ impl Connection {
         let killed = kill.cancelled();
         tokio::pin!(killed);
         loop {
-            self.make_room();
+            self.input.shrink_if_idle();
+            let wanted = self.decoder.wanted().saturating_sub(self.input.len());
+            self.input.reserve(READ_MIN, wanted);
             let timeout = self.shared.config.timeout_secs();
             let read = async {
-                let read = self.stream.read_buf(&mut self.input);
+                let read = self.socket.read(&mut self.input);
                 if timeout == 0 {
                     Some(read.await)
                 } else {
@@ -96,7 +107,7 @@ impl Connection {
                 tokio::select! {
                     biased;
                     _ = &mut killed => return Ok(()),
-                    written = self.stream.write_all(self.output.as_bytes()) => written?,
+                    written = self.socket.write_all(self.output.as_bytes()) => written?,
                 }
                 self.session.stats.net_out += self.output.len() as u64;
                 self.output.clear();
@@ -117,7 +128,7 @@ impl Connection {
                 );
                 self.output
                     .error("ERR query buffer limit exceeded (client-query-buffer-limit)");
-                let _ = self.stream.write_all(self.output.as_bytes()).await;
+                let _ = self.socket.write_all(self.output.as_bytes()).await;
                 return Ok(());
             }
         }
@@ -131,17 +142,6 @@ impl Connection {
             .set_buffers(self.input.len(), self.input.capacity(), self.output.len());
     }
 
-    /// Ensures the read buffer has space, growing toward a pending large argument
-    /// (doubling, never more than announced) and shrinking after a large one.
-    fn make_room(&mut self) {
-        if self.input.is_empty() && self.input.capacity() > 4 * READ_BUFFER {
-            self.input = BytesMut::with_capacity(READ_BUFFER);
-        }
-        let wanted = self.decoder.wanted().saturating_sub(self.input.len());
-        let step = wanted.min(self.input.capacity().max(READ_BUFFER));
-        self.input.reserve(step.max(READ_BUFFER / 2));
-    }
-
     /// Runs every complete request in the input buffer, appending replies.
     fn process(&mut self) -> Stop {
         let Connection {
@@ -152,20 +152,19 @@ impl Connection {
             session,
             ..
         } = self;
+        session.begin_batch(&*shared.clock);
         let mut consumed = 0;
-        let mut stop = Stop::Drained;
-        loop {
+        let stop = loop {
             if output.len() >= OUTPUT_FLUSH {
-                stop = Stop::OutputFull;
-                break;
+                break Stop::OutputFull;
             }
             let limits = RequestLimits {
                 max_bulk_len: shared.config.proto_max_bulk_len(),
                 authenticated: session.authenticated || !shared.config.has_password(),
             };
-            let buf = &input[consumed..];
+            let buf = &input.filled()[consumed..];
             match decoder.decode(buf, limits) {
-                Ok(Decoded::Incomplete) => break,
+                Ok(Decoded::Incomplete) => break Stop::Drained,
                 Ok(Decoded::Request { consumed: used }) => {
                     let args = decoder.args(buf);
                     if !args.is_empty() {
@@ -173,8 +172,7 @@ impl Connection {
                     }
                     consumed += used;
                     if session.close_after_reply {
-                        stop = Stop::Close;
-                        break;
+                        break Stop::Close;
                     }
                 }
                 Err(err) => {
@@ -182,12 +180,11 @@ impl Connection {
                     session.stats.error_replies += 1;
                     shared.stats.count_error("ERR");
                     tracing::debug!(client = session.handle.id, %err, "protocol error");
-                    stop = Stop::Close;
-                    break;
+                    break Stop::Close;
                 }
             }
-        }
-        input.advance(consumed);
+        };
+        input.consume(consumed);
         stop
     }
 }

@@ -1,7 +1,12 @@
 //! Network I/O: accepting clients and serving each connection. The only module
 //! that touches sockets.
 
+mod buffer;
 mod connection;
+mod socket;
+mod workers;
+
+pub use workers::Workers;
 
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
@@ -43,8 +48,14 @@ pub fn protected_mode_denies(protected: bool, has_password: bool, peer: IpAddr) 
     protected && !has_password && !loopback
 }
 
-/// Accepts clients until shutdown, spawning a task for each on `tracker`.
-pub async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, tracker: TaskTracker) {
+/// Accepts clients until shutdown and hands each to a worker, where it runs as a
+/// task on `tracker`.
+pub async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    workers: Arc<Workers>,
+    tracker: TaskTracker,
+) {
     loop {
         let accepted = tokio::select! {
             _ = shared.shutdown.cancelled() => return,
@@ -75,10 +86,27 @@ pub async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, tracker: Ta
             continue;
         }
         let laddr = stream.local_addr().unwrap_or(peer);
-        let handle = shared
-            .clients
-            .register(peer, laddr, stream.as_raw_fd(), &shared.shutdown);
-        tracker.spawn(connection::serve(shared.clone(), stream, handle));
+        let fd = stream.as_raw_fd();
+        // Leave this runtime's reactor; the worker registers the socket with its own.
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(err) => {
+                tracing::warn!(%err, "cannot hand over connection");
+                continue;
+            }
+        };
+        let handle =
+            shared
+                .clients
+                .register(peer, laddr, fd, &shared.shutdown, shared.clock.now_ms());
+        let (id, job_shared, job_tracker) = (handle.id, shared.clone(), tracker.clone());
+        let started = workers.dispatch(Box::new(move || {
+            job_tracker.spawn(connection::serve(job_shared, stream, handle));
+        }));
+        if !started {
+            // Shutting down: the connection is dropped, and closed with it.
+            shared.clients.unregister(id);
+        }
     }
 }
 

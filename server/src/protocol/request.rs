@@ -460,6 +460,116 @@ mod tests {
         );
     }
 
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn encode(args: &[Vec<u8>]) -> Vec<u8> {
+            let mut out = format!("*{}\r\n", args.len()).into_bytes();
+            for a in args {
+                out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+                out.extend_from_slice(a);
+                out.extend_from_slice(b"\r\n");
+            }
+            out
+        }
+
+        fn request() -> impl Strategy<Value = Vec<Vec<u8>>> {
+            proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 1..8)
+        }
+
+        /// Decodes everything, checking the decoder's own invariants on the way.
+        fn checked_decode(input: &[u8], limits: RequestLimits) -> Vec<Vec<Vec<u8>>> {
+            let mut decoder = RequestDecoder::new();
+            let mut pos = 0;
+            let mut out = Vec::new();
+            while let Ok(Decoded::Request { consumed }) = decoder.decode(&input[pos..], limits) {
+                assert!(consumed > 0 && pos + consumed <= input.len());
+                out.push(
+                    decoder
+                        .args(&input[pos..])
+                        .iter()
+                        .map(<[u8]>::to_vec)
+                        .collect(),
+                );
+                pos += consumed;
+            }
+            out
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn random_bytes_never_panic(input in proptest::collection::vec(any::<u8>(), 0..300)) {
+                checked_decode(&input, OPEN);
+                checked_decode(&input, RequestLimits { max_bulk_len: 16, authenticated: false });
+            }
+
+            #[test]
+            fn random_bytes_after_a_star_never_panic(input in proptest::collection::vec(any::<u8>(), 0..300)) {
+                let mut framed = b"*".to_vec();
+                framed.extend(input);
+                checked_decode(&framed, OPEN);
+            }
+
+            #[test]
+            fn valid_requests_decode_exactly(reqs in proptest::collection::vec(request(), 1..5)) {
+                let mut input = Vec::new();
+                for r in &reqs {
+                    input.extend(encode(r));
+                }
+                prop_assert_eq!(checked_decode(&input, OPEN), reqs);
+            }
+
+            #[test]
+            fn any_split_point_gives_the_same_request(req in request(), split in any::<prop::sample::Index>()) {
+                let input = encode(&req);
+                let at = split.index(input.len());
+                let mut decoder = RequestDecoder::new();
+                prop_assert_eq!(decoder.decode(&input[..at], OPEN), Ok(Decoded::Incomplete));
+                prop_assert_eq!(decoder.decode(&input, OPEN), Ok(Decoded::Request { consumed: input.len() }));
+                let args: Vec<Vec<u8>> = decoder.args(&input).iter().map(<[u8]>::to_vec).collect();
+                prop_assert_eq!(args, req);
+            }
+
+            #[test]
+            fn mutated_requests_never_panic(req in request(),
+                                            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..6)) {
+                let mut input = encode(&req);
+                for (at, byte, op) in edits {
+                    let i = at.index(input.len() + 1);
+                    match op {
+                        0 if i < input.len() => input[i] = byte,
+                        1 => input.insert(i, byte),
+                        _ if i < input.len() => { input.remove(i); }
+                        _ => {}
+                    }
+                }
+                checked_decode(&input, OPEN);
+            }
+
+            /// The same bytes through redis-protocol's decoder give the same arguments.
+            #[test]
+            fn agrees_with_redis_protocol(req in request()) {
+                use redis_protocol::resp2::{decode::decode_bytes_mut, types::BytesFrame};
+                let input = encode(&req);
+                let mut buf = bytes::BytesMut::from(&input[..]);
+                let (frame, used, _) = decode_bytes_mut(&mut buf).unwrap().unwrap();
+                prop_assert_eq!(used, input.len());
+                let BytesFrame::Array(items) = frame else { panic!("not an array") };
+                let theirs: Vec<Vec<u8>> = items
+                    .into_iter()
+                    .map(|f| match f {
+                        BytesFrame::BulkString(b) => b.to_vec(),
+                        other => panic!("{other:?}"),
+                    })
+                    .collect();
+                prop_assert_eq!(checked_decode(&input, OPEN), vec![theirs]);
+            }
+        }
+    }
+
     #[test]
     fn long_headers_without_line_end_are_rejected() {
         let mut input = b"*".to_vec();

@@ -1,0 +1,202 @@
+//! The compare harness: runs `redis-benchmark` against ringkv and (when
+//! `redis-server` is installed) Redis on this machine with the same flags,
+//! alternating which server goes first each round, and prints for every test the
+//! throughput of both, their ratio, and each server's CPU time per operation.
+//!
+//! ```text
+//! ./bench/compare.sh --pipelines 1,16,64
+//! ```
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use ringkv_bench::{
+    children_cpu_seconds, have_program, median, redis_benchmark, ringkv_release_binary,
+    ServerProcess,
+};
+
+/// Compare ringkv and Redis under redis-benchmark.
+#[derive(Debug, Parser)]
+struct Options {
+    /// redis-benchmark tests (its -t names; `ping` runs both PING tests).
+    #[arg(long, default_value = "ping,set,get,incr,mset", value_delimiter = ',')]
+    tests: Vec<String>,
+    /// Pipeline depths (-P) to run.
+    #[arg(long, default_value = "1,16,64", value_delimiter = ',')]
+    pipelines: Vec<u32>,
+    /// Parallel connections (-c).
+    #[arg(long, default_value_t = 50)]
+    clients: u32,
+    /// Rounds per test; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Requests per run (-n); by default 200000 at -P 1 and 100000 x P (at most 2M) above.
+    #[arg(long)]
+    requests: Option<u64>,
+    /// Random keyspace size (-r); without it redis-benchmark uses a single key.
+    #[arg(long)]
+    keyspace: Option<u64>,
+    /// The ringkv-server binary (default: target/release/ringkv-server).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Extra flags for ringkv-server, e.g. "--threads 1".
+    #[arg(long, allow_hyphen_values = true)]
+    ringkv_args: Option<String>,
+}
+
+/// The redis-benchmark `-t` names a requested test expands to (one result line each).
+fn runs_for(test: &str) -> Vec<String> {
+    match test {
+        "ping" => vec!["ping_inline".into(), "ping_mbulk".into()],
+        "lrange" => ["lrange_100", "lrange_300", "lrange_500", "lrange_600"]
+            .map(String::from)
+            .to_vec(),
+        other => vec![other.to_string()],
+    }
+}
+
+#[derive(Default)]
+struct Samples {
+    rps: Vec<f64>,
+    cpu_us: Vec<f64>,
+    client_load: Vec<f64>,
+}
+
+/// One run's figures.
+struct Measured {
+    test: String,
+    rps: f64,
+    /// Server CPU µs per operation.
+    cpu_us: f64,
+    /// Share of one core redis-benchmark used: near 100% means the client, not the
+    /// server, limited the throughput.
+    client_load: f64,
+}
+
+/// One redis-benchmark run of a single test.
+fn measure(
+    server: &ServerProcess,
+    run: &str,
+    pipeline: u32,
+    requests: u64,
+    o: &Options,
+) -> Option<Measured> {
+    let mut args = vec![
+        "-t".to_string(),
+        run.to_string(),
+        "-c".into(),
+        o.clients.to_string(),
+        "-n".into(),
+        requests.to_string(),
+        "-P".into(),
+        pipeline.to_string(),
+    ];
+    if let Some(r) = o.keyspace {
+        args.extend(["-r".to_string(), r.to_string()]);
+    }
+    let before = server.cpu_seconds();
+    let client_before = children_cpu_seconds();
+    let started = std::time::Instant::now();
+    let results = match redis_benchmark(server.port, &args) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{} {run} -P {pipeline}: {e}", server.name);
+            return None;
+        }
+    };
+    let cpu = server.cpu_seconds() - before;
+    let client_load = (children_cpu_seconds() - client_before) / started.elapsed().as_secs_f64();
+    let result = results.into_iter().next()?;
+    Some(Measured {
+        test: result.test,
+        rps: result.rps,
+        cpu_us: cpu * 1e6 / requests as f64,
+        client_load,
+    })
+}
+
+fn main() {
+    let o = Options::parse();
+    if !have_program("redis-benchmark") {
+        eprintln!("redis-benchmark is not installed (apt-get install redis-tools)");
+        std::process::exit(2);
+    }
+    let bin = o.server_bin.clone().unwrap_or_else(ringkv_release_binary);
+    if !bin.exists() {
+        eprintln!(
+            "{} not found: run `cargo build --release -p ringkv-server` first",
+            bin.display()
+        );
+        std::process::exit(2);
+    }
+    let extra: Vec<&str> = o
+        .ringkv_args
+        .as_deref()
+        .map(|a| a.split_whitespace().collect())
+        .unwrap_or_default();
+    let ringkv = ServerProcess::ringkv(&bin, &extra).expect("start ringkv");
+    let redis = if have_program("redis-server") {
+        Some(ServerProcess::redis(&[]).expect("start redis"))
+    } else {
+        eprintln!("redis-server not installed: measuring ringkv only");
+        None
+    };
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "redis-benchmark -c {}{}, median of {} alternating rounds, {} CPUs, ringkv flags: {}",
+        o.clients,
+        o.keyspace.map(|r| format!(" -r {r}")).unwrap_or_default(),
+        o.rounds,
+        cpus,
+        if extra.is_empty() {
+            "(defaults)".to_string()
+        } else {
+            extra.join(" ")
+        }
+    );
+    println!();
+    println!("| test | -P | ringkv ops/s | Redis ops/s | ratio | ringkv CPU µs/op | Redis CPU µs/op | client CPU (ringkv / Redis) |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for &pipeline in &o.pipelines {
+        let requests = o.requests.unwrap_or(if pipeline <= 1 {
+            200_000
+        } else {
+            (100_000 * u64::from(pipeline)).min(2_000_000)
+        });
+        for run in o.tests.iter().flat_map(|t| runs_for(t)) {
+            let (mut ours, mut theirs) = (Samples::default(), Samples::default());
+            let mut name = run.to_uppercase();
+            for round in 0..o.rounds {
+                // Alternate which server goes first, so drift favours neither.
+                let mut order: Vec<(&ServerProcess, &mut Samples)> = vec![(&ringkv, &mut ours)];
+                if let Some(r) = &redis {
+                    order.push((r, &mut theirs));
+                }
+                if round % 2 == 1 {
+                    order.reverse();
+                }
+                for (server, samples) in order {
+                    if let Some(m) = measure(server, &run, pipeline, requests, &o) {
+                        name = m.test;
+                        samples.rps.push(m.rps);
+                        samples.cpu_us.push(m.cpu_us);
+                        samples.client_load.push(m.client_load);
+                    }
+                }
+            }
+            let (ours_rps, theirs_rps) = (median(&mut ours.rps), median(&mut theirs.rps));
+            let ratio = if theirs_rps > 0.0 {
+                format!("{:.2}x", ours_rps / theirs_rps)
+            } else {
+                "-".into()
+            };
+            println!(
+                "| {name} | {pipeline} | {ours_rps:.0} | {theirs_rps:.0} | {ratio} | {:.3} | {:.3} | {:.0}% / {:.0}% |",
+                median(&mut ours.cpu_us),
+                median(&mut theirs.cpu_us),
+                100.0 * median(&mut ours.client_load),
+                100.0 * median(&mut theirs.client_load)
+            );
+        }
+    }
+}

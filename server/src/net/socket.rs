@@ -1,0 +1,78 @@
+//! A client socket whose reads cost one system call.
+//!
+//! A tokio stream learns that a socket is drained only from a read that fails with
+//! `EAGAIN`, so every request would cost a second, empty read. Here a read that
+//! returns less than the space offered proves the socket drained, and readiness is
+//! cleared without that extra call: the read runs inside an outer `try_io` whose
+//! closure reports `WouldBlock` after a short read. `try_io` clears only the
+//! readiness it observed before the read; a readiness event that arrived during the
+//! read has a newer tick and survives, so no wake-up can be lost.
+
+use std::io::{self, ErrorKind};
+
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+
+use super::buffer::InputBuffer;
+
+/// A TCP stream registered with the current runtime's reactor.
+pub struct Socket {
+    stream: TcpStream,
+}
+
+impl Socket {
+    /// Registers `stream` with the current runtime's reactor.
+    pub fn new(stream: std::net::TcpStream) -> io::Result<Socket> {
+        stream.set_nonblocking(true)?;
+        Ok(Socket {
+            stream: TcpStream::from_std(stream)?,
+        })
+    }
+
+    /// Waits for data and reads what is available into `buf`; 0 means the peer
+    /// closed the connection.
+    pub async fn read(&self, buf: &mut InputBuffer) -> io::Result<usize> {
+        loop {
+            self.stream.readable().await?;
+            let spare = buf.spare();
+            let offered = spare.len();
+            let mut received = None;
+            let outcome = self.stream.try_io(Interest::READABLE, || {
+                let n = self.stream.try_read(spare)?;
+                received = Some(n);
+                if n > 0 && n < offered {
+                    // Drained: have try_io clear the readiness it saw.
+                    Err(ErrorKind::WouldBlock.into())
+                } else {
+                    Ok(n)
+                }
+            });
+            let n = match (received, outcome) {
+                (Some(n), _) | (None, Ok(n)) => n,
+                (None, Err(e))
+                    if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) =>
+                {
+                    continue
+                }
+                (None, Err(e)) => return Err(e),
+            };
+            buf.commit(n);
+            return Ok(n);
+        }
+    }
+
+    /// Writes all of `data`, waiting for buffer space when the peer reads slowly.
+    pub async fn write_all(&self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            // Sockets are almost always writable: try first, wait only if refused.
+            match self.stream.try_write(data) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => data = &data[n..],
+                Err(e) if e.kind() == ErrorKind::WouldBlock => self.stream.writable().await?,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
