@@ -104,6 +104,10 @@ impl Connection {
             self.session.stats.net_in += n as u64;
             loop {
                 let stop = self.process();
+                // Let the other connections with input run first, so replies leave in
+                // one burst after the whole round, as Redis writes before it sleeps:
+                // clients then find many replies per wake-up.
+                tokio::task::yield_now().await;
                 tokio::select! {
                     biased;
                     _ = &mut killed => return Ok(()),
