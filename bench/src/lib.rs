@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ringkv_server::memory;
+
 /// A free loopback port.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -113,26 +115,8 @@ impl ServerProcess {
 
     /// CPU seconds (user + system) the process has used so far.
     pub fn cpu_seconds(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        // utime and stime, in USER_HZ (100 per second on Linux).
-        (ticks(11) + ticks(12)) / 100.0
-    }
-
-    /// Resident memory in bytes.
-    pub fn rss_bytes(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/statm", self.pid()))
-            .ok()
-            .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-            .map_or(0, |pages| pages * 4096)
+        let cpu = memory::cpu_of(Some(self.pid()));
+        cpu.user + cpu.system
     }
 }
 
@@ -144,18 +128,9 @@ impl Drop for ServerProcess {
 }
 
 /// CPU seconds used by this process's finished (waited-for) children, such as the
-/// `redis-benchmark` runs: `cutime + cstime` from `/proc/self/stat`.
+/// `redis-benchmark` runs.
 pub fn children_cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(13) + ticks(14)) / 100.0
+    memory::cpu_of(None).children
 }
 
 /// One `redis-benchmark` result line.

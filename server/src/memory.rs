@@ -27,12 +27,25 @@ pub fn allocator() -> AllocatorStats {
     }
 }
 
-/// Resident set size of this process in bytes, from `/proc/self/statm`.
-pub fn rss() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
+/// Resident set size in bytes of process `pid` (`None`: this one), from
+/// `/proc/<pid>/statm`.
+pub fn rss_of(pid: Option<u32>) -> u64 {
+    std::fs::read_to_string(proc_path(pid, "statm"))
         .ok()
         .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
         .map_or(0, |pages| pages * 4096)
+}
+
+/// Resident set size of this process in bytes.
+pub fn rss() -> u64 {
+    rss_of(None)
+}
+
+fn proc_path(pid: Option<u32>, file: &str) -> String {
+    match pid {
+        Some(pid) => format!("/proc/{pid}/{file}"),
+        None => format!("/proc/self/{file}"),
+    }
 }
 
 /// Total physical memory, from `/proc/meminfo`.
@@ -46,22 +59,36 @@ pub fn total_system() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// (user, system) CPU seconds used by this process, from `/proc/self/stat`.
-pub fn cpu_seconds() -> (f64, f64) {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return (0.0, 0.0);
-    };
-    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+/// CPU seconds a process used, from `/proc/<pid>/stat`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CpuTimes {
+    /// In user mode.
+    pub user: f64,
+    /// In the kernel.
+    pub system: f64,
+    /// By its children that exited and were waited for, user and kernel together.
+    pub children: f64,
+}
+
+/// CPU times of process `pid` (`None`: this one); zeros where unavailable.
+pub fn cpu_of(pid: Option<u32>) -> CpuTimes {
+    let stat = std::fs::read_to_string(proc_path(pid, "stat")).unwrap_or_default();
+    // Fields after the parenthesised command name: utime, stime, cutime and cstime
+    // are fields 14 to 17, in USER_HZ (100 on every Linux platform that matters).
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
+    let seconds = |i: usize| {
         fields
             .get(i)
             .and_then(|f| f.parse::<f64>().ok())
             .unwrap_or(0.0)
+            / 100.0
     };
-    // The kernel reports in USER_HZ, 100 on every Linux platform that matters.
-    (ticks(11) / 100.0, ticks(12) / 100.0)
+    CpuTimes {
+        user: seconds(11),
+        system: seconds(12),
+        children: seconds(13) + seconds(14),
+    }
 }
 
 /// Bytes in Redis's human form: `1.50M`, `512.00K`, `100B`.
@@ -97,5 +124,8 @@ mod tests {
     fn proc_figures_are_read() {
         assert!(rss() > 0);
         assert!(total_system() > 0);
+        let spin = std::time::Instant::now();
+        while spin.elapsed() < std::time::Duration::from_millis(30) {}
+        assert!(cpu_of(None).user + cpu_of(None).system > 0.0);
     }
 }

@@ -152,13 +152,25 @@ pub fn error_text(err: &redis::RedisError) -> String {
     }
 }
 
-/// Runs a command expected to fail and returns the error text.
-pub fn expect_err(con: &mut redis::Connection, args: &[&str]) -> String {
+fn command(args: &[&str]) -> redis::Cmd {
     let mut cmd = redis::cmd(args[0]);
     for a in &args[1..] {
         cmd.arg(*a);
     }
-    match cmd.query::<redis::Value>(con) {
+    cmd
+}
+
+/// Runs a command through the `redis` crate, panicking (naming the command) if it
+/// fails.
+pub fn query<T: redis::FromRedisValue>(con: &mut redis::Connection, args: &[&str]) -> T {
+    command(args)
+        .query(con)
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+/// Runs a command expected to fail and returns the error text.
+pub fn expect_err(con: &mut redis::Connection, args: &[&str]) -> String {
+    match command(args).query::<redis::Value>(con) {
         Ok(v) => panic!("{args:?} succeeded with {v:?}"),
         Err(e) => error_text(&e),
     }

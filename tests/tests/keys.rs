@@ -3,15 +3,7 @@
 use std::collections::HashSet;
 
 use redis::{cmd, Connection};
-use ringkv_tests::{expect_err, TestServer};
-
-fn q<T: redis::FromRedisValue>(con: &mut Connection, args: &[&str]) -> T {
-    let mut c = cmd(args[0]);
-    for a in &args[1..] {
-        c.arg(*a);
-    }
-    c.query(con).unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
+use ringkv_tests::{expect_err, query as q, TestServer};
 
 #[test]
 fn del_unlink_exists_touch_type() {

@@ -4,16 +4,8 @@
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use redis::{cmd, Connection, Value};
-use ringkv_tests::{expect_err, TestServer};
-
-fn q<T: redis::FromRedisValue>(con: &mut Connection, args: &[&str]) -> T {
-    let mut c = cmd(args[0]);
-    for a in &args[1..] {
-        c.arg(*a);
-    }
-    c.query(con).unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
+use redis::Value;
+use ringkv_tests::{expect_err, query as q, TestServer};
 
 fn info_field(info: &str, name: &str) -> String {
     info.lines()

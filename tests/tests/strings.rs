@@ -1,15 +1,7 @@
 //! String commands against the real server, through the `redis` crate.
 
-use redis::{cmd, Connection, Value};
-use ringkv_tests::{expect_err, TestServer};
-
-fn q<T: redis::FromRedisValue>(con: &mut Connection, args: &[&str]) -> T {
-    let mut c = cmd(args[0]);
-    for a in &args[1..] {
-        c.arg(*a);
-    }
-    c.query(con).unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
+use redis::{cmd, Value};
+use ringkv_tests::{expect_err, query as q, TestServer};
 
 #[test]
 fn set_and_get_round_trip_binary_values() {

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use super::connection::valid_client_name;
-use super::table::{flag::*, CommandSpec, Handler, KeySpec};
+use super::table::{flag::*, CommandSpec, Handler};
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
 use crate::protocol::number::parse_i64;
 
@@ -14,32 +14,18 @@ const fn sub(
     summary: &'static str,
     handler: Option<Handler>,
 ) -> CommandSpec {
-    CommandSpec {
-        name,
-        arity,
-        flags,
-        keys: KeySpec::NONE,
-        group: "connection",
-        since: "2.4.0",
-        summary,
-        handler,
-        subcommands: &[],
-    }
+    CommandSpec::new(name, arity, flags, "connection", summary, handler).since("2.4.0")
 }
 
 const NOSTATE: u32 = NOSCRIPT | LOADING | STALE;
 
 /// The client family.
-pub const COMMANDS: &[CommandSpec] = &[CommandSpec {
-    name: "client",
-    arity: -2,
-    flags: 0,
-    keys: KeySpec::NONE,
-    group: "connection",
-    since: "2.4.0",
-    summary: "A container for client connection commands.",
-    handler: None,
-    subcommands: &[
+pub const COMMANDS: &[CommandSpec] = &[CommandSpec::container(
+    "client",
+    "connection",
+    "2.4.0",
+    "A container for client connection commands.",
+    &[
         sub(
             "id",
             2,
@@ -97,7 +83,7 @@ pub const COMMANDS: &[CommandSpec] = &[CommandSpec {
             handler!(Help),
         ),
     ],
-}];
+)];
 
 /// `CLIENT ID`.
 struct Id;

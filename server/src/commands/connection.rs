@@ -1,6 +1,6 @@
 //! Connection commands: PING, ECHO, AUTH, HELLO, SELECT, QUIT, RESET.
 
-use super::table::{flag::*, CommandSpec, KeySpec};
+use super::table::{flag::*, CommandSpec};
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
 use crate::protocol::Protocol;
 
@@ -11,17 +11,7 @@ const fn spec(
     summary: &'static str,
     handler: Option<super::table::Handler>,
 ) -> CommandSpec {
-    CommandSpec {
-        name,
-        arity,
-        flags,
-        keys: KeySpec::NONE,
-        group: "connection",
-        since: "1.0.0",
-        summary,
-        handler,
-        subcommands: &[],
-    }
+    CommandSpec::new(name, arity, flags, "connection", summary, handler)
 }
 
 /// The connection family.

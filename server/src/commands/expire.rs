@@ -13,17 +13,9 @@ const fn spec(
     summary: &'static str,
     handler: Option<Handler>,
 ) -> CommandSpec {
-    CommandSpec {
-        name,
-        arity,
-        flags,
-        keys: KeySpec::ONE,
-        group: "generic",
-        since,
-        summary,
-        handler,
-        subcommands: &[],
-    }
+    CommandSpec::new(name, arity, flags, "generic", summary, handler)
+        .keys(KeySpec::ONE)
+        .since(since)
 }
 
 /// The expiry family.

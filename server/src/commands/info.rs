@@ -218,10 +218,10 @@ fn replication(shared: &Shared, out: &mut String) {
 }
 
 fn cpu(out: &mut String) {
-    let (user, sys) = memory::cpu_seconds();
+    let cpu = memory::cpu_of(None);
     out.push_str("# CPU\r\n");
-    field(out, "used_cpu_sys", format!("{sys:.6}"));
-    field(out, "used_cpu_user", format!("{user:.6}"));
+    field(out, "used_cpu_sys", format!("{:.6}", cpu.system));
+    field(out, "used_cpu_user", format!("{:.6}", cpu.user));
     field(out, "used_cpu_sys_children", "0.000000");
     field(out, "used_cpu_user_children", "0.000000");
 }

@@ -2,7 +2,7 @@
 //! (redis-cli's hints come from `COMMAND DOCS`).
 
 use super::client::write_help;
-use super::table::{flag, registry, Command as Cmd, CommandSpec, Handler, KeySpec};
+use super::table::{flag, registry, Command as Cmd, CommandSpec, Handler};
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
 use crate::protocol::{Args, Reply};
 use crate::util::glob::glob_match;
@@ -13,63 +13,62 @@ const fn sub(
     summary: &'static str,
     handler: Option<Handler>,
 ) -> CommandSpec {
-    CommandSpec {
+    CommandSpec::new(
         name,
         arity,
-        flags: flag::LOADING | flag::STALE,
-        keys: KeySpec::NONE,
-        group: "server",
-        since: "2.8.13",
+        flag::LOADING | flag::STALE,
+        "server",
         summary,
         handler,
-        subcommands: &[],
-    }
+    )
+    .since("2.8.13")
 }
 
 /// A container command that also runs without a subcommand (`COMMAND` alone lists
 /// everything), so it has both a handler and subcommands.
 pub const COMMANDS: &[CommandSpec] = &[CommandSpec {
-    name: "command",
     arity: -1,
     flags: flag::LOADING | flag::STALE,
-    keys: KeySpec::NONE,
-    group: "server",
-    since: "2.8.13",
-    summary: "Returns detailed information about all commands.",
     handler: handler!(All),
-    subcommands: &[
-        sub("count", 2, "Returns a count of commands.", handler!(Count)),
-        sub(
-            "info",
-            -2,
-            "Returns information about one, multiple or all commands.",
-            handler!(Info<'_>),
-        ),
-        sub(
-            "docs",
-            -2,
-            "Returns documentary information about one, multiple or all commands.",
-            handler!(Docs<'_>),
-        ),
-        sub(
-            "list",
-            -2,
-            "Returns a list of command names.",
-            handler!(List<'_>),
-        ),
-        sub(
-            "getkeys",
-            -3,
-            "Extracts the key names from an arbitrary command.",
-            handler!(GetKeys<'_>),
-        ),
-        sub(
-            "help",
-            2,
-            "Returns helpful text about the different subcommands.",
-            handler!(Help),
-        ),
-    ],
+    ..CommandSpec::container(
+        "command",
+        "server",
+        "2.8.13",
+        "Returns detailed information about all commands.",
+        &[
+            sub("count", 2, "Returns a count of commands.", handler!(Count)),
+            sub(
+                "info",
+                -2,
+                "Returns information about one, multiple or all commands.",
+                handler!(Info<'_>),
+            ),
+            sub(
+                "docs",
+                -2,
+                "Returns documentary information about one, multiple or all commands.",
+                handler!(Docs<'_>),
+            ),
+            sub(
+                "list",
+                -2,
+                "Returns a list of command names.",
+                handler!(List<'_>),
+            ),
+            sub(
+                "getkeys",
+                -3,
+                "Extracts the key names from an arbitrary command.",
+                handler!(GetKeys<'_>),
+            ),
+            sub(
+                "help",
+                2,
+                "Returns helpful text about the different subcommands.",
+                handler!(Help),
+            ),
+        ],
+    )
 }];
 
 fn write_info(out: &mut Reply, cmd: &Cmd) {

@@ -17,17 +17,9 @@ const fn spec(
     summary: &'static str,
     handler: Option<Handler>,
 ) -> CommandSpec {
-    CommandSpec {
-        name,
-        arity,
-        flags,
-        keys,
-        group: "generic",
-        since,
-        summary,
-        handler,
-        subcommands: &[],
-    }
+    CommandSpec::new(name, arity, flags, "generic", summary, handler)
+        .keys(keys)
+        .since(since)
 }
 
 const ONE: KeySpec = KeySpec::ONE;

@@ -19,31 +19,19 @@ const fn sub(
     summary: &'static str,
     handler: Option<Handler>,
 ) -> CommandSpec {
-    CommandSpec {
-        name,
-        arity,
-        flags,
-        keys,
-        group,
-        since: "4.0.0",
-        summary,
-        handler,
-        subcommands: &[],
-    }
+    CommandSpec::new(name, arity, flags, group, summary, handler)
+        .keys(keys)
+        .since("4.0.0")
 }
 
 /// The object family.
 pub const COMMANDS: &[CommandSpec] = &[
-    CommandSpec {
-        name: "object",
-        arity: -2,
-        flags: 0,
-        keys: KeySpec::NONE,
-        group: "generic",
-        since: "2.2.3",
-        summary: "A container for object introspection commands.",
-        handler: None,
-        subcommands: &[
+    CommandSpec::container(
+        "object",
+        "generic",
+        "2.2.3",
+        "A container for object introspection commands.",
+        &[
             sub(
                 "encoding",
                 3,
@@ -90,17 +78,13 @@ pub const COMMANDS: &[CommandSpec] = &[
                 handler!(ObjectHelp),
             ),
         ],
-    },
-    CommandSpec {
-        name: "memory",
-        arity: -2,
-        flags: 0,
-        keys: KeySpec::NONE,
-        group: "server",
-        since: "4.0.0",
-        summary: "A container for memory diagnostics commands.",
-        handler: None,
-        subcommands: &[
+    ),
+    CommandSpec::container(
+        "memory",
+        "server",
+        "4.0.0",
+        "A container for memory diagnostics commands.",
+        &[
             sub(
                 "usage",
                 -3,
@@ -120,7 +104,7 @@ pub const COMMANDS: &[CommandSpec] = &[
                 handler!(MemoryHelp),
             ),
         ],
-    },
+    ),
 ];
 
 /// `OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT key`.
@@ -134,25 +118,24 @@ impl<'a> Command<'a> for Object<'a> {
     }
 
     fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
-        let name = ctx.name();
-        if name == "freq" {
-            // No eviction policy tracks access frequency yet, so Redis's answer
-            // applies: without an LFU policy there is no counter to show.
-            return Err(CommandError::err(
-                "An LFU maxmemory policy is not selected, access frequency not tracked. Please note \
-                 that when switching between policies at runtime LRU and LFU data will take some \
-                 time to adjust.",
-            ));
-        }
         let mut table = ctx.lock(self.key);
         let Some(entry) = table.peek(self.key, ctx.now) else {
             ctx.out.null();
             return Ok(());
         };
-        match name {
+        match ctx.name() {
             "encoding" => ctx.out.bulk(entry.value.encoding().as_bytes()),
             "idletime" => ctx.out.int(entry.idle_seconds(ctx.now) as i64),
-            _ => ctx.out.int(1),
+            "refcount" => ctx.out.int(1),
+            // No eviction policy tracks access frequency yet, so Redis's answer
+            // applies: without an LFU policy there is no counter to show.
+            _ => {
+                return Err(CommandError::err(
+                    "An LFU maxmemory policy is not selected, access frequency not tracked. \
+                     Please note that when switching between policies at runtime LRU and LFU \
+                     data will take some time to adjust.",
+                ))
+            }
         }
         Ok(())
     }

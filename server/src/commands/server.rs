@@ -1,7 +1,7 @@
 //! Server commands: INFO, CONFIG, DBSIZE, FLUSHDB, FLUSHALL, TIME, SHUTDOWN.
 
 use super::client::write_help;
-use super::table::{flag::*, CommandSpec, Handler, KeySpec};
+use super::table::{flag::*, CommandSpec, Handler};
 use super::{handler, info, Command, CommandError, CommandResult, Ctx, Parser};
 
 const fn spec(
@@ -12,17 +12,7 @@ const fn spec(
     summary: &'static str,
     handler: Option<Handler>,
 ) -> CommandSpec {
-    CommandSpec {
-        name,
-        arity,
-        flags,
-        keys: KeySpec::NONE,
-        group: "server",
-        since,
-        summary,
-        handler,
-        subcommands: &[],
-    }
+    CommandSpec::new(name, arity, flags, "server", summary, handler).since(since)
 }
 
 /// The server family.
@@ -35,16 +25,12 @@ pub const COMMANDS: &[CommandSpec] = &[
         "Returns information and statistics about the server.",
         handler!(Info<'_>),
     ),
-    CommandSpec {
-        name: "config",
-        arity: -2,
-        flags: 0,
-        keys: KeySpec::NONE,
-        group: "server",
-        since: "2.0.0",
-        summary: "A container for server configuration commands.",
-        handler: None,
-        subcommands: &[
+    CommandSpec::container(
+        "config",
+        "server",
+        "2.0.0",
+        "A container for server configuration commands.",
+        &[
             spec(
                 "get",
                 -3,
@@ -78,7 +64,7 @@ pub const COMMANDS: &[CommandSpec] = &[
                 handler!(ConfigHelp),
             ),
         ],
-    },
+    ),
     spec(
         "dbsize",
         1,

@@ -21,17 +21,9 @@ const fn spec(
     summary: &'static str,
     handler: Option<Handler>,
 ) -> CommandSpec {
-    CommandSpec {
-        name,
-        arity,
-        flags,
-        keys,
-        group: "string",
-        since,
-        summary,
-        handler,
-        subcommands: &[],
-    }
+    CommandSpec::new(name, arity, flags, "string", summary, handler)
+        .keys(keys)
+        .since(since)
 }
 
 const ONE: KeySpec = KeySpec::ONE;

@@ -131,6 +131,65 @@ pub struct CommandSpec {
     pub subcommands: &'static [CommandSpec],
 }
 
+impl CommandSpec {
+    /// A command of `group` run by `handler`: no keys, since Redis 1.0.0 unless
+    /// changed with [`CommandSpec::keys`] and [`CommandSpec::since`].
+    pub const fn new(
+        name: &'static str,
+        arity: i32,
+        flags: u32,
+        group: &'static str,
+        summary: &'static str,
+        handler: Option<Handler>,
+    ) -> Self {
+        CommandSpec {
+            name,
+            arity,
+            flags,
+            keys: KeySpec::NONE,
+            group,
+            since: "1.0.0",
+            summary,
+            handler,
+            subcommands: &[],
+        }
+    }
+
+    /// The same command with key positions.
+    pub const fn keys(mut self, keys: KeySpec) -> Self {
+        self.keys = keys;
+        self
+    }
+
+    /// The same command, introduced in Redis `since`.
+    pub const fn since(mut self, since: &'static str) -> Self {
+        self.since = since;
+        self
+    }
+
+    /// A container of subcommands (`CLIENT`, `CONFIG`, ...), which runs only with
+    /// one of them.
+    pub const fn container(
+        name: &'static str,
+        group: &'static str,
+        since: &'static str,
+        summary: &'static str,
+        subcommands: &'static [CommandSpec],
+    ) -> Self {
+        CommandSpec {
+            name,
+            arity: -2,
+            flags: 0,
+            keys: KeySpec::NONE,
+            group,
+            since,
+            summary,
+            handler: None,
+            subcommands,
+        }
+    }
+}
+
 /// A numbered command in the registry.
 #[derive(Debug)]
 pub struct Command {
