@@ -75,6 +75,16 @@ pub struct LocalStats {
 }
 
 impl LocalStats {
+    /// Counts a read lookup as a keyspace hit or miss, passing the result on.
+    pub fn lookup<T>(&mut self, found: Option<T>) -> Option<T> {
+        if found.is_some() {
+            self.hits += 1;
+        } else {
+            self.misses += 1;
+        }
+        found
+    }
+
     /// Records one call of command `id` that took `usec` microseconds.
     pub fn record(&mut self, id: usize, usec: u64, outcome: Outcome) {
         let slot = match self.per_command.iter_mut().find(|c| c.0 == id) {

@@ -93,7 +93,7 @@ impl<'a> Command<'a> for Id {
         Ok(Id)
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         ctx.out.int(ctx.session.handle.id as i64);
         Ok(())
     }
@@ -115,7 +115,7 @@ impl<'a> Command<'a> for SetName<'a> {
         Ok(SetName { name })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         ctx.session.handle.set_name(self.name);
         ctx.out.ok();
         Ok(())
@@ -130,7 +130,7 @@ impl<'a> Command<'a> for GetName {
         Ok(GetName)
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         match ctx.session.handle.name() {
             name if name.is_empty() => ctx.out.null(),
             name => ctx.out.bulk(&name),
@@ -168,7 +168,7 @@ impl<'a> Command<'a> for SetInfo<'a> {
         Ok(SetInfo { lib_name, value })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let handle = &ctx.session.handle;
         if self.lib_name {
             handle.set_lib(Some(self.value), None);
@@ -222,7 +222,7 @@ impl<'a> Command<'a> for List {
         Ok(list)
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let mut text = String::new();
         if self.any_type {
             for client in ctx.shared.clients.list() {
@@ -245,7 +245,7 @@ impl<'a> Command<'a> for Info {
         Ok(Info)
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let line = ctx.session.handle.describe(ctx.now) + "\n";
         ctx.out.verbatim(line.as_bytes());
         Ok(())
@@ -338,7 +338,7 @@ impl<'a> Command<'a> for Kill {
         })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let f = &self.filter;
         let me = ctx.session.handle.id;
         let mut killed = 0;
@@ -374,7 +374,7 @@ impl<'a> Command<'a> for Kill {
 }
 
 /// Writes a `<COMMAND> HELP` reply: a title line and the given lines.
-pub fn write_help(ctx: &mut Ctx<'_>, command: &str, lines: &[&str]) {
+pub fn write_help(ctx: &mut Ctx<'_, '_>, command: &str, lines: &[&str]) {
     ctx.out.array(lines.len() + 3);
     ctx.out.simple(&format!(
         "{command} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
@@ -394,7 +394,7 @@ impl<'a> Command<'a> for Help {
         Ok(Help)
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         write_help(
             ctx,
             "CLIENT",

@@ -81,7 +81,7 @@ impl<'a> Command<'a> for Ping<'a> {
         Ok(Ping { message })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         match self.message {
             Some(m) => ctx.out.bulk(m),
             None => ctx.out.simple("PONG"),
@@ -100,7 +100,7 @@ impl<'a> Command<'a> for Echo<'a> {
         Ok(Echo { message: p.arg()? })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         ctx.out.bulk(self.message);
         Ok(())
     }
@@ -109,7 +109,7 @@ impl<'a> Command<'a> for Echo<'a> {
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 
 /// Checks credentials for the default user and marks the session authenticated.
-fn authenticate(ctx: &mut Ctx<'_>, user: &[u8], password: &[u8]) -> CommandResult {
+fn authenticate(ctx: &mut Ctx<'_, '_>, user: &[u8], password: &[u8]) -> CommandResult {
     if user != b"default" {
         return Err(CommandError::coded(WRONGPASS));
     }
@@ -145,7 +145,7 @@ impl<'a> Command<'a> for Auth<'a> {
         Ok(auth)
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         if self.user.is_none() && !ctx.shared.config.has_password() {
             return Err(CommandError::err(
                 "AUTH <password> called without any password configured for the default user. \
@@ -203,7 +203,7 @@ impl<'a> Command<'a> for Hello<'a> {
         Ok(hello)
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         if let Some((user, password)) = self.auth {
             authenticate(ctx, user, password)?;
         }
@@ -258,7 +258,7 @@ impl<'a> Command<'a> for Select {
         })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         if self.index != 0 {
             return Err(CommandError::DbOutOfRange);
         }
@@ -275,7 +275,7 @@ impl<'a> Command<'a> for Quit {
         Ok(Quit)
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         ctx.out.ok();
         ctx.session.close_after_reply = true;
         Ok(())
@@ -290,7 +290,7 @@ impl<'a> Command<'a> for Reset {
         Ok(Reset)
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         ctx.out.set_protocol(Protocol::Resp2);
         ctx.session.handle.set_protocol(Protocol::Resp2);
         ctx.session.handle.set_name(b"");

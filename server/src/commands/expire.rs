@@ -210,7 +210,7 @@ impl<'a> Command<'a> for Expire<'a> {
         })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let name = ctx.name();
         let (unit, relative) = match name {
             "expire" => (Unit::Seconds, true),
@@ -224,7 +224,7 @@ impl<'a> Command<'a> for Expire<'a> {
             relative,
         }
         .resolve(ctx.now, name, false)?;
-        let mut table = ctx.lock(self.key);
+        let table = ctx.locks.table(self.key);
         let Some(entry) = table.peek(self.key, ctx.now) else {
             ctx.out.int(0);
             return Ok(());
@@ -256,11 +256,11 @@ impl<'a> Command<'a> for Ttl<'a> {
         Ok(Ttl { key: p.arg()? })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let name = ctx.name();
         let now = ctx.now;
         let expire = {
-            let mut table = ctx.lock(self.key);
+            let table = ctx.locks.table(self.key);
             match table.peek(self.key, now) {
                 None => {
                     ctx.out.int(-2);
@@ -294,8 +294,8 @@ impl<'a> Command<'a> for Persist<'a> {
         Ok(Persist { key: p.arg()? })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
-        let mut table = ctx.lock(self.key);
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let table = ctx.locks.table(self.key);
         let had_ttl = table
             .peek(self.key, ctx.now)
             .is_some_and(|e| e.expire_at().is_some());

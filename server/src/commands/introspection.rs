@@ -171,7 +171,7 @@ impl<'a> Command<'a> for All {
         Ok(All)
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let all: Vec<&Cmd> = registry().top_level().collect();
         ctx.out.array(all.len());
         for cmd in all {
@@ -189,7 +189,7 @@ impl<'a> Command<'a> for Count {
         Ok(Count)
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         ctx.out.int(registry().top_level().count() as i64);
         Ok(())
     }
@@ -216,7 +216,7 @@ impl<'a> Command<'a> for Info<'a> {
         Ok(Info { names: p.rest() })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         if self.names.is_empty() {
             return All.apply(ctx);
         }
@@ -241,7 +241,7 @@ impl<'a> Command<'a> for Docs<'a> {
         Ok(Docs { names: p.rest() })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let cmds: Vec<&Cmd> = if self.names.is_empty() {
             registry().top_level().collect()
         } else {
@@ -280,7 +280,7 @@ impl<'a> Command<'a> for List<'a> {
         })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let names: Vec<&str> = registry()
             .all()
             .filter(|cmd| match self.filter {
@@ -312,7 +312,7 @@ impl<'a> Command<'a> for GetKeys<'a> {
         Ok(GetKeys { request: p.rest() })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let reg = registry();
         let name = self.request.get(0).unwrap_or_default();
         let mut cmd = reg
@@ -353,7 +353,7 @@ impl<'a> Command<'a> for Help {
         Ok(Help)
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         write_help(
             ctx,
             "COMMAND",

@@ -56,16 +56,10 @@ impl<'a> Command<'a> for Del<'a> {
         Ok(Del { keys: p.rest() })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let mut removed = 0;
-        if self.keys.len() == 1 {
-            let key = self.keys.get(0).unwrap_or_default();
-            removed += usize::from(ctx.lock(key).remove(key, ctx.now).is_some());
-        } else {
-            let mut locked = ctx.shared.keyspace.lock_many(self.keys.iter());
-            for key in self.keys.iter() {
-                removed += usize::from(locked.table(key).remove(key, ctx.now).is_some());
-            }
+        for key in self.keys.iter() {
+            removed += usize::from(ctx.locks.table(key).remove(key, ctx.now).is_some());
         }
         ctx.dirty += removed as u64;
         ctx.out.int(removed as i64);
@@ -83,12 +77,13 @@ impl<'a> Command<'a> for Exists<'a> {
         Ok(Exists { keys: p.rest() })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let mut found = 0;
+        // TOUCH counts as an access; EXISTS does not.
+        let touch = ctx.name() == "touch";
         for key in self.keys.iter() {
-            // TOUCH counts as an access; EXISTS does not.
-            let mut table = ctx.lock(key);
-            let live = if ctx.name() == "touch" {
+            let table = ctx.locks.table(key);
+            let live = if touch {
                 table.get(key, ctx.now).is_some()
             } else {
                 table.contains(key, ctx.now)
@@ -110,8 +105,8 @@ impl<'a> Command<'a> for Type<'a> {
         Ok(Type { key: p.arg()? })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
-        let mut table = ctx.lock(self.key);
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let table = ctx.locks.table(self.key);
         let name = table
             .peek(self.key, ctx.now)
             .map_or("none", |e| e.value.type_name());
@@ -134,9 +129,9 @@ impl<'a> Command<'a> for Rename<'a> {
         })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let nx = ctx.name() == "renamenx";
-        let mut locked = ctx.shared.keyspace.lock_many([self.from, self.to]);
+        let locked = &mut *ctx.locks;
         if !locked.table(self.from).contains(self.from, ctx.now) {
             return Err(CommandError::NoSuchKey);
         }
@@ -198,13 +193,13 @@ impl<'a> Command<'a> for Copy<'a> {
         Ok(copy)
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         if self.from == self.to {
             return Err(CommandError::err(
                 "source and destination objects are the same",
             ));
         }
-        let mut locked = ctx.shared.keyspace.lock_many([self.from, self.to]);
+        let locked = &mut *ctx.locks;
         let Some(source) = locked.table(self.from).peek(self.from, ctx.now).cloned() else {
             ctx.out.int(0);
             return Ok(());
@@ -249,7 +244,7 @@ impl<'a> Command<'a> for Keys<'a> {
         Ok(Keys { pattern: p.arg()? })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let all = self.pattern == b"*";
         let slots = match pattern_slot(self.pattern) {
             Some(slot) => slot..slot + 1,
@@ -258,17 +253,18 @@ impl<'a> Command<'a> for Keys<'a> {
         let mark = ctx.out.len();
         let mut count = 0;
         for slot in slots {
-            if ctx.shared.keyspace.slot_len(slot) == 0 {
+            if ctx.locks.slot_len(slot) == 0 {
                 continue;
             }
-            let table = ctx.shared.keyspace.lock(slot);
-            for (key, entry) in table.iter() {
-                let key = key.as_bytes();
-                if !entry.is_expired(ctx.now) && (all || glob_match(self.pattern, key, false)) {
-                    ctx.out.bulk(key);
-                    count += 1;
+            ctx.locks.with_slot(slot, |table| {
+                for (key, entry) in table.iter() {
+                    let key = key.as_bytes();
+                    if !entry.is_expired(ctx.now) && (all || glob_match(self.pattern, key, false)) {
+                        ctx.out.bulk(key);
+                        count += 1;
+                    }
                 }
-            }
+            });
         }
         ctx.out.array_at(mark, count);
         Ok(())
@@ -309,8 +305,7 @@ impl<'a> Command<'a> for Scan<'a> {
         Ok(scan)
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
-        let keyspace = &ctx.shared.keyspace;
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let pattern = self.pattern.filter(|p| *p != b"*");
         let mut keys: Vec<Vec<u8>> = Vec::new();
         let mut visit = |key: &crate::keyspace::Key, entry: &crate::keyspace::Entry| {
@@ -327,14 +322,15 @@ impl<'a> Command<'a> for Scan<'a> {
             // Every match lives in one slot: walk only that one.
             Some(slot) => {
                 let (left, _) =
-                    keyspace.scan_slot(slot, self.cursor >> 14, self.count, ctx.now, &mut visit);
+                    ctx.locks
+                        .scan_slot(slot, self.cursor >> 14, self.count, ctx.now, &mut visit);
                 if left > 0 {
                     (left << 14) | u64::from(slot)
                 } else {
                     0
                 }
             }
-            None => keyspace.scan(self.cursor, self.count, ctx.now, &mut visit),
+            None => ctx.locks.scan(self.cursor, self.count, ctx.now, &mut visit),
         };
         ctx.out.array(2);
         ctx.out.bulk(itoa::Buffer::new().format(next).as_bytes());
@@ -354,8 +350,8 @@ impl<'a> Command<'a> for RandomKey {
         Ok(RandomKey)
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
-        match ctx.shared.keyspace.random_key(ctx.now) {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        match ctx.locks.random_key(ctx.now) {
             Some(key) => ctx.out.bulk(&key),
             None => ctx.out.null(),
         }
@@ -373,9 +369,10 @@ impl<'a> Command<'a> for Dump<'a> {
         Ok(Dump { key: p.arg()? })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let payload = ctx
-            .lock(self.key)
+            .locks
+            .table(self.key)
             .peek(self.key, ctx.now)
             .map(|e| dump_value(&e.value));
         match payload {
@@ -441,14 +438,14 @@ impl<'a> Command<'a> for Restore<'a> {
         Ok(restore)
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let value = restore_value(self.payload).map_err(|e| CommandError::err(e.to_string()))?;
         let expire_at = match (self.ttl, self.absolute) {
             (0, _) => None,
             (ttl, true) => Some(ttl as u64),
             (ttl, false) => Some((ctx.now as i64).saturating_add(ttl) as u64),
         };
-        let mut table = ctx.lock(self.key);
+        let table = ctx.locks.table(self.key);
         if !self.replace && table.contains(self.key, ctx.now) {
             return Err(CommandError::coded(
                 "BUSYKEY Target key name already exists.",

@@ -26,11 +26,11 @@ mod strings;
 
 pub use error::{CommandError, CommandResult};
 pub use parse::Parser;
-use table::{flag, CommandSpec};
+use table::{flag, CommandSpec, KeySpec};
 
 use crate::clients::Session;
 use crate::clock::Millis;
-use crate::keyspace::SlotGuard;
+use crate::keyspace::Locked;
 use crate::protocol::{Args, Reply};
 use crate::server::Shared;
 use crate::stats::Outcome;
@@ -52,7 +52,7 @@ pub trait Command<'a>: Sized {
     /// Reads the arguments; `p` is positioned after the command (and subcommand) name.
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError>;
     /// Runs the command and writes its reply.
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult;
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult;
 }
 
 /// The handler of a command type: parse the request, then apply it.
@@ -67,13 +67,15 @@ macro_rules! handler {
 pub(crate) use handler;
 
 /// Everything a command can reach while it runs.
-pub struct Ctx<'a> {
+pub struct Ctx<'c, 'a> {
     /// Server-wide state.
     pub shared: &'a Shared,
+    /// The slots of the command's keys, locked before it runs.
+    pub locks: &'c mut Locked<'a>,
     /// The calling connection.
-    pub session: &'a mut Session,
+    pub session: &'c mut Session,
     /// Where the reply goes.
-    pub out: &'a mut Reply,
+    pub out: &'c mut Reply,
     /// The time the command runs at.
     pub now: Millis,
     /// Changes made to the dataset, like Redis's `server.dirty`.
@@ -84,28 +86,13 @@ pub struct Ctx<'a> {
     pub command: &'static table::Command,
 }
 
-impl<'a> Ctx<'a> {
+impl Ctx<'_, '_> {
     /// The name the command was called by (several share one handler).
     pub fn name(&self) -> &'static str {
         self.command.spec.name
     }
 
-    /// Locks the slot of `key`.
-    pub fn lock(&self, key: &[u8]) -> SlotGuard<'a> {
-        self.shared.keyspace.lock_key(key)
-    }
-
-    /// Counts a read lookup as a keyspace hit or miss, passing the result on.
-    pub fn count<T>(&mut self, found: Option<T>) -> Option<T> {
-        if found.is_some() {
-            self.session.stats.hits += 1;
-        } else {
-            self.session.stats.misses += 1;
-        }
-        found
-    }
-
-    /// The current protocol's proto-max-bulk-len.
+    /// The current `proto-max-bulk-len`.
     pub fn max_string(&self) -> u64 {
         self.shared.config.proto_max_bulk_len()
     }
@@ -160,9 +147,19 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut Reply, args: Ar
         reject(shared, session, out, cmd.id, &CommandError::NoAuth);
         return;
     }
+    let mut locks = Locked::new(&shared.keyspace);
+    match cmd.spec.keys {
+        KeySpec { first, last, .. } if first > 0 && first == last => {
+            if let Some(key) = args.get(first as usize) {
+                locks.acquire_key(key);
+            }
+        }
+        keys => locks.acquire_keys(keys.positions(args.len()).filter_map(|i| args.get(i))),
+    }
     let mark = out.len();
     let mut ctx = Ctx {
         shared,
+        locks: &mut locks,
         session: &mut *session,
         out: &mut *out,
         now,
@@ -172,6 +169,7 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut Reply, args: Ar
     };
     let result = handler(&mut ctx, args);
     let dirty = ctx.dirty;
+    drop(locks);
     let usec = session.command_end(started);
     match result {
         Ok(()) => session.stats.record(cmd.id, usec, Outcome::Ok),

@@ -117,13 +117,14 @@ impl<'a> Command<'a> for Object<'a> {
         Ok(Object { key: p.arg()? })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
-        let mut table = ctx.lock(self.key);
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let name = ctx.name();
+        let table = ctx.locks.table(self.key);
         let Some(entry) = table.peek(self.key, ctx.now) else {
             ctx.out.null();
             return Ok(());
         };
-        match ctx.name() {
+        match name {
             "encoding" => ctx.out.bulk(entry.value.encoding().as_bytes()),
             "idletime" => ctx.out.int(entry.idle_seconds(ctx.now) as i64),
             "refcount" => ctx.out.int(1),
@@ -149,7 +150,7 @@ impl<'a> Command<'a> for ObjectHelp {
         Ok(ObjectHelp)
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         write_help(
             ctx,
             "OBJECT",
@@ -188,8 +189,8 @@ impl<'a> Command<'a> for MemoryUsage<'a> {
         Ok(MemoryUsage { key })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
-        match ctx.lock(self.key).memory_usage(self.key, ctx.now) {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        match ctx.locks.table(self.key).memory_usage(self.key, ctx.now) {
             Some(bytes) => ctx.out.int(bytes as i64),
             None => ctx.out.null(),
         }
@@ -205,7 +206,7 @@ impl<'a> Command<'a> for MemoryHelp {
         Ok(MemoryHelp)
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         write_help(
             ctx,
             "MEMORY",

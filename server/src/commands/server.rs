@@ -119,7 +119,7 @@ impl<'a> Command<'a> for Info<'a> {
         })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let text = info::render(ctx.shared, &self.sections);
         ctx.out.verbatim(text.as_bytes());
         Ok(())
@@ -138,7 +138,7 @@ impl<'a> Command<'a> for ConfigGet<'a> {
         })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let found = ctx.shared.config.get(&self.patterns);
         ctx.out.map(found.len());
         for (name, value) in found {
@@ -166,7 +166,7 @@ impl<'a> Command<'a> for ConfigSet<'a> {
         Ok(ConfigSet { pairs })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         ctx.shared
             .config
             .set(&self.pairs)
@@ -184,7 +184,7 @@ impl<'a> Command<'a> for ConfigResetStat {
         Ok(ConfigResetStat)
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         ctx.shared.stats.reset();
         ctx.out.ok();
         Ok(())
@@ -199,7 +199,7 @@ impl<'a> Command<'a> for ConfigHelp {
         Ok(ConfigHelp)
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         write_help(
             ctx,
             "CONFIG",
@@ -224,8 +224,8 @@ impl<'a> Command<'a> for DbSize {
         Ok(DbSize)
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
-        ctx.out.int(ctx.shared.keyspace.len() as i64);
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        ctx.out.int(ctx.locks.key_count() as i64);
         Ok(())
     }
 }
@@ -247,8 +247,8 @@ impl<'a> Command<'a> for Flush {
         Ok(Flush { lazy })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
-        let removed = ctx.shared.keyspace.flush(self.lazy);
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let removed = ctx.locks.flush(self.lazy);
         ctx.dirty += removed as u64 + 1;
         ctx.out.ok();
         Ok(())
@@ -263,7 +263,7 @@ impl<'a> Command<'a> for Time {
         Ok(Time)
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let us = ctx.shared.clock.now_us();
         ctx.out.array(2);
         ctx.out.bulk_int((us / 1_000_000) as i64);
@@ -296,7 +296,7 @@ impl<'a> Command<'a> for Shutdown {
         Ok(Shutdown { abort })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         if self.abort {
             return Err(CommandError::err("No shutdown in progress."));
         }

@@ -85,9 +85,9 @@ impl<'a> Command<'a> for Get<'a> {
         Ok(Get { key: p.arg()? })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
-        let mut table = ctx.lock(self.key);
-        match ctx.count(table.get(self.key, ctx.now)) {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let table = ctx.locks.table(self.key);
+        match ctx.session.stats.lookup(table.get(self.key, ctx.now)) {
             Some(entry) => reply_string(ctx.out, &entry.value),
             None => ctx.out.null(),
         }
@@ -177,7 +177,7 @@ impl<'a> Command<'a> for Set<'a> {
         Ok(set)
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         self.run(ctx)
     }
 }
@@ -194,7 +194,7 @@ impl<'a> Command<'a> for SetNx<'a> {
         Ok(SetNx(set))
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         self.0.run(ctx)
     }
 }
@@ -215,7 +215,7 @@ impl<'a> Command<'a> for SetEx<'a> {
         })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let unit = if ctx.name() == "psetex" {
             Unit::Millis
         } else {
@@ -245,18 +245,18 @@ impl<'a> Command<'a> for GetSet<'a> {
         }))
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         self.0.run(ctx)
     }
 }
 
 impl Set<'_> {
-    fn run(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn run(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let expire_at = match self.ttl {
             TtlChange::Expire(arg) => Some(arg.resolve(ctx.now, ctx.name(), true)?),
             TtlChange::Clear | TtlChange::Keep => None,
         };
-        let mut table = ctx.lock(self.key);
+        let table = ctx.locks.table(self.key);
         // A plain SET needs nothing from the old value: skip the lookup.
         let (allowed, previous) = if self.condition == Condition::Always && !self.get {
             (true, None)
@@ -297,7 +297,6 @@ impl Set<'_> {
             }
             ctx.dirty += 1;
         }
-        drop(table);
         match (self.get, previous) {
             (true, Some(prev)) => ctx.out.bulk(&prev),
             (true, None) => ctx.out.null(),
@@ -324,9 +323,9 @@ impl<'a> Command<'a> for GetDel<'a> {
         Ok(GetDel { key: p.arg()? })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
-        let mut table = ctx.lock(self.key);
-        match ctx.count(table.remove(self.key, ctx.now)) {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let table = ctx.locks.table(self.key);
+        match ctx.session.stats.lookup(table.remove(self.key, ctx.now)) {
             Some(entry) => {
                 reply_string(ctx.out, &entry.value);
                 ctx.dirty += 1;
@@ -371,13 +370,13 @@ impl<'a> Command<'a> for GetEx<'a> {
         Ok(GetEx { key, change })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let expire_at = match self.change {
             Some(TtlChange::Expire(arg)) => Some(arg.resolve(ctx.now, "getex", true)?),
             _ => None,
         };
-        let mut table = ctx.lock(self.key);
-        let Some(entry) = ctx.count(table.get(self.key, ctx.now)) else {
+        let table = ctx.locks.table(self.key);
+        let Some(entry) = ctx.session.stats.lookup(table.get(self.key, ctx.now)) else {
             ctx.out.null();
             return Ok(());
         };
@@ -410,11 +409,14 @@ impl<'a> Command<'a> for MGet<'a> {
         Ok(MGet { keys: p.rest() })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
-        let mut locked = ctx.shared.keyspace.lock_many(self.keys.iter());
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         ctx.out.array(self.keys.len());
         for key in self.keys.iter() {
-            match ctx.count(locked.table(key).get(key, ctx.now)) {
+            match ctx
+                .session
+                .stats
+                .lookup(ctx.locks.table(key).get(key, ctx.now))
+            {
                 Some(entry) => reply_string(ctx.out, &entry.value),
                 None => ctx.out.null(),
             }
@@ -440,12 +442,9 @@ impl<'a> Command<'a> for MSet<'a> {
         Ok(MSet { pairs })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let nx = ctx.name() == "msetnx";
-        let mut locked = ctx
-            .shared
-            .keyspace
-            .lock_many(self.pairs.iter().map(|p| p.0));
+        let locked = &mut *ctx.locks;
         if nx
             && self
                 .pairs
@@ -470,9 +469,9 @@ impl<'a> Command<'a> for MSet<'a> {
     }
 }
 
-/// Fails when a string would grow past `proto-max-bulk-len`.
-fn check_size(ctx: &Ctx<'_>, len: u64) -> CommandResult {
-    if len > ctx.max_string() {
+/// Fails when a string would grow past `max` (`proto-max-bulk-len`).
+fn check_size(max: u64, len: u64) -> CommandResult {
+    if len > max {
         Err(CommandError::TooLarge)
     } else {
         Ok(())
@@ -493,13 +492,14 @@ impl<'a> Command<'a> for Append<'a> {
         })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
-        let mut table = ctx.lock(self.key);
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let max = ctx.max_string();
+        let table = ctx.locks.table(self.key);
         let len = match table.get(self.key, ctx.now) {
             Some(entry) => {
                 let current = string_bytes(&entry.value);
                 let len = current.len() + self.value.len();
-                check_size(ctx, len as u64)?;
+                check_size(max, len as u64)?;
                 let mut grown = match std::mem::replace(&mut entry.value, Value::Int(0)) {
                     Value::Str(s) => s,
                     Value::Int(n) => CompactBytes::new(itoa::Buffer::new().format(n).as_bytes()),
@@ -534,8 +534,8 @@ impl<'a> Command<'a> for StrLen<'a> {
         Ok(StrLen { key: p.arg()? })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
-        let mut table = ctx.lock(self.key);
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let table = ctx.locks.table(self.key);
         let len = table
             .get(self.key, ctx.now)
             .map_or(0, |e| string_bytes(&e.value).len());
@@ -572,8 +572,8 @@ impl<'a> Command<'a> for GetRange<'a> {
         })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
-        let mut table = ctx.lock(self.key);
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let table = ctx.locks.table(self.key);
         let Some(entry) = table.get(self.key, ctx.now) else {
             ctx.out.bulk(b"");
             return Ok(());
@@ -608,9 +608,10 @@ impl<'a> Command<'a> for SetRange<'a> {
         })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let offset = self.offset as u64;
-        let mut table = ctx.lock(self.key);
+        let max = ctx.max_string();
+        let table = ctx.locks.table(self.key);
         let existing = table.get(self.key, ctx.now);
         if self.value.is_empty() {
             // Nothing to write: report the length without creating the key.
@@ -618,7 +619,7 @@ impl<'a> Command<'a> for SetRange<'a> {
             ctx.out.int(len as i64);
             return Ok(());
         }
-        check_size(ctx, offset + self.value.len() as u64)?;
+        check_size(max, offset + self.value.len() as u64)?;
         let offset = offset as usize;
         let mut bytes = existing.map_or_else(Vec::new, |e| string_bytes(&e.value).into_owned());
         if bytes.len() < offset + self.value.len() {
@@ -662,7 +663,7 @@ impl<'a> Command<'a> for IncrBy<'a> {
         Ok(IncrBy { key, by })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let delta = match (ctx.name(), self.by) {
             ("incr", _) => 1,
             ("decr", _) => -1,
@@ -671,7 +672,7 @@ impl<'a> Command<'a> for IncrBy<'a> {
                 .ok_or_else(|| CommandError::err("decrement would overflow"))?,
             (_, by) => by.unwrap_or(1),
         };
-        let mut table = ctx.lock(self.key);
+        let table = ctx.locks.table(self.key);
         let result = match table.get(self.key, ctx.now) {
             Some(entry) => {
                 let current = as_integer(&entry.value).ok_or(CommandError::NotInteger)?;
@@ -704,8 +705,8 @@ impl<'a> Command<'a> for IncrByFloat<'a> {
         })
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
-        let mut table = ctx.lock(self.key);
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let table = ctx.locks.table(self.key);
         let current = match table.get(self.key, ctx.now) {
             Some(entry) => match &entry.value {
                 Value::Int(n) => *n as f64,
@@ -763,9 +764,9 @@ impl<'a> Command<'a> for Lcs<'a> {
         Ok(lcs)
     }
 
-    fn apply(self, ctx: &mut Ctx<'_>) -> CommandResult {
-        let fetch = |key: &[u8]| -> Vec<u8> {
-            let mut table = ctx.lock(key);
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let mut fetch = |key: &[u8]| -> Vec<u8> {
+            let table = ctx.locks.table(key);
             table
                 .get(key, ctx.now)
                 .map_or_else(Vec::new, |e| string_bytes(&e.value).into_owned())

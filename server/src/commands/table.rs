@@ -13,7 +13,7 @@ use super::Ctx;
 use crate::protocol::Args;
 
 /// Runs a command: parses `args` (the whole request) and replies through the context.
-pub type Handler = fn(&mut Ctx<'_>, Args<'_>) -> CommandResult;
+pub type Handler = fn(&mut Ctx<'_, '_>, Args<'_>) -> CommandResult;
 
 /// Command flags, as `COMMAND INFO` names them.
 pub mod flag {

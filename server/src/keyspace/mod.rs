@@ -13,27 +13,27 @@
 //!
 //! The locks are `parking_lot` mutexes rather than async ones: every critical
 //! section is a few hash-table operations and never awaits, so blocking briefly is
-//! cheaper than a task switch. Code that needs several slots takes them through
-//! [`Keyspace::lock_many`], which locks in ascending slot order so two multi-key
-//! commands can never deadlock. Time is always passed in (`now`), never read here.
+//! cheaper than a task switch. A command holds the slots of all its keys in a
+//! [`Locked`] set, taken in ascending slot order so two commands can never
+//! deadlock. Time is always passed in (`now`), never read here.
 
 mod dump;
 mod expire;
 mod slot;
 mod table;
 mod value;
+mod walk;
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, MutexGuard};
+use smallvec::SmallVec;
 
 pub use dump::{dump_value, restore_value, DumpError};
 pub use expire::{ActiveExpire, ExpireCycle};
 pub use slot::{hash_tag, key_slot, SLOTS};
 pub use table::{Expiry, SlotTable, Sweep};
 pub use value::{Entry, Key, Value};
-
-use crate::clock::Millis;
 
 /// Bytes of bookkeeping per entry beyond the key and value themselves: the table
 /// bucket (hash, key, entry), its index slot and control byte.
@@ -101,21 +101,130 @@ impl Drop for SlotGuard<'_> {
     }
 }
 
-/// Several slots locked together (multi-key commands).
+/// The slots a command holds while it runs.
+///
+/// The dispatcher locks the slots of every key a command names before running it,
+/// all at once and in ascending order, so two commands can never deadlock and each
+/// command (or a whole `MULTI`/`EXEC`) is atomic. Commands reach their tables
+/// through [`Locked::table`]. Commands that walk the whole keyspace visit slots
+/// with [`Locked::with_slot`], which uses a held slot or locks one briefly.
 pub struct Locked<'a> {
+    keyspace: &'a Keyspace,
     /// Sorted by slot.
-    guards: Vec<(u16, SlotGuard<'a>)>,
+    guards: SmallVec<[(u16, SlotGuard<'a>); 4]>,
+    /// Slots of the first keys locked, by the address and length of the argument
+    /// slice, so a command's `table(key)` with that same slice skips hashing again.
+    known: SmallVec<[(usize, usize, u16); 4]>,
 }
 
 impl<'a> Locked<'a> {
-    /// The table of the slot `key` hashes to; it must have been locked.
-    pub fn table(&mut self, key: &[u8]) -> &mut SlotGuard<'a> {
+    /// Holds nothing yet.
+    pub fn new(keyspace: &'a Keyspace) -> Self {
+        Locked {
+            keyspace,
+            guards: SmallVec::new(),
+            known: SmallVec::new(),
+        }
+    }
+
+    /// Locks `slots` (any order, repeats allowed) besides those already held.
+    /// Only valid while holding nothing, or for slots above every held one, so
+    /// that locks are always taken in ascending order.
+    pub fn acquire(&mut self, slots: impl IntoIterator<Item = u16>) {
+        let mut wanted: SmallVec<[u16; 8]> =
+            slots.into_iter().filter(|&s| !self.holds(s)).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        debug_assert!(
+            wanted
+                .first()
+                .is_none_or(|&w| self.guards.last().is_none_or(|(h, _)| *h < w)),
+            "slots must be locked in ascending order"
+        );
+        for slot in wanted {
+            self.guards.push((slot, self.keyspace.lock(slot)));
+        }
+    }
+
+    /// Locks the slots of all `keys`.
+    pub fn acquire_keys<'k>(&mut self, keys: impl IntoIterator<Item = &'k [u8]>) {
+        let slots: SmallVec<[u16; 8]> = keys.into_iter().map(|key| self.remember(key)).collect();
+        self.acquire(slots);
+    }
+
+    /// Locks the slot of a single-key command.
+    pub fn acquire_key(&mut self, key: &[u8]) {
+        let slot = self.remember(key);
+        if !self.holds(slot) {
+            self.acquire([slot]);
+        }
+    }
+
+    fn remember(&mut self, key: &[u8]) -> u16 {
         let slot = key_slot(key);
-        let index = self
-            .guards
-            .binary_search_by_key(&slot, |(s, _)| *s)
-            .expect("slot of every key was locked");
+        if self.known.len() < self.known.inline_size() {
+            self.known.push((key.as_ptr() as usize, key.len(), slot));
+        }
+        slot
+    }
+
+    fn slot_of(&self, key: &[u8]) -> u16 {
+        let id = (key.as_ptr() as usize, key.len());
+        self.known
+            .iter()
+            .find(|k| (k.0, k.1) == id)
+            .map_or_else(|| key_slot(key), |k| k.2)
+    }
+
+    /// Locks every slot (a transaction that walks the whole keyspace).
+    pub fn acquire_all(&mut self) {
+        self.acquire(0..SLOTS as u16);
+    }
+
+    /// True if `slot` is held.
+    pub fn holds(&self, slot: u16) -> bool {
+        self.index(slot).is_ok()
+    }
+
+    fn index(&self, slot: u16) -> Result<usize, usize> {
+        self.guards.binary_search_by_key(&slot, |(s, _)| *s)
+    }
+
+    /// The table of the slot `key` hashes to. The slot must be held: the
+    /// dispatcher locks every key named by the command's key specification.
+    pub fn table(&mut self, key: &[u8]) -> &mut SlotGuard<'a> {
+        let slot = self.slot_of(key);
+        let index = match self.index(slot) {
+            Ok(index) => index,
+            Err(at) => {
+                // A key the command table does not declare: a bug. Lock it anyway
+                // rather than fail the command; tests catch the case.
+                debug_assert!(false, "slot {slot} of an undeclared key");
+                self.guards.insert(at, (slot, self.keyspace.lock(slot)));
+                at
+            }
+        };
         &mut self.guards[index].1
+    }
+
+    /// Runs `f` on `slot`'s table: the held one, or locked just for the call
+    /// (which must only happen while holding nothing, see [`Locked::acquire`]).
+    pub fn with_slot<R>(&mut self, slot: u16, f: impl FnOnce(&mut SlotGuard<'a>) -> R) -> R {
+        match self.index(slot) {
+            Ok(index) => f(&mut self.guards[index].1),
+            Err(_) => f(&mut self.keyspace.lock(slot)),
+        }
+    }
+
+    /// The keyspace these locks belong to.
+    pub fn keyspace(&self) -> &'a Keyspace {
+        self.keyspace
+    }
+
+    /// Releases every held slot.
+    pub fn release(&mut self) {
+        self.guards.clear();
+        self.known.clear();
     }
 }
 
@@ -147,16 +256,6 @@ impl Keyspace {
     /// Locks the slot of `key`.
     pub fn lock_key(&self, key: &[u8]) -> SlotGuard<'_> {
         self.lock(key_slot(key))
-    }
-
-    /// Locks the slots of all `keys`, in ascending slot order.
-    pub fn lock_many<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) -> Locked<'_> {
-        let mut slots: Vec<u16> = keys.into_iter().map(key_slot).collect();
-        slots.sort_unstable();
-        slots.dedup();
-        Locked {
-            guards: slots.into_iter().map(|s| (s, self.lock(s))).collect(),
-        }
     }
 
     /// Number of keys in `slot` (expired ones not yet removed included), lock-free.
@@ -196,134 +295,6 @@ impl Keyspace {
     pub fn expired_keys(&self) -> u64 {
         self.expired_keys.load(Ordering::Relaxed)
     }
-
-    /// Removes every key. With `lazy`, the memory is freed on a background thread
-    /// (`FLUSHALL ASYNC`) so the caller does not wait for millions of frees.
-    pub fn flush(&self, lazy: bool) -> usize {
-        let mut removed = 0;
-        let mut taken = Vec::new();
-        for slot in 0..SLOTS as u16 {
-            if self.slot_len(slot) == 0 {
-                continue;
-            }
-            let mut table = self.lock(slot);
-            removed += table.len();
-            let map = table.take();
-            if lazy {
-                taken.push(map);
-            }
-        }
-        if !taken.is_empty() {
-            std::thread::spawn(move || drop(taken));
-        }
-        removed
-    }
-
-    /// One step of a `SCAN`-style walk: visits about `count` keys starting at
-    /// `cursor`, calling `visit` for each live one, and returns the next cursor (0
-    /// when the walk is complete).
-    ///
-    /// A cursor is `(position << 14) | slot`; within a slot entries are visited
-    /// from the highest position down. Removing an entry moves the last one into
-    /// its place, which is always an already-visited position, so every key that
-    /// exists for the whole walk is returned at least once.
-    pub fn scan(
-        &self,
-        cursor: u64,
-        count: usize,
-        now: Millis,
-        mut visit: impl FnMut(&Key, &Entry),
-    ) -> u64 {
-        let mut slot = (cursor & (SLOTS as u64 - 1)) as u16;
-        let mut position = cursor >> 14;
-        let mut budget = count;
-        loop {
-            let (left, visited) = self.scan_slot(slot, position, budget, now, &mut visit);
-            if left > 0 {
-                return (left << 14) | u64::from(slot);
-            }
-            budget = budget.saturating_sub(visited);
-            if usize::from(slot) + 1 == SLOTS {
-                return 0;
-            }
-            slot += 1;
-            position = 0;
-            if budget == 0 {
-                return u64::from(slot);
-            }
-        }
-    }
-
-    /// Walks one slot from `position` (0: from the top) visiting at most `budget`
-    /// entries; returns the position to resume at (0: slot done) and how many
-    /// entries were looked at.
-    pub fn scan_slot(
-        &self,
-        slot: u16,
-        position: u64,
-        budget: usize,
-        now: Millis,
-        mut visit: impl FnMut(&Key, &Entry),
-    ) -> (u64, usize) {
-        if self.slot_len(slot) == 0 {
-            return (0, 0);
-        }
-        let table = self.lock(slot);
-        let len = table.len() as u64;
-        let mut pos = if position == 0 {
-            len
-        } else {
-            position.min(len)
-        };
-        let mut visited = 0;
-        while pos > 0 && visited < budget {
-            pos -= 1;
-            if let Some((key, entry)) = table.entry_at(pos as usize) {
-                if !entry.is_expired(now) {
-                    visit(key, entry);
-                }
-            }
-            visited += 1;
-        }
-        (pos, visited)
-    }
-
-    /// A uniformly chosen live key, if any (`RANDOMKEY`).
-    pub fn random_key(&self, now: Millis) -> Option<Vec<u8>> {
-        // Expired keys found on the way are removed; give up after a few tries so
-        // a keyspace of only expired keys cannot loop for long.
-        for _ in 0..100 {
-            let total = self.len();
-            if total == 0 {
-                return None;
-            }
-            let mut pick = rand::random_range(0..total);
-            let slot = (0..SLOTS as u16).find(|&s| {
-                let len = self.slot_len(s);
-                if pick < len {
-                    true
-                } else {
-                    pick -= len;
-                    false
-                }
-            })?;
-            let mut table = self.lock(slot);
-            if table.is_empty() {
-                continue;
-            }
-            let index = pick.min(table.len() - 1);
-            let Some((key, entry)) = table.entry_at(index) else {
-                continue;
-            };
-            let key = key.as_bytes().to_vec();
-            if entry.is_expired(now) {
-                table.remove(&key, now);
-                continue;
-            }
-            return Some(key);
-        }
-        None
-    }
 }
 
 #[cfg(test)]
@@ -349,7 +320,7 @@ mod tests {
         let mut seen = HashSet::new();
         let mut cursor = 0;
         loop {
-            cursor = ks.scan(cursor, count, 0, |k, _| {
+            cursor = Locked::new(ks).scan(cursor, count, 0, |k, _| {
                 seen.insert(k.as_bytes().to_vec());
             });
             between();
@@ -387,23 +358,40 @@ mod tests {
     }
 
     #[test]
-    fn lock_many_locks_each_slot_once() {
+    fn locked_sets_hold_each_slot_once_and_release_on_drop() {
         let ks = Keyspace::new();
         let keys: [&[u8]; 4] = [b"{a}1", b"{a}2", b"b", b"c"];
-        let mut locked = ks.lock_many(keys);
+        let mut locked = Locked::new(&ks);
+        locked.acquire_keys(keys);
         for key in keys {
             locked
                 .table(key)
                 .insert(key, Value::Int(1), Expiry::Persist, 0);
         }
+        // Held slots count their new keys before the locks are released.
+        assert_eq!(locked.key_count(), 4);
         drop(locked);
         assert_eq!(ks.len(), 4);
+        assert!(ks.slots.iter().all(|c| !c.table.is_locked()));
+    }
+
+    #[test]
+    fn a_transaction_holding_every_slot_can_still_walk_the_keyspace() {
+        let ks = filled(100);
+        let mut locked = Locked::new(&ks);
+        locked.acquire_all();
+        let mut seen = 0;
+        assert_eq!(locked.scan(0, 1_000, 0, |_, _| seen += 1), 0);
+        assert_eq!(seen, 100);
+        assert!(locked.random_key(0).is_some());
+        assert_eq!(locked.flush(false), 100);
+        assert_eq!(locked.key_count(), 0);
     }
 
     #[test]
     fn flush_removes_everything() {
         let ks = filled(1_000);
-        assert_eq!(ks.flush(true), 1_000);
+        assert_eq!(Locked::new(&ks).flush(true), 1_000);
         assert!(ks.is_empty());
     }
 
@@ -415,7 +403,10 @@ mod tests {
         ks.lock_key(b"new")
             .insert(b"new", Value::Int(1), Expiry::Persist, 0);
         for _ in 0..20 {
-            assert_eq!(ks.random_key(100).as_deref(), Some(&b"new"[..]));
+            assert_eq!(
+                Locked::new(&ks).random_key(100).as_deref(),
+                Some(&b"new"[..])
+            );
         }
         assert_eq!(ks.expired_keys(), 1);
     }
