@@ -439,7 +439,8 @@ impl<'a> Command<'a> for Restore<'a> {
     }
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
-        let value = restore_value(self.payload).map_err(|e| CommandError::err(e.to_string()))?;
+        let value = restore_value(self.payload, &ctx.limits())
+            .map_err(|e| CommandError::err(e.to_string()))?;
         let expire_at = match (self.ttl, self.absolute) {
             (0, _) => None,
             (ttl, true) => Some(ttl as u64),

@@ -30,6 +30,7 @@ use table::{flag, CommandSpec, KeySpec};
 
 use crate::clients::Session;
 use crate::clock::Millis;
+use crate::keyspace::types::EncodingLimits;
 use crate::keyspace::Locked;
 use crate::protocol::{Args, Reply};
 use crate::server::Shared;
@@ -95,6 +96,11 @@ impl Ctx<'_, '_> {
     /// The current `proto-max-bulk-len`.
     pub fn max_string(&self) -> u64 {
         self.shared.config.proto_max_bulk_len()
+    }
+
+    /// The current encoding thresholds of the collection types.
+    pub fn limits(&self) -> EncodingLimits {
+        self.shared.config.encoding_limits()
     }
 }
 

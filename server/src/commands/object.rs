@@ -119,13 +119,14 @@ impl<'a> Command<'a> for Object<'a> {
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let name = ctx.name();
+        let limits = ctx.limits();
         let table = ctx.locks.table(self.key);
         let Some(entry) = table.peek(self.key, ctx.now) else {
             ctx.out.null();
             return Ok(());
         };
         match name {
-            "encoding" => ctx.out.bulk(entry.value.encoding().as_bytes()),
+            "encoding" => ctx.out.bulk(entry.value.encoding(&limits).as_bytes()),
             "idletime" => ctx.out.int(entry.idle_seconds(ctx.now) as i64),
             "refcount" => ctx.out.int(1),
             // No eviction policy tracks access frequency yet, so Redis's answer

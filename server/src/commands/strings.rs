@@ -59,20 +59,25 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec("lcs", -3, READONLY, KeySpec { first: 1, last: 2, step: 1 }, "7.0.0", "Finds the longest common substring.", handler!(Lcs<'_>)),
 ];
 
-/// The bytes of a string value (integers formatted).
-pub fn string_bytes(value: &Value) -> Cow<'_, [u8]> {
+/// The bytes of a string value (integers formatted); WRONGTYPE for other types.
+pub fn string_bytes(value: &Value) -> Result<Cow<'_, [u8]>, CommandError> {
     match value {
-        Value::Str(s) => Cow::Borrowed(s.as_slice()),
-        Value::Int(n) => Cow::Owned(itoa::Buffer::new().format(*n).as_bytes().to_vec()),
+        Value::Str(s) => Ok(Cow::Borrowed(s.as_slice())),
+        Value::Int(n) => Ok(Cow::Owned(
+            itoa::Buffer::new().format(*n).as_bytes().to_vec(),
+        )),
+        _ => Err(CommandError::WrongType),
     }
 }
 
-/// Replies with a string value.
-pub fn reply_string(out: &mut Reply, value: &Value) {
+/// Replies with a string value; WRONGTYPE for other types.
+pub fn reply_string(out: &mut Reply, value: &Value) -> CommandResult {
     match value {
         Value::Str(s) => out.bulk(s),
         Value::Int(n) => out.bulk_int(*n),
+        _ => return Err(CommandError::WrongType),
     }
+    Ok(())
 }
 
 /// `GET key`.
@@ -88,7 +93,7 @@ impl<'a> Command<'a> for Get<'a> {
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let table = ctx.locks.table(self.key);
         match ctx.session.stats.lookup(table.get(self.key, ctx.now)) {
-            Some(entry) => reply_string(ctx.out, &entry.value),
+            Some(entry) => reply_string(ctx.out, &entry.value)?,
             None => ctx.out.null(),
         }
         Ok(())
@@ -262,7 +267,13 @@ impl Set<'_> {
             (true, None)
         } else {
             let old = table.get(self.key, ctx.now).map(|e| &e.value);
-            let old_bytes = old.map(string_bytes);
+            // Only GET and the value comparisons need a string; NX/XX look at existence.
+            let needs_string =
+                self.get || matches!(self.condition, Condition::IfEq(_) | Condition::IfNe(_));
+            let old_bytes = match old {
+                Some(v) if needs_string => Some(string_bytes(v)?),
+                _ => None,
+            };
             let allowed = match self.condition {
                 Condition::Always => true,
                 Condition::Nx => old.is_none(),
@@ -325,9 +336,10 @@ impl<'a> Command<'a> for GetDel<'a> {
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let table = ctx.locks.table(self.key);
-        match ctx.session.stats.lookup(table.remove(self.key, ctx.now)) {
+        match ctx.session.stats.lookup(table.get(self.key, ctx.now)) {
             Some(entry) => {
-                reply_string(ctx.out, &entry.value);
+                reply_string(ctx.out, &entry.value)?;
+                table.remove(self.key, ctx.now);
                 ctx.dirty += 1;
             }
             None => ctx.out.null(),
@@ -380,7 +392,7 @@ impl<'a> Command<'a> for GetEx<'a> {
             ctx.out.null();
             return Ok(());
         };
-        reply_string(ctx.out, &entry.value);
+        reply_string(ctx.out, &entry.value)?;
         match (self.change, expire_at) {
             (_, Some(at)) if at <= ctx.now as i64 => {
                 table.remove(self.key, ctx.now);
@@ -417,8 +429,9 @@ impl<'a> Command<'a> for MGet<'a> {
                 .stats
                 .lookup(ctx.locks.table(key).get(key, ctx.now))
             {
-                Some(entry) => reply_string(ctx.out, &entry.value),
-                None => ctx.out.null(),
+                // Keys of other types read as nil here, as in Redis.
+                Some(entry) if reply_string(ctx.out, &entry.value).is_ok() => {}
+                _ => ctx.out.null(),
             }
         }
         Ok(())
@@ -497,15 +510,16 @@ impl<'a> Command<'a> for Append<'a> {
         let table = ctx.locks.table(self.key);
         let len = match table.get(self.key, ctx.now) {
             Some(entry) => {
-                let current = string_bytes(&entry.value);
-                let len = current.len() + self.value.len();
+                let len = string_bytes(&entry.value)?.len() + self.value.len();
                 check_size(max, len as u64)?;
-                let mut grown = match std::mem::replace(&mut entry.value, Value::Int(0)) {
-                    Value::Str(s) => s,
-                    Value::Int(n) => CompactBytes::new(itoa::Buffer::new().format(n).as_bytes()),
-                };
-                grown.extend_from_slice(self.value);
-                entry.value = Value::Str(grown);
+                match &mut entry.value {
+                    Value::Str(s) => s.extend_from_slice(self.value),
+                    other => {
+                        let mut grown = CompactBytes::new(&string_bytes(other)?);
+                        grown.extend_from_slice(self.value);
+                        *other = Value::Str(grown);
+                    }
+                }
                 len
             }
             None => {
@@ -538,7 +552,9 @@ impl<'a> Command<'a> for StrLen<'a> {
         let table = ctx.locks.table(self.key);
         let len = table
             .get(self.key, ctx.now)
-            .map_or(0, |e| string_bytes(&e.value).len());
+            .map(|e| string_bytes(&e.value).map(|b| b.len()))
+            .transpose()?
+            .unwrap_or(0);
         ctx.out.int(len as i64);
         Ok(())
     }
@@ -578,7 +594,7 @@ impl<'a> Command<'a> for GetRange<'a> {
             ctx.out.bulk(b"");
             return Ok(());
         };
-        let bytes = string_bytes(&entry.value);
+        let bytes = string_bytes(&entry.value)?;
         match clamp_range(self.start, self.end, bytes.len()) {
             Some((s, e)) => ctx.out.bulk(&bytes[s..=e]),
             None => ctx.out.bulk(b""),
@@ -615,13 +631,19 @@ impl<'a> Command<'a> for SetRange<'a> {
         let existing = table.get(self.key, ctx.now);
         if self.value.is_empty() {
             // Nothing to write: report the length without creating the key.
-            let len = existing.map_or(0, |e| string_bytes(&e.value).len());
+            let len = match existing {
+                Some(e) => string_bytes(&e.value)?.len(),
+                None => 0,
+            };
             ctx.out.int(len as i64);
             return Ok(());
         }
         check_size(max, offset + self.value.len() as u64)?;
         let offset = offset as usize;
-        let mut bytes = existing.map_or_else(Vec::new, |e| string_bytes(&e.value).into_owned());
+        let mut bytes = match existing {
+            Some(e) => string_bytes(&e.value)?.into_owned(),
+            None => Vec::new(),
+        };
         if bytes.len() < offset + self.value.len() {
             bytes.resize(offset + self.value.len(), 0);
         }
@@ -639,11 +661,13 @@ impl<'a> Command<'a> for SetRange<'a> {
     }
 }
 
-/// The integer in a string value, if it holds one.
-fn as_integer(value: &Value) -> Option<i64> {
+/// The integer in a string value: WRONGTYPE for other types, not-an-integer for
+/// other strings.
+fn as_integer(value: &Value) -> Result<i64, CommandError> {
     match value {
-        Value::Int(n) => Some(*n),
-        Value::Str(s) => parse_i64(s),
+        Value::Int(n) => Ok(*n),
+        Value::Str(s) => parse_i64(s).ok_or(CommandError::NotInteger),
+        _ => Err(CommandError::WrongType),
     }
 }
 
@@ -675,7 +699,7 @@ impl<'a> Command<'a> for IncrBy<'a> {
         let table = ctx.locks.table(self.key);
         let result = match table.get(self.key, ctx.now) {
             Some(entry) => {
-                let current = as_integer(&entry.value).ok_or(CommandError::NotInteger)?;
+                let current = as_integer(&entry.value)?;
                 let next = current.checked_add(delta).ok_or(CommandError::Overflow)?;
                 entry.value = Value::Int(next);
                 next
@@ -711,6 +735,7 @@ impl<'a> Command<'a> for IncrByFloat<'a> {
             Some(entry) => match &entry.value {
                 Value::Int(n) => *n as f64,
                 Value::Str(s) => parse_f64(s).ok_or(CommandError::NotFloat)?,
+                _ => return Err(CommandError::WrongType),
             },
             None => 0.0,
         };
@@ -765,13 +790,16 @@ impl<'a> Command<'a> for Lcs<'a> {
     }
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
-        let mut fetch = |key: &[u8]| -> Vec<u8> {
+        let mut fetch = |key: &[u8]| -> Result<Vec<u8>, CommandError> {
             let table = ctx.locks.table(key);
-            table
-                .get(key, ctx.now)
-                .map_or_else(Vec::new, |e| string_bytes(&e.value).into_owned())
+            match table.get(key, ctx.now) {
+                None => Ok(Vec::new()),
+                Some(e) => string_bytes(&e.value).map(Cow::into_owned).map_err(|_| {
+                    CommandError::err("The specified keys must contain string values")
+                }),
+            }
         };
-        let (a, b) = (fetch(self.a), fetch(self.b));
+        let (a, b) = (fetch(self.a)?, fetch(self.b)?);
         let cells = (a.len() as u64 + 1).saturating_mul(b.len() as u64 + 1);
         if cells.saturating_mul(4) > ctx.max_string() {
             return Err(CommandError::err(

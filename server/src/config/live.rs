@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use parking_lot::{Mutex, RwLock};
 
 use super::{Config, LogLevel, MemSize};
+use crate::keyspace::types::EncodingLimits;
 use crate::util::glob::glob_match;
 
 /// Called when `loglevel` changes, to reconfigure logging.
@@ -338,6 +339,27 @@ impl LiveConfig {
         self.protected_mode.load(Relaxed)
     }
 
+    /// The encoding thresholds of the collection types, as configured now.
+    pub fn encoding_limits(&self) -> EncodingLimits {
+        let get = |name: &str| {
+            TUNABLES
+                .iter()
+                .position(|t| t.0 == name)
+                .map_or(0, |i| self.tunables[i].load(Relaxed))
+        };
+        let size = |name: &str| usize::try_from(get(name)).unwrap_or(0);
+        EncodingLimits {
+            hash_entries: size("hash-max-listpack-entries"),
+            hash_value: size("hash-max-listpack-value"),
+            set_intset: size("set-max-intset-entries"),
+            set_entries: size("set-max-listpack-entries"),
+            set_value: size("set-max-listpack-value"),
+            zset_entries: size("zset-max-listpack-entries"),
+            zset_value: size("zset-max-listpack-value"),
+            list_size: get("list-max-listpack-size"),
+        }
+    }
+
     /// Every parameter matching any of `patterns` (globs, case-insensitive), once each.
     pub fn get(&self, patterns: &[&[u8]]) -> Vec<(&'static str, String)> {
         let names = PARAMS.iter().map(|p| (p.name, (p.get)(self))).chain(
@@ -448,6 +470,14 @@ mod tests {
             c.set(&[(b"nope", b"1")]).unwrap_err().to_string(),
             "Unknown option or number of arguments for CONFIG SET - 'nope'"
         );
+    }
+
+    #[test]
+    fn encoding_limits_follow_the_tunables() {
+        let c = live();
+        assert_eq!(c.encoding_limits(), EncodingLimits::default());
+        c.set(&[(b"zset-max-ziplist-entries", b"7")]).unwrap();
+        assert_eq!(c.encoding_limits().zset_entries, 7);
     }
 
     #[test]

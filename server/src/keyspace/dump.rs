@@ -8,6 +8,7 @@
 //! an older server refuses what it cannot read, and a checksum so a corrupted or
 //! forged payload is refused instead of producing a broken value.
 
+use super::types::{EncodingLimits, End, Hash, List, Set, ZSet};
 use super::value::Value;
 
 /// Version written into every payload; bumped whenever the layout changes.
@@ -17,6 +18,10 @@ const CRC64: crc::Crc<u64> = crc::Crc::<u64>::new(&crc::CRC_64_REDIS);
 
 const TAG_STRING: u8 = 0;
 const TAG_INT: u8 = 1;
+const TAG_LIST: u8 = 2;
+const TAG_HASH: u8 = 3;
+const TAG_SET: u8 = 4;
+const TAG_ZSET: u8 = 5;
 
 /// Why a payload cannot be restored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,18 +55,62 @@ fn take_varint(input: &mut &[u8]) -> Option<u64> {
     None
 }
 
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+fn take_bytes<'a>(input: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let len = usize::try_from(take_varint(input)?).ok()?;
+    if len > input.len() {
+        return None;
+    }
+    let (bytes, rest) = input.split_at(len);
+    *input = rest;
+    Some(bytes)
+}
+
 /// Serializes `value`.
 pub fn dump_value(value: &Value) -> Vec<u8> {
     let mut out = Vec::new();
     match value {
         Value::Str(s) => {
             out.push(TAG_STRING);
-            put_varint(&mut out, s.len() as u64);
-            out.extend_from_slice(s);
+            put_bytes(&mut out, s);
         }
         Value::Int(n) => {
             out.push(TAG_INT);
             out.extend_from_slice(&n.to_le_bytes());
+        }
+        Value::List(l) => {
+            out.push(TAG_LIST);
+            put_varint(&mut out, l.len() as u64);
+            for item in l.iter() {
+                put_bytes(&mut out, item);
+            }
+        }
+        Value::Hash(h) => {
+            out.push(TAG_HASH);
+            put_varint(&mut out, h.len() as u64);
+            for (field, value) in h.iter() {
+                put_bytes(&mut out, field);
+                put_bytes(&mut out, value);
+            }
+        }
+        Value::Set(s) => {
+            out.push(TAG_SET);
+            put_varint(&mut out, s.len() as u64);
+            for member in s.iter() {
+                put_bytes(&mut out, &member.to_vec());
+            }
+        }
+        Value::ZSet(z) => {
+            out.push(TAG_ZSET);
+            put_varint(&mut out, z.len() as u64);
+            for (member, score) in z.iter_from(0, false) {
+                put_bytes(&mut out, member);
+                out.extend_from_slice(&score.to_le_bytes());
+            }
         }
     }
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -70,8 +119,9 @@ pub fn dump_value(value: &Value) -> Vec<u8> {
     out
 }
 
-/// Checks and decodes a payload made by [`dump_value`].
-pub fn restore_value(payload: &[u8]) -> Result<Value, DumpError> {
+/// Checks and decodes a payload made by [`dump_value`]; collections take the
+/// encodings `limits` call for.
+pub fn restore_value(payload: &[u8], limits: &EncodingLimits) -> Result<Value, DumpError> {
     if payload.len() < 1 + FOOTER {
         return Err(DumpError::VersionOrChecksum);
     }
@@ -83,21 +133,63 @@ pub fn restore_value(payload: &[u8]) -> Result<Value, DumpError> {
         return Err(DumpError::VersionOrChecksum);
     }
     let (&tag, mut rest) = body.split_first().ok_or(DumpError::BadFormat)?;
-    let value = match tag {
-        TAG_STRING => {
-            let len = take_varint(&mut rest).ok_or(DumpError::BadFormat)?;
-            if len != rest.len() as u64 {
-                return Err(DumpError::BadFormat);
-            }
-            Value::string(rest)
-        }
-        TAG_INT => {
-            let bytes: [u8; 8] = rest.try_into().map_err(|_| DumpError::BadFormat)?;
-            Value::Int(i64::from_le_bytes(bytes))
-        }
-        _ => return Err(DumpError::BadFormat),
-    };
+    let value = decode(tag, &mut rest, limits).ok_or(DumpError::BadFormat)?;
+    if !rest.is_empty() || value.is_empty_collection() {
+        return Err(DumpError::BadFormat);
+    }
     Ok(value)
+}
+
+fn decode(tag: u8, rest: &mut &[u8], limits: &EncodingLimits) -> Option<Value> {
+    let value = match tag {
+        TAG_STRING => Value::string(take_bytes(rest)?),
+        TAG_INT => {
+            let (bytes, tail) = rest.split_first_chunk::<8>()?;
+            *rest = tail;
+            Value::Int(i64::from_le_bytes(*bytes))
+        }
+        TAG_LIST => {
+            let mut list = List::default();
+            for _ in 0..take_varint(rest)? {
+                list.push(End::Right, take_bytes(rest)?);
+            }
+            Value::List(Box::new(list))
+        }
+        TAG_HASH => {
+            let mut hash = Hash::default();
+            for _ in 0..take_varint(rest)? {
+                let field = take_bytes(rest)?;
+                hash.set(field, take_bytes(rest)?, limits);
+            }
+            Value::Hash(Box::new(hash))
+        }
+        TAG_SET => {
+            let count = take_varint(rest)?;
+            let mut set: Option<Set> = None;
+            for _ in 0..count {
+                let member = take_bytes(rest)?;
+                set.get_or_insert_with(|| Set::for_member(member, limits))
+                    .add(member, limits);
+            }
+            Value::Set(Box::new(set.unwrap_or_default()))
+        }
+        TAG_ZSET => {
+            let mut zset = ZSet::default();
+            for _ in 0..take_varint(rest)? {
+                let member = take_bytes(rest)?;
+                let (score, tail) = rest.split_first_chunk::<8>()?;
+                *rest = tail;
+                let score = f64::from_le_bytes(*score);
+                if score.is_nan() {
+                    return None;
+                }
+                zset.insert(member, score, limits);
+            }
+            Value::ZSet(Box::new(zset))
+        }
+        _ => return None,
+    };
+    Some(value)
 }
 
 #[cfg(test)]
@@ -105,14 +197,34 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn limits() -> EncodingLimits {
+        EncodingLimits::default()
+    }
+
     #[test]
     fn values_round_trip() {
+        let l = limits();
+        let mut list = List::default();
+        let mut hash = Hash::default();
+        let mut set = Set::for_member(b"1", &l);
+        let mut zset = ZSet::default();
+        for i in 0..300 {
+            let item = format!("item{i}");
+            list.push(End::Right, item.as_bytes());
+            hash.set(item.as_bytes(), b"v", &l);
+            set.add(i.to_string().as_bytes(), &l);
+            zset.insert(item.as_bytes(), f64::from(i) / 3.0, &l);
+        }
         for value in [
             Value::string(b"hello"),
             Value::Int(-7),
             Value::string(&[0xff; 300]),
+            Value::List(Box::new(list)),
+            Value::Hash(Box::new(hash)),
+            Value::Set(Box::new(set)),
+            Value::ZSet(Box::new(zset)),
         ] {
-            assert_eq!(restore_value(&dump_value(&value)), Ok(value));
+            assert_eq!(restore_value(&dump_value(&value), &l), Ok(value));
         }
     }
 
@@ -123,7 +235,10 @@ mod tests {
         payload[n - 10..n - 8].copy_from_slice(&2u16.to_le_bytes());
         let crc = CRC64.checksum(&payload[..n - 8]);
         payload[n - 8..].copy_from_slice(&crc.to_le_bytes());
-        assert_eq!(restore_value(&payload), Err(DumpError::VersionOrChecksum));
+        assert_eq!(
+            restore_value(&payload, &limits()),
+            Err(DumpError::VersionOrChecksum)
+        );
     }
 
     proptest! {
@@ -133,12 +248,23 @@ mod tests {
             let mut payload = dump_value(&Value::string(&data));
             let at = flip % payload.len();
             payload[at] ^= 1 << bit;
-            prop_assert!(restore_value(&payload).is_err());
+            prop_assert!(restore_value(&payload, &limits()).is_err());
         }
 
         #[test]
         fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..64)) {
-            let _ = restore_value(&data);
+            let _ = restore_value(&data, &limits());
+        }
+
+        /// A correctly signed but malformed body is refused, never panics.
+        #[test]
+        fn signed_garbage_is_refused_cleanly(tag in 0u8..8, body in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let mut payload = vec![tag];
+            payload.extend(body);
+            payload.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+            let crc = CRC64.checksum(&payload);
+            payload.extend_from_slice(&crc.to_le_bytes());
+            let _ = restore_value(&payload, &limits());
         }
     }
 }

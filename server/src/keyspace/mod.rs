@@ -21,6 +21,7 @@ mod dump;
 mod expire;
 mod slot;
 mod table;
+pub mod types;
 mod value;
 mod walk;
 
@@ -33,7 +34,7 @@ pub use dump::{dump_value, restore_value, DumpError};
 pub use expire::{ActiveExpire, ExpireCycle};
 pub use slot::{hash_tag, key_slot, SLOTS};
 pub use table::{Expiry, SlotTable, Sweep};
-pub use value::{Entry, Key, Value};
+pub use value::{Blob, Entry, Key, Value};
 
 /// Bytes of bookkeeping per entry beyond the key and value themselves: the table
 /// bucket (hash, key, entry), its index slot and control byte.

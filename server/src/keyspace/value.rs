@@ -1,24 +1,29 @@
 //! What the keyspace stores: keys, values and their metadata.
 
 use std::borrow::Borrow;
-use std::hash::{Hash, Hasher};
+use std::hash::{Hash as StdHash, Hasher};
 
 use compact_bytes::CompactBytes;
 
+use super::types::{EncodingLimits, Hash, List, Set, ZSet};
 use crate::clock::Millis;
 use crate::protocol::number::parse_i64;
 
-/// A key. Keys of up to 23 bytes live inline, without a heap allocation.
+/// An immutable byte string: keys, hash fields, set and sorted-set members. Up to
+/// 23 bytes live inline, without a heap allocation.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Key(CompactBytes);
+pub struct Blob(CompactBytes);
 
-impl Key {
-    /// A key holding a copy of `bytes`.
+/// A key.
+pub type Key = Blob;
+
+impl Blob {
+    /// A blob holding a copy of `bytes`.
     pub fn new(bytes: &[u8]) -> Self {
-        Key(CompactBytes::new(bytes))
+        Blob(CompactBytes::new(bytes))
     }
 
-    /// The key's bytes.
+    /// The bytes.
     pub fn as_bytes(&self) -> &[u8] {
         self.0.as_slice()
     }
@@ -33,20 +38,32 @@ impl Key {
     }
 }
 
-// Hashes exactly like `[u8]`, so tables keyed by `Key` can be searched with `&[u8]`.
-impl Hash for Key {
+// Hashes exactly like `[u8]`, so tables keyed by `Blob` can be searched with `&[u8]`.
+impl StdHash for Blob {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.as_bytes().hash(state);
     }
 }
 
-impl Borrow<[u8]> for Key {
+impl Ord for Blob {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl PartialOrd for Blob {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Borrow<[u8]> for Blob {
     fn borrow(&self) -> &[u8] {
         self.as_bytes()
     }
 }
 
-impl std::fmt::Debug for Key {
+impl std::fmt::Debug for Blob {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:?}", String::from_utf8_lossy(self.as_bytes()))
     }
@@ -59,6 +76,14 @@ pub enum Value {
     Str(CompactBytes),
     /// A string that is a canonical 64-bit integer, stored as a number.
     Int(i64),
+    /// A list.
+    List(Box<List>),
+    /// A hash.
+    Hash(Box<Hash>),
+    /// A set.
+    Set(Box<Set>),
+    /// A sorted set.
+    ZSet(Box<ZSet>),
 }
 
 /// Longest string Redis stores with the `embstr` encoding.
@@ -77,15 +102,23 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) | Value::Int(_) => "string",
+            Value::List(_) => "list",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
         }
     }
 
     /// The name `OBJECT ENCODING` reports.
-    pub fn encoding(&self) -> &'static str {
+    pub fn encoding(&self, limits: &EncodingLimits) -> &'static str {
         match self {
             Value::Int(_) => "int",
             Value::Str(s) if s.len() <= EMBSTR_MAX => "embstr",
             Value::Str(_) => "raw",
+            Value::List(l) => l.encoding(limits),
+            Value::Hash(h) => h.encoding(),
+            Value::Set(s) => s.encoding(),
+            Value::ZSet(z) => z.encoding(),
         }
     }
 
@@ -94,6 +127,21 @@ impl Value {
         match self {
             Value::Str(s) if s.spilled() => s.capacity(),
             Value::Str(_) | Value::Int(_) => 0,
+            Value::List(l) => std::mem::size_of::<List>() + l.heap_size(),
+            Value::Hash(h) => std::mem::size_of::<Hash>() + h.heap_size(),
+            Value::Set(s) => std::mem::size_of::<Set>() + s.heap_size(),
+            Value::ZSet(z) => std::mem::size_of::<ZSet>() + z.heap_size(),
+        }
+    }
+
+    /// True for a collection with no elements, which Redis never keeps.
+    pub fn is_empty_collection(&self) -> bool {
+        match self {
+            Value::Str(_) | Value::Int(_) => false,
+            Value::List(l) => l.is_empty(),
+            Value::Hash(h) => h.is_empty(),
+            Value::Set(s) => s.is_empty(),
+            Value::ZSet(z) => z.is_empty(),
         }
     }
 }
@@ -139,9 +187,10 @@ mod tests {
     #[test]
     fn canonical_integers_are_stored_as_numbers() {
         assert_eq!(Value::string(b"123"), Value::Int(123));
-        assert_eq!(Value::string(b"0123").encoding(), "embstr");
-        assert_eq!(Value::string(b"-5").encoding(), "int");
-        assert_eq!(Value::string(&[b'a'; 45]).encoding(), "raw");
+        let limits = EncodingLimits::default();
+        assert_eq!(Value::string(b"0123").encoding(&limits), "embstr");
+        assert_eq!(Value::string(b"-5").encoding(&limits), "int");
+        assert_eq!(Value::string(&[b'a'; 45]).encoding(&limits), "raw");
     }
 
     #[test]

@@ -1,0 +1,75 @@
+//! The collection types: lists, hashes, sets and sorted sets.
+//!
+//! Each keeps small collections in a compact encoding (a flat vector searched
+//! linearly, like Redis's listpack; sorted integers for small integer sets, like
+//! its intset) and converts once to a hashed or ordered structure when a size
+//! threshold from the configuration is passed. Like Redis, a collection never
+//! converts back.
+
+mod hash;
+mod list;
+mod set;
+mod skiplist;
+mod zset;
+
+pub use hash::Hash;
+pub use list::{End, List};
+pub use set::Set;
+pub use zset::{LexBound, ScoreBound, ZSet};
+
+/// The thresholds that decide when a small encoding converts (Redis's
+/// `*-max-listpack-*` and `set-max-intset-entries` settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncodingLimits {
+    /// Most fields in a compact hash.
+    pub hash_entries: usize,
+    /// Longest field or value in a compact hash.
+    pub hash_value: usize,
+    /// Most members in an integer set.
+    pub set_intset: usize,
+    /// Most members in a compact set.
+    pub set_entries: usize,
+    /// Longest member in a compact set.
+    pub set_value: usize,
+    /// Most members in a compact sorted set.
+    pub zset_entries: usize,
+    /// Longest member in a compact sorted set.
+    pub zset_value: usize,
+    /// Redis's `list-max-listpack-size`: negative for a byte limit (-1 = 4 KiB ...
+    /// -5 = 64 KiB), positive for an element count.
+    pub list_size: i64,
+}
+
+impl Default for EncodingLimits {
+    fn default() -> Self {
+        EncodingLimits {
+            hash_entries: 128,
+            hash_value: 64,
+            set_intset: 512,
+            set_entries: 128,
+            set_value: 64,
+            zset_entries: 128,
+            zset_value: 64,
+            list_size: -2,
+        }
+    }
+}
+
+/// A member of a set as stored: integer sets hold numbers, the others bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Member<'a> {
+    /// From an integer set.
+    Int(i64),
+    /// Bytes.
+    Bytes(&'a [u8]),
+}
+
+impl Member<'_> {
+    /// The member's bytes (integers formatted).
+    pub fn to_vec(self) -> Vec<u8> {
+        match self {
+            Member::Int(n) => itoa::Buffer::new().format(n).as_bytes().to_vec(),
+            Member::Bytes(b) => b.to_vec(),
+        }
+    }
+}

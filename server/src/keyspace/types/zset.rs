@@ -1,0 +1,438 @@
+//! Sorted sets: members ordered by score, then by member bytes.
+//!
+//! Small ones are a vector kept in order (Redis's listpack); large ones a hash map
+//! from member to score beside an indexable skiplist, so every update, rank query and
+//! range start costs O(log n). Both encodings are addressed by rank: ranges by score
+//! or by member first find their starting rank, then walk.
+
+use std::cmp::Ordering;
+
+use indexmap::IndexMap;
+
+use super::skiplist::{compare, SkipList};
+use super::EncodingLimits;
+use crate::keyspace::table::KeyHasher;
+use crate::keyspace::value::Blob;
+use crate::protocol::number::parse_f64;
+
+/// One end of a score range (`1.5`, `(1.5`, `-inf`, `+inf`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScoreBound {
+    /// The score.
+    pub value: f64,
+    /// Excludes the score itself (written with a leading `(`).
+    pub exclusive: bool,
+}
+
+impl ScoreBound {
+    /// Parses Redis's syntax; `None` if it is not a float.
+    pub fn parse(arg: &[u8]) -> Option<ScoreBound> {
+        let (exclusive, number) = match arg.first() {
+            Some(b'(') => (true, &arg[1..]),
+            _ => (false, arg),
+        };
+        let value = parse_f64(number)?;
+        (!value.is_nan()).then_some(ScoreBound { value, exclusive })
+    }
+
+    /// True if `score` is at or above this lower bound.
+    pub fn admits_from_below(self, score: f64) -> bool {
+        if self.exclusive {
+            score > self.value
+        } else {
+            score >= self.value
+        }
+    }
+
+    /// True if `score` is at or below this upper bound.
+    pub fn admits_from_above(self, score: f64) -> bool {
+        if self.exclusive {
+            score < self.value
+        } else {
+            score <= self.value
+        }
+    }
+}
+
+/// One end of a member range (`[a`, `(a`, `-`, `+`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LexBound<'a> {
+    /// Below every member.
+    Min,
+    /// Above every member.
+    Max,
+    /// This member, included.
+    Inclusive(&'a [u8]),
+    /// This member, excluded.
+    Exclusive(&'a [u8]),
+}
+
+impl<'a> LexBound<'a> {
+    /// Parses Redis's syntax; `None` when malformed.
+    pub fn parse(arg: &'a [u8]) -> Option<LexBound<'a>> {
+        match arg {
+            b"-" => Some(LexBound::Min),
+            b"+" => Some(LexBound::Max),
+            [b'[', rest @ ..] => Some(LexBound::Inclusive(rest)),
+            [b'(', rest @ ..] => Some(LexBound::Exclusive(rest)),
+            _ => None,
+        }
+    }
+
+    /// True if `member` is at or above this lower bound.
+    pub fn admits_from_below(&self, member: &[u8]) -> bool {
+        match self {
+            LexBound::Min => true,
+            LexBound::Max => false,
+            LexBound::Inclusive(b) => member >= *b,
+            LexBound::Exclusive(b) => member > *b,
+        }
+    }
+
+    /// True if `member` is at or below this upper bound.
+    pub fn admits_from_above(&self, member: &[u8]) -> bool {
+        match self {
+            LexBound::Min => false,
+            LexBound::Max => true,
+            LexBound::Inclusive(b) => member <= *b,
+            LexBound::Exclusive(b) => member < *b,
+        }
+    }
+}
+
+/// A sorted set.
+#[derive(Debug, Clone)]
+pub enum ZSet {
+    /// Few, short members, kept sorted.
+    Small(Vec<(Blob, f64)>),
+    /// Many or long members.
+    Large {
+        /// Member to score.
+        scores: IndexMap<Blob, f64, KeyHasher>,
+        /// The order.
+        order: SkipList,
+    },
+}
+
+impl Default for ZSet {
+    fn default() -> Self {
+        ZSet::Small(Vec::new())
+    }
+}
+
+fn pair(entry: &(Blob, f64)) -> (&[u8], f64) {
+    (entry.0.as_bytes(), entry.1)
+}
+
+fn by_order(a: &(Blob, f64), score: f64, member: &[u8]) -> Ordering {
+    compare(a.1, a.0.as_bytes(), score, member)
+}
+
+impl ZSet {
+    /// Number of members.
+    pub fn len(&self) -> usize {
+        match self {
+            ZSet::Small(v) => v.len(),
+            ZSet::Large { scores, .. } => scores.len(),
+        }
+    }
+
+    /// True when empty (an empty sorted set is removed from the keyspace).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The score of `member`.
+    pub fn score(&self, member: &[u8]) -> Option<f64> {
+        match self {
+            ZSet::Small(v) => v
+                .iter()
+                .find(|(m, _)| m.as_bytes() == member)
+                .map(|(_, s)| *s),
+            ZSet::Large { scores, .. } => scores.get(member).copied(),
+        }
+    }
+
+    /// Sets `member`'s score, adding it if new; true if it was added.
+    pub fn insert(&mut self, member: &[u8], score: f64, limits: &EncodingLimits) -> bool {
+        let old = self.score(member);
+        if old == Some(score) {
+            return false;
+        }
+        if let Some(old) = old {
+            self.remove_scored(member, old);
+        }
+        if let ZSet::Small(v) = self {
+            if v.len() < limits.zset_entries && member.len() <= limits.zset_value {
+                let at = v.partition_point(|e| by_order(e, score, member) == Ordering::Less);
+                v.insert(at, (Blob::new(member), score));
+                return old.is_none();
+            }
+            self.convert();
+        }
+        if let ZSet::Large { scores, order } = self {
+            scores.insert(Blob::new(member), score);
+            order.insert(score, Blob::new(member));
+        }
+        old.is_none()
+    }
+
+    fn convert(&mut self) {
+        if let ZSet::Small(v) = self {
+            let mut scores = IndexMap::with_capacity_and_hasher(v.len() + 1, KeyHasher);
+            let mut order = SkipList::default();
+            for (member, score) in std::mem::take(v) {
+                order.insert(score, member.clone());
+                scores.insert(member, score);
+            }
+            *self = ZSet::Large { scores, order };
+        }
+    }
+
+    fn remove_scored(&mut self, member: &[u8], score: f64) {
+        match self {
+            ZSet::Small(v) => {
+                if let Ok(at) = v.binary_search_by(|e| by_order(e, score, member)) {
+                    v.remove(at);
+                }
+            }
+            ZSet::Large { scores, order } => {
+                scores.swap_remove(member);
+                order.remove(score, member);
+            }
+        }
+    }
+
+    /// Removes `member`; true if it was there.
+    pub fn remove(&mut self, member: &[u8]) -> bool {
+        match self.score(member) {
+            Some(score) => {
+                self.remove_scored(member, score);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The 0-based rank of `member` in ascending order.
+    pub fn rank(&self, member: &[u8]) -> Option<usize> {
+        let score = self.score(member)?;
+        match self {
+            ZSet::Small(v) => v.binary_search_by(|e| by_order(e, score, member)).ok(),
+            ZSet::Large { order, .. } => order.rank(score, member),
+        }
+    }
+
+    /// Members from 0-based ascending `rank` on, towards higher ranks, or towards
+    /// lower ones with `reverse`.
+    pub fn iter_from(
+        &self,
+        rank: usize,
+        reverse: bool,
+    ) -> Box<dyn Iterator<Item = (&[u8], f64)> + '_> {
+        match self {
+            ZSet::Small(v) => {
+                if rank >= v.len() {
+                    Box::new(std::iter::empty())
+                } else if reverse {
+                    Box::new(v[..=rank].iter().rev().map(pair))
+                } else {
+                    Box::new(v[rank..].iter().map(pair))
+                }
+            }
+            ZSet::Large { order, .. } => Box::new(order.iter_from(rank, reverse)),
+        }
+    }
+
+    /// The number of members before the first one for which `reached` holds, the
+    /// members being in ascending order and `reached` monotonic along it.
+    pub fn rank_where(&self, reached: impl Fn(f64, &[u8]) -> bool) -> usize {
+        match self {
+            ZSet::Small(v) => v.partition_point(|(m, s)| !reached(*s, m.as_bytes())),
+            ZSet::Large { order, .. } => order.first_rank_where(reached),
+        }
+    }
+
+    /// The ascending ranks `[first, last)` of members with scores in `min..max`.
+    pub fn score_ranks(&self, min: ScoreBound, max: ScoreBound) -> (usize, usize) {
+        let first = self.rank_where(|s, _| min.admits_from_below(s));
+        let end = self.rank_where(|s, _| !max.admits_from_above(s));
+        (first, end.max(first))
+    }
+
+    /// The ascending ranks `[first, last)` of members in `min..max` by member
+    /// order (meaningful when all scores are equal, as for Redis).
+    pub fn lex_ranks(&self, min: &LexBound<'_>, max: &LexBound<'_>) -> (usize, usize) {
+        let first = self.rank_where(|_, m| min.admits_from_below(m));
+        let end = self.rank_where(|_, m| !max.admits_from_above(m));
+        (first, end.max(first))
+    }
+
+    /// Removes the members at ascending ranks `start..=end` (in range).
+    pub fn remove_ranks(&mut self, start: usize, end: usize) -> Vec<(Blob, f64)> {
+        match self {
+            ZSet::Small(v) => v.drain(start..=end).collect(),
+            ZSet::Large { scores, order } => {
+                let removed = order.remove_ranks(start, end);
+                for (member, _) in &removed {
+                    scores.swap_remove(member.as_bytes());
+                }
+                removed
+            }
+        }
+    }
+
+    /// The member at position `index` of the member index (for random picks and
+    /// cursors; not the rank).
+    pub fn entry_at(&self, index: usize) -> Option<(&[u8], f64)> {
+        match self {
+            ZSet::Small(v) => v.get(index).map(|(m, s)| (m.as_bytes(), *s)),
+            ZSet::Large { scores, .. } => scores.get_index(index).map(|(m, s)| (m.as_bytes(), *s)),
+        }
+    }
+
+    /// True while the compact encoding is in use (`ZSCAN` returns everything then).
+    pub fn is_compact(&self) -> bool {
+        matches!(self, ZSet::Small(_))
+    }
+
+    /// The name `OBJECT ENCODING` reports.
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            ZSet::Small(_) => "listpack",
+            ZSet::Large { .. } => "skiplist",
+        }
+    }
+
+    /// Heap bytes used.
+    pub fn heap_size(&self) -> usize {
+        let pair = std::mem::size_of::<(Blob, f64)>();
+        match self {
+            ZSet::Small(v) => {
+                v.capacity() * pair + v.iter().map(|(m, _)| m.heap_size()).sum::<usize>()
+            }
+            ZSet::Large { scores, .. } => {
+                // The map entry and index, and a skiplist node (member copy, score,
+                // back link, about 1.33 links of 8 bytes).
+                scores.capacity() * (pair + 8 + 9)
+                    + scores.len() * (pair + 8 + 24)
+                    + scores.keys().map(|m| 2 * m.heap_size()).sum::<usize>()
+            }
+        }
+    }
+}
+
+impl PartialEq for ZSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter_from(0, false).eq(other.iter_from(0, false))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zset(limits: &EncodingLimits, items: &[(&str, f64)]) -> ZSet {
+        let mut z = ZSet::default();
+        for (m, s) in items {
+            z.insert(m.as_bytes(), *s, limits);
+        }
+        z
+    }
+
+    fn members(z: &ZSet) -> Vec<String> {
+        z.iter_from(0, false)
+            .map(|(m, _)| String::from_utf8_lossy(m).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn both_encodings_answer_the_same() {
+        let items = [("a", 1.0), ("b", 2.0), ("c", 2.0), ("d", 3.0), ("e", -1.0)];
+        let small = zset(&EncodingLimits::default(), &items);
+        let large = zset(
+            &EncodingLimits {
+                zset_entries: 2,
+                ..EncodingLimits::default()
+            },
+            &items,
+        );
+        assert_eq!(small.encoding(), "listpack");
+        assert_eq!(large.encoding(), "skiplist");
+        for z in [&small, &large] {
+            assert_eq!(members(z), ["e", "a", "b", "c", "d"]);
+            assert_eq!(z.rank(b"c"), Some(3));
+            assert_eq!(z.score(b"d"), Some(3.0));
+            let min = ScoreBound::parse(b"(1").unwrap();
+            let max = ScoreBound::parse(b"3").unwrap();
+            assert_eq!(z.score_ranks(min, max), (2, 5));
+            let back: Vec<_> = z.iter_from(2, true).map(|(m, _)| m.to_vec()).collect();
+            assert_eq!(back, [b"b".to_vec(), b"a".to_vec(), b"e".to_vec()]);
+        }
+        assert_eq!(small, large);
+    }
+
+    #[test]
+    fn updating_a_score_moves_the_member() {
+        for limits in [
+            EncodingLimits::default(),
+            EncodingLimits {
+                zset_entries: 1,
+                ..EncodingLimits::default()
+            },
+        ] {
+            let mut z = zset(&limits, &[("a", 1.0), ("b", 2.0)]);
+            assert!(!z.insert(b"a", 5.0, &limits));
+            assert_eq!(members(&z), ["b", "a"]);
+            assert!(z.remove(b"b"));
+            assert!(!z.remove(b"b"));
+            assert_eq!(z.len(), 1);
+        }
+    }
+
+    #[test]
+    fn lex_ranges_use_member_order() {
+        let z = zset(
+            &EncodingLimits::default(),
+            &[("a", 0.0), ("b", 0.0), ("c", 0.0), ("d", 0.0)],
+        );
+        let min = LexBound::parse(b"[b").unwrap();
+        let max = LexBound::parse(b"(d").unwrap();
+        assert_eq!(z.lex_ranks(&min, &max), (1, 3));
+        assert_eq!(z.lex_ranks(&LexBound::Min, &LexBound::Max), (0, 4));
+        assert_eq!(LexBound::parse(b"x"), None);
+    }
+
+    #[test]
+    fn score_bounds_parse_redis_syntax() {
+        assert_eq!(
+            ScoreBound::parse(b"(1.5"),
+            Some(ScoreBound {
+                value: 1.5,
+                exclusive: true
+            })
+        );
+        assert_eq!(
+            ScoreBound::parse(b"-inf").map(|b| b.value),
+            Some(f64::NEG_INFINITY)
+        );
+        assert_eq!(ScoreBound::parse(b"x"), None);
+    }
+
+    #[test]
+    fn removing_rank_ranges_keeps_both_structures_in_step() {
+        let limits = EncodingLimits {
+            zset_entries: 4,
+            ..EncodingLimits::default()
+        };
+        let mut z = zset(
+            &limits,
+            &[("a", 1.0), ("b", 2.0), ("c", 3.0), ("d", 4.0), ("e", 5.0)],
+        );
+        let removed = z.remove_ranks(1, 3);
+        assert_eq!(removed.len(), 3);
+        assert_eq!(members(&z), ["a", "e"]);
+        assert_eq!(z.score(b"c"), None);
+        assert_eq!(z.len(), 2);
+    }
+}
