@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::blocking::Blocked;
 use crate::clients::Clients;
 use crate::clock::{Clock, SystemClock};
 use crate::commands::table::registry;
@@ -38,6 +39,8 @@ pub struct Shared {
     pub stats: Stats,
     /// Connected clients.
     pub clients: Clients,
+    /// Clients blocked on keys.
+    pub blocked: Blocked,
     /// Time source for expiry.
     pub clock: Arc<dyn Clock>,
     /// Cancelled to stop the server.
@@ -73,6 +76,7 @@ impl Shared {
             config,
             stats: Stats::new(registry().len()),
             clients: Clients::default(),
+            blocked: Blocked::default(),
             started_unix: clock.now_ms() / 1000,
             clock,
             shutdown: CancellationToken::new(),

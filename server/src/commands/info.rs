@@ -114,10 +114,10 @@ fn clients(shared: &Shared, out: &mut String) {
     field(out, "maxclients", shared.config.maxclients());
     field(out, "client_recent_max_input_buffer", 0);
     field(out, "client_recent_max_output_buffer", 0);
-    field(out, "blocked_clients", 0);
+    field(out, "blocked_clients", shared.blocked.len());
     field(out, "tracking_clients", 0);
     field(out, "clients_in_timeout_table", 0);
-    field(out, "total_blocking_keys", 0);
+    field(out, "total_blocking_keys", shared.blocked.keys());
 }
 
 fn memory_section(shared: &Shared, out: &mut String) {

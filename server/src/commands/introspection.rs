@@ -76,11 +76,14 @@ fn write_info(out: &mut Reply, cmd: &Cmd) {
     out.array(10);
     out.bulk(cmd.full_name.as_bytes());
     out.int(i64::from(spec.arity));
-    let flags: Vec<&str> = flag::NAMES
+    let mut flags: Vec<&str> = flag::NAMES
         .iter()
         .filter(|(f, _)| spec.flags & f != 0)
         .map(|(_, n)| *n)
         .collect();
+    if spec.keys.movable() {
+        flags.push("movablekeys");
+    }
     out.set(flags.len());
     for f in flags {
         out.simple(f);
@@ -331,7 +334,7 @@ impl<'a> Command<'a> for GetKeys<'a> {
         let keys: Vec<&[u8]> = cmd
             .spec
             .keys
-            .positions(self.request.len())
+            .positions(self.request)
             .filter_map(|i| self.request.get(i))
             .collect();
         if keys.is_empty() {

@@ -23,11 +23,7 @@ const fn spec(
 }
 
 const ONE: KeySpec = KeySpec::ONE;
-const TWO: KeySpec = KeySpec {
-    first: 1,
-    last: 2,
-    step: 1,
-};
+const TWO: KeySpec = KeySpec::range(1, 2, 1);
 
 /// The keys family.
 pub const COMMANDS: &[CommandSpec] = &[

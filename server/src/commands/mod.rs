@@ -10,24 +10,35 @@
 //! [`execute`] is also the single place every successful write passes through
 //! ([`propagate`]), where replication will attach.
 
+pub mod access;
 pub mod error;
 pub mod parse;
 pub mod table;
 
+mod blocking;
 mod client;
 mod connection;
 mod expire;
+mod hashes;
 mod info;
 mod introspection;
 mod keys;
+mod lists;
 mod object;
+mod random;
+mod scan;
 mod server;
+mod sets;
 mod strings;
+mod zsets;
 
 pub use error::{CommandError, CommandResult};
 pub use parse::Parser;
 use table::{flag, CommandSpec, KeySpec};
 
+use std::sync::Arc;
+
+use crate::blocking::Waiter;
 use crate::clients::Session;
 use crate::clock::Millis;
 use crate::keyspace::types::EncodingLimits;
@@ -46,6 +57,11 @@ const FAMILIES: &[&[CommandSpec]] = &[
     keys::COMMANDS,
     expire::COMMANDS,
     object::COMMANDS,
+    lists::COMMANDS,
+    blocking::COMMANDS,
+    hashes::COMMANDS,
+    sets::COMMANDS,
+    zsets::COMMANDS,
 ];
 
 /// A command's parse and apply steps.
@@ -85,6 +101,13 @@ pub struct Ctx<'c, 'a> {
     pub skip: usize,
     /// The command being run.
     pub command: &'static table::Command,
+    /// Keys that received data clients may be blocked on (served after the
+    /// command, while its slots are still held).
+    pub ready: Vec<Vec<u8>>,
+    /// Set by a blocking command that found nothing: the connection waits.
+    pub block: Option<Arc<Waiter>>,
+    /// False inside a transaction, where blocking commands answer at once.
+    pub may_block: bool,
 }
 
 impl Ctx<'_, '_> {
@@ -98,14 +121,27 @@ impl Ctx<'_, '_> {
         self.shared.config.proto_max_bulk_len()
     }
 
+    /// Notes that `key` got data clients may be blocked on.
+    pub fn signal_ready(&mut self, key: &[u8]) {
+        if !self.shared.blocked.is_empty() {
+            self.ready.push(key.to_vec());
+        }
+    }
+
     /// The current encoding thresholds of the collection types.
     pub fn limits(&self) -> EncodingLimits {
         self.shared.config.encoding_limits()
     }
 }
 
-/// Runs one request and appends its reply to `out`.
-pub fn execute(shared: &Shared, session: &mut Session, out: &mut Reply, args: Args<'_>) {
+/// Runs one request and appends its reply to `out`. Returns the waiter when the
+/// command blocked: the connection then waits for it before going on.
+pub fn execute(
+    shared: &Shared,
+    session: &mut Session,
+    out: &mut Reply,
+    args: Args<'_>,
+) -> Option<Arc<Waiter>> {
     let registry = table::registry();
     let name = args.get(0).unwrap_or_default();
     session.stats.commands += 1;
@@ -114,7 +150,7 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut Reply, args: Ar
         None => {
             let Some(cmd) = registry.lookup(name) else {
                 reply_error(shared, session, out, &unknown_command(args));
-                return;
+                return None;
             };
             session.lookup.put(name, cmd);
             cmd
@@ -134,7 +170,7 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut Reply, args: Ar
                     sub: truncate_arg(sub),
                 };
                 reject(shared, session, out, cmd.id, &err);
-                return;
+                return None;
             }
         }
     }
@@ -146,21 +182,26 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut Reply, args: Ar
         _ => {
             let err = CommandError::Arity(cmd.full_name.clone());
             reject(shared, session, out, cmd.id, &err);
-            return;
+            return None;
         }
     };
     if !session.authenticated && shared.config.has_password() && !cmd.has(flag::NO_AUTH) {
         reject(shared, session, out, cmd.id, &CommandError::NoAuth);
-        return;
+        return None;
     }
     let mut locks = Locked::new(&shared.keyspace);
     match cmd.spec.keys {
-        KeySpec { first, last, .. } if first > 0 && first == last => {
+        KeySpec {
+            first,
+            last,
+            numkeys: 0,
+            ..
+        } if first > 0 && first == last => {
             if let Some(key) = args.get(first as usize) {
                 locks.acquire_key(key);
             }
         }
-        keys => locks.acquire_keys(keys.positions(args.len()).filter_map(|i| args.get(i))),
+        keys => locks.acquire_keys(keys.positions(args).filter_map(|i| args.get(i))),
     }
     let mark = out.len();
     let mut ctx = Ctx {
@@ -172,9 +213,15 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut Reply, args: Ar
         dirty: 0,
         skip,
         command: cmd,
+        ready: Vec::new(),
+        block: None,
+        may_block: true,
     };
     let result = handler(&mut ctx, args);
-    let dirty = ctx.dirty;
+    let (dirty, block, mut ready) = (ctx.dirty, ctx.block.take(), std::mem::take(&mut ctx.ready));
+    while let Some(key) = ready.pop() {
+        ready.extend(shared.blocked.serve(&mut locks, &key, now));
+    }
     drop(locks);
     let usec = session.command_end(started);
     match result {
@@ -189,6 +236,7 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut Reply, args: Ar
     if dirty > 0 {
         propagate(shared, dirty);
     }
+    block
 }
 
 /// The single point every change to the dataset passes: commands after they ran,

@@ -4,11 +4,7 @@ use super::client::write_help;
 use super::table::{flag::*, CommandSpec, Handler, KeySpec};
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
 
-const KEY2: KeySpec = KeySpec {
-    first: 2,
-    last: 2,
-    step: 1,
-};
+const KEY2: KeySpec = KeySpec::range(2, 2, 1);
 
 const fn sub(
     name: &'static str,

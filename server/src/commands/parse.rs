@@ -23,6 +23,12 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// The command's name as sent, lower-cased, for commands whose arguments depend
+    /// on the name they are called by (`ZRANGEBYSCORE` vs `ZRANGE`).
+    pub fn command_name(&self) -> String {
+        String::from_utf8_lossy(self.args.get(0).unwrap_or_default()).to_ascii_lowercase()
+    }
+
     /// The wrong-number-of-arguments error for this command, for arity rules the
     /// command table cannot express (pairs, optional trailing arguments).
     pub fn arity_error(&self) -> CommandError {

@@ -27,11 +27,7 @@ const fn spec(
 }
 
 const ONE: KeySpec = KeySpec::ONE;
-const PAIRS: KeySpec = KeySpec {
-    first: 1,
-    last: -1,
-    step: 2,
-};
+const PAIRS: KeySpec = KeySpec::range(1, -1, 2);
 
 /// The string family.
 pub const COMMANDS: &[CommandSpec] = &[
@@ -56,7 +52,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec("incrby", 3, WRITE | DENYOOM | FAST, ONE, "1.0.0", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.", handler!(IncrBy<'_>)),
     spec("decrby", 3, WRITE | DENYOOM | FAST, ONE, "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.", handler!(IncrBy<'_>)),
     spec("incrbyfloat", 3, WRITE | DENYOOM | FAST, ONE, "2.6.0", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.", handler!(IncrByFloat<'_>)),
-    spec("lcs", -3, READONLY, KeySpec { first: 1, last: 2, step: 1 }, "7.0.0", "Finds the longest common substring.", handler!(Lcs<'_>)),
+    spec("lcs", -3, READONLY, KeySpec::range(1, 2, 1), "7.0.0", "Finds the longest common substring.", handler!(Lcs<'_>)),
 ];
 
 /// The bytes of a string value (integers formatted); WRONGTYPE for other types.

@@ -41,6 +41,8 @@ pub mod flag {
     pub const NO_MULTI: u32 = 1 << 10;
     /// Reads a random or time-dependent result.
     pub const SKIP_SLOWLOG: u32 = 1 << 11;
+    /// May block the client.
+    pub const BLOCKING: u32 = 1 << 12;
 
     /// Names in `COMMAND INFO` order.
     pub const NAMES: &[(u32, &str)] = &[
@@ -56,19 +58,23 @@ pub mod flag {
         (NO_AUTH, "no_auth"),
         (ALLOW_BUSY, "allow_busy"),
         (NO_MULTI, "no_multi"),
+        (BLOCKING, "blocking"),
     ];
 }
 
-/// Where a command's keys are, in Redis's legacy (first, last, step) form: keys at
-/// `first`, `first + step`, ... up to `last` (negative counts from the end).
+/// Where a command's keys are: Redis's legacy (first, last, step) range, plus
+/// optionally a count argument followed by that many keys (`LMPOP numkeys key ...`,
+/// `ZUNIONSTORE dest numkeys key ...`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeySpec {
-    /// Position of the first key (0: no keys).
+    /// Position of the first key of the range (0: no range).
     pub first: i32,
-    /// Position of the last key; -1 is the last argument.
+    /// Position of the last key of the range; -1 is the last argument.
     pub last: i32,
     /// Distance between keys.
     pub step: i32,
+    /// Position of a key count followed by the keys (0: none).
+    pub numkeys: i32,
 }
 
 impl KeySpec {
@@ -77,33 +83,79 @@ impl KeySpec {
         first: 0,
         last: 0,
         step: 0,
+        numkeys: 0,
     };
     /// One key, the first argument.
     pub const ONE: KeySpec = KeySpec {
         first: 1,
         last: 1,
         step: 1,
+        numkeys: 0,
     };
     /// Every argument is a key.
     pub const ALL: KeySpec = KeySpec {
         first: 1,
         last: -1,
         step: 1,
+        numkeys: 0,
     };
 
-    /// Positions of the keys in a request of `argc` arguments.
-    pub fn positions(self, argc: usize) -> impl Iterator<Item = usize> {
-        let argc = argc as i32;
+    /// Keys from `first` to `last` every `step`.
+    pub const fn range(first: i32, last: i32, step: i32) -> KeySpec {
+        KeySpec {
+            first,
+            last,
+            step,
+            numkeys: 0,
+        }
+    }
+
+    /// Keys counted by the argument at `at`, following it.
+    pub const fn counted(at: i32) -> KeySpec {
+        KeySpec {
+            first: 0,
+            last: 0,
+            step: 0,
+            numkeys: at,
+        }
+    }
+
+    /// The same, plus keys counted by the argument at `at`.
+    pub const fn and_counted(mut self, at: i32) -> KeySpec {
+        self.numkeys = at;
+        self
+    }
+
+    /// True when the key positions depend on the arguments (Redis's `movablekeys`).
+    pub fn movable(self) -> bool {
+        self.numkeys > 0
+    }
+
+    /// Positions of the keys in `args` (the whole request).
+    pub fn positions(self, args: Args<'_>) -> impl Iterator<Item = usize> {
+        let argc = args.len() as i32;
         let last = if self.last < 0 {
             argc + self.last
         } else {
             self.last.min(argc - 1)
         };
         let (first, step) = (self.first, self.step.max(1));
-        (first..=last)
+        let range = (first..=last)
             .step_by(step as usize)
-            .filter(move |_| first > 0)
-            .map(|p| p as usize)
+            .filter(move |_| first > 0);
+        let counted = match self.numkeys {
+            0 => 0..0,
+            at => {
+                let count = args
+                    .get(at as usize)
+                    .and_then(crate::protocol::number::parse_i64)
+                    .filter(|&n| n > 0)
+                    .unwrap_or(0);
+                let start = at + 1;
+                start..(start.saturating_add(count.min(i64::from(i32::MAX)) as i32)).min(argc)
+            }
+        };
+        range.chain(counted).map(|p| p as usize)
     }
 }
 
@@ -240,7 +292,16 @@ impl Command {
             "string" => cats.push("@string"),
             "generic" => cats.push("@keyspace"),
             "connection" => cats.push("@connection"),
+            "list" => cats.push("@list"),
+            "hash" => cats.push("@hash"),
+            "set" => cats.push("@set"),
+            "sorted-set" => cats.push("@sortedset"),
+            "pubsub" => cats.push("@pubsub"),
+            "transactions" => cats.push("@transaction"),
             _ => {}
+        }
+        if flags & flag::BLOCKING != 0 {
+            cats.push("@blocking");
         }
         if flags & flag::ADMIN != 0 {
             cats.extend(["@admin", "@dangerous"]);
@@ -440,16 +501,40 @@ mod tests {
         assert!(cache.get(b"GETX").is_none());
     }
 
+    fn positions(spec: KeySpec, request: &[&str]) -> Vec<usize> {
+        let mut src = Vec::new();
+        let mut spans = Vec::new();
+        for a in request {
+            spans.push((src.len(), src.len() + a.len()));
+            src.extend_from_slice(a.as_bytes());
+        }
+        spec.positions(Args::new(&src, &spans)).collect()
+    }
+
     #[test]
     fn key_positions_follow_the_spec() {
-        let mset = KeySpec {
-            first: 1,
-            last: -1,
-            step: 2,
-        };
-        assert_eq!(mset.positions(5).collect::<Vec<_>>(), [1, 3]);
-        assert_eq!(KeySpec::ONE.positions(3).collect::<Vec<_>>(), [1]);
-        assert_eq!(KeySpec::NONE.positions(3).count(), 0);
-        assert_eq!(KeySpec::ALL.positions(4).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(
+            positions(KeySpec::range(1, -1, 2), &["mset", "a", "1", "b", "2"]),
+            [1, 3]
+        );
+        assert_eq!(positions(KeySpec::ONE, &["get", "k"]), [1]);
+        assert!(positions(KeySpec::NONE, &["ping", "x"]).is_empty());
+        assert_eq!(positions(KeySpec::ALL, &["del", "a", "b", "c"]), [1, 2, 3]);
+        assert_eq!(
+            positions(KeySpec::range(1, -2, 1), &["blpop", "a", "b", "0"]),
+            [1, 2]
+        );
+        assert_eq!(
+            positions(KeySpec::counted(1), &["lmpop", "2", "a", "b", "LEFT"]),
+            [2, 3]
+        );
+        let zstore = KeySpec::ONE.and_counted(2);
+        assert_eq!(
+            positions(zstore, &["zunionstore", "d", "2", "a", "b"]),
+            [1, 3, 4]
+        );
+        // A count larger than the arguments never reaches past them.
+        assert_eq!(positions(KeySpec::counted(1), &["lmpop", "9", "a"]), [2]);
+        assert!(positions(KeySpec::counted(1), &["lmpop", "x", "a"]).is_empty());
     }
 }

@@ -182,6 +182,21 @@ impl<'a> Locked<'a> {
         self.acquire(0..SLOTS as u16);
     }
 
+    /// Takes `slot` if it is free right now, in any order: never waits, so it
+    /// cannot deadlock. True if the slot is held afterwards.
+    pub fn try_acquire(&mut self, slot: u16) -> bool {
+        match self.index(slot) {
+            Ok(_) => true,
+            Err(at) => match self.keyspace.try_lock(slot) {
+                Some(guard) => {
+                    self.guards.insert(at, (slot, guard));
+                    true
+                }
+                None => false,
+            },
+        }
+    }
+
     /// True if `slot` is held.
     pub fn holds(&self, slot: u16) -> bool {
         self.index(slot).is_ok()
@@ -252,6 +267,16 @@ impl Keyspace {
             cell,
             expired_keys: &self.expired_keys,
         }
+    }
+
+    /// Locks one slot if nobody holds it.
+    pub fn try_lock(&self, slot: u16) -> Option<SlotGuard<'_>> {
+        let cell = &self.slots[usize::from(slot)];
+        Some(SlotGuard {
+            table: cell.table.try_lock()?,
+            cell,
+            expired_keys: &self.expired_keys,
+        })
     }
 
     /// Locks the slot of `key`.

@@ -171,6 +171,38 @@ impl SlotTable {
         Some(super::ENTRY_OVERHEAD + key.heap_size() + entry.value.heap_size())
     }
 
+    /// The live entry for `key`, created from `make` if missing (recording the
+    /// access either way).
+    pub fn get_or_insert_with(
+        &mut self,
+        key: &[u8],
+        now: Millis,
+        make: impl FnOnce() -> Value,
+    ) -> &mut Entry {
+        let index = match self.find(key, now) {
+            Some(index) => index,
+            None => {
+                self.insert(key, make(), Expiry::Persist, now);
+                self.map.len() - 1
+            }
+        };
+        let entry = &mut self.map[index];
+        entry.access = access_stamp(now);
+        entry
+    }
+
+    /// Removes `key` if it holds an empty collection (Redis never keeps one);
+    /// true if it did.
+    pub fn remove_if_empty(&mut self, key: &[u8], now: Millis) -> bool {
+        let empty = self
+            .peek(key, now)
+            .is_some_and(|e| e.value.is_empty_collection());
+        if empty {
+            self.remove(key, now);
+        }
+        empty
+    }
+
     /// Removes `key`, returning its entry if it was live.
     pub fn remove(&mut self, key: &[u8], now: Millis) -> Option<Entry> {
         let index = self.find(key, now)?;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::buffer::InputBuffer;
 use super::socket::Socket;
+use crate::blocking::{Blocked, Waiter, Wake};
 use crate::clients::{ClientHandle, Session};
 use crate::commands;
 use crate::protocol::{Decoded, Protocol, Reply, RequestDecoder, RequestLimits};
@@ -20,7 +21,7 @@ const READ_MIN: usize = 4 * 1024;
 const OUTPUT_FLUSH: usize = 64 * 1024;
 
 /// Where processing the input buffer stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 enum Stop {
     /// Every complete request ran; wait for more input.
     Drained,
@@ -28,6 +29,22 @@ enum Stop {
     OutputFull,
     /// Close after sending what is buffered.
     Close,
+    /// A command blocked; its request (`len` bytes at the front of the input)
+    /// stays unconsumed until it is served, times out, or must run again.
+    Blocked { waiter: Arc<Waiter>, len: usize },
+}
+
+/// Removes a waiter from the registry however the wait ends (served, timed out,
+/// killed, disconnected).
+struct Unregister<'a> {
+    blocked: &'a Blocked,
+    waiter: &'a Arc<Waiter>,
+}
+
+impl Drop for Unregister<'_> {
+    fn drop(&mut self) {
+        self.blocked.unregister(self.waiter);
+    }
 }
 
 struct Connection {
@@ -122,6 +139,12 @@ impl Connection {
                     }
                     Stop::Drained => break,
                     Stop::OutputFull => {}
+                    Stop::Blocked { waiter, len } => {
+                        self.publish();
+                        if !self.wait_blocked(&waiter, len, &mut killed).await? {
+                            return Ok(());
+                        }
+                    }
                 }
             }
             self.publish();
@@ -136,6 +159,63 @@ impl Connection {
                 return Ok(());
             }
         }
+    }
+
+    /// Waits while a command is blocked, then queues its reply (or runs it again).
+    /// Keeps reading meanwhile, so a client that disconnects is noticed at once.
+    /// Returns false when the connection must close.
+    async fn wait_blocked(
+        &mut self,
+        waiter: &Arc<Waiter>,
+        len: usize,
+        killed: &mut std::pin::Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
+    ) -> std::io::Result<bool> {
+        let shared = self.shared.clone();
+        let guard = Unregister {
+            blocked: &shared.blocked,
+            waiter,
+        };
+        let timeout = waiter
+            .deadline
+            .map(|at| Duration::from_millis(at.saturating_sub(self.shared.clock.now_ms())));
+        let expiry = async {
+            match timeout {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(expiry);
+        let wake = loop {
+            self.input.reserve(READ_MIN, 0);
+            tokio::select! {
+                biased;
+                _ = killed.as_mut() => return Ok(false),
+                wake = waiter.woken() => break Some(wake),
+                _ = &mut expiry => break None,
+                n = self.socket.read(&mut self.input) => {
+                    let n = n?;
+                    if n == 0 || self.input.len() as u64 > self.shared.config.query_buffer_limit() {
+                        return Ok(false);
+                    }
+                    self.session.stats.net_in += n as u64;
+                }
+            }
+        };
+        drop(guard);
+        // A writer may have served us just as the wait ended.
+        match wake.or_else(|| waiter.take()) {
+            Some(Wake::Reply(reply)) => {
+                self.output.raw(&reply);
+                self.input.consume(len);
+            }
+            // Not consumed: the command runs again with the next `process`.
+            Some(Wake::Retry) => {}
+            None => {
+                waiter.op.write_timeout(&mut self.output);
+                self.input.consume(len);
+            }
+        }
+        Ok(true)
     }
 
     /// Adds the connection's counters to the server's and publishes buffer sizes.
@@ -172,7 +252,9 @@ impl Connection {
                 Ok(Decoded::Request { consumed: used }) => {
                     let args = decoder.args(buf);
                     if !args.is_empty() {
-                        commands::execute(shared, session, output, args);
+                        if let Some(waiter) = commands::execute(shared, session, output, args) {
+                            break Stop::Blocked { waiter, len: used };
+                        }
                     }
                     consumed += used;
                     if session.close_after_reply {

@@ -85,6 +85,58 @@ pub fn format_f64_human(value: f64, out: &mut Vec<u8>) {
     let _ = write!(out, "{value}");
 }
 
+/// Formats a double the way Redis 7.2 replies with scores (`ZSCORE`, `WITHSCORES`,
+/// RESP3 doubles): the shortest digits that read back the same, laid out plainly
+/// for moderate magnitudes and in exponent form (`1.5e+300`, `1e-7`) otherwise.
+pub fn format_score(value: f64, out: &mut Vec<u8>) {
+    use std::io::Write;
+    if value.is_infinite() {
+        out.extend_from_slice(if value > 0.0 { b"inf" } else { b"-inf" });
+        return;
+    }
+    if value == 0.0 {
+        out.extend_from_slice(if value.is_sign_negative() {
+            b"-0"
+        } else {
+            b"0"
+        });
+        return;
+    }
+    // Rust's `{:e}` gives the shortest round-trip digits: "-1.2345e-7".
+    let scientific = format!("{:e}", value.abs());
+    let (mantissa, exp) = scientific.split_once('e').unwrap_or((&scientific, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
+    let ndigits = digits.len() as i32;
+    // value = digits × 10^k
+    let k = exp - (ndigits - 1);
+    if value < 0.0 {
+        out.push(b'-');
+    }
+    if k >= 0 && exp.abs() < ndigits + 7 {
+        out.extend_from_slice(&digits);
+        out.extend(std::iter::repeat_n(b'0', k as usize));
+    } else if k < 0 && (k > -7 || exp.abs() < 4) {
+        let point = ndigits + k;
+        if point <= 0 {
+            out.extend_from_slice(b"0.");
+            out.extend(std::iter::repeat_n(b'0', (-point) as usize));
+            out.extend_from_slice(&digits);
+        } else {
+            out.extend_from_slice(&digits[..point as usize]);
+            out.push(b'.');
+            out.extend_from_slice(&digits[point as usize..]);
+        }
+    } else {
+        out.push(digits[0]);
+        if digits.len() > 1 {
+            out.push(b'.');
+            out.extend_from_slice(&digits[1..]);
+        }
+        let _ = write!(out, "e{}{}", if exp < 0 { '-' } else { '+' }, exp.abs());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +190,48 @@ mod tests {
         let mut out = Vec::new();
         format_f64_human(v, &mut out);
         String::from_utf8(out).unwrap()
+    }
+
+    fn score(v: f64) -> String {
+        let mut out = Vec::new();
+        format_score(v, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn scores_format_like_redis_7_2() {
+        for (value, text) in [
+            (1.5, "1.5"),
+            (0.1, "0.1"),
+            (-2.0, "-2"),
+            (123000.0, "123000"),
+            (1e7, "10000000"),
+            (1e8, "1e+8"),
+            (1e21, "1e+21"),
+            (1.5e300, "1.5e+300"),
+            (0.0001, "0.0001"),
+            (1e-7, "1e-7"),
+            (123.456, "123.456"),
+            (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+            (0.0, "0"),
+        ] {
+            assert_eq!(score(value), text, "{value}");
+        }
+    }
+
+    #[test]
+    fn scores_read_back_exactly() {
+        for v in [
+            0.1,
+            1.0 / 3.0,
+            -1e-300,
+            6.02214076e23,
+            2.5e-5,
+            12345.678901234,
+        ] {
+            assert_eq!(score(v).parse::<f64>().unwrap(), v);
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! booleans, nulls); on a RESP2 connection each is written in the shape Redis uses
 //! for it there (a map becomes a flat array, a double a bulk string, and so on).
 
-use super::number::format_f64_human;
+use super::number::{format_f64_human, format_score};
 
 /// The protocol a connection speaks, chosen with `HELLO`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -87,6 +87,12 @@ impl Reply {
         self.buf.extend_from_slice(b"\r\n");
     }
 
+    /// Appends bytes that are already a RESP reply (a blocked client's, encoded
+    /// when it was served).
+    pub fn raw(&mut self, reply: &[u8]) {
+        self.buf.extend_from_slice(reply);
+    }
+
     /// `+OK`.
     pub fn ok(&mut self) {
         self.buf.extend_from_slice(b"+OK\r\n");
@@ -133,6 +139,20 @@ impl Reply {
         let mut text = Vec::with_capacity(24);
         format_f64_human(value, &mut text);
         self.bulk(&text);
+    }
+
+    /// A double (a score): `,1.5` in RESP3, the same text as a bulk string in RESP2.
+    pub fn double(&mut self, value: f64) {
+        let mut text = Vec::with_capacity(24);
+        format_score(value, &mut text);
+        match self.proto {
+            Protocol::Resp2 => self.bulk(&text),
+            Protocol::Resp3 => {
+                self.buf.push(b',');
+                self.buf.extend_from_slice(&text);
+                self.buf.extend_from_slice(b"\r\n");
+            }
+        }
     }
 
     /// A null: `$-1` in RESP2, `_` in RESP3.

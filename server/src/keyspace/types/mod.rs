@@ -15,6 +15,7 @@ mod zset;
 pub use hash::Hash;
 pub use list::{End, List};
 pub use set::Set;
+pub use skiplist::compare as compare_scored;
 pub use zset::{LexBound, ScoreBound, ZSet};
 
 /// The thresholds that decide when a small encoding converts (Redis's

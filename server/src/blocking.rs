@@ -1,0 +1,378 @@
+//! Clients blocked on keys (`BLPOP`, `BLMOVE`, `BZPOPMIN`, ...).
+//!
+//! ```text
+//! BLPOP k 5 ──(k empty, slot of k locked)──▶ register waiter on k ──▶ connection awaits
+//! LPUSH k v ──(slot of k still locked)──▶ serve(k): first waiter in FIFO order gets
+//!                                        its pop done here, reply stored, task woken
+//! ```
+//! Serving happens inside the write that made the key ready, under its slot lock,
+//! so a woken client always gets the element it was woken for: nobody can take it
+//! in between, exactly as Redis serves blocked clients before running anyone else.
+//! Lock order is always slot locks, then this registry's mutex.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use crate::clock::Millis;
+use crate::keyspace::types::{End, ZSet};
+use crate::keyspace::{key_slot, Locked, Value};
+use crate::protocol::{Protocol, Reply};
+
+/// What a blocked client wants done when one of its keys gets data.
+#[derive(Debug, Clone)]
+pub enum BlockedOp {
+    /// Pop from a list: one element replied as `[key, element]` (BLPOP), or up to
+    /// `count` replied as `[key, [elements]]` (BLMPOP).
+    ListPop {
+        /// Which end.
+        end: End,
+        /// `Some` for BLMPOP's reply shape.
+        count: Option<usize>,
+    },
+    /// Move an element to another list (BLMOVE, BRPOPLPUSH); replies the element.
+    ListMove {
+        /// The list to push onto.
+        destination: Vec<u8>,
+        /// Where to pop.
+        from: End,
+        /// Where to push.
+        to: End,
+    },
+    /// Pop a sorted set's lowest (or highest) member: `[key, member, score]`.
+    ZPop {
+        /// Pop the highest instead.
+        max: bool,
+    },
+}
+
+impl BlockedOp {
+    /// The reply when the wait times out: a null array for pops, a null string
+    /// for moves.
+    pub fn write_timeout(&self, out: &mut Reply) {
+        match self {
+            BlockedOp::ListMove { .. } => out.null(),
+            BlockedOp::ListPop { .. } | BlockedOp::ZPop { .. } => out.null_array(),
+        }
+    }
+}
+
+/// How a wait ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wake {
+    /// Served: the encoded reply.
+    Reply(Vec<u8>),
+    /// The key was ready but could not be served in place (a move whose destination
+    /// slot was busy): run the command again.
+    Retry,
+}
+
+/// One blocked client.
+#[derive(Debug)]
+pub struct Waiter {
+    /// The client.
+    pub client: u64,
+    /// The keys it waits on, in the order given.
+    pub keys: Vec<Vec<u8>>,
+    /// What to do when served.
+    pub op: BlockedOp,
+    /// The protocol to encode the reply in.
+    pub proto: Protocol,
+    /// When to give up (Unix ms), if ever.
+    pub deadline: Option<Millis>,
+    outcome: Mutex<Option<Wake>>,
+    notify: Notify,
+}
+
+impl Waiter {
+    /// A waiter that has not been served.
+    pub fn new(
+        client: u64,
+        keys: Vec<Vec<u8>>,
+        op: BlockedOp,
+        proto: Protocol,
+        deadline: Option<Millis>,
+    ) -> Self {
+        Waiter {
+            client,
+            keys,
+            op,
+            proto,
+            deadline,
+            outcome: Mutex::new(None),
+            notify: Notify::new(),
+        }
+    }
+
+    /// Waits until served or told to retry.
+    pub async fn woken(&self) -> Wake {
+        loop {
+            let notified = self.notify.notified();
+            if let Some(wake) = self.outcome.lock().take() {
+                return wake;
+            }
+            notified.await;
+        }
+    }
+
+    /// The outcome, if it was served already (checked once the wait is abandoned).
+    pub fn take(&self) -> Option<Wake> {
+        self.outcome.lock().take()
+    }
+
+    fn wake(&self, wake: Wake) {
+        *self.outcome.lock() = Some(wake);
+        self.notify.notify_one();
+    }
+}
+
+/// The registry of blocked clients.
+#[derive(Debug, Default)]
+pub struct Blocked {
+    by_key: Mutex<HashMap<Vec<u8>, VecDeque<Arc<Waiter>>>>,
+    waiters: AtomicUsize,
+}
+
+impl Blocked {
+    /// Number of blocked clients (`INFO clients`).
+    pub fn len(&self) -> usize {
+        self.waiters.load(Relaxed)
+    }
+
+    /// True when nobody is blocked: writes then skip serving entirely.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of keys someone is blocked on.
+    pub fn keys(&self) -> usize {
+        self.by_key.lock().len()
+    }
+
+    /// Queues `waiter` behind earlier waiters on each of its keys. Call while
+    /// holding the keys' slots, so no write can slip between check and register.
+    pub fn register(&self, waiter: Arc<Waiter>) {
+        let mut by_key = self.by_key.lock();
+        for key in &waiter.keys {
+            by_key
+                .entry(key.clone())
+                .or_default()
+                .push_back(waiter.clone());
+        }
+        self.waiters.fetch_add(1, Relaxed);
+    }
+
+    /// Removes `waiter` from every queue (served, timed out or disconnected); a
+    /// second call does nothing.
+    pub fn unregister(&self, waiter: &Arc<Waiter>) {
+        let mut by_key = self.by_key.lock();
+        self.remove(&mut by_key, waiter);
+    }
+
+    fn remove(&self, by_key: &mut HashMap<Vec<u8>, VecDeque<Arc<Waiter>>>, waiter: &Arc<Waiter>) {
+        let mut found = false;
+        for key in &waiter.keys {
+            if let Some(queue) = by_key.get_mut(key) {
+                let before = queue.len();
+                queue.retain(|w| !Arc::ptr_eq(w, waiter));
+                found |= queue.len() != before;
+                if queue.is_empty() {
+                    by_key.remove(key);
+                }
+            }
+        }
+        if found {
+            self.waiters.fetch_sub(1, Relaxed);
+        }
+    }
+
+    /// Serves the clients blocked on `key`, first come first served, while it has
+    /// data. The caller holds `key`'s slot in `locks`. Returns the keys that became
+    /// ready as a side effect (a move's destination), to be served in turn.
+    pub fn serve(&self, locks: &mut Locked<'_>, key: &[u8], now: Millis) -> Vec<Vec<u8>> {
+        let mut more = Vec::new();
+        let mut by_key = self.by_key.lock();
+        while let Some(waiter) = by_key.get(key).and_then(|q| q.front()).cloned() {
+            let Some(wake) = serve_one(locks, key, &waiter, now, &mut more) else {
+                break;
+            };
+            self.remove(&mut by_key, &waiter);
+            waiter.wake(wake);
+        }
+        more
+    }
+}
+
+/// Performs `waiter`'s operation on `key` if it holds data; `None` leaves it waiting.
+fn serve_one(
+    locks: &mut Locked<'_>,
+    key: &[u8],
+    waiter: &Waiter,
+    now: Millis,
+    more: &mut Vec<Vec<u8>>,
+) -> Option<Wake> {
+    let mut reply = Reply::new(waiter.proto);
+    match &waiter.op {
+        BlockedOp::ListPop { end, count } => {
+            let table = locks.table(key);
+            let list = match &mut table.get(key, now)?.value {
+                Value::List(l) if !l.is_empty() => l,
+                _ => return None,
+            };
+            reply.array(2);
+            reply.bulk(key);
+            match count {
+                None => reply.bulk(list.pop(*end)?.as_bytes()),
+                Some(n) => {
+                    let n = (*n).min(list.len());
+                    reply.array(n);
+                    for _ in 0..n {
+                        reply.bulk(list.pop(*end)?.as_bytes());
+                    }
+                }
+            }
+            table.remove_if_empty(key, now);
+        }
+        BlockedOp::ZPop { max } => {
+            let table = locks.table(key);
+            let zset = match &mut table.get(key, now)?.value {
+                Value::ZSet(z) if !z.is_empty() => z,
+                _ => return None,
+            };
+            let (member, score) = pop_one(zset, *max)?;
+            reply.array(3);
+            reply.bulk(key);
+            reply.bulk(&member);
+            reply.double(score);
+            table.remove_if_empty(key, now);
+        }
+        BlockedOp::ListMove {
+            destination,
+            from,
+            to,
+        } => {
+            if !matches!(locks.table(key).peek(key, now).map(|e| &e.value), Some(Value::List(l)) if !l.is_empty())
+            {
+                return None;
+            }
+            // The destination may live in a slot this write does not hold; taking
+            // it out of order could deadlock, so only try. If busy, the client
+            // runs its command again itself.
+            if !locks.try_acquire(key_slot(destination)) {
+                return Some(Wake::Retry);
+            }
+            match locks
+                .table(destination)
+                .peek(destination, now)
+                .map(|e| &e.value)
+            {
+                None | Some(Value::List(_)) => {}
+                Some(_) => return Some(Wake::Retry),
+            }
+            let table = locks.table(key);
+            let Value::List(list) = &mut table.get(key, now)?.value else {
+                return None;
+            };
+            let item = list.pop(*from)?;
+            table.remove_if_empty(key, now);
+            let target = locks
+                .table(destination)
+                .get_or_insert_with(destination, now, || Value::List(Box::default()));
+            if let Value::List(list) = &mut target.value {
+                list.push(*to, item.as_bytes());
+            }
+            reply.bulk(item.as_bytes());
+            more.push(destination.clone());
+        }
+    }
+    Some(Wake::Reply(reply.as_bytes().to_vec()))
+}
+
+/// Pops the lowest (or highest) member of a sorted set.
+pub fn pop_one(zset: &mut ZSet, max: bool) -> Option<(Vec<u8>, f64)> {
+    let len = zset.len();
+    let rank = if max { len.checked_sub(1)? } else { 0 };
+    zset.remove_ranks(rank, rank)
+        .pop()
+        .map(|(m, s)| (m.as_bytes().to_vec(), s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keyspace::types::List;
+    use crate::keyspace::{Expiry, Keyspace};
+
+    fn push(ks: &Keyspace, key: &[u8], items: &[&str]) {
+        let mut list = List::default();
+        for i in items {
+            list.push(End::Right, i.as_bytes());
+        }
+        ks.lock_key(key)
+            .insert(key, Value::List(Box::new(list)), Expiry::Persist, 0);
+    }
+
+    fn waiter(client: u64, key: &str) -> Arc<Waiter> {
+        Arc::new(Waiter::new(
+            client,
+            vec![key.as_bytes().to_vec()],
+            BlockedOp::ListPop {
+                end: End::Left,
+                count: None,
+            },
+            Protocol::Resp2,
+            None,
+        ))
+    }
+
+    #[test]
+    fn waiters_are_served_first_come_first_served_while_data_lasts() {
+        let ks = Keyspace::new();
+        let blocked = Blocked::default();
+        let (a, b, c) = (waiter(1, "k"), waiter(2, "k"), waiter(3, "k"));
+        for w in [&a, &b, &c] {
+            blocked.register(w.clone());
+        }
+        assert_eq!(blocked.len(), 3);
+        push(&ks, b"k", &["x", "y"]);
+        let mut locks = Locked::new(&ks);
+        locks.acquire_key(b"k");
+        blocked.serve(&mut locks, b"k", 0);
+        assert_eq!(
+            a.take(),
+            Some(Wake::Reply(b"*2\r\n$1\r\nk\r\n$1\r\nx\r\n".to_vec()))
+        );
+        assert_eq!(
+            b.take(),
+            Some(Wake::Reply(b"*2\r\n$1\r\nk\r\n$1\r\ny\r\n".to_vec()))
+        );
+        assert_eq!(c.take(), None);
+        assert_eq!(blocked.len(), 1);
+        // The emptied list is gone, as Redis never keeps an empty one.
+        assert!(locks.table(b"k").peek(b"k", 0).is_none());
+    }
+
+    #[test]
+    fn a_waiter_on_several_keys_leaves_every_queue() {
+        let blocked = Blocked::default();
+        let w = Arc::new(Waiter::new(
+            1,
+            vec![b"a".to_vec(), b"b".to_vec()],
+            BlockedOp::ListPop {
+                end: End::Left,
+                count: None,
+            },
+            Protocol::Resp2,
+            None,
+        ));
+        blocked.register(w.clone());
+        assert_eq!(blocked.keys(), 2);
+        blocked.unregister(&w);
+        blocked.unregister(&w);
+        assert_eq!(blocked.keys(), 0);
+        assert_eq!(blocked.len(), 0);
+    }
+}

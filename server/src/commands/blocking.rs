@@ -1,0 +1,251 @@
+//! Blocking pops: BLPOP, BRPOP, BLMPOP, BLMOVE, BRPOPLPUSH, BZPOPMIN, BZPOPMAX.
+//!
+//! Each first tries its non-blocking form. If every key is empty, the client is
+//! registered as a waiter while its key slots are still locked (so no push can slip
+//! in between) and the connection waits; writers serve it later (see
+//! `crate::blocking`). Inside a transaction they answer at once instead.
+
+use std::sync::Arc;
+
+use super::access::read;
+use super::lists::{move_element, MPopArgs};
+use super::table::{flag::*, CommandSpec, KeySpec};
+use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
+use crate::blocking::{pop_one, BlockedOp, Waiter};
+use crate::clock::Millis;
+use crate::keyspace::types::{End, List, ZSet};
+use crate::protocol::number::parse_f64;
+
+const KEYS_THEN_TIMEOUT: KeySpec = KeySpec::range(1, -2, 1);
+
+/// The blocking family.
+pub const COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("blpop", -3, WRITE | BLOCKING, "list", "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", handler!(BPop<'_>)).keys(KEYS_THEN_TIMEOUT).since("2.0.0"),
+    CommandSpec::new("brpop", -3, WRITE | BLOCKING, "list", "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", handler!(BPop<'_>)).keys(KEYS_THEN_TIMEOUT).since("2.0.0"),
+    CommandSpec::new("blmpop", -5, WRITE | BLOCKING, "list", "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", handler!(BLMPop<'_>)).keys(KeySpec::counted(2)).since("7.0.0"),
+    CommandSpec::new("blmove", 6, WRITE | DENYOOM | BLOCKING, "list", "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.", handler!(BLMove<'_>)).keys(KeySpec::range(1, 2, 1)).since("6.2.0"),
+    CommandSpec::new("brpoplpush", 4, WRITE | DENYOOM | BLOCKING, "list", "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.", handler!(BLMove<'_>)).keys(KeySpec::range(1, 2, 1)).since("2.2.0"),
+    CommandSpec::new("bzpopmin", -3, WRITE | FAST | BLOCKING, "sorted-set", "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", handler!(BZPop<'_>)).keys(KEYS_THEN_TIMEOUT).since("5.0.0"),
+    CommandSpec::new("bzpopmax", -3, WRITE | FAST | BLOCKING, "sorted-set", "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", handler!(BZPop<'_>)).keys(KEYS_THEN_TIMEOUT).since("5.0.0"),
+];
+
+/// A blocking timeout in seconds (fractions allowed; 0 waits forever), as
+/// milliseconds.
+fn parse_timeout(arg: &[u8]) -> Result<u64, CommandError> {
+    let seconds = parse_f64(arg)
+        .filter(|s| s.is_finite())
+        .ok_or_else(|| CommandError::err("timeout is not a float or out of range"))?;
+    if seconds < 0.0 {
+        return Err(CommandError::err("timeout is negative"));
+    }
+    let ms = (seconds * 1000.0).ceil();
+    if ms > (i64::MAX / 2) as f64 {
+        return Err(CommandError::err("timeout is out of range"));
+    }
+    Ok(ms as u64)
+}
+
+/// Blocks the client on `keys` (or, inside a transaction, replies nil at once).
+fn block(ctx: &mut Ctx<'_, '_>, keys: Vec<Vec<u8>>, op: BlockedOp, timeout_ms: u64) {
+    if !ctx.may_block {
+        op.write_timeout(ctx.out);
+        return;
+    }
+    let deadline: Option<Millis> = (timeout_ms > 0).then(|| ctx.now + timeout_ms);
+    let waiter = Arc::new(Waiter::new(
+        ctx.session.handle.id,
+        keys,
+        op,
+        ctx.out.protocol(),
+        deadline,
+    ));
+    ctx.shared.blocked.register(waiter.clone());
+    ctx.block = Some(waiter);
+}
+
+/// `BLPOP`/`BRPOP key [key ...] timeout`.
+struct BPop<'a> {
+    keys: Vec<&'a [u8]>,
+    timeout: u64,
+}
+
+impl<'a> Command<'a> for BPop<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let mut keys = Vec::with_capacity(p.remaining() - 1);
+        while p.remaining() > 1 {
+            keys.push(p.arg()?);
+        }
+        Ok(BPop {
+            keys,
+            timeout: parse_timeout(p.arg()?)?,
+        })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let end = if ctx.name() == "blpop" {
+            End::Left
+        } else {
+            End::Right
+        };
+        for &key in &self.keys {
+            let table = ctx.locks.table(key);
+            if read::<List>(table, key, ctx.now)?.is_some_and(|l| !l.is_empty()) {
+                let list = super::access::modify::<List>(table, key, ctx.now)?
+                    .ok_or(CommandError::NoSuchKey)?;
+                let item = list.pop(end).ok_or(CommandError::NoSuchKey)?;
+                table.remove_if_empty(key, ctx.now);
+                ctx.out.array(2);
+                ctx.out.bulk(key);
+                ctx.out.bulk(item.as_bytes());
+                ctx.dirty += 1;
+                return Ok(());
+            }
+        }
+        let keys = self.keys.iter().map(|k| k.to_vec()).collect();
+        block(
+            ctx,
+            keys,
+            BlockedOp::ListPop { end, count: None },
+            self.timeout,
+        );
+        Ok(())
+    }
+}
+
+/// `BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]`.
+struct BLMPop<'a> {
+    timeout: u64,
+    args: MPopArgs<'a>,
+}
+
+impl<'a> Command<'a> for BLMPop<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let timeout = parse_timeout(p.arg()?)?;
+        Ok(BLMPop {
+            timeout,
+            args: MPopArgs::parse(p)?,
+        })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        if self.args.pop(ctx)? {
+            return Ok(());
+        }
+        let keys = self.args.keys.iter().map(|k| k.to_vec()).collect();
+        let op = BlockedOp::ListPop {
+            end: self.args.end,
+            count: Some(self.args.count),
+        };
+        block(ctx, keys, op, self.timeout);
+        Ok(())
+    }
+}
+
+/// `BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout` and
+/// `BRPOPLPUSH source destination timeout`.
+struct BLMove<'a> {
+    source: &'a [u8],
+    destination: &'a [u8],
+    from: End,
+    to: End,
+    timeout: u64,
+}
+
+impl<'a> Command<'a> for BLMove<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let (source, destination) = (p.arg()?, p.arg()?);
+        let end = |arg: &[u8]| match arg.to_ascii_uppercase().as_slice() {
+            b"LEFT" => Ok(End::Left),
+            b"RIGHT" => Ok(End::Right),
+            _ => Err(CommandError::Syntax),
+        };
+        let (from, to) = if p.remaining() == 3 {
+            (end(p.arg()?)?, end(p.arg()?)?)
+        } else {
+            (End::Right, End::Left)
+        };
+        Ok(BLMove {
+            source,
+            destination,
+            from,
+            to,
+            timeout: parse_timeout(p.arg()?)?,
+        })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        if let Some(item) = move_element(ctx, self.source, self.destination, self.from, self.to)? {
+            ctx.out.bulk(&item);
+            return Ok(());
+        }
+        let op = BlockedOp::ListMove {
+            destination: self.destination.to_vec(),
+            from: self.from,
+            to: self.to,
+        };
+        block(ctx, vec![self.source.to_vec()], op, self.timeout);
+        Ok(())
+    }
+}
+
+/// `BZPOPMIN`/`BZPOPMAX key [key ...] timeout`.
+struct BZPop<'a> {
+    keys: Vec<&'a [u8]>,
+    timeout: u64,
+}
+
+impl<'a> Command<'a> for BZPop<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let mut keys = Vec::with_capacity(p.remaining() - 1);
+        while p.remaining() > 1 {
+            keys.push(p.arg()?);
+        }
+        Ok(BZPop {
+            keys,
+            timeout: parse_timeout(p.arg()?)?,
+        })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let max = ctx.name() == "bzpopmax";
+        for &key in &self.keys {
+            let table = ctx.locks.table(key);
+            let Some(zset) = super::access::modify::<ZSet>(table, key, ctx.now)? else {
+                continue;
+            };
+            if let Some((member, score)) = pop_one(zset, max) {
+                table.remove_if_empty(key, ctx.now);
+                ctx.out.array(3);
+                ctx.out.bulk(key);
+                ctx.out.bulk(&member);
+                ctx.out.double(score);
+                ctx.dirty += 1;
+                return Ok(());
+            }
+        }
+        let keys = self.keys.iter().map(|k| k.to_vec()).collect();
+        block(ctx, keys, BlockedOp::ZPop { max }, self.timeout);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_parse_like_redis() {
+        assert_eq!(parse_timeout(b"0"), Ok(0));
+        assert_eq!(parse_timeout(b"1.5"), Ok(1500));
+        assert_eq!(parse_timeout(b"0.0001"), Ok(1));
+        assert_eq!(
+            parse_timeout(b"-1").unwrap_err().to_string(),
+            "ERR timeout is negative"
+        );
+        assert_eq!(
+            parse_timeout(b"x").unwrap_err().to_string(),
+            "ERR timeout is not a float or out of range"
+        );
+        assert!(parse_timeout(b"1e300").is_err());
+    }
+}

@@ -1,0 +1,527 @@
+//! Set commands, including the set algebra (`SINTER`, `SUNION`, `SDIFF` and their
+//! `STORE` forms).
+
+use std::collections::HashSet;
+
+use super::access::{create, modify, read};
+use super::scan::{CursorArgs, ScanReply};
+use super::table::{flag::*, CommandSpec, Handler, KeySpec};
+use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
+use crate::keyspace::types::Set;
+use crate::keyspace::Expiry;
+use crate::protocol::Args;
+
+const fn spec(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    keys: KeySpec,
+    since: &'static str,
+    summary: &'static str,
+    handler: Option<Handler>,
+) -> CommandSpec {
+    CommandSpec::new(name, arity, flags, "set", summary, handler)
+        .keys(keys)
+        .since(since)
+}
+
+const ONE: KeySpec = KeySpec::ONE;
+
+/// The set family.
+pub const COMMANDS: &[CommandSpec] = &[
+    spec("sadd", -3, WRITE | DENYOOM | FAST, ONE, "1.0.0", "Adds one or more members to a set. Creates the key if it doesn't exist.", handler!(SAdd<'_>)),
+    spec("srem", -3, WRITE | FAST, ONE, "1.0.0", "Removes one or more members from a set. Deletes the set if the last member was removed.", handler!(SRem<'_>)),
+    spec("smembers", 2, READONLY, ONE, "1.0.0", "Returns all members of a set.", handler!(SMembers<'_>)),
+    spec("sismember", 3, READONLY | FAST, ONE, "1.0.0", "Determines whether a member belongs to a set.", handler!(SIsMember<'_>)),
+    spec("smismember", -3, READONLY | FAST, ONE, "6.2.0", "Determines whether multiple members belong to a set.", handler!(SMIsMember<'_>)),
+    spec("scard", 2, READONLY | FAST, ONE, "1.0.0", "Returns the number of members in a set.", handler!(SCard<'_>)),
+    spec("spop", -2, WRITE | FAST, ONE, "1.0.0", "Returns one or more random members from a set after removing them. Deletes the set if the last member was popped.", handler!(SPop<'_>)),
+    spec("srandmember", -2, READONLY, ONE, "1.0.0", "Get one or multiple random members from a set", handler!(SRandMember<'_>)),
+    spec("smove", 4, WRITE | FAST, KeySpec::range(1, 2, 1), "1.0.0", "Moves a member from one set to another.", handler!(SMove<'_>)),
+    spec("sinter", -2, READONLY, KeySpec::ALL, "1.0.0", "Returns the intersect of multiple sets.", handler!(Algebra<'_>)),
+    spec("sunion", -2, READONLY, KeySpec::ALL, "1.0.0", "Returns the union of multiple sets.", handler!(Algebra<'_>)),
+    spec("sdiff", -2, READONLY, KeySpec::ALL, "1.0.0", "Returns the difference of multiple sets.", handler!(Algebra<'_>)),
+    spec("sinterstore", -3, WRITE | DENYOOM, KeySpec::ALL, "1.0.0", "Stores the intersect of multiple sets in a key.", handler!(Algebra<'_>)),
+    spec("sunionstore", -3, WRITE | DENYOOM, KeySpec::ALL, "1.0.0", "Stores the union of multiple sets in a key.", handler!(Algebra<'_>)),
+    spec("sdiffstore", -3, WRITE | DENYOOM, KeySpec::ALL, "1.0.0", "Stores the difference of multiple sets in a key.", handler!(Algebra<'_>)),
+    spec("sintercard", -3, READONLY, KeySpec::counted(1), "7.0.0", "Returns the number of members of the intersect of multiple sets.", handler!(SInterCard<'_>)),
+    spec("sscan", -3, READONLY, ONE, "2.8.0", "Iterates over members of a set.", handler!(SScan<'_>)),
+];
+
+/// `SADD key member [member ...]`.
+struct SAdd<'a> {
+    key: &'a [u8],
+    members: Args<'a>,
+}
+
+impl<'a> Command<'a> for SAdd<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(SAdd {
+            key: p.arg()?,
+            members: p.rest(),
+        })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let limits = ctx.limits();
+        let first = self.members.get(0).unwrap_or_default();
+        let set = create(ctx.locks.table(self.key), self.key, ctx.now, || {
+            Set::for_member(first, &limits)
+        })?;
+        let added = self.members.iter().filter(|m| set.add(m, &limits)).count();
+        ctx.dirty += added as u64;
+        ctx.out.int(added as i64);
+        Ok(())
+    }
+}
+
+/// `SREM key member [member ...]`.
+struct SRem<'a> {
+    key: &'a [u8],
+    members: Args<'a>,
+}
+
+impl<'a> Command<'a> for SRem<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(SRem {
+            key: p.arg()?,
+            members: p.rest(),
+        })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let table = ctx.locks.table(self.key);
+        let removed = match modify::<Set>(table, self.key, ctx.now)? {
+            Some(set) => self.members.iter().filter(|m| set.remove(m)).count(),
+            None => 0,
+        };
+        table.remove_if_empty(self.key, ctx.now);
+        ctx.dirty += removed as u64;
+        ctx.out.int(removed as i64);
+        Ok(())
+    }
+}
+
+/// Writes members as a set reply.
+fn reply_members<'m>(
+    ctx: &mut Ctx<'_, '_>,
+    len: usize,
+    members: impl Iterator<Item = Vec<u8>> + 'm,
+) {
+    ctx.out.set(len);
+    for m in members {
+        ctx.out.bulk(&m);
+    }
+}
+
+/// `SMEMBERS key`.
+struct SMembers<'a> {
+    key: &'a [u8],
+}
+
+impl<'a> Command<'a> for SMembers<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(SMembers { key: p.arg()? })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let set = read::<Set>(ctx.locks.table(self.key), self.key, ctx.now)?;
+        let members: Vec<Vec<u8>> = set
+            .into_iter()
+            .flat_map(Set::iter)
+            .map(|m| m.to_vec())
+            .collect();
+        reply_members(ctx, members.len(), members.into_iter());
+        Ok(())
+    }
+}
+
+/// `SISMEMBER key member`.
+struct SIsMember<'a> {
+    key: &'a [u8],
+    member: &'a [u8],
+}
+
+impl<'a> Command<'a> for SIsMember<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(SIsMember {
+            key: p.arg()?,
+            member: p.arg()?,
+        })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let set = read::<Set>(ctx.locks.table(self.key), self.key, ctx.now)?;
+        ctx.out
+            .int(i64::from(set.is_some_and(|s| s.contains(self.member))));
+        Ok(())
+    }
+}
+
+/// `SMISMEMBER key member [member ...]`.
+struct SMIsMember<'a> {
+    key: &'a [u8],
+    members: Args<'a>,
+}
+
+impl<'a> Command<'a> for SMIsMember<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(SMIsMember {
+            key: p.arg()?,
+            members: p.rest(),
+        })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let set = read::<Set>(ctx.locks.table(self.key), self.key, ctx.now)?;
+        ctx.out.array(self.members.len());
+        for m in self.members.iter() {
+            ctx.out.int(i64::from(set.is_some_and(|s| s.contains(m))));
+        }
+        Ok(())
+    }
+}
+
+/// `SCARD key`.
+struct SCard<'a> {
+    key: &'a [u8],
+}
+
+impl<'a> Command<'a> for SCard<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(SCard { key: p.arg()? })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let set = read::<Set>(ctx.locks.table(self.key), self.key, ctx.now)?;
+        ctx.out.int(set.map_or(0, Set::len) as i64);
+        Ok(())
+    }
+}
+
+/// Parses an optional non-negative count.
+fn optional_count(p: &mut Parser<'_>) -> Result<Option<usize>, CommandError> {
+    let Some(arg) = p.try_arg() else {
+        return Ok(None);
+    };
+    match crate::protocol::number::parse_i64(arg) {
+        Some(n) if n >= 0 => Ok(Some(n as usize)),
+        Some(_) => Err(CommandError::err("value is out of range, must be positive")),
+        None => Err(CommandError::NotInteger),
+    }
+}
+
+/// `SPOP key [count]`.
+struct SPop<'a> {
+    key: &'a [u8],
+    count: Option<usize>,
+}
+
+impl<'a> Command<'a> for SPop<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let key = p.arg()?;
+        let count = optional_count(p)?;
+        p.finish()?;
+        Ok(SPop { key, count })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let table = ctx.locks.table(self.key);
+        let popped: Vec<Vec<u8>> = match modify::<Set>(table, self.key, ctx.now)? {
+            Some(set) => (0..self.count.unwrap_or(1))
+                .map_while(|_| set.pop_random())
+                .collect(),
+            None => Vec::new(),
+        };
+        table.remove_if_empty(self.key, ctx.now);
+        ctx.dirty += popped.len() as u64;
+        match self.count {
+            None => match popped.first() {
+                Some(m) => ctx.out.bulk(m),
+                None => ctx.out.null(),
+            },
+            Some(_) => reply_members(ctx, popped.len(), popped.into_iter()),
+        }
+        Ok(())
+    }
+}
+
+/// `SRANDMEMBER key [count]`.
+struct SRandMember<'a> {
+    key: &'a [u8],
+    count: Option<i64>,
+}
+
+impl<'a> Command<'a> for SRandMember<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let key = p.arg()?;
+        let count = match p.remaining() {
+            0 => None,
+            _ => Some(p.next_i64()?),
+        };
+        p.finish()?;
+        Ok(SRandMember { key, count })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let set = read::<Set>(ctx.locks.table(self.key), self.key, ctx.now)?;
+        let picks = super::random::picks(set.map_or(0, Set::len), self.count)?;
+        let members: Vec<Vec<u8>> = match set {
+            Some(set) => picks
+                .iter()
+                .filter_map(|&i| set.member_at(i))
+                .map(|m| m.to_vec())
+                .collect(),
+            None => Vec::new(),
+        };
+        match self.count {
+            None => match members.first() {
+                Some(m) => ctx.out.bulk(m),
+                None => ctx.out.null(),
+            },
+            Some(_) => {
+                ctx.out.array(members.len());
+                for m in members {
+                    ctx.out.bulk(&m);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `SMOVE source destination member`.
+struct SMove<'a> {
+    source: &'a [u8],
+    destination: &'a [u8],
+    member: &'a [u8],
+}
+
+impl<'a> Command<'a> for SMove<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(SMove {
+            source: p.arg()?,
+            destination: p.arg()?,
+            member: p.arg()?,
+        })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let limits = ctx.limits();
+        let in_source = match read::<Set>(ctx.locks.table(self.source), self.source, ctx.now)? {
+            Some(set) => set.contains(self.member),
+            None => false,
+        };
+        read::<Set>(ctx.locks.table(self.destination), self.destination, ctx.now)?;
+        if !in_source || self.source == self.destination {
+            ctx.out.int(i64::from(in_source));
+            return Ok(());
+        }
+        let table = ctx.locks.table(self.source);
+        if let Some(set) = modify::<Set>(table, self.source, ctx.now)? {
+            set.remove(self.member);
+        }
+        table.remove_if_empty(self.source, ctx.now);
+        create(
+            ctx.locks.table(self.destination),
+            self.destination,
+            ctx.now,
+            || Set::for_member(self.member, &limits),
+        )?
+        .add(self.member, &limits);
+        ctx.dirty += 2;
+        ctx.out.int(1);
+        Ok(())
+    }
+}
+
+/// Reads the sets at `keys` as member lists (missing keys are empty sets).
+fn load_sets(
+    ctx: &mut Ctx<'_, '_>,
+    keys: impl Iterator<Item = impl AsRef<[u8]>>,
+) -> Result<Vec<Vec<Vec<u8>>>, CommandError> {
+    keys.map(|key| {
+        let key = key.as_ref();
+        let set = read::<Set>(ctx.locks.table(key), key, ctx.now)?;
+        Ok(set.map_or_else(Vec::new, |s| s.iter().map(|m| m.to_vec()).collect()))
+    })
+    .collect()
+}
+
+/// The intersection, union or difference of `sets`, in first-seen order.
+fn combine(op: &str, mut sets: Vec<Vec<Vec<u8>>>) -> Vec<Vec<u8>> {
+    if sets.is_empty() {
+        return Vec::new();
+    }
+    match op {
+        "inter" => {
+            // Start from the smallest set: the result is no larger.
+            let smallest = (0..sets.len()).min_by_key(|&i| sets[i].len()).unwrap_or(0);
+            let base = sets.swap_remove(smallest);
+            let others: Vec<HashSet<Vec<u8>>> =
+                sets.into_iter().map(|s| s.into_iter().collect()).collect();
+            base.into_iter()
+                .filter(|m| others.iter().all(|o| o.contains(m)))
+                .collect()
+        }
+        "union" => {
+            let mut seen = HashSet::new();
+            sets.into_iter()
+                .flatten()
+                .filter(|m| seen.insert(m.clone()))
+                .collect()
+        }
+        _ => {
+            let first = sets.remove(0);
+            let others: HashSet<Vec<u8>> = sets.into_iter().flatten().collect();
+            first.into_iter().filter(|m| !others.contains(m)).collect()
+        }
+    }
+}
+
+/// `SINTER`, `SUNION`, `SDIFF key [key ...]` and their `STORE destination key
+/// [key ...]` forms.
+struct Algebra<'a> {
+    keys: Args<'a>,
+}
+
+impl<'a> Command<'a> for Algebra<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(Algebra { keys: p.rest() })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let name = ctx.name();
+        let store = name.ends_with("store");
+        let op = &name[1..if store { name.len() - 5 } else { name.len() }];
+        let sources = if store { self.keys.skip(1) } else { self.keys };
+        let result = combine(op, load_sets(ctx, sources.iter())?);
+        if !store {
+            reply_members(ctx, result.len(), result.into_iter());
+            return Ok(());
+        }
+        let destination = self.keys.get(0).unwrap_or_default();
+        let limits = ctx.limits();
+        let table = ctx.locks.table(destination);
+        table.remove(destination, ctx.now);
+        if let Some(first) = result.first() {
+            let mut set = Set::for_member(first, &limits);
+            for m in &result {
+                set.add(m, &limits);
+            }
+            table.insert(
+                destination,
+                crate::keyspace::Value::Set(Box::new(set)),
+                Expiry::Persist,
+                ctx.now,
+            );
+        }
+        ctx.dirty += 1;
+        ctx.out.int(result.len() as i64);
+        Ok(())
+    }
+}
+
+/// `SINTERCARD numkeys key [key ...] [LIMIT limit]`.
+struct SInterCard<'a> {
+    keys: Vec<&'a [u8]>,
+    limit: usize,
+}
+
+impl<'a> Command<'a> for SInterCard<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let numkeys = p.next_i64()?;
+        if numkeys <= 0 {
+            return Err(CommandError::err("numkeys should be greater than 0"));
+        }
+        if numkeys as usize > p.remaining() {
+            return Err(CommandError::err(
+                "Number of keys can't be greater than number of args",
+            ));
+        }
+        let keys = (0..numkeys)
+            .map(|_| p.arg())
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut limit = 0;
+        if p.eat("LIMIT") {
+            let n = p.next_i64()?;
+            if n < 0 {
+                return Err(CommandError::err("LIMIT can't be negative"));
+            }
+            limit = n as usize;
+        }
+        p.finish()?;
+        Ok(SInterCard { keys, limit })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let result = combine("inter", load_sets(ctx, self.keys.iter())?);
+        let count = if self.limit == 0 {
+            result.len()
+        } else {
+            result.len().min(self.limit)
+        };
+        ctx.out.int(count as i64);
+        Ok(())
+    }
+}
+
+/// `SSCAN key cursor [MATCH pattern] [COUNT count]`.
+struct SScan<'a> {
+    key: &'a [u8],
+    args: CursorArgs<'a>,
+}
+
+impl<'a> Command<'a> for SScan<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let key = p.arg()?;
+        let (args, _) = CursorArgs::parse(p, &[])?;
+        Ok(SScan { key, args })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let set = read::<Set>(ctx.locks.table(self.key), self.key, ctx.now)?;
+        let mut reply = ScanReply::default();
+        if let Some(set) = set {
+            reply.cursor = self.args.walk(set.len(), set.is_compact(), |i| {
+                if let Some(member) = set.member_at(i).map(|m| m.to_vec()) {
+                    if self.args.matches(&member) {
+                        reply.items.push(member);
+                    }
+                }
+            });
+        }
+        reply.write(ctx.out);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sets(v: &[&[&str]]) -> Vec<Vec<Vec<u8>>> {
+        v.iter()
+            .map(|s| s.iter().map(|m| m.as_bytes().to_vec()).collect())
+            .collect()
+    }
+
+    fn sorted(mut v: Vec<Vec<u8>>) -> Vec<String> {
+        v.sort();
+        v.into_iter()
+            .map(|m| String::from_utf8(m).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn set_algebra() {
+        let input = sets(&[&["a", "b", "c", "d"], &["c"], &["a", "c", "e"]]);
+        assert_eq!(sorted(combine("inter", input.clone())), ["c"]);
+        assert_eq!(
+            sorted(combine("union", input.clone())),
+            ["a", "b", "c", "d", "e"]
+        );
+        assert_eq!(sorted(combine("diff", input)), ["b", "d"]);
+        assert!(combine("inter", sets(&[&["a"], &[]])).is_empty());
+    }
+}

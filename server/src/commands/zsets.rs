@@ -1,0 +1,1037 @@
+//! Sorted-set commands: adds with all of ZADD's options, rank/score/lex ranges,
+//! pops, removals by range, and union/intersection/difference.
+
+use std::collections::HashMap;
+
+use super::access::{create, modify, read};
+use super::lists::clamp_range;
+use super::scan::{CursorArgs, ScanReply};
+use super::table::{flag::*, CommandSpec, Handler, KeySpec};
+use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
+use crate::keyspace::types::{LexBound, ScoreBound, ZSet};
+use crate::keyspace::{Expiry, Value};
+use crate::protocol::number::parse_f64;
+use crate::protocol::{Args, Protocol, Reply};
+
+const fn spec(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    keys: KeySpec,
+    since: &'static str,
+    summary: &'static str,
+    handler: Option<Handler>,
+) -> CommandSpec {
+    CommandSpec::new(name, arity, flags, "sorted-set", summary, handler)
+        .keys(keys)
+        .since(since)
+}
+
+const ONE: KeySpec = KeySpec::ONE;
+const STORE: KeySpec = KeySpec::ONE.and_counted(2);
+
+/// The sorted-set family (blocking pops live in `blocking.rs`).
+pub const COMMANDS: &[CommandSpec] = &[
+    spec("zadd", -4, WRITE | DENYOOM | FAST, ONE, "1.2.0", "Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist.", handler!(ZAdd<'_>)),
+    spec("zincrby", 4, WRITE | DENYOOM | FAST, ONE, "1.2.0", "Increments the score of a member in a sorted set.", handler!(ZIncrBy<'_>)),
+    spec("zrem", -3, WRITE | FAST, ONE, "1.2.0", "Removes one or more members from a sorted set. Deletes the sorted set if all members were removed.", handler!(ZRem<'_>)),
+    spec("zscore", 3, READONLY | FAST, ONE, "1.2.0", "Returns the score of a member in a sorted set.", handler!(ZScore<'_>)),
+    spec("zmscore", -3, READONLY | FAST, ONE, "6.2.0", "Returns the score of one or more members in a sorted set.", handler!(ZMScore<'_>)),
+    spec("zcard", 2, READONLY | FAST, ONE, "1.2.0", "Returns the number of members in a sorted set.", handler!(ZCard<'_>)),
+    spec("zcount", 4, READONLY | FAST, ONE, "2.0.0", "Returns the count of members in a sorted set that have scores within a range.", handler!(ZCount<'_>)),
+    spec("zlexcount", 4, READONLY | FAST, ONE, "2.8.9", "Returns the number of members in a sorted set within a lexicographical range.", handler!(ZCount<'_>)),
+    spec("zrange", -4, READONLY, ONE, "1.2.0", "Returns members in a sorted set within a range of indexes.", handler!(ZRange<'_>)),
+    spec("zrevrange", -4, READONLY, ONE, "1.2.0", "Returns members in a sorted set within a range of indexes in reverse order.", handler!(ZRange<'_>)),
+    spec("zrangebyscore", -4, READONLY, ONE, "1.0.5", "Returns members in a sorted set within a range of scores.", handler!(ZRange<'_>)),
+    spec("zrevrangebyscore", -4, READONLY, ONE, "2.2.0", "Returns members in a sorted set within a range of scores in reverse order.", handler!(ZRange<'_>)),
+    spec("zrangebylex", -4, READONLY, ONE, "2.8.9", "Returns members in a sorted set within a lexicographical range.", handler!(ZRange<'_>)),
+    spec("zrevrangebylex", -4, READONLY, ONE, "2.8.9", "Returns members in a sorted set within a lexicographical range in reverse order.", handler!(ZRange<'_>)),
+    spec("zrangestore", -5, WRITE | DENYOOM, KeySpec::range(1, 2, 1), "6.2.0", "Stores a range of members from sorted set in a key.", handler!(ZRangeStore<'_>)),
+    spec("zrank", -3, READONLY | FAST, ONE, "2.0.0", "Returns the index of a member in a sorted set ordered by ascending scores.", handler!(ZRank<'_>)),
+    spec("zrevrank", -3, READONLY | FAST, ONE, "2.0.0", "Returns the index of a member in a sorted set ordered by descending scores.", handler!(ZRank<'_>)),
+    spec("zpopmin", -2, WRITE | FAST, ONE, "5.0.0", "Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.", handler!(ZPop<'_>)),
+    spec("zpopmax", -2, WRITE | FAST, ONE, "5.0.0", "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.", handler!(ZPop<'_>)),
+    spec("zremrangebyscore", 4, WRITE, ONE, "1.2.0", "Removes members in a sorted set within a range of scores. Deletes the sorted set if all members were removed.", handler!(ZRemRange<'_>)),
+    spec("zremrangebyrank", 4, WRITE, ONE, "2.0.0", "Removes members in a sorted set within a range of indexes. Deletes the sorted set if all members were removed.", handler!(ZRemRange<'_>)),
+    spec("zremrangebylex", 4, WRITE, ONE, "2.8.9", "Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed.", handler!(ZRemRange<'_>)),
+    spec("zunionstore", -4, WRITE | DENYOOM, STORE, "2.0.0", "Stores the union of multiple sorted sets in a key.", handler!(Combine<'_>)),
+    spec("zinterstore", -4, WRITE | DENYOOM, STORE, "2.0.0", "Stores the intersect of multiple sorted sets in a key.", handler!(Combine<'_>)),
+    spec("zdiffstore", -4, WRITE | DENYOOM, STORE, "6.2.0", "Stores the difference of multiple sorted sets in a key.", handler!(Combine<'_>)),
+    spec("zunion", -3, READONLY, KeySpec::counted(1), "6.2.0", "Returns the union of multiple sorted sets.", handler!(Combine<'_>)),
+    spec("zinter", -3, READONLY, KeySpec::counted(1), "6.2.0", "Returns the intersect of multiple sorted sets.", handler!(Combine<'_>)),
+    spec("zdiff", -3, READONLY, KeySpec::counted(1), "6.2.0", "Returns the difference between multiple sorted sets.", handler!(Combine<'_>)),
+    spec("zintercard", -3, READONLY, KeySpec::counted(1), "7.0.0", "Returns the number of members of the intersect of multiple sorted sets.", handler!(Combine<'_>)),
+    spec("zrandmember", -2, READONLY, ONE, "6.2.0", "Returns one or more random members from a sorted set.", handler!(ZRandMember<'_>)),
+    spec("zscan", -3, READONLY, ONE, "2.8.0", "Iterates over members and scores of a sorted set.", handler!(ZScan<'_>)),
+];
+
+fn parse_score(arg: &[u8]) -> Result<f64, CommandError> {
+    parse_f64(arg)
+        .filter(|f| !f.is_nan())
+        .ok_or(CommandError::NotFloat)
+}
+
+fn score_bound(arg: &[u8]) -> Result<ScoreBound, CommandError> {
+    ScoreBound::parse(arg).ok_or_else(|| CommandError::err("min or max is not a float"))
+}
+
+fn lex_bound(arg: &[u8]) -> Result<LexBound<'_>, CommandError> {
+    LexBound::parse(arg).ok_or_else(|| CommandError::err("min or max not valid string range item"))
+}
+
+/// Writes scored members: a flat `[m, s, ...]` array (RESP2, or without scores), or
+/// `[[m, s], ...]` pairs in RESP3.
+fn write_scored(out: &mut Reply, items: &[(Vec<u8>, f64)], with_scores: bool) {
+    let pairs = with_scores && out.protocol() == Protocol::Resp3;
+    out.array(items.len() * if with_scores && !pairs { 2 } else { 1 });
+    for (member, score) in items {
+        if pairs {
+            out.array(2);
+        }
+        out.bulk(member);
+        if with_scores {
+            out.double(*score);
+        }
+    }
+}
+
+/// The ZADD options.
+#[derive(Debug, Default, Clone, Copy)]
+struct AddFlags {
+    nx: bool,
+    xx: bool,
+    gt: bool,
+    lt: bool,
+    ch: bool,
+    incr: bool,
+}
+
+/// `ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...]`.
+struct ZAdd<'a> {
+    key: &'a [u8],
+    flags: AddFlags,
+    pairs: Vec<(f64, &'a [u8])>,
+}
+
+impl<'a> Command<'a> for ZAdd<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let key = p.arg()?;
+        let mut f = AddFlags::default();
+        loop {
+            let mut probe = p.clone();
+            match probe.next_keyword().as_ref().map(|k| k.as_str()) {
+                Some("NX") => f.nx = true,
+                Some("XX") => f.xx = true,
+                Some("GT") => f.gt = true,
+                Some("LT") => f.lt = true,
+                Some("CH") => f.ch = true,
+                Some("INCR") => f.incr = true,
+                _ => break,
+            }
+            *p = probe;
+        }
+        if f.nx && f.xx {
+            return Err(CommandError::err(
+                "XX and NX options at the same time are not compatible",
+            ));
+        }
+        if (f.gt && f.lt) || (f.nx && (f.gt || f.lt)) {
+            return Err(CommandError::err(
+                "GT, LT, and/or NX options at the same time are not compatible",
+            ));
+        }
+        if p.remaining() == 0 || !p.remaining().is_multiple_of(2) {
+            return Err(CommandError::Syntax);
+        }
+        if f.incr && p.remaining() > 2 {
+            return Err(CommandError::err(
+                "INCR option supports a single increment-element pair",
+            ));
+        }
+        let mut pairs = Vec::with_capacity(p.remaining() / 2);
+        while let Some(score) = p.try_arg() {
+            pairs.push((parse_score(score)?, p.arg()?));
+        }
+        Ok(ZAdd {
+            key,
+            flags: f,
+            pairs,
+        })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let limits = ctx.limits();
+        let f = self.flags;
+        let table = ctx.locks.table(self.key);
+        if f.xx && read::<ZSet>(table, self.key, ctx.now)?.is_none() {
+            // Nothing to update and nothing may be added: don't create the key.
+            if f.incr {
+                ctx.out.null();
+            } else {
+                ctx.out.int(0);
+            }
+            return Ok(());
+        }
+        let zset = create(table, self.key, ctx.now, ZSet::default)?;
+        let (mut added, mut changed) = (0, 0);
+        let mut incr_result = None;
+        for &(score, member) in &self.pairs {
+            let old = zset.score(member);
+            let new = match (f.incr, old) {
+                (true, Some(old)) => old + score,
+                _ => score,
+            };
+            if new.is_nan() {
+                table.remove_if_empty(self.key, ctx.now);
+                return Err(CommandError::err("resulting score is not a number (NaN)"));
+            }
+            let allowed = match old {
+                None => !f.xx,
+                Some(old) => !f.nx && (!f.gt || new > old) && (!f.lt || new < old),
+            };
+            if !allowed {
+                continue;
+            }
+            incr_result = Some(new);
+            if zset.insert(member, new, &limits) {
+                added += 1;
+            } else if old != Some(new) {
+                changed += 1;
+            }
+        }
+        table.remove_if_empty(self.key, ctx.now);
+        ctx.dirty += added + changed;
+        if f.incr {
+            match incr_result {
+                Some(score) => ctx.out.double(score),
+                None => ctx.out.null(),
+            }
+        } else {
+            ctx.out.int((added + if f.ch { changed } else { 0 }) as i64);
+        }
+        if added > 0 {
+            ctx.signal_ready(self.key);
+        }
+        Ok(())
+    }
+}
+
+/// `ZINCRBY key increment member`.
+struct ZIncrBy<'a> {
+    key: &'a [u8],
+    by: f64,
+    member: &'a [u8],
+}
+
+impl<'a> Command<'a> for ZIncrBy<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(ZIncrBy {
+            key: p.arg()?,
+            by: parse_score(p.arg()?)?,
+            member: p.arg()?,
+        })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let limits = ctx.limits();
+        let table = ctx.locks.table(self.key);
+        let zset = create(table, self.key, ctx.now, ZSet::default)?;
+        let new = zset.score(self.member).unwrap_or(0.0) + self.by;
+        if new.is_nan() {
+            table.remove_if_empty(self.key, ctx.now);
+            return Err(CommandError::err("resulting score is not a number (NaN)"));
+        }
+        zset.insert(self.member, new, &limits);
+        ctx.dirty += 1;
+        ctx.out.double(new);
+        ctx.signal_ready(self.key);
+        Ok(())
+    }
+}
+
+/// `ZREM key member [member ...]`.
+struct ZRem<'a> {
+    key: &'a [u8],
+    members: Args<'a>,
+}
+
+impl<'a> Command<'a> for ZRem<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(ZRem {
+            key: p.arg()?,
+            members: p.rest(),
+        })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let table = ctx.locks.table(self.key);
+        let removed = match modify::<ZSet>(table, self.key, ctx.now)? {
+            Some(z) => self.members.iter().filter(|m| z.remove(m)).count(),
+            None => 0,
+        };
+        table.remove_if_empty(self.key, ctx.now);
+        ctx.dirty += removed as u64;
+        ctx.out.int(removed as i64);
+        Ok(())
+    }
+}
+
+/// `ZSCORE key member`.
+struct ZScore<'a> {
+    key: &'a [u8],
+    member: &'a [u8],
+}
+
+impl<'a> Command<'a> for ZScore<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(ZScore {
+            key: p.arg()?,
+            member: p.arg()?,
+        })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let zset = read::<ZSet>(ctx.locks.table(self.key), self.key, ctx.now)?;
+        match zset.and_then(|z| z.score(self.member)) {
+            Some(score) => ctx.out.double(score),
+            None => ctx.out.null(),
+        }
+        Ok(())
+    }
+}
+
+/// `ZMSCORE key member [member ...]`.
+struct ZMScore<'a> {
+    key: &'a [u8],
+    members: Args<'a>,
+}
+
+impl<'a> Command<'a> for ZMScore<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(ZMScore {
+            key: p.arg()?,
+            members: p.rest(),
+        })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let zset = read::<ZSet>(ctx.locks.table(self.key), self.key, ctx.now)?;
+        ctx.out.array(self.members.len());
+        for m in self.members.iter() {
+            match zset.and_then(|z| z.score(m)) {
+                Some(score) => ctx.out.double(score),
+                None => ctx.out.null(),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `ZCARD key`.
+struct ZCard<'a> {
+    key: &'a [u8],
+}
+
+impl<'a> Command<'a> for ZCard<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(ZCard { key: p.arg()? })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let zset = read::<ZSet>(ctx.locks.table(self.key), self.key, ctx.now)?;
+        ctx.out.int(zset.map_or(0, ZSet::len) as i64);
+        Ok(())
+    }
+}
+
+/// `ZCOUNT key min max` and `ZLEXCOUNT key min max`.
+struct ZCount<'a> {
+    key: &'a [u8],
+    min: &'a [u8],
+    max: &'a [u8],
+}
+
+impl<'a> Command<'a> for ZCount<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(ZCount {
+            key: p.arg()?,
+            min: p.arg()?,
+            max: p.arg()?,
+        })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let by = if ctx.name() == "zlexcount" {
+            RangeBy::Lex(lex_bound(self.min)?, lex_bound(self.max)?)
+        } else {
+            RangeBy::Score(score_bound(self.min)?, score_bound(self.max)?)
+        };
+        let zset = read::<ZSet>(ctx.locks.table(self.key), self.key, ctx.now)?;
+        let count = zset.map_or(0, |z| {
+            let (first, end) = by.ranks(z);
+            end - first
+        });
+        ctx.out.int(count as i64);
+        Ok(())
+    }
+}
+
+/// What a range selects by.
+#[derive(Debug, Clone)]
+enum RangeBy<'a> {
+    /// Indexes (negative from the end).
+    Rank(i64, i64),
+    /// Scores from min to max.
+    Score(ScoreBound, ScoreBound),
+    /// Members from min to max.
+    Lex(LexBound<'a>, LexBound<'a>),
+}
+
+impl RangeBy<'_> {
+    /// Ascending ranks `[first, end)` for score and lex ranges.
+    fn ranks(&self, z: &ZSet) -> (usize, usize) {
+        match self {
+            RangeBy::Score(min, max) => z.score_ranks(*min, *max),
+            RangeBy::Lex(min, max) => z.lex_ranks(min, max),
+            RangeBy::Rank(..) => (0, z.len()),
+        }
+    }
+}
+
+/// A range query of the ZRANGE family.
+#[derive(Debug, Clone)]
+struct RangeQuery<'a> {
+    by: RangeBy<'a>,
+    rev: bool,
+    /// LIMIT offset count (count `None`: no limit).
+    offset: usize,
+    count: Option<usize>,
+    limited: bool,
+    with_scores: bool,
+}
+
+impl<'a> RangeQuery<'a> {
+    /// Parses `start stop [BYSCORE|BYLEX] [REV] [LIMIT offset count] [WITHSCORES]` as
+    /// the command `name` spells it (the older commands fix the mode and order).
+    fn parse(name: &str, p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let (start, stop) = (p.arg()?, p.arg()?);
+        let (mut byscore, mut bylex, mut rev) = (
+            name.contains("byscore"),
+            name.contains("bylex"),
+            name.starts_with("zrev"),
+        );
+        let modern = name == "zrange" || name == "zrangestore";
+        let mut q = RangeQuery {
+            by: RangeBy::Rank(0, 0),
+            rev,
+            offset: 0,
+            count: None,
+            limited: false,
+            with_scores: false,
+        };
+        while let Some(option) = p.next_keyword() {
+            match option.as_str() {
+                "WITHSCORES" if name != "zrangestore" && !name.contains("bylex") => {
+                    q.with_scores = true
+                }
+                "LIMIT" if !(name == "zrange" || name == "zrevrange") || modern => {
+                    let offset = p.next_i64()?;
+                    let count = p.next_i64()?;
+                    q.limited = true;
+                    q.offset = if offset < 0 {
+                        usize::MAX
+                    } else {
+                        offset as usize
+                    };
+                    q.count = (count >= 0).then_some(count as usize);
+                }
+                "BYSCORE" if modern && !bylex => byscore = true,
+                "BYLEX" if modern && !byscore => bylex = true,
+                "REV" if modern => rev = true,
+                _ => return Err(CommandError::Syntax),
+            }
+        }
+        if q.limited && !byscore && !bylex {
+            return Err(CommandError::err(
+                "syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
+            ));
+        }
+        if bylex && q.with_scores {
+            return Err(CommandError::err(
+                "syntax error, WITHSCORES not supported in combination with BYLEX",
+            ));
+        }
+        // Reverse score and lex ranges are written max first.
+        let (low, high) = if rev && (byscore || bylex) {
+            (stop, start)
+        } else {
+            (start, stop)
+        };
+        q.rev = rev;
+        q.by = if byscore {
+            RangeBy::Score(score_bound(low)?, score_bound(high)?)
+        } else if bylex {
+            RangeBy::Lex(lex_bound(low)?, lex_bound(high)?)
+        } else {
+            let parse =
+                |a: &[u8]| crate::protocol::number::parse_i64(a).ok_or(CommandError::NotInteger);
+            RangeBy::Rank(parse(start)?, parse(stop)?)
+        };
+        Ok(q)
+    }
+
+    /// The selected members with their scores, in reply order.
+    fn select(&self, z: &ZSet) -> Vec<(Vec<u8>, f64)> {
+        let len = z.len();
+        let (first, end) = match self.by {
+            RangeBy::Rank(start, stop) => match clamp_range(start, stop, len) {
+                // Ranks of a reverse range count from the highest score.
+                Some((s, e)) if self.rev => (len - 1 - e, len - s),
+                Some((s, e)) => (s, e + 1),
+                None => return Vec::new(),
+            },
+            _ => self.by.ranks(z),
+        };
+        if first >= end || self.offset >= end - first {
+            return Vec::new();
+        }
+        let take = (end - first - self.offset).min(self.count.unwrap_or(usize::MAX));
+        let start = if self.rev {
+            end - 1 - self.offset
+        } else {
+            first + self.offset
+        };
+        z.iter_from(start, self.rev)
+            .take(take)
+            .map(|(m, s)| (m.to_vec(), s))
+            .collect()
+    }
+}
+
+/// `ZRANGE key start stop [BYSCORE|BYLEX] [REV] [LIMIT offset count] [WITHSCORES]`
+/// and the older ZREVRANGE, ZRANGEBYSCORE, ZREVRANGEBYSCORE, ZRANGEBYLEX,
+/// ZREVRANGEBYLEX.
+struct ZRange<'a> {
+    key: &'a [u8],
+    query: RangeQuery<'a>,
+}
+
+impl<'a> Command<'a> for ZRange<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let name = p.command_name();
+        let key = p.arg()?;
+        Ok(ZRange {
+            key,
+            query: RangeQuery::parse(&name, p)?,
+        })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let zset = read::<ZSet>(ctx.locks.table(self.key), self.key, ctx.now)?;
+        let items = zset.map(|z| self.query.select(z)).unwrap_or_default();
+        write_scored(ctx.out, &items, self.query.with_scores);
+        Ok(())
+    }
+}
+
+/// `ZRANGESTORE dst src min max [BYSCORE|BYLEX] [REV] [LIMIT offset count]`.
+struct ZRangeStore<'a> {
+    destination: &'a [u8],
+    source: &'a [u8],
+    query: RangeQuery<'a>,
+}
+
+impl<'a> Command<'a> for ZRangeStore<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let (destination, source) = (p.arg()?, p.arg()?);
+        Ok(ZRangeStore {
+            destination,
+            source,
+            query: RangeQuery::parse("zrangestore", p)?,
+        })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let zset = read::<ZSet>(ctx.locks.table(self.source), self.source, ctx.now)?;
+        let items = zset.map(|z| self.query.select(z)).unwrap_or_default();
+        store(ctx, self.destination, &items);
+        ctx.out.int(items.len() as i64);
+        Ok(())
+    }
+}
+
+/// Replaces `key` with a sorted set of `items` (or deletes it when empty).
+fn store(ctx: &mut Ctx<'_, '_>, key: &[u8], items: &[(Vec<u8>, f64)]) {
+    let limits = ctx.limits();
+    let table = ctx.locks.table(key);
+    table.remove(key, ctx.now);
+    if !items.is_empty() {
+        let mut zset = ZSet::default();
+        for (member, score) in items {
+            zset.insert(member, *score, &limits);
+        }
+        table.insert(key, Value::ZSet(Box::new(zset)), Expiry::Persist, ctx.now);
+    }
+    ctx.dirty += 1;
+}
+
+/// `ZRANK`/`ZREVRANK key member [WITHSCORE]`.
+struct ZRank<'a> {
+    key: &'a [u8],
+    member: &'a [u8],
+    with_score: bool,
+}
+
+impl<'a> Command<'a> for ZRank<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let (key, member) = (p.arg()?, p.arg()?);
+        let with_score = p.eat("WITHSCORE");
+        p.finish()?;
+        Ok(ZRank {
+            key,
+            member,
+            with_score,
+        })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let rev = ctx.name() == "zrevrank";
+        let zset = read::<ZSet>(ctx.locks.table(self.key), self.key, ctx.now)?;
+        let found = zset.and_then(|z| {
+            let rank = z.rank(self.member)?;
+            let rank = if rev { z.len() - 1 - rank } else { rank };
+            Some((rank, z.score(self.member)?))
+        });
+        match (found, self.with_score) {
+            (Some((rank, _)), false) => ctx.out.int(rank as i64),
+            (Some((rank, score)), true) => {
+                ctx.out.array(2);
+                ctx.out.int(rank as i64);
+                ctx.out.double(score);
+            }
+            (None, false) => ctx.out.null(),
+            (None, true) => ctx.out.null_array(),
+        }
+        Ok(())
+    }
+}
+
+/// Pops `count` members from the low end (or the high end with `max`).
+pub fn pop(z: &mut ZSet, count: usize, max: bool) -> Vec<(Vec<u8>, f64)> {
+    let n = count.min(z.len());
+    if n == 0 {
+        return Vec::new();
+    }
+    let len = z.len();
+    let removed = if max {
+        z.remove_ranks(len - n, len - 1)
+    } else {
+        z.remove_ranks(0, n - 1)
+    };
+    let popped = removed.into_iter().map(|(m, s)| (m.as_bytes().to_vec(), s));
+    // The highest come first from ZPOPMAX.
+    if max {
+        popped.rev().collect()
+    } else {
+        popped.collect()
+    }
+}
+
+/// `ZPOPMIN`/`ZPOPMAX key [count]`.
+struct ZPop<'a> {
+    key: &'a [u8],
+    count: Option<usize>,
+}
+
+impl<'a> Command<'a> for ZPop<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let key = p.arg()?;
+        let count = match p.try_arg() {
+            None => None,
+            Some(arg) => match crate::protocol::number::parse_i64(arg) {
+                Some(n) if n >= 0 => Some(n as usize),
+                Some(_) => {
+                    return Err(CommandError::err("value is out of range, must be positive"))
+                }
+                None => return Err(CommandError::NotInteger),
+            },
+        };
+        p.finish()?;
+        Ok(ZPop { key, count })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let max = ctx.name() == "zpopmax";
+        let table = ctx.locks.table(self.key);
+        let popped = match modify::<ZSet>(table, self.key, ctx.now)? {
+            Some(z) => pop(z, self.count.unwrap_or(1), max),
+            None => Vec::new(),
+        };
+        table.remove_if_empty(self.key, ctx.now);
+        ctx.dirty += popped.len() as u64;
+        match self.count {
+            // Without a count, one flat pair even in RESP3.
+            None => {
+                ctx.out.array(2 * popped.len());
+                for (member, score) in &popped {
+                    ctx.out.bulk(member);
+                    ctx.out.double(*score);
+                }
+            }
+            Some(_) => write_scored(ctx.out, &popped, true),
+        }
+        Ok(())
+    }
+}
+
+/// `ZREMRANGEBYSCORE`, `ZREMRANGEBYRANK`, `ZREMRANGEBYLEX key min max`.
+struct ZRemRange<'a> {
+    key: &'a [u8],
+    min: &'a [u8],
+    max: &'a [u8],
+}
+
+impl<'a> Command<'a> for ZRemRange<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(ZRemRange {
+            key: p.arg()?,
+            min: p.arg()?,
+            max: p.arg()?,
+        })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let by = match ctx.name() {
+            "zremrangebyscore" => RangeBy::Score(score_bound(self.min)?, score_bound(self.max)?),
+            "zremrangebylex" => RangeBy::Lex(lex_bound(self.min)?, lex_bound(self.max)?),
+            _ => {
+                let parse = |a: &[u8]| {
+                    crate::protocol::number::parse_i64(a).ok_or(CommandError::NotInteger)
+                };
+                RangeBy::Rank(parse(self.min)?, parse(self.max)?)
+            }
+        };
+        let table = ctx.locks.table(self.key);
+        let removed = match modify::<ZSet>(table, self.key, ctx.now)? {
+            None => 0,
+            Some(z) => {
+                let (first, end) = match by {
+                    RangeBy::Rank(start, stop) => {
+                        clamp_range(start, stop, z.len()).map_or((0, 0), |(s, e)| (s, e + 1))
+                    }
+                    _ => by.ranks(z),
+                };
+                if first < end {
+                    z.remove_ranks(first, end - 1).len()
+                } else {
+                    0
+                }
+            }
+        };
+        table.remove_if_empty(self.key, ctx.now);
+        ctx.dirty += removed as u64;
+        ctx.out.int(removed as i64);
+        Ok(())
+    }
+}
+
+/// How ZUNION and ZINTER combine the scores of a member found in several inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Aggregate {
+    Sum,
+    Min,
+    Max,
+}
+
+impl Aggregate {
+    fn apply(self, a: f64, b: f64) -> f64 {
+        match self {
+            // inf + -inf is NaN; Redis counts it as 0.
+            Aggregate::Sum => Some(a + b).filter(|s| !s.is_nan()).unwrap_or(0.0),
+            Aggregate::Min => a.min(b),
+            Aggregate::Max => a.max(b),
+        }
+    }
+}
+
+/// `ZUNION|ZINTER|ZDIFF|ZINTERCARD numkeys key ... [...]` and the `STORE` forms
+/// `destination numkeys key ... [WEIGHTS w ...] [AGGREGATE SUM|MIN|MAX]`.
+struct Combine<'a> {
+    /// `union`, `inter`, `diff` or `intercard`.
+    op: String,
+    destination: Option<&'a [u8]>,
+    keys: Vec<&'a [u8]>,
+    weights: Vec<f64>,
+    aggregate: Aggregate,
+    with_scores: bool,
+    limit: usize,
+}
+
+impl<'a> Command<'a> for Combine<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let name = p.command_name();
+        let store = name.ends_with("store");
+        let op = name[1..if store { name.len() - 5 } else { name.len() }].to_string();
+        let destination = if store { Some(p.arg()?) } else { None };
+        let numkeys = p.next_i64()?;
+        if numkeys <= 0 {
+            return Err(CommandError::err(if store {
+                format!("at least 1 input key is needed for '{name}' command")
+            } else {
+                "numkeys should be greater than 0".to_string()
+            }));
+        }
+        if numkeys as usize > p.remaining() {
+            return Err(CommandError::Syntax);
+        }
+        let keys: Vec<&[u8]> = (0..numkeys).map(|_| p.arg()).collect::<Result<_, _>>()?;
+        let scored = op == "union" || op == "inter";
+        let mut c = Combine {
+            weights: vec![1.0; keys.len()],
+            op,
+            destination,
+            keys,
+            aggregate: Aggregate::Sum,
+            with_scores: false,
+            limit: 0,
+        };
+        while let Some(option) = p.next_keyword() {
+            match option.as_str() {
+                "WEIGHTS" if scored => {
+                    for w in c.weights.iter_mut() {
+                        *w = parse_f64(p.arg()?)
+                            .ok_or_else(|| CommandError::err("weight value is not a float"))?;
+                    }
+                }
+                "AGGREGATE" if scored => {
+                    c.aggregate = match p.next_keyword().as_ref().map(|k| k.as_str()) {
+                        Some("SUM") => Aggregate::Sum,
+                        Some("MIN") => Aggregate::Min,
+                        Some("MAX") => Aggregate::Max,
+                        _ => return Err(CommandError::Syntax),
+                    };
+                }
+                "WITHSCORES" if !store && c.op != "intercard" => c.with_scores = true,
+                "LIMIT" if c.op == "intercard" => {
+                    let n = p.next_i64()?;
+                    if n < 0 {
+                        return Err(CommandError::err("LIMIT can't be negative"));
+                    }
+                    c.limit = n as usize;
+                }
+                _ => return Err(CommandError::Syntax),
+            }
+        }
+        Ok(c)
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        // Inputs may be sorted sets or plain sets (each member scoring 1).
+        let mut inputs: Vec<Vec<(Vec<u8>, f64)>> = Vec::with_capacity(self.keys.len());
+        for &key in &self.keys {
+            let table = ctx.locks.table(key);
+            let members = match table.get(key, ctx.now).map(|e| &e.value) {
+                None => Vec::new(),
+                Some(Value::ZSet(z)) => z
+                    .iter_from(0, false)
+                    .map(|(m, s)| (m.to_vec(), s))
+                    .collect(),
+                Some(Value::Set(s)) => s.iter().map(|m| (m.to_vec(), 1.0)).collect(),
+                Some(_) => return Err(CommandError::WrongType),
+            };
+            inputs.push(members);
+        }
+        let op = if self.op == "intercard" {
+            "inter"
+        } else {
+            &self.op
+        };
+        let result = combine_scores(op, inputs, &self.weights, self.aggregate);
+        if self.op == "intercard" {
+            let count = if self.limit == 0 {
+                result.len()
+            } else {
+                result.len().min(self.limit)
+            };
+            ctx.out.int(count as i64);
+            return Ok(());
+        }
+        match self.destination {
+            Some(destination) => {
+                store(ctx, destination, &result);
+                ctx.out.int(result.len() as i64);
+            }
+            None => write_scored(ctx.out, &result, self.with_scores),
+        }
+        Ok(())
+    }
+}
+
+/// Unions, intersects or subtracts scored member lists; the result is ordered by
+/// score then member.
+fn combine_scores(
+    op: &str,
+    inputs: Vec<Vec<(Vec<u8>, f64)>>,
+    weights: &[f64],
+    aggregate: Aggregate,
+) -> Vec<(Vec<u8>, f64)> {
+    let mut inputs = inputs.into_iter().zip(weights);
+    let Some((first, &w0)) = inputs.next() else {
+        return Vec::new();
+    };
+    let weigh = |s: f64, w: f64| Some(s * w).filter(|x| !x.is_nan()).unwrap_or(0.0);
+    let mut acc: HashMap<Vec<u8>, f64> = first
+        .into_iter()
+        .map(|(m, s)| (m, if op == "diff" { s } else { weigh(s, w0) }))
+        .collect();
+    for (members, &w) in inputs {
+        match op {
+            "union" => {
+                for (m, s) in members {
+                    let s = weigh(s, w);
+                    acc.entry(m)
+                        .and_modify(|a| *a = aggregate.apply(*a, s))
+                        .or_insert(s);
+                }
+            }
+            "diff" => {
+                for (m, _) in members {
+                    acc.remove(&m);
+                }
+            }
+            _ => {
+                let other: HashMap<Vec<u8>, f64> = members.into_iter().collect();
+                acc.retain(|m, a| match other.get(m) {
+                    Some(&s) => {
+                        *a = aggregate.apply(*a, weigh(s, w));
+                        true
+                    }
+                    None => false,
+                });
+            }
+        }
+    }
+    let mut result: Vec<(Vec<u8>, f64)> = acc.into_iter().collect();
+    result.sort_by(|a, b| crate::keyspace::types::compare_scored(a.1, &a.0, b.1, &b.0));
+    result
+}
+
+/// `ZRANDMEMBER key [count [WITHSCORES]]`.
+struct ZRandMember<'a> {
+    key: &'a [u8],
+    count: Option<i64>,
+    with_scores: bool,
+}
+
+impl<'a> Command<'a> for ZRandMember<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let key = p.arg()?;
+        let count = match p.remaining() {
+            0 => None,
+            _ => Some(p.next_i64()?),
+        };
+        let with_scores = count.is_some() && p.eat("WITHSCORES");
+        p.finish()?;
+        Ok(ZRandMember {
+            key,
+            count,
+            with_scores,
+        })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let zset = read::<ZSet>(ctx.locks.table(self.key), self.key, ctx.now)?;
+        let picks = super::random::picks(zset.map_or(0, ZSet::len), self.count)?;
+        let items: Vec<(Vec<u8>, f64)> = match zset {
+            Some(z) => picks
+                .iter()
+                .filter_map(|&i| z.entry_at(i))
+                .map(|(m, s)| (m.to_vec(), s))
+                .collect(),
+            None => Vec::new(),
+        };
+        match self.count {
+            None => match items.first() {
+                Some((m, _)) => ctx.out.bulk(m),
+                None => ctx.out.null(),
+            },
+            Some(_) => write_scored(ctx.out, &items, self.with_scores),
+        }
+        Ok(())
+    }
+}
+
+/// `ZSCAN key cursor [MATCH pattern] [COUNT count]`.
+struct ZScan<'a> {
+    key: &'a [u8],
+    args: CursorArgs<'a>,
+}
+
+impl<'a> Command<'a> for ZScan<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let key = p.arg()?;
+        let (args, _) = CursorArgs::parse(p, &[])?;
+        Ok(ZScan { key, args })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let zset = read::<ZSet>(ctx.locks.table(self.key), self.key, ctx.now)?;
+        let mut reply = ScanReply::default();
+        if let Some(z) = zset {
+            reply.cursor = self.args.walk(z.len(), z.is_compact(), |i| {
+                if let Some((member, score)) = z.entry_at(i) {
+                    if self.args.matches(member) {
+                        let mut text = Vec::new();
+                        crate::protocol::number::format_score(score, &mut text);
+                        reply.items.push(member.to_vec());
+                        reply.items.push(text);
+                    }
+                }
+            });
+        }
+        reply.write(ctx.out);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scored(v: &[(&str, f64)]) -> Vec<(Vec<u8>, f64)> {
+        v.iter().map(|(m, s)| (m.as_bytes().to_vec(), *s)).collect()
+    }
+
+    #[test]
+    fn union_inter_diff_with_weights_and_aggregates() {
+        let a = scored(&[("x", 1.0), ("y", 2.0)]);
+        let b = scored(&[("y", 10.0), ("z", 3.0)]);
+        assert_eq!(
+            combine_scores(
+                "union",
+                vec![a.clone(), b.clone()],
+                &[1.0, 2.0],
+                Aggregate::Sum
+            ),
+            scored(&[("x", 1.0), ("z", 6.0), ("y", 22.0)])
+        );
+        assert_eq!(
+            combine_scores(
+                "inter",
+                vec![a.clone(), b.clone()],
+                &[1.0, 1.0],
+                Aggregate::Max
+            ),
+            scored(&[("y", 10.0)])
+        );
+        assert_eq!(
+            combine_scores("diff", vec![a, b], &[1.0, 1.0], Aggregate::Sum),
+            scored(&[("x", 1.0)])
+        );
+    }
+
+    #[test]
+    fn infinite_sums_count_as_zero() {
+        assert_eq!(Aggregate::Sum.apply(f64::INFINITY, f64::NEG_INFINITY), 0.0);
+    }
+}
