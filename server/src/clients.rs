@@ -14,8 +14,10 @@ use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::commands::table::{registry, LookupCache};
+use crate::commands::transactions::Transaction;
 use crate::protocol::Protocol;
 use crate::stats::LocalStats;
+use crate::watch::WatchFlag;
 
 /// Names and library info a client set about itself.
 #[derive(Debug, Default, Clone)]
@@ -212,6 +214,12 @@ pub struct Session {
     pub stats: LocalStats,
     /// The last command looked up.
     pub lookup: LookupCache,
+    /// The transaction being collected after MULTI.
+    pub multi: Option<Transaction>,
+    /// Watched keys, with the expiry each had when watched.
+    pub watching: Vec<(Vec<u8>, Option<Millis>)>,
+    /// Set when a watched key is touched.
+    pub watch_flag: WatchFlag,
     /// Wall-clock time at `batch_start`, so later commands of the batch derive
     /// theirs from the cheaper monotonic clock.
     batch_wall: Millis,
@@ -230,6 +238,9 @@ impl Session {
             close_after_reply: false,
             stats: LocalStats::default(),
             lookup: LookupCache::default(),
+            multi: None,
+            watching: Vec::new(),
+            watch_flag: WatchFlag::default(),
             batch_wall: 0,
             batch_start: now,
             mark: now,

@@ -21,6 +21,7 @@ pub mod protocol;
 pub mod server;
 pub mod stats;
 pub mod util;
+pub mod watch;
 
 pub use net::protected_mode_denies;
 pub use server::{Server, Shared};

@@ -27,6 +27,7 @@ use crate::config::{Config, LiveConfig, LogLevelHook};
 use crate::keyspace::Keyspace;
 use crate::net::Workers;
 use crate::stats::Stats;
+use crate::watch::Watches;
 use crate::{cron, net};
 
 /// State shared by every connection and background task.
@@ -41,6 +42,8 @@ pub struct Shared {
     pub clients: Clients,
     /// Clients blocked on keys.
     pub blocked: Blocked,
+    /// Keys watched by transactions.
+    pub watches: Watches,
     /// Time source for expiry.
     pub clock: Arc<dyn Clock>,
     /// Cancelled to stop the server.
@@ -77,6 +80,7 @@ impl Shared {
             stats: Stats::new(registry().len()),
             clients: Clients::default(),
             blocked: Blocked::default(),
+            watches: Watches::default(),
             started_unix: clock.now_ms() / 1000,
             clock,
             shutdown: CancellationToken::new(),

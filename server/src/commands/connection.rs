@@ -54,14 +54,14 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec(
         "quit",
         -1,
-        ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH,
+        ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | NO_QUEUE,
         "Closes the connection.",
         handler!(Quit),
     ),
     spec(
         "reset",
         1,
-        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY | NO_QUEUE,
         "Resets the connection.",
         handler!(Reset),
     ),
@@ -295,6 +295,8 @@ impl<'a> Command<'a> for Reset {
         ctx.session.handle.set_protocol(Protocol::Resp2);
         ctx.session.handle.set_name(b"");
         ctx.session.authenticated = !ctx.shared.config.has_password();
+        ctx.session.multi = None;
+        super::transactions::unwatch_all(ctx.shared, ctx.session);
         ctx.out.simple("RESET");
         Ok(())
     }

@@ -35,9 +35,9 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec("rename", 3, WRITE, TWO, "1.0.0", "Renames a key and overwrites the destination.", handler!(Rename<'_>)),
     spec("renamenx", 3, WRITE | FAST, TWO, "1.0.0", "Renames a key only when the target key name doesn't exist.", handler!(Rename<'_>)),
     spec("copy", -3, WRITE | DENYOOM, TWO, "6.2.0", "Copies the value of a key to a new key.", handler!(Copy<'_>)),
-    spec("keys", 2, READONLY, KeySpec::NONE, "1.0.0", "Returns all key names that match a pattern.", handler!(Keys<'_>)),
-    spec("scan", -2, READONLY, KeySpec::NONE, "2.8.0", "Iterates over the key names in the database.", handler!(Scan<'_>)),
-    spec("randomkey", 1, READONLY, KeySpec::NONE, "1.0.0", "Returns a random key name from the database.", handler!(RandomKey)),
+    spec("keys", 2, READONLY | ALL_SLOTS, KeySpec::NONE, "1.0.0", "Returns all key names that match a pattern.", handler!(Keys<'_>)),
+    spec("scan", -2, READONLY | ALL_SLOTS, KeySpec::NONE, "2.8.0", "Iterates over the key names in the database.", handler!(Scan<'_>)),
+    spec("randomkey", 1, READONLY | ALL_SLOTS, KeySpec::NONE, "1.0.0", "Returns a random key name from the database.", handler!(RandomKey)),
     spec("dump", 2, READONLY, ONE, "2.6.0", "Returns a serialized representation of the value stored at a key.", handler!(Dump<'_>)),
     spec("restore", -4, WRITE | DENYOOM, ONE, "2.6.0", "Creates a key from the serialized representation of a value.", handler!(Restore<'_>)),
 ];

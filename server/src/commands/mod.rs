@@ -30,6 +30,7 @@ mod scan;
 mod server;
 mod sets;
 mod strings;
+pub mod transactions;
 mod zsets;
 
 pub use error::{CommandError, CommandResult};
@@ -62,6 +63,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     hashes::COMMANDS,
     sets::COMMANDS,
     zsets::COMMANDS,
+    transactions::COMMANDS,
 ];
 
 /// A command's parse and apply steps.
@@ -134,17 +136,26 @@ impl Ctx<'_, '_> {
     }
 }
 
-/// Runs one request and appends its reply to `out`. Returns the waiter when the
-/// command blocked: the connection then waits for it before going on.
-pub fn execute(
+/// A request whose command was found and whose arity and authentication passed.
+#[derive(Debug, Clone, Copy)]
+pub struct Checked {
+    /// The command (for a subcommand, the subcommand).
+    pub command: &'static table::Command,
+    /// Arguments before the command's own.
+    pub skip: usize,
+    handler: table::Handler,
+}
+
+/// Finds the command of `args` and checks it may run; on failure the error reply
+/// is written and `None` returned.
+fn check(
     shared: &Shared,
     session: &mut Session,
     out: &mut Reply,
     args: Args<'_>,
-) -> Option<Arc<Waiter>> {
+) -> Option<Checked> {
     let registry = table::registry();
     let name = args.get(0).unwrap_or_default();
-    session.stats.commands += 1;
     let mut cmd = match session.lookup.get(name) {
         Some(cmd) => cmd,
         None => {
@@ -174,8 +185,6 @@ pub fn execute(
             }
         }
     }
-    let (started, now) = session.command_start();
-    session.handle.touch(cmd.id, now);
     // A container called without a subcommand runs only if it has its own handler.
     let handler = match cmd.spec.handler {
         Some(handler) if cmd.arity_ok(args.len()) => handler,
@@ -189,8 +198,16 @@ pub fn execute(
         reject(shared, session, out, cmd.id, &CommandError::NoAuth);
         return None;
     }
-    let mut locks = Locked::new(&shared.keyspace);
-    match cmd.spec.keys {
+    Some(Checked {
+        command: cmd,
+        skip,
+        handler,
+    })
+}
+
+/// Locks the slots of every key the command names.
+fn lock_keys(locks: &mut Locked<'_>, command: &table::Command, args: Args<'_>) {
+    match command.spec.keys {
         KeySpec {
             first,
             last,
@@ -203,26 +220,76 @@ pub fn execute(
         }
         keys => locks.acquire_keys(keys.positions(args).filter_map(|i| args.get(i))),
     }
+}
+
+/// Runs one request and appends its reply to `out`. Returns the waiter when the
+/// command blocked: the connection then waits for it before going on.
+pub fn execute(
+    shared: &Shared,
+    session: &mut Session,
+    out: &mut Reply,
+    args: Args<'_>,
+) -> Option<Arc<Waiter>> {
+    session.stats.commands += 1;
+    let Some(checked) = check(shared, session, out, args) else {
+        if let Some(tx) = &mut session.multi {
+            tx.failed = true;
+        }
+        return None;
+    };
+    let now = session.command_start().1;
+    session.handle.touch(checked.command.id, now);
+    if session.multi.is_some() && !checked.command.has(flag::NO_QUEUE) {
+        transactions::queue(shared, session, out, checked, args);
+        return None;
+    }
+    let mut locks = Locked::new(&shared.keyspace);
+    lock_keys(&mut locks, checked.command, args);
+    run(shared, session, out, &mut locks, checked, args, true)
+}
+
+/// Runs a checked command whose slots `locks` holds: the handler, then serving
+/// blocked clients and flagging watchers of what it changed (both while the
+/// slots are still held), statistics and propagation.
+fn run<'a>(
+    shared: &'a Shared,
+    session: &mut Session,
+    out: &mut Reply,
+    locks: &mut Locked<'a>,
+    checked: Checked,
+    args: Args<'_>,
+    may_block: bool,
+) -> Option<Arc<Waiter>> {
+    let (started, now) = session.command_start();
+    let cmd = checked.command;
     let mark = out.len();
     let mut ctx = Ctx {
         shared,
-        locks: &mut locks,
+        locks,
         session: &mut *session,
         out: &mut *out,
         now,
         dirty: 0,
-        skip,
+        skip: checked.skip,
         command: cmd,
         ready: Vec::new(),
         block: None,
-        may_block: true,
+        may_block,
     };
-    let result = handler(&mut ctx, args);
+    let result = (checked.handler)(&mut ctx, args);
     let (dirty, block, mut ready) = (ctx.dirty, ctx.block.take(), std::mem::take(&mut ctx.ready));
+    let locks = ctx.locks;
     while let Some(key) = ready.pop() {
-        ready.extend(shared.blocked.serve(&mut locks, &key, now));
+        ready.extend(shared.blocked.serve(locks, &key, now));
     }
-    drop(locks);
+    if dirty > 0 && !shared.watches.is_empty() {
+        if cmd.has(flag::ALL_SLOTS) {
+            shared.watches.touch_all();
+        }
+        for key in cmd.spec.keys.positions(args).filter_map(|i| args.get(i)) {
+            shared.watches.touch(key);
+        }
+    }
     let usec = session.command_end(started);
     match result {
         Ok(()) => session.stats.record(cmd.id, usec, Outcome::Ok),

@@ -68,7 +68,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec(
         "dbsize",
         1,
-        READONLY | FAST,
+        READONLY | FAST | ALL_SLOTS,
         "1.0.0",
         "Returns the number of keys in the database.",
         handler!(DbSize),
@@ -76,7 +76,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec(
         "flushdb",
         -1,
-        WRITE,
+        WRITE | ALL_SLOTS,
         "1.0.0",
         "Removes all keys from the current database.",
         handler!(Flush),
@@ -84,7 +84,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec(
         "flushall",
         -1,
-        WRITE,
+        WRITE | ALL_SLOTS,
         "1.0.0",
         "Removes all keys from all databases.",
         handler!(Flush),

@@ -43,6 +43,11 @@ pub mod flag {
     pub const SKIP_SLOWLOG: u32 = 1 << 11;
     /// May block the client.
     pub const BLOCKING: u32 = 1 << 12;
+    /// Walks or changes the whole keyspace (a transaction containing it holds every
+    /// slot). Internal: not shown by `COMMAND INFO`.
+    pub const ALL_SLOTS: u32 = 1 << 13;
+    /// Runs at once even inside `MULTI` (transaction control). Internal.
+    pub const NO_QUEUE: u32 = 1 << 14;
 
     /// Names in `COMMAND INFO` order.
     pub const NAMES: &[(u32, &str)] = &[

@@ -81,6 +81,7 @@ pub async fn serve(shared: Arc<Shared>, stream: std::net::TcpStream, handle: Arc
         tracing::debug!(client = id, %err, "connection error");
     }
     conn.shared.stats.flush(&mut conn.session.stats);
+    commands::transactions::unwatch_all(&shared, &mut conn.session);
     shared.clients.unregister(id);
 }
 

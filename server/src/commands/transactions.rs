@@ -1,0 +1,300 @@
+//! Transactions: MULTI, EXEC, DISCARD, WATCH, UNWATCH.
+//!
+//! Between MULTI and EXEC, commands are checked (name, arity, authentication) and
+//! queued; a failed check makes EXEC refuse with EXECABORT. EXEC locks the slots of
+//! every queued key at once, in ascending order (every slot when a queued command
+//! walks the whole keyspace), checks the watched keys, and runs the queue with
+//! nothing else able to touch those keys in between.
+
+use std::sync::atomic::Ordering;
+
+use super::table::{flag::*, CommandSpec, Handler, KeySpec};
+use super::{handler, run, Checked, Command, CommandError, CommandResult, Ctx, Parser};
+use crate::clients::Session;
+use crate::clock::Millis;
+use crate::protocol::{Args, Reply};
+use crate::server::Shared;
+
+const fn spec(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    keys: KeySpec,
+    since: &'static str,
+    summary: &'static str,
+    handler: Option<Handler>,
+) -> CommandSpec {
+    CommandSpec::new(
+        name,
+        arity,
+        flags | NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
+        "transactions",
+        summary,
+        handler,
+    )
+    .keys(keys)
+    .since(since)
+}
+
+/// The transactions family.
+pub const COMMANDS: &[CommandSpec] = &[
+    spec(
+        "multi",
+        1,
+        NO_QUEUE,
+        KeySpec::NONE,
+        "1.2.0",
+        "Starts a transaction.",
+        handler!(Multi),
+    ),
+    spec(
+        "exec",
+        1,
+        NO_QUEUE | SKIP_SLOWLOG,
+        KeySpec::NONE,
+        "1.2.0",
+        "Executes all commands in a transaction.",
+        handler!(Exec),
+    ),
+    spec(
+        "discard",
+        1,
+        NO_QUEUE,
+        KeySpec::NONE,
+        "2.0.0",
+        "Discards a transaction.",
+        handler!(Discard),
+    ),
+    spec(
+        "watch",
+        -2,
+        NO_QUEUE | NO_MULTI,
+        KeySpec::ALL,
+        "2.2.0",
+        "Monitors changes to keys to determine the execution of a transaction.",
+        handler!(Watch<'_>),
+    ),
+    spec(
+        "unwatch",
+        1,
+        0,
+        KeySpec::NONE,
+        "2.2.0",
+        "Forgets about watched keys of a transaction.",
+        handler!(Unwatch),
+    ),
+];
+
+/// A queued command, with its own copy of the request.
+#[derive(Debug)]
+struct Queued {
+    checked: Checked,
+    data: Vec<u8>,
+    spans: Vec<(usize, usize)>,
+}
+
+impl Queued {
+    fn args(&self) -> Args<'_> {
+        Args::new(&self.data, &self.spans)
+    }
+}
+
+/// A transaction being collected between MULTI and EXEC.
+#[derive(Debug, Default)]
+pub struct Transaction {
+    queued: Vec<Queued>,
+    /// A command failed its checks: EXEC will refuse.
+    pub failed: bool,
+}
+
+/// Queues a checked command while a transaction is open, replying `+QUEUED`.
+pub(super) fn queue(
+    shared: &Shared,
+    session: &mut Session,
+    out: &mut Reply,
+    checked: Checked,
+    args: Args<'_>,
+) {
+    let Some(tx) = &mut session.multi else {
+        return;
+    };
+    if checked.command.has(NO_MULTI) {
+        tx.failed = true;
+        super::reject(
+            shared,
+            session,
+            out,
+            checked.command.id,
+            &CommandError::err("Command not allowed inside a transaction"),
+        );
+        return;
+    }
+    let mut data = Vec::with_capacity(args.iter().map(<[u8]>::len).sum());
+    let mut spans = Vec::with_capacity(args.len());
+    for arg in args.iter() {
+        spans.push((data.len(), data.len() + arg.len()));
+        data.extend_from_slice(arg);
+    }
+    tx.queued.push(Queued {
+        checked,
+        data,
+        spans,
+    });
+    out.simple("QUEUED");
+}
+
+/// Forgets every watched key of `session`.
+pub fn unwatch_all(shared: &Shared, session: &mut Session) {
+    let keys = std::mem::take(&mut session.watching);
+    shared
+        .watches
+        .unwatch(keys.iter().map(|(k, _)| k.as_slice()), &session.watch_flag);
+    session.watch_flag.store(false, Ordering::Release);
+}
+
+/// `MULTI`.
+struct Multi;
+
+impl<'a> Command<'a> for Multi {
+    fn parse(_: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(Multi)
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        if ctx.session.multi.is_some() {
+            return Err(CommandError::err("MULTI calls can not be nested"));
+        }
+        ctx.session.multi = Some(Transaction::default());
+        ctx.out.ok();
+        Ok(())
+    }
+}
+
+/// `DISCARD`.
+struct Discard;
+
+impl<'a> Command<'a> for Discard {
+    fn parse(_: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(Discard)
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        if ctx.session.multi.take().is_none() {
+            return Err(CommandError::err("DISCARD without MULTI"));
+        }
+        unwatch_all(ctx.shared, ctx.session);
+        ctx.out.ok();
+        Ok(())
+    }
+}
+
+/// `EXEC`.
+struct Exec;
+
+impl<'a> Command<'a> for Exec {
+    fn parse(_: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(Exec)
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let Some(tx) = ctx.session.multi.take() else {
+            return Err(CommandError::err("EXEC without MULTI"));
+        };
+        if tx.failed {
+            unwatch_all(ctx.shared, ctx.session);
+            return Err(CommandError::coded(
+                "EXECABORT Transaction discarded because of previous errors.",
+            ));
+        }
+        // Hold every slot the transaction touches for its whole run.
+        if tx.queued.iter().any(|q| q.checked.command.has(ALL_SLOTS)) {
+            ctx.locks.acquire_all();
+        } else {
+            let keys: Vec<&[u8]> = tx
+                .queued
+                .iter()
+                .flat_map(|q| {
+                    let args = q.args();
+                    q.checked
+                        .command
+                        .spec
+                        .keys
+                        .positions(args)
+                        .filter_map(move |i| args.get(i))
+                })
+                .collect();
+            ctx.locks.acquire_keys(keys);
+        }
+        let touched = ctx.session.watch_flag.load(Ordering::Acquire)
+            || ctx
+                .session
+                .watching
+                .iter()
+                .any(|(_, expiry)| expiry.is_some_and(|at| at <= ctx.now));
+        unwatch_all(ctx.shared, ctx.session);
+        if touched {
+            ctx.out.null_array();
+            return Ok(());
+        }
+        ctx.out.array(tx.queued.len());
+        for queued in &tx.queued {
+            // Inside a transaction blocking commands answer at once.
+            run(
+                ctx.shared,
+                ctx.session,
+                ctx.out,
+                ctx.locks,
+                queued.checked,
+                queued.args(),
+                false,
+            );
+        }
+        Ok(())
+    }
+}
+
+/// `WATCH key [key ...]`.
+struct Watch<'a> {
+    keys: Args<'a>,
+}
+
+impl<'a> Command<'a> for Watch<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(Watch { keys: p.rest() })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        if ctx.session.multi.is_some() {
+            return Err(CommandError::err("WATCH inside MULTI is not allowed"));
+        }
+        for key in self.keys.iter() {
+            // A key with a TTL counts as touched if it expires before EXEC.
+            let expiry: Option<Millis> = ctx
+                .locks
+                .table(key)
+                .peek(key, ctx.now)
+                .and_then(|e| e.expire_at());
+            ctx.shared.watches.watch(key, &ctx.session.watch_flag);
+            if !ctx.session.watching.iter().any(|(k, _)| k == key) {
+                ctx.session.watching.push((key.to_vec(), expiry));
+            }
+        }
+        ctx.out.ok();
+        Ok(())
+    }
+}
+
+/// `UNWATCH`.
+struct Unwatch;
+
+impl<'a> Command<'a> for Unwatch {
+    fn parse(_: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(Unwatch)
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        unwatch_all(ctx.shared, ctx.session);
+        ctx.out.ok();
+        Ok(())
+    }
+}
