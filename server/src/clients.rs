@@ -13,6 +13,7 @@ use crate::clock::{Clock, Millis};
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
+use crate::commands::pubsub::Subscriptions;
 use crate::commands::table::{registry, LookupCache};
 use crate::commands::transactions::Transaction;
 use crate::protocol::Protocol;
@@ -220,6 +221,8 @@ pub struct Session {
     pub watching: Vec<(Vec<u8>, Option<Millis>)>,
     /// Set when a watched key is touched.
     pub watch_flag: WatchFlag,
+    /// Pub/sub subscriptions.
+    pub subscriptions: Subscriptions,
     /// Wall-clock time at `batch_start`, so later commands of the batch derive
     /// theirs from the cheaper monotonic clock.
     batch_wall: Millis,
@@ -241,6 +244,7 @@ impl Session {
             multi: None,
             watching: Vec::new(),
             watch_flag: WatchFlag::default(),
+            subscriptions: Subscriptions::default(),
             batch_wall: 0,
             batch_start: now,
             mark: now,

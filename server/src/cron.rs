@@ -38,6 +38,7 @@ pub async fn run(shared: Arc<Shared>) {
         match cycle.await {
             Ok((returned, report)) => {
                 active = returned;
+                crate::notify::publish_expired(&shared);
                 if report.swept.expired > 0 {
                     tracing::debug!(
                         expired = report.swept.expired,

@@ -26,6 +26,7 @@ use crate::commands::table::registry;
 use crate::config::{Config, LiveConfig, LogLevelHook};
 use crate::keyspace::Keyspace;
 use crate::net::Workers;
+use crate::pubsub::PubSub;
 use crate::stats::Stats;
 use crate::watch::Watches;
 use crate::{cron, net};
@@ -44,6 +45,8 @@ pub struct Shared {
     pub blocked: Blocked,
     /// Keys watched by transactions.
     pub watches: Watches,
+    /// Pub/sub channels and subscribers.
+    pub pubsub: PubSub,
     /// Time source for expiry.
     pub clock: Arc<dyn Clock>,
     /// Cancelled to stop the server.
@@ -81,6 +84,7 @@ impl Shared {
             clients: Clients::default(),
             blocked: Blocked::default(),
             watches: Watches::default(),
+            pubsub: PubSub::default(),
             started_unix: clock.now_ms() / 1000,
             clock,
             shutdown: CancellationToken::new(),
@@ -100,6 +104,16 @@ impl Shared {
     /// The TCP port clients connect to.
     pub fn config_port(&self) -> u16 {
         self.port
+    }
+
+    /// The pub/sub output limits as configured now.
+    pub fn output_limit(&self) -> crate::pubsub::OutputLimit {
+        let (hard, soft, soft_seconds) = self.config.pubsub_limit();
+        crate::pubsub::OutputLimit {
+            hard,
+            soft,
+            soft_seconds,
+        }
     }
 
     /// Records current memory use; returns the peak so far.

@@ -19,7 +19,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec(
         "ping",
         -1,
-        FAST | STALE,
+        FAST | STALE | PUBSUB_CONTEXT,
         "Returns the server's liveliness response.",
         handler!(Ping<'_>),
     ),
@@ -54,14 +54,14 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec(
         "quit",
         -1,
-        ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | NO_QUEUE,
+        ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | NO_QUEUE | PUBSUB_CONTEXT,
         "Closes the connection.",
         handler!(Quit),
     ),
     spec(
         "reset",
         1,
-        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY | NO_QUEUE,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY | NO_QUEUE | PUBSUB_CONTEXT,
         "Resets the connection.",
         handler!(Reset),
     ),
@@ -82,6 +82,13 @@ impl<'a> Command<'a> for Ping<'a> {
     }
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        // A subscribed RESP2 client gets its pong in the shape of a message.
+        if ctx.session.subscriptions.count() > 0 && ctx.out.protocol() == Protocol::Resp2 {
+            ctx.out.array(2);
+            ctx.out.bulk(b"pong");
+            ctx.out.bulk(self.message.unwrap_or_default());
+            return Ok(());
+        }
         match self.message {
             Some(m) => ctx.out.bulk(m),
             None => ctx.out.simple("PONG"),
@@ -225,6 +232,9 @@ impl<'a> Command<'a> for Hello<'a> {
         if let Some(proto) = self.proto {
             ctx.out.set_protocol(proto);
             ctx.session.handle.set_protocol(proto);
+            if let Some(mailbox) = &ctx.session.subscriptions.mailbox {
+                mailbox.set_protocol(proto);
+            }
         }
         let out = &mut *ctx.out;
         out.map(7);
@@ -297,6 +307,7 @@ impl<'a> Command<'a> for Reset {
         ctx.session.authenticated = !ctx.shared.config.has_password();
         ctx.session.multi = None;
         super::transactions::unwatch_all(ctx.shared, ctx.session);
+        super::pubsub::unsubscribe_all(ctx.shared, ctx.session);
         ctx.out.simple("RESET");
         Ok(())
     }

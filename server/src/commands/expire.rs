@@ -4,6 +4,7 @@
 use super::table::{flag::*, CommandSpec, Handler, KeySpec};
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
 use crate::clock::Millis;
+use crate::notify;
 
 const fn spec(
     name: &'static str,
@@ -235,12 +236,15 @@ impl<'a> Command<'a> for Expire<'a> {
             ctx.out.int(0);
             return Ok(());
         }
-        if at <= ctx.now as i64 {
+        let event = if at <= ctx.now as i64 {
             table.remove(self.key, ctx.now);
+            "del"
         } else {
             table.set_expire(self.key, Some(at as Millis), ctx.now);
-        }
+            "expire"
+        };
         ctx.dirty += 1;
+        ctx.notify(notify::GENERIC, event, self.key);
         ctx.out.int(1);
         Ok(())
     }
@@ -302,6 +306,7 @@ impl<'a> Command<'a> for Persist<'a> {
         if had_ttl {
             table.set_expire(self.key, None, ctx.now);
             ctx.dirty += 1;
+            ctx.notify(notify::GENERIC, "persist", self.key);
         }
         ctx.out.int(i64::from(had_ttl));
         Ok(())

@@ -5,6 +5,7 @@ use super::scan::{CursorArgs, ScanReply};
 use super::table::{flag::*, CommandSpec, Handler, KeySpec};
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
 use crate::keyspace::types::Hash;
+use crate::notify;
 use crate::protocol::number::{format_f64_human, parse_f64, parse_i64};
 use crate::protocol::Args;
 
@@ -69,6 +70,7 @@ impl<'a> Command<'a> for HSet<'a> {
             .filter(|(f, v)| hash.set(f, v, &limits))
             .count();
         ctx.dirty += self.pairs.len() as u64;
+        ctx.notify(notify::HASH, "hset", self.key);
         if ctx.name() == "hmset" {
             ctx.out.ok();
         } else {
@@ -99,6 +101,9 @@ impl<'a> Command<'a> for HSetNx<'a> {
         let hash = create(ctx.locks.table(self.key), self.key, ctx.now, Hash::default)?;
         let set = !hash.contains(self.field) && hash.set(self.field, self.value, &limits);
         ctx.dirty += u64::from(set);
+        if set {
+            ctx.notify(notify::HASH, "hset", self.key);
+        }
         ctx.out.int(i64::from(set));
         Ok(())
     }
@@ -210,8 +215,14 @@ impl<'a> Command<'a> for HDel<'a> {
             Some(hash) => self.fields.iter().filter(|f| hash.remove(f)).count(),
             None => 0,
         };
-        table.remove_if_empty(self.key, ctx.now);
+        let emptied = table.remove_if_empty(self.key, ctx.now);
         ctx.dirty += removed as u64;
+        if removed > 0 {
+            ctx.notify(notify::HASH, "hdel", self.key);
+        }
+        if emptied {
+            ctx.notify(notify::GENERIC, "del", self.key);
+        }
         ctx.out.int(removed as i64);
         Ok(())
     }
@@ -313,6 +324,7 @@ impl<'a> Command<'a> for HIncrBy<'a> {
                     &limits,
                 );
                 ctx.dirty += 1;
+                ctx.notify(notify::HASH, "hincrby", self.key);
                 ctx.out.int(next);
                 Ok(())
             }
@@ -362,6 +374,7 @@ impl<'a> Command<'a> for HIncrByFloat<'a> {
         format_f64_human(next, &mut text);
         hash.set(self.field, &text, &limits);
         ctx.dirty += 1;
+        ctx.notify(notify::HASH, "hincrbyfloat", self.key);
         ctx.out.bulk(&text);
         Ok(())
     }

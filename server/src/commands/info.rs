@@ -197,8 +197,8 @@ fn stats(shared: &Shared, out: &mut String) {
     field(out, "evicted_keys", 0);
     field(out, "keyspace_hits", t.hits);
     field(out, "keyspace_misses", t.misses);
-    field(out, "pubsub_channels", 0);
-    field(out, "pubsub_patterns", 0);
+    field(out, "pubsub_channels", shared.pubsub.channel_count());
+    field(out, "pubsub_patterns", shared.pubsub.numpat());
     field(out, "total_error_replies", t.error_replies);
 }
 

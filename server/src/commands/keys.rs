@@ -4,6 +4,7 @@
 use super::table::{flag::*, CommandSpec, Handler, KeySpec};
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
 use crate::keyspace::{dump_value, key_slot, restore_value, Expiry, SLOTS};
+use crate::notify;
 use crate::protocol::number::parse_u64;
 use crate::protocol::Args;
 use crate::util::glob::glob_match;
@@ -55,7 +56,10 @@ impl<'a> Command<'a> for Del<'a> {
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let mut removed = 0;
         for key in self.keys.iter() {
-            removed += usize::from(ctx.locks.table(key).remove(key, ctx.now).is_some());
+            if ctx.locks.table(key).remove(key, ctx.now).is_some() {
+                removed += 1;
+                ctx.notify(notify::GENERIC, "del", key);
+            }
         }
         ctx.dirty += removed as u64;
         ctx.out.int(removed as i64);
@@ -152,6 +156,8 @@ impl<'a> Command<'a> for Rename<'a> {
             .table(self.to)
             .insert(self.to, entry.value, expiry, ctx.now);
         ctx.dirty += 1;
+        ctx.notify(notify::GENERIC, "rename_from", self.from);
+        ctx.notify(notify::GENERIC, "rename_to", self.to);
         if nx {
             ctx.out.int(1);
         } else {
@@ -209,6 +215,7 @@ impl<'a> Command<'a> for Copy<'a> {
             .table(self.to)
             .insert(self.to, source.value, expiry, ctx.now);
         ctx.dirty += 1;
+        ctx.notify(notify::GENERIC, "copy_to", self.to);
         ctx.out.int(1);
         Ok(())
     }
@@ -462,6 +469,7 @@ impl<'a> Command<'a> for Restore<'a> {
             }
         }
         ctx.dirty += 1;
+        ctx.notify(notify::GENERIC, "restore", self.key);
         ctx.out.ok();
         Ok(())
     }

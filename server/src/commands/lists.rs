@@ -4,6 +4,7 @@ use super::access::{create, modify, read};
 use super::table::{flag::*, CommandSpec, Handler, KeySpec};
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
 use crate::keyspace::types::{End, List};
+use crate::notify;
 use crate::protocol::Args;
 
 const fn spec(
@@ -104,6 +105,11 @@ impl<'a> Command<'a> for Push<'a> {
         }
         let len = list.len();
         ctx.dirty += self.elements.len() as u64;
+        ctx.notify(
+            notify::LIST,
+            if end == End::Left { "lpush" } else { "rpush" },
+            self.key,
+        );
         ctx.out.int(len as i64);
         ctx.signal_ready(self.key);
         Ok(())
@@ -167,7 +173,15 @@ impl<'a> Command<'a> for Pop<'a> {
                 ctx.dirty += n as u64;
             }
         }
-        table.remove_if_empty(self.key, ctx.now);
+        let emptied = table.remove_if_empty(self.key, ctx.now);
+        ctx.notify(
+            notify::LIST,
+            if end == End::Left { "lpop" } else { "rpop" },
+            self.key,
+        );
+        if emptied {
+            ctx.notify(notify::GENERIC, "del", self.key);
+        }
         Ok(())
     }
 }
@@ -268,6 +282,7 @@ impl<'a> Command<'a> for Set<'a> {
             .ok_or_else(|| CommandError::err("index out of range"))?;
         list.set(index, self.element);
         ctx.dirty += 1;
+        ctx.notify(notify::LIST, "lset", self.key);
         ctx.out.ok();
         Ok(())
     }
@@ -297,6 +312,9 @@ impl<'a> Command<'a> for Rem<'a> {
         };
         table.remove_if_empty(self.key, ctx.now);
         ctx.dirty += removed as u64;
+        if removed > 0 {
+            ctx.notify(notify::LIST, "lrem", self.key);
+        }
         ctx.out.int(removed as i64);
         Ok(())
     }
@@ -325,6 +343,7 @@ impl<'a> Command<'a> for Trim<'a> {
             list.retain_range(keep);
             table.remove_if_empty(self.key, ctx.now);
             ctx.dirty += 1;
+            ctx.notify(notify::LIST, "ltrim", self.key);
         }
         ctx.out.ok();
         Ok(())
@@ -361,6 +380,7 @@ impl<'a> Command<'a> for Insert<'a> {
             Some(list) => match list.insert(self.pivot, self.after, self.element) {
                 Some(len) => {
                     ctx.dirty += 1;
+                    ctx.notify(notify::LIST, "linsert", self.key);
                     len as i64
                 }
                 None => -1,
@@ -503,6 +523,16 @@ pub fn move_element(
     )?
     .push(to, item.as_bytes());
     ctx.dirty += 2;
+    ctx.notify(
+        notify::LIST,
+        if from == End::Left { "lpop" } else { "rpop" },
+        source,
+    );
+    ctx.notify(
+        notify::LIST,
+        if to == End::Left { "lpush" } else { "rpush" },
+        destination,
+    );
     ctx.signal_ready(destination);
     Ok(Some(item.as_bytes().to_vec()))
 }
@@ -593,6 +623,15 @@ impl<'a> MPopArgs<'a> {
             }
             table.remove_if_empty(key, ctx.now);
             ctx.dirty += n as u64;
+            ctx.notify(
+                notify::LIST,
+                if self.end == End::Left {
+                    "lpop"
+                } else {
+                    "rpop"
+                },
+                key,
+            );
             return Ok(true);
         }
         Ok(false)

@@ -25,6 +25,7 @@ mod introspection;
 mod keys;
 mod lists;
 mod object;
+pub mod pubsub;
 mod random;
 mod scan;
 mod server;
@@ -44,7 +45,7 @@ use crate::clients::Session;
 use crate::clock::Millis;
 use crate::keyspace::types::EncodingLimits;
 use crate::keyspace::Locked;
-use crate::protocol::{Args, Reply};
+use crate::protocol::{Args, Protocol, Reply};
 use crate::server::Shared;
 use crate::stats::Outcome;
 
@@ -64,6 +65,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     sets::COMMANDS,
     zsets::COMMANDS,
     transactions::COMMANDS,
+    pubsub::COMMANDS,
 ];
 
 /// A command's parse and apply steps.
@@ -121,6 +123,21 @@ impl Ctx<'_, '_> {
     /// The current `proto-max-bulk-len`.
     pub fn max_string(&self) -> u64 {
         self.shared.config.proto_max_bulk_len()
+    }
+
+    /// Publishes a keyspace notification about `key` (if its class is enabled).
+    pub fn notify(&self, class: u32, event: &str, key: &[u8]) {
+        let flags = self.shared.config.notify_flags();
+        if flags != 0 {
+            crate::notify::publish(
+                &self.shared.pubsub,
+                self.shared.output_limit(),
+                flags,
+                class,
+                event,
+                key,
+            );
+        }
     }
 
     /// Notes that `key` got data clients may be blocked on.
@@ -196,6 +213,17 @@ fn check(
     };
     if !session.authenticated && shared.config.has_password() && !cmd.has(flag::NO_AUTH) {
         reject(shared, session, out, cmd.id, &CommandError::NoAuth);
+        return None;
+    }
+    if session.subscriptions.count() > 0
+        && out.protocol() == Protocol::Resp2
+        && !cmd.has(flag::PUBSUB_CONTEXT)
+    {
+        let err = CommandError::err(format!(
+            "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+            cmd.full_name
+        ));
+        reject(shared, session, out, cmd.id, &err);
         return None;
     }
     Some(Checked {
@@ -303,6 +331,7 @@ fn run<'a>(
     if dirty > 0 {
         propagate(shared, dirty);
     }
+    crate::notify::publish_expired(shared);
     block
 }
 

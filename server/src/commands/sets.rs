@@ -9,6 +9,7 @@ use super::table::{flag::*, CommandSpec, Handler, KeySpec};
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
 use crate::keyspace::types::Set;
 use crate::keyspace::Expiry;
+use crate::notify;
 use crate::protocol::Args;
 
 const fn spec(
@@ -70,6 +71,9 @@ impl<'a> Command<'a> for SAdd<'a> {
         })?;
         let added = self.members.iter().filter(|m| set.add(m, &limits)).count();
         ctx.dirty += added as u64;
+        if added > 0 {
+            ctx.notify(notify::SET, "sadd", self.key);
+        }
         ctx.out.int(added as i64);
         Ok(())
     }
@@ -95,8 +99,14 @@ impl<'a> Command<'a> for SRem<'a> {
             Some(set) => self.members.iter().filter(|m| set.remove(m)).count(),
             None => 0,
         };
-        table.remove_if_empty(self.key, ctx.now);
+        let emptied = table.remove_if_empty(self.key, ctx.now);
         ctx.dirty += removed as u64;
+        if removed > 0 {
+            ctx.notify(notify::SET, "srem", self.key);
+        }
+        if emptied {
+            ctx.notify(notify::GENERIC, "del", self.key);
+        }
         ctx.out.int(removed as i64);
         Ok(())
     }
@@ -235,6 +245,9 @@ impl<'a> Command<'a> for SPop<'a> {
         };
         table.remove_if_empty(self.key, ctx.now);
         ctx.dirty += popped.len() as u64;
+        if !popped.is_empty() {
+            ctx.notify(notify::SET, "spop", self.key);
+        }
         match self.count {
             None => match popped.first() {
                 Some(m) => ctx.out.bulk(m),
@@ -330,6 +343,8 @@ impl<'a> Command<'a> for SMove<'a> {
         )?
         .add(self.member, &limits);
         ctx.dirty += 2;
+        ctx.notify(notify::SET, "srem", self.source);
+        ctx.notify(notify::SET, "sadd", self.destination);
         ctx.out.int(1);
         Ok(())
     }
@@ -417,6 +432,7 @@ impl<'a> Command<'a> for Algebra<'a> {
             );
         }
         ctx.dirty += 1;
+        ctx.notify(notify::SET, name, destination);
         ctx.out.int(result.len() as i64);
         Ok(())
     }

@@ -9,6 +9,7 @@ use super::expire::{ExpireArg, Unit};
 use super::table::{flag::*, CommandSpec, Handler, KeySpec};
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
 use crate::keyspace::{Expiry, Value};
+use crate::notify;
 use crate::protocol::number::{format_f64_human, parse_f64, parse_i64};
 use crate::protocol::Reply;
 
@@ -304,6 +305,12 @@ impl Set<'_> {
             }
             ctx.dirty += 1;
         }
+        if allowed {
+            ctx.notify(notify::STRING, "set", self.key);
+            if expire_at.is_some() {
+                ctx.notify(notify::GENERIC, "expire", self.key);
+            }
+        }
         match (self.get, previous) {
             (true, Some(prev)) => ctx.out.bulk(&prev),
             (true, None) => ctx.out.null(),
@@ -337,6 +344,7 @@ impl<'a> Command<'a> for GetDel<'a> {
                 reply_string(ctx.out, &entry.value)?;
                 table.remove(self.key, ctx.now);
                 ctx.dirty += 1;
+                ctx.notify(notify::GENERIC, "del", self.key);
             }
             None => ctx.out.null(),
         }
@@ -469,6 +477,9 @@ impl<'a> Command<'a> for MSet<'a> {
                 .insert(key, Value::string(value), Expiry::Persist, ctx.now);
         }
         ctx.dirty += self.pairs.len() as u64;
+        for &(key, _) in &self.pairs {
+            ctx.notify(notify::STRING, "set", key);
+        }
         if nx {
             ctx.out.int(1);
         } else {
@@ -529,6 +540,7 @@ impl<'a> Command<'a> for Append<'a> {
             }
         };
         ctx.dirty += 1;
+        ctx.notify(notify::STRING, "append", self.key);
         ctx.out.int(len as i64);
         Ok(())
     }
@@ -652,6 +664,7 @@ impl<'a> Command<'a> for SetRange<'a> {
             ctx.now,
         );
         ctx.dirty += 1;
+        ctx.notify(notify::STRING, "setrange", self.key);
         ctx.out.int(len as i64);
         Ok(())
     }
@@ -706,6 +719,7 @@ impl<'a> Command<'a> for IncrBy<'a> {
             }
         };
         ctx.dirty += 1;
+        ctx.notify(notify::STRING, "incrby", self.key);
         ctx.out.int(result);
         Ok(())
     }
@@ -743,6 +757,7 @@ impl<'a> Command<'a> for IncrByFloat<'a> {
         format_f64_human(next, &mut text);
         table.insert(self.key, Value::string(&text), Expiry::Keep, ctx.now);
         ctx.dirty += 1;
+        ctx.notify(notify::STRING, "incrbyfloat", self.key);
         ctx.out.bulk(&text);
         Ok(())
     }

@@ -48,6 +48,8 @@ pub mod flag {
     pub const ALL_SLOTS: u32 = 1 << 13;
     /// Runs at once even inside `MULTI` (transaction control). Internal.
     pub const NO_QUEUE: u32 = 1 << 14;
+    /// Allowed while a RESP2 client is subscribed. Internal.
+    pub const PUBSUB_CONTEXT: u32 = 1 << 15;
 
     /// Names in `COMMAND INFO` order.
     pub const NAMES: &[(u32, &str)] = &[

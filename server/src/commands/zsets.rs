@@ -10,6 +10,7 @@ use super::table::{flag::*, CommandSpec, Handler, KeySpec};
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
 use crate::keyspace::types::{LexBound, ScoreBound, ZSet};
 use crate::keyspace::{Expiry, Value};
+use crate::notify;
 use crate::protocol::number::parse_f64;
 use crate::protocol::{Args, Protocol, Reply};
 
@@ -201,6 +202,13 @@ impl<'a> Command<'a> for ZAdd<'a> {
         }
         table.remove_if_empty(self.key, ctx.now);
         ctx.dirty += added + changed;
+        if added + changed > 0 {
+            ctx.notify(
+                notify::ZSET,
+                if f.incr { "zincr" } else { "zadd" },
+                self.key,
+            );
+        }
         if f.incr {
             match incr_result {
                 Some(score) => ctx.out.double(score),
@@ -243,6 +251,7 @@ impl<'a> Command<'a> for ZIncrBy<'a> {
         }
         zset.insert(self.member, new, &limits);
         ctx.dirty += 1;
+        ctx.notify(notify::ZSET, "zincr", self.key);
         ctx.out.double(new);
         ctx.signal_ready(self.key);
         Ok(())
@@ -271,6 +280,9 @@ impl<'a> Command<'a> for ZRem<'a> {
         };
         table.remove_if_empty(self.key, ctx.now);
         ctx.dirty += removed as u64;
+        if removed > 0 {
+            ctx.notify(notify::ZSET, "zrem", self.key);
+        }
         ctx.out.int(removed as i64);
         Ok(())
     }
@@ -573,6 +585,8 @@ fn store(ctx: &mut Ctx<'_, '_>, key: &[u8], items: &[(Vec<u8>, f64)]) {
         table.insert(key, Value::ZSet(Box::new(zset)), Expiry::Persist, ctx.now);
     }
     ctx.dirty += 1;
+    let event = ctx.name();
+    ctx.notify(notify::ZSET, event, key);
 }
 
 /// `ZRANK`/`ZREVRANK key member [WITHSCORE]`.
@@ -669,6 +683,13 @@ impl<'a> Command<'a> for ZPop<'a> {
         };
         table.remove_if_empty(self.key, ctx.now);
         ctx.dirty += popped.len() as u64;
+        if !popped.is_empty() {
+            ctx.notify(
+                notify::ZSET,
+                if max { "zpopmax" } else { "zpopmin" },
+                self.key,
+            );
+        }
         match self.count {
             // Without a count, one flat pair even in RESP3.
             None => {
@@ -701,7 +722,8 @@ impl<'a> Command<'a> for ZRemRange<'a> {
     }
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
-        let by = match ctx.name() {
+        let name = ctx.name();
+        let by = match name {
             "zremrangebyscore" => RangeBy::Score(score_bound(self.min)?, score_bound(self.max)?),
             "zremrangebylex" => RangeBy::Lex(lex_bound(self.min)?, lex_bound(self.max)?),
             _ => {
@@ -730,6 +752,9 @@ impl<'a> Command<'a> for ZRemRange<'a> {
         };
         table.remove_if_empty(self.key, ctx.now);
         ctx.dirty += removed as u64;
+        if removed > 0 {
+            ctx.notify(notify::ZSET, name, self.key);
+        }
         ctx.out.int(removed as i64);
         Ok(())
     }

@@ -2,7 +2,7 @@
 //! changes. Values read on hot paths are atomics, so reading them costs nothing and
 //! never contends.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -53,6 +53,8 @@ pub struct LiveConfig {
     loglevel: Mutex<LogLevel>,
     on_loglevel: Option<LogLevelHook>,
     tunables: Vec<AtomicI64>,
+    notify_flags: AtomicU32,
+    pubsub_limit: [AtomicU64; 3],
 }
 
 impl std::fmt::Debug for LiveConfig {
@@ -87,6 +89,7 @@ enum Setting {
     Text(Option<String>),
     Level(LogLevel),
     Tunable(usize, i64),
+    Limit(u64, u64, u64),
 }
 
 type Getter = fn(&LiveConfig) -> String;
@@ -115,6 +118,34 @@ fn parse_flag(s: &str) -> Result<bool, String> {
         "no" => Ok(false),
         _ => Err("argument must be 'yes' or 'no'".to_string()),
     }
+}
+
+/// Parses `client-output-buffer-limit` classes (`pubsub 32mb 8mb 60`, repeated for
+/// other classes); returns the pub/sub limits, the only ones ringkv applies.
+fn parse_output_limit(s: &str) -> Result<(u64, u64, u64), String> {
+    let words: Vec<&str> = s.split_whitespace().collect();
+    if words.is_empty() || words.len() % 4 != 0 {
+        return Err("Wrong number of arguments in buffer limit configuration.".to_string());
+    }
+    let mut pubsub = None;
+    for class in words.chunks(4) {
+        let size = |w: &str| w.parse::<MemSize>().map(|m| m.0).map_err(|e| e.to_string());
+        let limits = (
+            size(class[1])?,
+            size(class[2])?,
+            class[3].parse::<u64>().map_err(|e| e.to_string())?,
+        );
+        match class[0].to_ascii_lowercase().as_str() {
+            "pubsub" => pubsub = Some(limits),
+            "normal" | "slave" | "replica" => {}
+            other => {
+                return Err(format!(
+                    "Invalid client class specified in buffer limit configuration: {other}"
+                ))
+            }
+        }
+    }
+    Ok(pubsub.unwrap_or((32 << 20, 8 << 20, 60)))
 }
 
 fn parse_size(s: &str, minimum: u64) -> Result<u64, String> {
@@ -275,6 +306,41 @@ const PARAMS: &[Param] = &[
         )),
     },
     Param {
+        name: "notify-keyspace-events",
+        get: |c| crate::notify::format_flags(c.notify_flags()),
+        set: Some((
+            |_, s| {
+                crate::notify::parse_flags(s)
+                    .map(|f| Setting::Number(u64::from(f)))
+                    .ok_or_else(|| {
+                        "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".to_string()
+                    })
+            },
+            |c, v| {
+                if let Setting::Number(n) = v {
+                    c.notify_flags.store(n as u32, Relaxed);
+                }
+            },
+        )),
+    },
+    Param {
+        name: "client-output-buffer-limit",
+        get: |c| {
+            let (hard, soft, secs) = c.pubsub_limit();
+            format!("normal 0 0 0 slave 268435456 67108864 60 pubsub {hard} {soft} {secs}")
+        },
+        set: Some((
+            |_, s| parse_output_limit(s).map(|(h, so, se)| Setting::Limit(h, so, se)),
+            |c, v| {
+                if let Setting::Limit(h, s, secs) = v {
+                    c.pubsub_limit[0].store(h, Relaxed);
+                    c.pubsub_limit[1].store(s, Relaxed);
+                    c.pubsub_limit[2].store(secs, Relaxed);
+                }
+            },
+        )),
+    },
+    Param {
         name: "databases",
         get: |_| "1".to_string(),
         set: None,
@@ -298,6 +364,12 @@ impl LiveConfig {
             loglevel: Mutex::new(config.loglevel),
             on_loglevel,
             tunables: TUNABLES.iter().map(|t| AtomicI64::new(t.2)).collect(),
+            notify_flags: AtomicU32::new(0),
+            pubsub_limit: [
+                AtomicU64::new(32 << 20),
+                AtomicU64::new(8 << 20),
+                AtomicU64::new(60),
+            ],
         }
     }
 
@@ -337,6 +409,20 @@ impl LiveConfig {
     /// `protected-mode`.
     pub fn protected_mode(&self) -> bool {
         self.protected_mode.load(Relaxed)
+    }
+
+    /// The pub/sub output buffer limits: (hard bytes, soft bytes, soft seconds).
+    pub fn pubsub_limit(&self) -> (u64, u64, u64) {
+        (
+            self.pubsub_limit[0].load(Relaxed),
+            self.pubsub_limit[1].load(Relaxed),
+            self.pubsub_limit[2].load(Relaxed),
+        )
+    }
+
+    /// The enabled keyspace notification classes (see `crate::notify`).
+    pub fn notify_flags(&self) -> u32 {
+        self.notify_flags.load(Relaxed)
     }
 
     /// The encoding thresholds of the collection types, as configured now.

@@ -25,7 +25,7 @@ pub mod types;
 mod value;
 mod walk;
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::{Mutex, MutexGuard};
 use smallvec::SmallVec;
@@ -51,6 +51,11 @@ struct SlotCell {
 pub struct Keyspace {
     slots: Box<[SlotCell]>,
     expired_keys: AtomicU64,
+    /// Keep the names of expired keys (keyspace notifications want them).
+    record_expired: AtomicBool,
+    /// Names of expired keys waiting to be announced.
+    expired_log: Mutex<Vec<Vec<u8>>>,
+    expired_logged: AtomicUsize,
 }
 
 impl Default for Keyspace {
@@ -71,7 +76,7 @@ impl std::fmt::Debug for Keyspace {
 pub struct SlotGuard<'a> {
     table: MutexGuard<'a, SlotTable>,
     cell: &'a SlotCell,
-    expired_keys: &'a AtomicU64,
+    keyspace: &'a Keyspace,
 }
 
 impl std::ops::Deref for SlotGuard<'_> {
@@ -96,8 +101,16 @@ impl Drop for SlotGuard<'_> {
             .volatile
             .store(self.table.volatile() as u32, Ordering::Relaxed);
         if self.table.expired > 0 {
-            self.expired_keys
+            self.keyspace
+                .expired_keys
                 .fetch_add(std::mem::take(&mut self.table.expired), Ordering::Relaxed);
+        }
+        if !self.table.expired_names.is_empty() {
+            let names = std::mem::take(&mut self.table.expired_names);
+            self.keyspace
+                .expired_logged
+                .fetch_add(names.len(), Ordering::Relaxed);
+            self.keyspace.expired_log.lock().extend(names);
         }
     }
 }
@@ -256,26 +269,51 @@ impl Keyspace {
                 })
                 .collect(),
             expired_keys: AtomicU64::new(0),
+            record_expired: AtomicBool::new(false),
+            expired_log: Mutex::new(Vec::new()),
+            expired_logged: AtomicUsize::new(0),
         }
+    }
+
+    /// Starts or stops keeping the names of expired keys.
+    pub fn record_expired(&self, on: bool) {
+        if self.record_expired.load(Ordering::Relaxed) != on {
+            self.record_expired.store(on, Ordering::Relaxed);
+        }
+    }
+
+    /// Takes the names of keys that expired since the last call.
+    pub fn take_expired(&self) -> Vec<Vec<u8>> {
+        if self.expired_logged.load(Ordering::Relaxed) == 0 {
+            return Vec::new();
+        }
+        let names = std::mem::take(&mut *self.expired_log.lock());
+        self.expired_logged
+            .fetch_sub(names.len(), Ordering::Relaxed);
+        names
     }
 
     /// Locks one slot.
     pub fn lock(&self, slot: u16) -> SlotGuard<'_> {
         let cell = &self.slots[usize::from(slot)];
+        let mut table = cell.table.lock();
+        table.record_expired = self.record_expired.load(Ordering::Relaxed);
         SlotGuard {
-            table: cell.table.lock(),
+            table,
             cell,
-            expired_keys: &self.expired_keys,
+            keyspace: self,
         }
     }
 
     /// Locks one slot if nobody holds it.
     pub fn try_lock(&self, slot: u16) -> Option<SlotGuard<'_>> {
         let cell = &self.slots[usize::from(slot)];
+        let mut table = cell.table.try_lock()?;
+        table.record_expired = self.record_expired.load(Ordering::Relaxed);
         Some(SlotGuard {
-            table: cell.table.try_lock()?,
+            table,
             cell,
-            expired_keys: &self.expired_keys,
+            keyspace: self,
         })
     }
 

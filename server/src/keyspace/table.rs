@@ -64,6 +64,10 @@ pub struct SlotTable {
     sweep: usize,
     /// Keys removed because they expired, not yet added to the server's counter.
     pub(super) expired: u64,
+    /// Whether to keep the names of expired keys (for keyspace notifications).
+    pub(super) record_expired: bool,
+    /// Names of expired keys not yet handed to the keyspace's log.
+    pub(super) expired_names: Vec<Vec<u8>>,
 }
 
 impl SlotTable {
@@ -86,8 +90,7 @@ impl SlotTable {
     fn find(&mut self, key: &[u8], now: Millis) -> Option<usize> {
         let index = self.map.get_index_of(key)?;
         if self.map[index].is_expired(now) {
-            self.remove_index(index);
-            self.expired += 1;
+            self.expire_index(index);
             return None;
         }
         Some(index)
@@ -229,6 +232,17 @@ impl SlotTable {
         }
     }
 
+    /// Removes an entry because it expired.
+    fn expire_index(&mut self, index: usize) {
+        if self.record_expired {
+            if let Some((key, _)) = self.map.get_index(index) {
+                self.expired_names.push(key.as_bytes().to_vec());
+            }
+        }
+        self.remove_index(index);
+        self.expired += 1;
+    }
+
     fn remove_index(&mut self, index: usize) -> Entry {
         let (_, entry) = self
             .map
@@ -283,8 +297,7 @@ impl SlotTable {
             found.sampled += 1;
             if expire_at <= now {
                 // The last entry moves into this position: look at it next.
-                self.remove_index(self.sweep);
-                self.expired += 1;
+                self.expire_index(self.sweep);
                 found.expired += 1;
             } else {
                 self.sweep += 1;

@@ -82,6 +82,7 @@ pub async fn serve(shared: Arc<Shared>, stream: std::net::TcpStream, handle: Arc
     }
     conn.shared.stats.flush(&mut conn.session.stats);
     commands::transactions::unwatch_all(&shared, &mut conn.session);
+    commands::pubsub::unsubscribe_all(&shared, &mut conn.session);
     shared.clients.unregister(id);
 }
 
@@ -94,7 +95,12 @@ impl Connection {
             self.input.shrink_if_idle();
             let wanted = self.decoder.wanted().saturating_sub(self.input.len());
             self.input.reserve(READ_MIN, wanted);
-            let timeout = self.shared.config.timeout_secs();
+            // Subscribers are exempt from the idle timeout, as in Redis.
+            let mailbox = self.session.subscriptions.mailbox.clone();
+            let timeout = match mailbox {
+                Some(_) => 0,
+                None => self.shared.config.timeout_secs(),
+            };
             let read = async {
                 let read = self.socket.read(&mut self.input);
                 if timeout == 0 {
@@ -105,9 +111,25 @@ impl Connection {
                         .ok()
                 }
             };
+            let messages = async {
+                match &mailbox {
+                    Some(m) => m.ready().await,
+                    None => std::future::pending().await,
+                }
+            };
             let n = tokio::select! {
                 biased;
                 _ = &mut killed => return Ok(()),
+                _ = messages => {
+                    let pending = mailbox.as_ref().map(|m| m.take()).unwrap_or_default();
+                    tokio::select! {
+                        biased;
+                        _ = &mut killed => return Ok(()),
+                        written = self.socket.write_all(&pending) => written?,
+                    }
+                    self.session.stats.net_out += pending.len() as u64;
+                    continue;
+                }
                 n = read => match n {
                     None => {
                         tracing::debug!(client = self.session.handle.id, "idle timeout");

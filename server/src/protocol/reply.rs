@@ -202,6 +202,15 @@ impl Reply {
         }
     }
 
+    /// The header of an out-of-band push of `n` elements (`>` in RESP3; pub/sub
+    /// messages are plain arrays in RESP2).
+    pub fn push(&mut self, n: usize) {
+        match self.proto {
+            Protocol::Resp2 => self.header(b'*', n as i64),
+            Protocol::Resp3 => self.header(b'>', n as i64),
+        }
+    }
+
     /// A boolean: `#t`/`#f` in RESP3, `:1`/`:0` in RESP2.
     pub fn bool(&mut self, value: bool) {
         match (self.proto, value) {
