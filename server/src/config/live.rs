@@ -124,7 +124,7 @@ fn parse_flag(s: &str) -> Result<bool, String> {
 /// other classes); returns the pub/sub limits, the only ones ringkv applies.
 fn parse_output_limit(s: &str) -> Result<(u64, u64, u64), String> {
     let words: Vec<&str> = s.split_whitespace().collect();
-    if words.is_empty() || words.len() % 4 != 0 {
+    if words.is_empty() || !words.len().is_multiple_of(4) {
         return Err("Wrong number of arguments in buffer limit configuration.".to_string());
     }
     let mut pubsub = None;
