@@ -44,6 +44,53 @@ fn redis_cli_set_get_ttl() {
 }
 
 #[test]
+fn the_plain_redis_benchmark_default_suite_runs_without_errors() {
+    if !have_program("redis-benchmark") {
+        eprintln!("redis-benchmark not installed; skipping");
+        return;
+    }
+    let server = TestServer::start();
+    let out = Command::new("redis-benchmark")
+        .args(["-h", "127.0.0.1", "-p", &server.port.to_string()])
+        .args(["-n", "5000", "-q", "--csv"])
+        .output()
+        .expect("run redis-benchmark");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("ERR") && !stdout.contains("ERR"),
+        "{stdout}\n{stderr}"
+    );
+    for test in [
+        "PING_INLINE",
+        "PING_MBULK",
+        "SET",
+        "GET",
+        "INCR",
+        "LPUSH",
+        "RPUSH",
+        "LPOP",
+        "RPOP",
+        "SADD",
+        "HSET",
+        "SPOP",
+        "ZADD",
+        "ZPOPMIN",
+        "LRANGE_100 (first 100 elements)",
+        "LRANGE_300 (first 300 elements)",
+        "LRANGE_500 (first 500 elements)",
+        "LRANGE_600 (first 600 elements)",
+        "MSET (10 keys)",
+    ] {
+        assert!(
+            stdout.contains(&format!("\"{test}\"")),
+            "{test} missing:\n{stdout}"
+        );
+    }
+}
+
+#[test]
 fn redis_benchmark_finishes_without_errors() {
     if !have_program("redis-benchmark") {
         eprintln!("redis-benchmark not installed; skipping");

@@ -1,9 +1,11 @@
-//! Hashes: field-value maps. Small ones are a flat vector of pairs searched
-//! linearly (like Redis's listpack); beyond the configured size they become an
-//! insertion-ordered hash map, which keeps `HSCAN` cursors and `HRANDFIELD` cheap.
+//! Hashes: field-value maps. Small ones are packed field, value, field, value, ...
+//! into one allocation and searched linearly (like Redis's listpack); beyond the
+//! configured size they become an insertion-ordered hash map, which keeps `HSCAN`
+//! cursors and `HRANDFIELD` cheap.
 
 use indexmap::IndexMap;
 
+use super::packed::Packed;
 use super::EncodingLimits;
 use crate::keyspace::table::KeyHasher;
 use crate::keyspace::value::Blob;
@@ -11,23 +13,29 @@ use crate::keyspace::value::Blob;
 /// A hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Hash {
-    /// Few, short fields.
-    Small(Vec<(Blob, Blob)>),
+    /// Few, short fields: field and value strings alternating.
+    Small(Packed),
     /// Many or long fields.
     Large(IndexMap<Blob, Blob, KeyHasher>),
 }
 
 impl Default for Hash {
     fn default() -> Self {
-        Hash::Small(Vec::new())
+        Hash::Small(Packed::default())
     }
+}
+
+/// The (field, value) pairs of a packed hash, with each pair's index.
+fn pairs(packed: &Packed) -> impl Iterator<Item = (usize, &[u8], &[u8])> {
+    let mut strings = packed.iter().map(|(_, s)| s);
+    (0..).map_while(move |i| Some((i, strings.next()?, strings.next()?)))
 }
 
 impl Hash {
     /// Number of fields.
     pub fn len(&self) -> usize {
         match self {
-            Hash::Small(v) => v.len(),
+            Hash::Small(p) => p.len() / 2,
             Hash::Large(m) => m.len(),
         }
     }
@@ -40,10 +48,7 @@ impl Hash {
     /// The value of `field`.
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         match self {
-            Hash::Small(v) => v
-                .iter()
-                .find(|(f, _)| f.as_bytes() == field)
-                .map(|(_, v)| v.as_bytes()),
+            Hash::Small(p) => pairs(p).find(|(_, f, _)| *f == field).map(|(_, _, v)| v),
             Hash::Large(m) => m.get(field).map(Blob::as_bytes),
         }
     }
@@ -55,20 +60,30 @@ impl Hash {
 
     /// Sets `field` to `value`; true if the field is new.
     pub fn set(&mut self, field: &[u8], value: &[u8], limits: &EncodingLimits) -> bool {
-        if let Hash::Small(pairs) = self {
-            if let Some(pair) = pairs.iter_mut().find(|(f, _)| f.as_bytes() == field) {
-                if value.len() <= limits.hash_value {
-                    pair.1 = Blob::new(value);
+        if let Hash::Small(packed) = self {
+            let found = pairs(packed)
+                .find(|(_, f, _)| *f == field)
+                .map(|(i, _, _)| i);
+            match found {
+                Some(i) if value.len() <= limits.hash_value => {
+                    packed.replace(2 * i + 1, value);
                     return false;
                 }
-            } else if pairs.len() < limits.hash_entries
-                && field.len() <= limits.hash_value
-                && value.len() <= limits.hash_value
-            {
-                pairs.push((Blob::new(field), Blob::new(value)));
-                return true;
+                None if packed.len() / 2 < limits.hash_entries
+                    && field.len() <= limits.hash_value
+                    && value.len() <= limits.hash_value =>
+                {
+                    packed.push(field);
+                    packed.push(value);
+                    return true;
+                }
+                _ => {
+                    let map = pairs(packed)
+                        .map(|(_, f, v)| (Blob::new(f), Blob::new(v)))
+                        .collect();
+                    *self = Hash::Large(map);
+                }
             }
-            self.convert();
         }
         match self {
             Hash::Large(m) => m.insert(Blob::new(field), Blob::new(value)).is_none(),
@@ -76,23 +91,16 @@ impl Hash {
         }
     }
 
-    fn convert(&mut self) {
-        if let Hash::Small(pairs) = self {
-            let map = std::mem::take(pairs).into_iter().collect();
-            *self = Hash::Large(map);
-        }
-    }
-
     /// Removes `field`; true if it existed.
     pub fn remove(&mut self, field: &[u8]) -> bool {
         match self {
-            Hash::Small(v) => match v.iter().position(|(f, _)| f.as_bytes() == field) {
-                Some(i) => {
-                    v.swap_remove(i);
-                    true
+            Hash::Small(p) => {
+                let found = pairs(p).find(|(_, f, _)| *f == field).map(|(i, _, _)| i);
+                if let Some(i) = found {
+                    p.remove(2 * i, 2);
                 }
-                None => false,
-            },
+                found.is_some()
+            }
             Hash::Large(m) => {
                 let removed = m.swap_remove(field).is_some();
                 if removed && m.capacity() > 64 && m.len() < m.capacity() / 8 {
@@ -106,7 +114,7 @@ impl Hash {
     /// All field-value pairs.
     pub fn iter(&self) -> Box<dyn Iterator<Item = (&[u8], &[u8])> + '_> {
         match self {
-            Hash::Small(v) => Box::new(v.iter().map(|(f, v)| (f.as_bytes(), v.as_bytes()))),
+            Hash::Small(p) => Box::new(pairs(p).map(|(_, f, v)| (f, v))),
             Hash::Large(m) => Box::new(m.iter().map(|(f, v)| (f.as_bytes(), v.as_bytes()))),
         }
     }
@@ -114,7 +122,7 @@ impl Hash {
     /// The pair at position `index` (for random picks and cursors).
     pub fn entry_at(&self, index: usize) -> Option<(&[u8], &[u8])> {
         match self {
-            Hash::Small(v) => v.get(index).map(|(f, v)| (f.as_bytes(), v.as_bytes())),
+            Hash::Small(p) => pairs(p).nth(index).map(|(_, f, v)| (f, v)),
             Hash::Large(m) => m
                 .get_index(index)
                 .map(|(f, v)| (f.as_bytes(), v.as_bytes())),
@@ -137,15 +145,10 @@ impl Hash {
 
     /// Heap bytes used.
     pub fn heap_size(&self) -> usize {
-        let pair = std::mem::size_of::<(Blob, Blob)>();
         match self {
-            Hash::Small(v) => {
-                v.capacity() * pair
-                    + v.iter()
-                        .map(|(f, v)| f.heap_size() + v.heap_size())
-                        .sum::<usize>()
-            }
+            Hash::Small(p) => p.heap_size(),
             Hash::Large(m) => {
+                let pair = std::mem::size_of::<(Blob, Blob)>();
                 m.capacity() * (pair + 8 + 9)
                     + m.iter()
                         .map(|(f, v)| f.heap_size() + v.heap_size())

@@ -8,6 +8,7 @@
 
 mod hash;
 mod list;
+mod packed;
 mod set;
 mod skiplist;
 mod zset;

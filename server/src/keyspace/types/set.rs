@@ -5,6 +5,7 @@
 
 use indexmap::IndexSet;
 
+use super::packed::Packed;
 use super::{EncodingLimits, Member};
 use crate::keyspace::table::KeyHasher;
 use crate::keyspace::value::Blob;
@@ -15,8 +16,8 @@ use crate::protocol::number::parse_i64;
 pub enum Set {
     /// Only integers, few of them: sorted.
     Ints(Vec<i64>),
-    /// Few, short members.
-    Small(Vec<Blob>),
+    /// Few, short members, packed.
+    Small(Packed),
     /// Many or long members.
     Large(IndexSet<Blob, KeyHasher>),
 }
@@ -34,7 +35,7 @@ impl Set {
         if parse_i64(first).is_some() && limits.set_intset > 0 {
             Set::Ints(Vec::new())
         } else if first.len() <= limits.set_value && limits.set_entries > 0 {
-            Set::Small(Vec::new())
+            Set::Small(Packed::default())
         } else {
             Set::Large(IndexSet::default())
         }
@@ -44,7 +45,7 @@ impl Set {
     pub fn len(&self) -> usize {
         match self {
             Set::Ints(v) => v.len(),
-            Set::Small(v) => v.len(),
+            Set::Small(p) => p.len(),
             Set::Large(s) => s.len(),
         }
     }
@@ -58,7 +59,7 @@ impl Set {
     pub fn contains(&self, member: &[u8]) -> bool {
         match self {
             Set::Ints(v) => parse_i64(member).is_some_and(|n| v.binary_search(&n).is_ok()),
-            Set::Small(v) => v.iter().any(|m| m.as_bytes() == member),
+            Set::Small(p) => p.iter().any(|(_, m)| m == member),
             Set::Large(s) => s.contains(member),
         }
     }
@@ -80,12 +81,12 @@ impl Set {
                 self.widen(limits, member.len());
                 self.add(member, limits)
             }
-            Set::Small(v) => {
-                if v.iter().any(|m| m.as_bytes() == member) {
+            Set::Small(p) => {
+                if p.iter().any(|(_, m)| m == member) {
                     return false;
                 }
-                if v.len() < limits.set_entries && member.len() <= limits.set_value {
-                    v.push(Blob::new(member));
+                if p.len() < limits.set_entries && member.len() <= limits.set_value {
+                    p.push(member);
                     return true;
                 }
                 self.widen(limits, usize::MAX);
@@ -97,21 +98,19 @@ impl Set {
 
     /// Converts to the next encoding able to take a member of `next_len` bytes.
     fn widen(&mut self, limits: &EncodingLimits, next_len: usize) {
-        let members: Vec<Blob> = match std::mem::take(self) {
-            Set::Ints(v) => v
-                .iter()
-                .map(|n| Blob::new(itoa::Buffer::new().format(*n).as_bytes()))
-                .collect(),
-            Set::Small(v) => v,
-            large @ Set::Large(_) => {
-                *self = large;
-                return;
-            }
-        };
-        *self = if members.len() < limits.set_entries && next_len <= limits.set_value {
-            Set::Small(members)
+        let members: Vec<Vec<u8>> = self.iter().map(Member::to_vec).collect();
+        if let Set::Large(_) = self {
+            return;
+        }
+        *self = if matches!(self, Set::Ints(_))
+            && members.len() < limits.set_entries
+            && next_len <= limits.set_value
+        {
+            let mut packed = Packed::default();
+            members.iter().for_each(|m| packed.push(m));
+            Set::Small(packed)
         } else {
-            Set::Large(members.into_iter().collect())
+            Set::Large(members.iter().map(|m| Blob::new(m)).collect())
         };
     }
 
@@ -125,13 +124,13 @@ impl Set {
                 }
                 _ => false,
             },
-            Set::Small(v) => match v.iter().position(|m| m.as_bytes() == member) {
-                Some(at) => {
-                    v.swap_remove(at);
-                    true
+            Set::Small(p) => {
+                let found = p.iter().position(|(_, m)| m == member);
+                if let Some(at) = found {
+                    p.remove(at, 1);
                 }
-                None => false,
-            },
+                found.is_some()
+            }
             Set::Large(s) => {
                 let removed = s.swap_remove(member);
                 if removed && s.capacity() > 64 && s.len() < s.capacity() / 8 {
@@ -146,7 +145,7 @@ impl Set {
     pub fn member_at(&self, index: usize) -> Option<Member<'_>> {
         match self {
             Set::Ints(v) => v.get(index).map(|&n| Member::Int(n)),
-            Set::Small(v) => v.get(index).map(|m| Member::Bytes(m.as_bytes())),
+            Set::Small(p) => p.get(index).map(Member::Bytes),
             Set::Large(s) => s.get_index(index).map(|m| Member::Bytes(m.as_bytes())),
         }
     }
@@ -163,8 +162,12 @@ impl Set {
     }
 
     /// All members.
-    pub fn iter(&self) -> impl Iterator<Item = Member<'_>> {
-        (0..self.len()).filter_map(move |i| self.member_at(i))
+    pub fn iter(&self) -> Box<dyn Iterator<Item = Member<'_>> + '_> {
+        match self {
+            Set::Ints(v) => Box::new(v.iter().map(|&n| Member::Int(n))),
+            Set::Small(p) => Box::new(p.iter().map(|(_, m)| Member::Bytes(m))),
+            Set::Large(s) => Box::new(s.iter().map(|m| Member::Bytes(m.as_bytes()))),
+        }
     }
 
     /// True while a compact encoding is in use (`SSCAN` then returns everything in
@@ -184,12 +187,12 @@ impl Set {
 
     /// Heap bytes used.
     pub fn heap_size(&self) -> usize {
-        let blob = std::mem::size_of::<Blob>();
         match self {
             Set::Ints(v) => v.capacity() * 8,
-            Set::Small(v) => v.capacity() * blob + v.iter().map(Blob::heap_size).sum::<usize>(),
+            Set::Small(p) => p.heap_size(),
             Set::Large(s) => {
-                s.capacity() * (blob + 8 + 9) + s.iter().map(Blob::heap_size).sum::<usize>()
+                s.capacity() * (std::mem::size_of::<Blob>() + 8 + 9)
+                    + s.iter().map(Blob::heap_size).sum::<usize>()
             }
         }
     }

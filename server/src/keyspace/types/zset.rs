@@ -9,6 +9,7 @@ use std::cmp::Ordering;
 
 use indexmap::IndexMap;
 
+use super::packed::Packed;
 use super::skiplist::{compare, SkipList};
 use super::EncodingLimits;
 use crate::keyspace::table::KeyHasher;
@@ -103,8 +104,8 @@ impl<'a> LexBound<'a> {
 /// A sorted set.
 #[derive(Debug, Clone)]
 pub enum ZSet {
-    /// Few, short members, kept sorted.
-    Small(Vec<(Blob, f64)>),
+    /// Few, short members, kept sorted: member and score (8 bytes) alternating.
+    Small(Packed),
     /// Many or long members.
     Large {
         /// Member to score.
@@ -116,23 +117,32 @@ pub enum ZSet {
 
 impl Default for ZSet {
     fn default() -> Self {
-        ZSet::Small(Vec::new())
+        ZSet::Small(Packed::default())
     }
 }
 
-fn pair(entry: &(Blob, f64)) -> (&[u8], f64) {
-    (entry.0.as_bytes(), entry.1)
+/// The (member, score) pairs of a packed sorted set, in order.
+fn scored(packed: &Packed) -> impl Iterator<Item = (&[u8], f64)> {
+    let mut strings = packed.iter().map(|(_, s)| s);
+    std::iter::from_fn(move || {
+        let member = strings.next()?;
+        let score = f64::from_le_bytes(strings.next()?.try_into().ok()?);
+        Some((member, score))
+    })
 }
 
-fn by_order(a: &(Blob, f64), score: f64, member: &[u8]) -> Ordering {
-    compare(a.1, a.0.as_bytes(), score, member)
+/// The position of the first pair not ordered before (score, member).
+fn position(packed: &Packed, score: f64, member: &[u8]) -> usize {
+    scored(packed)
+        .take_while(|&(m, s)| compare(s, m, score, member) == Ordering::Less)
+        .count()
 }
 
 impl ZSet {
     /// Number of members.
     pub fn len(&self) -> usize {
         match self {
-            ZSet::Small(v) => v.len(),
+            ZSet::Small(p) => p.len() / 2,
             ZSet::Large { scores, .. } => scores.len(),
         }
     }
@@ -145,10 +155,7 @@ impl ZSet {
     /// The score of `member`.
     pub fn score(&self, member: &[u8]) -> Option<f64> {
         match self {
-            ZSet::Small(v) => v
-                .iter()
-                .find(|(m, _)| m.as_bytes() == member)
-                .map(|(_, s)| *s),
+            ZSet::Small(p) => scored(p).find(|&(m, _)| m == member).map(|(_, s)| s),
             ZSet::Large { scores, .. } => scores.get(member).copied(),
         }
     }
@@ -162,10 +169,11 @@ impl ZSet {
         if let Some(old) = old {
             self.remove_scored(member, old);
         }
-        if let ZSet::Small(v) = self {
-            if v.len() < limits.zset_entries && member.len() <= limits.zset_value {
-                let at = v.partition_point(|e| by_order(e, score, member) == Ordering::Less);
-                v.insert(at, (Blob::new(member), score));
+        if let ZSet::Small(p) = self {
+            if p.len() / 2 < limits.zset_entries && member.len() <= limits.zset_value {
+                let at = position(p, score, member);
+                p.insert(2 * at, &score.to_le_bytes());
+                p.insert(2 * at, member);
                 return old.is_none();
             }
             self.convert();
@@ -178,12 +186,12 @@ impl ZSet {
     }
 
     fn convert(&mut self) {
-        if let ZSet::Small(v) = self {
-            let mut scores = IndexMap::with_capacity_and_hasher(v.len() + 1, KeyHasher);
+        if let ZSet::Small(p) = self {
+            let mut scores = IndexMap::with_capacity_and_hasher(p.len() / 2 + 1, KeyHasher);
             let mut order = SkipList::default();
-            for (member, score) in std::mem::take(v) {
-                order.insert(score, member.clone());
-                scores.insert(member, score);
+            for (member, score) in scored(p) {
+                order.insert(score, Blob::new(member));
+                scores.insert(Blob::new(member), score);
             }
             *self = ZSet::Large { scores, order };
         }
@@ -191,10 +199,9 @@ impl ZSet {
 
     fn remove_scored(&mut self, member: &[u8], score: f64) {
         match self {
-            ZSet::Small(v) => {
-                if let Ok(at) = v.binary_search_by(|e| by_order(e, score, member)) {
-                    v.remove(at);
-                }
+            ZSet::Small(p) => {
+                let at = position(p, score, member);
+                p.remove(2 * at, 2);
             }
             ZSet::Large { scores, order } => {
                 scores.swap_remove(member);
@@ -218,7 +225,7 @@ impl ZSet {
     pub fn rank(&self, member: &[u8]) -> Option<usize> {
         let score = self.score(member)?;
         match self {
-            ZSet::Small(v) => v.binary_search_by(|e| by_order(e, score, member)).ok(),
+            ZSet::Small(p) => Some(position(p, score, member)),
             ZSet::Large { order, .. } => order.rank(score, member),
         }
     }
@@ -231,13 +238,14 @@ impl ZSet {
         reverse: bool,
     ) -> Box<dyn Iterator<Item = (&[u8], f64)> + '_> {
         match self {
-            ZSet::Small(v) => {
-                if rank >= v.len() {
+            ZSet::Small(p) => {
+                let pairs: Vec<(&[u8], f64)> = scored(p).collect();
+                if rank >= pairs.len() {
                     Box::new(std::iter::empty())
                 } else if reverse {
-                    Box::new(v[..=rank].iter().rev().map(pair))
+                    Box::new(pairs.into_iter().take(rank + 1).rev())
                 } else {
-                    Box::new(v[rank..].iter().map(pair))
+                    Box::new(pairs.into_iter().skip(rank))
                 }
             }
             ZSet::Large { order, .. } => Box::new(order.iter_from(rank, reverse)),
@@ -248,7 +256,7 @@ impl ZSet {
     /// members being in ascending order and `reached` monotonic along it.
     pub fn rank_where(&self, reached: impl Fn(f64, &[u8]) -> bool) -> usize {
         match self {
-            ZSet::Small(v) => v.partition_point(|(m, s)| !reached(*s, m.as_bytes())),
+            ZSet::Small(p) => scored(p).take_while(|&(m, s)| !reached(s, m)).count(),
             ZSet::Large { order, .. } => order.first_rank_where(reached),
         }
     }
@@ -271,7 +279,15 @@ impl ZSet {
     /// Removes the members at ascending ranks `start..=end` (in range).
     pub fn remove_ranks(&mut self, start: usize, end: usize) -> Vec<(Blob, f64)> {
         match self {
-            ZSet::Small(v) => v.drain(start..=end).collect(),
+            ZSet::Small(p) => {
+                let removed = scored(p)
+                    .skip(start)
+                    .take(end + 1 - start)
+                    .map(|(m, s)| (Blob::new(m), s))
+                    .collect();
+                p.remove(2 * start, 2 * (end + 1 - start));
+                removed
+            }
             ZSet::Large { scores, order } => {
                 let removed = order.remove_ranks(start, end);
                 for (member, _) in &removed {
@@ -286,7 +302,7 @@ impl ZSet {
     /// cursors; not the rank).
     pub fn entry_at(&self, index: usize) -> Option<(&[u8], f64)> {
         match self {
-            ZSet::Small(v) => v.get(index).map(|(m, s)| (m.as_bytes(), *s)),
+            ZSet::Small(p) => scored(p).nth(index),
             ZSet::Large { scores, .. } => scores.get_index(index).map(|(m, s)| (m.as_bytes(), *s)),
         }
     }
@@ -308,9 +324,7 @@ impl ZSet {
     pub fn heap_size(&self) -> usize {
         let pair = std::mem::size_of::<(Blob, f64)>();
         match self {
-            ZSet::Small(v) => {
-                v.capacity() * pair + v.iter().map(|(m, _)| m.heap_size()).sum::<usize>()
-            }
+            ZSet::Small(p) => p.heap_size(),
             ZSet::Large { scores, .. } => {
                 // The map entry and index, and a skiplist node (member copy, score,
                 // back link, about 1.33 links of 8 bytes).

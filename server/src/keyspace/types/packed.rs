@@ -1,0 +1,169 @@
+//! A packed sequence of byte strings in one allocation: each string is a varint
+//! length followed by its bytes, like Redis's listpack. Small hashes, sets and
+//! sorted sets keep their elements here, so a 10-field hash costs its data plus a
+//! couple of bytes per field instead of a pointer-sized slot per string.
+//!
+//! Lookups scan, which is fast for the few dozen short elements this holds.
+
+/// Byte strings packed back to back.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Packed {
+    buf: Vec<u8>,
+    count: usize,
+}
+
+fn put_len(buf: &mut Vec<u8>, mut n: usize) {
+    while n >= 0x80 {
+        buf.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    buf.push(n as u8);
+}
+
+/// Reads the string starting at `pos`: its bytes and the position after it.
+fn read_at(buf: &[u8], mut pos: usize) -> (&[u8], usize) {
+    let mut len = 0usize;
+    let mut shift = 0;
+    loop {
+        let b = buf[pos];
+        pos += 1;
+        len |= usize::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+    }
+    (&buf[pos..pos + len], pos + len)
+}
+
+fn encoded(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len() + 2);
+    put_len(&mut out, s.len());
+    out.extend_from_slice(s);
+    out
+}
+
+impl Packed {
+    /// Number of strings.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Appends a string.
+    pub fn push(&mut self, s: &[u8]) {
+        // Grow in small steps: these stay small, and doubling would waste up to half.
+        self.buf.reserve_exact(s.len() + 2);
+        put_len(&mut self.buf, s.len());
+        self.buf.extend_from_slice(s);
+        self.count += 1;
+    }
+
+    /// The strings in order, each with its byte offset.
+    pub fn iter(&self) -> Iter<'_> {
+        Iter {
+            buf: &self.buf,
+            pos: 0,
+        }
+    }
+
+    /// The string at `index`.
+    pub fn get(&self, index: usize) -> Option<&[u8]> {
+        self.iter().nth(index).map(|(_, s)| s)
+    }
+
+    /// Offset of the `index`-th string (or the end).
+    fn offset(&self, index: usize) -> usize {
+        self.iter().nth(index).map_or(self.buf.len(), |(at, _)| at)
+    }
+
+    /// Inserts a string before the `index`-th.
+    pub fn insert(&mut self, index: usize, s: &[u8]) {
+        let at = self.offset(index);
+        self.buf.splice(at..at, encoded(s));
+        self.count += 1;
+    }
+
+    /// Replaces the `index`-th string.
+    pub fn replace(&mut self, index: usize, s: &[u8]) {
+        let at = self.offset(index);
+        let (_, end) = read_at(&self.buf, at);
+        self.buf.splice(at..end, encoded(s));
+    }
+
+    /// Removes `n` strings starting at the `index`-th.
+    pub fn remove(&mut self, index: usize, n: usize) {
+        let start = self.offset(index);
+        let end = self.offset(index + n);
+        self.buf.drain(start..end);
+        self.count -= n;
+        if self.buf.capacity() > 2 * self.buf.len() + 64 {
+            self.buf.shrink_to_fit();
+        }
+    }
+
+    /// Heap bytes used.
+    pub fn heap_size(&self) -> usize {
+        self.buf.capacity()
+    }
+}
+
+/// Walks a [`Packed`]: (offset, string).
+pub struct Iter<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (usize, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.pos >= self.buf.len() {
+            return None;
+        }
+        let at = self.pos;
+        let (s, next) = read_at(self.buf, at);
+        self.pos = next;
+        Some((at, s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(p: &Packed) -> Vec<Vec<u8>> {
+        p.iter().map(|(_, s)| s.to_vec()).collect()
+    }
+
+    #[test]
+    fn push_insert_replace_remove() {
+        let mut p = Packed::default();
+        for s in [&b"a"[..], &[b'x'; 300], b""] {
+            p.push(s);
+        }
+        assert_eq!(p.len(), 3);
+        assert_eq!(p.get(1).map(<[u8]>::len), Some(300));
+        p.insert(1, b"between");
+        p.replace(0, b"first!");
+        assert_eq!(strings(&p)[..2], [b"first!".to_vec(), b"between".to_vec()]);
+        p.remove(1, 2);
+        assert_eq!(strings(&p), [b"first!".to_vec(), Vec::new()]);
+        p.remove(0, 2);
+        assert!(p.is_empty() && p.iter().next().is_none());
+    }
+
+    #[test]
+    fn stays_near_its_data_size() {
+        let mut p = Packed::default();
+        for i in 0..20 {
+            p.push(format!("member:{i:02}").as_bytes());
+        }
+        // 20 strings of 9 bytes, a length byte each.
+        assert!(p.heap_size() <= 20 * 10 + 64, "{}", p.heap_size());
+    }
+}
