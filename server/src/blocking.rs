@@ -20,6 +20,7 @@ use tokio::sync::Notify;
 use crate::clock::Millis;
 use crate::keyspace::types::{End, ZSet};
 use crate::keyspace::{key_slot, Locked, Value};
+use crate::notify;
 use crate::protocol::{Protocol, Reply};
 
 /// What a blocked client wants done when one of its keys gets data.
@@ -190,19 +191,52 @@ impl Blocked {
     }
 
     /// Serves the clients blocked on `key`, first come first served, while it has
-    /// data. The caller holds `key`'s slot in `locks`. Returns the keys that became
-    /// ready as a side effect (a move's destination), to be served in turn.
-    pub fn serve(&self, locks: &mut Locked<'_>, key: &[u8], now: Millis) -> Vec<Vec<u8>> {
-        let mut more = Vec::new();
+    /// data. The caller holds `key`'s slot in `locks`; what the pops changed is
+    /// added to `served`.
+    pub fn serve(&self, locks: &mut Locked<'_>, key: &[u8], now: Millis, served: &mut Served) {
         let mut by_key = self.by_key.lock();
         while let Some(waiter) = by_key.get(key).and_then(|q| q.front()).cloned() {
-            let Some(wake) = serve_one(locks, key, &waiter, now, &mut more) else {
+            let Some(wake) = serve_one(locks, key, &waiter, now, served) else {
                 break;
             };
             self.remove(&mut by_key, &waiter);
             waiter.wake(wake);
         }
-        more
+    }
+}
+
+/// What serving blocked clients did, for the write that woke them to account for
+/// as if the clients had run their pops themselves.
+#[derive(Debug, Default)]
+pub struct Served {
+    /// Keys that got data as a side effect (a move's destination), to serve in turn.
+    pub ready: Vec<Vec<u8>>,
+    /// Keyspace events (class, event, key), in the order they happened; their
+    /// keys are also every key that changed.
+    pub events: Vec<(u32, &'static str, Vec<u8>)>,
+    /// Number of operations performed.
+    pub dirty: u64,
+}
+
+impl Served {
+    fn event(&mut self, class: u32, event: &'static str, key: &[u8]) {
+        self.events.push((class, event, key.to_vec()));
+    }
+
+    /// Records a pop from `key`, and its deletion if that emptied it.
+    fn popped(&mut self, class: u32, event: &'static str, key: &[u8], deleted: bool) {
+        self.dirty += 1;
+        self.event(class, event, key);
+        if deleted {
+            self.event(notify::GENERIC, "del", key);
+        }
+    }
+}
+
+fn pop_event(end: End) -> &'static str {
+    match end {
+        End::Left => "lpop",
+        End::Right => "rpop",
     }
 }
 
@@ -212,7 +246,7 @@ fn serve_one(
     key: &[u8],
     waiter: &Waiter,
     now: Millis,
-    more: &mut Vec<Vec<u8>>,
+    served: &mut Served,
 ) -> Option<Wake> {
     let mut reply = Reply::new(waiter.proto);
     match &waiter.op {
@@ -234,7 +268,8 @@ fn serve_one(
                     }
                 }
             }
-            table.remove_if_empty(key, now);
+            let deleted = table.remove_if_empty(key, now);
+            served.popped(notify::LIST, pop_event(*end), key, deleted);
         }
         BlockedOp::ZPop { max } => {
             let table = locks.table(key);
@@ -247,7 +282,9 @@ fn serve_one(
             reply.bulk(key);
             reply.bulk(&member);
             reply.double(score);
-            table.remove_if_empty(key, now);
+            let deleted = table.remove_if_empty(key, now);
+            let event = if *max { "zpopmax" } else { "zpopmin" };
+            served.popped(notify::ZSET, event, key, deleted);
         }
         BlockedOp::ListMove {
             destination,
@@ -277,7 +314,8 @@ fn serve_one(
                 return None;
             };
             let item = list.pop(*from)?;
-            table.remove_if_empty(key, now);
+            let deleted = table.remove_if_empty(key, now);
+            served.popped(notify::LIST, pop_event(*from), key, deleted);
             let target = locks
                 .table(destination)
                 .get_or_insert_with(destination, now, || Value::List(Box::default()));
@@ -285,7 +323,12 @@ fn serve_one(
                 list.push(*to, item.as_bytes());
             }
             reply.bulk(item.as_bytes());
-            more.push(destination.clone());
+            let push = match to {
+                End::Left => "lpush",
+                End::Right => "rpush",
+            };
+            served.event(notify::LIST, push, destination);
+            served.ready.push(destination.clone());
         }
     }
     Some(Wake::Reply(reply.as_bytes().to_vec()))
@@ -340,7 +383,8 @@ mod tests {
         push(&ks, b"k", &["x", "y"]);
         let mut locks = Locked::new(&ks);
         locks.acquire_key(b"k");
-        blocked.serve(&mut locks, b"k", 0);
+        let mut served = Served::default();
+        blocked.serve(&mut locks, b"k", 0, &mut served);
         assert_eq!(
             a.take(),
             Some(Wake::Reply(b"*2\r\n$1\r\nk\r\n$1\r\nx\r\n".to_vec()))
@@ -353,6 +397,9 @@ mod tests {
         assert_eq!(blocked.len(), 1);
         // The emptied list is gone, as Redis never keeps an empty one.
         assert!(locks.table(b"k").peek(b"k", 0).is_none());
+        let events: Vec<_> = served.events.iter().map(|(_, e, _)| *e).collect();
+        assert_eq!(events, ["lpop", "lpop", "del"]);
+        assert_eq!(served.dirty, 2);
     }
 
     #[test]

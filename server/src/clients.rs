@@ -28,6 +28,41 @@ struct Meta {
     lib_ver: Vec<u8>,
 }
 
+/// A client's pub/sub, transaction and blocking state, as `CLIENT LIST` shows it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Activity {
+    /// Channels subscribed.
+    pub sub: usize,
+    /// Patterns subscribed.
+    pub psub: usize,
+    /// Commands queued in an open transaction; `None` outside `MULTI`.
+    pub multi: Option<usize>,
+    /// Keys watched.
+    pub watch: usize,
+    /// Waiting in a blocking command.
+    pub blocked: bool,
+}
+
+impl Activity {
+    /// `CLIENT LIST`'s flags letters.
+    fn flags(&self) -> String {
+        let mut flags = String::new();
+        if self.sub + self.psub > 0 {
+            flags.push('P');
+        }
+        if self.multi.is_some() {
+            flags.push('x');
+        }
+        if self.blocked {
+            flags.push('b');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
+        flags
+    }
+}
+
 /// What other connections may see of, and do to, one client.
 #[derive(Debug)]
 pub struct ClientHandle {
@@ -50,6 +85,7 @@ pub struct ClientHandle {
     query_capacity: AtomicUsize,
     output_len: AtomicUsize,
     meta: Mutex<Meta>,
+    activity: Mutex<Activity>,
     /// Cancelled to disconnect the client (`CLIENT KILL`, shutdown).
     pub kill: CancellationToken,
 }
@@ -76,6 +112,16 @@ impl ClientHandle {
         self.query_len.store(query_len, Relaxed);
         self.query_capacity.store(query_capacity, Relaxed);
         self.output_len.store(output_len, Relaxed);
+    }
+
+    /// Publishes the client's pub/sub, transaction and blocking state.
+    pub fn set_activity(&self, activity: Activity) {
+        *self.activity.lock() = activity;
+    }
+
+    /// The state last published with [`ClientHandle::set_activity`].
+    pub fn activity(&self) -> Activity {
+        *self.activity.lock()
     }
 
     /// Records the protocol in use.
@@ -107,6 +153,8 @@ impl ClientHandle {
     /// The `CLIENT LIST` line describing this client at `now` (without newline).
     pub fn describe(&self, now: Millis) -> String {
         let meta = self.meta.lock().clone();
+        let activity = self.activity();
+        let multi = activity.multi.map_or(-1, |n| n as i64);
         let cmd = match self.last_command.load(Relaxed) {
             0 => "NULL".to_string(),
             id => registry().get(id - 1).full_name.clone(),
@@ -117,8 +165,8 @@ impl ClientHandle {
         let mut line = String::with_capacity(256);
         let _ = write!(
             line,
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 \
-             multi=-1 watch=0 qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs={} rbp={} obl={} oll=0 \
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db=0 sub={} psub={} ssub=0 \
+             multi={} watch={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs={} rbp={} obl={} oll=0 \
              omem={} tot-mem={} events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
@@ -127,6 +175,11 @@ impl ClientHandle {
             String::from_utf8_lossy(&meta.name),
             self.age_secs(),
             self.idle_secs(now),
+            activity.flags(),
+            activity.sub,
+            activity.psub,
+            multi,
+            activity.watch,
             qbuf,
             qcap.saturating_sub(qbuf),
             qcap,
@@ -173,6 +226,7 @@ impl Clients {
             query_capacity: AtomicUsize::new(0),
             output_len: AtomicUsize::new(0),
             meta: Mutex::new(Meta::default()),
+            activity: Mutex::new(Activity::default()),
             kill: shutdown.child_token(),
         });
         self.map.lock().insert(handle.id, handle.clone());
@@ -232,6 +286,17 @@ pub struct Session {
 }
 
 impl Session {
+    /// What `CLIENT LIST` shows of this session's state.
+    pub fn activity(&self, blocked: bool) -> Activity {
+        Activity {
+            sub: self.subscriptions.channels(),
+            psub: self.subscriptions.patterns(),
+            multi: self.multi.as_ref().map(Transaction::queued),
+            watch: self.watching.len(),
+            blocked,
+        }
+    }
+
     /// The state of a new connection.
     pub fn new(handle: Arc<ClientHandle>, authenticated: bool) -> Self {
         let now = Instant::now();

@@ -153,3 +153,37 @@ fn client_kill_unblocks_and_disconnects() {
     assert!(victim.is_closed());
     wait_blocked(&server, 0);
 }
+
+#[test]
+fn a_served_blocked_move_notifies_and_touches_watches_like_the_command() {
+    // Set at start-up, as a redis.conf user would.
+    let server = TestServer::start_with(&["--notify-keyspace-events", "El"]);
+    let mut sub = server.raw();
+    sub.send_command(&["PSUBSCRIBE", "__keyevent@0__:*"]);
+    sub.reply_text();
+    let mut mover = server.raw();
+    mover.send_command(&["BLMOVE", "jobs", "working", "LEFT", "RIGHT", "0"]);
+    wait_blocked(&server, 1);
+    let mut watcher = server.raw();
+    watcher.call(&["WATCH", "working"]);
+    watcher.call(&["MULTI"]);
+    watcher.call(&["SET", "claimed", "1"]);
+    let mut con = server.connect();
+    assert_eq!(q::<i64>(&mut con, &["RPUSH", "jobs", "job-1"]), 1);
+    assert_eq!(mover.reply_text(), "$job-1");
+    let events: Vec<String> = (0..3).map(|_| sub.reply_text()).collect();
+    assert_eq!(
+        events,
+        [
+            "[$pmessage, $__keyevent@0__:*, $__keyevent@0__:rpush, $jobs]",
+            "[$pmessage, $__keyevent@0__:*, $__keyevent@0__:lpop, $jobs]",
+            "[$pmessage, $__keyevent@0__:*, $__keyevent@0__:rpush, $working]",
+        ]
+    );
+    // The destination changed under the watcher: its transaction must not run.
+    assert_eq!(watcher.call(&["EXEC"]), "(nil)");
+    assert_eq!(
+        q::<Vec<String>>(&mut con, &["LRANGE", "working", "0", "-1"]),
+        ["job-1"]
+    );
+}

@@ -311,3 +311,71 @@ fn idle_clients_are_closed_after_timeout() {
         "{waited:?}"
     );
 }
+
+/// The `CLIENT LIST` line of the client with `id`, as key=value pairs.
+fn client_fields(
+    admin: &mut redis::Connection,
+    id: &str,
+) -> std::collections::HashMap<String, String> {
+    let line: String = q(admin, &["CLIENT", "LIST", "ID", id]);
+    line.split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn client_list_shows_subscriptions_transactions_watches_and_blocking() {
+    let server = TestServer::start();
+    let mut admin = server.connect();
+    let mut sub = server.raw();
+    let sub_id = sub
+        .call(&["CLIENT", "ID"])
+        .trim_start_matches(':')
+        .to_string();
+    sub.send_command(&["SUBSCRIBE", "a", "b"]);
+    sub.reply_text();
+    sub.reply_text();
+    sub.send_command(&["PSUBSCRIBE", "c*"]);
+    sub.reply_text();
+    let mut tx = server.raw();
+    let tx_id = tx
+        .call(&["CLIENT", "ID"])
+        .trim_start_matches(':')
+        .to_string();
+    tx.call(&["WATCH", "k1", "k2"]);
+    tx.call(&["MULTI"]);
+    tx.call(&["SET", "k1", "v"]);
+    let mut blocked = server.raw();
+    let blocked_id = blocked
+        .call(&["CLIENT", "ID"])
+        .trim_start_matches(':')
+        .to_string();
+    blocked.send_command(&["BLPOP", "q", "0"]);
+
+    let s = client_fields(&mut admin, &sub_id);
+    assert_eq!(
+        (&s["flags"][..], &s["sub"][..], &s["psub"][..]),
+        ("P", "2", "1")
+    );
+    let t = client_fields(&mut admin, &tx_id);
+    assert_eq!(
+        (&t["flags"][..], &t["multi"][..], &t["watch"][..]),
+        ("x", "1", "2")
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client_fields(&mut admin, &blocked_id)["flags"] != "b" {
+        assert!(Instant::now() < deadline, "never shown blocked");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pubsub: String = q(&mut admin, &["CLIENT", "LIST", "TYPE", "pubsub"]);
+    assert_eq!(pubsub.lines().count(), 1, "{pubsub}");
+    assert!(pubsub.contains(&format!("id={sub_id} ")));
+    let normal: String = q(&mut admin, &["CLIENT", "LIST", "TYPE", "normal"]);
+    assert_eq!(normal.lines().count(), 3, "{normal}");
+    let own: String = q(&mut admin, &["CLIENT", "INFO"]);
+    assert!(
+        own.contains(" flags=N ") && own.contains(" multi=-1 "),
+        "{own}"
+    );
+}

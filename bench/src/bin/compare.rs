@@ -45,13 +45,38 @@ struct Options {
     ringkv_args: Option<String>,
 }
 
+/// redis-benchmark's LRANGE tests.
+const LRANGE: [&str; 4] = ["lrange_100", "lrange_300", "lrange_500", "lrange_600"];
+
+/// The tests plain `redis-benchmark` runs before its LRANGE ones, in its order.
+const DEFAULT_SUITE: [&str; 14] = [
+    "ping_inline",
+    "ping_mbulk",
+    "set",
+    "get",
+    "incr",
+    "lpush",
+    "rpush",
+    "lpop",
+    "rpop",
+    "sadd",
+    "hset",
+    "spop",
+    "zadd",
+    "zpopmin",
+];
+
 /// The redis-benchmark `-t` names a requested test expands to (one result line each).
 fn runs_for(test: &str) -> Vec<String> {
     match test {
         "ping" => vec!["ping_inline".into(), "ping_mbulk".into()],
-        "lrange" => ["lrange_100", "lrange_300", "lrange_500", "lrange_600"]
-            .map(String::from)
-            .to_vec(),
+        "lrange" => LRANGE.map(String::from).to_vec(),
+        "default" => DEFAULT_SUITE
+            .iter()
+            .chain(&LRANGE)
+            .chain(&["mset"])
+            .map(|t| t.to_string())
+            .collect(),
         other => vec![other.to_string()],
     }
 }

@@ -180,33 +180,42 @@ impl<'a> Command<'a> for SetInfo<'a> {
     }
 }
 
+/// The client kinds `CLIENT LIST TYPE` filters on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Normal,
+    PubSub,
+    /// Masters and replicas: there are none yet.
+    Replication,
+}
+
 /// `CLIENT LIST [TYPE type] [ID id ...]`.
 struct List {
-    /// False when the TYPE filter names a kind ringkv has no clients of.
-    any_type: bool,
+    kind: Option<Kind>,
     ids: Vec<u64>,
 }
 
 impl<'a> Command<'a> for List {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
         let mut list = List {
-            any_type: true,
+            kind: None,
             ids: Vec::new(),
         };
         while let Some(option) = p.next_keyword() {
             match option.as_str() {
                 "TYPE" => {
                     let kind = p.arg()?.to_ascii_lowercase();
-                    list.any_type = match kind.as_slice() {
-                        b"normal" => true,
-                        b"master" | b"replica" | b"slave" | b"pubsub" => false,
+                    list.kind = Some(match kind.as_slice() {
+                        b"normal" => Kind::Normal,
+                        b"pubsub" => Kind::PubSub,
+                        b"master" | b"replica" | b"slave" => Kind::Replication,
                         _ => {
                             return Err(CommandError::err(format!(
                                 "Unknown client type '{}'",
                                 String::from_utf8_lossy(&kind)
                             )))
                         }
-                    };
+                    });
                 }
                 "ID" => {
                     while let Some(id) = p.try_arg() {
@@ -224,12 +233,18 @@ impl<'a> Command<'a> for List {
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let mut text = String::new();
-        if self.any_type {
-            for client in ctx.shared.clients.list() {
-                if self.ids.is_empty() || self.ids.contains(&client.id) {
-                    text.push_str(&client.describe(ctx.now));
-                    text.push('\n');
-                }
+        // Our own line is current, not as of our last batch.
+        ctx.session.handle.set_activity(ctx.session.activity(false));
+        for client in ctx.shared.clients.list() {
+            let kind = match client.activity() {
+                a if a.sub + a.psub > 0 => Kind::PubSub,
+                _ => Kind::Normal,
+            };
+            if self.kind.is_none_or(|k| k == kind)
+                && (self.ids.is_empty() || self.ids.contains(&client.id))
+            {
+                text.push_str(&client.describe(ctx.now));
+                text.push('\n');
             }
         }
         ctx.out.verbatim(text.as_bytes());
@@ -246,6 +261,7 @@ impl<'a> Command<'a> for Info {
     }
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        ctx.session.handle.set_activity(ctx.session.activity(false));
         let line = ctx.session.handle.describe(ctx.now) + "\n";
         ctx.out.verbatim(line.as_bytes());
         Ok(())

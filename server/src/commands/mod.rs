@@ -40,7 +40,7 @@ use table::{flag, CommandSpec, KeySpec};
 
 use std::sync::Arc;
 
-use crate::blocking::Waiter;
+use crate::blocking::{Served, Waiter};
 use crate::clients::Session;
 use crate::clock::Millis;
 use crate::keyspace::types::EncodingLimits;
@@ -127,17 +127,7 @@ impl Ctx<'_, '_> {
 
     /// Publishes a keyspace notification about `key` (if its class is enabled).
     pub fn notify(&self, class: u32, event: &str, key: &[u8]) {
-        let flags = self.shared.config.notify_flags();
-        if flags != 0 {
-            crate::notify::publish(
-                &self.shared.pubsub,
-                self.shared.output_limit(),
-                flags,
-                class,
-                event,
-                key,
-            );
-        }
+        notify(self.shared, class, event, key);
     }
 
     /// Notes that `key` got data clients may be blocked on.
@@ -305,11 +295,16 @@ fn run<'a>(
         may_block,
     };
     let result = (checked.handler)(&mut ctx, args);
-    let (dirty, block, mut ready) = (ctx.dirty, ctx.block.take(), std::mem::take(&mut ctx.ready));
+    let (mut dirty, block) = (ctx.dirty, ctx.block.take());
+    let mut served = Served {
+        ready: std::mem::take(&mut ctx.ready),
+        ..Served::default()
+    };
     let locks = ctx.locks;
-    while let Some(key) = ready.pop() {
-        ready.extend(shared.blocked.serve(locks, &key, now));
+    while let Some(key) = served.ready.pop() {
+        shared.blocked.serve(locks, &key, now, &mut served);
     }
+    dirty += served.dirty;
     if dirty > 0 && !shared.watches.is_empty() {
         if cmd.has(flag::ALL_SLOTS) {
             shared.watches.touch_all();
@@ -317,6 +312,12 @@ fn run<'a>(
         for key in cmd.spec.keys.positions(args).filter_map(|i| args.get(i)) {
             shared.watches.touch(key);
         }
+        for (_, _, key) in &served.events {
+            shared.watches.touch(key);
+        }
+    }
+    for (class, event, key) in &served.events {
+        notify(shared, *class, event, key);
     }
     let usec = session.command_end(started);
     match result {
@@ -333,6 +334,21 @@ fn run<'a>(
     }
     crate::notify::publish_expired(shared);
     block
+}
+
+/// Publishes a keyspace event if `notify-keyspace-events` asks for its class.
+fn notify(shared: &Shared, class: u32, event: &str, key: &[u8]) {
+    let flags = shared.config.notify_flags();
+    if flags != 0 {
+        crate::notify::publish(
+            &shared.pubsub,
+            shared.output_limit(),
+            flags,
+            class,
+            event,
+            key,
+        );
+    }
 }
 
 /// The single point every change to the dataset passes: commands after they ran,

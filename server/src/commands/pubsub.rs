@@ -122,6 +122,16 @@ impl Subscriptions {
     pub fn count(&self) -> usize {
         self.channels.len() + self.patterns.len()
     }
+
+    /// Channels subscribed.
+    pub fn channels(&self) -> usize {
+        self.channels.len()
+    }
+
+    /// Patterns subscribed.
+    pub fn patterns(&self) -> usize {
+        self.patterns.len()
+    }
 }
 
 /// Drops every subscription of `session` (disconnect, `RESET`).

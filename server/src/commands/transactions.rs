@@ -107,6 +107,13 @@ pub struct Transaction {
     pub failed: bool,
 }
 
+impl Transaction {
+    /// Number of commands queued.
+    pub fn queued(&self) -> usize {
+        self.queued.len()
+    }
+}
+
 /// Queues a checked command while a transaction is open, replying `+QUEUED`.
 pub(super) fn queue(
     shared: &Shared,

@@ -122,7 +122,10 @@ fn parse_flag(s: &str) -> Result<bool, String> {
 
 /// Parses `client-output-buffer-limit` classes (`pubsub 32mb 8mb 60`, repeated for
 /// other classes); returns the pub/sub limits, the only ones ringkv applies.
-fn parse_output_limit(s: &str) -> Result<(u64, u64, u64), String> {
+/// Parses Redis's `client-output-buffer-limit` value (`<class> <hard> <soft>
+/// <seconds>` repeated): the pubsub class's limits, if it is named. Only pub/sub
+/// clients are limited; the other classes are accepted for compatibility.
+pub(super) fn parse_output_limit(s: &str) -> Result<Option<(u64, u64, u64)>, String> {
     let words: Vec<&str> = s.split_whitespace().collect();
     if words.is_empty() || !words.len().is_multiple_of(4) {
         return Err("Wrong number of arguments in buffer limit configuration.".to_string());
@@ -145,7 +148,7 @@ fn parse_output_limit(s: &str) -> Result<(u64, u64, u64), String> {
             }
         }
     }
-    Ok(pubsub.unwrap_or((32 << 20, 8 << 20, 60)))
+    Ok(pubsub)
 }
 
 fn parse_size(s: &str, minimum: u64) -> Result<u64, String> {
@@ -330,7 +333,10 @@ const PARAMS: &[Param] = &[
             format!("normal 0 0 0 slave 268435456 67108864 60 pubsub {hard} {soft} {secs}")
         },
         set: Some((
-            |_, s| parse_output_limit(s).map(|(h, so, se)| Setting::Limit(h, so, se)),
+            |c, s| {
+                let (h, so, se) = parse_output_limit(s)?.unwrap_or_else(|| c.pubsub_limit());
+                Ok(Setting::Limit(h, so, se))
+            },
             |c, v| {
                 if let Setting::Limit(h, s, secs) = v {
                     c.pubsub_limit[0].store(h, Relaxed);
@@ -364,12 +370,8 @@ impl LiveConfig {
             loglevel: Mutex::new(config.loglevel),
             on_loglevel,
             tunables: TUNABLES.iter().map(|t| AtomicI64::new(t.2)).collect(),
-            notify_flags: AtomicU32::new(0),
-            pubsub_limit: [
-                AtomicU64::new(32 << 20),
-                AtomicU64::new(8 << 20),
-                AtomicU64::new(60),
-            ],
+            notify_flags: AtomicU32::new(config.notify_flags()),
+            pubsub_limit: config.pubsub_output_limit().map(AtomicU64::new),
         }
     }
 

@@ -75,6 +75,11 @@ pub struct Config {
     pub protected_mode: bool,
     /// Worker threads (0: one per CPU but one, at least one).
     pub threads: usize,
+    /// Keyspace events to publish, in Redis's letters (`Ex`, `KEA`, ...).
+    pub notify_keyspace_events: String,
+    /// Output-buffer limits per client class, as in redis.conf
+    /// (`pubsub 32mb 8mb 60`: hard limit, soft limit, seconds over the soft one).
+    pub client_output_buffer_limit: String,
 }
 
 impl Default for Config {
@@ -90,9 +95,13 @@ impl Default for Config {
             loglevel: LogLevel::Notice,
             protected_mode: true,
             threads: 0,
+            notify_keyspace_events: String::new(),
+            client_output_buffer_limit: DEFAULT_OUTPUT_LIMIT.to_string(),
         }
     }
 }
+
+const DEFAULT_OUTPUT_LIMIT: &str = "normal 0 0 0 replica 256mb 64mb 60 pubsub 32mb 8mb 60";
 
 fn parse_yes_no(s: &str) -> Result<bool, String> {
     match s.to_ascii_lowercase().as_str() {
@@ -146,6 +155,12 @@ pub struct Cli {
     /// Worker threads (0: one per CPU but one, at least one).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Keyspace events to publish, e.g. Ex or KEA.
+    #[arg(long, value_name = "CLASSES", allow_hyphen_values = true)]
+    pub notify_keyspace_events: Option<String>,
+    /// Output-buffer limits, e.g. "pubsub 32mb 8mb 60".
+    #[arg(long, value_name = "LIMITS")]
+    pub client_output_buffer_limit: Option<String>,
 }
 
 /// A configuration that cannot be used.
@@ -233,6 +248,12 @@ impl Config {
         if let Some(v) = c.threads {
             self.threads = v;
         }
+        if let Some(v) = &c.notify_keyspace_events {
+            self.notify_keyspace_events = v.clone();
+        }
+        if let Some(v) = &c.client_output_buffer_limit {
+            self.client_output_buffer_limit = v.clone();
+        }
     }
 
     /// Checks ranges and consistency.
@@ -260,11 +281,35 @@ impl Config {
         if self.proto_max_bulk_len > self.client_query_buffer_limit {
             return invalid("proto-max-bulk-len can't be larger than client-query-buffer-limit");
         }
+        if crate::notify::parse_flags(&self.notify_keyspace_events).is_none() {
+            return invalid(
+                "notify-keyspace-events: invalid event class character; use 'Ag$lshzxeKEtmdn'",
+            );
+        }
+        if let Err(e) = live::parse_output_limit(&self.client_output_buffer_limit) {
+            return Err(ConfigError::Invalid(format!(
+                "client-output-buffer-limit: {e}"
+            )));
+        }
         if self.requirepass.as_deref() == Some("") {
             // An empty password means none, as in Redis.
             self.requirepass = None;
         }
         Ok(())
+    }
+
+    /// The keyspace event classes, as [`crate::notify`] flags (validated).
+    fn notify_flags(&self) -> u32 {
+        crate::notify::parse_flags(&self.notify_keyspace_events).unwrap_or(0)
+    }
+
+    /// Hard limit, soft limit and soft seconds for pub/sub clients (validated).
+    fn pubsub_output_limit(&self) -> [u64; 3] {
+        let (hard, soft, seconds) = live::parse_output_limit(&self.client_output_buffer_limit)
+            .ok()
+            .flatten()
+            .unwrap_or((32 << 20, 8 << 20, 60));
+        [hard, soft, seconds]
     }
 
     /// Worker threads to start. By default one per CPU but one, at least one: the
@@ -329,6 +374,27 @@ mod tests {
         assert!(Config::load(&cli(&["--proto-max-bulk-len", "2gb"])).is_err());
         assert!(Config::load(&cli(&["--maxclients", "0"])).is_err());
         assert!(Config::load(&cli(&["--bind", "localhost"])).is_err());
+        assert!(Config::load(&cli(&["--notify-keyspace-events", "Eq"])).is_err());
+        assert!(Config::load(&cli(&["--client-output-buffer-limit", "pubsub 1mb"])).is_err());
+    }
+
+    #[test]
+    fn events_and_output_limits_reach_the_live_config() {
+        let config = Config::load(&cli(&[
+            "--notify-keyspace-events",
+            "Ex",
+            "--client-output-buffer-limit",
+            "pubsub 2mb 1mb 5",
+        ]))
+        .unwrap();
+        let live = LiveConfig::new(&config, None);
+        let get = |name: &[u8]| live.get(&[name])[0].1.clone();
+        assert_eq!(get(b"notify-keyspace-events"), "xE");
+        assert!(get(b"client-output-buffer-limit").ends_with("pubsub 2097152 1048576 5"));
+        // Naming only another class leaves the pub/sub limits alone.
+        live.set(&[(b"client-output-buffer-limit", b"normal 0 0 0")])
+            .unwrap();
+        assert_eq!(live.pubsub_limit(), (2 << 20, 1 << 20, 5));
     }
 
     #[test]

@@ -157,20 +157,20 @@ impl Connection {
                 self.output.clear();
                 match stop {
                     Stop::Close => {
-                        self.publish();
+                        self.publish(false);
                         return Ok(());
                     }
                     Stop::Drained => break,
                     Stop::OutputFull => {}
                     Stop::Blocked { waiter, len } => {
-                        self.publish();
+                        self.publish(true);
                         if !self.wait_blocked(&waiter, len, &mut killed).await? {
                             return Ok(());
                         }
                     }
                 }
             }
-            self.publish();
+            self.publish(false);
             if self.input.len() as u64 > self.shared.config.query_buffer_limit() {
                 tracing::warn!(
                     client = self.session.handle.id,
@@ -241,12 +241,13 @@ impl Connection {
         Ok(true)
     }
 
-    /// Adds the connection's counters to the server's and publishes buffer sizes.
-    fn publish(&mut self) {
+    /// Adds the connection's counters to the server's and publishes buffer sizes
+    /// and state for `CLIENT LIST`.
+    fn publish(&mut self, blocked: bool) {
         self.shared.stats.flush(&mut self.session.stats);
-        self.session
-            .handle
-            .set_buffers(self.input.len(), self.input.capacity(), self.output.len());
+        let handle = &self.session.handle;
+        handle.set_buffers(self.input.len(), self.input.capacity(), self.output.len());
+        handle.set_activity(self.session.activity(blocked));
     }
 
     /// Runs every complete request in the input buffer, appending replies.
