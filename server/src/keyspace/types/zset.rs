@@ -449,4 +449,57 @@ mod tests {
         assert_eq!(z.score(b"c"), None);
         assert_eq!(z.len(), 2);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+        use std::collections::BTreeMap;
+
+        /// Insert (score) or remove (`None`) one of a few members: ties and
+        /// re-scoring happen often.
+        fn ops() -> impl Strategy<Value = Vec<(u8, Option<i8>)>> {
+            proptest::collection::vec((0u8..12, proptest::option::of(-3i8..4)), 0..80)
+        }
+
+        proptest! {
+            #[test]
+            fn packed_and_skiplist_encodings_match_a_model(ops in ops()) {
+                let packed_limits = EncodingLimits { zset_entries: 1000, ..EncodingLimits::default() };
+                let large_limits = EncodingLimits { zset_entries: 0, ..EncodingLimits::default() };
+                let (mut packed, mut large) = (ZSet::default(), ZSet::default());
+                let mut model: BTreeMap<Vec<u8>, f64> = BTreeMap::new();
+                for (m, score) in ops {
+                    let member = [b'm', b'a' + m];
+                    match score {
+                        Some(s) => {
+                            let added = model.insert(member.to_vec(), f64::from(s)).is_none();
+                            prop_assert_eq!(packed.insert(&member, f64::from(s), &packed_limits), added);
+                            prop_assert_eq!(large.insert(&member, f64::from(s), &large_limits), added);
+                        }
+                        None => {
+                            let removed = model.remove(&member[..]).is_some();
+                            prop_assert_eq!(packed.remove(&member), removed);
+                            prop_assert_eq!(large.remove(&member), removed);
+                        }
+                    }
+                }
+                let mut expected: Vec<(Vec<u8>, f64)> = model.into_iter().collect();
+                expected.sort_by(|a, b| compare(a.1, &a.0, b.1, &b.0));
+                prop_assert!(packed.is_compact() && (expected.is_empty() || !large.is_compact()));
+                for z in [&packed, &large] {
+                    let got: Vec<(Vec<u8>, f64)> =
+                        z.iter_from(0, false).map(|(m, s)| (m.to_vec(), s)).collect();
+                    prop_assert_eq!(&got, &expected);
+                    for (rank, (member, score)) in expected.iter().enumerate() {
+                        prop_assert_eq!(z.rank(member), Some(rank));
+                        prop_assert_eq!(z.score(member), Some(*score));
+                    }
+                    let (min, max) = (ScoreBound::parse(b"(0").unwrap(), ScoreBound::parse(b"2").unwrap());
+                    let inside = expected.iter().filter(|(_, s)| *s > 0.0 && *s <= 2.0).count();
+                    let (first, end) = z.score_ranks(min, max);
+                    prop_assert_eq!(end - first, inside);
+                }
+            }
+        }
+    }
 }
