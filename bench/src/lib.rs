@@ -1,6 +1,7 @@
 //! Load-harness helpers: start ringkv or Redis on a free loopback port, measure the
 //! CPU time a server process spends, and run `redis-benchmark` against it.
 
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -209,4 +210,49 @@ mod tests {
         assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
         assert_eq!(median(&mut []), 0.0);
     }
+}
+
+/// Appends `args` as one RESP command.
+pub fn encode_command<A: AsRef<[u8]>>(args: &[A], out: &mut Vec<u8>) {
+    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for a in args {
+        let a = a.as_ref();
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Sends RESP `commands` to the server on `port` with `redis-cli --pipe`, which
+/// streams them and waits for every reply.
+pub fn redis_cli_pipe(port: u16, commands: &[u8]) -> std::io::Result<()> {
+    let mut child = Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "--pipe"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .ok_or_else(|| std::io::Error::other("no stdin"))?
+        .write_all(commands)?;
+    let status = child.wait()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other("redis-cli --pipe failed"))
+    }
+}
+
+/// A field of `INFO` (e.g. `used_memory`) from the server on `port`, via redis-cli.
+pub fn info_field(port: u16, field: &str) -> Option<u64> {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "INFO", "all"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let prefix = format!("{field}:");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
 }

@@ -7,11 +7,10 @@
 //! cargo run --release -p ringkv-bench --bin collection_memory -- --count 200000
 //! ```
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use clap::Parser;
-use ringkv_bench::{have_program, ringkv_release_binary, ServerProcess};
+use ringkv_bench::{
+    encode_command, have_program, redis_cli_pipe, ringkv_release_binary, ServerProcess,
+};
 use ringkv_server::memory;
 
 /// Measure bytes per element of 10-member hashes and sets.
@@ -23,15 +22,6 @@ struct Options {
     /// Members per collection.
     #[arg(long, default_value_t = 10)]
     members: usize,
-}
-
-fn resp(args: &[&[u8]], out: &mut Vec<u8>) {
-    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
 }
 
 /// The commands creating `count` collections of `kind` ("hash" or "set").
@@ -54,32 +44,15 @@ fn fill_commands(kind: &str, count: usize, members: usize) -> Vec<u8> {
             }
         }
         let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-        resp(&refs, &mut out);
+        encode_command(&refs, &mut out);
     }
     out
-}
-
-fn pipe(port: u16, commands: &[u8]) {
-    let mut child = Command::new("redis-cli")
-        .args(["-p", &port.to_string(), "--pipe"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-cli");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(commands)
-        .expect("pipe");
-    let status = child.wait().expect("redis-cli");
-    assert!(status.success(), "redis-cli --pipe failed");
 }
 
 fn measure(server: &ServerProcess, kind: &str, o: &Options) -> f64 {
     let commands = fill_commands(kind, o.count, o.members);
     let before = memory::rss_of(Some(server.pid()));
-    pipe(server.port, &commands);
+    redis_cli_pipe(server.port, &commands).expect("load");
     std::thread::sleep(std::time::Duration::from_millis(200));
     let after = memory::rss_of(Some(server.pid()));
     after.saturating_sub(before) as f64 / (o.count * o.members) as f64
