@@ -182,36 +182,6 @@ pub fn median(values: &mut [f64]) -> f64 {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_redis_benchmark_csv() {
-        let csv = "\"test\",\"rps\",\"avg_latency_ms\"\n\"SET\",\"123456.79\",\"0.2\"\n\"MSET (10 keys)\",\"1000.00\",\"1\"\n";
-        assert_eq!(
-            parse_csv(csv),
-            [
-                BenchResult {
-                    test: "SET".into(),
-                    rps: 123456.79
-                },
-                BenchResult {
-                    test: "MSET (10 keys)".into(),
-                    rps: 1000.0
-                }
-            ]
-        );
-    }
-
-    #[test]
-    fn median_of_even_and_odd_counts() {
-        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
-        assert_eq!(median(&mut []), 0.0);
-    }
-}
-
 /// Appends `args` as one RESP command.
 pub fn encode_command<A: AsRef<[u8]>>(args: &[A], out: &mut Vec<u8>) {
     out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
@@ -255,4 +225,34 @@ pub fn info_field(port: u16, field: &str) -> Option<u64> {
     text.lines()
         .find_map(|l| l.strip_prefix(&prefix))
         .and_then(|v| v.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_redis_benchmark_csv() {
+        let csv = "\"test\",\"rps\",\"avg_latency_ms\"\n\"SET\",\"123456.79\",\"0.2\"\n\"MSET (10 keys)\",\"1000.00\",\"1\"\n";
+        assert_eq!(
+            parse_csv(csv),
+            [
+                BenchResult {
+                    test: "SET".into(),
+                    rps: 123456.79
+                },
+                BenchResult {
+                    test: "MSET (10 keys)".into(),
+                    rps: 1000.0
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn median_of_even_and_odd_counts() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(median(&mut []), 0.0);
+    }
 }
