@@ -252,7 +252,7 @@ fn serve_one(
     match &waiter.op {
         BlockedOp::ListPop { end, count } => {
             let table = locks.table(key);
-            let list = match &mut table.get(key, now)?.value {
+            let list = match table.get(key, now)?.value {
                 Value::List(l) if !l.is_empty() => l,
                 _ => return None,
             };
@@ -273,7 +273,7 @@ fn serve_one(
         }
         BlockedOp::ZPop { max } => {
             let table = locks.table(key);
-            let zset = match &mut table.get(key, now)?.value {
+            let zset = match table.get(key, now)?.value {
                 Value::ZSet(z) if !z.is_empty() => z,
                 _ => return None,
             };
@@ -291,7 +291,7 @@ fn serve_one(
             from,
             to,
         } => {
-            if !matches!(locks.table(key).peek(key, now).map(|e| &e.value), Some(Value::List(l)) if !l.is_empty())
+            if !matches!(locks.table(key).peek(key, now).map(|e| e.value), Some(Value::List(l)) if !l.is_empty())
             {
                 return None;
             }
@@ -304,13 +304,13 @@ fn serve_one(
             match locks
                 .table(destination)
                 .peek(destination, now)
-                .map(|e| &e.value)
+                .map(|e| e.value)
             {
                 None | Some(Value::List(_)) => {}
                 Some(_) => return Some(Wake::Retry),
             }
             let table = locks.table(key);
-            let Value::List(list) = &mut table.get(key, now)?.value else {
+            let Value::List(list) = table.get(key, now)?.value else {
                 return None;
             };
             let item = list.pop(*from)?;
@@ -319,7 +319,7 @@ fn serve_one(
             let target = locks
                 .table(destination)
                 .get_or_insert_with(destination, now, || Value::List(Box::default()));
-            if let Value::List(list) = &mut target.value {
+            if let Value::List(list) = target.value {
                 list.push(*to, item.as_bytes());
             }
             reply.bulk(item.as_bytes());

@@ -69,6 +69,11 @@ fn main() -> ExitCode {
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout())),
         )
         .init();
+    if !ringkv_server::memory::start_allocator_background_thread() {
+        tracing::warn!(
+            "jemalloc background thread not started: freed memory returns to the OS later"
+        );
+    }
     let on_loglevel = Box::new(move |level| {
         let _ = reload_handle.modify(|f| *f = level_filter(level));
     });

@@ -2,7 +2,7 @@
 //! (jemalloc, installed as the global allocator by the binary) and the kernel's view
 //! from `/proc`.
 
-use tikv_jemalloc_ctl::{epoch, stats};
+use tikv_jemalloc_ctl::{background_thread, epoch, stats};
 
 /// Allocator statistics in bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -25,6 +25,14 @@ pub fn allocator() -> AllocatorStats {
         active: stats::active::read().unwrap_or(0) as u64,
         resident: stats::resident::read().unwrap_or(0) as u64,
     }
+}
+
+/// Lets jemalloc return freed pages to the kernel from a background thread, as
+/// Redis's `jemalloc-bg-thread yes` does; otherwise pages freed while the server
+/// is idle stay resident until the next burst of allocations. False if jemalloc
+/// is not the allocator.
+pub fn start_allocator_background_thread() -> bool {
+    background_thread::write(true).is_ok()
 }
 
 /// Resident set size in bytes of process `pid` (`None`: this one), from

@@ -54,7 +54,7 @@ pub fn read<'t, C: Collection>(
 ) -> Result<Option<&'t C>, CommandError> {
     match table.get(key, now) {
         None => Ok(None),
-        Some(entry) => C::from_value(&entry.value)
+        Some(entry) => C::from_value(entry.value)
             .map(Some)
             .ok_or(CommandError::WrongType),
     }
@@ -68,7 +68,7 @@ pub fn modify<'t, C: Collection>(
 ) -> Result<Option<&'t mut C>, CommandError> {
     match table.get(key, now) {
         None => Ok(None),
-        Some(entry) => C::from_value_mut(&mut entry.value)
+        Some(entry) => C::from_value_mut(entry.value)
             .map(Some)
             .ok_or(CommandError::WrongType),
     }
@@ -84,8 +84,8 @@ pub fn create<'t, C: Collection>(
 ) -> Result<&'t mut C, CommandError> {
     // Check the type before creating anything.
     if let Some(entry) = table.peek(key, now) {
-        C::from_value(&entry.value).ok_or(CommandError::WrongType)?;
+        C::from_value(entry.value).ok_or(CommandError::WrongType)?;
     }
     let entry = table.get_or_insert_with(key, now, || make().into_value());
-    C::from_value_mut(&mut entry.value).ok_or(CommandError::WrongType)
+    C::from_value_mut(entry.value).ok_or(CommandError::WrongType)
 }

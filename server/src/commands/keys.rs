@@ -3,7 +3,7 @@
 
 use super::table::{flag::*, CommandSpec, Handler, KeySpec};
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
-use crate::keyspace::{dump_value, key_slot, restore_value, Expiry, SLOTS};
+use crate::keyspace::{dump_value, key_slot, restore_value, Expiry, Value, SLOTS};
 use crate::notify;
 use crate::protocol::number::parse_u64;
 use crate::protocol::Args;
@@ -202,7 +202,11 @@ impl<'a> Command<'a> for Copy<'a> {
             ));
         }
         let locked = &mut *ctx.locks;
-        let Some(source) = locked.table(self.from).peek(self.from, ctx.now).cloned() else {
+        let Some(source) = locked
+            .table(self.from)
+            .peek(self.from, ctx.now)
+            .map(|e| e.cloned())
+        else {
             ctx.out.int(0);
             return Ok(());
         };
@@ -311,7 +315,7 @@ impl<'a> Command<'a> for Scan<'a> {
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let pattern = self.pattern.filter(|p| *p != b"*");
         let mut keys: Vec<Vec<u8>> = Vec::new();
-        let mut visit = |key: &crate::keyspace::Key, entry: &crate::keyspace::Entry| {
+        let mut visit = |key: &crate::keyspace::Key, entry: crate::keyspace::Entry<&Value>| {
             let key = key.as_bytes();
             let type_ok = self
                 .kind
@@ -377,7 +381,7 @@ impl<'a> Command<'a> for Dump<'a> {
             .locks
             .table(self.key)
             .peek(self.key, ctx.now)
-            .map(|e| dump_value(&e.value));
+            .map(|e| dump_value(e.value));
         match payload {
             Some(p) => ctx.out.bulk(&p),
             None => ctx.out.null(),
@@ -394,6 +398,7 @@ struct Restore<'a> {
     replace: bool,
     absolute: bool,
     idle: Option<u64>,
+    freq: Option<u8>,
 }
 
 impl<'a> Command<'a> for Restore<'a> {
@@ -408,13 +413,13 @@ impl<'a> Command<'a> for Restore<'a> {
             replace: false,
             absolute: false,
             idle: None,
+            freq: None,
         };
-        let mut freq = false;
         while let Some(option) = p.next_keyword() {
             match option.as_str() {
                 "REPLACE" => restore.replace = true,
                 "ABSTTL" => restore.absolute = true,
-                "IDLETIME" if !freq => {
+                "IDLETIME" if restore.freq.is_none() => {
                     let idle = p.next_i64()?;
                     if idle < 0 {
                         return Err(CommandError::err("Invalid IDLETIME value, must be >= 0"));
@@ -422,15 +427,11 @@ impl<'a> Command<'a> for Restore<'a> {
                     restore.idle = Some(idle as u64);
                 }
                 "FREQ" if restore.idle.is_none() => {
-                    // Access frequency is only tracked under an LFU policy; like Redis
-                    // without one, the value is checked and otherwise ignored.
                     let f = p.next_i64()?;
-                    if !(0..=255).contains(&f) {
-                        return Err(CommandError::err(
-                            "Invalid FREQ value, must be >= 0 and <= 255",
-                        ));
-                    }
-                    freq = true;
+                    let f = u8::try_from(f).map_err(|_| {
+                        CommandError::err("Invalid FREQ value, must be >= 0 and <= 255")
+                    })?;
+                    restore.freq = Some(f);
                 }
                 _ => return Err(CommandError::Syntax),
             }
@@ -463,8 +464,11 @@ impl<'a> Command<'a> for Restore<'a> {
             _ => {
                 let expiry = expire_at.map_or(Expiry::Persist, Expiry::At);
                 table.insert(self.key, value, expiry, ctx.now);
-                if let Some(idle) = self.idle {
-                    table.set_idle(self.key, idle, ctx.now);
+                // As in Redis, each hint applies only under the policy that uses it.
+                match (table.tracking().lfu, self.idle, self.freq) {
+                    (false, Some(idle), _) => table.set_idle(self.key, idle, ctx.now),
+                    (true, _, Some(freq)) => table.set_frequency(self.key, freq, ctx.now),
+                    _ => {}
                 }
             }
         }

@@ -117,16 +117,29 @@ impl<'a> Command<'a> for Object<'a> {
         let name = ctx.name();
         let limits = ctx.limits();
         let table = ctx.locks.table(self.key);
+        let lfu = table.tracking().lfu;
         let Some(entry) = table.peek(self.key, ctx.now) else {
             ctx.out.null();
             return Ok(());
         };
         match name {
             "encoding" => ctx.out.bulk(entry.value.encoding(&limits).as_bytes()),
-            "idletime" => ctx.out.int(entry.idle_seconds(ctx.now) as i64),
             "refcount" => ctx.out.int(1),
-            // No eviction policy tracks access frequency yet, so Redis's answer
-            // applies: without an LFU policy there is no counter to show.
+            "idletime" if !lfu => {
+                let idle = table.idle_seconds(self.key, ctx.now).unwrap_or(0);
+                ctx.out.int(idle as i64);
+            }
+            "freq" if lfu => {
+                let freq = table.frequency(self.key, ctx.now).unwrap_or(0);
+                ctx.out.int(i64::from(freq));
+            }
+            "idletime" => {
+                return Err(CommandError::err(
+                    "An LFU maxmemory policy is selected, idle time not tracked. \
+                     Please note that when switching between policies at runtime LRU and LFU \
+                     data will take some time to adjust.",
+                ))
+            }
             _ => {
                 return Err(CommandError::err(
                     "An LFU maxmemory policy is not selected, access frequency not tracked. \

@@ -3,11 +3,10 @@
 
 use std::borrow::Cow;
 
-use compact_bytes::CompactBytes;
-
 use super::expire::{ExpireArg, Unit};
 use super::table::{flag::*, CommandSpec, Handler, KeySpec};
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
+use crate::keyspace::types::Str;
 use crate::keyspace::{Expiry, Value};
 use crate::notify;
 use crate::protocol::number::{format_f64_human, parse_f64, parse_i64};
@@ -59,7 +58,7 @@ pub const COMMANDS: &[CommandSpec] = &[
 /// The bytes of a string value (integers formatted); WRONGTYPE for other types.
 pub fn string_bytes(value: &Value) -> Result<Cow<'_, [u8]>, CommandError> {
     match value {
-        Value::Str(s) => Ok(Cow::Borrowed(s.as_slice())),
+        Value::Str(s) => Ok(Cow::Borrowed(s.as_bytes())),
         Value::Int(n) => Ok(Cow::Owned(
             itoa::Buffer::new().format(*n).as_bytes().to_vec(),
         )),
@@ -67,10 +66,22 @@ pub fn string_bytes(value: &Value) -> Result<Cow<'_, [u8]>, CommandError> {
     }
 }
 
+/// A string value as text to edit in place (an integer becomes its digits);
+/// WRONGTYPE for other types.
+fn as_str(value: &mut Value) -> Result<&mut Str, CommandError> {
+    if let Value::Int(n) = value {
+        *value = Value::Str(Str::new(itoa::Buffer::new().format(*n).as_bytes()));
+    }
+    match value {
+        Value::Str(s) => Ok(s),
+        _ => Err(CommandError::WrongType),
+    }
+}
+
 /// Replies with a string value; WRONGTYPE for other types.
 pub fn reply_string(out: &mut Reply, value: &Value) -> CommandResult {
     match value {
-        Value::Str(s) => out.bulk(s),
+        Value::Str(s) => out.bulk(s.as_bytes()),
         Value::Int(n) => out.bulk_int(*n),
         _ => return Err(CommandError::WrongType),
     }
@@ -90,7 +101,7 @@ impl<'a> Command<'a> for Get<'a> {
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let table = ctx.locks.table(self.key);
         match ctx.session.stats.lookup(table.get(self.key, ctx.now)) {
-            Some(entry) => reply_string(ctx.out, &entry.value)?,
+            Some(entry) => reply_string(ctx.out, entry.value)?,
             None => ctx.out.null(),
         }
         Ok(())
@@ -263,7 +274,7 @@ impl Set<'_> {
         let (allowed, previous) = if self.condition == Condition::Always && !self.get {
             (true, None)
         } else {
-            let old = table.get(self.key, ctx.now).map(|e| &e.value);
+            let old = table.get(self.key, ctx.now).map(|e| &*e.value);
             // Only GET and the value comparisons need a string; NX/XX look at existence.
             let needs_string =
                 self.get || matches!(self.condition, Condition::IfEq(_) | Condition::IfNe(_));
@@ -341,7 +352,7 @@ impl<'a> Command<'a> for GetDel<'a> {
         let table = ctx.locks.table(self.key);
         match ctx.session.stats.lookup(table.get(self.key, ctx.now)) {
             Some(entry) => {
-                reply_string(ctx.out, &entry.value)?;
+                reply_string(ctx.out, entry.value)?;
                 table.remove(self.key, ctx.now);
                 ctx.dirty += 1;
                 ctx.notify(notify::GENERIC, "del", self.key);
@@ -396,7 +407,7 @@ impl<'a> Command<'a> for GetEx<'a> {
             ctx.out.null();
             return Ok(());
         };
-        reply_string(ctx.out, &entry.value)?;
+        reply_string(ctx.out, entry.value)?;
         match (self.change, expire_at) {
             (_, Some(at)) if at <= ctx.now as i64 => {
                 table.remove(self.key, ctx.now);
@@ -434,7 +445,7 @@ impl<'a> Command<'a> for MGet<'a> {
                 .lookup(ctx.locks.table(key).get(key, ctx.now))
             {
                 // Keys of other types read as nil here, as in Redis.
-                Some(entry) if reply_string(ctx.out, &entry.value).is_ok() => {}
+                Some(entry) if reply_string(ctx.out, entry.value).is_ok() => {}
                 _ => ctx.out.null(),
             }
         }
@@ -517,16 +528,9 @@ impl<'a> Command<'a> for Append<'a> {
         let table = ctx.locks.table(self.key);
         let len = match table.get(self.key, ctx.now) {
             Some(entry) => {
-                let len = string_bytes(&entry.value)?.len() + self.value.len();
+                let len = string_bytes(entry.value)?.len() + self.value.len();
                 check_size(max, len as u64)?;
-                match &mut entry.value {
-                    Value::Str(s) => s.extend_from_slice(self.value),
-                    other => {
-                        let mut grown = CompactBytes::new(&string_bytes(other)?);
-                        grown.extend_from_slice(self.value);
-                        *other = Value::Str(grown);
-                    }
-                }
+                as_str(entry.value)?.append(self.value);
                 len
             }
             None => {
@@ -560,7 +564,7 @@ impl<'a> Command<'a> for StrLen<'a> {
         let table = ctx.locks.table(self.key);
         let len = table
             .get(self.key, ctx.now)
-            .map(|e| string_bytes(&e.value).map(|b| b.len()))
+            .map(|e| string_bytes(e.value).map(|b| b.len()))
             .transpose()?
             .unwrap_or(0);
         ctx.out.int(len as i64);
@@ -602,7 +606,7 @@ impl<'a> Command<'a> for GetRange<'a> {
             ctx.out.bulk(b"");
             return Ok(());
         };
-        let bytes = string_bytes(&entry.value)?;
+        let bytes = string_bytes(entry.value)?;
         match clamp_range(self.start, self.end, bytes.len()) {
             Some((s, e)) => ctx.out.bulk(&bytes[s..=e]),
             None => ctx.out.bulk(b""),
@@ -640,7 +644,7 @@ impl<'a> Command<'a> for SetRange<'a> {
         if self.value.is_empty() {
             // Nothing to write: report the length without creating the key.
             let len = match existing {
-                Some(e) => string_bytes(&e.value)?.len(),
+                Some(e) => string_bytes(e.value)?.len(),
                 None => 0,
             };
             ctx.out.int(len as i64);
@@ -648,21 +652,20 @@ impl<'a> Command<'a> for SetRange<'a> {
         }
         check_size(max, offset + self.value.len() as u64)?;
         let offset = offset as usize;
-        let mut bytes = match existing {
-            Some(e) => string_bytes(&e.value)?.into_owned(),
-            None => Vec::new(),
+        let len = match existing {
+            Some(e) => {
+                let s = as_str(e.value)?;
+                s.write_at(offset, self.value);
+                s.len()
+            }
+            None => {
+                let mut s = Str::new(b"");
+                s.write_at(offset, self.value);
+                let len = s.len();
+                table.insert(self.key, Value::Str(s), Expiry::Keep, ctx.now);
+                len
+            }
         };
-        if bytes.len() < offset + self.value.len() {
-            bytes.resize(offset + self.value.len(), 0);
-        }
-        bytes[offset..offset + self.value.len()].copy_from_slice(self.value);
-        let len = bytes.len();
-        table.insert(
-            self.key,
-            Value::Str(CompactBytes::from(bytes)),
-            Expiry::Keep,
-            ctx.now,
-        );
         ctx.dirty += 1;
         ctx.notify(notify::STRING, "setrange", self.key);
         ctx.out.int(len as i64);
@@ -675,7 +678,7 @@ impl<'a> Command<'a> for SetRange<'a> {
 fn as_integer(value: &Value) -> Result<i64, CommandError> {
     match value {
         Value::Int(n) => Ok(*n),
-        Value::Str(s) => parse_i64(s).ok_or(CommandError::NotInteger),
+        Value::Str(s) => parse_i64(s.as_bytes()).ok_or(CommandError::NotInteger),
         _ => Err(CommandError::WrongType),
     }
 }
@@ -708,9 +711,9 @@ impl<'a> Command<'a> for IncrBy<'a> {
         let table = ctx.locks.table(self.key);
         let result = match table.get(self.key, ctx.now) {
             Some(entry) => {
-                let current = as_integer(&entry.value)?;
+                let current = as_integer(entry.value)?;
                 let next = current.checked_add(delta).ok_or(CommandError::Overflow)?;
-                entry.value = Value::Int(next);
+                *entry.value = Value::Int(next);
                 next
             }
             None => {
@@ -744,7 +747,7 @@ impl<'a> Command<'a> for IncrByFloat<'a> {
         let current = match table.get(self.key, ctx.now) {
             Some(entry) => match &entry.value {
                 Value::Int(n) => *n as f64,
-                Value::Str(s) => parse_f64(s).ok_or(CommandError::NotFloat)?,
+                Value::Str(s) => parse_f64(s.as_bytes()).ok_or(CommandError::NotFloat)?,
                 _ => return Err(CommandError::WrongType),
             },
             None => 0.0,
@@ -805,7 +808,7 @@ impl<'a> Command<'a> for Lcs<'a> {
             let table = ctx.locks.table(key);
             match table.get(key, ctx.now) {
                 None => Ok(Vec::new()),
-                Some(e) => string_bytes(&e.value).map(Cow::into_owned).map_err(|_| {
+                Some(e) => string_bytes(e.value).map(Cow::into_owned).map_err(|_| {
                     CommandError::err("The specified keys must contain string values")
                 }),
             }

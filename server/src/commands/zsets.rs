@@ -855,7 +855,7 @@ impl<'a> Command<'a> for Combine<'a> {
         let mut inputs: Vec<Vec<(Vec<u8>, f64)>> = Vec::with_capacity(self.keys.len());
         for &key in &self.keys {
             let table = ctx.locks.table(key);
-            let members = match table.get(key, ctx.now).map(|e| &e.value) {
+            let members = match table.get(key, ctx.now).map(|e| e.value) {
                 None => Vec::new(),
                 Some(Value::ZSet(z)) => z
                     .iter_from(0, false)

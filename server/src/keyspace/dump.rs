@@ -76,7 +76,7 @@ pub fn dump_value(value: &Value) -> Vec<u8> {
     match value {
         Value::Str(s) => {
             out.push(TAG_STRING);
-            put_bytes(&mut out, s);
+            put_bytes(&mut out, s.as_bytes());
         }
         Value::Int(n) => {
             out.push(TAG_INT);

@@ -17,8 +17,10 @@
 //! [`Locked`] set, taken in ascending slot order so two commands can never
 //! deadlock. Time is always passed in (`now`), never read here.
 
+pub mod access;
 mod dump;
 mod expire;
+mod index;
 mod slot;
 mod table;
 pub mod types;
@@ -36,9 +38,12 @@ pub use slot::{hash_tag, key_slot, SLOTS};
 pub use table::{Expiry, SlotTable, Sweep};
 pub use value::{Blob, Entry, Key, Value};
 
-/// Bytes of bookkeeping per entry beyond the key and value themselves: the table
-/// bucket (hash, key, entry), its index slot and control byte.
-pub const ENTRY_OVERHEAD: usize = std::mem::size_of::<(u64, Key, Entry)>() + 9;
+use access::Tracking;
+
+/// Bytes of bookkeeping per entry beyond the heap data of key and value: the
+/// table slot (key and value), access stamp, index position and control byte
+/// (at the index's average load).
+pub const ENTRY_OVERHEAD: usize = std::mem::size_of::<(Key, Value)>() + 4 + 4;
 
 struct SlotCell {
     table: Mutex<SlotTable>,
@@ -53,6 +58,8 @@ pub struct Keyspace {
     expired_keys: AtomicU64,
     /// Keep the names of expired keys (keyspace notifications want them).
     record_expired: AtomicBool,
+    /// How key accesses are stamped ([`Tracking::pack`]).
+    tracking: AtomicU64,
     /// Names of expired keys waiting to be announced.
     expired_log: Mutex<Vec<Vec<u8>>>,
     expired_logged: AtomicUsize,
@@ -270,6 +277,7 @@ impl Keyspace {
                 .collect(),
             expired_keys: AtomicU64::new(0),
             record_expired: AtomicBool::new(false),
+            tracking: AtomicU64::new(Tracking::default().pack()),
             expired_log: Mutex::new(Vec::new()),
             expired_logged: AtomicUsize::new(0),
         }
@@ -280,6 +288,16 @@ impl Keyspace {
         if self.record_expired.load(Ordering::Relaxed) != on {
             self.record_expired.store(on, Ordering::Relaxed);
         }
+    }
+
+    /// Changes how key accesses are stamped (the eviction policy's needs).
+    pub fn set_tracking(&self, tracking: Tracking) {
+        self.tracking.store(tracking.pack(), Ordering::Relaxed);
+    }
+
+    /// How key accesses are stamped.
+    pub fn tracking(&self) -> Tracking {
+        Tracking::unpack(self.tracking.load(Ordering::Relaxed))
     }
 
     /// Takes the names of keys that expired since the last call.
@@ -297,7 +315,7 @@ impl Keyspace {
     pub fn lock(&self, slot: u16) -> SlotGuard<'_> {
         let cell = &self.slots[usize::from(slot)];
         let mut table = cell.table.lock();
-        table.record_expired = self.record_expired.load(Ordering::Relaxed);
+        self.prepare(&mut table);
         SlotGuard {
             table,
             cell,
@@ -309,12 +327,18 @@ impl Keyspace {
     pub fn try_lock(&self, slot: u16) -> Option<SlotGuard<'_>> {
         let cell = &self.slots[usize::from(slot)];
         let mut table = cell.table.try_lock()?;
-        table.record_expired = self.record_expired.load(Ordering::Relaxed);
+        self.prepare(&mut table);
         Some(SlotGuard {
             table,
             cell,
             keyspace: self,
         })
+    }
+
+    /// Hands a just-locked table the settings it works with.
+    fn prepare(&self, table: &mut SlotTable) {
+        table.record_expired = self.record_expired.load(Ordering::Relaxed);
+        table.tracking = self.tracking();
     }
 
     /// Locks the slot of `key`.

@@ -1,17 +1,22 @@
 //! The keys of one hash slot.
 //!
-//! Entries live in insertion order in a vector with a hash index beside it
-//! (`IndexMap`). That gives what a cache server needs beyond lookups: O(1) random
-//! sampling (eviction, `RANDOMKEY`), and positional cursors that survive
-//! removals and growth (`SCAN`, active expiry, slot migration).
+//! Keys and values are packed densely in a vector, with a hash index of 32-bit
+//! positions beside it, like `IndexMap` but leaner: nothing else is stored per
+//! key except a 32-bit access stamp in a parallel vector, and an expiry in a
+//! third one that exists only while some key of the slot has a TTL. A 16-byte
+//! key with a 16-byte value costs about 60 bytes in all, with no allocation of
+//! its own.
+//!
+//! Positions give what a cache server needs beyond lookups: O(1) random sampling
+//! (eviction, `RANDOMKEY`) and cursors that survive removals and growth (`SCAN`,
+//! active expiry, slot migration). Removal moves the last entry into the hole.
 
 use std::hash::BuildHasher;
 use std::sync::OnceLock;
 
-use indexmap::map::raw_entry_v1::{RawEntryApiV1, RawEntryMut};
-use indexmap::IndexMap;
-
-use super::value::{access_stamp, Entry, Key, Value};
+use super::access::Tracking;
+use super::index::Index;
+use super::value::{Entry, Key, Value};
 use crate::clock::Millis;
 
 /// One process-wide random hash seed shared by every table (hash flooding
@@ -54,14 +59,46 @@ const SWEEP_SAMPLE: usize = 20;
 /// even when few keys have a TTL.
 const SWEEP_EXAMINE: usize = 400;
 
+fn hash(key: &[u8]) -> u64 {
+    KeyHasher.hash_one(key)
+}
+
+/// The allocation jemalloc makes for a request of `bytes`: 16-byte steps up to
+/// 128, then four classes per doubling (160, 192, 224, 256, 320, ...).
+fn size_class(bytes: usize) -> usize {
+    if bytes <= 128 {
+        return bytes.div_ceil(16).max(1) * 16;
+    }
+    let log2 = usize::BITS - 1 - (bytes - 1).leading_zeros();
+    let step = 1usize << (log2 - 2);
+    bytes.div_ceil(step) * step
+}
+
+/// The capacity to grow a vector of `len` entries of `size` bytes to: at least
+/// an eighth more, then up to whatever fits the allocation it will get anyway.
+fn grown_capacity(len: usize, size: usize) -> usize {
+    let wanted = len + (len / 8).max(4);
+    size_class(wanted * size) / size
+}
+
 /// The keys of one slot.
 #[derive(Debug, Default)]
 pub struct SlotTable {
-    map: IndexMap<Key, Entry, KeyHasher>,
+    /// Keys and values; positions are what cursors walk.
+    entries: Vec<(Key, Value)>,
+    /// Access stamp of each entry (see [`Tracking`]).
+    access: Vec<u32>,
+    /// Expiry of each entry in Unix ms (0: none) while any entry has one; empty
+    /// otherwise, so slots without TTLs pay nothing for them.
+    expires: Vec<Millis>,
+    /// Positions in `entries`, by key hash.
+    index: Index,
     /// Entries that have a TTL.
     volatile: usize,
     /// Where the next active-expiry sweep step starts.
     sweep: usize,
+    /// How accesses are stamped; set by the keyspace when it hands out the table.
+    pub(super) tracking: Tracking,
     /// Keys removed because they expired, not yet added to the server's counter.
     pub(super) expired: u64,
     /// Whether to keep the names of expired keys (for keyspace notifications).
@@ -73,12 +110,12 @@ pub struct SlotTable {
 impl SlotTable {
     /// Number of entries, expired ones not yet removed included.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.entries.len()
     }
 
     /// True when the slot holds no entries.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.entries.is_empty()
     }
 
     /// Number of entries with a TTL.
@@ -86,28 +123,58 @@ impl SlotTable {
         self.volatile
     }
 
+    fn expire_of(&self, index: usize) -> Millis {
+        self.expires.get(index).copied().unwrap_or(0)
+    }
+
+    fn position(&self, key: &[u8]) -> Option<usize> {
+        let entries = &self.entries;
+        self.index
+            .find(hash(key), |i| entries[i].0.as_bytes() == key)
+    }
+
     /// Index of the live entry for `key`, removing it first if it has expired.
     fn find(&mut self, key: &[u8], now: Millis) -> Option<usize> {
-        let index = self.map.get_index_of(key)?;
-        if self.map[index].is_expired(now) {
+        let index = self.position(key)?;
+        let expire_at = self.expire_of(index);
+        if expire_at != 0 && expire_at <= now {
             self.expire_index(index);
             return None;
         }
         Some(index)
     }
 
+    fn touch(&mut self, index: usize, now: Millis) {
+        let chance = if self.tracking.lfu {
+            rand::random::<f64>()
+        } else {
+            0.0
+        };
+        self.access[index] = self.tracking.touched(self.access[index], now, chance);
+    }
+
+    fn view(&mut self, index: usize) -> Entry<&mut Value> {
+        let expire_at = self.expire_of(index);
+        Entry {
+            value: &mut self.entries[index].1,
+            expire_at,
+        }
+    }
+
     /// The live entry for `key`, without counting as an access (`TYPE`, `TTL`).
-    pub fn peek(&mut self, key: &[u8], now: Millis) -> Option<&Entry> {
+    pub fn peek(&mut self, key: &[u8], now: Millis) -> Option<Entry<&Value>> {
         let index = self.find(key, now)?;
-        Some(&self.map[index])
+        Some(Entry {
+            value: &self.entries[index].1,
+            expire_at: self.expire_of(index),
+        })
     }
 
     /// The live entry for `key`, recording the access.
-    pub fn get(&mut self, key: &[u8], now: Millis) -> Option<&mut Entry> {
+    pub fn get(&mut self, key: &[u8], now: Millis) -> Option<Entry<&mut Value>> {
         let index = self.find(key, now)?;
-        let entry = &mut self.map[index];
-        entry.access = access_stamp(now);
-        Some(entry)
+        self.touch(index, now);
+        Some(self.view(index))
     }
 
     /// True if `key` exists and has not expired.
@@ -123,55 +190,101 @@ impl SlotTable {
         expiry: Expiry,
         now: Millis,
     ) -> Option<Value> {
-        let access = access_stamp(now);
-        let new_expire = match expiry {
+        let expire_at = match expiry {
             Expiry::At(at) => at,
             Expiry::Keep | Expiry::Persist => 0,
         };
         if let Some(index) = self.find(key, now) {
-            let entry = &mut self.map[index];
-            let old_expire = entry.expire_at;
             if expiry != Expiry::Keep {
-                entry.expire_at = new_expire;
+                self.write_expire(index, expire_at);
             }
-            entry.access = access;
-            let new_has_ttl = entry.expire_at != 0;
-            let old = std::mem::replace(&mut entry.value, value);
-            self.adjust_volatile(old_expire != 0, new_has_ttl);
-            return Some(old);
+            self.touch(index, now);
+            return Some(std::mem::replace(&mut self.entries[index].1, value));
         }
-        let entry = Entry {
-            value,
-            expire_at: new_expire,
-            access,
-        };
-        match self.map.raw_entry_mut_v1().from_key(key) {
-            RawEntryMut::Vacant(slot) => {
-                slot.insert(Key::new(key), entry);
-            }
-            RawEntryMut::Occupied(mut slot) => {
-                // `find` just removed or never saw it, so this is unreachable in
-                // practice; replacing is still the right meaning.
-                slot.insert(entry);
-            }
-        }
-        self.adjust_volatile(false, new_expire != 0);
+        self.push(Key::new(key), value, expire_at, now);
         None
+    }
+
+    /// Appends a new entry (the key must not be present).
+    fn push(&mut self, key: Key, value: Value, expire_at: Millis, now: Millis) {
+        let index = self.entries.len();
+        if index == self.entries.capacity() {
+            // Grow in small steps that fill the allocator's size classes: the
+            // tables of all slots have similar sizes, so doubling would leave most
+            // of them half empty at once.
+            let capacity = grown_capacity(index, std::mem::size_of::<(Key, Value)>());
+            self.entries.reserve_exact(capacity - index);
+            self.access.reserve_exact(capacity - index);
+            if !self.expires.is_empty() {
+                self.expires.reserve_exact(capacity - index);
+            }
+        }
+        let entries = &self.entries;
+        self.index.insert(hash(key.as_bytes()), index, |i| {
+            hash(entries[i].0.as_bytes())
+        });
+        self.entries.push((key, value));
+        self.access.push(self.tracking.new_stamp(now));
+        if !self.expires.is_empty() {
+            self.expires.push(0);
+        }
+        self.write_expire(index, expire_at);
+    }
+
+    /// Sets the expiry of the entry at `index` (0: none), keeping the count of
+    /// entries with a TTL and the existence of `expires` in step.
+    fn write_expire(&mut self, index: usize, expire_at: Millis) {
+        let had = self.expire_of(index) != 0;
+        match (had, expire_at != 0) {
+            (false, true) => {
+                if self.expires.is_empty() {
+                    self.expires.reserve_exact(self.entries.capacity());
+                    self.expires.resize(self.entries.len(), 0);
+                }
+                self.volatile += 1;
+            }
+            (true, false) => self.volatile -= 1,
+            _ => {}
+        }
+        if self.volatile == 0 {
+            self.expires = Vec::new();
+        } else {
+            self.expires[index] = expire_at;
+        }
+    }
+
+    /// Seconds since a live key was last accessed (`OBJECT IDLETIME`).
+    pub fn idle_seconds(&mut self, key: &[u8], now: Millis) -> Option<u64> {
+        let index = self.find(key, now)?;
+        Some(Tracking::idle_seconds(self.access[index], now))
+    }
+
+    /// A live key's LFU counter after decay (`OBJECT FREQ`).
+    pub fn frequency(&mut self, key: &[u8], now: Millis) -> Option<u8> {
+        let index = self.find(key, now)?;
+        Some(self.tracking.decayed(self.access[index], now))
     }
 
     /// Makes a live key look idle for `seconds` (`RESTORE ... IDLETIME`).
     pub fn set_idle(&mut self, key: &[u8], seconds: u64, now: Millis) {
         if let Some(index) = self.find(key, now) {
-            let stamp = (now / 1000).saturating_sub(seconds);
-            self.map[index].access = u32::try_from(stamp).unwrap_or(0);
+            self.access[index] = Tracking::idle_stamp(seconds, now);
+        }
+    }
+
+    /// Gives a live key an LFU counter (`RESTORE ... FREQ`).
+    pub fn set_frequency(&mut self, key: &[u8], frequency: u8, now: Millis) {
+        if let Some(index) = self.find(key, now) {
+            self.access[index] = Tracking::frequency_stamp(frequency, now);
         }
     }
 
     /// Bytes a live key uses: its entry, bookkeeping and heap allocations.
     pub fn memory_usage(&mut self, key: &[u8], now: Millis) -> Option<usize> {
         let index = self.find(key, now)?;
-        let (key, entry) = self.map.get_index(index)?;
-        Some(super::ENTRY_OVERHEAD + key.heap_size() + entry.value.heap_size())
+        let (key, value) = &self.entries[index];
+        let ttl = if self.expire_of(index) != 0 { 8 } else { 0 };
+        Some(super::ENTRY_OVERHEAD + ttl + key.heap_size() + value.heap_size())
     }
 
     /// The live entry for `key`, created from `make` if missing (recording the
@@ -181,17 +294,18 @@ impl SlotTable {
         key: &[u8],
         now: Millis,
         make: impl FnOnce() -> Value,
-    ) -> &mut Entry {
+    ) -> Entry<&mut Value> {
         let index = match self.find(key, now) {
-            Some(index) => index,
+            Some(index) => {
+                self.touch(index, now);
+                index
+            }
             None => {
-                self.insert(key, make(), Expiry::Persist, now);
-                self.map.len() - 1
+                self.push(Key::new(key), make(), 0, now);
+                self.entries.len() - 1
             }
         };
-        let entry = &mut self.map[index];
-        entry.access = access_stamp(now);
-        entry
+        self.view(index)
     }
 
     /// Removes `key` if it holds an empty collection (Redis never keeps one);
@@ -207,7 +321,7 @@ impl SlotTable {
     }
 
     /// Removes `key`, returning its entry if it was live.
-    pub fn remove(&mut self, key: &[u8], now: Millis) -> Option<Entry> {
+    pub fn remove(&mut self, key: &[u8], now: Millis) -> Option<Entry<Value>> {
         let index = self.find(key, now)?;
         Some(self.remove_index(index))
     }
@@ -217,63 +331,97 @@ impl SlotTable {
         let Some(index) = self.find(key, now) else {
             return false;
         };
-        let entry = &mut self.map[index];
-        let had = entry.expire_at != 0;
-        entry.expire_at = at.unwrap_or(0);
-        self.adjust_volatile(had, at.is_some());
+        self.write_expire(index, at.unwrap_or(0));
         true
-    }
-
-    fn adjust_volatile(&mut self, had_ttl: bool, has_ttl: bool) {
-        match (had_ttl, has_ttl) {
-            (false, true) => self.volatile += 1,
-            (true, false) => self.volatile -= 1,
-            _ => {}
-        }
     }
 
     /// Removes an entry because it expired.
     fn expire_index(&mut self, index: usize) {
         if self.record_expired {
-            if let Some((key, _)) = self.map.get_index(index) {
-                self.expired_names.push(key.as_bytes().to_vec());
-            }
+            let name = self.entries[index].0.as_bytes().to_vec();
+            self.expired_names.push(name);
         }
         self.remove_index(index);
         self.expired += 1;
     }
 
-    fn remove_index(&mut self, index: usize) -> Entry {
-        let (_, entry) = self
-            .map
-            .swap_remove_index(index)
-            .expect("index came from this table");
-        if entry.expire_at != 0 {
-            self.volatile -= 1;
+    fn remove_index(&mut self, index: usize) -> Entry<Value> {
+        let expire_at = self.expire_of(index);
+        if expire_at != 0 {
+            self.write_expire(index, 0);
         }
-        // Give memory back once the table is mostly empty, as Redis resizes its dicts.
-        let capacity = self.map.capacity();
-        if capacity > 64 && self.map.len() < capacity / 8 {
-            self.map.shrink_to(self.map.len() * 2);
+        let last = self.entries.len() - 1;
+        let entries = &self.entries;
+        let key_hash = hash(entries[index].0.as_bytes());
+        self.index.remove(key_hash, index);
+        if index != last {
+            // The last entry moves into the hole: point its index slot there.
+            let moved = hash(entries[last].0.as_bytes());
+            self.index.repoint(moved, last, index);
         }
-        entry
+        let (_, value) = self.entries.swap_remove(index);
+        self.access.swap_remove(index);
+        if !self.expires.is_empty() {
+            self.expires.swap_remove(index);
+        }
+        self.shrink_if_sparse();
+        Entry { value, expire_at }
     }
 
-    /// The entry at position `index` (positions are what cursors walk).
-    pub fn entry_at(&self, index: usize) -> Option<(&Key, &Entry)> {
-        self.map.get_index(index)
+    /// Gives memory back once the table is mostly empty, as Redis resizes its dicts.
+    fn shrink_if_sparse(&mut self) {
+        let (len, capacity) = (self.entries.len(), self.entries.capacity());
+        if capacity > 64 && len < capacity / 4 {
+            let keep = len + len / 2;
+            self.entries.shrink_to(keep);
+            self.access.shrink_to(keep);
+            self.expires.shrink_to(keep);
+            let entries = &self.entries;
+            self.index.shrink_to(len, |i| hash(entries[i].0.as_bytes()));
+        }
     }
 
-    /// Iterates over all entries, expired ones included.
-    pub fn iter(&self) -> impl Iterator<Item = (&Key, &Entry)> {
-        self.map.iter()
+    /// The entry at position `index` (positions are what cursors walk), expired
+    /// or not.
+    pub fn entry_at(&self, index: usize) -> Option<(&Key, Entry<&Value>)> {
+        let (key, value) = self.entries.get(index)?;
+        Some((
+            key,
+            Entry {
+                value,
+                expire_at: self.expire_of(index),
+            },
+        ))
+    }
+
+    /// All entries, expired ones included.
+    pub fn iter(&self) -> impl Iterator<Item = (&Key, Entry<&Value>)> {
+        (0..self.entries.len()).filter_map(|i| self.entry_at(i))
+    }
+
+    /// The name, access stamp and expiry (0: none) at position `index`, for
+    /// choosing eviction candidates.
+    pub fn sample_at(&self, index: usize) -> Option<(&Key, u32, Millis)> {
+        let (key, _) = self.entries.get(index)?;
+        Some((key, self.access[index], self.expire_of(index)))
+    }
+
+    /// How accesses are stamped in this table.
+    pub fn tracking(&self) -> Tracking {
+        self.tracking
     }
 
     /// Removes every entry, handing them back (so they can be freed elsewhere).
-    pub fn take(&mut self) -> IndexMap<Key, Entry, KeyHasher> {
-        self.volatile = 0;
-        self.sweep = 0;
-        std::mem::take(&mut self.map)
+    pub fn take(&mut self) -> SlotTable {
+        let empty = SlotTable {
+            tracking: self.tracking,
+            record_expired: self.record_expired,
+            ..SlotTable::default()
+        };
+        let mut taken = std::mem::replace(self, empty);
+        self.expired = std::mem::take(&mut taken.expired);
+        self.expired_names = std::mem::take(&mut taken.expired_names);
+        taken
     }
 
     /// One step of active expiry: examines the entries with a TTL that follow the
@@ -283,13 +431,13 @@ impl SlotTable {
         let mut examined = 0;
         while self.volatile > 0
             && found.sampled < SWEEP_SAMPLE
-            && examined < SWEEP_EXAMINE.min(self.map.len())
+            && examined < SWEEP_EXAMINE.min(self.entries.len())
         {
-            if self.sweep >= self.map.len() {
+            if self.sweep >= self.entries.len() {
                 self.sweep = 0;
             }
             examined += 1;
-            let expire_at = self.map[self.sweep].expire_at;
+            let expire_at = self.expires[self.sweep];
             if expire_at == 0 {
                 self.sweep += 1;
                 continue;
@@ -313,6 +461,19 @@ mod tests {
 
     fn val(s: &str) -> Value {
         Value::string(s.as_bytes())
+    }
+
+    #[test]
+    fn growth_follows_jemalloc_size_classes() {
+        assert_eq!(size_class(1), 16);
+        assert_eq!(size_class(48), 48);
+        assert_eq!(size_class(129), 160);
+        assert_eq!(size_class(3072), 3072);
+        assert_eq!(size_class(3073), 3584);
+        assert_eq!(size_class(4320), 5120);
+        // 61 entries of 48 bytes want 68: 3264 bytes, whose class holds 74.
+        assert_eq!(grown_capacity(61, 48), 74);
+        assert_eq!(grown_capacity(0, 48), 4);
     }
 
     #[test]
@@ -368,6 +529,10 @@ mod tests {
         for i in 0..9_990 {
             t.remove(format!("k{i}").as_bytes(), 0);
         }
-        assert!(t.map.capacity() < 1_000);
+        assert!(t.entries.capacity() < 1_000);
+        assert_eq!(t.len(), 10);
+        for i in 9_990..10_000 {
+            assert!(t.contains(format!("k{i}").as_bytes(), 0));
+        }
     }
 }

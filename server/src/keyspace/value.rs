@@ -5,7 +5,7 @@ use std::hash::{Hash as StdHash, Hasher};
 
 use compact_bytes::CompactBytes;
 
-use super::types::{EncodingLimits, Hash, List, Set, ZSet};
+use super::types::{EncodingLimits, Hash, List, Set, Str, ZSet};
 use crate::clock::Millis;
 use crate::protocol::number::parse_i64;
 
@@ -69,11 +69,11 @@ impl std::fmt::Debug for Blob {
     }
 }
 
-/// A value of one of the Redis data types.
+/// A value of one of the Redis data types (24 bytes).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     /// A string that is not a canonical integer. Short strings live inline.
-    Str(CompactBytes),
+    Str(Str),
     /// A string that is a canonical 64-bit integer, stored as a number.
     Int(i64),
     /// A list.
@@ -94,7 +94,7 @@ impl Value {
     pub fn string(bytes: &[u8]) -> Self {
         match parse_i64(bytes) {
             Some(n) => Value::Int(n),
-            None => Value::Str(CompactBytes::new(bytes)),
+            None => Value::Str(Str::new(bytes)),
         }
     }
 
@@ -125,8 +125,8 @@ impl Value {
     /// Heap bytes owned by the value.
     pub fn heap_size(&self) -> usize {
         match self {
-            Value::Str(s) if s.spilled() => s.capacity(),
-            Value::Str(_) | Value::Int(_) => 0,
+            Value::Str(s) => s.heap_size(),
+            Value::Int(_) => 0,
             Value::List(l) => std::mem::size_of::<List>() + l.heap_size(),
             Value::Hash(h) => std::mem::size_of::<Hash>() + h.heap_size(),
             Value::Set(s) => std::mem::size_of::<Set>() + s.heap_size(),
@@ -146,19 +146,17 @@ impl Value {
     }
 }
 
-/// A value with its expiry and access time.
-#[derive(Debug, Clone)]
-pub struct Entry {
+/// A key's value and expiry as a table hands them out: `V` is `&Value` when
+/// looking, `&mut Value` when changing it in place, and `Value` once removed.
+#[derive(Debug)]
+pub struct Entry<V> {
     /// The value.
-    pub value: Value,
-    /// Absolute expiry in Unix milliseconds; 0 for none. Only the table changes it, so
-    /// that its count of keys with a TTL stays right.
+    pub value: V,
+    /// Absolute expiry in Unix milliseconds; 0 for none.
     pub(super) expire_at: Millis,
-    /// Last access, in Unix seconds (for `OBJECT IDLETIME` and LRU eviction).
-    pub(super) access: u32,
 }
 
-impl Entry {
+impl<V> Entry<V> {
     /// When the entry expires, if it has a TTL.
     pub fn expire_at(&self) -> Option<Millis> {
         (self.expire_at != 0).then_some(self.expire_at)
@@ -168,16 +166,16 @@ impl Entry {
     pub fn is_expired(&self, now: Millis) -> bool {
         self.expire_at != 0 && self.expire_at <= now
     }
-
-    /// Seconds since the entry was last read or written.
-    pub fn idle_seconds(&self, now: Millis) -> u64 {
-        (now / 1000).saturating_sub(u64::from(self.access))
-    }
 }
 
-/// Converts Unix milliseconds to the entry access-time resolution.
-pub(super) fn access_stamp(now: Millis) -> u32 {
-    (now / 1000) as u32
+impl Entry<&Value> {
+    /// An owned copy.
+    pub fn cloned(&self) -> Entry<Value> {
+        Entry {
+            value: self.value.clone(),
+            expire_at: self.expire_at,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -191,6 +189,12 @@ mod tests {
         assert_eq!(Value::string(b"0123").encoding(&limits), "embstr");
         assert_eq!(Value::string(b"-5").encoding(&limits), "int");
         assert_eq!(Value::string(&[b'a'; 45]).encoding(&limits), "raw");
+    }
+
+    #[test]
+    fn values_stay_small() {
+        assert_eq!(std::mem::size_of::<Value>(), 24);
+        assert_eq!(std::mem::size_of::<(Key, Value)>(), 48);
     }
 
     #[test]

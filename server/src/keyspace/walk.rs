@@ -2,7 +2,7 @@
 //! `FLUSHALL`), slot by slot through a [`Locked`] set, so they work both on their
 //! own (each slot locked briefly) and inside a transaction that holds every slot.
 
-use super::{Entry, Key, Locked, SLOTS};
+use super::{Entry, Key, Locked, Value, SLOTS};
 use crate::clock::Millis;
 
 impl Locked<'_> {
@@ -57,7 +57,7 @@ impl Locked<'_> {
         cursor: u64,
         count: usize,
         now: Millis,
-        mut visit: impl FnMut(&Key, &Entry),
+        mut visit: impl FnMut(&Key, Entry<&Value>),
     ) -> u64 {
         let mut slot = (cursor & (SLOTS as u64 - 1)) as u16;
         let mut position = cursor >> 14;
@@ -88,7 +88,7 @@ impl Locked<'_> {
         position: u64,
         budget: usize,
         now: Millis,
-        mut visit: impl FnMut(&Key, &Entry),
+        mut visit: impl FnMut(&Key, Entry<&Value>),
     ) -> (u64, usize) {
         if self.slot_len(slot) == 0 {
             return (0, 0);

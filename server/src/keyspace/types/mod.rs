@@ -1,4 +1,4 @@
-//! The collection types: lists, hashes, sets and sorted sets.
+//! The value types: strings, lists, hashes, sets and sorted sets.
 //!
 //! Each keeps small collections in a compact encoding (a flat vector searched
 //! linearly, like Redis's listpack; sorted integers for small integer sets, like
@@ -11,12 +11,14 @@ mod list;
 mod packed;
 mod set;
 mod skiplist;
+mod string;
 mod zset;
 
 pub use hash::Hash;
 pub use list::{End, List};
 pub use set::Set;
 pub use skiplist::compare as compare_scored;
+pub use string::Str;
 pub use zset::{LexBound, ScoreBound, ZSet};
 
 /// The thresholds that decide when a small encoding converts (Redis's
