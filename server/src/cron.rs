@@ -1,23 +1,34 @@
-//! The server cron: ten times a second, samples the rate counters and runs an
-//! active expiry cycle. The cycle runs on the blocking pool with a time budget, so
-//! it never stalls a runtime thread that serves clients.
+//! The server cron: ten times a second, samples the rate counters, runs an
+//! active expiry cycle, evicts if memory is over the limit and defragments while
+//! the allocator reports fragmentation. The work runs on the blocking pool with
+//! time budgets, so it never stalls a runtime thread that serves clients.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::keyspace::ActiveExpire;
+use crate::keyspace::{ActiveDefrag, ActiveExpire};
 use crate::server::Shared;
 
 /// Cron period (Redis's default `hz 10`).
 const PERIOD: Duration = Duration::from_millis(100);
 /// Most time one active expiry cycle may take: a quarter of the period, as Redis.
 const EXPIRE_BUDGET: Duration = Duration::from_millis(25);
+/// Most time one defragmentation step may take (Redis's `active-defrag-cycle-min`
+/// is 1% of the CPU; a pass over a million keys then takes about a second).
+const DEFRAG_BUDGET: Duration = Duration::from_millis(5);
+
+/// Background work carried from one tick to the next.
+#[derive(Default)]
+struct Background {
+    expire: ActiveExpire,
+    defrag: ActiveDefrag,
+}
 
 /// Runs until shutdown.
 pub async fn run(shared: Arc<Shared>) {
     let mut ticker = tokio::time::interval(PERIOD);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut active = ActiveExpire::default();
+    let mut background = Background::default();
     loop {
         tokio::select! {
             _ = shared.shutdown.cancelled() => return,
@@ -26,18 +37,36 @@ pub async fn run(shared: Arc<Shared>) {
         shared
             .stats
             .sample(shared.started.elapsed().as_millis() as u64);
+        shared.keyspace.fit_sketch();
+        shared.note_memory(crate::memory::used());
         let task_shared = shared.clone();
         let cycle = tokio::task::spawn_blocking(move || {
             let started = Instant::now();
             let now = task_shared.clock.now_ms();
-            let report = active.run_cycle(&task_shared.keyspace, now, || {
+            let report = background.expire.run_cycle(&task_shared.keyspace, now, || {
                 started.elapsed() < EXPIRE_BUDGET
             });
-            (active, report)
+            let alloc = crate::memory::allocator();
+            if background.defrag.wanted(alloc.allocated, alloc.active) {
+                let started = Instant::now();
+                let finished = crate::memory::without_thread_cache(|| {
+                    background
+                        .defrag
+                        .step(&task_shared.keyspace, || started.elapsed() < DEFRAG_BUDGET)
+                });
+                if finished {
+                    let alloc = crate::memory::allocator();
+                    background.defrag.pass_done(alloc.allocated, alloc.active);
+                }
+            }
+            // Memory over the limit with no writes coming (the limit was lowered
+            // inside a transaction, or clients only read): evict here.
+            let _ = task_shared.make_room(now);
+            (background, report)
         });
         match cycle.await {
             Ok((returned, report)) => {
-                active = returned;
+                background = returned;
                 crate::notify::publish_expired(&shared);
                 if report.swept.expired > 0 {
                     tracing::debug!(
@@ -49,7 +78,7 @@ pub async fn run(shared: Arc<Shared>) {
             }
             Err(err) => {
                 tracing::error!(%err, "active expiry cycle failed");
-                active = ActiveExpire::default();
+                background = Background::default();
             }
         }
     }

@@ -14,6 +14,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 mod cron;
+pub mod eviction;
 pub mod keyspace;
 pub mod memory;
 mod net;

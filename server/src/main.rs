@@ -5,14 +5,26 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ringkv_server::config::{Cli, Config, LogLevel};
+use ringkv_server::memory::Counting;
 use ringkv_server::Server;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::reload;
 
-// jemalloc: fast, low fragmentation, and it reports the allocation figures INFO shows.
+// jemalloc: fast and low fragmentation; counted so the memory limit is cheap to check.
 #[global_allocator]
-static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+static GLOBAL: Counting<tikv_jemallocator::Jemalloc> = Counting(tikv_jemallocator::Jemalloc);
+
+/// jemalloc's start-up options, read before `main`. One arena: active
+/// defragmentation moves tables into the fullest slabs of the arena it runs in,
+/// which only compacts the data if that is where the data lives (with an arena
+/// per thread it moves everything into the cron thread's arena instead), and
+/// the worker threads' caches keep the shared arena's lock off the hot path.
+/// A background thread returns freed pages to the kernel while the server is
+/// idle, as Redis's `jemalloc-bg-thread yes`.
+#[allow(unsafe_code)]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+pub static MALLOC_CONF: &[u8; 33] = b"narenas:1,background_thread:true\0";
 
 fn level_filter(level: LogLevel) -> LevelFilter {
     match level {
@@ -69,11 +81,6 @@ fn main() -> ExitCode {
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout())),
         )
         .init();
-    if !ringkv_server::memory::start_allocator_background_thread() {
-        tracing::warn!(
-            "jemalloc background thread not started: freed memory returns to the OS later"
-        );
-    }
     let on_loglevel = Box::new(move |level| {
         let _ = reload_handle.modify(|f| *f = level_filter(level));
     });

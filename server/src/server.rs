@@ -4,7 +4,7 @@
 //! Server::bind(config) ──▶ run(shutdown)
 //!                            ├─ accept loop per listener ─▶ worker thread (round robin)
 //!                            │                               └─ connection task per client
-//!                            └─ cron (stats sampling, active expiry)
+//!                            └─ cron (stats sampling, active expiry, eviction)
 //! shutdown (signal, SHUTDOWN) ─▶ cancel token ─▶ every task ends ─▶ tracker joined
 //! ```
 //! Shutdown is passed in as a future, so tests stop a server without signals.
@@ -21,15 +21,16 @@ use tokio_util::task::TaskTracker;
 
 use crate::blocking::Blocked;
 use crate::clients::Clients;
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, Millis, SystemClock};
 use crate::commands::table::registry;
 use crate::config::{Config, LiveConfig, LogLevelHook};
+use crate::eviction::{Evictor, OutOfMemory};
 use crate::keyspace::Keyspace;
 use crate::net::Workers;
 use crate::pubsub::PubSub;
 use crate::stats::Stats;
 use crate::watch::Watches;
-use crate::{cron, net};
+use crate::{cron, memory, net};
 
 /// State shared by every connection and background task.
 pub struct Shared {
@@ -59,6 +60,8 @@ pub struct Shared {
     pub run_id: String,
     /// Changes made to the dataset since start (see `commands::propagate`).
     pub dirty: AtomicU64,
+    /// Chooses and removes keys when memory is over `maxmemory`.
+    pub evictor: Evictor,
     memory_peak: AtomicU64,
     port: u16,
 }
@@ -77,7 +80,7 @@ impl Shared {
         let run_id: String = (0..40)
             .map(|_| char::from_digit(rand::random_range(0..16), 16).unwrap_or('0'))
             .collect();
-        Shared {
+        let shared = Shared {
             keyspace: Keyspace::new(),
             config,
             stats: Stats::new(registry().len()),
@@ -91,9 +94,53 @@ impl Shared {
             started: Instant::now(),
             run_id,
             dirty: AtomicU64::new(0),
+            evictor: Evictor::default(),
             memory_peak: AtomicU64::new(0),
             port,
+        };
+        shared.apply_memory_settings();
+        shared
+    }
+
+    /// Puts the memory settings in force (at start and after `CONFIG SET`):
+    /// how key accesses are recorded, and a fresh candidate pool.
+    pub fn apply_memory_settings(&self) {
+        self.keyspace.set_tracking(self.config.tracking());
+        self.evictor.reset();
+    }
+
+    /// Evicts keys until memory use is at or under `maxmemory`; each evicted key
+    /// is announced (`evicted` event) and breaks the `WATCH`es on it. Must be
+    /// called holding no slot lock.
+    pub fn make_room(&self, now: Millis) -> Result<usize, OutOfMemory> {
+        let limit = self.config.maxmemory();
+        if limit == 0 {
+            return Ok(0);
         }
+        let evicted = self.evictor.evict_while(
+            &self.keyspace,
+            self.config.eviction(),
+            now,
+            || memory::used() > limit,
+            |key| {
+                self.watches.touch(key);
+                let flags = self.config.notify_flags();
+                if flags != 0 {
+                    crate::notify::publish(
+                        &self.pubsub,
+                        self.output_limit(),
+                        flags,
+                        crate::notify::EVICTED,
+                        "evicted",
+                        key,
+                    );
+                }
+            },
+        )?;
+        if evicted > 0 {
+            self.dirty.fetch_add(evicted as u64, Relaxed);
+        }
+        Ok(evicted)
     }
 
     /// Changes made to the dataset since start.

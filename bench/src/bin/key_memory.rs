@@ -22,6 +22,10 @@ struct Options {
     /// Keys to create.
     #[arg(long, default_value_t = 1_000_000)]
     count: usize,
+    /// Seconds to wait after loading before reading RSS, so both allocators
+    /// have returned the pages they freed while growing (jemalloc's decay is 10 s).
+    #[arg(long, default_value_t = 12)]
+    settle: u64,
     /// Extra ringkv-server flags, e.g. "--threads 1".
     #[arg(long, allow_hyphen_values = true)]
     ringkv_args: Option<String>,
@@ -44,12 +48,12 @@ fn fill_commands(count: usize, ttl: bool) -> Vec<u8> {
 }
 
 /// RSS growth and `used_memory` growth per key.
-fn measure(server: &ServerProcess, commands: &[u8], count: usize) -> (f64, f64) {
+fn measure(server: &ServerProcess, commands: &[u8], count: usize, settle: u64) -> (f64, f64) {
     let rss = || memory::rss_of(Some(server.pid()));
     let used = || info_field(server.port, "used_memory").unwrap_or(0);
     let (rss_before, used_before) = (rss(), used());
     redis_cli_pipe(server.port, commands).expect("load");
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_secs(settle));
     let per_key = |after: u64, before: u64| after.saturating_sub(before) as f64 / count as f64;
     (per_key(rss(), rss_before), per_key(used(), used_before))
 }
@@ -80,7 +84,7 @@ fn main() {
             servers.push(ServerProcess::redis(&[]).expect("start redis"));
         }
         for server in &servers {
-            let (rss, used) = measure(server, &commands, o.count);
+            let (rss, used) = measure(server, &commands, o.count, o.settle);
             let ttl = if ttl { "yes" } else { "no" };
             println!("| {} | {ttl} | {rss:.1} | {used:.1} |", server.name);
         }

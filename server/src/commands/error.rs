@@ -43,6 +43,9 @@ pub enum CommandError {
         /// The subcommand as given.
         sub: String,
     },
+    /// A write needs memory that eviction could not free.
+    #[error("OOM command not allowed when used memory > 'maxmemory'.")]
+    OutOfMemory,
     /// Authentication is required first.
     #[error("NOAUTH Authentication required.")]
     NoAuth,

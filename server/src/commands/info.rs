@@ -122,11 +122,17 @@ fn clients(shared: &Shared, out: &mut String) {
 
 fn memory_section(shared: &Shared, out: &mut String) {
     let alloc = memory::allocator();
+    // The counted figure, which eviction compares with maxmemory; jemalloc's own
+    // where the counter is not installed.
+    let used = match memory::used() {
+        0 => alloc.allocated,
+        counted => counted,
+    };
     let rss = memory::rss();
-    let peak = shared.note_memory(alloc.allocated);
+    let peak = shared.note_memory(used);
     out.push_str("# Memory\r\n");
-    field(out, "used_memory", alloc.allocated);
-    field(out, "used_memory_human", memory::human(alloc.allocated));
+    field(out, "used_memory", used);
+    field(out, "used_memory_human", memory::human(used));
     field(out, "used_memory_rss", rss);
     field(out, "used_memory_rss_human", memory::human(rss));
     field(out, "used_memory_peak", peak);
@@ -137,14 +143,15 @@ fn memory_section(shared: &Shared, out: &mut String) {
         "total_system_memory_human",
         memory::human(memory::total_system()),
     );
-    field(out, "maxmemory", 0);
-    field(out, "maxmemory_human", "0B");
-    field(out, "maxmemory_policy", "noeviction");
+    let maxmemory = shared.config.maxmemory();
+    field(out, "maxmemory", maxmemory);
+    field(out, "maxmemory_human", memory::human(maxmemory));
+    field(out, "maxmemory_policy", shared.config.policy().name());
     field(out, "allocator_allocated", alloc.allocated);
     field(out, "allocator_active", alloc.active);
     field(out, "allocator_resident", alloc.resident);
-    let ratio = if alloc.allocated > 0 {
-        rss as f64 / alloc.allocated as f64
+    let ratio = if used > 0 {
+        rss as f64 / used as f64
     } else {
         0.0
     };
@@ -194,7 +201,7 @@ fn stats(shared: &Shared, out: &mut String) {
     );
     field(out, "rejected_connections", rejected);
     field(out, "expired_keys", shared.keyspace.expired_keys());
-    field(out, "evicted_keys", 0);
+    field(out, "evicted_keys", shared.evictor.evicted());
     field(out, "keyspace_hits", t.hits);
     field(out, "keyspace_misses", t.misses);
     field(out, "pubsub_channels", shared.pubsub.channel_count());

@@ -43,6 +43,7 @@ use std::sync::Arc;
 use crate::blocking::{Served, Waiter};
 use crate::clients::Session;
 use crate::clock::Millis;
+use crate::eviction::Policy;
 use crate::keyspace::types::EncodingLimits;
 use crate::keyspace::Locked;
 use crate::protocol::{Args, Protocol, Reply};
@@ -257,13 +258,50 @@ pub fn execute(
     };
     let now = session.command_start().1;
     session.handle.touch(checked.command.id, now);
+    let needs_memory = checked.command.has(flag::DENYOOM);
+    if needs_memory && shared.make_room(now).is_err() {
+        reject(
+            shared,
+            session,
+            out,
+            checked.command.id,
+            &CommandError::OutOfMemory,
+        );
+        if let Some(tx) = &mut session.multi {
+            tx.failed = true;
+        }
+        return None;
+    }
     if session.multi.is_some() && !checked.command.has(flag::NO_QUEUE) {
         transactions::queue(shared, session, out, checked, args);
         return None;
     }
     let mut locks = Locked::new(&shared.keyspace);
     lock_keys(&mut locks, checked.command, args);
-    run(shared, session, out, &mut locks, checked, args, true)
+    let waiter = run(shared, session, out, &mut locks, checked, args, true);
+    drop(locks);
+    if needs_memory
+        && shared.config.policy() == Policy::AllkeysTinylfu
+        && shared.evictor.under_pressure(now)
+    {
+        admit_written_key(shared, checked.command, args);
+    }
+    waiter
+}
+
+/// TinyLFU admission: under memory pressure, a key a write just stored must be
+/// requested more often than the keys eviction samples, or it goes next.
+fn admit_written_key(shared: &Shared, command: &table::Command, args: Args<'_>) {
+    let mut keys = command
+        .spec
+        .keys
+        .positions(args)
+        .filter_map(|i| args.get(i));
+    if let Some(key) = keys.next() {
+        shared
+            .evictor
+            .admit(&shared.keyspace, crate::keyspace::key_slot(key), key);
+    }
 }
 
 /// Runs a checked command whose slots `locks` holds: the handler, then serving

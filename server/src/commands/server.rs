@@ -171,6 +171,19 @@ impl<'a> Command<'a> for ConfigSet<'a> {
             .config
             .set(&self.pairs)
             .map_err(|e| CommandError::err(e.to_string()))?;
+        let memory = ["maxmemory", "lfu-"];
+        if self.pairs.iter().any(|(name, _)| {
+            let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+            memory.iter().any(|m| name.starts_with(m))
+        }) {
+            ctx.shared.apply_memory_settings();
+            // A lower limit takes effect at once, as in Redis. Inside EXEC slots
+            // may be held; the cron then does it a moment later.
+            if !ctx.locks.holds_any() {
+                // Running out of keys to evict is not this command's failure.
+                let _ = ctx.shared.make_room(ctx.now);
+            }
+        }
         ctx.out.ok();
         Ok(())
     }

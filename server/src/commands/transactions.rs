@@ -213,6 +213,13 @@ impl<'a> Command<'a> for Exec {
                 "EXECABORT Transaction discarded because of previous errors.",
             ));
         }
+        // Free memory first, holding no slot yet, as any single write would.
+        if tx.queued.iter().any(|q| q.checked.command.has(DENYOOM))
+            && ctx.shared.make_room(ctx.now).is_err()
+        {
+            unwatch_all(ctx.shared, ctx.session);
+            return Err(CommandError::OutOfMemory);
+        }
         // Hold every slot the transaction touches for its whole run.
         if tx.queued.iter().any(|q| q.checked.command.has(ALL_SLOTS)) {
             ctx.locks.acquire_all();

@@ -2,11 +2,13 @@
 //! changes. Values read on hot paths are atomics, so reading them costs nothing and
 //! never contends.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 
 use parking_lot::{Mutex, RwLock};
 
-use super::{Config, LogLevel, MemSize};
+use super::{Config, LogLevel, MemSize, Policy};
+use crate::eviction::Settings;
+use crate::keyspace::access::Tracking;
 use crate::keyspace::types::EncodingLimits;
 use crate::util::glob::glob_match;
 
@@ -55,6 +57,12 @@ pub struct LiveConfig {
     tunables: Vec<AtomicI64>,
     notify_flags: AtomicU32,
     pubsub_limit: [AtomicU64; 3],
+    maxmemory: AtomicU64,
+    /// Index of the policy in [`Policy::all`].
+    policy: AtomicU8,
+    samples: AtomicU64,
+    lfu_log_factor: AtomicU64,
+    lfu_decay_time: AtomicU64,
 }
 
 impl std::fmt::Debug for LiveConfig {
@@ -90,6 +98,7 @@ enum Setting {
     Level(LogLevel),
     Tunable(usize, i64),
     Limit(u64, u64, u64),
+    Policy(Policy),
 }
 
 type Getter = fn(&LiveConfig) -> String;
@@ -149,6 +158,15 @@ pub(super) fn parse_output_limit(s: &str) -> Result<Option<(u64, u64, u64)>, Str
         }
     }
     Ok(pubsub)
+}
+
+fn parse_range(s: &str, low: u64, high: u64) -> Result<Setting, String> {
+    match parse_number(s)? {
+        n if (low..=high).contains(&n) => Ok(Setting::Number(n)),
+        _ => Err(format!(
+            "argument must be between {low} and {high} inclusive"
+        )),
+    }
 }
 
 fn parse_size(s: &str, minimum: u64) -> Result<u64, String> {
@@ -347,6 +365,74 @@ const PARAMS: &[Param] = &[
         )),
     },
     Param {
+        name: "maxmemory",
+        get: |c| c.maxmemory().to_string(),
+        set: Some((
+            |_, s| parse_size(s, 0).map(Setting::Number),
+            |c, v| {
+                if let Setting::Number(n) = v {
+                    c.maxmemory.store(n, Relaxed);
+                }
+            },
+        )),
+    },
+    Param {
+        name: "maxmemory-policy",
+        get: |c| c.policy().name().to_string(),
+        set: Some((
+            |_, s| {
+                Policy::parse(s).map(Setting::Policy).ok_or_else(|| {
+                    let names: Vec<&str> = Policy::all().iter().map(|p| p.name()).collect();
+                    format!(
+                        "argument(s) must be one of the following: {}",
+                        names.join(", ")
+                    )
+                })
+            },
+            |c, v| {
+                if let Setting::Policy(p) = v {
+                    c.policy.store(policy_index(p), Relaxed);
+                }
+            },
+        )),
+    },
+    Param {
+        name: "maxmemory-samples",
+        get: |c| c.samples.load(Relaxed).to_string(),
+        set: Some((
+            |_, s| parse_range(s, 1, 64),
+            |c, v| {
+                if let Setting::Number(n) = v {
+                    c.samples.store(n, Relaxed);
+                }
+            },
+        )),
+    },
+    Param {
+        name: "lfu-log-factor",
+        get: |c| c.lfu_log_factor.load(Relaxed).to_string(),
+        set: Some((
+            |_, s| parse_range(s, 0, i32::MAX as u64),
+            |c, v| {
+                if let Setting::Number(n) = v {
+                    c.lfu_log_factor.store(n, Relaxed);
+                }
+            },
+        )),
+    },
+    Param {
+        name: "lfu-decay-time",
+        get: |c| c.lfu_decay_time.load(Relaxed).to_string(),
+        set: Some((
+            |_, s| parse_range(s, 0, i32::MAX as u64),
+            |c, v| {
+                if let Setting::Number(n) = v {
+                    c.lfu_decay_time.store(n, Relaxed);
+                }
+            },
+        )),
+    },
+    Param {
         name: "databases",
         get: |_| "1".to_string(),
         set: None,
@@ -372,6 +458,40 @@ impl LiveConfig {
             tunables: TUNABLES.iter().map(|t| AtomicI64::new(t.2)).collect(),
             notify_flags: AtomicU32::new(config.notify_flags()),
             pubsub_limit: config.pubsub_output_limit().map(AtomicU64::new),
+            maxmemory: AtomicU64::new(config.maxmemory.0),
+            policy: AtomicU8::new(policy_index(config.maxmemory_policy)),
+            samples: AtomicU64::new(u64::from(config.maxmemory_samples)),
+            lfu_log_factor: AtomicU64::new(u64::from(config.lfu_log_factor)),
+            lfu_decay_time: AtomicU64::new(u64::from(config.lfu_decay_time)),
+        }
+    }
+
+    /// `maxmemory` in bytes (0: no limit).
+    pub fn maxmemory(&self) -> u64 {
+        self.maxmemory.load(Relaxed)
+    }
+
+    /// `maxmemory-policy`.
+    pub fn policy(&self) -> Policy {
+        Policy::all()[usize::from(self.policy.load(Relaxed))]
+    }
+
+    /// The eviction policy and sample size in force.
+    pub fn eviction(&self) -> Settings {
+        Settings {
+            policy: self.policy(),
+            samples: self.samples.load(Relaxed) as usize,
+        }
+    }
+
+    /// How key accesses must be recorded for the policy in force.
+    pub fn tracking(&self) -> Tracking {
+        let policy = self.policy();
+        Tracking {
+            lfu: policy.counts_frequency(),
+            sketch: policy == Policy::AllkeysTinylfu,
+            log_factor: self.lfu_log_factor.load(Relaxed) as u32,
+            decay_minutes: self.lfu_decay_time.load(Relaxed) as u32,
         }
     }
 
@@ -503,6 +623,10 @@ impl LiveConfig {
     }
 }
 
+fn policy_index(policy: Policy) -> u8 {
+    Policy::all().iter().position(|&p| p == policy).unwrap_or(0) as u8
+}
+
 fn apply_tunable(c: &LiveConfig, v: Setting) {
     if let Setting::Tunable(index, n) = v {
         c.tunables[index].store(n, Relaxed);
@@ -525,9 +649,43 @@ mod tests {
             got,
             [("save", String::new()), ("appendonly", "no".to_string())]
         );
-        let max = c.get(&[b"max*"]);
-        assert_eq!(max, [("maxclients", "10000".to_string())]);
+        let max: Vec<&str> = c.get(&[b"max*"]).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            max,
+            [
+                "maxclients",
+                "maxmemory",
+                "maxmemory-policy",
+                "maxmemory-samples"
+            ]
+        );
         assert_eq!(c.get(&[b"HASH-MAX-ZIPLIST-ENTRIES"])[0].1, "128");
+    }
+
+    #[test]
+    fn memory_settings_are_checked_and_shape_tracking() {
+        let c = live();
+        assert_eq!(c.maxmemory(), 0);
+        c.set(&[
+            (b"maxmemory", b"100mb"),
+            (b"maxmemory-policy", b"allkeys-lfu"),
+        ])
+        .unwrap();
+        assert_eq!(c.maxmemory(), 100 << 20);
+        assert!(c.tracking().lfu && !c.tracking().sketch);
+        c.set(&[
+            (b"maxmemory-policy", b"ALLKEYS-TINYLFU"),
+            (b"lfu-log-factor", b"3"),
+        ])
+        .unwrap();
+        assert_eq!(c.get(&[b"maxmemory-policy"])[0].1, "allkeys-tinylfu");
+        assert!(!c.tracking().lfu && c.tracking().sketch);
+        assert_eq!(c.tracking().log_factor, 3);
+        assert!(c.set(&[(b"maxmemory-samples", b"0")]).is_err());
+        assert!(c.set(&[(b"maxmemory-samples", b"65")]).is_err());
+        assert!(c.set(&[(b"maxmemory", b"lots")]).is_err());
+        let err = c.set(&[(b"maxmemory-policy", b"lru")]).unwrap_err();
+        assert!(err.to_string().contains("noeviction, allkeys-lru"), "{err}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use clap::Parser;
 use serde::{Deserialize, Serialize};
 
+pub use crate::eviction::Policy;
 pub use live::{ConfigSetError, LiveConfig, LogLevelHook};
 pub use units::MemSize;
 
@@ -80,6 +81,16 @@ pub struct Config {
     /// Output-buffer limits per client class, as in redis.conf
     /// (`pubsub 32mb 8mb 60`: hard limit, soft limit, seconds over the soft one).
     pub client_output_buffer_limit: String,
+    /// Memory limit (0: none); over it, writes evict keys or fail.
+    pub maxmemory: MemSize,
+    /// Which keys go when `maxmemory` is reached.
+    pub maxmemory_policy: Policy,
+    /// Keys sampled per eviction round (1 to 64).
+    pub maxmemory_samples: u32,
+    /// How slowly LFU counters grow.
+    pub lfu_log_factor: u32,
+    /// Minutes for an LFU counter to lose one point (0: never).
+    pub lfu_decay_time: u32,
 }
 
 impl Default for Config {
@@ -97,6 +108,11 @@ impl Default for Config {
             threads: 0,
             notify_keyspace_events: String::new(),
             client_output_buffer_limit: DEFAULT_OUTPUT_LIMIT.to_string(),
+            maxmemory: MemSize(0),
+            maxmemory_policy: Policy::NoEviction,
+            maxmemory_samples: 5,
+            lfu_log_factor: 10,
+            lfu_decay_time: 1,
         }
     }
 }
@@ -161,6 +177,21 @@ pub struct Cli {
     /// Output-buffer limits, e.g. "pubsub 32mb 8mb 60".
     #[arg(long, value_name = "LIMITS")]
     pub client_output_buffer_limit: Option<String>,
+    /// Memory limit, e.g. 100mb (0: none).
+    #[arg(long)]
+    pub maxmemory: Option<MemSize>,
+    /// Eviction policy when maxmemory is reached.
+    #[arg(long, value_enum, ignore_case = true)]
+    pub maxmemory_policy: Option<Policy>,
+    /// Keys sampled per eviction round (1 to 64).
+    #[arg(long)]
+    pub maxmemory_samples: Option<u32>,
+    /// How slowly LFU counters grow.
+    #[arg(long)]
+    pub lfu_log_factor: Option<u32>,
+    /// Minutes for an LFU counter to lose one point (0: never).
+    #[arg(long)]
+    pub lfu_decay_time: Option<u32>,
 }
 
 /// A configuration that cannot be used.
@@ -254,6 +285,21 @@ impl Config {
         if let Some(v) = &c.client_output_buffer_limit {
             self.client_output_buffer_limit = v.clone();
         }
+        if let Some(v) = c.maxmemory {
+            self.maxmemory = v;
+        }
+        if let Some(v) = c.maxmemory_policy {
+            self.maxmemory_policy = v;
+        }
+        if let Some(v) = c.maxmemory_samples {
+            self.maxmemory_samples = v;
+        }
+        if let Some(v) = c.lfu_log_factor {
+            self.lfu_log_factor = v;
+        }
+        if let Some(v) = c.lfu_decay_time {
+            self.lfu_decay_time = v;
+        }
     }
 
     /// Checks ranges and consistency.
@@ -290,6 +336,12 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "client-output-buffer-limit: {e}"
             )));
+        }
+        if !(1..=64).contains(&self.maxmemory_samples) {
+            return invalid("maxmemory-samples must be between 1 and 64");
+        }
+        if self.lfu_log_factor > i32::MAX as u32 || self.lfu_decay_time > i32::MAX as u32 {
+            return invalid("lfu-log-factor and lfu-decay-time must be at most 2147483647");
         }
         if self.requirepass.as_deref() == Some("") {
             // An empty password means none, as in Redis.
@@ -376,6 +428,10 @@ mod tests {
         assert!(Config::load(&cli(&["--bind", "localhost"])).is_err());
         assert!(Config::load(&cli(&["--notify-keyspace-events", "Eq"])).is_err());
         assert!(Config::load(&cli(&["--client-output-buffer-limit", "pubsub 1mb"])).is_err());
+        assert!(Config::load(&cli(&["--maxmemory-samples", "0"])).is_err());
+        assert!(Cli::try_parse_from(["ringkv-server", "--maxmemory-policy", "lru"]).is_err());
+        let policy = Config::load(&cli(&["--maxmemory-policy", "ALLKEYS-TINYLFU"])).unwrap();
+        assert_eq!(policy.maxmemory_policy, Policy::AllkeysTinylfu);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Per-key access tracking for eviction, `OBJECT IDLETIME` and `OBJECT FREQ`.
 //!
 //! Every key has one 32-bit stamp. Under an LRU (or non-LFU) policy it is the
-//! Unix second of the last access. Under an LFU policy it is Redis's layout: the
+//! time of the last access in hundredths of a second, wrapping every 497 days
+//! (Redis's LRU clock ticks once a second, too coarse to order a busy cache's
+//! keys, and wraps every 194 days). Under an LFU policy it is Redis's layout: the
 //! minute of the last decrement (24 bits, wrapping) above an 8-bit logarithmic
 //! access counter that starts at 5, grows with probability 1/((c-5)·factor+1)
 //! per access, and loses one per `lfu-decay-time` minutes without access.
@@ -24,6 +26,9 @@ pub struct Tracking {
     pub log_factor: u32,
     /// `lfu-decay-time` in minutes (0: never decay).
     pub decay_minutes: u32,
+    /// Report the hashes of keys read to the keyspace's frequency sketch (the
+    /// TinyLFU policy).
+    pub sketch: bool,
 }
 
 impl Default for Tracking {
@@ -33,6 +38,7 @@ impl Default for Tracking {
             lfu: false,
             log_factor: 10,
             decay_minutes: 1,
+            sketch: false,
         }
     }
 }
@@ -40,14 +46,19 @@ impl Default for Tracking {
 impl Tracking {
     /// Packs into one word, so the keyspace can hold it in an atomic.
     pub fn pack(self) -> u64 {
-        u64::from(self.lfu) | u64::from(self.log_factor) << 1 | u64::from(self.decay_minutes) << 33
+        // Both settings are at most 2^31 - 1 (checked by the configuration).
+        u64::from(self.lfu)
+            | u64::from(self.sketch) << 1
+            | u64::from(self.log_factor) << 2
+            | u64::from(self.decay_minutes) << 33
     }
 
     /// Unpacks [`Tracking::pack`].
     pub fn unpack(word: u64) -> Tracking {
         Tracking {
             lfu: word & 1 == 1,
-            log_factor: (word >> 1) as u32,
+            sketch: word & 2 == 2,
+            log_factor: ((word >> 2) as u32) & (u32::MAX >> 1),
             decay_minutes: (word >> 33) as u32,
         }
     }
@@ -57,14 +68,14 @@ impl Tracking {
         if self.lfu {
             lfu_stamp(minutes(now), LFU_INIT)
         } else {
-            seconds(now)
+            ticks(now)
         }
     }
 
     /// The stamp after an access at `now`; `chance` is a uniform draw in [0, 1).
     pub fn touched(self, stamp: u32, now: Millis, chance: f64) -> u32 {
         if !self.lfu {
-            return seconds(now);
+            return ticks(now);
         }
         let counter = self.decayed(stamp, now);
         let counter = if counter == u8::MAX {
@@ -90,13 +101,16 @@ impl Tracking {
 
     /// Seconds since the access recorded in an LRU `stamp`.
     pub fn idle_seconds(stamp: u32, now: Millis) -> u64 {
-        u64::from(seconds(now).saturating_sub(stamp))
+        u64::from(idle_ticks(stamp, now)) / TICKS_PER_SECOND
     }
 
     /// The stamp of a key last accessed `idle` seconds before `now` (`RESTORE
-    /// IDLETIME`).
+    /// IDLETIME`), capped at what a stamp can tell.
     pub fn idle_stamp(idle: u64, now: Millis) -> u32 {
-        seconds(now).saturating_sub(u32::try_from(idle).unwrap_or(u32::MAX))
+        let idle = idle
+            .saturating_mul(TICKS_PER_SECOND)
+            .min(u64::from(MAX_IDLE));
+        ticks(now).wrapping_sub(idle as u32)
     }
 
     /// The stamp of a key with LFU counter `frequency` at `now` (`RESTORE FREQ`).
@@ -110,16 +124,31 @@ impl Tracking {
         if self.lfu {
             u64::from(u8::MAX - self.decayed(stamp, now))
         } else {
-            Tracking::idle_seconds(stamp, now)
+            u64::from(idle_ticks(stamp, now))
         }
     }
 }
 
-const MINUTES_MASK: u32 = (1 << 24) - 1;
+const TICKS_PER_SECOND: u64 = 100;
+/// Longest idle time a stamp can represent, in ticks: short of a full wrap so
+/// that stamps from slightly in the future (clock adjustments) still read as 0.
+const MAX_IDLE: u32 = u32::MAX - u32::MAX / 16;
 
-fn seconds(now: Millis) -> u32 {
-    u32::try_from(now / 1000).unwrap_or(u32::MAX)
+/// The time in hundredths of a second, wrapping.
+fn ticks(now: Millis) -> u32 {
+    (now / 10) as u32
 }
+
+fn idle_ticks(stamp: u32, now: Millis) -> u32 {
+    let idle = ticks(now).wrapping_sub(stamp);
+    if idle > MAX_IDLE {
+        0
+    } else {
+        idle
+    }
+}
+
+const MINUTES_MASK: u32 = (1 << 24) - 1;
 
 fn minutes(now: Millis) -> u32 {
     ((now / 60_000) as u32) & MINUTES_MASK
@@ -137,11 +166,19 @@ mod tests {
         lfu: true,
         log_factor: 10,
         decay_minutes: 1,
+        sketch: false,
     };
 
     #[test]
     fn packing_round_trips() {
         assert_eq!(Tracking::unpack(LFU_DEFAULT.pack()), LFU_DEFAULT);
+        let extreme = Tracking {
+            lfu: false,
+            log_factor: i32::MAX as u32,
+            decay_minutes: i32::MAX as u32,
+            sketch: true,
+        };
+        assert_eq!(Tracking::unpack(extreme.pack()), extreme);
         assert_eq!(
             Tracking::unpack(Tracking::default().pack()),
             Tracking::default()
@@ -149,7 +186,7 @@ mod tests {
     }
 
     #[test]
-    fn lru_stamps_are_seconds() {
+    fn lru_stamps_are_hundredths_of_seconds() {
         let lru = Tracking {
             lfu: false,
             ..LFU_DEFAULT
@@ -161,6 +198,14 @@ mod tests {
             30
         );
         assert!(lru.eviction_score(stamp, 65_000) > lru.eviction_score(stamp, 10_000));
+        // Accesses 10 ms apart are ordered.
+        assert!(lru.eviction_score(stamp, 5_010) > lru.eviction_score(stamp, 5_000));
+        // Stamps survive the wrap of the 32-bit tick counter.
+        let late = (1u64 << 32) * 10 + 500;
+        let stamp = lru.touched(0, late - 2_000, 0.0);
+        assert_eq!(Tracking::idle_seconds(stamp, late), 2);
+        // A stamp from slightly in the future reads as just used.
+        assert_eq!(Tracking::idle_seconds(lru.new_stamp(70_000), 65_000), 0);
     }
 
     #[test]

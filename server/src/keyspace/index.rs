@@ -33,7 +33,7 @@ impl Position for u32 {
 }
 
 /// Positions by key hash.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Index {
     /// Fewer than 65,536 entries.
     Narrow(HashTable<u16>),

@@ -4,6 +4,7 @@
 //!   command ──key──▶ key_slot() ──▶ slots[slot]: Mutex<SlotTable> ──▶ Entry
 //!                                     │ len, volatile (atomics, read lock-free)
 //!   cron ──▶ ActiveExpire ──sweeps──▶ slots with volatile > 0
+//!   cron ──▶ ActiveDefrag ──moves tables to fresh memory while fragmented
 //! ```
 //!
 //! Each of the 16384 slots is its own table behind its own lock, so connections on
@@ -18,6 +19,7 @@
 //! deadlock. Time is always passed in (`now`), never read here.
 
 pub mod access;
+mod defrag;
 mod dump;
 mod expire;
 mod index;
@@ -29,15 +31,17 @@ mod walk;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::{Mutex, MutexGuard, RwLock};
 use smallvec::SmallVec;
 
+pub use defrag::ActiveDefrag;
 pub use dump::{dump_value, restore_value, DumpError};
 pub use expire::{ActiveExpire, ExpireCycle};
 pub use slot::{hash_tag, key_slot, SLOTS};
-pub use table::{Expiry, SlotTable, Sweep};
+pub use table::{key_hash, Expiry, SlotTable, Sweep};
 pub use value::{Blob, Entry, Key, Value};
 
+use crate::eviction::FrequencySketch;
 use access::Tracking;
 
 /// Bytes of bookkeeping per entry beyond the heap data of key and value: the
@@ -63,6 +67,8 @@ pub struct Keyspace {
     /// Names of expired keys waiting to be announced.
     expired_log: Mutex<Vec<Vec<u8>>>,
     expired_logged: AtomicUsize,
+    /// Request frequencies for the TinyLFU policy, while it is in force.
+    sketch: RwLock<Option<FrequencySketch>>,
 }
 
 impl Default for Keyspace {
@@ -111,6 +117,14 @@ impl Drop for SlotGuard<'_> {
             self.keyspace
                 .expired_keys
                 .fetch_add(std::mem::take(&mut self.table.expired), Ordering::Relaxed);
+        }
+        if !self.table.reads.is_empty() {
+            if let Some(sketch) = &*self.keyspace.sketch.read() {
+                for hash in self.table.reads.drain(..) {
+                    sketch.increment(hash);
+                }
+            }
+            self.table.reads.clear();
         }
         if !self.table.expired_names.is_empty() {
             let names = std::mem::take(&mut self.table.expired_names);
@@ -217,6 +231,11 @@ impl<'a> Locked<'a> {
         }
     }
 
+    /// True if any slot is held.
+    pub fn holds_any(&self) -> bool {
+        !self.guards.is_empty()
+    }
+
     /// True if `slot` is held.
     pub fn holds(&self, slot: u16) -> bool {
         self.index(slot).is_ok()
@@ -280,6 +299,7 @@ impl Keyspace {
             tracking: AtomicU64::new(Tracking::default().pack()),
             expired_log: Mutex::new(Vec::new()),
             expired_logged: AtomicUsize::new(0),
+            sketch: RwLock::new(None),
         }
     }
 
@@ -290,9 +310,41 @@ impl Keyspace {
         }
     }
 
-    /// Changes how key accesses are stamped (the eviction policy's needs).
+    /// Changes how key accesses are recorded (the eviction policy's needs),
+    /// starting or dropping the frequency sketch.
     pub fn set_tracking(&self, tracking: Tracking) {
+        let mut sketch = self.sketch.write();
+        match (tracking.sketch, sketch.is_some()) {
+            (true, false) => *sketch = Some(FrequencySketch::new(self.len())),
+            (false, true) => *sketch = None,
+            _ => {}
+        }
         self.tracking.store(tracking.pack(), Ordering::Relaxed);
+    }
+
+    /// Resizes the frequency sketch, keeping its counts, when the number of
+    /// keys has moved far from what it was sized for.
+    pub fn fit_sketch(&self) {
+        let len = self.len();
+        let misfit = |s: &Option<FrequencySketch>| {
+            s.as_ref()
+                .is_some_and(|s| len > 2 * s.expected() || len.max(64) * 4 < s.expected())
+        };
+        if misfit(&self.sketch.read()) {
+            let mut sketch = self.sketch.write();
+            if let Some(old) = sketch.as_ref().filter(|_| misfit(&sketch)) {
+                *sketch = Some(old.resized(len));
+            }
+        }
+    }
+
+    /// The sketch's estimate of how often the key with `hash` was requested
+    /// recently (0 without a sketch).
+    pub fn estimate(&self, hash: u64) -> u8 {
+        self.sketch
+            .read()
+            .as_ref()
+            .map_or(0, |sketch| sketch.estimate(hash))
     }
 
     /// How key accesses are stamped.

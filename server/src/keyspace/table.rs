@@ -18,6 +18,7 @@ use super::access::Tracking;
 use super::index::Index;
 use super::value::{Entry, Key, Value};
 use crate::clock::Millis;
+use crate::memory::size_class;
 
 /// One process-wide random hash seed shared by every table (hash flooding
 /// protection without a 32-byte hasher in each of the 16384 tables).
@@ -63,15 +64,9 @@ fn hash(key: &[u8]) -> u64 {
     KeyHasher.hash_one(key)
 }
 
-/// The allocation jemalloc makes for a request of `bytes`: 16-byte steps up to
-/// 128, then four classes per doubling (160, 192, 224, 256, 320, ...).
-fn size_class(bytes: usize) -> usize {
-    if bytes <= 128 {
-        return bytes.div_ceil(16).max(1) * 16;
-    }
-    let log2 = usize::BITS - 1 - (bytes - 1).leading_zeros();
-    let step = 1usize << (log2 - 2);
-    bytes.div_ceil(step) * step
+/// The hash the tables index `key` by (also what the TinyLFU sketch counts).
+pub fn key_hash(key: &[u8]) -> u64 {
+    hash(key)
 }
 
 /// The capacity to grow a vector of `len` entries of `size` bytes to: at least
@@ -105,6 +100,8 @@ pub struct SlotTable {
     pub(super) record_expired: bool,
     /// Names of expired keys not yet handed to the keyspace's log.
     pub(super) expired_names: Vec<Vec<u8>>,
+    /// Hashes of keys read, not yet counted in the keyspace's frequency sketch.
+    pub(super) reads: Vec<u64>,
 }
 
 impl SlotTable {
@@ -127,15 +124,19 @@ impl SlotTable {
         self.expires.get(index).copied().unwrap_or(0)
     }
 
-    fn position(&self, key: &[u8]) -> Option<usize> {
+    fn position(&self, key: &[u8], key_hash: u64) -> Option<usize> {
         let entries = &self.entries;
         self.index
-            .find(hash(key), |i| entries[i].0.as_bytes() == key)
+            .find(key_hash, |i| entries[i].0.as_bytes() == key)
     }
 
     /// Index of the live entry for `key`, removing it first if it has expired.
     fn find(&mut self, key: &[u8], now: Millis) -> Option<usize> {
-        let index = self.position(key)?;
+        self.find_hashed(key, hash(key), now)
+    }
+
+    fn find_hashed(&mut self, key: &[u8], key_hash: u64, now: Millis) -> Option<usize> {
+        let index = self.position(key, key_hash)?;
         let expire_at = self.expire_of(index);
         if expire_at != 0 && expire_at <= now {
             self.expire_index(index);
@@ -170,9 +171,14 @@ impl SlotTable {
         })
     }
 
-    /// The live entry for `key`, recording the access.
+    /// The live entry for `key`, recording the access (a miss counts as a
+    /// request too, for the TinyLFU sketch).
     pub fn get(&mut self, key: &[u8], now: Millis) -> Option<Entry<&mut Value>> {
-        let index = self.find(key, now)?;
+        let key_hash = hash(key);
+        if self.tracking.sketch {
+            self.reads.push(key_hash);
+        }
+        let index = self.find_hashed(key, key_hash, now)?;
         self.touch(index, now);
         Some(self.view(index))
     }
@@ -368,9 +374,59 @@ impl SlotTable {
         Entry { value, expire_at }
     }
 
-    /// Gives memory back once the table is mostly empty, as Redis resizes its dicts.
+    /// Removes `key` to free memory: only a live key, and only one with a TTL if
+    /// `volatile_only`. Spare room is given back at once, since small entries
+    /// own no heap memory and evicting them frees nothing otherwise.
+    pub fn evict(&mut self, key: &[u8], volatile_only: bool, now: Millis) -> bool {
+        let Some(index) = self.find(key, now) else {
+            return false;
+        };
+        if volatile_only && self.expire_of(index) == 0 {
+            return false;
+        }
+        self.remove_index(index);
+        let (len, capacity) = (self.entries.len(), self.entries.capacity());
+        // Twice the slack growth leaves, so a table that loses and gains keys
+        // in turn does not reallocate each time.
+        if capacity - len > 2 * (len / 8).max(4) {
+            let keep = len + (len / 8).max(4);
+            self.entries.shrink_to(keep);
+            self.access.shrink_to(keep);
+            self.expires.shrink_to(keep);
+        }
+        true
+    }
+
+    /// Moves the table's arrays that sit in sparse allocator slabs to fresh
+    /// allocations of the same sizes (active defragmentation; see
+    /// `keyspace::defrag`).
+    pub fn reallocate(&mut self) {
+        fn moved<T>(v: &mut Vec<T>) {
+            if v.capacity() > 0 && crate::memory::worth_moving(v.as_ptr().cast()) {
+                let mut fresh = Vec::with_capacity(v.capacity());
+                fresh.append(v);
+                *v = fresh;
+            }
+        }
+        moved(&mut self.entries);
+        moved(&mut self.access);
+        moved(&mut self.expires);
+        // hashbrown does not show where its table lives: move it always.
+        self.index = self.index.clone();
+    }
+
+    /// Gives memory back once the table is mostly empty, as Redis resizes its
+    /// dicts, and all of it when the table is empty.
     fn shrink_if_sparse(&mut self) {
         let (len, capacity) = (self.entries.len(), self.entries.capacity());
+        if len == 0 {
+            self.entries = Vec::new();
+            self.access = Vec::new();
+            self.expires = Vec::new();
+            self.index = Index::default();
+            self.sweep = 0;
+            return;
+        }
         if capacity > 64 && len < capacity / 4 {
             let keep = len + len / 2;
             self.entries.shrink_to(keep);
@@ -465,12 +521,6 @@ mod tests {
 
     #[test]
     fn growth_follows_jemalloc_size_classes() {
-        assert_eq!(size_class(1), 16);
-        assert_eq!(size_class(48), 48);
-        assert_eq!(size_class(129), 160);
-        assert_eq!(size_class(3072), 3072);
-        assert_eq!(size_class(3073), 3584);
-        assert_eq!(size_class(4320), 5120);
         // 61 entries of 48 bytes want 68: 3264 bytes, whose class holds 74.
         assert_eq!(grown_capacity(61, 48), 74);
         assert_eq!(grown_capacity(0, 48), 4);
@@ -518,6 +568,25 @@ mod tests {
         assert_eq!(removed, 50);
         assert_eq!(t.len(), 51);
         assert_eq!(t.volatile(), 50);
+    }
+
+    #[test]
+    fn evicting_gives_room_back_soon() {
+        let mut t = SlotTable::default();
+        for i in 0..10_000 {
+            t.insert(format!("k{i}").as_bytes(), val("v"), Expiry::Persist, 0);
+        }
+        let grown = t.entries.capacity();
+        for i in 0..2_500 {
+            assert!(t.evict(format!("k{i}").as_bytes(), false, 0));
+        }
+        // Small entries own no heap memory: only giving capacity back frees any.
+        assert!(t.entries.capacity() < grown);
+        assert!(t.entries.capacity() <= t.len() + t.len() / 4);
+        assert!(!t.evict(b"k0", false, 0));
+        t.insert(b"ttl", val("v"), Expiry::At(100), 0);
+        assert!(!t.evict(b"k5000", true, 0));
+        assert!(t.evict(b"ttl", true, 0));
     }
 
     #[test]

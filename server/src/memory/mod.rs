@@ -2,7 +2,28 @@
 //! (jemalloc, installed as the global allocator by the binary) and the kernel's view
 //! from `/proc`.
 
-use tikv_jemalloc_ctl::{background_thread, epoch, stats};
+mod counting;
+mod defrag_hint;
+
+use tikv_jemalloc_ctl::{epoch, stats, Access, AsName};
+
+pub use counting::{used, Counting};
+pub use defrag_hint::worth_moving;
+
+/// The allocation jemalloc makes for a request of `bytes`: 8, then 16-byte steps
+/// up to 128, then four classes per doubling (160, 192, 224, 256, 320, ...).
+#[inline]
+pub fn size_class(bytes: usize) -> usize {
+    if bytes <= 8 {
+        return 8;
+    }
+    if bytes <= 128 {
+        return bytes.div_ceil(16) * 16;
+    }
+    let log2 = usize::BITS - 1 - (bytes - 1).leading_zeros();
+    let step = 1usize << (log2 - 2);
+    bytes.div_ceil(step) * step
+}
 
 /// Allocator statistics in bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -27,12 +48,20 @@ pub fn allocator() -> AllocatorStats {
     }
 }
 
-/// Lets jemalloc return freed pages to the kernel from a background thread, as
-/// Redis's `jemalloc-bg-thread yes` does; otherwise pages freed while the server
-/// is idle stay resident until the next burst of allocations. False if jemalloc
-/// is not the allocator.
-pub fn start_allocator_background_thread() -> bool {
-    background_thread::write(true).is_ok()
+/// Runs `f` with this thread's allocation cache off, so blocks it allocates
+/// come from the allocator's fullest slabs instead of the cache of blocks just
+/// freed (what defragmentation needs).
+pub fn without_thread_cache<R>(f: impl FnOnce() -> R) -> R {
+    let name = b"thread.tcache.enabled\0".name();
+    let was: Option<bool> = name.read().ok();
+    if was == Some(true) {
+        let _ = name.write(false);
+    }
+    let result = f();
+    if was == Some(true) {
+        let _ = name.write(true);
+    }
+    result
 }
 
 /// Resident set size in bytes of process `pid` (`None`: this one), from
@@ -120,6 +149,18 @@ pub fn human(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn size_classes_follow_jemalloc() {
+        assert_eq!(size_class(1), 8);
+        assert_eq!(size_class(9), 16);
+        assert_eq!(size_class(48), 48);
+        assert_eq!(size_class(129), 160);
+        assert_eq!(size_class(3072), 3072);
+        assert_eq!(size_class(3073), 3584);
+        assert_eq!(size_class(4320), 5120);
+        assert_eq!(size_class(16385), 20480);
+    }
 
     #[test]
     fn human_sizes_look_like_redis() {
