@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use ringkv_server::memory;
 
+pub mod trace;
+
 /// A free loopback port.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

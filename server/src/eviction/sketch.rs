@@ -40,7 +40,7 @@ pub struct FrequencySketch {
 
 impl FrequencySketch {
     /// A sketch for a cache of about `expected` keys: eight counters per key,
-    /// about four bytes.
+    /// four bytes, which conservative updates keep accurate enough.
     pub fn new(expected: usize) -> Self {
         let expected = expected.max(64);
         let words = (expected / 2).next_power_of_two();
@@ -90,13 +90,19 @@ impl FrequencySketch {
         })
     }
 
-    /// Counts one request for the key with `hash`.
+    /// Counts one request for the key with `hash`. Only the key's smallest
+    /// counters grow ("conservative update"): the others already count other
+    /// keys' requests too, and raising them would only add to that noise.
     pub fn increment(&self, hash: u64) {
+        let estimate = self.estimate(hash);
+        if estimate == MAX_FREQUENCY {
+            return;
+        }
         let mut added = false;
         for (word, shift) in self.cells(hash) {
             let cell = &self.words[word];
             let value = cell.load(Relaxed);
-            if (value >> shift) & 15 < u64::from(MAX_FREQUENCY) {
+            if (value >> shift) & 15 == u64::from(estimate) {
                 cell.store(value + (1 << shift), Relaxed);
                 added = true;
             }

@@ -118,13 +118,13 @@ impl Drop for SlotGuard<'_> {
                 .expired_keys
                 .fetch_add(std::mem::take(&mut self.table.expired), Ordering::Relaxed);
         }
-        if !self.table.reads.is_empty() {
-            if let Some(sketch) = &*self.keyspace.sketch.read() {
-                for hash in self.table.reads.drain(..) {
+        if self.table.tracking.sketch {
+            let sketch = self.keyspace.sketch.read();
+            table::drain_reads(|hash| {
+                if let Some(sketch) = &*sketch {
                     sketch.increment(hash);
                 }
-            }
-            self.table.reads.clear();
+            });
         }
         if !self.table.expired_names.is_empty() {
             let names = std::mem::take(&mut self.table.expired_names);

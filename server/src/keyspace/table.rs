@@ -70,9 +70,11 @@ pub fn key_hash(key: &[u8]) -> u64 {
 }
 
 /// The capacity to grow a vector of `len` entries of `size` bytes to: at least
-/// an eighth more, then up to whatever fits the allocation it will get anyway.
+/// an eighth more (one, for small tables: at a million keys a slot holds about
+/// sixty, at a hundred thousand six, so fixed steps would be mostly slack),
+/// then up to whatever fits the allocation it will get anyway.
 fn grown_capacity(len: usize, size: usize) -> usize {
-    let wanted = len + (len / 8).max(4);
+    let wanted = len + (len / 8).max(1);
     size_class(wanted * size) / size
 }
 
@@ -100,8 +102,17 @@ pub struct SlotTable {
     pub(super) record_expired: bool,
     /// Names of expired keys not yet handed to the keyspace's log.
     pub(super) expired_names: Vec<Vec<u8>>,
-    /// Hashes of keys read, not yet counted in the keyspace's frequency sketch.
-    pub(super) reads: Vec<u64>,
+}
+
+thread_local! {
+    /// Hashes of keys read on this thread under the slot lock now held, for the
+    /// keyspace's frequency sketch (one buffer per thread, not per table).
+    static READS: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Hands the hashes of keys read on this thread since the last call to `count`.
+pub(super) fn drain_reads(mut count: impl FnMut(u64)) {
+    READS.with_borrow_mut(|reads| reads.drain(..).for_each(&mut count));
 }
 
 impl SlotTable {
@@ -176,7 +187,7 @@ impl SlotTable {
     pub fn get(&mut self, key: &[u8], now: Millis) -> Option<Entry<&mut Value>> {
         let key_hash = hash(key);
         if self.tracking.sketch {
-            self.reads.push(key_hash);
+            READS.with_borrow_mut(|reads| reads.push(key_hash));
         }
         let index = self.find_hashed(key, key_hash, now)?;
         self.touch(index, now);
@@ -388,8 +399,8 @@ impl SlotTable {
         let (len, capacity) = (self.entries.len(), self.entries.capacity());
         // Twice the slack growth leaves, so a table that loses and gains keys
         // in turn does not reallocate each time.
-        if capacity - len > 2 * (len / 8).max(4) {
-            let keep = len + (len / 8).max(4);
+        if capacity - len > (len / 4).max(2) {
+            let keep = len + (len / 8).max(1);
             self.entries.shrink_to(keep);
             self.access.shrink_to(keep);
             self.expires.shrink_to(keep);
@@ -523,7 +534,9 @@ mod tests {
     fn growth_follows_jemalloc_size_classes() {
         // 61 entries of 48 bytes want 68: 3264 bytes, whose class holds 74.
         assert_eq!(grown_capacity(61, 48), 74);
-        assert_eq!(grown_capacity(0, 48), 4);
+        assert_eq!(grown_capacity(0, 48), 1);
+        // Six entries want seven: 336 bytes, whose class holds eight.
+        assert_eq!(grown_capacity(6, 48), 8);
     }
 
     #[test]
