@@ -258,40 +258,52 @@ pub fn execute(
     };
     let now = session.command_start().1;
     session.handle.touch(checked.command.id, now);
-    let needs_memory = checked.command.has(flag::DENYOOM);
-    if needs_memory && shared.make_room(now).is_err() {
-        reject(
-            shared,
-            session,
-            out,
-            checked.command.id,
-            &CommandError::OutOfMemory,
-        );
-        if let Some(tx) = &mut session.multi {
-            tx.failed = true;
-        }
+    let limited = checked.command.has(flag::DENYOOM) && shared.config.maxmemory() != 0;
+    if limited && shared.make_room(now).is_err() {
+        out_of_memory(shared, session, out, checked.command.id);
         return None;
     }
     if session.multi.is_some() && !checked.command.has(flag::NO_QUEUE) {
         transactions::queue(shared, session, out, checked, args);
         return None;
     }
-    let mut locks = Locked::new(&shared.keyspace);
-    lock_keys(&mut locks, checked.command, args);
-    let waiter = run(shared, session, out, &mut locks, checked, args, true);
-    drop(locks);
-    if needs_memory
-        && shared.config.policy() == Policy::AllkeysTinylfu
-        && shared.evictor.under_pressure(now)
-    {
-        admit_written_key(shared, checked.command, args);
+    let waiter = run_locked(shared, session, out, checked, args);
+    if limited {
+        admit_written_key(shared, checked.command, args, now);
     }
     waiter
 }
 
+/// Locks the command's slots, runs it, and releases them.
+#[inline]
+fn run_locked(
+    shared: &Shared,
+    session: &mut Session,
+    out: &mut Reply,
+    checked: Checked,
+    args: Args<'_>,
+) -> Option<Arc<Waiter>> {
+    let mut locks = Locked::new(&shared.keyspace);
+    lock_keys(&mut locks, checked.command, args);
+    run(shared, session, out, &mut locks, checked, args, true)
+}
+
+#[cold]
+fn out_of_memory(shared: &Shared, session: &mut Session, out: &mut Reply, id: usize) {
+    reject(shared, session, out, id, &CommandError::OutOfMemory);
+    if let Some(tx) = &mut session.multi {
+        tx.failed = true;
+    }
+}
+
 /// TinyLFU admission: under memory pressure, a key a write just stored must be
-/// requested more often than the keys eviction samples, or it goes next.
-fn admit_written_key(shared: &Shared, command: &table::Command, args: Args<'_>) {
+/// requested more often than the keys eviction samples, or it goes next. Runs
+/// with no slot held (eviction takes the pool, then slots).
+#[inline(never)]
+fn admit_written_key(shared: &Shared, command: &table::Command, args: Args<'_>, now: Millis) {
+    if shared.config.policy() != Policy::AllkeysTinylfu || !shared.evictor.under_pressure(now) {
+        return;
+    }
     let mut keys = command
         .spec
         .keys

@@ -325,6 +325,9 @@ impl Keyspace {
     /// Resizes the frequency sketch, keeping its counts, when the number of
     /// keys has moved far from what it was sized for.
     pub fn fit_sketch(&self) {
+        if self.sketch.read().is_none() {
+            return;
+        }
         let len = self.len();
         let misfit = |s: &Option<FrequencySketch>| {
             s.as_ref()
