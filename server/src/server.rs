@@ -124,17 +124,7 @@ impl Shared {
             || memory::used() > limit,
             |key| {
                 self.watches.touch(key);
-                let flags = self.config.notify_flags();
-                if flags != 0 {
-                    crate::notify::publish(
-                        &self.pubsub,
-                        self.output_limit(),
-                        flags,
-                        crate::notify::EVICTED,
-                        "evicted",
-                        key,
-                    );
-                }
+                self.notify(crate::notify::EVICTED, "evicted", key);
             },
         )?;
         if evicted > 0 {
@@ -160,6 +150,14 @@ impl Shared {
             hard,
             soft,
             soft_seconds,
+        }
+    }
+
+    /// Publishes a keyspace event if `notify-keyspace-events` asks for its class.
+    pub fn notify(&self, class: u32, event: &str, key: &[u8]) {
+        let flags = self.config.notify_flags();
+        if flags != 0 {
+            crate::notify::publish(&self.pubsub, self.output_limit(), flags, class, event, key);
         }
     }
 

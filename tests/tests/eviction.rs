@@ -262,3 +262,25 @@ fn lfu_policies_count_frequency_and_object_answers_as_redis() {
             .contains("allkeys-tinylfu")
     );
 }
+
+#[test]
+fn evictions_are_announced_as_keyspace_events() {
+    let server = TestServer::start_with(&["--notify-keyspace-events", "Ee"]);
+    let mut subscriber = server.connect();
+    let mut pubsub = subscriber.as_pubsub();
+    pubsub.subscribe("__keyevent@0__:evicted").unwrap();
+    pubsub
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut con = server.connect();
+    fill(&mut con, "k", 0..2_000, 100, false);
+    let _: () = q(
+        &mut con,
+        &["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"],
+    );
+    let _: () = q(&mut con, &["CONFIG", "SET", "maxmemory", "1"]);
+    assert_eq!(q::<u64>(&mut con, &["DBSIZE"]), 0);
+    let message = pubsub.get_message().expect("an evicted event");
+    let key: String = message.get_payload().unwrap();
+    assert!(key.starts_with('k'), "{key}");
+}

@@ -128,7 +128,7 @@ impl Ctx<'_, '_> {
 
     /// Publishes a keyspace notification about `key` (if its class is enabled).
     pub fn notify(&self, class: u32, event: &str, key: &[u8]) {
-        notify(self.shared, class, event, key);
+        self.shared.notify(class, event, key);
     }
 
     /// Notes that `key` got data clients may be blocked on.
@@ -367,7 +367,7 @@ fn run<'a>(
         }
     }
     for (class, event, key) in &served.events {
-        notify(shared, *class, event, key);
+        shared.notify(*class, event, key);
     }
     let usec = session.command_end(started);
     match result {
@@ -384,21 +384,6 @@ fn run<'a>(
     }
     crate::notify::publish_expired(shared);
     block
-}
-
-/// Publishes a keyspace event if `notify-keyspace-events` asks for its class.
-fn notify(shared: &Shared, class: u32, event: &str, key: &[u8]) {
-    let flags = shared.config.notify_flags();
-    if flags != 0 {
-        crate::notify::publish(
-            &shared.pubsub,
-            shared.output_limit(),
-            flags,
-            class,
-            event,
-            key,
-        );
-    }
 }
 
 /// The single point every change to the dataset passes: commands after they ran,
