@@ -382,3 +382,57 @@ fn integers_are_stored_as_integers_and_read_back_exactly() {
     let _: () = q(&mut con, &["SET", "k", &long]);
     assert_eq!(q::<String>(&mut con, &["OBJECT", "ENCODING", "k"]), "raw");
 }
+
+#[test]
+fn compare_and_delete_releases_only_the_owners_lock() {
+    let server = TestServer::start();
+    let mut con = server.connect();
+    // The lock pattern: SET NX PX with a unique token, released by comparing it.
+    let _: () = q(&mut con, &["SET", "lock", "token-a", "NX", "PX", "30000"]);
+    assert_eq!(
+        q::<Option<String>>(&mut con, &["SET", "lock", "token-b", "NX", "PX", "30000"]),
+        None
+    );
+    assert_eq!(q::<i64>(&mut con, &["DELIFEQ", "lock", "token-b"]), 0);
+    assert_eq!(q::<i64>(&mut con, &["DELIFEQ", "lock", "token-a"]), 1);
+    assert_eq!(q::<i64>(&mut con, &["DELIFEQ", "lock", "token-a"]), 0);
+
+    let _: () = q(&mut con, &["SET", "k", "v1"]);
+    assert_eq!(q::<i64>(&mut con, &["DELEX", "k", "IFEQ", "v2"]), 0);
+    assert_eq!(q::<i64>(&mut con, &["DELEX", "k", "IFNE", "v1"]), 0);
+    assert_eq!(q::<i64>(&mut con, &["DELEX", "k", "ifne", "v2"]), 1);
+    let _: () = q(&mut con, &["SET", "k", "v1"]);
+    assert_eq!(q::<i64>(&mut con, &["DELEX", "k", "IFEQ", "v1"]), 1);
+    assert_eq!(q::<i64>(&mut con, &["DELEX", "k", "IFEQ", "v1"]), 0);
+    // Integers compare by their digits.
+    let _: () = q(&mut con, &["SET", "n", "42"]);
+    assert_eq!(q::<i64>(&mut con, &["DELIFEQ", "n", "42"]), 1);
+    // Without a condition DELEX deletes any type; with one, only strings compare.
+    let _: () = q(&mut con, &["RPUSH", "list", "a"]);
+    assert_eq!(
+        expect_err(&mut con, &["DELEX", "list", "IFEQ", "a"]),
+        "WRONGTYPE Operation against a key holding the wrong kind of value"
+    );
+    assert_eq!(
+        expect_err(&mut con, &["DELIFEQ", "list", "a"]),
+        "WRONGTYPE Operation against a key holding the wrong kind of value"
+    );
+    assert_eq!(q::<i64>(&mut con, &["DELEX", "list"]), 1);
+    assert_eq!(q::<i64>(&mut con, &["DELEX", "list"]), 0);
+    assert_eq!(
+        expect_err(&mut con, &["DELEX", "k", "IFEQ"]),
+        "ERR syntax error"
+    );
+    assert_eq!(
+        expect_err(&mut con, &["DELEX", "k", "NOPE", "x"]),
+        "ERR syntax error"
+    );
+    assert_eq!(
+        expect_err(&mut con, &["DELEX", "k", "IFEQ", "a", "b"]),
+        "ERR syntax error"
+    );
+    assert_eq!(
+        expect_err(&mut con, &["DELIFEQ", "k"]),
+        "ERR wrong number of arguments for 'delifeq' command"
+    );
+}

@@ -38,6 +38,8 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec("psetex", 4, WRITE | DENYOOM, ONE, "2.6.0", "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.", handler!(SetEx<'_>)),
     spec("getset", 3, WRITE | DENYOOM | FAST, ONE, "1.0.0", "Returns the previous string value of a key after setting it to a new value.", handler!(GetSet<'_>)),
     spec("getdel", 2, WRITE | FAST, ONE, "6.2.0", "Returns the string value of a key after deleting the key.", handler!(GetDel<'_>)),
+    spec("delifeq", 3, WRITE | FAST, ONE, "9.0.0", "Deletes a key if it holds the given string (Valkey 9): a lock release that cannot free another owner's lock.", handler!(DelIfEq<'_>)),
+    spec("delex", -2, WRITE | FAST, ONE, "8.4.0", "Deletes a key, optionally only if its string value equals (IFEQ) or differs from (IFNE) the given one (Redis 8.4).", handler!(DelEx<'_>)),
     spec("getex", -2, WRITE | FAST, ONE, "6.2.0", "Returns the string value of a key after setting its expiration time.", handler!(GetEx<'_>)),
     spec("mget", -2, READONLY | FAST, KeySpec::ALL, "1.0.0", "Atomically returns the string values of one or more keys.", handler!(MGet<'_>)),
     spec("mset", -3, WRITE | DENYOOM, PAIRS, "1.0.1", "Atomically creates or modifies the string values of one or more keys.", handler!(MSet<'_>)),
@@ -360,6 +362,88 @@ impl<'a> Command<'a> for GetDel<'a> {
             None => ctx.out.null(),
         }
         Ok(())
+    }
+}
+
+/// When a conditional delete goes ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DeleteIf<'a> {
+    /// Whatever the key holds.
+    Always,
+    /// The key holds a string equal to this.
+    Equal(&'a [u8]),
+    /// The key holds a string different from this.
+    NotEqual(&'a [u8]),
+}
+
+/// Deletes `key` if `condition` holds; replies 1 if it did, 0 otherwise
+/// (missing key, or another value). A condition on a non-string is WRONGTYPE.
+fn delete_if(ctx: &mut Ctx<'_, '_>, key: &[u8], condition: DeleteIf<'_>) -> CommandResult {
+    let table = ctx.locks.table(key);
+    let allowed = match table.peek(key, ctx.now) {
+        None => false,
+        Some(entry) => match condition {
+            DeleteIf::Always => true,
+            DeleteIf::Equal(v) => *string_bytes(entry.value)? == *v,
+            DeleteIf::NotEqual(v) => *string_bytes(entry.value)? != *v,
+        },
+    };
+    if allowed {
+        table.remove(key, ctx.now);
+        ctx.dirty += 1;
+        ctx.notify(notify::GENERIC, "del", key);
+    }
+    ctx.out.int(i64::from(allowed));
+    Ok(())
+}
+
+/// `DELIFEQ key value`.
+struct DelIfEq<'a> {
+    key: &'a [u8],
+    value: &'a [u8],
+}
+
+impl<'a> Command<'a> for DelIfEq<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(DelIfEq {
+            key: p.arg()?,
+            value: p.arg()?,
+        })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        delete_if(ctx, self.key, DeleteIf::Equal(self.value))
+    }
+}
+
+/// `DELEX key [IFEQ value | IFNE value]`.
+struct DelEx<'a> {
+    key: &'a [u8],
+    condition: DeleteIf<'a>,
+}
+
+impl<'a> Command<'a> for DelEx<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let key = p.arg()?;
+        let condition = match p.next_keyword() {
+            None => DeleteIf::Always,
+            Some(option) => match option.as_str() {
+                "IFEQ" => DeleteIf::Equal(p.arg()?),
+                "IFNE" => DeleteIf::NotEqual(p.arg()?),
+                "IFDEQ" | "IFDNE" => {
+                    return Err(CommandError::err(
+                        "IFDEQ and IFDNE (value digests) are not supported; use IFEQ or IFNE",
+                    ))
+                }
+                _ => return Err(CommandError::Syntax),
+            },
+        };
+        p.finish()?;
+        Ok(DelEx { key, condition })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        delete_if(ctx, self.key, self.condition)
     }
 }
 
