@@ -18,8 +18,8 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use crate::clock::Millis;
-use crate::keyspace::types::{End, ZSet};
-use crate::keyspace::{key_slot, Locked, Value};
+use crate::keyspace::types::{End, Lock, ZSet};
+use crate::keyspace::{key_slot, Expiry, Locked, Value};
 use crate::notify;
 use crate::protocol::{Protocol, Reply};
 
@@ -48,6 +48,14 @@ pub enum BlockedOp {
         /// Pop the highest instead.
         max: bool,
     },
+    /// Take a native lock once it is free (`LOCK.ACQUIRE ... WAIT`); replies
+    /// the fencing token.
+    LockAcquire {
+        /// Who takes it.
+        owner: Vec<u8>,
+        /// Lease in milliseconds.
+        ttl: Millis,
+    },
 }
 
 impl BlockedOp {
@@ -55,7 +63,7 @@ impl BlockedOp {
     /// for moves.
     pub fn write_timeout(&self, out: &mut Reply) {
         match self {
-            BlockedOp::ListMove { .. } => out.null(),
+            BlockedOp::ListMove { .. } | BlockedOp::LockAcquire { .. } => out.null(),
             BlockedOp::ListPop { .. } | BlockedOp::ZPop { .. } => out.null_array(),
         }
     }
@@ -151,6 +159,37 @@ impl Blocked {
     /// Number of keys someone is blocked on.
     pub fn keys(&self) -> usize {
         self.by_key.lock().len()
+    }
+
+    /// Number of clients waiting on `key`.
+    pub fn waiters_on(&self, key: &[u8]) -> usize {
+        if self.is_empty() {
+            return 0;
+        }
+        self.by_key.lock().get(key).map_or(0, VecDeque::len)
+    }
+
+    /// True if someone waits on `key`.
+    pub fn has_waiters(&self, key: &[u8]) -> bool {
+        !self.is_empty() && self.by_key.lock().contains_key(key)
+    }
+
+    /// Keys whose first waiter wants a lock: the cron serves them when a lease
+    /// runs out, since an expiring key makes no write that would.
+    pub fn lock_keys(&self) -> Vec<Vec<u8>> {
+        if self.is_empty() {
+            return Vec::new();
+        }
+        self.by_key
+            .lock()
+            .iter()
+            .filter(|(_, queue)| {
+                queue
+                    .front()
+                    .is_some_and(|w| matches!(w.op, BlockedOp::LockAcquire { .. }))
+            })
+            .map(|(key, _)| key.clone())
+            .collect()
     }
 
     /// Queues `waiter` behind earlier waiters on each of its keys. Call while
@@ -285,6 +324,22 @@ fn serve_one(
             let deleted = table.remove_if_empty(key, now);
             let event = if *max { "zpopmax" } else { "zpopmin" };
             served.popped(notify::ZSET, event, key, deleted);
+        }
+        BlockedOp::LockAcquire { owner, ttl } => {
+            let table = locks.table(key);
+            if table.contains(key, now) {
+                return None;
+            }
+            let token = locks.keyspace().next_token(now);
+            locks.table(key).insert(
+                key,
+                Value::Lock(Box::new(Lock::new(owner, token))),
+                Expiry::At(now + ttl),
+                now,
+            );
+            served.dirty += 1;
+            served.event(notify::GENERIC, "lock.acquire", key);
+            reply.int(token as i64);
         }
         BlockedOp::ListMove {
             destination,
@@ -421,5 +476,63 @@ mod tests {
         blocked.unregister(&w);
         assert_eq!(blocked.keys(), 0);
         assert_eq!(blocked.len(), 0);
+    }
+
+    #[test]
+    fn lock_waiters_get_the_lock_one_at_a_time_in_arrival_order() {
+        let keyspace = Keyspace::new();
+        let blocked = Blocked::default();
+        let held = Value::Lock(Box::new(Lock::new(b"holder", 1)));
+        keyspace
+            .lock_key(b"L")
+            .insert(b"L", held, Expiry::At(1_000), 0);
+        let waiter = |client: u64, owner: &[u8]| {
+            Arc::new(Waiter::new(
+                client,
+                vec![b"L".to_vec()],
+                BlockedOp::LockAcquire {
+                    owner: owner.to_vec(),
+                    ttl: 500,
+                },
+                Protocol::Resp2,
+                None,
+            ))
+        };
+        let (first, second) = (waiter(1, b"first"), waiter(2, b"second"));
+        blocked.register(first.clone());
+        blocked.register(second.clone());
+        assert_eq!(blocked.lock_keys(), [b"L".to_vec()]);
+        let serve_at = |now: Millis| {
+            let mut locks = Locked::new(&keyspace);
+            locks.acquire_key(b"L");
+            blocked.serve(&mut locks, b"L", now, &mut Served::default());
+        };
+        // Still leased: nobody is served.
+        serve_at(999);
+        assert_eq!(first.take(), None);
+        // The lease ran out: the first waiter, and only it, gets the lock.
+        serve_at(1_000);
+        let Some(Wake::Reply(reply)) = first.take() else {
+            panic!("first waiter not served");
+        };
+        assert!(reply.starts_with(b":"));
+        assert_eq!(second.take(), None);
+        assert_eq!(blocked.waiters_on(b"L"), 1);
+        let owner = |now| match keyspace
+            .lock_key(b"L")
+            .peek(b"L", now)
+            .map(|e| e.value.clone())
+        {
+            Some(Value::Lock(lock)) => lock.owner().to_vec(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(owner(1_000), b"first");
+        // Its lease (500 ms) runs out in turn.
+        serve_at(1_400);
+        assert_eq!(second.take(), None);
+        serve_at(1_500);
+        assert!(matches!(second.take(), Some(Wake::Reply(_))));
+        assert_eq!(owner(1_500), b"second");
+        assert!(blocked.is_empty());
     }
 }

@@ -38,6 +38,7 @@ pub async fn run(shared: Arc<Shared>) {
             .stats
             .sample(shared.started.elapsed().as_millis() as u64);
         shared.keyspace.fit_sketch();
+        hand_on_expired_locks(&shared);
         shared.note_memory(crate::memory::used());
         let task_shared = shared.clone();
         let cycle = tokio::task::spawn_blocking(move || {
@@ -81,5 +82,25 @@ pub async fn run(shared: Arc<Shared>) {
                 background = Background::default();
             }
         }
+    }
+}
+
+/// Gives each lock whose lease ran out to its first waiter: an expiring key
+/// makes no write that would serve the queue.
+fn hand_on_expired_locks(shared: &Shared) {
+    for key in shared.blocked.lock_keys() {
+        let now = shared.clock.now_ms();
+        let mut served = crate::blocking::Served::default();
+        let mut locks = crate::keyspace::Locked::new(&shared.keyspace);
+        locks.acquire_key(&key);
+        shared.blocked.serve(&mut locks, &key, now, &mut served);
+        drop(locks);
+        for (class, event, key) in &served.events {
+            shared.watches.touch(key);
+            shared.notify(*class, event, key);
+        }
+        shared
+            .dirty
+            .fetch_add(served.dirty, std::sync::atomic::Ordering::Relaxed);
     }
 }

@@ -46,7 +46,7 @@ fn parse_timeout(arg: &[u8]) -> Result<u64, CommandError> {
 }
 
 /// Blocks the client on `keys` (or, inside a transaction, replies nil at once).
-fn block(ctx: &mut Ctx<'_, '_>, keys: Vec<Vec<u8>>, op: BlockedOp, timeout_ms: u64) {
+pub(super) fn block(ctx: &mut Ctx<'_, '_>, keys: Vec<Vec<u8>>, op: BlockedOp, timeout_ms: u64) {
     if !ctx.may_block {
         op.write_timeout(ctx.out);
         return;

@@ -59,6 +59,8 @@ impl<'a> Command<'a> for Del<'a> {
             if ctx.locks.table(key).remove(key, ctx.now).is_some() {
                 removed += 1;
                 ctx.notify(notify::GENERIC, "del", key);
+                // A deleted lock goes to its first waiter.
+                ctx.signal_ready(key);
             }
         }
         ctx.dirty += removed as u64;

@@ -24,6 +24,7 @@ mod info;
 mod introspection;
 mod keys;
 mod lists;
+mod locks;
 mod object;
 pub mod pubsub;
 mod random;
@@ -65,6 +66,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     hashes::COMMANDS,
     sets::COMMANDS,
     zsets::COMMANDS,
+    locks::COMMANDS,
     transactions::COMMANDS,
     pubsub::COMMANDS,
 ];

@@ -392,6 +392,7 @@ fn delete_if(ctx: &mut Ctx<'_, '_>, key: &[u8], condition: DeleteIf<'_>) -> Comm
         table.remove(key, ctx.now);
         ctx.dirty += 1;
         ctx.notify(notify::GENERIC, "del", key);
+        ctx.signal_ready(key);
     }
     ctx.out.int(i64::from(allowed));
     Ok(())

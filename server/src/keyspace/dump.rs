@@ -8,7 +8,7 @@
 //! an older server refuses what it cannot read, and a checksum so a corrupted or
 //! forged payload is refused instead of producing a broken value.
 
-use super::types::{EncodingLimits, End, Hash, List, Set, ZSet};
+use super::types::{EncodingLimits, End, Hash, List, Lock, Set, ZSet};
 use super::value::Value;
 
 /// Version written into every payload; bumped whenever the layout changes.
@@ -22,6 +22,7 @@ const TAG_LIST: u8 = 2;
 const TAG_HASH: u8 = 3;
 const TAG_SET: u8 = 4;
 const TAG_ZSET: u8 = 5;
+const TAG_LOCK: u8 = 6;
 
 /// Why a payload cannot be restored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -112,6 +113,12 @@ pub fn dump_value(value: &Value) -> Vec<u8> {
                 out.extend_from_slice(&score.to_le_bytes());
             }
         }
+        Value::Lock(lock) => {
+            out.push(TAG_LOCK);
+            put_bytes(&mut out, lock.owner());
+            put_varint(&mut out, u64::from(lock.holds()));
+            out.extend_from_slice(&lock.token().to_le_bytes());
+        }
     }
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     let crc = CRC64.checksum(&out);
@@ -187,6 +194,17 @@ fn decode(tag: u8, rest: &mut &[u8], limits: &EncodingLimits) -> Option<Value> {
             }
             Value::ZSet(Box::new(zset))
         }
+        TAG_LOCK => {
+            let owner = take_bytes(rest)?;
+            let holds = u32::try_from(take_varint(rest)?).ok()?;
+            let (token, tail) = rest.split_first_chunk::<8>()?;
+            *rest = tail;
+            Value::Lock(Box::new(Lock::restored(
+                owner,
+                holds,
+                u64::from_le_bytes(*token),
+            )))
+        }
         _ => return None,
     };
     Some(value)
@@ -223,6 +241,7 @@ mod tests {
             Value::Hash(Box::new(hash)),
             Value::Set(Box::new(set)),
             Value::ZSet(Box::new(zset)),
+            Value::Lock(Box::new(Lock::restored(b"owner", 3, 1_234_567))),
         ] {
             assert_eq!(restore_value(&dump_value(&value), &l), Ok(value));
         }

@@ -41,8 +41,10 @@ pub use slot::{hash_tag, key_slot, SLOTS};
 pub use table::{key_hash, Expiry, SlotTable, Sweep};
 pub use value::{Blob, Entry, Key, Value};
 
+use crate::clock::Millis;
 use crate::eviction::FrequencySketch;
 use access::Tracking;
+use types::FencingTokens;
 
 /// Bytes of bookkeeping per entry beyond the heap data of key and value: the
 /// table slot (key and value), access stamp, index position and control byte
@@ -69,6 +71,9 @@ pub struct Keyspace {
     expired_logged: AtomicUsize,
     /// Request frequencies for the TinyLFU policy, while it is in force.
     sketch: RwLock<Option<FrequencySketch>>,
+    /// Fencing tokens of native locks: here, not in the tables, so no delete,
+    /// expiry or eviction of a lock can make a token repeat.
+    tokens: FencingTokens,
 }
 
 impl Default for Keyspace {
@@ -300,7 +305,13 @@ impl Keyspace {
             expired_log: Mutex::new(Vec::new()),
             expired_logged: AtomicUsize::new(0),
             sketch: RwLock::new(None),
+            tokens: FencingTokens::default(),
         }
+    }
+
+    /// The fencing token for a lock granted at `now`.
+    pub fn next_token(&self, now: Millis) -> u64 {
+        self.tokens.next(now)
     }
 
     /// Starts or stops keeping the names of expired keys.

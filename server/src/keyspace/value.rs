@@ -5,7 +5,7 @@ use std::hash::{Hash as StdHash, Hasher};
 
 use compact_bytes::CompactBytes;
 
-use super::types::{EncodingLimits, Hash, List, Set, Str, ZSet};
+use super::types::{EncodingLimits, Hash, List, Lock, Set, Str, ZSet};
 use crate::clock::Millis;
 use crate::protocol::number::parse_i64;
 
@@ -84,6 +84,8 @@ pub enum Value {
     Set(Box<Set>),
     /// A sorted set.
     ZSet(Box<ZSet>),
+    /// A native lock (`LOCK.ACQUIRE`).
+    Lock(Box<Lock>),
 }
 
 /// Longest string Redis stores with the `embstr` encoding.
@@ -106,6 +108,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
+            Value::Lock(_) => "lock",
         }
     }
 
@@ -119,6 +122,7 @@ impl Value {
             Value::Hash(h) => h.encoding(),
             Value::Set(s) => s.encoding(),
             Value::ZSet(z) => z.encoding(),
+            Value::Lock(_) => "lock",
         }
     }
 
@@ -131,13 +135,14 @@ impl Value {
             Value::Hash(h) => std::mem::size_of::<Hash>() + h.heap_size(),
             Value::Set(s) => std::mem::size_of::<Set>() + s.heap_size(),
             Value::ZSet(z) => std::mem::size_of::<ZSet>() + z.heap_size(),
+            Value::Lock(l) => l.heap_size(),
         }
     }
 
     /// True for a collection with no elements, which Redis never keeps.
     pub fn is_empty_collection(&self) -> bool {
         match self {
-            Value::Str(_) | Value::Int(_) => false,
+            Value::Str(_) | Value::Int(_) | Value::Lock(_) => false,
             Value::List(l) => l.is_empty(),
             Value::Hash(h) => h.is_empty(),
             Value::Set(s) => s.is_empty(),

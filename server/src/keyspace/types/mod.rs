@@ -8,6 +8,7 @@
 
 mod hash;
 mod list;
+mod lock;
 mod packed;
 mod set;
 mod skiplist;
@@ -16,6 +17,7 @@ mod zset;
 
 pub use hash::Hash;
 pub use list::{End, List};
+pub use lock::{FencingTokens, Lock, Release};
 pub use set::Set;
 pub use skiplist::compare as compare_scored;
 pub use string::Str;
