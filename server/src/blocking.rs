@@ -18,6 +18,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use crate::clock::Millis;
+use crate::commands::CacheRead;
 use crate::keyspace::types::{End, Lock, ZSet};
 use crate::keyspace::{key_slot, Expiry, Locked, Value};
 use crate::notify;
@@ -48,6 +49,12 @@ pub enum BlockedOp {
         /// Pop the highest instead.
         max: bool,
     },
+    /// Read a key being filled (`CACHE.GET ... WAIT`): replies what the fill
+    /// stored, or a new lease if the filler's lease ran out.
+    CacheRead {
+        /// Lease to grant, in milliseconds, if it comes to that.
+        lease: Millis,
+    },
     /// Take a native lock once it is free (`LOCK.ACQUIRE ... WAIT`); replies
     /// the fencing token.
     LockAcquire {
@@ -64,6 +71,7 @@ impl BlockedOp {
     pub fn write_timeout(&self, out: &mut Reply) {
         match self {
             BlockedOp::ListMove { .. } | BlockedOp::LockAcquire { .. } => out.null(),
+            BlockedOp::CacheRead { .. } => crate::commands::cache_reply(out, CacheRead::Wait),
             BlockedOp::ListPop { .. } | BlockedOp::ZPop { .. } => out.null_array(),
         }
     }
@@ -174,9 +182,10 @@ impl Blocked {
         !self.is_empty() && self.by_key.lock().contains_key(key)
     }
 
-    /// Keys whose first waiter wants a lock: the cron serves them when a lease
-    /// runs out, since an expiring key makes no write that would.
-    pub fn lock_keys(&self) -> Vec<Vec<u8>> {
+    /// Keys whose first waiter waits on a lease (a lock, or a cache fill): the
+    /// cron serves them when the lease runs out, since an expiring key makes no
+    /// write that would.
+    pub fn lease_keys(&self) -> Vec<Vec<u8>> {
         if self.is_empty() {
             return Vec::new();
         }
@@ -184,9 +193,12 @@ impl Blocked {
             .lock()
             .iter()
             .filter(|(_, queue)| {
-                queue
-                    .front()
-                    .is_some_and(|w| matches!(w.op, BlockedOp::LockAcquire { .. }))
+                queue.front().is_some_and(|w| {
+                    matches!(
+                        w.op,
+                        BlockedOp::LockAcquire { .. } | BlockedOp::CacheRead { .. }
+                    )
+                })
             })
             .map(|(key, _)| key.clone())
             .collect()
@@ -255,6 +267,8 @@ pub struct Served {
     pub events: Vec<(u32, &'static str, Vec<u8>)>,
     /// Number of operations performed.
     pub dirty: u64,
+    /// Cache fill leases granted to waiting readers.
+    pub leases: u64,
 }
 
 impl Served {
@@ -325,6 +339,18 @@ fn serve_one(
             let event = if *max { "zpopmax" } else { "zpopmin" };
             served.popped(notify::ZSET, event, key, deleted);
         }
+        BlockedOp::CacheRead { lease } => match locks.table(key).get(key, now).map(|e| &*e.value) {
+            Some(Value::Lease(_)) => return None,
+            Some(value) => crate::commands::cache_reply(&mut reply, CacheRead::of(value)?),
+            None => {
+                let token = locks.keyspace().next_token(now);
+                let table = locks.table(key);
+                table.insert(key, Value::Lease(token), Expiry::At(now + lease), now);
+                served.dirty += 1;
+                served.leases += 1;
+                crate::commands::cache_reply(&mut reply, CacheRead::Lease(token));
+            }
+        },
         BlockedOp::LockAcquire { owner, ttl } => {
             let table = locks.table(key);
             if table.contains(key, now) {
@@ -501,7 +527,7 @@ mod tests {
         let (first, second) = (waiter(1, b"first"), waiter(2, b"second"));
         blocked.register(first.clone());
         blocked.register(second.clone());
-        assert_eq!(blocked.lock_keys(), [b"L".to_vec()]);
+        assert_eq!(blocked.lease_keys(), [b"L".to_vec()]);
         let serve_at = |now: Millis| {
             let mut locks = Locked::new(&keyspace);
             locks.acquire_key(b"L");

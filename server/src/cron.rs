@@ -85,10 +85,10 @@ pub async fn run(shared: Arc<Shared>) {
     }
 }
 
-/// Gives each lock whose lease ran out to its first waiter: an expiring key
-/// makes no write that would serve the queue.
+/// Serves the first waiter of each lock or cache fill whose lease ran out: an
+/// expiring key makes no write that would serve the queue.
 fn hand_on_expired_locks(shared: &Shared) {
-    for key in shared.blocked.lock_keys() {
+    for key in shared.blocked.lease_keys() {
         let now = shared.clock.now_ms();
         let mut served = crate::blocking::Served::default();
         let mut locks = crate::keyspace::Locked::new(&shared.keyspace);

@@ -152,6 +152,8 @@ pub struct Stats {
     pub connections_received: AtomicU64,
     /// Connections refused (maxclients, protected mode).
     pub rejected_connections: AtomicU64,
+    /// Cache-penetration protection (`CACHE.*`).
+    pub cache: CacheStats,
     /// Errors by code, for `INFO errorstats`.
     errors: Mutex<HashMap<String, u64>>,
     sampler: Mutex<Sampler>,
@@ -163,6 +165,17 @@ impl std::fmt::Debug for Stats {
             .field("totals", &self.totals())
             .finish()
     }
+}
+
+/// Counters of the cache commands (`INFO stats`).
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    /// Reads answered by a cached "known absent".
+    pub null_hits: AtomicU64,
+    /// Fill leases handed to readers that missed.
+    pub lease_grants: AtomicU64,
+    /// Fills refused because their lease was stale (a write came between).
+    pub stale_fills: AtomicU64,
 }
 
 impl Stats {
@@ -182,6 +195,7 @@ impl Stats {
                 .collect(),
             connections_received: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
+            cache: CacheStats::default(),
             errors: Mutex::new(HashMap::new()),
             sampler: Mutex::new(Sampler::default()),
         }
@@ -269,6 +283,13 @@ impl Stats {
 
     /// `CONFIG RESETSTAT`.
     pub fn reset(&self) {
+        for c in [
+            &self.cache.null_hits,
+            &self.cache.lease_grants,
+            &self.cache.stale_fills,
+        ] {
+            c.store(0, Relaxed);
+        }
         for s in self.stripes.iter() {
             for c in [
                 &s.commands,

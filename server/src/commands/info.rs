@@ -202,6 +202,11 @@ fn stats(shared: &Shared, out: &mut String) {
     field(out, "rejected_connections", rejected);
     field(out, "expired_keys", shared.keyspace.expired_keys());
     field(out, "evicted_keys", shared.evictor.evicted());
+    let cache = &shared.stats.cache;
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    field(out, "cache_null_hits", load(&cache.null_hits));
+    field(out, "cache_lease_grants", load(&cache.lease_grants));
+    field(out, "cache_stale_fills_rejected", load(&cache.stale_fills));
     field(out, "keyspace_hits", t.hits);
     field(out, "keyspace_misses", t.misses);
     field(out, "pubsub_channels", shared.pubsub.channel_count());

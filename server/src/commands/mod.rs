@@ -16,6 +16,7 @@ pub mod parse;
 pub mod table;
 
 mod blocking;
+mod cache;
 mod client;
 mod connection;
 mod expire;
@@ -35,6 +36,7 @@ mod strings;
 pub mod transactions;
 mod zsets;
 
+pub use cache::{cache_reply, CacheRead};
 pub use error::{CommandError, CommandResult};
 pub use parse::Parser;
 use table::{flag, CommandSpec, KeySpec};
@@ -67,6 +69,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     sets::COMMANDS,
     zsets::COMMANDS,
     locks::COMMANDS,
+    cache::COMMANDS,
     transactions::COMMANDS,
     pubsub::COMMANDS,
 ];
@@ -357,6 +360,13 @@ fn run<'a>(
         shared.blocked.serve(locks, &key, now, &mut served);
     }
     dirty += served.dirty;
+    if served.leases > 0 {
+        shared
+            .stats
+            .cache
+            .lease_grants
+            .fetch_add(served.leases, std::sync::atomic::Ordering::Relaxed);
+    }
     if dirty > 0 && !shared.watches.is_empty() {
         if cmd.has(flag::ALL_SLOTS) {
             shared.watches.touch_all();

@@ -103,6 +103,8 @@ impl<'a> Command<'a> for Get<'a> {
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let table = ctx.locks.table(self.key);
         match ctx.session.stats.lookup(table.get(self.key, ctx.now)) {
+            // A cached "known absent" or a fill lease (see `cache.rs`) is no value.
+            Some(entry) if entry.value.reads_as_nil() => ctx.out.null(),
             Some(entry) => reply_string(ctx.out, entry.value)?,
             None => ctx.out.null(),
         }

@@ -23,6 +23,8 @@ const TAG_HASH: u8 = 3;
 const TAG_SET: u8 = 4;
 const TAG_ZSET: u8 = 5;
 const TAG_LOCK: u8 = 6;
+const TAG_ABSENT: u8 = 7;
+const TAG_LEASE: u8 = 8;
 
 /// Why a payload cannot be restored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -118,6 +120,11 @@ pub fn dump_value(value: &Value) -> Vec<u8> {
             put_bytes(&mut out, lock.owner());
             put_varint(&mut out, u64::from(lock.holds()));
             out.extend_from_slice(&lock.token().to_le_bytes());
+        }
+        Value::Absent => out.push(TAG_ABSENT),
+        Value::Lease(token) => {
+            out.push(TAG_LEASE);
+            out.extend_from_slice(&token.to_le_bytes());
         }
     }
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -242,6 +249,8 @@ mod tests {
             Value::Set(Box::new(set)),
             Value::ZSet(Box::new(zset)),
             Value::Lock(Box::new(Lock::restored(b"owner", 3, 1_234_567))),
+            Value::Absent,
+            Value::Lease(42),
         ] {
             assert_eq!(restore_value(&dump_value(&value), &l), Ok(value));
         }

@@ -86,6 +86,11 @@ pub enum Value {
     ZSet(Box<ZSet>),
     /// A native lock (`LOCK.ACQUIRE`).
     Lock(Box<Lock>),
+    /// A cached "known absent" (`CACHE.FILL ... NULL`): plain `GET` answers nil.
+    Absent,
+    /// A fill lease on a missing key (`CACHE.GET`): the token the filler must
+    /// present. Plain `GET` answers nil.
+    Lease(u64),
 }
 
 /// Longest string Redis stores with the `embstr` encoding.
@@ -109,7 +114,14 @@ impl Value {
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
             Value::Lock(_) => "lock",
+            Value::Absent => "cache-null",
+            Value::Lease(_) => "cache-lease",
         }
+    }
+
+    /// True for the cache placeholders that read as a missing string.
+    pub fn reads_as_nil(&self) -> bool {
+        matches!(self, Value::Absent | Value::Lease(_))
     }
 
     /// The name `OBJECT ENCODING` reports.
@@ -123,6 +135,8 @@ impl Value {
             Value::Set(s) => s.encoding(),
             Value::ZSet(z) => z.encoding(),
             Value::Lock(_) => "lock",
+            Value::Absent => "cache-null",
+            Value::Lease(_) => "cache-lease",
         }
     }
 
@@ -136,13 +150,16 @@ impl Value {
             Value::Set(s) => std::mem::size_of::<Set>() + s.heap_size(),
             Value::ZSet(z) => std::mem::size_of::<ZSet>() + z.heap_size(),
             Value::Lock(l) => l.heap_size(),
+            Value::Absent | Value::Lease(_) => 0,
         }
     }
 
     /// True for a collection with no elements, which Redis never keeps.
     pub fn is_empty_collection(&self) -> bool {
         match self {
-            Value::Str(_) | Value::Int(_) | Value::Lock(_) => false,
+            Value::Str(_) | Value::Int(_) | Value::Lock(_) | Value::Absent | Value::Lease(_) => {
+                false
+            }
             Value::List(l) => l.is_empty(),
             Value::Hash(h) => h.is_empty(),
             Value::Set(s) => s.is_empty(),

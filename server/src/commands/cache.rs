@@ -1,0 +1,251 @@
+//! Cache-penetration protection: CACHE.GET and CACHE.FILL.
+//!
+//! A reader that misses gets a fill lease (Facebook memcache's leases): the key
+//! then holds a `cache-lease` placeholder with the lease as its TTL, so readers
+//! arriving meanwhile are told to wait (or block until the fill) instead of all
+//! querying the database, and a holder that dies loses its lease when the
+//! placeholder expires. The fill is stored only if the key still holds that
+//! very lease: any write or delete in between replaced it, so a stale value is
+//! refused. A fill may store a "known absent" marker (`cache-null`, for ids
+//! that do not exist), which `CACHE.GET` reports as such and plain `GET`
+//! answers as nil; `JITTER` spreads TTLs against avalanches.
+//!
+//! ```text
+//! CACHE.GET key [LEASE ms] [WAIT ms]     -> [value, <bytes>] | [null] | [lease, <token>] | [wait]
+//! CACHE.FILL key token VALUE v [PX ms] [JITTER pct]
+//! CACHE.FILL key token NULL [PX ms] [JITTER pct]   -> 1 stored | 0 stale lease
+//! ```
+
+use std::borrow::Cow;
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::strings::string_bytes;
+use super::table::{flag::*, CommandSpec, Handler, KeySpec};
+use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
+use crate::blocking::BlockedOp;
+use crate::clock::Millis;
+use crate::keyspace::{Expiry, Value};
+use crate::notify;
+use crate::protocol::Reply;
+
+const fn spec(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    summary: &'static str,
+    handler: Option<Handler>,
+) -> CommandSpec {
+    CommandSpec::new(name, arity, flags, "cache", summary, handler)
+        .keys(KeySpec::ONE)
+        .since("0.1.0")
+}
+
+/// The cache family.
+#[rustfmt::skip]
+pub const COMMANDS: &[CommandSpec] = &[
+    spec("cache.get", -2, WRITE | DENYOOM | FAST | BLOCKING, "Reads a cached value telling a value, a cached absence and a miss apart; a miss grants a fill lease, and readers meanwhile wait (or block with WAIT) for the fill.", handler!(Get<'_>)),
+    spec("cache.fill", -4, WRITE | DENYOOM, "Stores a value (or a known absence) for a key, only with the lease a miss granted and no write since; optional TTL and jitter.", handler!(Fill<'_>)),
+];
+
+/// Lease granted on a miss unless `LEASE` says otherwise.
+const DEFAULT_LEASE: Millis = 10_000;
+
+/// What a cache read found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheRead<'v> {
+    /// A cached value.
+    Value(Cow<'v, [u8]>),
+    /// A cached "known absent".
+    Null,
+    /// A miss: the reader fills it, presenting this token.
+    Lease(u64),
+    /// Someone else is filling it.
+    Wait,
+}
+
+impl<'v> CacheRead<'v> {
+    /// What a stored value reads as (`None` for lists, sets, ...: not a cache entry).
+    pub fn of(value: &'v Value) -> Option<Self> {
+        match value {
+            Value::Absent => Some(CacheRead::Null),
+            Value::Lease(_) => Some(CacheRead::Wait),
+            other => string_bytes(other).ok().map(CacheRead::Value),
+        }
+    }
+}
+
+/// Writes a cache read's reply.
+pub fn cache_reply(out: &mut Reply, read: CacheRead<'_>) {
+    match read {
+        CacheRead::Value(bytes) => {
+            out.array(2);
+            out.bulk(b"value");
+            out.bulk(&bytes);
+        }
+        CacheRead::Null => {
+            out.array(1);
+            out.bulk(b"null");
+        }
+        CacheRead::Lease(token) => {
+            out.array(2);
+            out.bulk(b"lease");
+            out.int(token as i64);
+        }
+        CacheRead::Wait => {
+            out.array(1);
+            out.bulk(b"wait");
+        }
+    }
+}
+
+fn positive_millis(p: &mut Parser<'_>, what: &str) -> Result<Millis, CommandError> {
+    match p.next_i64()? {
+        n if n > 0 && n < i64::MAX / 4 => Ok(n as Millis),
+        _ => Err(CommandError::err(format!(
+            "invalid {what}: expected milliseconds > 0"
+        ))),
+    }
+}
+
+/// `CACHE.GET key [LEASE ms] [WAIT ms]`.
+struct Get<'a> {
+    key: &'a [u8],
+    lease: Millis,
+    wait: Option<Millis>,
+}
+
+impl<'a> Command<'a> for Get<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let key = p.arg()?;
+        let (mut lease, mut wait) = (DEFAULT_LEASE, None);
+        while let Some(option) = p.next_keyword() {
+            match option.as_str() {
+                "LEASE" => lease = positive_millis(p, "LEASE")?,
+                "WAIT" => wait = Some(positive_millis(p, "WAIT")?),
+                _ => return Err(CommandError::Syntax),
+            }
+        }
+        Ok(Get { key, lease, wait })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let (key, now) = (self.key, ctx.now);
+        let table = ctx.locks.table(key);
+        let found = ctx.session.stats.lookup(table.get(key, now));
+        match found.map(|e| &*e.value) {
+            None => {
+                let token = ctx.shared.keyspace.next_token(now);
+                let table = ctx.locks.table(key);
+                table.insert(key, Value::Lease(token), Expiry::At(now + self.lease), now);
+                ctx.dirty += 1;
+                ctx.shared.stats.cache.lease_grants.fetch_add(1, Relaxed);
+                cache_reply(ctx.out, CacheRead::Lease(token));
+            }
+            Some(Value::Lease(_)) => match self.wait {
+                Some(timeout) => {
+                    let op = BlockedOp::CacheRead { lease: self.lease };
+                    super::blocking::block(ctx, vec![key.to_vec()], op, timeout);
+                }
+                None => cache_reply(ctx.out, CacheRead::Wait),
+            },
+            Some(value) => {
+                let read = CacheRead::of(value).ok_or(CommandError::WrongType)?;
+                if read == CacheRead::Null {
+                    ctx.shared.stats.cache.null_hits.fetch_add(1, Relaxed);
+                }
+                cache_reply(ctx.out, read);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `CACHE.FILL key token (VALUE v | NULL) [PX ms] [JITTER pct]`.
+struct Fill<'a> {
+    key: &'a [u8],
+    token: u64,
+    /// `None`: a known absence.
+    value: Option<&'a [u8]>,
+    ttl: Option<Millis>,
+    jitter: u8,
+}
+
+impl<'a> Command<'a> for Fill<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let key = p.arg()?;
+        let token = u64::try_from(p.next_i64()?).map_err(|_| CommandError::NotInteger)?;
+        let value = match p.next_keyword() {
+            Some(k) if k.as_str() == "VALUE" => Some(p.arg()?),
+            Some(k) if k.as_str() == "NULL" => None,
+            _ => return Err(CommandError::Syntax),
+        };
+        let (mut ttl, mut jitter) = (None, 0);
+        while let Some(option) = p.next_keyword() {
+            match option.as_str() {
+                "PX" => ttl = Some(positive_millis(p, "PX")?),
+                "JITTER" => {
+                    jitter = match p.next_i64()? {
+                        n @ 0..=100 => n as u8,
+                        _ => {
+                            return Err(CommandError::err(
+                                "JITTER must be a percentage from 0 to 100",
+                            ))
+                        }
+                    }
+                }
+                _ => return Err(CommandError::Syntax),
+            }
+        }
+        Ok(Fill {
+            key,
+            token,
+            value,
+            ttl,
+            jitter,
+        })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let (key, now) = (self.key, ctx.now);
+        let table = ctx.locks.table(key);
+        let leased = matches!(table.peek(key, now).map(|e| e.value), Some(Value::Lease(t)) if *t == self.token);
+        if !leased {
+            ctx.shared.stats.cache.stale_fills.fetch_add(1, Relaxed);
+            ctx.out.int(0);
+            return Ok(());
+        }
+        let value = self.value.map_or(Value::Absent, Value::string);
+        let expiry = match self.ttl {
+            Some(ttl) => Expiry::At(now + jittered(ttl, self.jitter, rand::random::<f64>())),
+            None => Expiry::Persist,
+        };
+        table.insert(key, value, expiry, now);
+        ctx.dirty += 1;
+        ctx.notify(notify::STRING, "set", key);
+        ctx.signal_ready(key);
+        ctx.out.int(1);
+        Ok(())
+    }
+}
+
+/// `ttl` moved by up to `percent`% either way, by the uniform draw `unit` in
+/// [0, 1); never below 1 ms.
+fn jittered(ttl: Millis, percent: u8, unit: f64) -> Millis {
+    let spread = ttl as f64 * f64::from(percent) / 100.0;
+    let moved = ttl as f64 + spread * (2.0 * unit - 1.0);
+    (moved.round() as Millis).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_spreads_within_the_percentage() {
+        assert_eq!(jittered(10_000, 0, 0.9), 10_000);
+        assert_eq!(jittered(10_000, 20, 0.0), 8_000);
+        assert_eq!(jittered(10_000, 20, 0.5), 10_000);
+        assert!(jittered(10_000, 20, 0.999_999) <= 12_000);
+        assert_eq!(jittered(1, 100, 0.0), 1);
+    }
+}
