@@ -212,6 +212,12 @@ fn decode(tag: u8, rest: &mut &[u8], limits: &EncodingLimits) -> Option<Value> {
                 u64::from_le_bytes(*token),
             )))
         }
+        TAG_ABSENT => Value::Absent,
+        TAG_LEASE => {
+            let (token, tail) = rest.split_first_chunk::<8>()?;
+            *rest = tail;
+            Value::Lease(u64::from_le_bytes(*token))
+        }
         _ => return None,
     };
     Some(value)
