@@ -1,6 +1,39 @@
-//! ringkv-client: the Rust client for ringkv.
+//! ringkv-client: locks and cache-aside loading for Rust, over ringkv (and, for
+//! the Redis-compatible parts, Redis).
 //!
-//! This crate will hold the lock client (native fair locks with fencing tokens, a
-//! Redis-compatible mode and RedLock) and the cache-aside loader with fill leases.
-//! It is created now so the workspace layout is stable; its API arrives with the
-//! locks work.
+//! * [`Client`]: one multiplexed RESP3 connection for quick commands, dedicated
+//!   connections for commands that block, a timeout on every request.
+//! * [`Lock`]: native ringkv locks (fair queueing, fencing tokens) or a
+//!   Redis-compatible mode (`SET NX PX`, compare-and-delete); the guard renews
+//!   its lease every TTL/3 while it lives and releases on drop.
+//! * [`Redlock`]: the Redlock algorithm over independent servers.
+//! * [`Cache`]: `get_or_load` with the server's fill leases and cached
+//!   absences, TTL jitter, and in-process single-flight.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), ringkv_client::Error> {
+//! use std::time::Duration;
+//! use ringkv_client::{Client, Lock};
+//!
+//! let client = Client::connect("redis://127.0.0.1:6379").await?;
+//! let guard = Lock::new(&client, "orders:42")
+//!     .ttl(Duration::from_secs(30))
+//!     .wait(Duration::from_secs(5))
+//!     .acquire()
+//!     .await?;
+//! println!("fencing token {:?}", guard.fencing_token());
+//! guard.release().await?;
+//! # Ok(()) }
+//! ```
+
+mod cache;
+mod client;
+mod error;
+mod lock;
+mod redlock;
+
+pub use cache::{Cache, Loaded};
+pub use client::Client;
+pub use error::Error;
+pub use lock::{Lock, LockGuard, LockMode};
+pub use redlock::{Redlock, RedlockGuard};

@@ -1,0 +1,191 @@
+//! Redlock (the algorithm of the Redis documentation) over independent servers.
+
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+
+use crate::lock::{compare_and_delete, owner_id};
+use crate::{Client, Error};
+
+/// A lock held on a majority of independent servers.
+#[derive(Debug, Clone)]
+pub struct Redlock {
+    servers: Vec<Client>,
+    retries: u32,
+    retry_delay: Duration,
+    server_timeout: Duration,
+}
+
+/// A Redlock acquisition.
+#[derive(Debug)]
+pub struct RedlockGuard {
+    redlock: Redlock,
+    name: String,
+    token: String,
+    validity: Duration,
+    acquired: Instant,
+}
+
+/// Runs `request` against every server at once; how many succeeded in time.
+async fn on_all<F, Fut>(servers: &[Client], timeout: Duration, request: F) -> usize
+where
+    F: Fn(Client) -> Fut,
+    Fut: std::future::Future<Output = Result<bool, Error>> + Send + 'static,
+{
+    let mut tasks = JoinSet::new();
+    for server in servers {
+        tasks.spawn(tokio::time::timeout(timeout, request(server.clone())));
+    }
+    let mut ok = 0;
+    while let Some(done) = tasks.join_next().await {
+        if matches!(done, Ok(Ok(Ok(true)))) {
+            ok += 1;
+        }
+    }
+    ok
+}
+
+impl Redlock {
+    /// Redlock over `servers`, with 3 retries up to 200 ms apart and 50 ms
+    /// per server request.
+    pub fn new(servers: Vec<Client>) -> Redlock {
+        Redlock {
+            servers,
+            retries: 3,
+            retry_delay: Duration::from_millis(200),
+            server_timeout: Duration::from_millis(50),
+        }
+    }
+
+    /// Attempts after the first.
+    pub fn retries(mut self, retries: u32) -> Redlock {
+        self.retries = retries;
+        self
+    }
+
+    /// Longest random pause between attempts.
+    pub fn retry_delay(mut self, delay: Duration) -> Redlock {
+        self.retry_delay = delay;
+        self
+    }
+
+    /// How long one server may take to answer.
+    pub fn server_timeout(mut self, timeout: Duration) -> Redlock {
+        self.server_timeout = timeout;
+        self
+    }
+
+    /// Servers that must agree: N/2 + 1.
+    pub fn quorum(&self) -> usize {
+        self.servers.len() / 2 + 1
+    }
+
+    /// Takes `name` for `ttl` on a majority; the guard says for how long the
+    /// lock is valid (TTL minus the time taken minus the clock drift allowance,
+    /// TTL/100 + 2 ms). Releases what it got if it falls short.
+    pub async fn lock(&self, name: &str, ttl: Duration) -> Result<RedlockGuard, Error> {
+        let ttl_ms = ttl.as_millis().max(1) as u64;
+        let drift = ttl / 100 + Duration::from_millis(2);
+        for attempt in 0..=self.retries {
+            let token = owner_id();
+            let started = Instant::now();
+            let locked = on_all(&self.servers, self.server_timeout, |server| {
+                let (name, token) = (name.to_string(), token.clone());
+                async move {
+                    let set: Option<String> = server
+                        .query(
+                            redis::cmd("SET")
+                                .arg(name)
+                                .arg(token)
+                                .arg("NX")
+                                .arg("PX")
+                                .arg(ttl_ms),
+                        )
+                        .await?;
+                    Ok(set.is_some())
+                }
+            })
+            .await;
+            let validity = ttl.checked_sub(started.elapsed() + drift);
+            if let Some(validity) = validity.filter(|v| locked >= self.quorum() && !v.is_zero()) {
+                return Ok(RedlockGuard {
+                    redlock: self.clone(),
+                    name: name.to_string(),
+                    token,
+                    validity,
+                    acquired: started,
+                });
+            }
+            self.unlock_all(name, &token).await;
+            if attempt < self.retries {
+                let pause = rand::random::<u64>() % (self.retry_delay.as_millis() as u64 + 1);
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+            }
+        }
+        Err(Error::NotAcquired(name.to_string()))
+    }
+
+    async fn unlock_all(&self, name: &str, token: &str) -> usize {
+        on_all(&self.servers, self.server_timeout, |server| {
+            let (name, token) = (name.to_string(), token.to_string());
+            async move { compare_and_delete(&server, &name, &token).await }
+        })
+        .await
+    }
+}
+
+impl RedlockGuard {
+    /// How long the lock was valid for when acquired.
+    pub fn validity(&self) -> Duration {
+        self.validity
+    }
+
+    /// What is left of the validity now.
+    pub fn remaining(&self) -> Duration {
+        self.validity.saturating_sub(self.acquired.elapsed())
+    }
+
+    /// Extends the lock to `ttl` from now on a majority (`SET ... IFEQ`);
+    /// [`Error::LockLost`] if too few servers still had it.
+    pub async fn extend(&mut self, ttl: Duration) -> Result<(), Error> {
+        let ttl_ms = ttl.as_millis().max(1) as u64;
+        let started = Instant::now();
+        let extended = on_all(
+            &self.redlock.servers,
+            self.redlock.server_timeout,
+            |server| {
+                let (name, token) = (self.name.clone(), self.token.clone());
+                async move {
+                    let set: Option<String> = server
+                        .query(
+                            redis::cmd("SET")
+                                .arg(&name)
+                                .arg(&token)
+                                .arg("IFEQ")
+                                .arg(&token)
+                                .arg("PX")
+                                .arg(ttl_ms),
+                        )
+                        .await?;
+                    Ok(set.is_some())
+                }
+            },
+        )
+        .await;
+        let drift = ttl / 100 + Duration::from_millis(2);
+        match ttl.checked_sub(started.elapsed() + drift) {
+            Some(validity) if extended >= self.redlock.quorum() => {
+                self.validity = validity;
+                self.acquired = started;
+                Ok(())
+            }
+            _ => Err(Error::LockLost(self.name.clone())),
+        }
+    }
+
+    /// Releases the lock on every server.
+    pub async fn release(self) -> Result<(), Error> {
+        self.redlock.unlock_all(&self.name, &self.token).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,242 @@
+//! The Rust client against real servers: locks, Redlock and cache-aside loading.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ringkv_client::{Cache, Client, Error, Lock, LockMode, Redlock};
+use ringkv_tests::TestServer;
+
+async fn client(server: &TestServer) -> Client {
+    Client::connect(&server.url()).await.expect("connect")
+}
+
+async fn get_counter(client: &Client) -> i64 {
+    client
+        .query::<Option<i64>>(redis::cmd("GET").arg("counter"))
+        .await
+        .unwrap()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thirty_two_tasks_increment_a_plain_counter_under_the_lock() {
+    let server = TestServer::start();
+    let client = client(&server).await;
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..200 {
+                let guard = Lock::new(&client, "counter-lock")
+                    .ttl(Duration::from_secs(5))
+                    .wait(Duration::from_secs(30))
+                    .acquire()
+                    .await
+                    .expect("acquire");
+                // Read, then write: only the lock keeps this from losing updates.
+                let value = get_counter(&client).await;
+                let _: () = client
+                    .query(redis::cmd("SET").arg("counter").arg(value + 1))
+                    .await
+                    .unwrap();
+                guard.release().await.expect("release");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(get_counter(&client).await, 6_400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watchdog_keeps_a_live_guard_past_several_leases() {
+    let server = TestServer::start();
+    let client = client(&server).await;
+    let guard = Lock::new(&client, "long")
+        .ttl(Duration::from_millis(300))
+        .acquire()
+        .await
+        .unwrap();
+    let first = guard.fencing_token().expect("native locks have tokens");
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert!(guard.is_held());
+    let other = Lock::new(&client, "long").acquire().await;
+    assert!(matches!(other, Err(Error::NotAcquired(_))), "{other:?}");
+    guard.release().await.unwrap();
+    let next = Lock::new(&client, "long").acquire().await.unwrap();
+    assert!(next.fencing_token().unwrap() > first);
+    // Dropping a guard releases it.
+    drop(next);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let info: Option<Vec<redis::Value>> = client
+        .query(redis::cmd("LOCK.INFO").arg("long"))
+        .await
+        .unwrap();
+    assert!(info.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_compatible_mode_uses_set_nx_and_compare_and_delete() {
+    let server = TestServer::start();
+    let client = client(&server).await;
+    let guard = Lock::new(&client, "compat")
+        .mode(LockMode::RedisCompatible)
+        .ttl(Duration::from_millis(300))
+        .acquire()
+        .await
+        .unwrap();
+    assert_eq!(guard.fencing_token(), None);
+    let busy = Lock::new(&client, "compat")
+        .mode(LockMode::RedisCompatible)
+        .wait(Duration::from_millis(100))
+        .acquire()
+        .await;
+    assert!(matches!(busy, Err(Error::NotAcquired(_))));
+    // Renewed past its lease by the watchdog (SET ... IFEQ ... PX).
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let kind: String = client
+        .query(redis::cmd("TYPE").arg("compat"))
+        .await
+        .unwrap();
+    assert_eq!(kind, "string");
+    guard.release().await.unwrap();
+    let exists: i64 = client
+        .query(redis::cmd("EXISTS").arg("compat"))
+        .await
+        .unwrap();
+    assert_eq!(exists, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redlock_needs_a_majority_of_five() {
+    let mut servers: Vec<TestServer> = (0..5).map(|_| TestServer::start()).collect();
+    let mut clients = Vec::new();
+    for server in &servers {
+        clients.push(client(server).await);
+    }
+    let redlock = Redlock::new(clients)
+        .retries(1)
+        .retry_delay(Duration::from_millis(20));
+    assert_eq!(redlock.quorum(), 3);
+    let ttl = Duration::from_secs(10);
+    let guard = redlock.lock("R", ttl).await.expect("all five up");
+    assert!(guard.validity() < ttl && guard.validity() > ttl - Duration::from_secs(1));
+    // Held: a second Redlock on the same servers cannot take it.
+    assert!(matches!(
+        redlock.lock("R", ttl).await,
+        Err(Error::NotAcquired(_))
+    ));
+    guard.release().await.unwrap();
+
+    // Two servers down: three still make a majority.
+    servers.truncate(3);
+    let mut guard = redlock.lock("R", ttl).await.expect("three of five");
+    guard.extend(ttl).await.expect("extend on three");
+    assert!(guard.remaining() > Duration::ZERO);
+    guard.release().await.unwrap();
+    // Three down: no majority.
+    servers.truncate(2);
+    assert!(matches!(
+        redlock.lock("R", ttl).await,
+        Err(Error::NotAcquired(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_thousand_concurrent_loads_of_one_missing_key_call_the_loader_once() {
+    let server = TestServer::start();
+    // Two "processes": single-flight within each, leases between them.
+    let caches = [
+        Arc::new(Cache::new(&client(&server).await)),
+        Arc::new(Cache::new(&client(&server).await)),
+    ];
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for i in 0..1_000 {
+        let (cache, calls) = (caches[i % 2].clone(), calls.clone());
+        tasks.push(tokio::spawn(async move {
+            cache
+                .get_or_load(
+                    "item:1",
+                    Duration::from_secs(60),
+                    Duration::from_secs(5),
+                    || async {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        Ok::<_, String>(Some(b"from the database".to_vec()))
+                    },
+                )
+                .await
+        }));
+    }
+    for task in tasks {
+        assert_eq!(
+            task.await.unwrap().unwrap().as_deref(),
+            Some(&b"from the database"[..])
+        );
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_of_a_missing_id_within_the_null_ttl_call_the_loader_once() {
+    let server = TestServer::start();
+    let cache = Cache::new(&client(&server).await);
+    let calls = AtomicUsize::new(0);
+    for _ in 0..10_000 {
+        let found = cache
+            .get_or_load(
+                "user:missing",
+                Duration::from_secs(60),
+                Duration::from_secs(30),
+                || async {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, String>(None)
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(found, None);
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fill_after_an_invalidating_write_is_rejected() {
+    let server = TestServer::start();
+    let client = client(&server).await;
+    let cache = Cache::new(&client);
+    let writer = client.clone();
+    let loaded = cache
+        .get_or_load(
+            "price",
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+            || async move {
+                // While the slow load runs, the source changes and the writer
+                // updates the cache directly.
+                let _: () = writer
+                    .query(redis::cmd("SET").arg("price").arg("new"))
+                    .await
+                    .unwrap();
+                Ok::<_, String>(Some(b"old".to_vec()))
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(loaded.as_deref(), Some(&b"old"[..]));
+    let cached: String = client.query(redis::cmd("GET").arg("price")).await.unwrap();
+    assert_eq!(cached, "new");
+    // Loader errors reach the caller, typed.
+    let failed = cache
+        .get_or_load(
+            "broken",
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+            || async { Err::<Option<Vec<u8>>, _>("database down") },
+        )
+        .await;
+    assert!(matches!(failed, Err(Error::Load(m)) if m == "database down"));
+}
