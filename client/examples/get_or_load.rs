@@ -21,7 +21,9 @@ impl SlowDatabase {
     async fn user(&self, id: u32) -> Result<Option<Vec<u8>>, String> {
         self.queries.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(200)).await;
-        Ok((id % 2 == 0).then(|| format!("user {id}").into_bytes()))
+        Ok(id
+            .is_multiple_of(2)
+            .then(|| format!("user {id}").into_bytes()))
     }
 }
 
