@@ -48,6 +48,9 @@ pub struct Evictor {
 /// How long after an eviction memory still counts as under pressure.
 const PRESSURE_MS: Millis = 1_000;
 
+/// Unevictable candidates in a row after which eviction gives up.
+const MAX_MISSES: usize = 1_000;
+
 /// Random slots tried before walking the slots in order to find a non-empty one.
 const RANDOM_SLOT_TRIES: usize = 64;
 
@@ -90,7 +93,14 @@ impl Evictor {
         }
         let mut pool = self.pool.lock();
         let mut evicted = 0;
+        // Candidates that turn out not to be evictable (gone, locks, leases):
+        // too many in a row means nothing evictable is left.
+        let mut misses = 0;
         while over() {
+            if misses == MAX_MISSES {
+                self.evicted.fetch_add(evicted as u64, Relaxed);
+                return Err(OutOfMemory);
+            }
             let victim = match rank {
                 Rank::Random => random_key(keyspace, volatile, now),
                 _ => {
@@ -107,7 +117,10 @@ impl Evictor {
             let removed = keyspace.lock(victim.slot).evict(&victim.key, volatile, now);
             if removed {
                 evicted += 1;
+                misses = 0;
                 on_evict(&victim.key);
+            } else {
+                misses += 1;
             }
         }
         self.evicted.fetch_add(evicted as u64, Relaxed);

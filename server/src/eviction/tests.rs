@@ -193,3 +193,27 @@ fn tinylfu_keeps_popular_keys_and_rejects_one_hit_newcomers() {
     shrink_to(&evictor, &keyspace, policy, 500, later).unwrap();
     assert!(!exists(&keyspace, "new", later));
 }
+
+#[test]
+fn locks_and_fill_leases_are_never_evicted() {
+    let keyspace = keyspace_for(Policy::AllkeysRandom);
+    for i in 0..100 {
+        let key = format!("lease{i}");
+        keyspace.lock_key(key.as_bytes()).insert(
+            key.as_bytes(),
+            Value::Lease(i),
+            Expiry::At(T0 + 60_000),
+            T0,
+        );
+    }
+    put(&keyspace, "plain", None, T0);
+    let evictor = Evictor::default();
+    // Only the plain key can go; then eviction reports it is out of options
+    // instead of spinning.
+    assert_eq!(
+        shrink_to(&evictor, &keyspace, Policy::AllkeysRandom, 0, T0),
+        Err(OutOfMemory)
+    );
+    assert_eq!(keyspace.len(), 100);
+    assert_eq!(evictor.evicted(), 1);
+}

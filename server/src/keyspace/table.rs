@@ -385,14 +385,19 @@ impl SlotTable {
         Entry { value, expire_at }
     }
 
-    /// Removes `key` to free memory: only a live key, and only one with a TTL if
-    /// `volatile_only`. Spare room is given back at once, since small entries
+    /// Removes `key` to free memory: only a live key, only one with a TTL if
+    /// `volatile_only`, and never a lock or a fill lease. Spare room is given back at once, since small entries
     /// own no heap memory and evicting them frees nothing otherwise.
     pub fn evict(&mut self, key: &[u8], volatile_only: bool, now: Millis) -> bool {
         let Some(index) = self.find(key, now) else {
             return false;
         };
         if volatile_only && self.expire_of(index) == 0 {
+            return false;
+        }
+        // A held lock or a pending fill lease is a promise to a client, not
+        // cached data: it goes when its lease does, never to make room.
+        if matches!(self.entries[index].1, Value::Lock(_) | Value::Lease(_)) {
             return false;
         }
         self.remove_index(index);
@@ -597,6 +602,8 @@ mod tests {
         assert!(t.entries.capacity() < grown);
         assert!(t.entries.capacity() <= t.len() + t.len() / 4);
         assert!(!t.evict(b"k0", false, 0));
+        t.insert(b"lock", Value::Lease(7), Expiry::At(100), 0);
+        assert!(!t.evict(b"lock", false, 0));
         t.insert(b"ttl", val("v"), Expiry::At(100), 0);
         assert!(!t.evict(b"k5000", true, 0));
         assert!(t.evict(b"ttl", true, 0));
