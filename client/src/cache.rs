@@ -145,7 +145,18 @@ impl Cache {
                 Read::Wait => continue,
             }
         };
-        let loaded = loader().await.map_err(|e| Failure::Loader(e.to_string()))?;
+        let loaded = match loader().await {
+            Ok(loaded) => loaded,
+            Err(err) => {
+                // Hand the lease back so a waiting reader can try at once.
+                let mut release = redis::cmd("CACHE.RELEASE");
+                release.arg(key).arg(token);
+                if let Err(e) = self.client.query::<i64>(&release).await {
+                    tracing::debug!(key, %e, "lease release failed; it will expire");
+                }
+                return Err(Failure::Loader(err.to_string()));
+            }
+        };
         let mut fill = redis::cmd("CACHE.FILL");
         fill.arg(key).arg(token);
         let keep = match &loaded {

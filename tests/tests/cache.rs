@@ -202,3 +202,36 @@ fn fills_take_ttls_with_jitter_and_bad_input_gets_errors() {
         "WRONGTYPE Operation against a key holding the wrong kind of value"
     );
 }
+
+#[test]
+fn a_released_lease_goes_to_the_next_waiting_reader_at_once() {
+    let server = TestServer::start();
+    let mut failed_loader = server.connect();
+    let token = lease_of(cache_get(&mut failed_loader, &["k", "LEASE", "60000"]));
+    let waiter = {
+        let url = server.url();
+        std::thread::spawn(move || {
+            let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
+            let started = std::time::Instant::now();
+            (
+                cache_get(&mut con, &["k", "WAIT", "5000"]),
+                started.elapsed(),
+            )
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        q::<i64>(&mut failed_loader, &["CACHE.RELEASE", "k", "1"]),
+        0
+    );
+    assert_eq!(
+        q::<i64>(
+            &mut failed_loader,
+            &["CACHE.RELEASE", "k", &token.to_string()]
+        ),
+        1
+    );
+    let (reply, waited) = waiter.join().unwrap();
+    assert!(lease_of(reply) > token);
+    assert!(waited < Duration::from_secs(2));
+}

@@ -239,4 +239,18 @@ async fn a_fill_after_an_invalidating_write_is_rejected() {
         )
         .await;
     assert!(matches!(failed, Err(Error::Load(m)) if m == "database down"));
+    // The failed load handed its lease back: the next caller loads at once.
+    let retried = tokio::time::timeout(
+        Duration::from_secs(2),
+        cache.get_or_load(
+            "broken",
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+            || async { Ok::<_, String>(Some(b"recovered".to_vec())) },
+        ),
+    )
+    .await
+    .expect("not kept waiting for the failed lease")
+    .unwrap();
+    assert_eq!(retried.as_deref(), Some(&b"recovered"[..]));
 }

@@ -14,6 +14,7 @@
 //! CACHE.GET key [LEASE ms] [WAIT ms]     -> [value, <bytes>] | [null] | [lease, <token>] | [wait]
 //! CACHE.FILL key token VALUE v [PX ms] [JITTER pct]
 //! CACHE.FILL key token NULL [PX ms] [JITTER pct]   -> 1 stored | 0 stale lease
+//! CACHE.RELEASE key token                           -> 1 released | 0 not this lease
 //! ```
 
 use std::borrow::Cow;
@@ -45,6 +46,7 @@ const fn spec(
 pub const COMMANDS: &[CommandSpec] = &[
     spec("cache.get", -2, WRITE | DENYOOM | FAST | BLOCKING, "Reads a cached value telling a value, a cached absence and a miss apart; a miss grants a fill lease, and readers meanwhile wait (or block with WAIT) for the fill.", handler!(Get<'_>)),
     spec("cache.fill", -4, WRITE | DENYOOM, "Stores a value (or a known absence) for a key, only with the lease a miss granted and no write since; optional TTL and jitter.", handler!(Fill<'_>)),
+    spec("cache.release", 3, WRITE | FAST, "Gives a fill lease back unfilled (the load failed), so the next waiting reader gets the lease at once.", handler!(ReleaseLease<'_>)),
 ];
 
 /// Lease granted on a miss unless `LEASE` says otherwise.
@@ -224,6 +226,34 @@ impl<'a> Command<'a> for Fill<'a> {
         ctx.notify(notify::STRING, "set", key);
         ctx.signal_ready(key);
         ctx.out.int(1);
+        Ok(())
+    }
+}
+
+/// `CACHE.RELEASE key token`.
+struct ReleaseLease<'a> {
+    key: &'a [u8],
+    token: u64,
+}
+
+impl<'a> Command<'a> for ReleaseLease<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let key = p.arg()?;
+        let token = u64::try_from(p.next_i64()?).map_err(|_| CommandError::NotInteger)?;
+        Ok(ReleaseLease { key, token })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let (key, now) = (self.key, ctx.now);
+        let table = ctx.locks.table(key);
+        let leased = matches!(table.peek(key, now).map(|e| e.value), Some(Value::Lease(t)) if *t == self.token);
+        if leased {
+            table.remove(key, now);
+            ctx.dirty += 1;
+            // The first waiting reader gets a fresh lease.
+            ctx.signal_ready(key);
+        }
+        ctx.out.int(i64::from(leased));
         Ok(())
     }
 }
