@@ -100,15 +100,6 @@ pub fn cache_reply(out: &mut Reply, read: CacheRead<'_>) {
     }
 }
 
-fn positive_millis(p: &mut Parser<'_>, what: &str) -> Result<Millis, CommandError> {
-    match p.next_i64()? {
-        n if n > 0 && n < i64::MAX / 4 => Ok(n as Millis),
-        _ => Err(CommandError::err(format!(
-            "invalid {what}: expected milliseconds > 0"
-        ))),
-    }
-}
-
 /// `CACHE.GET key [LEASE ms] [WAIT ms]`.
 struct Get<'a> {
     key: &'a [u8],
@@ -122,8 +113,8 @@ impl<'a> Command<'a> for Get<'a> {
         let (mut lease, mut wait) = (DEFAULT_LEASE, None);
         while let Some(option) = p.next_keyword() {
             match option.as_str() {
-                "LEASE" => lease = positive_millis(p, "LEASE")?,
-                "WAIT" => wait = Some(positive_millis(p, "WAIT")?),
+                "LEASE" => lease = p.next_millis("LEASE")?,
+                "WAIT" => wait = Some(p.next_millis("WAIT")?),
                 _ => return Err(CommandError::Syntax),
             }
         }
@@ -175,7 +166,7 @@ struct Fill<'a> {
 impl<'a> Command<'a> for Fill<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
         let key = p.arg()?;
-        let token = u64::try_from(p.next_i64()?).map_err(|_| CommandError::NotInteger)?;
+        let token = p.next_u64()?;
         let value = match p.next_keyword() {
             Some(k) if k.as_str() == "VALUE" => Some(p.arg()?),
             Some(k) if k.as_str() == "NULL" => None,
@@ -184,7 +175,7 @@ impl<'a> Command<'a> for Fill<'a> {
         let (mut ttl, mut jitter) = (None, 0);
         while let Some(option) = p.next_keyword() {
             match option.as_str() {
-                "PX" => ttl = Some(positive_millis(p, "PX")?),
+                "PX" => ttl = Some(p.next_millis("PX")?),
                 "JITTER" => {
                     jitter = match p.next_i64()? {
                         n @ 0..=100 => n as u8,
@@ -239,7 +230,7 @@ struct ReleaseLease<'a> {
 impl<'a> Command<'a> for ReleaseLease<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
         let key = p.arg()?;
-        let token = u64::try_from(p.next_i64()?).map_err(|_| CommandError::NotInteger)?;
+        let token = p.next_u64()?;
         Ok(ReleaseLease { key, token })
     }
 

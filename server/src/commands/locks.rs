@@ -43,16 +43,6 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec("lock.info", 2, READONLY | FAST, "Describes a lock: owner, holds, fencing token, lease left in milliseconds and waiters; nil if free.", handler!(Info<'_>)),
 ];
 
-/// A lease or wait in milliseconds: positive, and small enough to add to a clock.
-fn millis(p: &mut Parser<'_>, what: &str) -> Result<Millis, CommandError> {
-    match p.next_i64()? {
-        n if n > 0 && n < i64::MAX / 4 => Ok(n as Millis),
-        _ => Err(CommandError::err(format!(
-            "invalid {what}: expected milliseconds > 0"
-        ))),
-    }
-}
-
 /// The lock `name` holds, if any; WRONGTYPE for other values.
 fn held(value: Option<&mut Value>) -> Result<Option<&mut Lock>, CommandError> {
     match value {
@@ -75,7 +65,7 @@ impl<'a> Command<'a> for Acquire<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
         let name = p.arg()?;
         let owner = p.arg()?;
-        let ttl = millis(p, "lease")?;
+        let ttl = p.next_millis("lease")?;
         let wait = match p.next_keyword() {
             None => None,
             Some(k) if k.as_str() == "WAIT" => match p.next_i64()? {
@@ -190,7 +180,7 @@ impl<'a> Command<'a> for Extend<'a> {
         Ok(Extend {
             name: p.arg()?,
             owner: p.arg()?,
-            ttl: millis(p, "lease")?,
+            ttl: p.next_millis("lease")?,
         })
     }
 

@@ -1,6 +1,7 @@
 //! A cursor over a request's arguments: the typed parse step of every command.
 
 use super::error::CommandError;
+use crate::clock::Millis;
 use crate::protocol::number::{parse_f64, parse_i64};
 use crate::protocol::Args;
 
@@ -56,6 +57,22 @@ impl<'a> Parser<'a> {
     /// The next argument as an integer.
     pub fn next_i64(&mut self) -> Result<i64, CommandError> {
         parse_i64(self.arg()?).ok_or(CommandError::NotInteger)
+    }
+
+    /// The next argument as a non-negative integer (a token).
+    pub fn next_u64(&mut self) -> Result<u64, CommandError> {
+        u64::try_from(self.next_i64()?).map_err(|_| CommandError::NotInteger)
+    }
+
+    /// The next argument as a duration in milliseconds: positive, and small
+    /// enough to add to a clock; `what` names it in the error.
+    pub fn next_millis(&mut self, what: &str) -> Result<Millis, CommandError> {
+        match self.next_i64()? {
+            n if n > 0 && n < i64::MAX / 4 => Ok(n as Millis),
+            _ => Err(CommandError::err(format!(
+                "invalid {what}: expected milliseconds > 0"
+            ))),
+        }
     }
 
     /// The next argument as a float.
