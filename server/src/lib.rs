@@ -11,6 +11,7 @@
 pub mod blocking;
 pub mod clients;
 pub mod clock;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 mod cron;
