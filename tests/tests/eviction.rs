@@ -202,14 +202,16 @@ fn lowering_maxmemory_at_runtime_evicts_at_once() {
         &["CONFIG", "SET", "maxmemory", &limit.to_string()],
     );
     assert!(used_memory(&mut con) <= limit + SLACK);
-    // Every key is either still there or counted as evicted. (The cron may
-    // evict a few more meanwhile, as INFO's own replies take memory: read the
-    // counter first, so it can only lag behind the key count.)
-    let evicted = info_field(&mut con, "stats", "evicted_keys");
+    // Every key is either still there or counted as evicted. The cron may
+    // evict a few more between the two reads (memory hovers at the limit and
+    // INFO's own replies take some), so the counter, read second, may be ahead.
     let left: u64 = q(&mut con, &["DBSIZE"]);
+    let evicted = info_field(&mut con, "stats", "evicted_keys");
     assert!((15_000..30_000).contains(&left), "{left} keys left");
-    let unaccounted = 50_000 - left - evicted;
-    assert!(unaccounted <= 10, "{evicted} evicted, {left} left");
+    assert!(
+        (50_000..50_500).contains(&(left + evicted)),
+        "{evicted} evicted, {left} left"
+    );
     assert_eq!(info_field(&mut con, "memory", "maxmemory"), limit);
     let text: String = q(&mut con, &["INFO", "memory"]);
     assert!(text.contains("maxmemory_policy:allkeys-random"));

@@ -98,7 +98,6 @@ impl Evictor {
         let mut misses = 0;
         while over() {
             if misses == MAX_MISSES {
-                self.evicted.fetch_add(evicted as u64, Relaxed);
                 return Err(OutOfMemory);
             }
             let victim = match rank {
@@ -111,11 +110,12 @@ impl Evictor {
                 }
             };
             let Some(victim) = victim else {
-                self.evicted.fetch_add(evicted as u64, Relaxed);
                 return Err(OutOfMemory);
             };
             let removed = keyspace.lock(victim.slot).evict(&victim.key, volatile, now);
             if removed {
+                // Counted at once, so the counter never lags the keys gone.
+                self.evicted.fetch_add(1, Relaxed);
                 evicted += 1;
                 misses = 0;
                 on_evict(&victim.key);
@@ -123,7 +123,6 @@ impl Evictor {
                 misses += 1;
             }
         }
-        self.evicted.fetch_add(evicted as u64, Relaxed);
         if evicted > 0 {
             self.last_eviction.store(now, Relaxed);
         }
