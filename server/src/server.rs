@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 use crate::blocking::Blocked;
 use crate::clients::Clients;
 use crate::clock::{Clock, Millis, SystemClock};
+use crate::cluster::{parse_members, persist_node_id, ClusterState};
 use crate::commands::table::registry;
 use crate::config::{Config, LiveConfig, LogLevelHook};
 use crate::eviction::{Evictor, OutOfMemory};
@@ -62,6 +63,8 @@ pub struct Shared {
     pub dirty: AtomicU64,
     /// Chooses and removes keys when memory is over `maxmemory`.
     pub evictor: Evictor,
+    /// The cluster, in cluster mode.
+    pub cluster: Option<ClusterState>,
     memory_peak: AtomicU64,
     port: u16,
 }
@@ -95,6 +98,7 @@ impl Shared {
             run_id,
             dirty: AtomicU64::new(0),
             evictor: Evictor::default(),
+            cluster: None,
             memory_peak: AtomicU64::new(0),
             port,
         };
@@ -167,6 +171,29 @@ impl Shared {
     }
 }
 
+/// The cluster this node belongs to, in cluster mode: the members from the
+/// configuration, this node found by its address, its id kept in the node id
+/// file.
+fn cluster_state(config: &Config) -> std::io::Result<Option<ClusterState>> {
+    if !config.cluster_enabled {
+        return Ok(None);
+    }
+    let invalid = |e: crate::cluster::ClusterError| std::io::Error::other(e.to_string());
+    let members = parse_members(&config.cluster_nodes).map_err(invalid)?;
+    let ip = config.bind.first().map_or("127.0.0.1", String::as_str);
+    let bus_port = match config.cluster_port {
+        0 => config.port.wrapping_add(10_000),
+        port => port,
+    };
+    let state = ClusterState::new(members, ip, config.port, bus_port, 1).map_err(invalid)?;
+    persist_node_id(
+        std::path::Path::new(&config.cluster_config_file),
+        &state.myself().id,
+    )
+    .map_err(invalid)?;
+    Ok(Some(state))
+}
+
 /// A server bound to its addresses, ready to run.
 pub struct Server {
     shared: Arc<Shared>,
@@ -202,8 +229,10 @@ impl Server {
             ..config.clone()
         };
         let live = LiveConfig::new(&effective, on_loglevel);
+        let mut shared = Shared::new(live, clock, port);
+        shared.cluster = cluster_state(&effective)?;
         Ok(Server {
-            shared: Arc::new(Shared::new(live, clock, port)),
+            shared: Arc::new(shared),
             listeners,
             threads: config.worker_threads(),
         })

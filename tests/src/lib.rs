@@ -52,8 +52,22 @@ impl TestServer {
     /// itself (`--port 0`) and announces it in its log, so parallel tests never race
     /// for ports.
     pub fn start_with(args: &[&str]) -> TestServer {
+        TestServer::start_on(0, args)
+    }
+
+    /// Starts a server on `port` (0: any free one) with extra flags; cluster
+    /// tests need to know every node's port before starting any.
+    pub fn start_on(port: u16, args: &[&str]) -> TestServer {
+        let port = port.to_string();
         let mut child = Command::new(server_binary())
-            .args(["--bind", "127.0.0.1", "--port", "0", "--loglevel", "notice"])
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port,
+                "--loglevel",
+                "notice",
+            ])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

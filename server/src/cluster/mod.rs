@@ -2,5 +2,7 @@
 //! ring); membership, gossip and failover build on it.
 
 pub mod ring;
+mod state;
 
 pub use ring::{Ring, RingConfig};
+pub use state::{parse_members, persist_node_id, ClusterError, ClusterState, Member};

@@ -59,7 +59,10 @@ pub fn render(shared: &Shared, requested: &[&[u8]]) -> String {
             "replication" => replication(shared, &mut out),
             "cpu" => cpu(&mut out),
             "errorstats" => errorstats(shared, &mut out),
-            "cluster" => out.push_str("# Cluster\r\ncluster_enabled:0\r\n"),
+            "cluster" => {
+                let enabled = u8::from(shared.cluster.is_some());
+                out.push_str(&format!("# Cluster\r\ncluster_enabled:{enabled}\r\n"));
+            }
             "keyspace" => keyspace(shared, &mut out),
             "commandstats" => commandstats(shared, &mut out),
             _ => {}

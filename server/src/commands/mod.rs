@@ -18,6 +18,7 @@ pub mod table;
 mod blocking;
 mod cache;
 mod client;
+mod cluster;
 mod connection;
 mod expire;
 mod hashes;
@@ -70,6 +71,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     zsets::COMMANDS,
     locks::COMMANDS,
     cache::COMMANDS,
+    cluster::COMMANDS,
     transactions::COMMANDS,
     pubsub::COMMANDS,
 ];
@@ -263,6 +265,15 @@ pub fn execute(
     };
     let now = session.command_start().1;
     session.handle.touch(checked.command.id, now);
+    if let Some(state) = &shared.cluster {
+        if let Err(err) = cluster::route(state, checked.command, args) {
+            reject(shared, session, out, checked.command.id, &err);
+            if let Some(tx) = &mut session.multi {
+                tx.failed = true;
+            }
+            return None;
+        }
+    }
     let limited = checked.command.has(flag::DENYOOM) && shared.config.maxmemory() != 0;
     if limited && shared.make_room(now).is_err() {
         out_of_memory(shared, session, out, checked.command.id);

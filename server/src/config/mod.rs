@@ -91,6 +91,15 @@ pub struct Config {
     pub lfu_log_factor: u32,
     /// Minutes for an LFU counter to lose one point (0: never).
     pub lfu_decay_time: u32,
+    /// Serve a share of the 16384 slots as one master of a cluster.
+    pub cluster_enabled: bool,
+    /// Where this node keeps its node id.
+    pub cluster_config_file: String,
+    /// Cluster bus port (0: the client port + 10000).
+    pub cluster_port: u16,
+    /// The cluster's masters, each `<40-hex node id> <ip>:<port>`, this node
+    /// included (static membership).
+    pub cluster_nodes: Vec<String>,
 }
 
 impl Default for Config {
@@ -113,6 +122,10 @@ impl Default for Config {
             maxmemory_samples: 5,
             lfu_log_factor: 10,
             lfu_decay_time: 1,
+            cluster_enabled: false,
+            cluster_config_file: "nodes.conf".to_string(),
+            cluster_port: 0,
+            cluster_nodes: Vec::new(),
         }
     }
 }
@@ -192,6 +205,18 @@ pub struct Cli {
     /// Minutes for an LFU counter to lose one point (0: never).
     #[arg(long)]
     pub lfu_decay_time: Option<u32>,
+    /// yes or no: run as a master of a cluster.
+    #[arg(long, value_parser = parse_yes_no, value_name = "yes|no")]
+    pub cluster_enabled: Option<bool>,
+    /// File holding this node's id.
+    #[arg(long, value_name = "FILE")]
+    pub cluster_config_file: Option<String>,
+    /// Cluster bus port (0: port + 10000).
+    #[arg(long)]
+    pub cluster_port: Option<u16>,
+    /// The cluster's masters, each "<node id> <ip>:<port>".
+    #[arg(long, num_args = 1.., value_name = "NODE")]
+    pub cluster_nodes: Option<Vec<String>>,
 }
 
 /// A configuration that cannot be used.
@@ -300,6 +325,18 @@ impl Config {
         if let Some(v) = c.lfu_decay_time {
             self.lfu_decay_time = v;
         }
+        if let Some(v) = c.cluster_enabled {
+            self.cluster_enabled = v;
+        }
+        if let Some(v) = &c.cluster_config_file {
+            self.cluster_config_file = v.clone();
+        }
+        if let Some(v) = c.cluster_port {
+            self.cluster_port = v;
+        }
+        if let Some(v) = &c.cluster_nodes {
+            self.cluster_nodes = v.clone();
+        }
     }
 
     /// Checks ranges and consistency.
@@ -342,6 +379,11 @@ impl Config {
         }
         if self.lfu_log_factor > i32::MAX as u32 || self.lfu_decay_time > i32::MAX as u32 {
             return invalid("lfu-log-factor and lfu-decay-time must be at most 2147483647");
+        }
+        if self.cluster_enabled {
+            if let Err(e) = crate::cluster::parse_members(&self.cluster_nodes) {
+                return Err(ConfigError::Invalid(format!("cluster-nodes: {e}")));
+            }
         }
         if self.requirepass.as_deref() == Some("") {
             // An empty password means none, as in Redis.

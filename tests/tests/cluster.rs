@@ -1,0 +1,232 @@
+//! Cluster mode with static membership: three masters on loopback, redirects,
+//! the CLUSTER commands, and the clients that follow them.
+
+use std::net::TcpListener;
+use std::process::Command;
+
+use ringkv_tests::{expect_err, have_program, query as q, TestServer};
+
+/// A running cluster and its members.
+struct Cluster {
+    servers: Vec<TestServer>,
+    ports: Vec<u16>,
+    ids: Vec<String>,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start_cluster(name: &str, masters: usize) -> Cluster {
+    // Hold every listener at once so the ports differ, then free them.
+    let listeners: Vec<TcpListener> = (0..masters)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let ports: Vec<u16> = listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect();
+    drop(listeners);
+    let ids: Vec<String> = (0..masters)
+        .map(|i| format!("{:08x}", 0x1000_0000 + i * 0x0101_0101).repeat(5))
+        .collect();
+    let entries: Vec<String> = ids
+        .iter()
+        .zip(&ports)
+        .map(|(id, port)| format!("{id} 127.0.0.1:{port}"))
+        .collect();
+    let dir = std::env::temp_dir().join(format!("ringkv-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let servers = ports
+        .iter()
+        .map(|&port| {
+            let file = dir.join(format!("nodes-{port}.conf"));
+            let mut args = vec![
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                file.to_str().unwrap(),
+                "--cluster-nodes",
+            ];
+            args.extend(entries.iter().map(String::as_str));
+            TestServer::start_on(port, &args)
+        })
+        .collect();
+    Cluster {
+        servers,
+        ports,
+        ids,
+        dir,
+    }
+}
+
+#[test]
+fn keys_redirect_to_their_master_and_cluster_commands_answer_as_redis() {
+    let cluster = start_cluster("replies", 3);
+    let mut con = cluster.servers[0].connect();
+    assert_eq!(q::<i64>(&mut con, &["CLUSTER", "KEYSLOT", "foo"]), 12182);
+    assert_eq!(
+        q::<i64>(&mut con, &["CLUSTER", "KEYSLOT", "{user1000}.following"]),
+        q::<i64>(&mut con, &["CLUSTER", "KEYSLOT", "{user1000}.followers"])
+    );
+    assert_eq!(q::<String>(&mut con, &["CLUSTER", "MYID"]), cluster.ids[0]);
+    let info: String = q(&mut con, &["CLUSTER", "INFO"]);
+    assert!(info.contains("cluster_state:ok\r\n") && info.contains("cluster_known_nodes:3\r\n"));
+    let nodes: String = q(&mut con, &["CLUSTER", "NODES"]);
+    assert_eq!(nodes.lines().count(), 3);
+    assert!(nodes.ends_with('\n'));
+    assert_eq!(nodes.matches("myself,master").count(), 1);
+    let shards: Vec<redis::Value> = q(&mut con, &["CLUSTER", "SHARDS"]);
+    assert_eq!(shards.len(), 3);
+
+    // Find one key this node serves and one it does not.
+    let slots: Vec<(i64, i64, (String, i64, String))> = q(&mut con, &["CLUSTER", "SLOTS"]);
+    let owner_port = |key: &str| -> i64 {
+        let slot = ringkv_server::keyspace::key_slot(key.as_bytes()) as i64;
+        slots
+            .iter()
+            .find(|(first, last, _)| (*first..=*last).contains(&slot))
+            .map(|(_, _, node)| node.1)
+            .unwrap()
+    };
+    let mine = (0..)
+        .map(|i| format!("k{i}"))
+        .find(|k| owner_port(k) == i64::from(cluster.ports[0]))
+        .unwrap();
+    let other = (0..)
+        .map(|i| format!("k{i}"))
+        .find(|k| owner_port(k) != i64::from(cluster.ports[0]))
+        .unwrap();
+    let _: () = q(&mut con, &["SET", &mine, "v"]);
+    let slot = ringkv_server::keyspace::key_slot(mine.as_bytes()).to_string();
+    assert_eq!(
+        q::<i64>(&mut con, &["CLUSTER", "COUNTKEYSINSLOT", &slot]),
+        1
+    );
+    assert_eq!(
+        q::<Vec<String>>(&mut con, &["CLUSTER", "GETKEYSINSLOT", &slot, "10"]),
+        std::slice::from_ref(&mine)
+    );
+    let other_slot = ringkv_server::keyspace::key_slot(other.as_bytes());
+    assert_eq!(
+        expect_err(&mut con, &["GET", &other]),
+        format!("MOVED {other_slot} 127.0.0.1:{}", owner_port(&other))
+    );
+    assert_eq!(
+        expect_err(&mut con, &["MSET", &mine, "1", &other, "2"]),
+        "CROSSSLOT Keys in request don't hash to the same slot"
+    );
+    assert_eq!(
+        expect_err(&mut con, &["CLUSTER", "COUNTKEYSINSLOT", "16384"]),
+        "ERR Invalid slot"
+    );
+    let _: () = q(&mut con, &["READONLY"]);
+    let _: () = q(&mut con, &["READWRITE"]);
+    // The node id was written to the node id file.
+    let file =
+        std::fs::read_to_string(cluster.dir.join(format!("nodes-{}.conf", cluster.ports[0])))
+            .unwrap();
+    assert!(file.contains(&cluster.ids[0]));
+}
+
+#[test]
+fn a_standalone_server_says_cluster_support_is_disabled() {
+    let server = TestServer::start();
+    let mut con = server.connect();
+    assert_eq!(
+        expect_err(&mut con, &["CLUSTER", "INFO"]),
+        "ERR This instance has cluster support disabled"
+    );
+    let info: String = q(&mut con, &["INFO", "cluster"]);
+    assert!(info.contains("cluster_enabled:0"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_crate_cluster_client_reads_and_writes_through_the_cluster() {
+    let cluster = start_cluster("client", 3);
+    let client = redis::cluster::ClusterClient::new(vec![cluster.servers[0].url()]).unwrap();
+    let mut con = client.get_async_connection().await.unwrap();
+    for i in 0..300 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("key:{i}"))
+            .arg(i)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+    }
+    for i in 0..300 {
+        let value: i64 = redis::cmd("GET")
+            .arg(format!("key:{i}"))
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert_eq!(value, i);
+    }
+    // Every master holds a share.
+    let mut total = 0;
+    for server in &cluster.servers {
+        let keys: u64 = q(&mut server.connect(), &["DBSIZE"]);
+        assert!(keys > 50, "{keys}");
+        total += keys;
+    }
+    assert_eq!(total, 300);
+}
+
+#[test]
+fn redis_cli_follows_redirects() {
+    if !have_program("redis-cli") {
+        eprintln!("redis-cli not installed; skipped");
+        return;
+    }
+    let cluster = start_cluster("cli", 3);
+    let port = cluster.ports[1].to_string();
+    for i in 0..20 {
+        let key = format!("cli:{i}");
+        let set = Command::new("redis-cli")
+            .args(["-c", "-p", &port, "SET", &key, &format!("v{i}")])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&set.stdout).trim(), "OK");
+        let get = Command::new("redis-cli")
+            .args(["-c", "-p", &port, "GET", &key])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&get.stdout).trim(), format!("v{i}"));
+    }
+}
+
+#[test]
+fn redis_benchmark_runs_in_cluster_mode_without_errors() {
+    if !have_program("redis-benchmark") {
+        eprintln!("redis-benchmark not installed; skipped");
+        return;
+    }
+    let cluster = start_cluster("benchmark", 3);
+    let port = cluster.ports[0].to_string();
+    let run = Command::new("redis-benchmark")
+        .args([
+            "--cluster",
+            "-p",
+            &port,
+            "-t",
+            "set,get,incr",
+            "-n",
+            "20000",
+            "--csv",
+        ])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&run.stdout);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{out}{err}");
+    assert!(
+        !format!("{out}{err}").to_lowercase().contains("error"),
+        "{out}{err}"
+    );
+    for test in ["SET", "GET", "INCR"] {
+        assert!(out.contains(&format!("\"{test}\"")), "{out}");
+    }
+}
