@@ -308,18 +308,20 @@ impl<'a> Command<'a> for Links {
     }
 }
 
-/// In cluster mode, where a command may run: all its keys in one slot, and
-/// that slot this node's. Commands over the whole keyspace run on this node's
-/// share.
+/// In cluster mode, where a command may run: all its keys in one slot (and,
+/// inside MULTI, the transaction's slot), and that slot this node's. Commands
+/// over the whole keyspace run on this node's share. Returns the keys' slot.
 pub fn route(
     cluster: &ClusterState,
     command: &super::table::Command,
     args: crate::protocol::Args<'_>,
-) -> Result<(), CommandError> {
+    transaction_slot: Option<u16>,
+) -> Result<Option<u16>, CommandError> {
     if command.has(ALL_SLOTS) {
-        return Ok(());
+        return Ok(None);
     }
-    let mut slot = None;
+    let cross = || CommandError::coded("CROSSSLOT Keys in request don't hash to the same slot");
+    let mut slot = transaction_slot;
     for key in command
         .spec
         .keys
@@ -329,11 +331,7 @@ pub fn route(
         let this = key_slot(key);
         match slot {
             None => slot = Some(this),
-            Some(first) if first != this => {
-                return Err(CommandError::coded(
-                    "CROSSSLOT Keys in request don't hash to the same slot",
-                ))
-            }
+            Some(first) if first != this => return Err(cross()),
             Some(_) => {}
         }
     }
@@ -345,6 +343,6 @@ pub fn route(
                 owner.ip, owner.port
             )))
         }
-        _ => Ok(()),
+        slot => Ok(slot),
     }
 }

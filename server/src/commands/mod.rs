@@ -266,12 +266,20 @@ pub fn execute(
     let now = session.command_start().1;
     session.handle.touch(checked.command.id, now);
     if let Some(state) = &shared.cluster {
-        if let Err(err) = cluster::route(state, checked.command, args) {
-            reject(shared, session, out, checked.command.id, &err);
-            if let Some(tx) = &mut session.multi {
-                tx.failed = true;
+        let transaction_slot = session.multi.as_ref().and_then(|tx| tx.slot);
+        match cluster::route(state, checked.command, args, transaction_slot) {
+            Ok(slot) => {
+                if let Some(tx) = &mut session.multi {
+                    tx.slot = tx.slot.or(slot);
+                }
             }
-            return None;
+            Err(err) => {
+                reject(shared, session, out, checked.command.id, &err);
+                if let Some(tx) = &mut session.multi {
+                    tx.failed = true;
+                }
+                return None;
+            }
         }
     }
     let limited = checked.command.has(flag::DENYOOM) && shared.config.maxmemory() != 0;

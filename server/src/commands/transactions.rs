@@ -105,6 +105,9 @@ pub struct Transaction {
     queued: Vec<Queued>,
     /// A command failed its checks: EXEC will refuse.
     pub failed: bool,
+    /// In cluster mode, the slot of the keys queued so far: a transaction runs
+    /// on one master, so all its keys must share a slot.
+    pub slot: Option<u16>,
 }
 
 impl Transaction {
