@@ -230,3 +230,67 @@ fn redis_benchmark_runs_in_cluster_mode_without_errors() {
         assert!(out.contains(&format!("\"{test}\"")), "{out}");
     }
 }
+
+/// A base port whose next two ports are free too.
+fn three_free_ports() -> u16 {
+    for _ in 0..200 {
+        let base = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if base > 65_000 {
+            continue;
+        }
+        let free = (0..3).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok());
+        if free {
+            return base;
+        }
+    }
+    panic!("no three consecutive free ports");
+}
+
+#[test]
+fn the_local_cluster_script_starts_three_masters_and_stops_them() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let base = three_free_ports();
+    let dir = std::env::temp_dir().join(format!("ringkv-script-{}", std::process::id()));
+    let script = |name: &str| {
+        Command::new(root.join("cluster-config").join(name))
+            .env("RINGKV_CLUSTER_BASE_PORT", base.to_string())
+            .env("RINGKV_CLUSTER_DIR", &dir)
+            .env("RINGKV_SERVER", ringkv_tests::server_binary())
+            .output()
+            .unwrap()
+    };
+    let started = script("start.sh");
+    let out = String::from_utf8_lossy(&started.stdout).to_string();
+    let stop = || script("stop.sh");
+    if !started.status.success() {
+        stop();
+        panic!("{out}{}", String::from_utf8_lossy(&started.stderr));
+    }
+    assert!(out.contains("cluster_state:ok") && out.contains(&format!("redis-cli -c -p {base}")));
+    // The committed configs are what the script writes (for ports 7000-7002).
+    let committed = std::fs::read_to_string(root.join("cluster-config/node-7001.toml")).unwrap();
+    let written = std::fs::read_to_string(dir.join(format!("node-{}.toml", base + 1))).unwrap();
+    let shifted = committed
+        .replace("7000", &base.to_string())
+        .replace("7001", &(base + 1).to_string())
+        .replace("7002", &(base + 2).to_string());
+    assert_eq!(written, shifted);
+    let mut con = redis::Client::open(format!("redis://127.0.0.1:{}/", base + 2))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let info: String = q(&mut con, &["CLUSTER", "INFO"]);
+    assert!(info.contains("cluster_known_nodes:3"));
+    drop(con);
+    let stopped = stop();
+    assert!(String::from_utf8_lossy(&stopped.stdout).contains("stopped 3"));
+    assert!(
+        TcpListener::bind(("127.0.0.1", base)).is_ok(),
+        "node still listening"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
