@@ -1,4 +1,9 @@
-//! Connections: a shared multiplexed one, and dedicated ones for blocking calls.
+//! Connections: a shared multiplexed one, and dedicated ones for blocking
+//! calls; to one server, or to a Redis Cluster (ringkv or Redis) through the
+//! `redis` crate's cluster connection, which keeps the slot map (from `CLUSTER
+//! SLOTS`), routes each command by the slot of its key, follows `MOVED`
+//! (refreshing the map) and `ASK` (with `ASKING`), and retries `TRYAGAIN` and
+//! `CLUSTERDOWN` with backoff.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,6 +11,7 @@ use std::time::Duration;
 use std::sync::Mutex;
 
 use redis::aio::MultiplexedConnection;
+use redis::cluster_async::ClusterConnection;
 
 use crate::Error;
 
@@ -21,33 +27,68 @@ pub struct Client {
 }
 
 struct Inner {
-    client: redis::Client,
-    shared: MultiplexedConnection,
+    source: Source,
+    shared: Conn,
     idle: Pool,
     timeout: Duration,
 }
 
+/// Where connections come from.
+enum Source {
+    Single(redis::Client),
+    Cluster(Box<redis::cluster::ClusterClient>),
+}
+
+/// A connection to one server or to a whole cluster.
+#[derive(Clone)]
+enum Conn {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl Source {
+    async fn connect(&self) -> redis::RedisResult<Conn> {
+        Ok(match self {
+            Source::Single(client) => {
+                Conn::Single(client.get_multiplexed_async_connection().await?)
+            }
+            Source::Cluster(client) => Conn::Cluster(client.get_async_connection().await?),
+        })
+    }
+}
+
+impl Conn {
+    async fn run<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+        match self {
+            Conn::Single(con) => cmd.query_async(con).await,
+            Conn::Cluster(con) => cmd.query_async(con).await,
+        }
+    }
+}
+
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client")
-            .field("server", &self.inner.client.get_connection_info().addr())
-            .finish()
+        let kind = match self.inner.source {
+            Source::Single(_) => "server",
+            Source::Cluster(_) => "cluster",
+        };
+        f.debug_struct("Client").field("kind", &kind).finish()
     }
 }
 
 /// Idle dedicated connections, reused last in, first out.
 #[derive(Default)]
-struct Pool(Mutex<Vec<MultiplexedConnection>>);
+struct Pool(Mutex<Vec<Conn>>);
 
 /// Idle connections kept at most.
 const POOL_MAX: usize = 64;
 
 impl Pool {
-    fn take(&self) -> Option<MultiplexedConnection> {
+    fn take(&self) -> Option<Conn> {
         self.0.lock().ok()?.pop()
     }
 
-    fn put(&self, con: MultiplexedConnection) {
+    fn put(&self, con: Conn) {
         if let Ok(mut idle) = self.0.lock() {
             if idle.len() < POOL_MAX {
                 idle.push(con);
@@ -75,13 +116,26 @@ impl Client {
         } else {
             format!("{url}?protocol=resp3")
         };
-        let client = redis::Client::open(url)?;
-        let shared = tokio::time::timeout(timeout, client.get_multiplexed_async_connection())
+        Client::start(Source::Single(redis::Client::open(url)?), timeout).await
+    }
+
+    /// Connects to a Redis Cluster (ringkv in cluster mode, or Redis) through
+    /// any of its nodes, speaking RESP3; commands go to the master of their
+    /// key's slot.
+    pub async fn connect_cluster(urls: &[&str]) -> Result<Client, Error> {
+        let client = redis::cluster::ClusterClient::builder(urls.iter().copied())
+            .use_protocol(redis::ProtocolVersion::RESP3)
+            .build()?;
+        Client::start(Source::Cluster(Box::new(client)), DEFAULT_TIMEOUT).await
+    }
+
+    async fn start(source: Source, timeout: Duration) -> Result<Client, Error> {
+        let shared = tokio::time::timeout(timeout, source.connect())
             .await
             .map_err(|_| Error::Timeout(timeout))??;
         Ok(Client {
             inner: Arc::new(Inner {
-                client,
+                source,
                 shared,
                 idle: Pool::default(),
                 timeout,
@@ -98,7 +152,7 @@ impl Client {
     pub async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, Error> {
         let mut con = self.inner.shared.clone();
         let timeout = self.inner.timeout;
-        tokio::time::timeout(timeout, cmd.query_async(&mut con))
+        tokio::time::timeout(timeout, con.run(cmd))
             .await
             .map_err(|_| Error::Timeout(timeout))?
             .map_err(Error::from)
@@ -114,15 +168,12 @@ impl Client {
         let timeout = self.inner.timeout;
         let mut con = match self.inner.idle.take() {
             Some(con) => con,
-            None => tokio::time::timeout(
-                timeout,
-                self.inner.client.get_multiplexed_async_connection(),
-            )
-            .await
-            .map_err(|_| Error::Timeout(timeout))??,
+            None => tokio::time::timeout(timeout, self.inner.source.connect())
+                .await
+                .map_err(|_| Error::Timeout(timeout))??,
         };
         let limit = wait + timeout;
-        let reply = tokio::time::timeout(limit, cmd.query_async(&mut con))
+        let reply = tokio::time::timeout(limit, con.run(cmd))
             .await
             .map_err(|_| Error::Timeout(limit))?;
         // A connection that timed out may still get its reply later: drop it.

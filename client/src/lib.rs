@@ -31,6 +31,7 @@ mod client;
 mod error;
 mod lock;
 mod redlock;
+mod slot;
 
 pub use cache::{Cache, Loaded};
 pub use client::Client;

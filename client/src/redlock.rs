@@ -5,12 +5,15 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 use crate::lock::{compare_and_delete, owner_id};
+use crate::slot::key_slot;
 use crate::{Client, Error};
 
 /// A lock held on a majority of independent servers.
 #[derive(Debug, Clone)]
 pub struct Redlock {
     servers: Vec<Client>,
+    /// Per server, a hash tag that puts a key on it (masters of one cluster).
+    tags: Vec<Option<String>>,
     retries: u32,
     retry_delay: Duration,
     server_timeout: Duration,
@@ -29,12 +32,15 @@ pub struct RedlockGuard {
 /// Runs `request` against every server at once; how many succeeded in time.
 async fn on_all<F, Fut>(servers: &[Client], timeout: Duration, request: F) -> usize
 where
-    F: Fn(Client) -> Fut,
+    F: Fn(usize, Client) -> Fut,
     Fut: std::future::Future<Output = Result<bool, Error>> + Send + 'static,
 {
     let mut tasks = JoinSet::new();
-    for server in servers {
-        tasks.spawn(tokio::time::timeout(timeout, request(server.clone())));
+    for (index, server) in servers.iter().enumerate() {
+        tasks.spawn(tokio::time::timeout(
+            timeout,
+            request(index, server.clone()),
+        ));
     }
     let mut ok = 0;
     while let Some(done) = tasks.join_next().await {
@@ -50,10 +56,70 @@ impl Redlock {
     /// per server request.
     pub fn new(servers: Vec<Client>) -> Redlock {
         Redlock {
+            tags: vec![None; servers.len()],
             servers,
             retries: 3,
             retry_delay: Duration::from_millis(200),
             server_timeout: Duration::from_millis(50),
+        }
+    }
+
+    /// Redlock over the masters of one Redis Cluster, reached through the node
+    /// at `seed_url`: each master holds its own copy of the lock, under the
+    /// lock's name plus a hash tag that maps to one of that master's slots
+    /// (read from `CLUSTER SLOTS`), so a majority of masters must agree.
+    pub async fn over_cluster(seed_url: &str) -> Result<Redlock, Error> {
+        let seed = Client::connect(seed_url).await?;
+        let slots: Vec<redis::Value> = seed.query(redis::cmd("CLUSTER").arg("SLOTS")).await?;
+        // (first, last, "ip:port") per range.
+        let mut ranges: Vec<(u16, u16, String)> = Vec::new();
+        for range in slots {
+            let redis::Value::Array(parts) = range else {
+                return Err(Error::Protocol("CLUSTER SLOTS range".into()));
+            };
+            let int = |v: Option<&redis::Value>| match v {
+                Some(redis::Value::Int(n)) => Ok(*n as u16),
+                _ => Err(Error::Protocol("CLUSTER SLOTS slot".into())),
+            };
+            let address = match parts.get(2) {
+                Some(redis::Value::Array(node)) => match (node.first(), node.get(1)) {
+                    (Some(redis::Value::BulkString(ip)), Some(redis::Value::Int(port))) => {
+                        format!("{}:{port}", String::from_utf8_lossy(ip))
+                    }
+                    _ => return Err(Error::Protocol("CLUSTER SLOTS node".into())),
+                },
+                _ => return Err(Error::Protocol("CLUSTER SLOTS node".into())),
+            };
+            ranges.push((int(parts.first())?, int(parts.get(1))?, address));
+        }
+        let mut masters: Vec<String> = ranges.iter().map(|r| r.2.clone()).collect();
+        masters.sort();
+        masters.dedup();
+        let (mut servers, mut tags) = (Vec::new(), Vec::new());
+        for master in masters {
+            let owned = |slot: u16| {
+                ranges
+                    .iter()
+                    .any(|r| r.2 == master && (r.0..=r.1).contains(&slot))
+            };
+            let tag = (0u32..)
+                .map(|i| i.to_string())
+                .find(|tag| owned(key_slot(tag.as_bytes())))
+                .ok_or_else(|| Error::Protocol("a master without slots".into()))?;
+            servers.push(Client::connect(&format!("redis://{master}")).await?);
+            tags.push(Some(tag));
+        }
+        Ok(Redlock {
+            tags,
+            ..Redlock::new(servers)
+        })
+    }
+
+    /// The key of lock `name` on server `index`.
+    fn key(&self, name: &str, index: usize) -> String {
+        match &self.tags[index] {
+            Some(tag) => format!("{name}{{{tag}}}"),
+            None => name.to_string(),
         }
     }
 
@@ -89,8 +155,8 @@ impl Redlock {
         for attempt in 0..=self.retries {
             let token = owner_id();
             let started = Instant::now();
-            let locked = on_all(&self.servers, self.server_timeout, |server| {
-                let (name, token) = (name.to_string(), token.clone());
+            let locked = on_all(&self.servers, self.server_timeout, |index, server| {
+                let (name, token) = (self.key(name, index), token.clone());
                 async move {
                     let set: Option<String> = server
                         .query(
@@ -126,8 +192,8 @@ impl Redlock {
     }
 
     async fn unlock_all(&self, name: &str, token: &str) -> usize {
-        on_all(&self.servers, self.server_timeout, |server| {
-            let (name, token) = (name.to_string(), token.to_string());
+        on_all(&self.servers, self.server_timeout, |index, server| {
+            let (name, token) = (self.key(name, index), token.to_string());
             async move { compare_and_delete(&server, &name, &token).await }
         })
         .await
@@ -153,8 +219,8 @@ impl RedlockGuard {
         let extended = on_all(
             &self.redlock.servers,
             self.redlock.server_timeout,
-            |server| {
-                let (name, token) = (self.name.clone(), self.token.clone());
+            |index, server| {
+                let (name, token) = (self.redlock.key(&self.name, index), self.token.clone());
                 async move {
                     let set: Option<String> = server
                         .query(

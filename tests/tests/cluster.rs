@@ -294,3 +294,71 @@ fn the_local_cluster_script_starts_three_masters_and_stops_them() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_rust_client_locks_and_loads_through_a_cluster() {
+    use ringkv_client::{Cache, Client, Lock, Redlock};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    let mut cluster = start_cluster("rust-client", 3);
+    let client = Client::connect_cluster(&[&cluster.servers[1].url()])
+        .await
+        .unwrap();
+    // Locks on names spread over every master.
+    for i in 0..12 {
+        let name = format!("lock:{i}");
+        let guard = Lock::new(&client, &name).acquire().await.unwrap();
+        assert!(guard.fencing_token().is_some());
+        let info: std::collections::HashMap<String, redis::Value> = client
+            .query(redis::cmd("LOCK.INFO").arg(&name))
+            .await
+            .unwrap();
+        assert_eq!(info.len(), 5);
+        assert!(info.contains_key("owner"));
+        guard.release().await.unwrap();
+    }
+    // Cache-aside through the cluster: each key loads once.
+    let cache = Cache::new(&client);
+    let loads = AtomicUsize::new(0);
+    for round in 0..3 {
+        for i in 0..20 {
+            let value = cache
+                .get_or_load(
+                    &format!("item:{i}"),
+                    Duration::from_secs(60),
+                    Duration::from_secs(5),
+                    || async {
+                        loads.fetch_add(1, Ordering::SeqCst);
+                        Ok::<_, String>(Some(format!("value {i}").into_bytes()))
+                    },
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                value,
+                Some(format!("value {i}").into_bytes()),
+                "round {round}"
+            );
+        }
+    }
+    assert_eq!(loads.load(Ordering::SeqCst), 20);
+
+    // Redlock across the three masters of the cluster.
+    let redlock = Redlock::over_cluster(&cluster.servers[0].url())
+        .await
+        .unwrap()
+        .retries(0);
+    assert_eq!(redlock.quorum(), 2);
+    let ttl = Duration::from_secs(10);
+    let guard = redlock.lock("report", ttl).await.unwrap();
+    assert!(guard.validity() < ttl);
+    assert!(redlock.lock("report", ttl).await.is_err());
+    guard.release().await.unwrap();
+    // One master down: two of three still hold a majority; two down: none.
+    cluster.servers.truncate(2);
+    let guard = redlock.lock("report", ttl).await.expect("two of three");
+    guard.release().await.unwrap();
+    cluster.servers.truncate(1);
+    assert!(redlock.lock("report", ttl).await.is_err());
+}
