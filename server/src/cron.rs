@@ -95,10 +95,7 @@ fn hand_on_expired_locks(shared: &Shared) {
         locks.acquire_key(&key);
         shared.blocked.serve(&mut locks, &key, now, &mut served);
         drop(locks);
-        for (class, event, key) in &served.events {
-            shared.watches.touch(key);
-            shared.notify(*class, event, key);
-        }
+        shared.announce_served(&served);
         shared
             .dirty
             .fetch_add(served.dirty, std::sync::atomic::Ordering::Relaxed);

@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::blocking::Blocked;
+use crate::blocking::{Blocked, Served};
 use crate::clients::Clients;
 use crate::clock::{Clock, Millis, SystemClock};
 use crate::cluster::{parse_members, persist_node_id, ClusterState};
@@ -162,6 +162,22 @@ impl Shared {
         let flags = self.config.notify_flags();
         if flags != 0 {
             crate::notify::publish(&self.pubsub, self.output_limit(), flags, class, event, key);
+        }
+    }
+
+    /// Accounts for what serving blocked clients did (by a write, or by the
+    /// cron when a lease ran out): the leases it granted, and for each change
+    /// its keyspace event and the `WATCH`es it breaks.
+    pub fn announce_served(&self, served: &Served) {
+        if served.leases > 0 {
+            self.stats
+                .cache
+                .lease_grants
+                .fetch_add(served.leases, Relaxed);
+        }
+        for (class, event, key) in &served.events {
+            self.watches.touch(key);
+            self.notify(*class, event, key);
         }
     }
 

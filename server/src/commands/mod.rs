@@ -379,13 +379,6 @@ fn run<'a>(
         shared.blocked.serve(locks, &key, now, &mut served);
     }
     dirty += served.dirty;
-    if served.leases > 0 {
-        shared
-            .stats
-            .cache
-            .lease_grants
-            .fetch_add(served.leases, std::sync::atomic::Ordering::Relaxed);
-    }
     if dirty > 0 && !shared.watches.is_empty() {
         if cmd.has(flag::ALL_SLOTS) {
             shared.watches.touch_all();
@@ -393,13 +386,8 @@ fn run<'a>(
         for key in cmd.spec.keys.positions(args).filter_map(|i| args.get(i)) {
             shared.watches.touch(key);
         }
-        for (_, _, key) in &served.events {
-            shared.watches.touch(key);
-        }
     }
-    for (class, event, key) in &served.events {
-        shared.notify(*class, event, key);
-    }
+    shared.announce_served(&served);
     let usec = session.command_end(started);
     match result {
         Ok(()) => session.stats.record(cmd.id, usec, Outcome::Ok),
