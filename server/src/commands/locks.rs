@@ -94,7 +94,7 @@ impl<'a> Command<'a> for Acquire<'a> {
         let entry = table.get(name, now);
         match held(entry.map(|e| e.value))? {
             Some(lock) => {
-                if let Some(_holds) = lock.reenter(self.owner) {
+                if lock.reenter(self.owner).is_some() {
                     let token = lock.token();
                     table.set_expire(name, Some(now + self.ttl), now);
                     ctx.dirty += 1;
