@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::clock::{Clock, Millis};
 
@@ -19,6 +19,40 @@ use crate::commands::transactions::Transaction;
 use crate::protocol::Protocol;
 use crate::stats::LocalStats;
 use crate::watch::WatchFlag;
+
+/// The output buffer limits of a client class (`client-output-buffer-limit`):
+/// a client whose pending output passes `hard` bytes, or stays over `soft`
+/// bytes for `soft_seconds`, is disconnected. 0 disables a limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputLimit {
+    /// Disconnect at once above this many pending bytes.
+    pub hard: u64,
+    /// Disconnect when above this many bytes for `soft_seconds`.
+    pub soft: u64,
+    /// See `soft`.
+    pub soft_seconds: u64,
+}
+
+impl OutputLimit {
+    /// Whether `len` pending bytes at `now` break the limit. `over_soft_since`
+    /// remembers when the soft limit was passed; it is cleared once under it.
+    pub fn exceeded(self, len: u64, over_soft_since: &mut Option<Instant>, now: Instant) -> bool {
+        if self.hard > 0 && len > self.hard {
+            return true;
+        }
+        if self.soft > 0 && len > self.soft {
+            let since = *over_soft_since.get_or_insert(now);
+            return now.duration_since(since) >= self.soft_grace();
+        }
+        *over_soft_since = None;
+        false
+    }
+
+    /// How long pending output may stay over the soft limit.
+    pub fn soft_grace(self) -> Duration {
+        Duration::from_secs(self.soft_seconds)
+    }
+}
 
 /// Names and library info a client set about itself.
 #[derive(Debug, Default, Clone)]
@@ -80,10 +114,13 @@ pub struct ClientHandle {
     /// Id + 1 of the last command run (0: none yet).
     last_command: AtomicUsize,
     resp: AtomicU8,
-    /// Bytes in the query buffer and its capacity, output pending, as of the last batch.
+    /// Bytes in the query buffer and its capacity, as of the last batch.
     query_len: AtomicUsize,
     query_capacity: AtomicUsize,
+    /// Output not yet taken by the client (while it is being written), and the
+    /// output buffer's capacity.
     output_len: AtomicUsize,
+    output_capacity: AtomicUsize,
     meta: Mutex<Meta>,
     activity: Mutex<Activity>,
     /// Cancelled to disconnect the client (`CLIENT KILL`, shutdown).
@@ -107,11 +144,17 @@ impl ClientHandle {
         self.created.elapsed().as_secs()
     }
 
-    /// Publishes buffer sizes for `CLIENT LIST`.
-    pub fn set_buffers(&self, query_len: usize, query_capacity: usize, output_len: usize) {
-        self.query_len.store(query_len, Relaxed);
-        self.query_capacity.store(query_capacity, Relaxed);
-        self.output_len.store(output_len, Relaxed);
+    /// Publishes the query buffer's size for `CLIENT LIST`.
+    pub fn set_query(&self, len: usize, capacity: usize) {
+        self.query_len.store(len, Relaxed);
+        self.query_capacity.store(capacity, Relaxed);
+    }
+
+    /// Publishes the output waiting for the client to read it, and the output
+    /// buffer's capacity, for `CLIENT LIST`.
+    pub fn set_output(&self, pending: usize, capacity: usize) {
+        self.output_len.store(pending, Relaxed);
+        self.output_capacity.store(capacity, Relaxed);
     }
 
     /// Publishes the client's pub/sub, transaction and blocking state.
@@ -162,6 +205,7 @@ impl ClientHandle {
         let qbuf = self.query_len.load(Relaxed);
         let qcap = self.query_capacity.load(Relaxed);
         let omem = self.output_len.load(Relaxed);
+        let ocap = self.output_capacity.load(Relaxed);
         let mut line = String::with_capacity(256);
         let _ = write!(
             line,
@@ -182,11 +226,11 @@ impl ClientHandle {
             activity.watch,
             qbuf,
             qcap.saturating_sub(qbuf),
-            qcap,
-            qbuf,
+            ocap,
+            ocap,
             omem,
             omem,
-            qcap + omem,
+            qcap + ocap.max(omem),
             cmd,
             self.resp.load(Relaxed),
             String::from_utf8_lossy(&meta.lib_name),
@@ -225,6 +269,7 @@ impl Clients {
             query_len: AtomicUsize::new(0),
             query_capacity: AtomicUsize::new(0),
             output_len: AtomicUsize::new(0),
+            output_capacity: AtomicUsize::new(0),
             meta: Mutex::new(Meta::default()),
             activity: Mutex::new(Activity::default()),
             kill: shutdown.child_token(),

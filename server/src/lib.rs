@@ -27,7 +27,7 @@ pub mod stats;
 pub mod util;
 pub mod watch;
 
-pub use net::protected_mode_denies;
+pub use net::{is_loopback, protected_mode_denies};
 pub use server::{Server, Shared};
 
 /// The Redis version whose behaviour ringkv follows, reported to clients.

@@ -2,7 +2,8 @@
 //! on `__keyspace@0__:<key>` (the event as message) and `__keyevent@0__:<event>`
 //! (the key as message), so caches can invalidate on writes and expiries.
 
-use crate::pubsub::{OutputLimit, PubSub};
+use crate::clients::OutputLimit;
+use crate::pubsub::PubSub;
 
 /// Publish on `__keyspace@0__:<key>` channels.
 pub const KEYSPACE: u32 = 1 << 0;
@@ -118,7 +119,7 @@ pub fn publish_expired(shared: &crate::server::Shared) {
     for key in shared.keyspace.take_expired() {
         publish(
             &shared.pubsub,
-            shared.output_limit(),
+            shared.pubsub_output_limit(),
             flags,
             EXPIRED,
             "expired",

@@ -11,12 +11,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::clients::OutputLimit;
 use crate::protocol::{Protocol, Reply};
 use crate::util::glob::glob_match;
 
@@ -70,38 +71,6 @@ impl Mailbox {
         let mut pending = self.pending.lock();
         pending.over_soft_since = None;
         std::mem::take(&mut pending.data)
-    }
-}
-
-/// Output limits for subscribers (`client-output-buffer-limit pubsub`): hard
-/// bytes, soft bytes, and how long the soft limit may be exceeded (0 disables).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OutputLimit {
-    /// Disconnect at once above this many pending bytes.
-    pub hard: u64,
-    /// Disconnect when above this many bytes for `soft_seconds`.
-    pub soft: u64,
-    /// See `soft`.
-    pub soft_seconds: u64,
-}
-
-impl OutputLimit {
-    fn exceeded(self, pending: &mut Pending) -> bool {
-        let OutputLimit {
-            hard,
-            soft,
-            soft_seconds: seconds,
-        } = self;
-        let len = pending.data.len() as u64;
-        if hard > 0 && len > hard {
-            return true;
-        }
-        if soft > 0 && len > soft {
-            let since = *pending.over_soft_since.get_or_insert_with(Instant::now);
-            return since.elapsed() >= Duration::from_secs(seconds);
-        }
-        pending.over_soft_since = None;
-        false
     }
 }
 
@@ -212,7 +181,8 @@ impl PubSub {
         });
         let mut pending = mailbox.pending.lock();
         pending.data.extend_from_slice(bytes);
-        if limit.exceeded(&mut pending) {
+        let len = pending.data.len() as u64;
+        if limit.exceeded(len, &mut pending.over_soft_since, Instant::now()) {
             tracing::warn!(
                 client = mailbox.client,
                 "closing subscriber over the pubsub output buffer limit"

@@ -148,20 +148,22 @@ impl Shared {
     }
 
     /// The pub/sub output limits as configured now.
-    pub fn output_limit(&self) -> crate::pubsub::OutputLimit {
-        let (hard, soft, soft_seconds) = self.config.pubsub_limit();
-        crate::pubsub::OutputLimit {
-            hard,
-            soft,
-            soft_seconds,
-        }
+    pub fn pubsub_output_limit(&self) -> crate::clients::OutputLimit {
+        self.config.output_limit(crate::config::ClientClass::Pubsub)
     }
 
     /// Publishes a keyspace event if `notify-keyspace-events` asks for its class.
     pub fn notify(&self, class: u32, event: &str, key: &[u8]) {
         let flags = self.config.notify_flags();
         if flags != 0 {
-            crate::notify::publish(&self.pubsub, self.output_limit(), flags, class, event, key);
+            crate::notify::publish(
+                &self.pubsub,
+                self.pubsub_output_limit(),
+                flags,
+                class,
+                event,
+                key,
+            );
         }
     }
 

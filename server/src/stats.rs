@@ -152,6 +152,10 @@ pub struct Stats {
     pub connections_received: AtomicU64,
     /// Connections refused (maxclients, protected mode).
     pub rejected_connections: AtomicU64,
+    /// Clients closed for passing `client-query-buffer-limit`.
+    pub query_limit_disconnections: AtomicU64,
+    /// Clients closed for passing their output buffer limits.
+    pub output_limit_disconnections: AtomicU64,
     /// Cache-penetration protection (`CACHE.*`).
     pub cache: CacheStats,
     /// Errors by code, for `INFO errorstats`.
@@ -195,6 +199,8 @@ impl Stats {
                 .collect(),
             connections_received: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
+            query_limit_disconnections: AtomicU64::new(0),
+            output_limit_disconnections: AtomicU64::new(0),
             cache: CacheStats::default(),
             errors: Mutex::new(HashMap::new()),
             sampler: Mutex::new(Sampler::default()),
@@ -309,6 +315,8 @@ impl Stats {
         }
         self.connections_received.store(0, Relaxed);
         self.rejected_connections.store(0, Relaxed);
+        self.query_limit_disconnections.store(0, Relaxed);
+        self.output_limit_disconnections.store(0, Relaxed);
         self.errors.lock().clear();
         *self.sampler.lock() = Sampler::default();
     }

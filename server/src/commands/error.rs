@@ -46,6 +46,11 @@ pub enum CommandError {
     /// A write needs memory that eviction could not free.
     #[error("OOM command not allowed when used memory > 'maxmemory'.")]
     OutOfMemory,
+    /// The reply passed the client's output buffer limit (or, where the
+    /// client's class has none, `client-query-buffer-limit`); the connection
+    /// closes after this error.
+    #[error("ERR reply exceeds the client output buffer limit (client-output-buffer-limit); closing the connection")]
+    ReplyTooLarge,
     /// Authentication is required first.
     #[error("NOAUTH Authentication required.")]
     NoAuth,

@@ -1,13 +1,14 @@
 //! Hash commands.
 
 use super::access::{create, modify, read};
+use super::random::Picks;
 use super::scan::{CursorArgs, ScanReply};
 use super::table::{flag::*, CommandSpec, Handler, KeySpec};
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
 use crate::keyspace::types::Hash;
 use crate::notify;
 use crate::protocol::number::{format_f64_human, parse_f64, parse_i64};
-use crate::protocol::Args;
+use crate::protocol::{Args, Protocol};
 
 const fn spec(
     name: &'static str,
@@ -390,12 +391,7 @@ struct HRandField<'a> {
 impl<'a> Command<'a> for HRandField<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
         let key = p.arg()?;
-        let count = match p.remaining() {
-            0 => None,
-            _ => Some(p.next_i64()?),
-        };
-        let with_values = p.eat("WITHVALUES");
-        p.finish()?;
+        let (count, with_values) = super::random::parse_count(p, Some("WITHVALUES"))?;
         Ok(HRandField {
             key,
             count,
@@ -405,41 +401,29 @@ impl<'a> Command<'a> for HRandField<'a> {
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let hash = read::<Hash>(ctx.locks.table(self.key), self.key, ctx.now)?;
-        let picks = super::random::picks(hash.map_or(0, Hash::len), self.count)?;
-        let Some(hash) = hash else {
-            match self.count {
-                None => ctx.out.null(),
-                Some(_) => ctx.out.array(0),
-            }
-            return Ok(());
-        };
-        let entries = picks.iter().filter_map(|&i| hash.entry_at(i));
+        let picks = Picks::new(hash.map_or(0, Hash::len), self.count);
+        let out = &mut *ctx.out;
+        // RESP3 pairs each field with its value; RESP2 flattens them.
+        let pairs = self.with_values && out.protocol() == Protocol::Resp3;
         match self.count {
-            None => match entries.into_iter().next() {
-                Some((field, _)) => ctx.out.bulk(field),
-                None => ctx.out.null(),
-            },
-            Some(_)
-                if self.with_values && ctx.out.protocol() == crate::protocol::Protocol::Resp3 =>
-            {
-                // RESP3 pairs each field with its value.
-                ctx.out.array(picks.len());
-                for (field, value) in entries {
-                    ctx.out.array(2);
-                    ctx.out.bulk(field);
-                    ctx.out.bulk(value);
-                }
-            }
-            Some(_) => {
-                ctx.out
-                    .array(picks.len() * if self.with_values { 2 } else { 1 });
-                for (field, value) in entries {
-                    ctx.out.bulk(field);
+            None if picks.is_empty() => out.null(),
+            None => {}
+            Some(_) if self.with_values && !pairs => out.array(2 * picks.len() as usize),
+            Some(_) => out.array(picks.len() as usize),
+        }
+        if let Some(hash) = hash {
+            picks.each(|i| {
+                if let Some((field, value)) = hash.entry_at(i) {
+                    if pairs {
+                        out.array(2);
+                    }
+                    out.bulk(field);
                     if self.with_values {
-                        ctx.out.bulk(value);
+                        out.bulk(value);
                     }
                 }
-            }
+                !out.is_full()
+            });
         }
         Ok(())
     }

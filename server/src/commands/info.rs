@@ -203,10 +203,20 @@ fn stats(shared: &Shared, out: &mut String) {
         format!("{:.2}", output as f64 / 1024.0),
     );
     field(out, "rejected_connections", rejected);
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    field(
+        out,
+        "client_query_buffer_limit_disconnections",
+        load(&shared.stats.query_limit_disconnections),
+    );
+    field(
+        out,
+        "client_output_buffer_limit_disconnections",
+        load(&shared.stats.output_limit_disconnections),
+    );
     field(out, "expired_keys", shared.keyspace.expired_keys());
     field(out, "evicted_keys", shared.evictor.evicted());
     let cache = &shared.stats.cache;
-    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
     field(out, "cache_null_hits", load(&cache.null_hits));
     field(out, "cache_lease_grants", load(&cache.lease_grants));
     field(out, "cache_stale_fills_rejected", load(&cache.stale_fills));

@@ -20,6 +20,7 @@ mod cache;
 mod client;
 mod cluster;
 mod connection;
+mod debug;
 mod expire;
 mod hashes;
 mod info;
@@ -42,6 +43,7 @@ pub use error::{CommandError, CommandResult};
 pub use parse::Parser;
 use table::{flag, CommandSpec, KeySpec};
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use crate::blocking::{Served, Waiter};
@@ -60,6 +62,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     client::COMMANDS,
     server::COMMANDS,
     introspection::COMMANDS,
+    debug::COMMANDS,
     strings::COMMANDS,
     keys::COMMANDS,
     expire::COMMANDS,
@@ -389,6 +392,24 @@ fn run<'a>(
     }
     shared.announce_served(&served);
     let usec = session.command_end(started);
+    let result = match result {
+        _ if out.is_full() => {
+            // Nothing of an oversized reply is sent; the client is closed, as
+            // Redis closes a client over its output buffer limit.
+            session.close_after_reply = true;
+            shared
+                .stats
+                .output_limit_disconnections
+                .fetch_add(1, Relaxed);
+            tracing::warn!(
+                client = session.handle.id,
+                command = cmd.full_name,
+                "closing client whose reply passed its output buffer limit"
+            );
+            Err(CommandError::ReplyTooLarge)
+        }
+        result => result,
+    };
     match result {
         Ok(()) => session.stats.record(cmd.id, usec, Outcome::Ok),
         Err(err) => {
@@ -409,9 +430,7 @@ fn run<'a>(
 /// with the number of changes they made. Replication attaches here; today it keeps
 /// the change counter `INFO` reports.
 fn propagate(shared: &Shared, dirty: u64) {
-    shared
-        .dirty
-        .fetch_add(dirty, std::sync::atomic::Ordering::Relaxed);
+    shared.dirty.fetch_add(dirty, Relaxed);
 }
 
 fn reject(shared: &Shared, session: &mut Session, out: &mut Reply, id: usize, err: &CommandError) {

@@ -243,7 +243,7 @@ impl<'a> Command<'a> for Publish<'a> {
         let receivers =
             ctx.shared
                 .pubsub
-                .publish(self.channel, self.message, ctx.shared.output_limit());
+                .publish(self.channel, self.message, ctx.shared.pubsub_output_limit());
         ctx.out.int(receivers as i64);
         Ok(())
     }

@@ -4,10 +4,11 @@
 use std::collections::HashSet;
 
 use super::access::{create, modify, read};
+use super::random::Picks;
 use super::scan::{CursorArgs, ScanReply};
 use super::table::{flag::*, CommandSpec, Handler, KeySpec};
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
-use crate::keyspace::types::Set;
+use crate::keyspace::types::{Member, Set};
 use crate::keyspace::Expiry;
 use crate::notify;
 use crate::protocol::Args;
@@ -268,36 +269,28 @@ struct SRandMember<'a> {
 impl<'a> Command<'a> for SRandMember<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
         let key = p.arg()?;
-        let count = match p.remaining() {
-            0 => None,
-            _ => Some(p.next_i64()?),
-        };
-        p.finish()?;
+        let (count, _) = super::random::parse_count(p, None)?;
         Ok(SRandMember { key, count })
     }
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let set = read::<Set>(ctx.locks.table(self.key), self.key, ctx.now)?;
-        let picks = super::random::picks(set.map_or(0, Set::len), self.count)?;
-        let members: Vec<Vec<u8>> = match set {
-            Some(set) => picks
-                .iter()
-                .filter_map(|&i| set.member_at(i))
-                .map(|m| m.to_vec())
-                .collect(),
-            None => Vec::new(),
-        };
-        match self.count {
-            None => match members.first() {
-                Some(m) => ctx.out.bulk(m),
-                None => ctx.out.null(),
-            },
-            Some(_) => {
-                ctx.out.array(members.len());
-                for m in members {
-                    ctx.out.bulk(&m);
+        let picks = Picks::new(set.map_or(0, Set::len), self.count);
+        let out = &mut *ctx.out;
+        if self.count.is_some() {
+            out.array(picks.len() as usize);
+        } else if picks.is_empty() {
+            out.null();
+        }
+        if let Some(set) = set {
+            picks.each(|i| {
+                match set.member_at(i) {
+                    Some(Member::Int(n)) => out.bulk_int(n),
+                    Some(Member::Bytes(b)) => out.bulk(b),
+                    None => {}
                 }
-            }
+                !out.is_full()
+            });
         }
         Ok(())
     }

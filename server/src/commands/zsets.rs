@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use super::access::{create, modify, read};
 use super::lists::clamp_range;
+use super::random::Picks;
 use super::scan::{CursorArgs, ScanReply};
 use super::table::{flag::*, CommandSpec, Handler, KeySpec};
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
@@ -951,12 +952,7 @@ struct ZRandMember<'a> {
 impl<'a> Command<'a> for ZRandMember<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
         let key = p.arg()?;
-        let count = match p.remaining() {
-            0 => None,
-            _ => Some(p.next_i64()?),
-        };
-        let with_scores = count.is_some() && p.eat("WITHSCORES");
-        p.finish()?;
+        let (count, with_scores) = super::random::parse_count(p, Some("WITHSCORES"))?;
         Ok(ZRandMember {
             key,
             count,
@@ -966,21 +962,28 @@ impl<'a> Command<'a> for ZRandMember<'a> {
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let zset = read::<ZSet>(ctx.locks.table(self.key), self.key, ctx.now)?;
-        let picks = super::random::picks(zset.map_or(0, ZSet::len), self.count)?;
-        let items: Vec<(Vec<u8>, f64)> = match zset {
-            Some(z) => picks
-                .iter()
-                .filter_map(|&i| z.entry_at(i))
-                .map(|(m, s)| (m.to_vec(), s))
-                .collect(),
-            None => Vec::new(),
-        };
+        let picks = Picks::new(zset.map_or(0, ZSet::len), self.count);
+        let out = &mut *ctx.out;
+        let pairs = self.with_scores && out.protocol() == Protocol::Resp3;
         match self.count {
-            None => match items.first() {
-                Some((m, _)) => ctx.out.bulk(m),
-                None => ctx.out.null(),
-            },
-            Some(_) => write_scored(ctx.out, &items, self.with_scores),
+            None if picks.is_empty() => out.null(),
+            None => {}
+            Some(_) if self.with_scores && !pairs => out.array(2 * picks.len() as usize),
+            Some(_) => out.array(picks.len() as usize),
+        }
+        if let Some(zset) = zset {
+            picks.each(|i| {
+                if let Some((member, score)) = zset.entry_at(i) {
+                    if pairs {
+                        out.array(2);
+                    }
+                    out.bulk(member);
+                    if self.with_scores {
+                        out.double(score);
+                    }
+                }
+                !out.is_full()
+            });
         }
         Ok(())
     }

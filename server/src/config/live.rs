@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, O
 
 use parking_lot::{Mutex, RwLock};
 
-use super::{Config, LogLevel, MemSize, Policy};
+use super::{Config, DebugAccess, LogLevel, MemSize, Policy};
+use crate::clients::OutputLimit;
 use crate::eviction::Settings;
 use crate::keyspace::access::Tracking;
 use crate::keyspace::types::EncodingLimits;
@@ -56,13 +57,15 @@ pub struct LiveConfig {
     on_loglevel: Option<LogLevelHook>,
     tunables: Vec<AtomicI64>,
     notify_flags: AtomicU32,
-    pubsub_limit: [AtomicU64; 3],
+    /// Hard bytes, soft bytes and soft seconds per [`ClientClass`].
+    output_limits: [[AtomicU64; 3]; 3],
     maxmemory: AtomicU64,
     /// Index of the policy in [`Policy::all`].
     policy: AtomicU8,
     samples: AtomicU64,
     lfu_log_factor: AtomicU64,
     lfu_decay_time: AtomicU64,
+    debug_access: DebugAccess,
 }
 
 impl std::fmt::Debug for LiveConfig {
@@ -97,7 +100,7 @@ enum Setting {
     Text(Option<String>),
     Level(LogLevel),
     Tunable(usize, i64),
-    Limit(u64, u64, u64),
+    Limits(ClassLimits),
     Policy(Policy),
 }
 
@@ -129,35 +132,87 @@ fn parse_flag(s: &str) -> Result<bool, String> {
     }
 }
 
-/// Parses `client-output-buffer-limit` classes (`pubsub 32mb 8mb 60`, repeated for
-/// other classes); returns the pub/sub limits, the only ones ringkv applies.
-/// Parses Redis's `client-output-buffer-limit` value (`<class> <hard> <soft>
-/// <seconds>` repeated): the pubsub class's limits, if it is named. Only pub/sub
-/// clients are limited; the other classes are accepted for compatibility.
-pub(super) fn parse_output_limit(s: &str) -> Result<Option<(u64, u64, u64)>, String> {
+/// The client classes of `client-output-buffer-limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientClass {
+    /// Ordinary clients.
+    Normal,
+    /// Replicas (kept for the replication work; shown and settable).
+    Replica,
+    /// Clients subscribed to pub/sub channels or patterns.
+    Pubsub,
+}
+
+impl ClientClass {
+    const ALL: [ClientClass; 3] = [
+        ClientClass::Normal,
+        ClientClass::Replica,
+        ClientClass::Pubsub,
+    ];
+
+    /// The name `CONFIG GET` prints (Redis still prints `slave`).
+    fn name(self) -> &'static str {
+        match self {
+            ClientClass::Normal => "normal",
+            ClientClass::Replica => "slave",
+            ClientClass::Pubsub => "pubsub",
+        }
+    }
+
+    /// Redis's defaults: normal clients unlimited, replicas 256mb 64mb 60,
+    /// subscribers 32mb 8mb 60.
+    fn default_limit(self) -> OutputLimit {
+        let (hard, soft, soft_seconds) = match self {
+            ClientClass::Normal => (0, 0, 0),
+            ClientClass::Replica => (256 << 20, 64 << 20, 60),
+            ClientClass::Pubsub => (32 << 20, 8 << 20, 60),
+        };
+        OutputLimit {
+            hard,
+            soft,
+            soft_seconds,
+        }
+    }
+}
+
+/// Limits per class as a `client-output-buffer-limit` value names them; classes
+/// it does not name are `None` (left as they are).
+pub(super) type ClassLimits = [Option<OutputLimit>; 3];
+
+/// Parses Redis's `client-output-buffer-limit` value: `<class> <hard> <soft>
+/// <seconds>`, repeated.
+pub(super) fn parse_output_limit(s: &str) -> Result<ClassLimits, String> {
     let words: Vec<&str> = s.split_whitespace().collect();
     if words.is_empty() || !words.len().is_multiple_of(4) {
         return Err("Wrong number of arguments in buffer limit configuration.".to_string());
     }
-    let mut pubsub = None;
+    let mut limits = [None; 3];
     for class in words.chunks(4) {
         let size = |w: &str| w.parse::<MemSize>().map(|m| m.0).map_err(|e| e.to_string());
-        let limits = (
-            size(class[1])?,
-            size(class[2])?,
-            class[3].parse::<u64>().map_err(|e| e.to_string())?,
-        );
-        match class[0].to_ascii_lowercase().as_str() {
-            "pubsub" => pubsub = Some(limits),
-            "normal" | "slave" | "replica" => {}
+        let limit = OutputLimit {
+            hard: size(class[1])?,
+            soft: size(class[2])?,
+            soft_seconds: class[3].parse::<u64>().map_err(|e| e.to_string())?,
+        };
+        let index = match class[0].to_ascii_lowercase().as_str() {
+            "normal" => 0,
+            "slave" | "replica" => 1,
+            "pubsub" => 2,
             other => {
                 return Err(format!(
                     "Invalid client class specified in buffer limit configuration: {other}"
                 ))
             }
-        }
+        };
+        limits[index] = Some(limit);
     }
-    Ok(pubsub)
+    Ok(limits)
+}
+
+/// Every class's limits: those `s` names, Redis's defaults for the others.
+pub(super) fn output_limits_or_default(s: &str) -> [OutputLimit; 3] {
+    let named = parse_output_limit(s).unwrap_or_default();
+    ClientClass::ALL.map(|class| named[class as usize].unwrap_or(class.default_limit()))
 }
 
 fn parse_range(s: &str, low: u64, high: u64) -> Result<Setting, String> {
@@ -347,19 +402,23 @@ const PARAMS: &[Param] = &[
     Param {
         name: "client-output-buffer-limit",
         get: |c| {
-            let (hard, soft, secs) = c.pubsub_limit();
-            format!("normal 0 0 0 slave 268435456 67108864 60 pubsub {hard} {soft} {secs}")
+            let classes = ClientClass::ALL.map(|class| {
+                let l = c.output_limit(class);
+                format!("{} {} {} {}", class.name(), l.hard, l.soft, l.soft_seconds)
+            });
+            classes.join(" ")
         },
         set: Some((
-            |c, s| {
-                let (h, so, se) = parse_output_limit(s)?.unwrap_or_else(|| c.pubsub_limit());
-                Ok(Setting::Limit(h, so, se))
-            },
+            |_, s| parse_output_limit(s).map(Setting::Limits),
             |c, v| {
-                if let Setting::Limit(h, s, secs) = v {
-                    c.pubsub_limit[0].store(h, Relaxed);
-                    c.pubsub_limit[1].store(s, Relaxed);
-                    c.pubsub_limit[2].store(secs, Relaxed);
+                if let Setting::Limits(limits) = v {
+                    for (stored, limit) in c.output_limits.iter().zip(limits) {
+                        if let Some(l) = limit {
+                            stored[0].store(l.hard, Relaxed);
+                            stored[1].store(l.soft, Relaxed);
+                            stored[2].store(l.soft_seconds, Relaxed);
+                        }
+                    }
                 }
             },
         )),
@@ -433,6 +492,11 @@ const PARAMS: &[Param] = &[
         )),
     },
     Param {
+        name: "enable-debug-command",
+        get: |c| c.debug_access.name().to_string(),
+        set: None,
+    },
+    Param {
         name: "databases",
         get: |_| "1".to_string(),
         set: None,
@@ -457,12 +521,14 @@ impl LiveConfig {
             on_loglevel,
             tunables: TUNABLES.iter().map(|t| AtomicI64::new(t.2)).collect(),
             notify_flags: AtomicU32::new(config.notify_flags()),
-            pubsub_limit: config.pubsub_output_limit().map(AtomicU64::new),
+            output_limits: output_limits_or_default(&config.client_output_buffer_limit)
+                .map(|l| [l.hard, l.soft, l.soft_seconds].map(AtomicU64::new)),
             maxmemory: AtomicU64::new(config.maxmemory.0),
             policy: AtomicU8::new(policy_index(config.maxmemory_policy)),
             samples: AtomicU64::new(u64::from(config.maxmemory_samples)),
             lfu_log_factor: AtomicU64::new(u64::from(config.lfu_log_factor)),
             lfu_decay_time: AtomicU64::new(u64::from(config.lfu_decay_time)),
+            debug_access: config.enable_debug_command,
         }
     }
 
@@ -493,6 +559,11 @@ impl LiveConfig {
             log_factor: self.lfu_log_factor.load(Relaxed) as u32,
             decay_minutes: self.lfu_decay_time.load(Relaxed) as u32,
         }
+    }
+
+    /// Who may run `DEBUG`.
+    pub fn debug_access(&self) -> DebugAccess {
+        self.debug_access
     }
 
     /// True when the default user has a password.
@@ -533,13 +604,14 @@ impl LiveConfig {
         self.protected_mode.load(Relaxed)
     }
 
-    /// The pub/sub output buffer limits: (hard bytes, soft bytes, soft seconds).
-    pub fn pubsub_limit(&self) -> (u64, u64, u64) {
-        (
-            self.pubsub_limit[0].load(Relaxed),
-            self.pubsub_limit[1].load(Relaxed),
-            self.pubsub_limit[2].load(Relaxed),
-        )
+    /// The output buffer limits of a client class.
+    pub fn output_limit(&self, class: ClientClass) -> OutputLimit {
+        let [hard, soft, soft_seconds] = &self.output_limits[class as usize];
+        OutputLimit {
+            hard: hard.load(Relaxed),
+            soft: soft.load(Relaxed),
+            soft_seconds: soft_seconds.load(Relaxed),
+        }
     }
 
     /// The enabled keyspace notification classes (see `crate::notify`).

@@ -15,7 +15,7 @@ use clap::Parser;
 use serde::{Deserialize, Serialize};
 
 pub use crate::eviction::Policy;
-pub use live::{ConfigSetError, LiveConfig, LogLevelHook};
+pub use live::{ClientClass, ConfigSetError, LiveConfig, LogLevelHook};
 pub use units::MemSize;
 
 /// Log verbosity, with Redis's level names.
@@ -49,6 +49,29 @@ impl LogLevel {
     /// Parses a level name.
     pub fn parse(name: &str) -> Option<Self> {
         <Self as clap::ValueEnum>::from_str(name, true).ok()
+    }
+}
+
+/// Who may run `DEBUG` (Redis's `enable-debug-command`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DebugAccess {
+    /// Nobody (the default).
+    No,
+    /// Every client.
+    Yes,
+    /// Clients on loopback only.
+    Local,
+}
+
+impl DebugAccess {
+    /// The name used in files, flags and `CONFIG GET`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DebugAccess::No => "no",
+            DebugAccess::Yes => "yes",
+            DebugAccess::Local => "local",
+        }
     }
 }
 
@@ -91,6 +114,8 @@ pub struct Config {
     pub lfu_log_factor: u32,
     /// Minutes for an LFU counter to lose one point (0: never).
     pub lfu_decay_time: u32,
+    /// Who may run `DEBUG`, whose subcommands exist for tests (no, yes, local).
+    pub enable_debug_command: DebugAccess,
     /// Serve a share of the 16384 slots as one master of a cluster.
     pub cluster_enabled: bool,
     /// Where this node keeps its node id.
@@ -122,6 +147,7 @@ impl Default for Config {
             maxmemory_samples: 5,
             lfu_log_factor: 10,
             lfu_decay_time: 1,
+            enable_debug_command: DebugAccess::No,
             cluster_enabled: false,
             cluster_config_file: "nodes.conf".to_string(),
             cluster_port: 0,
@@ -205,6 +231,9 @@ pub struct Cli {
     /// Minutes for an LFU counter to lose one point (0: never).
     #[arg(long)]
     pub lfu_decay_time: Option<u32>,
+    /// Who may run DEBUG: no, yes or local (loopback clients).
+    #[arg(long, value_enum, ignore_case = true)]
+    pub enable_debug_command: Option<DebugAccess>,
     /// yes or no: run as a master of a cluster.
     #[arg(long, value_parser = parse_yes_no, value_name = "yes|no")]
     pub cluster_enabled: Option<bool>,
@@ -325,6 +354,9 @@ impl Config {
         if let Some(v) = c.lfu_decay_time {
             self.lfu_decay_time = v;
         }
+        if let Some(v) = c.enable_debug_command {
+            self.enable_debug_command = v;
+        }
         if let Some(v) = c.cluster_enabled {
             self.cluster_enabled = v;
         }
@@ -395,15 +427,6 @@ impl Config {
     /// The keyspace event classes, as [`crate::notify`] flags (validated).
     fn notify_flags(&self) -> u32 {
         crate::notify::parse_flags(&self.notify_keyspace_events).unwrap_or(0)
-    }
-
-    /// Hard limit, soft limit and soft seconds for pub/sub clients (validated).
-    fn pubsub_output_limit(&self) -> [u64; 3] {
-        let (hard, soft, seconds) = live::parse_output_limit(&self.client_output_buffer_limit)
-            .ok()
-            .flatten()
-            .unwrap_or((32 << 20, 8 << 20, 60));
-        [hard, soft, seconds]
     }
 
     /// Worker threads to start. By default one per CPU but one, at least one: the
@@ -490,9 +513,22 @@ mod tests {
         assert_eq!(get(b"notify-keyspace-events"), "xE");
         assert!(get(b"client-output-buffer-limit").ends_with("pubsub 2097152 1048576 5"));
         // Naming only another class leaves the pub/sub limits alone.
-        live.set(&[(b"client-output-buffer-limit", b"normal 0 0 0")])
+        live.set(&[(b"client-output-buffer-limit", b"normal 1mb 512kb 3")])
             .unwrap();
-        assert_eq!(live.pubsub_limit(), (2 << 20, 1 << 20, 5));
+        let pubsub = live.output_limit(ClientClass::Pubsub);
+        assert_eq!(
+            (pubsub.hard, pubsub.soft, pubsub.soft_seconds),
+            (2 << 20, 1 << 20, 5)
+        );
+        let normal = live.output_limit(ClientClass::Normal);
+        assert_eq!(
+            (normal.hard, normal.soft, normal.soft_seconds),
+            (1 << 20, 512 << 10, 3)
+        );
+        assert_eq!(
+            get(b"client-output-buffer-limit"),
+            "normal 1048576 524288 3 slave 268435456 67108864 60 pubsub 2097152 1048576 5"
+        );
     }
 
     #[test]

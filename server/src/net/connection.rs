@@ -1,15 +1,26 @@
 //! One client connection: read, decode every complete request in the buffer,
 //! execute them in order, and send all their replies with one write.
+//!
+//! However a connection ends (the client leaves, an I/O error, `CLIENT KILL`,
+//! shutdown, a limit, a panic in a command), the same cleanup runs: it is
+//! `Connection`'s `Drop`, so no path can leak the client's registration, watches
+//! or subscriptions. A panic in a command ends only its own connection.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::WaitForCancellationFuture;
 
 use super::buffer::InputBuffer;
 use super::socket::Socket;
 use crate::blocking::{Blocked, Waiter, Wake};
 use crate::clients::{ClientHandle, Session};
 use crate::commands;
-use crate::protocol::{Decoded, Protocol, Reply, RequestDecoder, RequestLimits};
+use crate::config::ClientClass;
+use crate::protocol::{Args, Decoded, Protocol, Reply, RequestDecoder, RequestLimits};
 use crate::server::Shared;
 
 /// Initial read buffer; grows for large requests and shrinks back when idle.
@@ -29,6 +40,8 @@ enum Stop {
     OutputFull,
     /// Close after sending what is buffered.
     Close,
+    /// Close at once, discarding what is buffered.
+    Abort,
     /// A command blocked; its request (`len` bytes at the front of the input)
     /// stays unconsumed until it is served, times out, or must run again.
     Blocked { waiter: Arc<Waiter>, len: usize },
@@ -70,7 +83,7 @@ pub async fn serve(shared: Arc<Shared>, stream: std::net::TcpStream, handle: Arc
     };
     let authenticated = !shared.config.has_password();
     let mut conn = Connection {
-        shared: shared.clone(),
+        shared,
         socket,
         input: InputBuffer::new(READ_BUFFER),
         decoder: RequestDecoder::new(),
@@ -80,10 +93,48 @@ pub async fn serve(shared: Arc<Shared>, stream: std::net::TcpStream, handle: Arc
     if let Err(err) = conn.run().await {
         tracing::debug!(client = id, %err, "connection error");
     }
-    conn.shared.stats.flush(&mut conn.session.stats);
-    commands::transactions::unwatch_all(&shared, &mut conn.session);
-    commands::pubsub::unsubscribe_all(&shared, &mut conn.session);
-    shared.clients.unregister(id);
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        let shared = &self.shared;
+        shared.stats.flush(&mut self.session.stats);
+        commands::transactions::unwatch_all(shared, &mut self.session);
+        commands::pubsub::unsubscribe_all(shared, &mut self.session);
+        shared.clients.unregister(self.session.handle.id);
+    }
+}
+
+/// The future that completes when the client is killed.
+type Killed<'a, 'k> = Pin<&'a mut WaitForCancellationFuture<'k>>;
+
+/// True for the first word of an HTTP request (`POST`) or header (`Host:`): a
+/// web page making a browser talk to the server (cross-protocol scripting).
+fn is_http(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"post") || name.eq_ignore_ascii_case(b"host:")
+}
+
+/// Logs a cross-protocol attack, at most once a minute as Redis does.
+fn warn_http_attack() {
+    static LAST: parking_lot::Mutex<Option<Instant>> = parking_lot::Mutex::new(None);
+    let mut last = LAST.lock();
+    if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+        *last = Some(Instant::now());
+        tracing::warn!(
+            "Possible SECURITY ATTACK detected. It looks like somebody is sending POST or Host: \
+             commands to Redis. This is likely due to an attacker attempting to use Cross \
+             Protocol Scripting to compromise your Redis instance. Connection aborted."
+        );
+    }
+}
+
+/// The text of a panic's payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 impl Connection {
@@ -95,20 +146,13 @@ impl Connection {
             self.input.shrink_if_idle();
             let wanted = self.decoder.wanted().saturating_sub(self.input.len());
             self.input.reserve(READ_MIN, wanted);
-            // Subscribers are exempt from the idle timeout, as in Redis.
             let mailbox = self.session.subscriptions.mailbox.clone();
-            let timeout = match mailbox {
-                Some(_) => 0,
-                None => self.shared.config.timeout_secs(),
-            };
+            let timeout = self.idle_timeout();
             let read = async {
                 let read = self.socket.read(&mut self.input);
-                if timeout == 0 {
-                    Some(read.await)
-                } else {
-                    tokio::time::timeout(Duration::from_secs(timeout), read)
-                        .await
-                        .ok()
+                match timeout {
+                    None => Some(read.await),
+                    Some(t) => tokio::time::timeout(t, read).await.ok(),
                 }
             };
             let messages = async {
@@ -121,13 +165,12 @@ impl Connection {
                 biased;
                 _ = &mut killed => return Ok(()),
                 _ = messages => {
-                    let pending = mailbox.as_ref().map(|m| m.take()).unwrap_or_default();
-                    tokio::select! {
-                        biased;
-                        _ = &mut killed => return Ok(()),
-                        written = self.socket.write_all(&pending) => written?,
+                    if let Some(m) = &mailbox {
+                        self.output.raw(&m.take());
                     }
-                    self.session.stats.net_out += pending.len() as u64;
+                    if !self.flush(&mut killed).await? {
+                        return Ok(());
+                    }
                     continue;
                 }
                 n = read => match n {
@@ -148,15 +191,11 @@ impl Connection {
                 // one burst after the whole round, as Redis writes before it sleeps:
                 // clients then find many replies per wake-up.
                 tokio::task::yield_now().await;
-                tokio::select! {
-                    biased;
-                    _ = &mut killed => return Ok(()),
-                    written = self.socket.write_all(self.output.as_bytes()) => written?,
+                if matches!(stop, Stop::Abort) || !self.flush(&mut killed).await? {
+                    return Ok(());
                 }
-                self.session.stats.net_out += self.output.len() as u64;
-                self.output.clear();
                 match stop {
-                    Stop::Close => {
+                    Stop::Close | Stop::Abort => {
                         self.publish(false);
                         return Ok(());
                     }
@@ -176,12 +215,95 @@ impl Connection {
                     client = self.session.handle.id,
                     "closing client that reached max query buffer length"
                 );
+                let stats = &self.shared.stats;
+                stats.query_limit_disconnections.fetch_add(1, Relaxed);
                 self.output
                     .error("ERR query buffer limit exceeded (client-query-buffer-limit)");
-                let _ = self.socket.write_all(self.output.as_bytes()).await;
+                self.flush(&mut killed).await?;
                 return Ok(());
             }
         }
+    }
+
+    /// The client class whose output limits apply now.
+    fn class(&self) -> ClientClass {
+        if self.session.subscriptions.count() > 0 {
+            ClientClass::Pubsub
+        } else {
+            ClientClass::Normal
+        }
+    }
+
+    /// How long the client may stay idle (`timeout`); subscribers never time
+    /// out, as in Redis.
+    fn idle_timeout(&self) -> Option<Duration> {
+        match self.shared.config.timeout_secs() {
+            0 => None,
+            _ if self.class() == ClientClass::Pubsub => None,
+            secs => Some(Duration::from_secs(secs)),
+        }
+    }
+
+    /// Sends the buffered replies. A client that reads slowly is waited for,
+    /// but closed (false) once its pending output breaks its class's limits
+    /// (`client-output-buffer-limit`), or when it took nothing for `timeout`
+    /// seconds: a client that stopped reading is idle too.
+    async fn flush(&mut self, killed: &mut Killed<'_, '_>) -> std::io::Result<bool> {
+        let total = self.output.len();
+        let mut sent = 0;
+        let mut progress = Instant::now();
+        let mut over_soft_since = None;
+        let result = loop {
+            if sent == total {
+                break Ok(true);
+            }
+            if let Some(n) = self.socket.try_write(&self.output.as_bytes()[sent..])? {
+                sent += n;
+                progress = Instant::now();
+                continue;
+            }
+            let pending = (total - sent) as u64;
+            let handle = &self.session.handle;
+            handle.set_output(pending as usize, self.output.capacity());
+            let limit = self.shared.config.output_limit(self.class());
+            let now = Instant::now();
+            if limit.exceeded(pending, &mut over_soft_since, now) {
+                tracing::warn!(
+                    client = handle.id,
+                    pending,
+                    "closing client over its output buffer limits"
+                );
+                let stats = &self.shared.stats;
+                stats.output_limit_disconnections.fetch_add(1, Relaxed);
+                break Ok(false);
+            }
+            let timeout = self.idle_timeout();
+            let idle_at = timeout.map(|t| progress + t);
+            let soft_at = over_soft_since.map(|since| since + limit.soft_grace());
+            let deadline = idle_at.into_iter().chain(soft_at).min();
+            let expiry = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = killed.as_mut() => break Ok(false),
+                ready = self.socket.writable() => ready?,
+                _ = expiry => {
+                    if timeout.is_some_and(|t| progress.elapsed() >= t) {
+                        tracing::debug!(client = handle.id, "idle timeout: output not read");
+                        break Ok(false);
+                    }
+                    // Otherwise the soft limit ran out: checked above.
+                }
+            }
+        };
+        self.session.stats.net_out += sent as u64;
+        self.output.clear();
+        self.session.handle.set_output(0, self.output.capacity());
+        result
     }
 
     /// Waits while a command is blocked, then queues its reply (or runs it again).
@@ -191,7 +313,7 @@ impl Connection {
         &mut self,
         waiter: &Arc<Waiter>,
         len: usize,
-        killed: &mut std::pin::Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
+        killed: &mut Killed<'_, '_>,
     ) -> std::io::Result<bool> {
         let shared = self.shared.clone();
         let guard = Unregister {
@@ -246,12 +368,26 @@ impl Connection {
     fn publish(&mut self, blocked: bool) {
         self.shared.stats.flush(&mut self.session.stats);
         let handle = &self.session.handle;
-        handle.set_buffers(self.input.len(), self.input.capacity(), self.output.len());
+        handle.set_query(self.input.len(), self.input.capacity());
         handle.set_activity(self.session.activity(blocked));
+    }
+
+    /// The most one batch of replies may hold: the client class's hard output
+    /// limit, or where it has none, `client-query-buffer-limit` (a client may not
+    /// make the server hold more for its answer than for its request).
+    fn reply_limit(&self) -> usize {
+        let config = &self.shared.config;
+        match config.output_limit(self.class()).hard {
+            0 => config.query_buffer_limit(),
+            hard => hard,
+        }
+        .try_into()
+        .unwrap_or(usize::MAX)
     }
 
     /// Runs every complete request in the input buffer, appending replies.
     fn process(&mut self) -> Stop {
+        let limit = self.reply_limit();
         let Connection {
             shared,
             input,
@@ -260,6 +396,7 @@ impl Connection {
             session,
             ..
         } = self;
+        output.set_limit(limit);
         session.begin_batch(&*shared.clock);
         let mut consumed = 0;
         let stop = loop {
@@ -275,14 +412,16 @@ impl Connection {
                 Ok(Decoded::Incomplete) => break Stop::Drained,
                 Ok(Decoded::Request { consumed: used }) => {
                     let args = decoder.args(buf);
-                    if !args.is_empty() {
-                        if let Some(waiter) = commands::execute(shared, session, output, args) {
+                    consumed += used;
+                    match run_request(shared, session, output, args) {
+                        Ran::Done if session.close_after_reply => break Stop::Close,
+                        Ran::Done => {}
+                        Ran::Blocked(waiter) => {
+                            // The request stays in the buffer until it is served.
+                            consumed -= used;
                             break Stop::Blocked { waiter, len: used };
                         }
-                    }
-                    consumed += used;
-                    if session.close_after_reply {
-                        break Stop::Close;
+                        Ran::Abort => break Stop::Abort,
                     }
                 }
                 Err(err) => {
@@ -296,5 +435,47 @@ impl Connection {
         };
         input.consume(consumed);
         stop
+    }
+}
+
+/// How running one request ended.
+enum Ran {
+    /// Its reply is in the output.
+    Done,
+    /// It blocked and waits to be served.
+    Blocked(Arc<Waiter>),
+    /// The connection must close at once, without sending anything more.
+    Abort,
+}
+
+/// Runs one decoded request. An HTTP request (a browser made to talk to us)
+/// aborts the connection unanswered, as Redis does; a panic in the command ends
+/// this connection with an error and leaves the server and other clients alone.
+fn run_request(shared: &Shared, session: &mut Session, output: &mut Reply, args: Args<'_>) -> Ran {
+    let Some(name) = args.get(0) else {
+        return Ran::Done;
+    };
+    if is_http(name) {
+        warn_http_attack();
+        return Ran::Abort;
+    }
+    let mark = output.len();
+    match catch_unwind(AssertUnwindSafe(|| {
+        commands::execute(shared, session, output, args)
+    })) {
+        Ok(None) => Ran::Done,
+        Ok(Some(waiter)) => Ran::Blocked(waiter),
+        Err(payload) => {
+            tracing::error!(
+                client = session.handle.id,
+                command = %String::from_utf8_lossy(&name[..name.len().min(64)]),
+                panic = panic_message(payload.as_ref()),
+                "command panicked; closing its connection"
+            );
+            output.truncate(mark);
+            output.error("ERR internal error while running the command; closing the connection");
+            session.close_after_reply = true;
+            Ran::Done
+        }
     }
 }

@@ -36,16 +36,20 @@ with the '--protected-mode no' option. 4) Set up an authentication password for 
 NOTE: You only need to do one of the above things in order for the server to start accepting \
 connections from the outside.\r\n";
 
-/// Whether protected mode refuses a client from `peer`: it is on, there is no
-/// password, and the client is not on loopback.
-pub fn protected_mode_denies(protected: bool, has_password: bool, peer: IpAddr) -> bool {
-    let loopback = match peer {
+/// True for a loopback address, IPv4-mapped ones included.
+pub fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
         IpAddr::V4(v4) => v4.is_loopback(),
         IpAddr::V6(v6) => {
             v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
         }
-    };
-    protected && !has_password && !loopback
+    }
+}
+
+/// Whether protected mode refuses a client from `peer`: it is on, there is no
+/// password, and the client is not on loopback.
+pub fn protected_mode_denies(protected: bool, has_password: bool, peer: IpAddr) -> bool {
+    protected && !has_password && !is_loopback(peer)
 }
 
 /// Accepts clients until shutdown and hands each to a worker, where it runs as a

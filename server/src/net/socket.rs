@@ -61,18 +61,22 @@ impl Socket {
         }
     }
 
-    /// Writes all of `data`, waiting for buffer space when the peer reads slowly.
-    pub async fn write_all(&self, mut data: &[u8]) -> io::Result<()> {
-        while !data.is_empty() {
-            // Sockets are almost always writable: try first, wait only if refused.
+    /// Writes what the socket takes of `data` now: the bytes written, or `None`
+    /// when its send buffer is full (wait with [`Socket::writable`]).
+    pub fn try_write(&self, data: &[u8]) -> io::Result<Option<usize>> {
+        loop {
             match self.stream.try_write(data) {
-                Ok(0) => return Err(ErrorKind::WriteZero.into()),
-                Ok(n) => data = &data[n..],
-                Err(e) if e.kind() == ErrorKind::WouldBlock => self.stream.writable().await?,
+                Ok(0) if !data.is_empty() => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => return Ok(Some(n)),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(None),
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok(())
+    }
+
+    /// Waits until the socket may take more data.
+    pub async fn writable(&self) -> io::Result<()> {
+        self.stream.writable().await
     }
 }

@@ -27,10 +27,24 @@ impl Protocol {
 }
 
 /// An output buffer that replies are appended to.
-#[derive(Debug, Default)]
+///
+/// It holds at most [`Reply::set_limit`] bytes of bulk data: a bulk string that
+/// would pass the limit is dropped and the buffer marked full instead, so a
+/// command whose reply a client inflates (the same huge value named a million
+/// times, a billion random picks) stops costing memory at the limit. The command
+/// is then failed as a whole (`commands::run`).
+#[derive(Debug)]
 pub struct Reply {
     buf: Vec<u8>,
     proto: Protocol,
+    limit: usize,
+    overflowed: bool,
+}
+
+impl Default for Reply {
+    fn default() -> Self {
+        Reply::new(Protocol::Resp2)
+    }
 }
 
 impl Reply {
@@ -39,7 +53,21 @@ impl Reply {
         Reply {
             buf: Vec::with_capacity(1024),
             proto,
+            limit: usize::MAX,
+            overflowed: false,
         }
+    }
+
+    /// Sets the most bytes the buffer may hold (see the type's documentation).
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
+    }
+
+    /// True once the buffer passed its limit or refused a bulk string for it;
+    /// a command writing a client-sized number of elements stops here.
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        self.overflowed || self.buf.len() > self.limit
     }
 
     /// The protocol replies are written in.
@@ -70,14 +98,22 @@ impl Reply {
     /// Forgets what was written (after it was sent), keeping a modest allocation.
     pub fn clear(&mut self) {
         self.buf.clear();
+        self.overflowed = false;
         if self.buf.capacity() > 64 * 1024 {
             self.buf.shrink_to(16 * 1024);
         }
     }
 
-    /// Drops everything written after `len` (used to retract a partial reply).
+    /// Drops everything written after `len` (used to retract a partial reply),
+    /// which also clears the full mark.
     pub fn truncate(&mut self, len: usize) {
         self.buf.truncate(len);
+        self.overflowed = false;
+    }
+
+    /// Bytes allocated for the buffer.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
     }
 
     fn header(&mut self, kind: u8, n: i64) {
@@ -122,7 +158,12 @@ impl Reply {
     }
 
     /// A bulk string.
+    #[inline]
     pub fn bulk(&mut self, data: &[u8]) {
+        if self.buf.len() + data.len() > self.limit {
+            self.overflowed = true;
+            return;
+        }
         self.header(b'$', data.len() as i64);
         self.buf.extend_from_slice(data);
         self.buf.extend_from_slice(b"\r\n");
@@ -279,6 +320,19 @@ mod tests {
             r.array_at(mark, 2);
         });
         assert_eq!(out, "$6\r\nbefore\r\n*2\r\n:1\r\n:2\r\n");
+    }
+
+    #[test]
+    fn bulk_data_past_the_limit_is_refused_and_marks_the_reply_full() {
+        let mut r = Reply::new(Protocol::Resp2);
+        r.set_limit(20);
+        r.bulk(b"0123456789");
+        assert!(!r.is_full());
+        r.bulk(b"0123456789");
+        assert!(r.is_full());
+        assert_eq!(r.as_bytes(), b"$10\r\n0123456789\r\n");
+        r.truncate(0);
+        assert!(!r.is_full());
     }
 
     #[test]
