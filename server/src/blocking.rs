@@ -412,7 +412,7 @@ fn serve_one(
             served.ready.push(destination.clone());
         }
     }
-    Some(Wake::Reply(reply.as_bytes().to_vec()))
+    Some(Wake::Reply(reply.into_vec()))
 }
 
 /// Pops the lowest (or highest) member of a sorted set.

@@ -177,7 +177,7 @@ impl PubSub {
         let bytes = slot.get_or_insert_with(|| {
             let mut out = Reply::new(proto);
             encode(&mut out);
-            out.as_bytes().to_vec()
+            out.into_vec()
         });
         let mut pending = mailbox.pending.lock();
         pending.data.extend_from_slice(bytes);

@@ -6,6 +6,7 @@
 //! `Connection`'s `Drop`, so no path can leak the client's registration, watches
 //! or subscriptions. A panic in a command ends only its own connection.
 
+use std::io::IoSlice;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
@@ -27,6 +28,8 @@ use crate::server::Shared;
 const READ_BUFFER: usize = 16 * 1024;
 /// Least free space offered to each read.
 const READ_MIN: usize = 4 * 1024;
+/// Blocks of output handed to one vectored write.
+const WRITE_SLICES: usize = 16;
 /// Replies buffered beyond this are sent before more requests run, so one pipeline
 /// cannot make a client's output grow without bound.
 const OUTPUT_FLUSH: usize = 64 * 1024;
@@ -249,20 +252,21 @@ impl Connection {
     /// (`client-output-buffer-limit`), or when it took nothing for `timeout`
     /// seconds: a client that stopped reading is idle too.
     async fn flush(&mut self, killed: &mut Killed<'_, '_>) -> std::io::Result<bool> {
-        let total = self.output.len();
-        let mut sent = 0;
         let mut progress = Instant::now();
         let mut over_soft_since = None;
         let result = loop {
-            if sent == total {
+            if self.output.is_empty() {
                 break Ok(true);
             }
-            if let Some(n) = self.socket.try_write(&self.output.as_bytes()[sent..])? {
-                sent += n;
+            let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+            let n = self.output.unsent(&mut slices);
+            if let Some(written) = self.socket.try_write(&slices[..n])? {
+                self.output.advance(written);
+                self.session.stats.net_out += written as u64;
                 progress = Instant::now();
                 continue;
             }
-            let pending = (total - sent) as u64;
+            let pending = self.output.len() as u64;
             let handle = &self.session.handle;
             handle.set_output(pending as usize, self.output.capacity());
             let limit = self.shared.config.output_limit(self.class());
@@ -300,7 +304,6 @@ impl Connection {
                 }
             }
         };
-        self.session.stats.net_out += sent as u64;
         self.output.clear();
         self.session.handle.set_output(0, self.output.capacity());
         result

@@ -8,7 +8,7 @@
 //! readiness it observed before the read; a readiness event that arrived during the
 //! read has a newer tick and survives, so no wake-up can be lost.
 
-use std::io::{self, ErrorKind};
+use std::io::{self, ErrorKind, IoSlice};
 
 use tokio::io::Interest;
 use tokio::net::TcpStream;
@@ -63,10 +63,12 @@ impl Socket {
 
     /// Writes what the socket takes of `data` now: the bytes written, or `None`
     /// when its send buffer is full (wait with [`Socket::writable`]).
-    pub fn try_write(&self, data: &[u8]) -> io::Result<Option<usize>> {
+    pub fn try_write(&self, data: &[IoSlice<'_>]) -> io::Result<Option<usize>> {
         loop {
-            match self.stream.try_write(data) {
-                Ok(0) if !data.is_empty() => return Err(ErrorKind::WriteZero.into()),
+            match self.stream.try_write_vectored(data) {
+                Ok(0) if data.iter().any(|d| !d.is_empty()) => {
+                    return Err(ErrorKind::WriteZero.into())
+                }
                 Ok(n) => return Ok(Some(n)),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(None),
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}

@@ -4,6 +4,9 @@
 //! booleans, nulls); on a RESP2 connection each is written in the shape Redis uses
 //! for it there (a map becomes a flat array, a double a bulk string, and so on).
 
+use std::collections::VecDeque;
+use std::io::IoSlice;
+
 use super::number::{format_f64_human, format_score};
 
 /// The protocol a connection speaks, chosen with `HELLO`.
@@ -26,6 +29,11 @@ impl Protocol {
     }
 }
 
+/// Size of the blocks a long reply is kept in (Redis's `PROTO_REPLY_CHUNK_BYTES`):
+/// a long reply grows block by block instead of doubling one buffer, and blocks
+/// are freed as they are sent.
+const CHUNK: usize = 16 * 1024;
+
 /// An output buffer that replies are appended to.
 ///
 /// It holds at most [`Reply::set_limit`] bytes of bulk data: a bulk string that
@@ -35,7 +43,14 @@ impl Protocol {
 /// is then failed as a whole (`commands::run`).
 #[derive(Debug)]
 pub struct Reply {
+    /// Full blocks, oldest first; the first may be partly sent.
+    full: VecDeque<Vec<u8>>,
+    /// Bytes in `full`, sent ones included.
+    full_len: usize,
+    /// The block being written.
     buf: Vec<u8>,
+    /// Bytes of the first block (of `full`, else of `buf`) already sent.
+    sent: usize,
     proto: Protocol,
     limit: usize,
     overflowed: bool,
@@ -51,7 +66,10 @@ impl Reply {
     /// An empty buffer speaking `proto`.
     pub fn new(proto: Protocol) -> Self {
         Reply {
+            full: VecDeque::new(),
+            full_len: 0,
             buf: Vec::with_capacity(1024),
+            sent: 0,
             proto,
             limit: usize::MAX,
             overflowed: false,
@@ -67,7 +85,7 @@ impl Reply {
     /// a command writing a client-sized number of elements stops here.
     #[inline]
     pub fn is_full(&self) -> bool {
-        self.overflowed || self.buf.len() > self.limit
+        self.overflowed || self.len() > self.limit
     }
 
     /// The protocol replies are written in.
@@ -80,43 +98,125 @@ impl Reply {
         self.proto = proto;
     }
 
-    /// The encoded bytes so far.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.buf
-    }
-
-    /// Bytes written so far.
+    /// Bytes written and not yet sent. Between sends this is also the position
+    /// the next reply starts at (for [`Reply::truncate`] and [`Reply::array_at`]).
+    #[inline]
     pub fn len(&self) -> usize {
-        self.buf.len()
+        self.full_len + self.buf.len() - self.sent
     }
 
     /// True when nothing is waiting to be sent.
     pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
-
-    /// Forgets what was written (after it was sent), keeping a modest allocation.
-    pub fn clear(&mut self) {
-        self.buf.clear();
-        self.overflowed = false;
-        if self.buf.capacity() > 64 * 1024 {
-            self.buf.shrink_to(16 * 1024);
-        }
-    }
-
-    /// Drops everything written after `len` (used to retract a partial reply),
-    /// which also clears the full mark.
-    pub fn truncate(&mut self, len: usize) {
-        self.buf.truncate(len);
-        self.overflowed = false;
+        self.len() == 0
     }
 
     /// Bytes allocated for the buffer.
     pub fn capacity(&self) -> usize {
-        self.buf.capacity()
+        self.full.iter().map(Vec::capacity).sum::<usize>() + self.buf.capacity()
+    }
+
+    /// Forgets everything (after it was sent), keeping a modest allocation.
+    pub fn clear(&mut self) {
+        self.full.clear();
+        self.full_len = 0;
+        self.sent = 0;
+        self.buf.clear();
+        self.overflowed = false;
+        if self.buf.capacity() > 4 * CHUNK {
+            self.buf = Vec::with_capacity(CHUNK);
+        }
+    }
+
+    /// Drops everything written after `len` (used to retract a partial reply),
+    /// which also clears the full mark. Only between sends.
+    pub fn truncate(&mut self, len: usize) {
+        debug_assert_eq!(self.sent, 0);
+        self.overflowed = false;
+        if len >= self.full_len {
+            self.buf.truncate(len - self.full_len);
+            return;
+        }
+        // The mark lies in a full block, which becomes the one being written.
+        while let Some(block) = self.full.pop_back() {
+            self.full_len -= block.len();
+            if self.full_len <= len {
+                self.buf = block;
+                self.buf.truncate(len - self.full_len);
+                return;
+            }
+        }
+    }
+
+    /// Up to `slices.len()` unsent pieces, in order, for a vectored write;
+    /// returns how many were filled.
+    pub fn unsent<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
+        let blocks = self.full.iter().chain(std::iter::once(&self.buf));
+        let mut filled = 0;
+        for (i, block) in blocks.enumerate() {
+            let Some(slot) = slices.get_mut(filled) else {
+                break;
+            };
+            let start = if i == 0 { self.sent } else { 0 };
+            if start < block.len() {
+                *slot = IoSlice::new(&block[start..]);
+                filled += 1;
+            }
+        }
+        filled
+    }
+
+    /// Marks `n` more bytes as sent, freeing the blocks sent in full.
+    pub fn advance(&mut self, n: usize) {
+        self.sent += n;
+        while let Some(front) = self.full.front() {
+            if self.sent < front.len() {
+                return;
+            }
+            self.sent -= front.len();
+            self.full_len -= front.len();
+            self.full.pop_front();
+        }
+        debug_assert!(self.sent <= self.buf.len());
+    }
+
+    /// The whole buffer as one vector.
+    pub fn into_vec(mut self) -> Vec<u8> {
+        if self.full.is_empty() && self.sent == 0 {
+            return self.buf;
+        }
+        let mut out = Vec::with_capacity(self.len());
+        let mut slices = vec![IoSlice::new(&[]); self.full.len() + 1];
+        let n = self.unsent(&mut slices);
+        for slice in &slices[..n] {
+            out.extend_from_slice(slice);
+        }
+        self.full.clear();
+        out
+    }
+
+    /// Makes room for `needed` more bytes: a block already half full that would
+    /// have to grow is set aside and a new one started instead, and a large piece
+    /// gets exactly the room it needs (doubling for it would waste up to half).
+    #[inline]
+    fn room(&mut self, needed: usize) {
+        if self.buf.capacity() - self.buf.len() < needed {
+            self.grow(needed);
+        }
+    }
+
+    #[cold]
+    fn grow(&mut self, needed: usize) {
+        if self.buf.len() >= CHUNK / 2 {
+            let block = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK.max(needed)));
+            self.full_len += block.len();
+            self.full.push_back(block);
+        } else if needed >= CHUNK {
+            self.buf.reserve_exact(needed);
+        }
     }
 
     fn header(&mut self, kind: u8, n: i64) {
+        self.room(24);
         self.buf.push(kind);
         self.buf
             .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
@@ -126,16 +226,25 @@ impl Reply {
     /// Appends bytes that are already a RESP reply (a blocked client's, encoded
     /// when it was served).
     pub fn raw(&mut self, reply: &[u8]) {
+        self.room(reply.len());
         self.buf.extend_from_slice(reply);
+    }
+
+    /// Appends a fixed short reply.
+    #[inline]
+    fn short(&mut self, bytes: &[u8]) {
+        self.room(bytes.len());
+        self.buf.extend_from_slice(bytes);
     }
 
     /// `+OK`.
     pub fn ok(&mut self) {
-        self.buf.extend_from_slice(b"+OK\r\n");
+        self.short(b"+OK\r\n");
     }
 
     /// A simple string; `text` must not contain CR or LF.
     pub fn simple(&mut self, text: &str) {
+        self.room(text.len() + 3);
         self.buf.push(b'+');
         self.buf.extend_from_slice(text.as_bytes());
         self.buf.extend_from_slice(b"\r\n");
@@ -144,6 +253,7 @@ impl Reply {
     /// An error reply. `text` starts with the error code (`ERR`, `WRONGTYPE`, ...);
     /// line breaks are replaced by spaces so the reply stays one line.
     pub fn error(&mut self, text: &str) {
+        self.room(text.len() + 3);
         self.buf.push(b'-');
         self.buf.extend(
             text.bytes()
@@ -160,10 +270,11 @@ impl Reply {
     /// A bulk string.
     #[inline]
     pub fn bulk(&mut self, data: &[u8]) {
-        if self.buf.len() + data.len() > self.limit {
+        if self.len() + data.len() > self.limit {
             self.overflowed = true;
             return;
         }
+        self.room(data.len() + 32);
         self.header(b'$', data.len() as i64);
         self.buf.extend_from_slice(data);
         self.buf.extend_from_slice(b"\r\n");
@@ -189,6 +300,7 @@ impl Reply {
         match self.proto {
             Protocol::Resp2 => self.bulk(&text),
             Protocol::Resp3 => {
+                self.room(text.len() + 3);
                 self.buf.push(b',');
                 self.buf.extend_from_slice(&text);
                 self.buf.extend_from_slice(b"\r\n");
@@ -199,16 +311,16 @@ impl Reply {
     /// A null: `$-1` in RESP2, `_` in RESP3.
     pub fn null(&mut self) {
         match self.proto {
-            Protocol::Resp2 => self.buf.extend_from_slice(b"$-1\r\n"),
-            Protocol::Resp3 => self.buf.extend_from_slice(b"_\r\n"),
+            Protocol::Resp2 => self.short(b"$-1\r\n"),
+            Protocol::Resp3 => self.short(b"_\r\n"),
         }
     }
 
     /// A null array: `*-1` in RESP2, `_` in RESP3.
     pub fn null_array(&mut self) {
         match self.proto {
-            Protocol::Resp2 => self.buf.extend_from_slice(b"*-1\r\n"),
-            Protocol::Resp3 => self.buf.extend_from_slice(b"_\r\n"),
+            Protocol::Resp2 => self.short(b"*-1\r\n"),
+            Protocol::Resp3 => self.short(b"_\r\n"),
         }
     }
 
@@ -224,7 +336,21 @@ impl Reply {
         header.push(b'*');
         header.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
         header.extend_from_slice(b"\r\n");
-        self.buf.splice(mark..mark, header);
+        debug_assert_eq!(self.sent, 0);
+        if mark >= self.full_len {
+            let at = mark - self.full_len;
+            self.buf.splice(at..at, header);
+            return;
+        }
+        let mut at = mark;
+        for block in self.full.iter_mut() {
+            if at <= block.len() {
+                self.full_len += header.len();
+                block.splice(at..at, header);
+                return;
+            }
+            at -= block.len();
+        }
     }
 
     /// The header of a map of `n` pairs (a flat array of 2n in RESP2).
@@ -255,10 +381,10 @@ impl Reply {
     /// A boolean: `#t`/`#f` in RESP3, `:1`/`:0` in RESP2.
     pub fn bool(&mut self, value: bool) {
         match (self.proto, value) {
-            (Protocol::Resp2, true) => self.buf.extend_from_slice(b":1\r\n"),
-            (Protocol::Resp2, false) => self.buf.extend_from_slice(b":0\r\n"),
-            (Protocol::Resp3, true) => self.buf.extend_from_slice(b"#t\r\n"),
-            (Protocol::Resp3, false) => self.buf.extend_from_slice(b"#f\r\n"),
+            (Protocol::Resp2, true) => self.short(b":1\r\n"),
+            (Protocol::Resp2, false) => self.short(b":0\r\n"),
+            (Protocol::Resp3, true) => self.short(b"#t\r\n"),
+            (Protocol::Resp3, false) => self.short(b"#f\r\n"),
         }
     }
 
@@ -268,6 +394,7 @@ impl Reply {
         match self.proto {
             Protocol::Resp2 => self.bulk(text),
             Protocol::Resp3 => {
+                self.room(text.len() + 32);
                 self.header(b'=', text.len() as i64 + 4);
                 self.buf.extend_from_slice(b"txt:");
                 self.buf.extend_from_slice(text);
@@ -284,7 +411,7 @@ mod tests {
     fn encode(proto: Protocol, f: impl FnOnce(&mut Reply)) -> String {
         let mut r = Reply::new(proto);
         f(&mut r);
-        String::from_utf8(r.as_bytes().to_vec()).unwrap()
+        String::from_utf8(r.into_vec()).unwrap()
     }
 
     #[test]
@@ -330,9 +457,74 @@ mod tests {
         assert!(!r.is_full());
         r.bulk(b"0123456789");
         assert!(r.is_full());
-        assert_eq!(r.as_bytes(), b"$10\r\n0123456789\r\n");
+        assert_eq!(r.len(), 17);
         r.truncate(0);
         assert!(!r.is_full());
+    }
+
+    #[test]
+    fn long_replies_grow_in_blocks_that_are_freed_as_they_are_sent() {
+        let mut r = Reply::new(Protocol::Resp2);
+        let mut expected = Vec::new();
+        for i in 0..10_000 {
+            r.bulk_int(i);
+            let text = i.to_string();
+            expected.extend_from_slice(format!("${}\r\n{text}\r\n", text.len()).as_bytes());
+        }
+        let big = vec![b'x'; 3 * CHUNK];
+        r.bulk(&big);
+        expected.extend_from_slice(format!("${}\r\n", big.len()).as_bytes());
+        expected.extend_from_slice(&big);
+        expected.extend_from_slice(b"\r\n");
+        assert_eq!(r.len(), expected.len());
+        // No block grew past its size by doubling: the total held stays close to
+        // what was written.
+        assert!(
+            r.capacity() < expected.len() + 2 * CHUNK,
+            "{}",
+            r.capacity()
+        );
+        // Send it in odd-sized pieces.
+        let mut sent = Vec::new();
+        while !r.is_empty() {
+            let mut slices = [IoSlice::new(&[]); 3];
+            let n = r.unsent(&mut slices);
+            let take = slices[..n]
+                .iter()
+                .map(|s| s.len())
+                .sum::<usize>()
+                .min(7_777);
+            let mut left = take;
+            for s in &slices[..n] {
+                let part = left.min(s.len());
+                sent.extend_from_slice(&s[..part]);
+                left -= part;
+            }
+            r.advance(take);
+        }
+        assert_eq!(sent, expected);
+    }
+
+    #[test]
+    fn truncate_and_late_headers_work_across_blocks() {
+        let mut r = Reply::new(Protocol::Resp2);
+        r.int(1);
+        let mark = r.len();
+        for i in 0..5_000 {
+            r.int(i);
+        }
+        r.array_at(mark, 5_000);
+        let whole = r.into_vec();
+        assert!(whole.starts_with(b":1\r\n*5000\r\n:0\r\n:1\r\n"));
+        let mut r = Reply::new(Protocol::Resp2);
+        r.simple("keep");
+        let mark = r.len();
+        for i in 0..5_000 {
+            r.int(i);
+        }
+        r.truncate(mark);
+        r.simple("after");
+        assert_eq!(r.into_vec(), b"+keep\r\n+after\r\n");
     }
 
     #[test]
