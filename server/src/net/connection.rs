@@ -169,7 +169,7 @@ impl Connection {
                 _ = &mut killed => return Ok(()),
                 _ = messages => {
                     if let Some(m) = &mailbox {
-                        self.output.raw(&m.take());
+                        self.output.append(m.take());
                     }
                     if !self.flush(&mut killed).await? {
                         return Ok(());
@@ -353,7 +353,7 @@ impl Connection {
         // A writer may have served us just as the wait ended.
         match wake.or_else(|| waiter.take()) {
             Some(Wake::Reply(reply)) => {
-                self.output.raw(&reply);
+                self.output.append(reply);
                 self.input.consume(len);
             }
             // Not consumed: the command runs again with the next `process`.

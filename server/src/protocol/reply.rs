@@ -223,11 +223,19 @@ impl Reply {
         self.buf.extend_from_slice(b"\r\n");
     }
 
-    /// Appends bytes that are already a RESP reply (a blocked client's, encoded
-    /// when it was served).
-    pub fn raw(&mut self, reply: &[u8]) {
-        self.room(reply.len());
-        self.buf.extend_from_slice(reply);
+    /// Appends replies encoded elsewhere (a subscriber's messages, a blocked
+    /// client's reply); a long one becomes a block of its own, not a copy.
+    pub fn append(&mut self, encoded: Vec<u8>) {
+        if encoded.len() < CHUNK {
+            return self.short(&encoded);
+        }
+        if !self.buf.is_empty() {
+            let block = std::mem::replace(&mut self.buf, Vec::with_capacity(1024));
+            self.full_len += block.len();
+            self.full.push_back(block);
+        }
+        self.full_len += encoded.len();
+        self.full.push_back(encoded);
     }
 
     /// Appends a fixed short reply.
@@ -525,6 +533,13 @@ mod tests {
         r.truncate(mark);
         r.simple("after");
         assert_eq!(r.into_vec(), b"+keep\r\n+after\r\n");
+        let mut r = Reply::new(Protocol::Resp2);
+        r.simple("a");
+        r.append(vec![b'x'; CHUNK]);
+        r.simple("b");
+        let whole = r.into_vec();
+        assert_eq!(whole.len(), 4 + CHUNK + 4);
+        assert!(whole.starts_with(b"+a\r\nxx") && whole.ends_with(b"xx+b\r\n"));
     }
 
     #[test]
