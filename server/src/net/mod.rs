@@ -3,9 +3,11 @@
 
 mod buffer;
 mod connection;
+mod listen;
 mod socket;
 mod workers;
 
+pub use listen::{listen, warn_if_capped};
 pub use workers::Workers;
 
 use std::net::IpAddr;
