@@ -76,61 +76,107 @@ const AHEAD: usize = 400;
 /// retried (the first retry comes after one second).
 const SYN_RETRY: Duration = Duration::from_secs(1);
 
-#[test]
-fn a_storm_of_3000_connects_is_queued_without_syn_retries_and_every_client_is_served() {
-    let fds = rlimit::increase_nofile_limit(4 * CONNECTIONS as u64).expect("raise RLIMIT_NOFILE");
-    assert!(
-        fds > 2 * CONNECTIONS as u64,
-        "RLIMIT_NOFILE is {fds}: this test needs {} file descriptors",
-        2 * CONNECTIONS
-    );
-    let server = TestServer::start_with(&["--maxclients", "10000"]);
-    let ping = request(&[b"PING"]);
-    let mut open = Vec::with_capacity(CONNECTIONS);
-    let mut slow = Vec::new();
-    let mut pending = std::collections::VecDeque::new();
-    let pong = |stream: &mut TcpStream, index: usize| {
-        let mut reply = [0u8; 7];
+/// Opens `count` connections back to back, each sending `send` and expecting
+/// `expect`, with at most [`AHEAD`] of them waiting for their reply. Returns
+/// the connections (still open) and the connects that waited for a SYN retry.
+fn storm(
+    port: u16,
+    count: usize,
+    send: &[u8],
+    expect: &[u8],
+) -> (Vec<TcpStream>, Vec<(usize, Duration)>) {
+    let mut open = Vec::with_capacity(count);
+    let mut retried = Vec::new();
+    let mut waiting = std::collections::VecDeque::new();
+    let reply = |stream: &mut TcpStream, index: usize| {
+        let mut got = vec![0u8; expect.len()];
         stream
-            .read_exact(&mut reply)
-            .unwrap_or_else(|e| panic!("connection {index}: no PONG: {e}"));
-        assert_eq!(&reply, b"+PONG\r\n", "connection {index}");
+            .read_exact(&mut got)
+            .unwrap_or_else(|e| panic!("connection {index}: no reply: {e}"));
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(expect),
+            "connection {index}"
+        );
     };
-    let started = Instant::now();
-    for index in 0..CONNECTIONS {
+    for index in 0..count {
         let before = Instant::now();
-        let mut stream = TcpStream::connect(("127.0.0.1", server.port))
+        let mut stream = TcpStream::connect(("127.0.0.1", port))
             .unwrap_or_else(|e| panic!("connection {index}: {e}"));
         let took = before.elapsed();
         if took >= SYN_RETRY {
-            slow.push((index, took));
+            retried.push((index, took));
         }
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
-        stream.write_all(&ping).unwrap();
-        pending.push_back(index);
+        stream.write_all(send).unwrap();
+        waiting.push_back(index);
         open.push(stream);
-        if pending.len() == AHEAD {
-            let oldest = pending.pop_front().unwrap();
-            pong(&mut open[oldest], oldest);
+        if waiting.len() == AHEAD {
+            let oldest = waiting.pop_front().unwrap();
+            reply(&mut open[oldest], oldest);
         }
     }
-    for index in pending {
-        pong(&mut open[index], index);
+    for index in waiting {
+        reply(&mut open[index], index);
     }
+    (open, retried)
+}
+
+/// Raises this process's open-file limit (inherited by the servers it starts)
+/// so `connections` sockets fit on both sides.
+fn allow_files(connections: usize) {
+    let fds = rlimit::increase_nofile_limit(4 * connections as u64).expect("raise RLIMIT_NOFILE");
+    assert!(
+        fds > 2 * connections as u64,
+        "RLIMIT_NOFILE is {fds}: this test needs {} file descriptors",
+        2 * connections
+    );
+}
+
+#[test]
+fn a_storm_of_3000_connects_is_queued_without_syn_retries_and_every_client_is_served() {
+    allow_files(CONNECTIONS);
+    let server = TestServer::start_with(&["--maxclients", "10000"]);
+    let started = Instant::now();
+    let (open, retried) = storm(server.port, CONNECTIONS, &request(&[b"PING"]), b"+PONG\r\n");
     let elapsed = started.elapsed();
     assert!(
-        slow.is_empty(),
+        retried.is_empty(),
         "{} of {CONNECTIONS} connects waited for a SYN retry (first: {:?}); storm took {elapsed:?}",
-        slow.len(),
-        slow.first()
+        retried.len(),
+        retried.first()
     );
     let mut con = server.connect();
     let info: String = q(&mut con, &["INFO", "clients"]);
     assert!(
-        info.contains(&format!("connected_clients:{}\r\n", CONNECTIONS + 1)),
+        info.contains(&format!("connected_clients:{}\r\n", open.len() + 1)),
         "{info}"
     );
     eprintln!("{CONNECTIONS} connections served in {elapsed:?}");
+}
+
+#[test]
+fn a_storm_of_refused_connects_is_answered_without_stalling_the_accept_loop() {
+    allow_files(CONNECTIONS);
+    let server = TestServer::start_with(&["--maxclients", "1"]);
+    let mut holder = server.connect();
+    let (_, retried) = storm(
+        server.port,
+        CONNECTIONS,
+        b"",
+        b"-ERR max number of clients reached\r\n",
+    );
+    assert!(
+        retried.is_empty(),
+        "{} of {CONNECTIONS} refused connects waited for a SYN retry (first: {:?})",
+        retried.len(),
+        retried.first()
+    );
+    let stats: String = q(&mut holder, &["INFO", "stats"]);
+    assert!(
+        stats.contains(&format!("rejected_connections:{CONNECTIONS}\r\n")),
+        "{stats}"
+    );
 }

@@ -84,7 +84,7 @@ fn fencing_tokens_increase_across_grants_expiry_delete_and_recreation() {
     assert!(tokens.windows(2).all(|w| w[0] < w[1]), "{tokens:?}");
 }
 
-/// `payload` (a DUMP of a lock) with its fencing token replaced by `token`,
+/// `payload` (a DUMP of a lock or fill lease) with its fencing token replaced by `token`,
 /// re-signed as a forger would: the token is the 8 bytes before the format
 /// version (2 bytes) and the CRC-64 (8 bytes).
 fn forge_token(payload: &[u8], token: u64) -> Vec<u8> {
@@ -118,16 +118,25 @@ fn a_restored_token_ahead_of_the_counter_raises_it_so_tokens_still_increase() {
     assert_eq!(info[5], redis::Value::Int(forged as i64), "{info:?}");
     let next = acquire(&mut con, "fresh", "bob", 60_000).unwrap();
     assert!(next as u64 > forged, "next grant {next} <= forged {forged}");
-    // Fill leases come from the same counter.
+    // Fill leases come from the same counter, and a restored one raises it too
+    // (its token sits where a lock's does: just before version and checksum).
     let lease: Vec<redis::Value> = q(&mut con, &["CACHE.GET", "missing"]);
     assert!(
         matches!(lease.get(1), Some(redis::Value::Int(t)) if *t > next),
         "{lease:?}"
     );
+    let dump: Vec<u8> = q(&mut con, &["DUMP", "missing"]);
+    let forged_lease = forged + 365 * 86_400 * 1_000_000;
+    restore(&mut con, "forged-lease", &forge_token(&dump, forged_lease)).unwrap();
+    let next = acquire(&mut con, "fresher", "bob", 60_000).unwrap();
+    assert!(
+        next as u64 > forged_lease,
+        "next grant {next} <= forged lease {forged_lease}"
+    );
 }
 
 #[test]
-fn a_restored_token_at_or_above_2_pow_62_is_refused_and_tokens_never_go_negative() {
+fn a_restored_token_above_2_pow_62_is_refused_and_tokens_never_go_negative() {
     let server = TestServer::start();
     let mut con = server.connect();
     acquire(&mut con, "L", "alice", 60_000).unwrap();
