@@ -10,7 +10,7 @@
 //! Shutdown is passed in as a future, so tests stop a server without signals.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
@@ -237,10 +237,14 @@ impl Server {
         let mut listeners = Vec::new();
         let mut port = config.port;
         for addr in &config.bind {
-            let listener = TcpListener::bind((addr.as_str(), port)).await?;
+            let ip: IpAddr = addr
+                .parse()
+                .map_err(|_| std::io::Error::other(format!("'{addr}' is not an IP address")))?;
+            let listener = net::listen(SocketAddr::new(ip, port), config.tcp_backlog)?;
             port = listener.local_addr()?.port();
             listeners.push(listener);
         }
+        net::warn_if_capped(config.tcp_backlog);
         // CONFIG GET port shows the port actually bound (port 0 picks one).
         let effective = Config {
             port,

@@ -84,6 +84,82 @@ fn fencing_tokens_increase_across_grants_expiry_delete_and_recreation() {
     assert!(tokens.windows(2).all(|w| w[0] < w[1]), "{tokens:?}");
 }
 
+/// `payload` (a DUMP of a lock or fill lease) with its fencing token replaced by `token`,
+/// re-signed as a forger would: the token is the 8 bytes before the format
+/// version (2 bytes) and the CRC-64 (8 bytes).
+fn forge_token(payload: &[u8], token: u64) -> Vec<u8> {
+    const CRC64: crc::Crc<u64> = crc::Crc::<u64>::new(&crc::CRC_64_REDIS);
+    let mut forged = payload.to_vec();
+    let n = forged.len();
+    forged[n - 18..n - 10].copy_from_slice(&token.to_le_bytes());
+    let crc = CRC64.checksum(&forged[..n - 8]);
+    forged[n - 8..].copy_from_slice(&crc.to_le_bytes());
+    forged
+}
+
+fn restore(con: &mut redis::Connection, key: &str, payload: &[u8]) -> redis::RedisResult<()> {
+    redis::cmd("RESTORE")
+        .arg(key)
+        .arg(0)
+        .arg(payload)
+        .query(con)
+}
+
+#[test]
+fn a_restored_token_ahead_of_the_counter_raises_it_so_tokens_still_increase() {
+    let server = TestServer::start();
+    let mut con = server.connect();
+    let honest = acquire(&mut con, "L", "alice", 60_000).unwrap();
+    let dump: Vec<u8> = q(&mut con, &["DUMP", "L"]);
+    // Far ahead of the counter (a microsecond clock): a year's worth of grants.
+    let forged = honest as u64 + 365 * 86_400 * 1_000_000;
+    restore(&mut con, "forged", &forge_token(&dump, forged)).unwrap();
+    let info: Vec<redis::Value> = q(&mut con, &["LOCK.INFO", "forged"]);
+    assert_eq!(info[5], redis::Value::Int(forged as i64), "{info:?}");
+    let next = acquire(&mut con, "fresh", "bob", 60_000).unwrap();
+    assert!(next as u64 > forged, "next grant {next} <= forged {forged}");
+    // Fill leases come from the same counter, and a restored one raises it too
+    // (its token sits where a lock's does: just before version and checksum).
+    let lease: Vec<redis::Value> = q(&mut con, &["CACHE.GET", "missing"]);
+    assert!(
+        matches!(lease.get(1), Some(redis::Value::Int(t)) if *t > next),
+        "{lease:?}"
+    );
+    let dump: Vec<u8> = q(&mut con, &["DUMP", "missing"]);
+    let forged_lease = forged + 365 * 86_400 * 1_000_000;
+    restore(&mut con, "forged-lease", &forge_token(&dump, forged_lease)).unwrap();
+    let next = acquire(&mut con, "fresher", "bob", 60_000).unwrap();
+    assert!(
+        next as u64 > forged_lease,
+        "next grant {next} <= forged lease {forged_lease}"
+    );
+}
+
+#[test]
+fn a_restored_token_above_2_pow_62_is_refused_and_tokens_never_go_negative() {
+    let server = TestServer::start();
+    let mut con = server.connect();
+    acquire(&mut con, "L", "alice", 60_000).unwrap();
+    let dump: Vec<u8> = q(&mut con, &["DUMP", "L"]);
+    for refused in [(1u64 << 62) + 1, 1 << 63, u64::MAX] {
+        let err = restore(&mut con, "forged", &forge_token(&dump, refused)).unwrap_err();
+        assert_eq!(
+            ringkv_tests::error_text(&err),
+            format!(
+                "ERR Bad data format: fencing token {refused} is out of range (at most {})",
+                1u64 << 62
+            )
+        );
+        assert_eq!(q::<i64>(&mut con, &["EXISTS", "forged"]), 0);
+    }
+    // The largest accepted token still leaves the next grants positive.
+    restore(&mut con, "highest", &forge_token(&dump, 1 << 62)).unwrap();
+    for name in ["a", "b", "c"] {
+        let token = acquire(&mut con, name, "bob", 60_000).unwrap();
+        assert!(token > 1 << 62, "{token}");
+    }
+}
+
 #[test]
 fn waiters_are_served_in_arrival_order_one_per_release() {
     let server = TestServer::start();

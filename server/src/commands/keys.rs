@@ -458,6 +458,13 @@ impl<'a> Command<'a> for Restore<'a> {
                 "BUSYKEY Target key name already exists.",
             ));
         }
+        // Later grants must stay above a restored token, or fencing breaks.
+        if let Some(token) = value.fencing_token() {
+            ctx.shared
+                .keyspace
+                .observe_token(token)
+                .map_err(|e| CommandError::err(format!("Bad data format: {e}")))?;
+        }
         match expire_at {
             // Already expired: the restore leaves the key absent.
             Some(at) if at <= ctx.now => {

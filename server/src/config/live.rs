@@ -5,6 +5,8 @@
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 
 use parking_lot::{Mutex, RwLock};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use super::{Config, DebugAccess, LogLevel, MemSize, Policy};
 use crate::clients::OutputLimit;
@@ -45,6 +47,7 @@ const TUNABLES: &[(&str, &[&str], i64)] = &[
 pub struct LiveConfig {
     bind: Vec<String>,
     port: u16,
+    tcp_backlog: u32,
     threads: usize,
     requirepass: RwLock<Option<String>>,
     has_password: AtomicBool,
@@ -243,6 +246,11 @@ const PARAMS: &[Param] = &[
     Param {
         name: "port",
         get: |c| c.port.to_string(),
+        set: None,
+    },
+    Param {
+        name: "tcp-backlog",
+        get: |c| c.tcp_backlog.to_string(),
         set: None,
     },
     Param {
@@ -509,6 +517,7 @@ impl LiveConfig {
         LiveConfig {
             bind: config.bind.clone(),
             port: config.port,
+            tcp_backlog: config.tcp_backlog,
             threads: config.worker_threads(),
             has_password: AtomicBool::new(config.requirepass.is_some()),
             requirepass: RwLock::new(config.requirepass.clone()),
@@ -571,10 +580,14 @@ impl LiveConfig {
         self.has_password.load(Relaxed)
     }
 
-    /// True if `password` is the default user's password.
+    /// True if `password` is the default user's password. Like Redis 7, compares
+    /// SHA-256 digests in constant time, so the time taken reveals neither how
+    /// much of a guess matched nor the password's length.
     pub fn check_password(&self, password: &[u8]) -> bool {
         match &*self.requirepass.read() {
-            Some(p) => p.as_bytes() == password,
+            Some(p) => Sha256::digest(p.as_bytes())
+                .ct_eq(&Sha256::digest(password))
+                .into(),
             None => false,
         }
     }
@@ -785,6 +798,14 @@ mod tests {
             "CONFIG SET failed (possibly related to argument 'port') - can't set immutable config"
         );
         assert_eq!(
+            c.set(&[(b"tcp-backlog", b"1024")]).unwrap_err().to_string(),
+            "CONFIG SET failed (possibly related to argument 'tcp-backlog') - can't set immutable config"
+        );
+        assert_eq!(
+            c.get(&[b"tcp-backlog"]),
+            [("tcp-backlog", "511".to_string())]
+        );
+        assert_eq!(
             c.set(&[(b"nope", b"1")]).unwrap_err().to_string(),
             "Unknown option or number of arguments for CONFIG SET - 'nope'"
         );
@@ -805,5 +826,27 @@ mod tests {
         assert!(c.has_password() && c.check_password(b"secret") && !c.check_password(b"x"));
         c.set(&[(b"requirepass", b"")]).unwrap();
         assert!(!c.has_password());
+    }
+
+    #[test]
+    fn passwords_match_only_exactly() {
+        let c = live();
+        assert!(!c.check_password(b""), "no password set: nothing matches");
+        c.set(&[(b"requirepass", b"secret")]).unwrap();
+        assert!(c.check_password(b"secret"));
+        for wrong in [
+            &b""[..],
+            b"secre",
+            b"secret\0",
+            b"secretx",
+            b"Secret",
+            b"xecret",
+            b"secret secret",
+        ] {
+            assert!(!c.check_password(wrong), "{wrong:?}");
+        }
+        c.set(&[(b"requirepass", "pässwörd ✓".as_bytes())]).unwrap();
+        assert!(c.check_password("pässwörd ✓".as_bytes()));
+        assert!(!c.check_password(b"p"));
     }
 }

@@ -83,6 +83,9 @@ pub struct Config {
     pub bind: Vec<String>,
     /// TCP port for clients.
     pub port: u16,
+    /// Connections the kernel queues for `accept` per listener (capped by
+    /// `/proc/sys/net/core/somaxconn`).
+    pub tcp_backlog: u32,
     /// Password of the default user; clients must `AUTH` when set.
     pub requirepass: Option<String>,
     /// Most clients connected at once; further ones are refused.
@@ -132,6 +135,7 @@ impl Default for Config {
         Config {
             bind: vec!["127.0.0.1".to_string()],
             port: 6379,
+            tcp_backlog: 511,
             requirepass: None,
             maxclients: 10_000,
             timeout: 0,
@@ -186,6 +190,9 @@ pub struct Cli {
     /// TCP port for clients.
     #[arg(long)]
     pub port: Option<u16>,
+    /// Connections queued for accept per listener (capped by somaxconn).
+    #[arg(long)]
+    pub tcp_backlog: Option<u32>,
     /// Password of the default user.
     #[arg(long)]
     pub requirepass: Option<String>,
@@ -309,6 +316,9 @@ impl Config {
         if let Some(v) = c.port {
             self.port = v;
         }
+        if let Some(v) = c.tcp_backlog {
+            self.tcp_backlog = v;
+        }
         if let Some(v) = &c.requirepass {
             self.requirepass = Some(v.clone());
         }
@@ -383,6 +393,9 @@ impl Config {
                     "bind address '{addr}' is not an IP address"
                 )));
             }
+        }
+        if self.tcp_backlog > i32::MAX as u32 {
+            return invalid("tcp-backlog must be at most 2147483647");
         }
         if self.maxclients == 0 {
             return invalid("maxclients must be at least 1");
@@ -471,9 +484,12 @@ mod tests {
             path.to_str().unwrap(),
             "--port",
             "7001",
+            "--tcp-backlog",
+            "1024",
         ]))
         .unwrap();
         assert_eq!(config.port, 7001);
+        assert_eq!(config.tcp_backlog, 1024);
         assert_eq!(config.timeout, 5);
         assert_eq!(config.proto_max_bulk_len, MemSize(2 << 20));
         std::fs::remove_dir_all(dir).unwrap();
@@ -490,6 +506,7 @@ mod tests {
         assert!(Config::load(&cli(&["--proto-max-bulk-len", "100"])).is_err());
         assert!(Config::load(&cli(&["--proto-max-bulk-len", "2gb"])).is_err());
         assert!(Config::load(&cli(&["--maxclients", "0"])).is_err());
+        assert!(Config::load(&cli(&["--tcp-backlog", "2147483648"])).is_err());
         assert!(Config::load(&cli(&["--bind", "localhost"])).is_err());
         assert!(Config::load(&cli(&["--notify-keyspace-events", "Eq"])).is_err());
         assert!(Config::load(&cli(&["--client-output-buffer-limit", "pubsub 1mb"])).is_err());

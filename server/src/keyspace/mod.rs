@@ -44,7 +44,7 @@ pub use value::{Blob, Entry, Key, Value};
 use crate::clock::Millis;
 use crate::eviction::FrequencySketch;
 use access::Tracking;
-use types::FencingTokens;
+use types::{FencingTokens, TokenOutOfRange};
 
 /// Bytes of bookkeeping per entry beyond the heap data of key and value: the
 /// table slot (key and value), access stamp, index position and control byte
@@ -312,6 +312,11 @@ impl Keyspace {
     /// The fencing token for a lock granted at `now`.
     pub fn next_token(&self, now: Millis) -> u64 {
         self.tokens.next(now)
+    }
+
+    /// Accounts for a token granted elsewhere (see [`FencingTokens::observe`]).
+    pub fn observe_token(&self, token: u64) -> Result<(), TokenOutOfRange> {
+        self.tokens.observe(token)
     }
 
     /// Starts or stops keeping the names of expired keys.

@@ -154,6 +154,15 @@ impl Value {
         }
     }
 
+    /// The fencing token a lock or a fill lease carries.
+    pub fn fencing_token(&self) -> Option<u64> {
+        match self {
+            Value::Lock(lock) => Some(lock.token()),
+            Value::Lease(token) => Some(*token),
+            _ => None,
+        }
+    }
+
     /// True for a collection with no elements, which Redis never keeps.
     pub fn is_empty_collection(&self) -> bool {
         match self {

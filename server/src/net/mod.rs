@@ -3,9 +3,11 @@
 
 mod buffer;
 mod connection;
+mod listen;
 mod socket;
 mod workers;
 
+pub use listen::{listen, warn_if_capped};
 pub use workers::Workers;
 
 use std::net::IpAddr;
@@ -14,7 +16,6 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::task::TaskTracker;
 
@@ -53,7 +54,9 @@ pub fn protected_mode_denies(protected: bool, has_password: bool, peer: IpAddr) 
 }
 
 /// Accepts clients until shutdown and hands each to a worker, where it runs as a
-/// task on `tracker`.
+/// task on `tracker`. Each connection costs a fixed handful of system calls
+/// here, and a refused one no waiting at all, so a connection storm drains the
+/// accept queue as fast as it fills.
 pub async fn accept_loop(
     shared: Arc<Shared>,
     listener: TcpListener,
@@ -86,7 +89,7 @@ pub async fn accept_loop(
         };
         if let Some(message) = refusal {
             shared.stats.rejected_connections.fetch_add(1, Relaxed);
-            tracker.spawn(refuse(stream, message));
+            refuse(stream, message);
             continue;
         }
         let laddr = stream.local_addr().unwrap_or(peer);
@@ -114,9 +117,10 @@ pub async fn accept_loop(
     }
 }
 
-/// Tells a refused client why, then closes.
-async fn refuse(mut stream: TcpStream, message: &'static [u8]) {
-    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(message)).await;
+/// Tells a refused client why, then closes, as Redis does. The socket is new,
+/// so its send buffer takes the message whole: one write that never waits.
+fn refuse(stream: TcpStream, message: &'static [u8]) {
+    let _ = stream.try_write(message);
 }
 
 #[cfg(test)]

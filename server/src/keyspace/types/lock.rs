@@ -6,7 +6,9 @@
 //! Fencing tokens (Kleppmann) come from [`FencingTokens`]: one counter for the
 //! whole server, outside the keyspace so that deleting, expiring or evicting a
 //! lock never lets a token repeat, and seeded from the clock so a restarted
-//! server does not reuse tokens either.
+//! server does not reuse tokens either. A token that arrives from elsewhere
+//! (`RESTORE`, and later replication or migration) goes through
+//! [`FencingTokens::observe`], so later grants stay above it.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -94,8 +96,19 @@ impl Lock {
     }
 }
 
-/// Hands out fencing tokens: strictly increasing across all locks, never
-/// below the current time in microseconds.
+/// The largest token accepted from elsewhere. Tokens are replied as signed
+/// 64-bit integers, so they must stay below 2^63; keeping the upper half of that
+/// range for grants means no foreign token can exhaust the counter (2^62 more
+/// grants at ten million a second would take 14,000 years).
+pub const MAX_OBSERVED_TOKEN: u64 = 1 << 62;
+
+/// A token from elsewhere that the counter cannot take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("fencing token {0} is out of range (at most {MAX_OBSERVED_TOKEN})")]
+pub struct TokenOutOfRange(pub u64);
+
+/// Hands out fencing tokens: strictly increasing across all locks, above every
+/// token observed, and never below the current time in microseconds.
 #[derive(Debug, Default)]
 pub struct FencingTokens {
     last: AtomicU64,
@@ -104,7 +117,8 @@ pub struct FencingTokens {
 impl FencingTokens {
     /// The next token at `now` (Unix ms).
     pub fn next(&self, now: Millis) -> u64 {
-        let floor = now.saturating_mul(1_000);
+        // Capped like observed tokens, so not even a wild clock nears 2^63.
+        let floor = now.saturating_mul(1_000).min(MAX_OBSERVED_TOKEN);
         let previous = self
             .last
             .fetch_update(Relaxed, Relaxed, |last| {
@@ -112,6 +126,17 @@ impl FencingTokens {
             })
             .unwrap_or_default();
         previous.saturating_add(1).max(floor)
+    }
+
+    /// Accounts for `token`, granted elsewhere (a restored, replicated or
+    /// migrated lock or lease): every later token is greater. The one place a
+    /// foreign token reaches the counter.
+    pub fn observe(&self, token: u64) -> Result<(), TokenOutOfRange> {
+        if token > MAX_OBSERVED_TOKEN {
+            return Err(TokenOutOfRange(token));
+        }
+        self.last.fetch_max(token, Relaxed);
+        Ok(())
     }
 }
 
@@ -143,5 +168,34 @@ mod tests {
         // A restarted server (a fresh counter) starts above every earlier token
         // as long as the clock moved on.
         assert!(FencingTokens::default().next(2_001) > d);
+    }
+
+    #[test]
+    fn an_observed_token_raises_the_counter_past_it() {
+        let tokens = FencingTokens::default();
+        let granted = tokens.next(1_000);
+        let forged = granted + 1_000_000_000;
+        tokens.observe(forged).unwrap();
+        assert!(tokens.next(1_000) > forged);
+        // An older token changes nothing: the counter never goes back.
+        let latest = tokens.next(1_000);
+        tokens.observe(granted).unwrap();
+        assert_eq!(tokens.next(1_000), latest + 1);
+    }
+
+    #[test]
+    fn tokens_stay_below_2_pow_63() {
+        let tokens = FencingTokens::default();
+        for refused in [MAX_OBSERVED_TOKEN + 1, 1 << 63, u64::MAX] {
+            assert_eq!(tokens.observe(refused), Err(TokenOutOfRange(refused)));
+        }
+        assert_eq!(tokens.next(0), 1, "refused tokens leave the counter alone");
+        tokens.observe(MAX_OBSERVED_TOKEN).unwrap();
+        assert_eq!(tokens.next(0), MAX_OBSERVED_TOKEN + 1);
+        // Neither a clock far in the future nor the largest time moves the
+        // floor past the observable range.
+        assert_eq!(tokens.next(u64::MAX), MAX_OBSERVED_TOKEN + 2);
+        assert_eq!(FencingTokens::default().next(u64::MAX), MAX_OBSERVED_TOKEN);
+        assert!(i64::try_from(tokens.next(u64::MAX)).is_ok());
     }
 }

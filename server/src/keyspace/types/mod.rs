@@ -17,7 +17,7 @@ mod zset;
 
 pub use hash::Hash;
 pub use list::{End, List};
-pub use lock::{FencingTokens, Lock, Release};
+pub use lock::{FencingTokens, Lock, Release, TokenOutOfRange};
 pub use set::Set;
 pub use skiplist::compare as compare_scored;
 pub use string::Str;
