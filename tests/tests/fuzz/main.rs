@@ -1,0 +1,803 @@
+//! Command-level fuzzing of the real server: every command `COMMAND LIST` names
+//! (subcommands included) gets requests whose arguments mix keys of every type,
+//! missing keys, numeric and textual extremes, binary and 64 KB values and the
+//! command's option keywords, at argument counts around its arity. Every reply
+//! must be valid RESP of the connection's protocol (RESP2, and RESP3 for a third
+//! of the requests), no connection may drop and no request may go unanswered;
+//! afterwards the data the fuzzing wrote must read back, and at the end the
+//! process must be alive, answer PING and hold its data.
+//!
+//! Each command first gets every extreme at one of its arguments and after one of
+//! its options, then `RINGKV_FUZZ_ROUNDS` (default 12) fully random requests. The
+//! seed is random unless `RINGKV_FUZZ_SEED` is set and is printed on failure.
+//! A command's requests depend only on the seed and its name, and every command
+//! starts from the same data, so `RINGKV_FUZZ_ONLY=name,...` (or `RINGKV_FUZZ_SKIP`)
+//! replays exactly the failing command's requests:
+//!
+//! ```text
+//! RINGKV_FUZZ_SEED=123 RINGKV_FUZZ_ONLY=srandmember cargo test -p ringkv-tests --test fuzz
+//! ```
+//!
+//! `RINGKV_FUZZ_TRACE=1` prints every request as it is sent.
+
+mod gen;
+mod spec;
+mod wire;
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use rand::RngExt;
+use ringkv_tests::TestServer;
+
+use gen::{Gen, Pools};
+use spec::Spec;
+use wire::{render, Conn, ReadError, Value};
+
+/// Longest wait for a reply to a command that does not block: generous, for a
+/// debug build on a shared machine.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a command that may block gets before the server is asked whether
+/// it is blocked.
+const BLOCK_PROBE: Duration = Duration::from_millis(5);
+/// Requests between two resets of the data to the fixtures.
+const RESET_EVERY: usize = 24;
+
+/// The fixture data every command starts from: one key of every type and
+/// encoding.
+const FIXTURES: &[&[&str]] = &[
+    &["SET", "fz:str", "hello world"],
+    &["SET", "fz:int", "12345"],
+    &["SET", "fz:ttl", "v", "PX", "600000"],
+    &["RPUSH", "fz:list", "a", "b", "c", "1", "2", "3", "a"],
+    &["HSET", "fz:hash", "f1", "v1", "f2", "2", "f3", "3.5"],
+    &["SADD", "fz:set", "a", "b", "c"],
+    &["SADD", "fz:intset", "1", "2", "3", "-5"],
+    &[
+        "ZADD", "fz:zset", "1", "a", "2", "b", "3", "c", "-inf", "d", "+inf", "e",
+    ],
+    &["LOCK.ACQUIRE", "fz:lock", "owner", "600000"],
+    &["CACHE.GET", "fz:lease", "LEASE", "600000"],
+];
+
+/// Keys the arguments draw from: the fixtures, larger collections (built in
+/// `reset`) in their non-compact encodings, and keys that do not exist.
+const KEYS: &[&str] = &[
+    "fz:str",
+    "fz:int",
+    "fz:ttl",
+    "fz:list",
+    "fz:hash",
+    "fz:set",
+    "fz:intset",
+    "fz:zset",
+    "fz:lock",
+    "fz:lease",
+    "fz:biglist",
+    "fz:bighash",
+    "fz:bigset",
+    "fz:bigzset",
+    "fz:missing",
+    "fz:other",
+];
+
+/// The keys each command group works on (by `COMMAND DOCS` group), so most
+/// requests reach past the type check.
+const KEYS_BY_GROUP: &[(&str, &[&str])] = &[
+    ("string", &["fz:str", "fz:int", "fz:ttl"]),
+    ("list", &["fz:list", "fz:biglist"]),
+    ("hash", &["fz:hash", "fz:bighash"]),
+    ("set", &["fz:set", "fz:intset", "fz:bigset"]),
+    (
+        "sorted-set",
+        &["fz:zset", "fz:bigzset", "fz:set", "fz:intset"],
+    ),
+    ("lock", &["fz:lock"]),
+    ("cache", &["fz:lease", "fz:str"]),
+];
+
+/// CONFIG SET parameters the fuzzer never sets, because a random value would
+/// break the test rather than the server: `requirepass` locks every connection
+/// out, a small `maxclients` refuses the throw-away connections, `timeout`
+/// closes connections that wait on a blocked one, a small normal
+/// `client-output-buffer-limit` or `client-query-buffer-limit` legitimately
+/// closes a connection with a large reply or request (which would read as a
+/// drop), and `bind`/`port` would move the server away. Every other settable
+/// parameter gets random values and is restored right after.
+const DENIED_CONFIG: &[&str] = &[
+    "requirepass",
+    "maxclients",
+    "timeout",
+    "client-output-buffer-limit",
+    "client-query-buffer-limit",
+    "bind",
+    "port",
+];
+
+/// Where and how a command's requests run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// On a fuzzing connection: exactly one reply, and the connection stays open.
+    Main,
+    /// A command that may block: on a throw-away connection, where waiting is
+    /// fine once the server lists the client as blocked (`flags=b`).
+    Blocking,
+    /// (P)SUBSCRIBE and (P)UNSUBSCRIBE: one or more replies, then subscriber
+    /// mode: on a throw-away connection.
+    PubSub,
+    /// QUIT, RESET, HELLO and CLIENT KILL change or end their own connection
+    /// (CLIENT KILL maybe others too): on a throw-away connection, which may
+    /// close after QUIT and CLIENT KILL; after CLIENT KILL the fuzzer's own
+    /// connections are checked and replaced if killed.
+    Aside,
+    /// SRANDMEMBER, HRANDFIELD and ZRANDMEMBER: a negative count asks for that
+    /// many picks, a reply that may legitimately outgrow the output-buffer limit
+    /// (set low for this test), so the server may close the connection instead
+    /// of answering: on a throw-away connection, where a close is fine if the
+    /// process lives on and the client's slot is freed.
+    Unbounded,
+    /// SHUTDOWN stops the server: `shutdown_with_random_arguments_replies_or_exits`.
+    Skip,
+}
+
+fn route(spec: &Spec) -> Route {
+    match spec.name.as_str() {
+        "shutdown" => Route::Skip,
+        "subscribe" | "psubscribe" | "ssubscribe" | "unsubscribe" | "punsubscribe"
+        | "sunsubscribe" => Route::PubSub,
+        "quit" | "reset" | "hello" | "client|kill" => Route::Aside,
+        "srandmember" | "hrandfield" | "zrandmember" => Route::Unbounded,
+        _ if spec.has_flag("blocking") => Route::Blocking,
+        _ => Route::Main,
+    }
+}
+
+fn words(args: &[&str]) -> Vec<Vec<u8>> {
+    args.iter().map(|a| a.as_bytes().to_vec()).collect()
+}
+
+fn env_list(name: &str) -> Vec<String> {
+    std::env::var(name)
+        .map(|v| {
+            v.split(',')
+                .map(|s| s.trim().to_lowercase())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The seed: `RINGKV_FUZZ_SEED`, or a fresh one.
+fn seed() -> u64 {
+    match std::env::var("RINGKV_FUZZ_SEED") {
+        Ok(s) => s.parse().expect("RINGKV_FUZZ_SEED is a u64"),
+        Err(_) => rand::random(),
+    }
+}
+
+/// A running server and the fuzzer's connections to it.
+struct Fuzzer {
+    server: TestServer,
+    seed: u64,
+    /// Resets, checks and config restores; never sent fuzzed requests.
+    ctl: Conn,
+    /// The fuzzing connections: RESP2 and RESP3.
+    mains: [Conn; 2],
+    /// Settable config parameters and their values at the start.
+    config: Vec<(Vec<u8>, Vec<u8>)>,
+    /// A CONFIG SET was sent since the last restore.
+    config_touched: bool,
+    /// The command being fuzzed, and the last requests sent, for failure reports.
+    command: String,
+    history: VecDeque<String>,
+    /// Requests sent in total.
+    sent: usize,
+    /// Print every request (`RINGKV_FUZZ_TRACE=1`).
+    trace: bool,
+}
+
+impl Fuzzer {
+    fn start(seed: u64) -> Fuzzer {
+        // A normal output-buffer limit bounds what a huge random-pick count may
+        // make the server produce (see `Route::Unbounded`).
+        let server =
+            TestServer::start_with(&["--client-output-buffer-limit", "normal 64mb 32mb 10"]);
+        let port = server.port;
+        Fuzzer {
+            ctl: Conn::open(port, false, REPLY_TIMEOUT),
+            mains: [
+                Conn::open(port, false, REPLY_TIMEOUT),
+                Conn::open(port, true, REPLY_TIMEOUT),
+            ],
+            server,
+            seed,
+            config: Vec::new(),
+            config_touched: false,
+            command: String::new(),
+            history: VecDeque::new(),
+            sent: 0,
+            trace: std::env::var_os("RINGKV_FUZZ_TRACE").is_some(),
+        }
+    }
+
+    /// Ends the test with what happened, the request, the server's state and how
+    /// to replay it.
+    fn fail(&mut self, what: &str, conn: &str, args: &[Vec<u8>]) -> ! {
+        let process = match self.server.child().try_wait() {
+            Ok(Some(status)) => format!("the server process EXITED: {status}"),
+            _ => "the server process is still running".to_string(),
+        };
+        let history: Vec<String> = self.history.iter().map(|h| format!("    {h}")).collect();
+        panic!(
+            "{what}\n  request on {conn}: {}\n  {process}\n  seed {seed}; replay: \
+             RINGKV_FUZZ_SEED={seed} RINGKV_FUZZ_ONLY={cmd} cargo test -p ringkv-tests --test fuzz\n  \
+             earlier requests, oldest first:\n{}",
+            render(args),
+            history.join("\n"),
+            seed = self.seed,
+            cmd = self.command,
+        );
+    }
+
+    fn note(&mut self, conn: &str, args: &[Vec<u8>]) {
+        self.sent += 1;
+        if self.trace {
+            eprintln!("{conn}: {}", render(args));
+        }
+        if self.history.len() == 8 {
+            self.history.pop_front();
+        }
+        self.history.push_back(format!("{conn}: {}", render(args)));
+    }
+
+    /// Runs a request of the fuzzer's own on the control connection; it must
+    /// answer, and not with an error.
+    fn ctl(&mut self, args: &[&str]) -> Value {
+        let args = words(args);
+        self.ctl_bytes(&args)
+    }
+
+    fn ctl_bytes(&mut self, args: &[Vec<u8>]) -> Value {
+        match self.ctl.call(args, REPLY_TIMEOUT) {
+            Ok(Value::Error(e)) => {
+                self.fail(&format!("setup request failed: {e}"), "control", args)
+            }
+            Ok(value) => value,
+            Err(e) => self.fail(&format!("setup request: {e}"), "control", args),
+        }
+    }
+
+    /// Sends several requests of the fuzzer's own at once, then checks every reply.
+    fn ctl_pipeline(&mut self, requests: &[Vec<Vec<u8>>]) -> Vec<Value> {
+        for args in requests {
+            assert!(self.ctl.send(args), "control connection closed");
+        }
+        let mut replies = Vec::new();
+        for args in requests {
+            match self.ctl.read(REPLY_TIMEOUT) {
+                Ok(Value::Error(e)) => {
+                    self.fail(&format!("setup request failed: {e}"), "control", args)
+                }
+                Ok(value) => replies.push(value),
+                Err(e) => self.fail(&format!("setup request: {e}"), "control", args),
+            }
+        }
+        replies
+    }
+
+    /// Learns which config parameters CONFIG SET accepts (setting each to its own
+    /// value), so they can be restored after the fuzzer changes them.
+    fn learn_config(&mut self) {
+        let all = self.ctl(&["CONFIG", "GET", "*"]);
+        let pairs: Vec<(Vec<u8>, Vec<u8>)> = match &all {
+            Value::Array(items) => items
+                .chunks(2)
+                .map(|c| {
+                    (
+                        c[0].bytes().unwrap_or_default().to_vec(),
+                        c[1].bytes().unwrap_or_default().to_vec(),
+                    )
+                })
+                .collect(),
+            other => panic!("CONFIG GET * replied {other}"),
+        };
+        for (name, value) in pairs {
+            if DENIED_CONFIG.iter().any(|d| d.as_bytes() == name) {
+                continue;
+            }
+            let set = vec![
+                b"CONFIG".to_vec(),
+                b"SET".to_vec(),
+                name.clone(),
+                value.clone(),
+            ];
+            if let Ok(Value::Status(_)) = self.ctl.call(&set, REPLY_TIMEOUT) {
+                self.config.push((name, value));
+            }
+        }
+        assert!(
+            self.config.len() > 5,
+            "few settable parameters: {:?}",
+            self.config
+        );
+    }
+
+    fn restore_config(&mut self) {
+        let mut args = words(&["CONFIG", "SET"]);
+        for (name, value) in self.config.clone() {
+            args.push(name);
+            args.push(value);
+        }
+        self.ctl_bytes(&args);
+    }
+
+    /// Back to the fixture data, with no transaction open and the original config.
+    fn reset(&mut self) {
+        for i in 0..2 {
+            let discard = words(&["DISCARD"]);
+            self.main_call(i, &discard);
+        }
+        if self.config_touched {
+            self.restore_config();
+            self.config_touched = false;
+        }
+        let mut requests = vec![words(&["FLUSHALL"])];
+        requests.extend(FIXTURES.iter().map(|f| words(f)));
+        // Just past the compact encodings' limits (128 entries, 8 KB list nodes).
+        let mut list = words(&["RPUSH", "fz:biglist"]);
+        let mut set = words(&["SADD", "fz:bigset"]);
+        let (mut hash, mut zset) = (
+            words(&["HSET", "fz:bighash"]),
+            words(&["ZADD", "fz:bigzset"]),
+        );
+        for i in 0..130 {
+            list.push(format!("{i:0>100}").into_bytes());
+            set.push(format!("m{i}").into_bytes());
+            hash.extend([format!("f{i}").into_bytes(), vec![b'v'; i]]);
+            zset.extend([i.to_string().into_bytes(), format!("m{i}").into_bytes()]);
+        }
+        requests.extend([list, set, hash, zset]);
+        self.ctl_pipeline(&requests);
+    }
+
+    /// Sends a fuzzed request on fuzzing connection `i` and checks its one reply.
+    fn main_call(&mut self, i: usize, args: &[Vec<u8>]) -> Value {
+        let name = if i == 0 {
+            "RESP2 connection"
+        } else {
+            "RESP3 connection"
+        };
+        self.note(name, args);
+        match self.mains[i].call(args, REPLY_TIMEOUT) {
+            Ok(Value::Push(_)) => self.fail(
+                "a push message on a connection that subscribed to nothing",
+                name,
+                args,
+            ),
+            Ok(value) => value,
+            Err(e) => self.fail(&e.to_string(), name, args),
+        }
+    }
+
+    /// Runs one fuzzed request as `route` says.
+    fn run(&mut self, route: Route, args: &[Vec<u8>], resp3: bool) {
+        match route {
+            Route::Main => {
+                let is_config_set = args.len() >= 2
+                    && args[0].eq_ignore_ascii_case(b"config")
+                    && args[1].eq_ignore_ascii_case(b"set");
+                self.config_touched |= is_config_set;
+                self.main_call(usize::from(resp3), args);
+                // A CONFIG SET runs now, or when EXEC runs it: restore either way.
+                if self.config_touched && (is_config_set || args[0].eq_ignore_ascii_case(b"exec")) {
+                    self.restore_config();
+                }
+            }
+            Route::Blocking | Route::PubSub | Route::Aside | Route::Unbounded => {
+                self.run_aside(route, args, resp3)
+            }
+            Route::Skip => {}
+        }
+    }
+
+    /// Runs a request on a throw-away connection.
+    fn run_aside(&mut self, route: Route, args: &[Vec<u8>], resp3: bool) {
+        let name = "throw-away connection";
+        let mut conn = Conn::open(self.server.port, resp3, REPLY_TIMEOUT);
+        self.note(name, args);
+        let first = args[0].to_ascii_lowercase();
+        let kill = first == b"client";
+        let may_close = first == b"quit" || kill || route == Route::Unbounded;
+        // HELLO 3 answers in RESP3 (an error would read the same in both).
+        if first == b"hello" && args.get(1).is_some_and(|v| v == b"3") {
+            conn.resp3 = true;
+        }
+        if !conn.send(args) {
+            self.fail("the server closed the connection", name, args);
+        }
+        let wait = if route == Route::Blocking {
+            BLOCK_PROBE
+        } else {
+            REPLY_TIMEOUT
+        };
+        match conn.read(wait) {
+            Ok(Value::Push(_)) if route != Route::PubSub => self.fail(
+                "a push message on a connection that subscribed to nothing",
+                name,
+                args,
+            ),
+            Ok(_) if route == Route::PubSub => loop {
+                // One reply per channel, and maybe messages: all valid, none a drop.
+                match conn.read(BLOCK_PROBE) {
+                    Ok(_) => {}
+                    Err(ReadError::Timeout) => break,
+                    Err(e) => self.fail(&e.to_string(), name, args),
+                }
+            },
+            Ok(_) => {}
+            Err(ReadError::Timeout) if route == Route::Blocking => {
+                self.confirm_blocked(&mut conn, args)
+            }
+            Err(ReadError::Closed) if may_close => self.confirm_closed(conn.id, args),
+            Err(e) => self.fail(&e.to_string(), name, args),
+        }
+        if kill {
+            self.replace_killed();
+        }
+    }
+
+    /// A command that may block has not answered: it must be because the server
+    /// blocked it, not because it hangs.
+    fn confirm_blocked(&mut self, conn: &mut Conn, args: &[Vec<u8>]) {
+        let deadline = Instant::now() + REPLY_TIMEOUT;
+        loop {
+            let id = conn.id.to_string();
+            let list = self.ctl(&["CLIENT", "LIST", "ID", &id]);
+            let text = String::from_utf8_lossy(list.bytes().unwrap_or_default()).into_owned();
+            let flags = text
+                .split_whitespace()
+                .find_map(|f| f.strip_prefix("flags="));
+            if flags.is_some_and(|f| f.contains('b')) {
+                return;
+            }
+            match conn.read(BLOCK_PROBE) {
+                Ok(_) => return,
+                Err(ReadError::Timeout) if Instant::now() < deadline => {}
+                Err(ReadError::Timeout) => self.fail(
+                    &format!("no reply, and the client is not blocked: {text}"),
+                    "throw-away connection",
+                    args,
+                ),
+                Err(e) => self.fail(&e.to_string(), "throw-away connection", args),
+            }
+        }
+    }
+
+    /// A connection the server legitimately closed: the process must live on
+    /// and the client must be gone from CLIENT LIST (its slot freed).
+    fn confirm_closed(&mut self, id: i64, args: &[Vec<u8>]) {
+        let name = "throw-away connection";
+        if let Ok(Some(_)) = self.server.child().try_wait() {
+            self.fail("the server closed the connection", name, args);
+        }
+        let id = id.to_string();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            // CLIENT KILL may have closed the control connection too.
+            let list = match self
+                .ctl
+                .call(&words(&["CLIENT", "LIST", "ID", &id]), REPLY_TIMEOUT)
+            {
+                Ok(list) => list,
+                Err(ReadError::Closed) => {
+                    self.ctl = Conn::open(self.server.port, false, REPLY_TIMEOUT);
+                    continue;
+                }
+                Err(e) => self.fail(&format!("CLIENT LIST after a close: {e}"), "control", args),
+            };
+            if list.bytes().is_some_and(<[u8]>::is_empty) {
+                return;
+            }
+            if Instant::now() > deadline {
+                self.fail(
+                    &format!("the connection closed but its client stays listed: {list}"),
+                    name,
+                    args,
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// CLIENT KILL may legitimately close the fuzzer's own connections: replace
+    /// those it closed (any other failure still fails).
+    fn replace_killed(&mut self) {
+        let port = self.server.port;
+        let ping = words(&["PING"]);
+        for i in 0..3 {
+            let conn = if i == 0 {
+                &mut self.ctl
+            } else {
+                &mut self.mains[i - 1]
+            };
+            let reply = conn.call(&ping, REPLY_TIMEOUT);
+            match reply {
+                Ok(_) => {}
+                Err(ReadError::Closed) => *conn = Conn::open(port, i == 2, REPLY_TIMEOUT),
+                Err(e) => self.fail(
+                    &format!("after CLIENT KILL: {e}"),
+                    "a fuzzing connection",
+                    &ping,
+                ),
+            }
+        }
+    }
+
+    /// Reads back every key the fuzzing left: its type, its contents and its DUMP.
+    fn read_back(&mut self) {
+        let mut cursor = b"0".to_vec();
+        loop {
+            let scan = self.ctl_bytes(&[
+                b"SCAN".to_vec(),
+                cursor,
+                b"COUNT".to_vec(),
+                b"1000".to_vec(),
+            ]);
+            let [next, keys] = scan.items() else {
+                panic!("SCAN replied {scan}");
+            };
+            cursor = next.bytes().unwrap_or_default().to_vec();
+            let keys: Vec<Vec<u8>> = keys
+                .items()
+                .iter()
+                .map(|k| k.bytes().unwrap_or_default().to_vec())
+                .collect();
+            let types = self.ctl_pipeline(
+                &keys
+                    .iter()
+                    .map(|k| vec![b"TYPE".to_vec(), k.clone()])
+                    .collect::<Vec<_>>(),
+            );
+            let mut reads = Vec::new();
+            for (key, kind) in keys.into_iter().zip(types) {
+                let read: &[&str] = match kind.bytes().unwrap_or_default() {
+                    b"string" => &["GET"],
+                    b"list" => &["LRANGE", "0", "-1"],
+                    b"hash" => &["HGETALL"],
+                    b"set" => &["SMEMBERS"],
+                    b"zset" => &["ZRANGE", "0", "-1", "WITHSCORES"],
+                    b"lock" => &["LOCK.INFO"],
+                    _ => &["EXISTS"],
+                };
+                let mut args = vec![read[0].as_bytes().to_vec(), key.clone()];
+                args.extend(words(&read[1..]));
+                reads.extend([args, vec![b"DUMP".to_vec(), key]]);
+            }
+            self.ctl_pipeline(&reads);
+            if cursor == b"0" {
+                return;
+            }
+        }
+    }
+
+    /// DUMP payloads of the fixtures, valid and corrupted, for RESTORE.
+    fn dumps(&mut self) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for key in KEYS {
+            if let Value::Bulk(payload) = self.ctl(&["DUMP", key]) {
+                let mut flipped = payload.clone();
+                let at = payload.len() / 2;
+                flipped[at] ^= 0x5a;
+                out.extend([
+                    payload.clone(),
+                    flipped,
+                    payload[..payload.len() - 1].to_vec(),
+                ]);
+            }
+        }
+        out
+    }
+}
+
+/// Values some commands take, by command name.
+fn context(fuzzer: &Fuzzer) -> HashMap<String, Vec<Vec<u8>>> {
+    let mut ids: Vec<String> = [&fuzzer.ctl, &fuzzer.mains[0], &fuzzer.mains[1]]
+        .iter()
+        .map(|c| c.id.to_string())
+        .collect();
+    ids.extend([
+        "127.0.0.1:1".into(),
+        format!("127.0.0.1:{}", fuzzer.server.port),
+    ]);
+    ids.extend(
+        [
+            "normal", "pubsub", "master", "replica", "yes", "no", "default",
+        ]
+        .map(String::from),
+    );
+    let mut context = HashMap::new();
+    for client in [
+        "client|kill",
+        "client|list",
+        "client|setinfo",
+        "client|setname",
+    ] {
+        context.insert(
+            client.to_string(),
+            ids.iter().map(|s| s.as_bytes().to_vec()).collect(),
+        );
+    }
+    let sections = [
+        "server",
+        "clients",
+        "memory",
+        "stats",
+        "keyspace",
+        "all",
+        "everything",
+        "default",
+        "cpu",
+    ];
+    context.insert("info".into(), words(&sections));
+    context.insert(
+        "hello".into(),
+        words(&["2", "3", "AUTH", "default", "SETNAME"]),
+    );
+    context.insert(
+        "scan".into(),
+        words(&[
+            "string",
+            "list",
+            "hash",
+            "set",
+            "zset",
+            "lock",
+            "cache-lease",
+            "none",
+        ]),
+    );
+    let channels = words(&["ch", "fz:*", "__keyspace@0__:*", "__keyevent@0__:set"]);
+    for name in [
+        "publish",
+        "subscribe",
+        "psubscribe",
+        "unsubscribe",
+        "punsubscribe",
+        "pubsub|numsub",
+        "pubsub|channels",
+    ] {
+        context.insert(name.to_string(), channels.clone());
+    }
+    context
+}
+
+#[test]
+fn every_command_survives_random_and_extreme_arguments() {
+    let seed = seed();
+    let rounds: usize =
+        std::env::var("RINGKV_FUZZ_ROUNDS").map_or(12, |r| r.parse().expect("RINGKV_FUZZ_ROUNDS"));
+    let (only, skip) = (env_list("RINGKV_FUZZ_ONLY"), env_list("RINGKV_FUZZ_SKIP"));
+    eprintln!(
+        "fuzz seed {seed} (set RINGKV_FUZZ_SEED to replay), {rounds} random requests per command"
+    );
+    let started = Instant::now();
+
+    let mut fuzzer = Fuzzer::start(seed);
+    let specs = spec::discover(&mut fuzzer.ctl, REPLY_TIMEOUT);
+    fuzzer.learn_config();
+    fuzzer.reset();
+    let mut context = context(&fuzzer);
+    context.insert("restore".into(), fuzzer.dumps());
+    let settable = fuzzer.config.iter().map(|(name, _)| name.clone()).collect();
+    let pools = Pools::new(
+        KEYS,
+        KEYS_BY_GROUP,
+        &specs,
+        context,
+        DENIED_CONFIG,
+        settable,
+    );
+
+    let mut fuzzed = 0;
+    for spec in &specs {
+        let route = route(spec);
+        let chosen = only.is_empty() || only.contains(&spec.name);
+        if route == Route::Skip || !chosen || skip.contains(&spec.name) {
+            continue;
+        }
+        fuzzed += 1;
+        fuzzer.command = spec.name.clone();
+        let mut gen = Gen::new(seed, spec, &pools);
+        let mut requests = Vec::new();
+        for extreme in gen::extremes() {
+            requests.extend(gen.with_extreme(&extreme));
+            requests.extend(gen.with_option(&extreme));
+        }
+        requests.extend((0..rounds).map(|_| gen.random()));
+        fuzzer.reset();
+        for (i, args) in requests.iter().enumerate() {
+            if i > 0 && i % RESET_EVERY == 0 {
+                fuzzer.read_back();
+                fuzzer.reset();
+            }
+            let resp3 = gen.rng.random_bool(1.0 / 3.0);
+            fuzzer.run(route, args, resp3);
+        }
+        fuzzer.read_back();
+    }
+    assert!(fuzzed > 0, "no command matched RINGKV_FUZZ_ONLY={only:?}");
+
+    // The process survived, answers a new connection, and its data still reads.
+    assert!(
+        fuzzer.server.child().try_wait().unwrap().is_none(),
+        "the server exited"
+    );
+    let mut fresh = Conn::open(fuzzer.server.port, false, REPLY_TIMEOUT);
+    assert_eq!(
+        fresh.call(&words(&["PING"]), REPLY_TIMEOUT).unwrap(),
+        Value::Status("PONG".into())
+    );
+    fuzzer.reset();
+    let checks: &[(&[&str], Value)] = &[
+        (&["GET", "fz:str"], Value::Bulk(b"hello world".to_vec())),
+        (&["LINDEX", "fz:list", "-1"], Value::Bulk(b"a".to_vec())),
+        (&["HGET", "fz:hash", "f1"], Value::Bulk(b"v1".to_vec())),
+        (&["SCARD", "fz:intset"], Value::Int(4)),
+        (&["ZSCORE", "fz:zset", "b"], Value::Bulk(b"2".to_vec())),
+        (&["LOCK.RELEASE", "fz:lock", "owner"], Value::Int(0)),
+        (&["DBSIZE"], Value::Int(13)),
+    ];
+    for (args, want) in checks {
+        assert_eq!(&fuzzer.ctl(args), want, "{args:?}");
+    }
+    eprintln!(
+        "fuzzed {fuzzed} commands with {} requests in {:.1?}",
+        fuzzer.sent,
+        started.elapsed()
+    );
+}
+
+/// SHUTDOWN with random arguments either refuses with an error, the connection
+/// staying open, or stops the process cleanly.
+#[test]
+fn shutdown_with_random_arguments_replies_or_exits() {
+    let seed = seed();
+    let mut fuzzer = Fuzzer::start(seed);
+    let specs = spec::discover(&mut fuzzer.ctl, REPLY_TIMEOUT);
+    let shutdown = specs
+        .iter()
+        .find(|s| s.name == "shutdown")
+        .expect("SHUTDOWN is listed");
+    let pools = Pools::new(
+        KEYS,
+        KEYS_BY_GROUP,
+        &specs,
+        HashMap::new(),
+        DENIED_CONFIG,
+        Vec::new(),
+    );
+    let mut gen = Gen::new(seed, shutdown, &pools);
+    fuzzer.command = "shutdown".into();
+    for _ in 0..50 {
+        let args = gen.random();
+        fuzzer.note("RESP2 connection", &args);
+        match fuzzer.mains[0].call(&args, REPLY_TIMEOUT) {
+            Ok(Value::Error(_)) => {}
+            Ok(other) => fuzzer.fail(
+                &format!("SHUTDOWN replied {other}"),
+                "RESP2 connection",
+                &args,
+            ),
+            Err(ReadError::Closed) => {
+                let status = fuzzer
+                    .server
+                    .wait_exit(REPLY_TIMEOUT)
+                    .expect("the process exits after SHUTDOWN");
+                assert!(status.success(), "SHUTDOWN {}: {status:?}", render(&args));
+                return;
+            }
+            Err(e) => fuzzer.fail(&e.to_string(), "RESP2 connection", &args),
+        }
+    }
+    panic!("no random SHUTDOWN stopped the server (seed {seed})");
+}
