@@ -413,7 +413,13 @@ impl<'a> Command<'a> for Pos<'a> {
             match option.as_str() {
                 "RANK" => {
                     pos.rank = p.next_i64()?;
-                    if pos.rank == 0 || pos.rank == i64::MIN {
+                    // i64::MIN has no positive counterpart: Redis bounds RANK to ±i64::MAX.
+                    if pos.rank == i64::MIN {
+                        return Err(CommandError::err(
+                            "value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+                        ));
+                    }
+                    if pos.rank == 0 {
                         return Err(CommandError::err(
                             "RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list",
                         ));
