@@ -252,7 +252,7 @@ impl<'a> Gen<'a> {
             return false;
         }
         match self.spec.name.as_str() {
-            "config|set" => pos % 2 == 0,
+            "config|set" => pos.is_multiple_of(2),
             "restore" => pos == 3,
             "hello" | "publish" | "command|getkeys" => pos == self.spec.words.len(),
             "config|get" | "command|info" | "command|docs" | "info" | "subscribe"

@@ -203,12 +203,10 @@ impl Fuzzer {
         let server =
             TestServer::start_with(&["--client-output-buffer-limit", "normal 64mb 32mb 10"]);
         let port = server.port;
+        let open = |resp3| Conn::open(port, resp3, REPLY_TIMEOUT).expect("connect");
         Fuzzer {
-            ctl: Conn::open(port, false, REPLY_TIMEOUT),
-            mains: [
-                Conn::open(port, false, REPLY_TIMEOUT),
-                Conn::open(port, true, REPLY_TIMEOUT),
-            ],
+            ctl: open(false),
+            mains: [open(false), open(true)],
             server,
             seed,
             config: Vec::new(),
@@ -223,9 +221,10 @@ impl Fuzzer {
     /// Ends the test with what happened, the request, the server's state and how
     /// to replay it.
     fn fail(&mut self, what: &str, conn: &str, args: &[Vec<u8>]) -> ! {
-        let process = match self.server.child().try_wait() {
-            Ok(Some(status)) => format!("the server process EXITED: {status}"),
-            _ => "the server process is still running".to_string(),
+        // A process that is aborting may take a moment to be gone.
+        let process = match self.server.wait_exit(Duration::from_millis(500)) {
+            Some(status) => format!("the server process EXITED: {status}"),
+            None => "the server process is still running".to_string(),
         };
         let history: Vec<String> = self.history.iter().map(|h| format!("    {h}")).collect();
         panic!(
@@ -360,6 +359,18 @@ impl Fuzzer {
         self.ctl_pipeline(&requests);
     }
 
+    /// A new connection, or the end of the test if the server takes none.
+    fn open(&mut self, resp3: bool, args: &[Vec<u8>]) -> Conn {
+        match Conn::open(self.server.port, resp3, REPLY_TIMEOUT) {
+            Ok(conn) => conn,
+            Err(e) => self.fail(
+                &format!("a new connection failed: {e}"),
+                "a new connection",
+                args,
+            ),
+        }
+    }
+
     /// Sends a fuzzed request on fuzzing connection `i` and checks its one reply.
     fn main_call(&mut self, i: usize, args: &[Vec<u8>]) -> Value {
         let name = if i == 0 {
@@ -403,7 +414,7 @@ impl Fuzzer {
     /// Runs a request on a throw-away connection.
     fn run_aside(&mut self, route: Route, args: &[Vec<u8>], resp3: bool) {
         let name = "throw-away connection";
-        let mut conn = Conn::open(self.server.port, resp3, REPLY_TIMEOUT);
+        let mut conn = self.open(resp3, args);
         self.note(name, args);
         let first = args[0].to_ascii_lowercase();
         let kill = first == b"client";
@@ -490,7 +501,7 @@ impl Fuzzer {
             {
                 Ok(list) => list,
                 Err(ReadError::Closed) => {
-                    self.ctl = Conn::open(self.server.port, false, REPLY_TIMEOUT);
+                    self.ctl = self.open(false, args);
                     continue;
                 }
                 Err(e) => self.fail(&format!("CLIENT LIST after a close: {e}"), "control", args),
@@ -512,7 +523,6 @@ impl Fuzzer {
     /// CLIENT KILL may legitimately close the fuzzer's own connections: replace
     /// those it closed (any other failure still fails).
     fn replace_killed(&mut self) {
-        let port = self.server.port;
         let ping = words(&["PING"]);
         for i in 0..3 {
             let conn = if i == 0 {
@@ -520,10 +530,16 @@ impl Fuzzer {
             } else {
                 &mut self.mains[i - 1]
             };
-            let reply = conn.call(&ping, REPLY_TIMEOUT);
-            match reply {
+            match conn.call(&ping, REPLY_TIMEOUT) {
                 Ok(_) => {}
-                Err(ReadError::Closed) => *conn = Conn::open(port, i == 2, REPLY_TIMEOUT),
+                Err(ReadError::Closed) => {
+                    let fresh = self.open(i == 2, &ping);
+                    if i == 0 {
+                        self.ctl = fresh;
+                    } else {
+                        self.mains[i - 1] = fresh;
+                    }
+                }
                 Err(e) => self.fail(
                     &format!("after CLIENT KILL: {e}"),
                     "a fuzzing connection",
@@ -732,7 +748,7 @@ fn every_command_survives_random_and_extreme_arguments() {
         fuzzer.server.child().try_wait().unwrap().is_none(),
         "the server exited"
     );
-    let mut fresh = Conn::open(fuzzer.server.port, false, REPLY_TIMEOUT);
+    let mut fresh = Conn::open(fuzzer.server.port, false, REPLY_TIMEOUT).expect("a new connection");
     assert_eq!(
         fresh.call(&words(&["PING"]), REPLY_TIMEOUT).unwrap(),
         Value::Status("PONG".into())
@@ -793,7 +809,11 @@ fn shutdown_with_random_arguments_replies_or_exits() {
                     .server
                     .wait_exit(REPLY_TIMEOUT)
                     .expect("the process exits after SHUTDOWN");
-                assert!(status.success(), "SHUTDOWN {}: {status:?}", render(&args));
+                assert!(
+                    status.success(),
+                    "SHUTDOWN {} (seed {seed}): {status:?}",
+                    render(&args)
+                );
                 return;
             }
             Err(e) => fuzzer.fail(&e.to_string(), "RESP2 connection", &args),

@@ -11,6 +11,10 @@ use bytes::BytesMut;
 use redis_protocol::resp2::types::BytesFrame as Frame2;
 use redis_protocol::resp3::types::BytesFrame as Frame3;
 
+/// Largest reply the fuzzer accepts: beyond the server's output-buffer limit,
+/// so a reply this large means the limit was not applied.
+const MAX_REPLY: usize = 256 << 20;
+
 /// A reply, whichever protocol carried it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -161,9 +165,10 @@ pub struct Conn {
 impl Conn {
     /// Connects to the server on `port`, switches to RESP3 if asked, and learns its
     /// client id.
-    pub fn open(port: u16, resp3: bool, timeout: Duration) -> Conn {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        stream.set_nodelay(true).expect("nodelay");
+    pub fn open(port: u16, resp3: bool, timeout: Duration) -> Result<Conn, String> {
+        let stream =
+            TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
         let mut conn = Conn {
             stream,
             buf: BytesMut::new(),
@@ -171,17 +176,20 @@ impl Conn {
             id: 0,
         };
         if resp3 {
-            conn.send(&[b"HELLO".to_vec(), b"3".to_vec()]);
+            if !conn.send(&[b"HELLO".to_vec(), b"3".to_vec()]) {
+                return Err("HELLO 3: connection closed".into());
+            }
             conn.resp3 = true;
-            let hello = conn.read(timeout).expect("HELLO 3");
-            assert!(matches!(hello, Value::Map(_)), "HELLO 3 replied {hello}");
+            match conn.read(timeout) {
+                Ok(Value::Map(_)) => {}
+                other => return Err(format!("HELLO 3 replied {other:?}")),
+            }
         }
-        conn.send(&[b"CLIENT".to_vec(), b"ID".to_vec()]);
-        match conn.read(timeout) {
+        match conn.call(&[b"CLIENT".to_vec(), b"ID".to_vec()], timeout) {
             Ok(Value::Int(id)) => conn.id = id,
-            other => panic!("CLIENT ID replied {other:?}"),
+            other => return Err(format!("CLIENT ID replied {other:?}")),
         }
-        conn
+        Ok(conn)
     }
 
     /// Sends one request; false if the connection is gone.
@@ -224,6 +232,11 @@ impl Conn {
                 Ok(n) => {
                     self.buf.extend_from_slice(&chunk[..n]);
                     quiet = false;
+                    if self.buf.len() > MAX_REPLY {
+                        return Err(ReadError::Invalid(format!(
+                            "a reply over {MAX_REPLY} bytes (the output-buffer limit is 64 MB)"
+                        )));
+                    }
                 }
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                     if attempt {
