@@ -390,8 +390,9 @@ impl Fuzzer {
         }
     }
 
-    /// Runs one fuzzed request as `route` says.
-    fn run(&mut self, route: Route, args: &[Vec<u8>], resp3: bool) {
+    /// Runs one fuzzed request as `route` says, over RESP3 or RESP2, a command
+    /// that may block sometimes inside MULTI.
+    fn run(&mut self, route: Route, args: &[Vec<u8>], resp3: bool, transaction: bool) {
         match route {
             Route::Main => {
                 let is_config_set = args.len() >= 2
@@ -405,14 +406,14 @@ impl Fuzzer {
                 }
             }
             Route::Blocking | Route::PubSub | Route::Aside | Route::Unbounded => {
-                self.run_aside(route, args, resp3)
+                self.run_aside(route, args, resp3, transaction)
             }
             Route::Skip => {}
         }
     }
 
     /// Runs a request on a throw-away connection.
-    fn run_aside(&mut self, route: Route, args: &[Vec<u8>], resp3: bool) {
+    fn run_aside(&mut self, route: Route, args: &[Vec<u8>], resp3: bool, transaction: bool) {
         let name = "throw-away connection";
         let mut conn = self.open(resp3, args);
         self.note(name, args);
@@ -422,6 +423,10 @@ impl Fuzzer {
         // HELLO 3 answers in RESP3 (an error would read the same in both).
         if first == b"hello" && args.get(1).is_some_and(|v| v == b"3") {
             conn.resp3 = true;
+        }
+        if route == Route::Blocking && transaction {
+            self.run_in_transaction(&mut conn, args);
+            return;
         }
         if !conn.send(args) {
             self.fail("the server closed the connection", name, args);
@@ -454,6 +459,20 @@ impl Fuzzer {
         }
         if kill {
             self.replace_killed();
+        }
+    }
+
+    /// Inside MULTI a blocking command must answer at once: MULTI, the command
+    /// and EXEC each get their reply without waiting.
+    fn run_in_transaction(&mut self, conn: &mut Conn, args: &[Vec<u8>]) {
+        let name = "throw-away connection in MULTI";
+        for request in [words(&["MULTI"]), args.to_vec(), words(&["EXEC"])] {
+            if !conn.send(&request) {
+                self.fail("the server closed the connection", name, &request);
+            }
+            if let Err(e) = conn.read(REPLY_TIMEOUT) {
+                self.fail(&e.to_string(), name, &request);
+            }
         }
     }
 
@@ -737,7 +756,8 @@ fn every_command_survives_random_and_extreme_arguments() {
                 fuzzer.reset();
             }
             let resp3 = gen.rng.random_bool(1.0 / 3.0);
-            fuzzer.run(route, args, resp3);
+            let transaction = gen.rng.random_bool(0.2);
+            fuzzer.run(route, args, resp3, transaction);
         }
         fuzzer.read_back();
     }
