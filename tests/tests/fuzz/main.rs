@@ -7,9 +7,11 @@
 //! afterwards the data the fuzzing wrote must read back, and at the end the
 //! process must be alive, answer PING and hold its data.
 //!
-//! Each command first gets every extreme at one of its arguments and after one of
-//! its options, then `RINGKV_FUZZ_ROUNDS` (default 12) fully random requests. The
-//! seed is random unless `RINGKV_FUZZ_SEED` is set and is printed on failure.
+//! Each command first gets every extreme at each of its non-key arguments and
+//! after one of its options, then `RINGKV_FUZZ_ROUNDS` (default 12) fully random
+//! requests. Commands that block, change or close their connection run on
+//! throw-away connections (see [`Route`]). The seed is random unless
+//! `RINGKV_FUZZ_SEED` is set; it is printed at the start and on failure.
 //! A command's requests depend only on the seed and its name, and every command
 //! starts from the same data, so `RINGKV_FUZZ_ONLY=name,...` (or `RINGKV_FUZZ_SKIP`)
 //! replays exactly the failing command's requests:
@@ -120,7 +122,8 @@ enum Route {
     /// On a fuzzing connection: exactly one reply, and the connection stays open.
     Main,
     /// A command that may block: on a throw-away connection, where waiting is
-    /// fine once the server lists the client as blocked (`flags=b`).
+    /// fine once the server lists the client as blocked (`flags=b`); a fifth
+    /// run inside MULTI, where they must answer at once.
     Blocking,
     /// (P)SUBSCRIBE and (P)UNSUBSCRIBE: one or more replies, then subscriber
     /// mode: on a throw-away connection.
@@ -132,7 +135,7 @@ enum Route {
     Aside,
     /// SRANDMEMBER, HRANDFIELD and ZRANDMEMBER: a negative count asks for that
     /// many picks, a reply that may legitimately outgrow the output-buffer limit
-    /// (set low for this test), so the server may close the connection instead
+    /// (64 MB in this test), so the server may close the connection instead
     /// of answering: on a throw-away connection, where a close is fine if the
     /// process lives on and the client's slot is freed.
     Unbounded,
