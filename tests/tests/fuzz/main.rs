@@ -5,7 +5,8 @@
 //! must be valid RESP of the connection's protocol (RESP2, and RESP3 for a third
 //! of the requests), no connection may drop and no request may go unanswered;
 //! afterwards the data the fuzzing wrote must read back, and at the end the
-//! process must be alive, answer PING and hold its data.
+//! process must be alive, answer PING and hold its data. Every keyspace
+//! notification is on, and a subscriber checks each one it receives.
 //!
 //! Each command first gets every extreme at each of its non-key arguments and
 //! after one of its options, then `RINGKV_FUZZ_ROUNDS` (default 12) fully random
@@ -27,6 +28,9 @@ mod spec;
 mod wire;
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rand::RngExt;
@@ -203,8 +207,13 @@ impl Fuzzer {
     fn start(seed: u64) -> Fuzzer {
         // A normal output-buffer limit bounds what a huge random-pick count may
         // make the server produce (see `Route::Unbounded`).
-        let server =
-            TestServer::start_with(&["--client-output-buffer-limit", "normal 64mb 32mb 10"]);
+        // Every keyspace notification on, for `watch_notifications`.
+        let server = TestServer::start_with(&[
+            "--client-output-buffer-limit",
+            "normal 64mb 32mb 10",
+            "--notify-keyspace-events",
+            "KEA",
+        ]);
         let port = server.port;
         let open = |resp3| Conn::open(port, resp3, REPLY_TIMEOUT).expect("connect");
         Fuzzer {
@@ -393,8 +402,8 @@ impl Fuzzer {
         }
     }
 
-    /// Runs one fuzzed request as `route` says, over RESP3 or RESP2, a command
-    /// that may block sometimes inside MULTI.
+    /// Runs one fuzzed request as `route` says, over RESP3 or RESP2, and inside
+    /// MULTI if `transaction` (for the routes that can).
     fn run(&mut self, route: Route, args: &[Vec<u8>], resp3: bool, transaction: bool) {
         match route {
             Route::Main => {
@@ -402,7 +411,16 @@ impl Fuzzer {
                     && args[0].eq_ignore_ascii_case(b"config")
                     && args[1].eq_ignore_ascii_case(b"set");
                 self.config_touched |= is_config_set;
-                self.main_call(usize::from(resp3), args);
+                let conn = usize::from(resp3);
+                if transaction {
+                    // Queued, then run by EXEC: the same command through the
+                    // transaction path.
+                    self.main_call(conn, &words(&["MULTI"]));
+                    self.main_call(conn, args);
+                    self.main_call(conn, &words(&["EXEC"]));
+                } else {
+                    self.main_call(conn, args);
+                }
                 // A CONFIG SET runs now, or when EXEC runs it: restore either way.
                 if self.config_touched && (is_config_set || args[0].eq_ignore_ascii_case(b"exec")) {
                     self.restore_config();
@@ -637,6 +655,29 @@ impl Fuzzer {
     }
 }
 
+/// Subscribes to every keyspace notification (the server runs with them all
+/// on) over RESP3 until `stop`, checking each message is a valid push; a close
+/// (CLIENT KILL may hit it) reconnects. Returns how many arrived.
+fn watch_notifications(port: u16, stop: Arc<AtomicBool>) -> JoinHandle<Result<usize, String>> {
+    std::thread::spawn(move || {
+        let mut seen = 0;
+        loop {
+            let mut conn = Conn::open(port, true, REPLY_TIMEOUT)?;
+            conn.send(&words(&["PSUBSCRIBE", "__key*__:*"]));
+            loop {
+                match conn.read(Duration::from_millis(100)) {
+                    Ok(Value::Push(_)) => seen += 1,
+                    Ok(other) => return Err(format!("a subscriber got {other}")),
+                    Err(ReadError::Timeout) if stop.load(Ordering::Relaxed) => return Ok(seen),
+                    Err(ReadError::Timeout) => {}
+                    Err(ReadError::Closed) => break,
+                    Err(ReadError::Invalid(why)) => return Err(why),
+                }
+            }
+        }
+    })
+}
+
 /// Values some commands take, by command name.
 fn context(fuzzer: &Fuzzer) -> HashMap<String, Vec<Vec<u8>>> {
     let mut ids: Vec<String> = [&fuzzer.ctl, &fuzzer.mains[0], &fuzzer.mains[1]]
@@ -721,6 +762,8 @@ fn every_command_survives_random_and_extreme_arguments() {
     let started = Instant::now();
 
     let mut fuzzer = Fuzzer::start(seed);
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = watch_notifications(fuzzer.server.port, stop.clone());
     let specs = spec::discover(&mut fuzzer.ctl, REPLY_TIMEOUT);
     fuzzer.learn_config();
     fuzzer.reset();
@@ -753,13 +796,17 @@ fn every_command_survives_random_and_extreme_arguments() {
         }
         requests.extend((0..rounds).map(|_| gen.random()));
         fuzzer.reset();
+        // A read-only command leaves the data as it found it: no resets needed.
+        let writes = !spec.has_flag("readonly");
         for (i, args) in requests.iter().enumerate() {
-            if i > 0 && i % RESET_EVERY == 0 {
+            if writes && i > 0 && i % RESET_EVERY == 0 {
                 fuzzer.read_back();
                 fuzzer.reset();
             }
             let resp3 = gen.rng.random_bool(1.0 / 3.0);
-            let transaction = gen.rng.random_bool(0.2);
+            let transaction = gen
+                .rng
+                .random_bool(if route == Route::Main { 0.1 } else { 0.2 });
             fuzzer.run(route, args, resp3, transaction);
         }
         fuzzer.read_back();
@@ -789,8 +836,12 @@ fn every_command_survives_random_and_extreme_arguments() {
     for (args, want) in checks {
         assert_eq!(&fuzzer.ctl(args), want, "{args:?}");
     }
+    stop.store(true, Ordering::Relaxed);
+    let notified = watcher.join().expect("watcher thread");
+    let notified = notified.unwrap_or_else(|e| panic!("notification stream (seed {seed}): {e}"));
+    assert!(notified > 0, "no keyspace notification arrived");
     eprintln!(
-        "fuzzed {fuzzed} commands with {} requests in {:.1?}",
+        "fuzzed {fuzzed} commands with {} requests ({notified} notifications) in {:.1?}",
         fuzzer.sent,
         started.elapsed()
     );
