@@ -45,12 +45,11 @@ const BINARY: &[u8] = b"\0\r\n\xff*1\r\n$-1\r\n\x00a\n";
 /// Size of the large argument.
 const BIG: usize = 64 * 1024;
 
-/// Small values most commands accept: counts, indexes, scores, lex and score
-/// ranges, patterns.
-const SMALL: &[&str] = &[
-    "1", "2", "3", "5", "10", "100", "-2", "0.5", "-1.5", "(1", "[a", "-", "+", "*", "fz:*",
-    "h?llo", "[a-", "\\",
-];
+/// Small numbers most commands accept: counts, indexes, scores.
+const SMALL_NUMBERS: &[&str] = &["1", "2", "3", "5", "10", "100", "-2", "0.5", "-1.5"];
+
+/// Lex and score range bounds, and glob patterns.
+const RANGES_AND_PATTERNS: &[&str] = &["(1", "[a", "-", "+", "*", "fz:*", "h?llo", "[a-", "\\"];
 
 /// Members, fields and values the fixtures hold (and some they do not).
 const MEMBERS: &[&str] = &[
@@ -206,7 +205,7 @@ impl<'a> Gen<'a> {
         if self.rng.random_bool(0.5) {
             self.pick_str(NUMERIC_EXTREMES)
         } else {
-            self.pick_str(&SMALL[..9])
+            self.pick_str(SMALL_NUMBERS)
         }
     }
 
@@ -234,7 +233,8 @@ impl<'a> Gen<'a> {
         match roll {
             0..=19 if !self.spec.tokens.is_empty() => self.token(),
             0..=39 => self.pick(&pools.extremes),
-            40..=59 => self.pick_str(SMALL),
+            40..=49 => self.pick_str(SMALL_NUMBERS),
+            50..=59 => self.pick_str(RANGES_AND_PATTERNS),
             60..=71 => self.pick_str(MEMBERS),
             72..=81 => self.key(),
             82..=93 if !self.context.is_empty() => self.pick(self.context),
