@@ -120,6 +120,35 @@ const DENIED_CONFIG: &[&str] = &[
     "port",
 ];
 
+/// Collection encoding thresholds a command runs under (one per command, by the
+/// seed): the defaults; zero, so every collection takes its large encoding from
+/// the first element; and the most, so compact encodings hold everything,
+/// 64 KB members included.
+const ENCODING_PROFILES: &[&[(&str, &str)]] = &[
+    &[],
+    &[
+        ("hash-max-listpack-entries", "0"),
+        ("hash-max-listpack-value", "0"),
+        ("set-max-intset-entries", "0"),
+        ("set-max-listpack-entries", "0"),
+        ("set-max-listpack-value", "0"),
+        ("zset-max-listpack-entries", "0"),
+        ("zset-max-listpack-value", "0"),
+        ("list-max-listpack-size", "1"),
+        ("list-compress-depth", "1"),
+    ],
+    &[
+        ("hash-max-listpack-entries", "2147483647"),
+        ("hash-max-listpack-value", "2147483647"),
+        ("set-max-intset-entries", "2147483647"),
+        ("set-max-listpack-entries", "2147483647"),
+        ("set-max-listpack-value", "2147483647"),
+        ("zset-max-listpack-entries", "2147483647"),
+        ("zset-max-listpack-value", "2147483647"),
+        ("list-max-listpack-size", "2147483647"),
+    ],
+];
+
 /// Where and how a command's requests run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
@@ -194,6 +223,8 @@ struct Fuzzer {
     config: Vec<(Vec<u8>, Vec<u8>)>,
     /// A CONFIG SET was sent since the last restore.
     config_touched: bool,
+    /// The encoding thresholds of the command being fuzzed.
+    profile: &'static [(&'static str, &'static str)],
     /// The command being fuzzed, and the last requests sent, for failure reports.
     command: String,
     history: VecDeque<String>,
@@ -223,6 +254,7 @@ impl Fuzzer {
             seed,
             config: Vec::new(),
             config_touched: false,
+            profile: ENCODING_PROFILES[0],
             command: String::new(),
             history: VecDeque::new(),
             sent: 0,
@@ -333,16 +365,20 @@ impl Fuzzer {
         );
     }
 
+    /// Sets every settable parameter back: to its value at the start, or the
+    /// current encoding profile's.
     fn restore_config(&mut self) {
         let mut args = words(&["CONFIG", "SET"]);
         for (name, value) in self.config.clone() {
+            let profiled = self.profile.iter().find(|(p, _)| p.as_bytes() == name);
             args.push(name);
-            args.push(value);
+            args.push(profiled.map_or(value, |(_, v)| v.as_bytes().to_vec()));
         }
         self.ctl_bytes(&args);
     }
 
-    /// Back to the fixture data, with no transaction open and the original config.
+    /// Back to the fixture data, with no transaction open and the config as the
+    /// command started with it.
     fn reset(&mut self) {
         for i in 0..2 {
             let discard = words(&["DISCARD"]);
@@ -795,6 +831,8 @@ fn every_command_survives_random_and_extreme_arguments() {
             requests.extend(gen.with_option(&extreme));
         }
         requests.extend((0..rounds).map(|_| gen.random()));
+        fuzzer.profile = ENCODING_PROFILES[gen.rng.random_range(0..ENCODING_PROFILES.len())];
+        fuzzer.config_touched = true;
         fuzzer.reset();
         // A read-only command leaves the data as it found it: no resets needed.
         let writes = !spec.has_flag("readonly");
@@ -823,6 +861,8 @@ fn every_command_survives_random_and_extreme_arguments() {
         fresh.call(&words(&["PING"]), REPLY_TIMEOUT).unwrap(),
         Value::Status("PONG".into())
     );
+    fuzzer.profile = ENCODING_PROFILES[0];
+    fuzzer.config_touched = true;
     fuzzer.reset();
     let checks: &[(&[&str], Value)] = &[
         (&["GET", "fz:str"], Value::Bulk(b"hello world".to_vec())),
