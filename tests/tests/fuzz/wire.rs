@@ -113,6 +113,11 @@ impl fmt::Display for Value {
     }
 }
 
+/// A request from text words.
+pub fn words(args: &[&str]) -> Vec<Vec<u8>> {
+    args.iter().map(|a| a.as_bytes().to_vec()).collect()
+}
+
 /// Printable form of an argument: escaped, long ones cut with their length noted.
 pub fn clip(bytes: &[u8]) -> String {
     let shown = &bytes[..bytes.len().min(48)];
