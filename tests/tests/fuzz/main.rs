@@ -313,7 +313,8 @@ fn concurrent_fuzzing_never_hangs_or_drops() {
         Vec::new(),
     );
     // Commands that change the server for everyone (CONFIG SET, whose restore
-    // would race) or end connections run in the single-connection test only.
+    // would race), may end their connection (QUIT, CLIENT KILL, random picks
+    // past the output limit) or subscribe run in the single-connection test only.
     let storm = storm::Storm {
         specs: specs
             .iter()
