@@ -15,30 +15,84 @@ use crate::util::glob::glob_match;
 /// Called when `loglevel` changes, to reconfigure logging.
 pub type LogLevelHook = Box<dyn Fn(LogLevel) + Send + Sync>;
 
+/// How a threshold is written and bounded: Redis's checks and messages.
+#[derive(Debug, Clone, Copy)]
+enum Range {
+    /// An integer from 0 up.
+    Count,
+    /// A size, optionally with a unit (`4kb`).
+    Memory,
+    /// An integer within these bounds.
+    Int(i64, i64),
+}
+
 /// Redis's encoding thresholds: accepted, shown and changeable, so tools that tune
 /// them work unchanged.
-const TUNABLES: &[(&str, &[&str], i64)] = &[
+const TUNABLES: &[(&str, &[&str], i64, Range)] = &[
     (
         "hash-max-listpack-entries",
         &["hash-max-ziplist-entries"],
         128,
+        Range::Count,
     ),
-    ("hash-max-listpack-value", &["hash-max-ziplist-value"], 64),
-    ("set-max-intset-entries", &[], 512),
-    ("set-max-listpack-entries", &[], 128),
-    ("set-max-listpack-value", &[], 64),
+    (
+        "hash-max-listpack-value",
+        &["hash-max-ziplist-value"],
+        64,
+        Range::Memory,
+    ),
+    ("set-max-intset-entries", &[], 512, Range::Count),
+    ("set-max-listpack-entries", &[], 128, Range::Count),
+    ("set-max-listpack-value", &[], 64, Range::Memory),
     (
         "zset-max-listpack-entries",
         &["zset-max-ziplist-entries"],
         128,
+        Range::Count,
     ),
-    ("zset-max-listpack-value", &["zset-max-ziplist-value"], 64),
-    ("list-max-listpack-size", &["list-max-ziplist-size"], -2),
-    ("list-compress-depth", &[], 0),
-    ("stream-node-max-bytes", &[], 4096),
-    ("stream-node-max-entries", &[], 100),
-    ("hll-sparse-max-bytes", &[], 3000),
+    (
+        "zset-max-listpack-value",
+        &["zset-max-ziplist-value"],
+        64,
+        Range::Memory,
+    ),
+    (
+        "list-max-listpack-size",
+        &["list-max-ziplist-size"],
+        -2,
+        Range::Int(i32::MIN as i64, i32::MAX as i64),
+    ),
+    (
+        "list-compress-depth",
+        &[],
+        0,
+        Range::Int(0, i32::MAX as i64),
+    ),
+    ("stream-node-max-bytes", &[], 4096, Range::Memory),
+    ("stream-node-max-entries", &[], 100, Range::Count),
+    ("hll-sparse-max-bytes", &[], 3000, Range::Memory),
 ];
+
+/// A threshold's new value, checked as Redis checks it.
+fn parse_tunable(value: &str, range: Range) -> Result<i64, String> {
+    let (min, max) = match range {
+        Range::Count => (0, i64::MAX),
+        Range::Int(min, max) => (min, max),
+        Range::Memory => {
+            let size = parse_size(value, 0)?;
+            return i64::try_from(size)
+                .map_err(|_| format!("argument must be between 0 and {} inclusive", i64::MAX));
+        }
+    };
+    let n = crate::protocol::number::parse_i64(value.as_bytes())
+        .ok_or_else(|| "argument couldn't be parsed into an integer".to_string())?;
+    if n < min || n > max {
+        return Err(format!(
+            "argument must be between {min} and {max} inclusive"
+        ));
+    }
+    Ok(n)
+}
 
 /// Live configuration.
 pub struct LiveConfig {
@@ -601,9 +655,7 @@ impl LiveConfig {
                 .iter()
                 .position(|t| t.0 == name_text || t.1.contains(&name_text.as_str()))
             {
-                let n: i64 = value
-                    .parse()
-                    .map_err(|_| invalid("argument couldn't be parsed into an integer".into()))?;
+                let n = parse_tunable(&value, TUNABLES[index].3).map_err(invalid)?;
                 parsed.push((apply_tunable as Apply, Setting::Tunable(index, n)));
                 continue;
             }
@@ -724,6 +776,46 @@ mod tests {
         assert_eq!(c.encoding_limits(), EncodingLimits::default());
         c.set(&[(b"zset-max-ziplist-entries", b"7")]).unwrap();
         assert_eq!(c.encoding_limits().zset_entries, 7);
+    }
+
+    #[test]
+    fn encoding_thresholds_take_redis_ranges_and_messages() {
+        let c = live();
+        let refusal = |name: &[u8], value: &[u8]| c.set(&[(name, value)]).unwrap_err().to_string();
+        let reason = |text: String| text.split(" - ").nth(1).unwrap_or_default().to_string();
+        let between =
+            |min: i64, max: i64| format!("argument must be between {min} and {max} inclusive");
+        assert_eq!(
+            reason(refusal(b"hash-max-listpack-entries", b"-1")),
+            between(0, i64::MAX)
+        );
+        assert_eq!(
+            reason(refusal(b"set-max-intset-entries", b"+1")),
+            "argument couldn't be parsed into an integer"
+        );
+        assert_eq!(
+            reason(refusal(b"stream-node-max-entries", b"-0")),
+            "argument couldn't be parsed into an integer"
+        );
+        assert_eq!(
+            reason(refusal(b"list-max-listpack-size", b"2147483648")),
+            between(-2147483648, 2147483647)
+        );
+        assert_eq!(
+            reason(refusal(b"list-compress-depth", b"-1")),
+            between(0, 2147483647)
+        );
+        assert_eq!(
+            reason(refusal(b"zset-max-listpack-value", b"-1")),
+            "argument must be a memory value"
+        );
+        c.set(&[
+            (b"hash-max-ziplist-value", b"4kb"),
+            (b"list-max-listpack-size", b"-2147483648"),
+        ])
+        .unwrap();
+        assert_eq!(c.encoding_limits().hash_value, 4096);
+        assert_eq!(c.encoding_limits().list_size, i64::from(i32::MIN));
     }
 
     #[test]
