@@ -79,9 +79,7 @@ fn parse_tunable(value: &str, range: Range) -> Result<i64, String> {
         Range::Count => (0, i64::MAX),
         Range::Int(min, max) => (min, max),
         Range::Memory => {
-            let size = parse_size(value, 0)?;
-            return i64::try_from(size)
-                .map_err(|_| format!("argument must be between 0 and {} inclusive", i64::MAX));
+            return parse_size(value, 0, SIZE_MAX).map(|size| size as i64);
         }
     };
     let n = crate::protocol::number::parse_i64(value.as_bytes())
@@ -170,9 +168,10 @@ fn yes_no(b: bool) -> String {
     if b { "yes" } else { "no" }.to_string()
 }
 
-fn parse_number(s: &str) -> Result<u64, String> {
-    s.parse()
-        .map_err(|_| "argument couldn't be parsed into an integer".to_string())
+/// An integer as Redis reads one: no sign but minus, no spaces, no leading zero.
+fn parse_number(s: &str) -> Result<i64, String> {
+    crate::protocol::number::parse_i64(s.as_bytes())
+        .ok_or_else(|| "argument couldn't be parsed into an integer".to_string())
 }
 
 fn parse_flag(s: &str) -> Result<bool, String> {
@@ -215,23 +214,29 @@ pub(super) fn parse_output_limit(s: &str) -> Result<Option<(u64, u64, u64)>, Str
 }
 
 fn parse_range(s: &str, low: u64, high: u64) -> Result<Setting, String> {
-    match parse_number(s)? {
-        n if (low..=high).contains(&n) => Ok(Setting::Number(n)),
+    match u64::try_from(parse_number(s)?) {
+        Ok(n) if (low..=high).contains(&n) => Ok(Setting::Number(n)),
         _ => Err(format!(
             "argument must be between {low} and {high} inclusive"
         )),
     }
 }
 
-fn parse_size(s: &str, minimum: u64) -> Result<u64, String> {
+/// A size with an optional unit (`4kb`), within `low..=high`.
+fn parse_size(s: &str, low: u64, high: u64) -> Result<u64, String> {
     let size: MemSize = s
         .parse()
         .map_err(|_| "argument must be a memory value".to_string())?;
-    if size.0 < minimum {
-        return Err(format!("argument must be at least {minimum}"));
+    if !(low..=high).contains(&size.0) {
+        return Err(format!(
+            "argument must be between {low} and {high} inclusive"
+        ));
     }
     Ok(size.0)
 }
+
+/// Largest size Redis takes for most memory settings (`LLONG_MAX`).
+const SIZE_MAX: u64 = i64::MAX as u64;
 
 const PARAMS: &[Param] = &[
     Param {
@@ -266,10 +271,7 @@ const PARAMS: &[Param] = &[
         name: "maxclients",
         get: |c| c.maxclients().to_string(),
         set: Some((
-            |_, s| match parse_number(s)? {
-                0 => Err("argument must be between 1 and 4294967295 inclusive".to_string()),
-                n => Ok(Setting::Number(n)),
-            },
+            |_, s| parse_range(s, 1, u64::from(u32::MAX)),
             |c, v| {
                 if let Setting::Number(n) = v {
                     c.maxclients.store(n, Relaxed);
@@ -281,7 +283,7 @@ const PARAMS: &[Param] = &[
         name: "timeout",
         get: |c| c.timeout_secs().to_string(),
         set: Some((
-            |_, s| parse_number(s).map(Setting::Number),
+            |_, s| parse_range(s, 0, i32::MAX as u64),
             |c, v| {
                 if let Setting::Number(n) = v {
                     c.timeout.store(n, Relaxed);
@@ -294,7 +296,7 @@ const PARAMS: &[Param] = &[
         get: |c| c.proto_max_bulk_len().to_string(),
         set: Some((
             |c, s| {
-                let n = parse_size(s, 1 << 20)?;
+                let n = parse_size(s, 1 << 20, SIZE_MAX)?;
                 if n > c.query_buffer_limit() {
                     return Err("can't be larger than client-query-buffer-limit".to_string());
                 }
@@ -312,7 +314,7 @@ const PARAMS: &[Param] = &[
         get: |c| c.query_buffer_limit().to_string(),
         set: Some((
             |c, s| {
-                let n = parse_size(s, 1 << 20)?;
+                let n = parse_size(s, 1 << 20, SIZE_MAX)?;
                 if n < c.proto_max_bulk_len() {
                     return Err("can't be smaller than proto-max-bulk-len".to_string());
                 }
@@ -422,7 +424,7 @@ const PARAMS: &[Param] = &[
         name: "maxmemory",
         get: |c| c.maxmemory().to_string(),
         set: Some((
-            |_, s| parse_size(s, 0).map(Setting::Number),
+            |_, s| parse_size(s, 0, u64::MAX).map(Setting::Number),
             |c, v| {
                 if let Setting::Number(n) = v {
                     c.maxmemory.store(n, Relaxed);
@@ -779,7 +781,7 @@ mod tests {
     }
 
     #[test]
-    fn encoding_thresholds_take_redis_ranges_and_messages() {
+    fn numbers_take_redis_ranges_and_messages() {
         let c = live();
         let refusal = |name: &[u8], value: &[u8]| c.set(&[(name, value)]).unwrap_err().to_string();
         let reason = |text: String| text.split(" - ").nth(1).unwrap_or_default().to_string();
@@ -808,6 +810,19 @@ mod tests {
         assert_eq!(
             reason(refusal(b"zset-max-listpack-value", b"-1")),
             "argument must be a memory value"
+        );
+        assert_eq!(
+            reason(refusal(b"timeout", b"2147483648")),
+            between(0, 2147483647)
+        );
+        assert_eq!(
+            reason(refusal(b"timeout", b"+1")),
+            "argument couldn't be parsed into an integer"
+        );
+        assert_eq!(reason(refusal(b"maxclients", b"0")), between(1, 4294967295));
+        assert_eq!(
+            reason(refusal(b"proto-max-bulk-len", b"0")),
+            between(1048576, i64::MAX)
         );
         c.set(&[
             (b"hash-max-ziplist-value", b"4kb"),
