@@ -103,6 +103,10 @@ fn lpos_lmove_and_lmpop() {
     assert!(expect_err(&mut con, &["LPOS", "l", "c", "RANK", "0"])
         .starts_with("ERR RANK can't be zero"));
     assert_eq!(
+        expect_err(&mut con, &["LPOS", "l", "c", "RANK", "-9223372036854775808"]),
+        "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807"
+    );
+    assert_eq!(
         q::<String>(&mut con, &["LMOVE", "l", "dst", "RIGHT", "LEFT"]),
         "c"
     );

@@ -1,7 +1,14 @@
 //! Fuzzes the request decoder: any bytes, delivered in any chunking, must decode
 //! without panicking, and every decoded request must lie inside the input.
 //!
-//! Run with `cargo +nightly fuzz run decode_request` from `server/`.
+//! Run from `server/` with the committed seeds (extreme counts and lengths,
+//! nan/inf and binary arguments, 64 KB inline lines) and dictionary:
+//!
+//! ```text
+//! cargo +nightly fuzz run decode_request fuzz/corpus/decode_request fuzz/seeds/decode_request -- -dict=fuzz/decode_request.dict
+//! ```
+//!
+//! (New finds go to the first directory, `fuzz/corpus/`, which is not committed.)
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

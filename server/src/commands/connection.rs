@@ -269,6 +269,11 @@ impl<'a> Command<'a> for Select {
     }
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        if i32::try_from(self.index).is_err() {
+            return Err(CommandError::err(
+                "value is out of range, value must between -2147483648 and 2147483647",
+            ));
+        }
         if self.index != 0 {
             return Err(CommandError::DbOutOfRange);
         }

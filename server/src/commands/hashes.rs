@@ -346,19 +346,16 @@ struct HIncrByFloat<'a> {
 
 impl<'a> Command<'a> for HIncrByFloat<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        Ok(HIncrByFloat {
-            key: p.arg()?,
-            field: p.arg()?,
-            by: p.next_f64()?,
-        })
+        let (key, field, by) = (p.arg()?, p.arg()?, p.next_f64()?);
+        if !by.is_finite() {
+            return Err(CommandError::err("value is NaN or Infinity"));
+        }
+        Ok(HIncrByFloat { key, field, by })
     }
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let limits = ctx.limits();
         let table = ctx.locks.table(self.key);
-        if read::<Hash>(table, self.key, ctx.now)?.is_none() && !self.by.is_finite() {
-            return Err(CommandError::err("increment would produce NaN or Infinity"));
-        }
         let hash = create(table, self.key, ctx.now, Hash::default)?;
         let current = match hash.get(self.field) {
             Some(v) => {

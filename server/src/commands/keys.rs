@@ -187,8 +187,12 @@ impl<'a> Command<'a> for Copy<'a> {
             match option.as_str() {
                 "REPLACE" => copy.replace = true,
                 "DB" => {
-                    if p.next_i64()? != 0 {
-                        return Err(CommandError::DbOutOfRange);
+                    match p.next_i64()? {
+                        0 => {}
+                        db if i32::try_from(db).is_err() => return Err(CommandError::err(
+                            "value is out of range, value must between -2147483648 and 2147483647",
+                        )),
+                        _ => return Err(CommandError::DbOutOfRange),
                     }
                 }
                 _ => return Err(CommandError::Syntax),

@@ -413,23 +413,31 @@ impl<'a> Command<'a> for Pos<'a> {
             match option.as_str() {
                 "RANK" => {
                     pos.rank = p.next_i64()?;
-                    if pos.rank == 0 || pos.rank == i64::MIN {
+                    // i64::MIN has no positive counterpart: Redis bounds RANK to ±i64::MAX.
+                    if pos.rank == i64::MIN {
+                        return Err(CommandError::err(
+                            "value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+                        ));
+                    }
+                    if pos.rank == 0 {
                         return Err(CommandError::err(
                             "RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list",
                         ));
                     }
                 }
                 "COUNT" => {
-                    let n = p.next_i64()?;
+                    const NEGATIVE: &str = "COUNT can't be negative";
+                    let n = p.next_i64_or(NEGATIVE)?;
                     if n < 0 {
-                        return Err(CommandError::err("COUNT can't be negative"));
+                        return Err(CommandError::err(NEGATIVE));
                     }
                     pos.count = Some(n as usize);
                 }
                 "MAXLEN" => {
-                    let n = p.next_i64()?;
+                    const NEGATIVE: &str = "MAXLEN can't be negative";
+                    let n = p.next_i64_or(NEGATIVE)?;
                     if n < 0 {
-                        return Err(CommandError::err("MAXLEN can't be negative"));
+                        return Err(CommandError::err(NEGATIVE));
                     }
                     pos.maxlen = n as usize;
                 }
@@ -581,9 +589,10 @@ pub struct MPopArgs<'a> {
 impl<'a> MPopArgs<'a> {
     /// Parses `numkeys key [key ...] LEFT|RIGHT [COUNT count]`.
     pub fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        let numkeys = p.next_i64()?;
+        const NO_KEYS: &str = "numkeys should be greater than 0";
+        let numkeys = p.next_i64_or(NO_KEYS)?;
         if numkeys <= 0 {
-            return Err(CommandError::err("numkeys should be greater than 0"));
+            return Err(CommandError::err(NO_KEYS));
         }
         if numkeys as usize > p.remaining() {
             return Err(CommandError::Syntax);
@@ -594,9 +603,10 @@ impl<'a> MPopArgs<'a> {
         let end = parse_end(p.arg()?)?;
         let mut count = 1;
         if p.eat("COUNT") {
-            let n = p.next_i64()?;
+            const NOT_POSITIVE: &str = "count should be greater than 0";
+            let n = p.next_i64_or(NOT_POSITIVE)?;
             if n <= 0 {
-                return Err(CommandError::err("count should be greater than 0"));
+                return Err(CommandError::err(NOT_POSITIVE));
             }
             count = n as usize;
         }

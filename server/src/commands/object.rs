@@ -193,7 +193,7 @@ impl<'a> Command<'a> for MemoryUsage<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
         let key = p.arg()?;
         if p.eat("SAMPLES") && p.next_i64()? < 0 {
-            return Err(CommandError::NotInteger);
+            return Err(CommandError::Syntax);
         }
         p.finish()?;
         Ok(MemoryUsage { key })

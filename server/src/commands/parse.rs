@@ -59,6 +59,12 @@ impl<'a> Parser<'a> {
         parse_i64(self.arg()?).ok_or(CommandError::NotInteger)
     }
 
+    /// The next argument as an integer; a non-integer gets `error` too, as in
+    /// Redis, which gives a command's own range message for both.
+    pub fn next_i64_or(&mut self, error: &str) -> Result<i64, CommandError> {
+        parse_i64(self.arg()?).ok_or_else(|| CommandError::err(error))
+    }
+
     /// The next argument as a non-negative integer (a token).
     pub fn next_u64(&mut self) -> Result<u64, CommandError> {
         u64::try_from(self.next_i64()?).map_err(|_| CommandError::NotInteger)

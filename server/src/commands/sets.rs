@@ -217,8 +217,8 @@ fn optional_count(p: &mut Parser<'_>) -> Result<Option<usize>, CommandError> {
     };
     match crate::protocol::number::parse_i64(arg) {
         Some(n) if n >= 0 => Ok(Some(n as usize)),
-        Some(_) => Err(CommandError::err("value is out of range, must be positive")),
-        None => Err(CommandError::NotInteger),
+        // Redis gives the range message to non-integers too.
+        _ => Err(CommandError::err("value is out of range, must be positive")),
     }
 }
 
@@ -439,9 +439,10 @@ struct SInterCard<'a> {
 
 impl<'a> Command<'a> for SInterCard<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        let numkeys = p.next_i64()?;
+        const NO_KEYS: &str = "numkeys should be greater than 0";
+        let numkeys = p.next_i64_or(NO_KEYS)?;
         if numkeys <= 0 {
-            return Err(CommandError::err("numkeys should be greater than 0"));
+            return Err(CommandError::err(NO_KEYS));
         }
         if numkeys as usize > p.remaining() {
             return Err(CommandError::err(
@@ -453,9 +454,10 @@ impl<'a> Command<'a> for SInterCard<'a> {
             .collect::<Result<Vec<_>, _>>()?;
         let mut limit = 0;
         if p.eat("LIMIT") {
-            let n = p.next_i64()?;
+            const NEGATIVE: &str = "LIMIT can't be negative";
+            let n = p.next_i64_or(NEGATIVE)?;
             if n < 0 {
-                return Err(CommandError::err("LIMIT can't be negative"));
+                return Err(CommandError::err(NEGATIVE));
             }
             limit = n as usize;
         }

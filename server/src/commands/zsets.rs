@@ -665,10 +665,8 @@ impl<'a> Command<'a> for ZPop<'a> {
             None => None,
             Some(arg) => match crate::protocol::number::parse_i64(arg) {
                 Some(n) if n >= 0 => Some(n as usize),
-                Some(_) => {
-                    return Err(CommandError::err("value is out of range, must be positive"))
-                }
-                None => return Err(CommandError::NotInteger),
+                // Redis gives the range message to non-integers too.
+                _ => return Err(CommandError::err("value is out of range, must be positive")),
             },
         };
         p.finish()?;
@@ -801,11 +799,9 @@ impl<'a> Command<'a> for Combine<'a> {
         let destination = if store { Some(p.arg()?) } else { None };
         let numkeys = p.next_i64()?;
         if numkeys <= 0 {
-            return Err(CommandError::err(if store {
-                format!("at least 1 input key is needed for '{name}' command")
-            } else {
-                "numkeys should be greater than 0".to_string()
-            }));
+            return Err(CommandError::err(format!(
+                "at least 1 input key is needed for '{name}' command"
+            )));
         }
         if numkeys as usize > p.remaining() {
             return Err(CommandError::Syntax);
@@ -839,9 +835,10 @@ impl<'a> Command<'a> for Combine<'a> {
                 }
                 "WITHSCORES" if !store && c.op != "intercard" => c.with_scores = true,
                 "LIMIT" if c.op == "intercard" => {
-                    let n = p.next_i64()?;
+                    const NEGATIVE: &str = "LIMIT can't be negative";
+                    let n = p.next_i64_or(NEGATIVE)?;
                     if n < 0 {
-                        return Err(CommandError::err("LIMIT can't be negative"));
+                        return Err(CommandError::err(NEGATIVE));
                     }
                     c.limit = n as usize;
                 }

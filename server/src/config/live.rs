@@ -18,30 +18,82 @@ use crate::util::glob::glob_match;
 /// Called when `loglevel` changes, to reconfigure logging.
 pub type LogLevelHook = Box<dyn Fn(LogLevel) + Send + Sync>;
 
+/// How a threshold is written and bounded: Redis's checks and messages.
+#[derive(Debug, Clone, Copy)]
+enum Range {
+    /// An integer from 0 up.
+    Count,
+    /// A size, optionally with a unit (`4kb`).
+    Memory,
+    /// An integer within these bounds.
+    Int(i64, i64),
+}
+
 /// Redis's encoding thresholds: accepted, shown and changeable, so tools that tune
 /// them work unchanged.
-const TUNABLES: &[(&str, &[&str], i64)] = &[
+const TUNABLES: &[(&str, &[&str], i64, Range)] = &[
     (
         "hash-max-listpack-entries",
         &["hash-max-ziplist-entries"],
         128,
+        Range::Count,
     ),
-    ("hash-max-listpack-value", &["hash-max-ziplist-value"], 64),
-    ("set-max-intset-entries", &[], 512),
-    ("set-max-listpack-entries", &[], 128),
-    ("set-max-listpack-value", &[], 64),
+    (
+        "hash-max-listpack-value",
+        &["hash-max-ziplist-value"],
+        64,
+        Range::Memory,
+    ),
+    ("set-max-intset-entries", &[], 512, Range::Count),
+    ("set-max-listpack-entries", &[], 128, Range::Count),
+    ("set-max-listpack-value", &[], 64, Range::Memory),
     (
         "zset-max-listpack-entries",
         &["zset-max-ziplist-entries"],
         128,
+        Range::Count,
     ),
-    ("zset-max-listpack-value", &["zset-max-ziplist-value"], 64),
-    ("list-max-listpack-size", &["list-max-ziplist-size"], -2),
-    ("list-compress-depth", &[], 0),
-    ("stream-node-max-bytes", &[], 4096),
-    ("stream-node-max-entries", &[], 100),
-    ("hll-sparse-max-bytes", &[], 3000),
+    (
+        "zset-max-listpack-value",
+        &["zset-max-ziplist-value"],
+        64,
+        Range::Memory,
+    ),
+    (
+        "list-max-listpack-size",
+        &["list-max-ziplist-size"],
+        -2,
+        Range::Int(i32::MIN as i64, i32::MAX as i64),
+    ),
+    (
+        "list-compress-depth",
+        &[],
+        0,
+        Range::Int(0, i32::MAX as i64),
+    ),
+    ("stream-node-max-bytes", &[], 4096, Range::Memory),
+    ("stream-node-max-entries", &[], 100, Range::Count),
+    ("hll-sparse-max-bytes", &[], 3000, Range::Memory),
 ];
+
+/// A threshold's new value, checked as Redis checks it.
+fn parse_tunable(value: &str, range: Range) -> Result<i64, String> {
+    let (min, max) = match range {
+        Range::Count => (0, i64::MAX),
+        Range::Int(min, max) => (min, max),
+        Range::Memory => {
+            return parse_size(value, 0, SIZE_MAX).map(|size| size as i64);
+        }
+    };
+    let n = crate::protocol::number::parse_i64(value.as_bytes())
+        .ok_or_else(|| "argument couldn't be parsed into an integer".to_string())?;
+    if n < min || n > max {
+        return Err(format!(
+            "argument must be between {min} and {max} inclusive"
+        ));
+    }
+    Ok(n)
+}
 
 /// Live configuration.
 pub struct LiveConfig {
@@ -122,9 +174,10 @@ fn yes_no(b: bool) -> String {
     if b { "yes" } else { "no" }.to_string()
 }
 
-fn parse_number(s: &str) -> Result<u64, String> {
-    s.parse()
-        .map_err(|_| "argument couldn't be parsed into an integer".to_string())
+/// An integer as Redis reads one: no sign but minus, no spaces, no leading zero.
+fn parse_number(s: &str) -> Result<i64, String> {
+    crate::protocol::number::parse_i64(s.as_bytes())
+        .ok_or_else(|| "argument couldn't be parsed into an integer".to_string())
 }
 
 fn parse_flag(s: &str) -> Result<bool, String> {
@@ -219,23 +272,29 @@ pub(super) fn output_limits_or_default(s: &str) -> [OutputLimit; 3] {
 }
 
 fn parse_range(s: &str, low: u64, high: u64) -> Result<Setting, String> {
-    match parse_number(s)? {
-        n if (low..=high).contains(&n) => Ok(Setting::Number(n)),
+    match u64::try_from(parse_number(s)?) {
+        Ok(n) if (low..=high).contains(&n) => Ok(Setting::Number(n)),
         _ => Err(format!(
             "argument must be between {low} and {high} inclusive"
         )),
     }
 }
 
-fn parse_size(s: &str, minimum: u64) -> Result<u64, String> {
+/// A size with an optional unit (`4kb`), within `low..=high`.
+fn parse_size(s: &str, low: u64, high: u64) -> Result<u64, String> {
     let size: MemSize = s
         .parse()
         .map_err(|_| "argument must be a memory value".to_string())?;
-    if size.0 < minimum {
-        return Err(format!("argument must be at least {minimum}"));
+    if !(low..=high).contains(&size.0) {
+        return Err(format!(
+            "argument must be between {low} and {high} inclusive"
+        ));
     }
     Ok(size.0)
 }
+
+/// Largest size Redis takes for most memory settings (`LLONG_MAX`).
+const SIZE_MAX: u64 = i64::MAX as u64;
 
 const PARAMS: &[Param] = &[
     Param {
@@ -275,10 +334,7 @@ const PARAMS: &[Param] = &[
         name: "maxclients",
         get: |c| c.maxclients().to_string(),
         set: Some((
-            |_, s| match parse_number(s)? {
-                0 => Err("argument must be between 1 and 4294967295 inclusive".to_string()),
-                n => Ok(Setting::Number(n)),
-            },
+            |_, s| parse_range(s, 1, u64::from(u32::MAX)),
             |c, v| {
                 if let Setting::Number(n) = v {
                     c.maxclients.store(n, Relaxed);
@@ -290,7 +346,7 @@ const PARAMS: &[Param] = &[
         name: "timeout",
         get: |c| c.timeout_secs().to_string(),
         set: Some((
-            |_, s| parse_number(s).map(Setting::Number),
+            |_, s| parse_range(s, 0, i32::MAX as u64),
             |c, v| {
                 if let Setting::Number(n) = v {
                     c.timeout.store(n, Relaxed);
@@ -303,7 +359,7 @@ const PARAMS: &[Param] = &[
         get: |c| c.proto_max_bulk_len().to_string(),
         set: Some((
             |c, s| {
-                let n = parse_size(s, 1 << 20)?;
+                let n = parse_size(s, 1 << 20, SIZE_MAX)?;
                 if n > c.query_buffer_limit() {
                     return Err("can't be larger than client-query-buffer-limit".to_string());
                 }
@@ -321,7 +377,7 @@ const PARAMS: &[Param] = &[
         get: |c| c.query_buffer_limit().to_string(),
         set: Some((
             |c, s| {
-                let n = parse_size(s, 1 << 20)?;
+                let n = parse_size(s, 1 << 20, SIZE_MAX)?;
                 if n < c.proto_max_bulk_len() {
                     return Err("can't be smaller than proto-max-bulk-len".to_string());
                 }
@@ -435,7 +491,7 @@ const PARAMS: &[Param] = &[
         name: "maxmemory",
         get: |c| c.maxmemory().to_string(),
         set: Some((
-            |_, s| parse_size(s, 0).map(Setting::Number),
+            |_, s| parse_size(s, 0, u64::MAX).map(Setting::Number),
             |c, v| {
                 if let Setting::Number(n) = v {
                     c.maxmemory.store(n, Relaxed);
@@ -686,9 +742,7 @@ impl LiveConfig {
                 .iter()
                 .position(|t| t.0 == name_text || t.1.contains(&name_text.as_str()))
             {
-                let n: i64 = value
-                    .parse()
-                    .map_err(|_| invalid("argument couldn't be parsed into an integer".into()))?;
+                let n = parse_tunable(&value, TUNABLES[index].3).map_err(invalid)?;
                 parsed.push((apply_tunable as Apply, Setting::Tunable(index, n)));
                 continue;
             }
@@ -817,6 +871,59 @@ mod tests {
         assert_eq!(c.encoding_limits(), EncodingLimits::default());
         c.set(&[(b"zset-max-ziplist-entries", b"7")]).unwrap();
         assert_eq!(c.encoding_limits().zset_entries, 7);
+    }
+
+    #[test]
+    fn numbers_take_redis_ranges_and_messages() {
+        let c = live();
+        let refusal = |name: &[u8], value: &[u8]| c.set(&[(name, value)]).unwrap_err().to_string();
+        let reason = |text: String| text.split(" - ").nth(1).unwrap_or_default().to_string();
+        let between =
+            |min: i64, max: i64| format!("argument must be between {min} and {max} inclusive");
+        assert_eq!(
+            reason(refusal(b"hash-max-listpack-entries", b"-1")),
+            between(0, i64::MAX)
+        );
+        assert_eq!(
+            reason(refusal(b"set-max-intset-entries", b"+1")),
+            "argument couldn't be parsed into an integer"
+        );
+        assert_eq!(
+            reason(refusal(b"stream-node-max-entries", b"-0")),
+            "argument couldn't be parsed into an integer"
+        );
+        assert_eq!(
+            reason(refusal(b"list-max-listpack-size", b"2147483648")),
+            between(-2147483648, 2147483647)
+        );
+        assert_eq!(
+            reason(refusal(b"list-compress-depth", b"-1")),
+            between(0, 2147483647)
+        );
+        assert_eq!(
+            reason(refusal(b"zset-max-listpack-value", b"-1")),
+            "argument must be a memory value"
+        );
+        assert_eq!(
+            reason(refusal(b"timeout", b"2147483648")),
+            between(0, 2147483647)
+        );
+        assert_eq!(
+            reason(refusal(b"timeout", b"+1")),
+            "argument couldn't be parsed into an integer"
+        );
+        assert_eq!(reason(refusal(b"maxclients", b"0")), between(1, 4294967295));
+        assert_eq!(
+            reason(refusal(b"proto-max-bulk-len", b"0")),
+            between(1048576, i64::MAX)
+        );
+        c.set(&[
+            (b"hash-max-ziplist-value", b"4kb"),
+            (b"list-max-listpack-size", b"-2147483648"),
+        ])
+        .unwrap();
+        assert_eq!(c.encoding_limits().hash_value, 4096);
+        assert_eq!(c.encoding_limits().list_size, i64::from(i32::MIN));
     }
 
     #[test]
