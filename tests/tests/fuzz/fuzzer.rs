@@ -84,12 +84,12 @@ pub struct Fuzzer {
 
 impl Fuzzer {
     pub fn start(seed: u64) -> Fuzzer {
-        // A normal output-buffer limit bounds what a huge random-pick count may
+        // A normal output-buffer limit bounds (and keeps quick) what a huge random-pick count may
         // make the server produce (see `Route::Unbounded`).
         // Every keyspace notification on, for `watch_notifications`.
         let server = TestServer::start_with(&[
             "--client-output-buffer-limit",
-            "normal 64mb 32mb 10",
+            "normal 8mb 4mb 10",
             "--notify-keyspace-events",
             "KEA",
         ]);

@@ -300,7 +300,7 @@ fn concurrent_fuzzing_never_hangs_or_drops() {
         "--threads",
         "4",
         "--client-output-buffer-limit",
-        "normal 64mb 32mb 10",
+        "normal 8mb 4mb 10",
     ]);
     let mut ctl = Conn::open(server.port, false, REPLY_TIMEOUT).expect("connect");
     let specs = spec::discover(&mut ctl, REPLY_TIMEOUT);
