@@ -84,8 +84,9 @@ pub struct Fuzzer {
 
 impl Fuzzer {
     pub fn start(seed: u64) -> Fuzzer {
-        // A normal output-buffer limit bounds (and keeps quick) what a huge random-pick count may
-        // make the server produce (see `Route::Unbounded`).
+        // A normal output-buffer limit bounds what a huge random-pick count may
+        // make the server produce (see `Route::Unbounded`); a small one keeps
+        // those requests quick in a debug build.
         // Every keyspace notification on, for `watch_notifications`.
         let server = TestServer::start_with(&[
             "--client-output-buffer-limit",
