@@ -114,6 +114,12 @@ impl ClientHandle {
         self.output_len.store(output_len, Relaxed);
     }
 
+    /// Bytes its buffers hold, as of the last batch: the query buffer's capacity
+    /// (a big argument's own buffer included) and the output pending.
+    pub fn buffer_memory(&self) -> usize {
+        self.query_capacity.load(Relaxed) + self.output_len.load(Relaxed)
+    }
+
     /// Publishes the client's pub/sub, transaction and blocking state.
     pub fn set_activity(&self, activity: Activity) {
         *self.activity.lock() = activity;
@@ -246,6 +252,11 @@ impl Clients {
     /// True when no client is connected.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Bytes all clients' buffers hold (`mem_clients_normal`).
+    pub fn buffer_memory(&self) -> usize {
+        self.map.lock().values().map(|c| c.buffer_memory()).sum()
     }
 
     /// All clients, by id.

@@ -171,7 +171,7 @@ impl Connection {
                 }
             }
             self.publish(false);
-            if self.input.len() as u64 > self.shared.config.query_buffer_limit() {
+            if self.input.queued() as u64 > self.shared.config.query_buffer_limit() {
                 tracing::warn!(
                     client = self.session.handle.id,
                     "closing client that reached max query buffer length"
@@ -217,7 +217,7 @@ impl Connection {
                 _ = &mut expiry => break None,
                 n = self.socket.read(&mut self.input) => {
                     let n = n?;
-                    if n == 0 || self.input.len() as u64 > self.shared.config.query_buffer_limit() {
+                    if n == 0 || self.input.queued() as u64 > self.shared.config.query_buffer_limit() {
                         return Ok(false);
                     }
                     self.session.stats.net_in += n as u64;
@@ -230,12 +230,15 @@ impl Connection {
             Some(Wake::Reply(reply)) => {
                 self.output.raw(&reply);
                 self.input.consume(len);
+                self.decoder.release();
             }
-            // Not consumed: the command runs again with the next `process`.
-            Some(Wake::Retry) => {}
+            // Not consumed: the command runs again with the next `process`, with
+            // the arguments already decoded (big ones are no longer in the input).
+            Some(Wake::Retry) => self.decoder.replay(len),
             None => {
                 waiter.op.write_timeout(&mut self.output);
                 self.input.consume(len);
+                self.decoder.release();
             }
         }
         Ok(true)
@@ -246,7 +249,11 @@ impl Connection {
     fn publish(&mut self, blocked: bool) {
         self.shared.stats.flush(&mut self.session.stats);
         let handle = &self.session.handle;
-        handle.set_buffers(self.input.len(), self.input.capacity(), self.output.len());
+        handle.set_buffers(
+            self.input.queued(),
+            self.input.capacity(),
+            self.output.len(),
+        );
         handle.set_activity(self.session.activity(blocked));
     }
 
@@ -261,6 +268,9 @@ impl Connection {
             ..
         } = self;
         session.begin_batch(&*shared.clock);
+        if let Some(arg) = input.take_detached() {
+            decoder.attach(arg);
+        }
         let mut consumed = 0;
         let stop = loop {
             if output.len() >= OUTPUT_FLUSH {
@@ -272,7 +282,14 @@ impl Connection {
             };
             let buf = &input.filled()[consumed..];
             match decoder.decode(buf, limits) {
-                Ok(Decoded::Incomplete) => break Stop::Drained,
+                Ok(Decoded::Incomplete) => {
+                    // A big argument still arriving is received into a buffer of its
+                    // own, which commands can then keep as a value.
+                    if let Some(detach) = decoder.take_detach() {
+                        input.detach(consumed + detach.at, detach.len);
+                    }
+                    break Stop::Drained;
+                }
                 Ok(Decoded::Request { consumed: used }) => {
                     let args = decoder.args(buf);
                     if !args.is_empty() {
@@ -280,6 +297,7 @@ impl Connection {
                             break Stop::Blocked { waiter, len: used };
                         }
                     }
+                    decoder.release();
                     consumed += used;
                     if session.close_after_reply {
                         break Stop::Close;
