@@ -193,13 +193,13 @@ fn main() {
         });
         let (redis_mb, ratio) = match theirs {
             Some(r) => (
-                format!("{:.0}", mb(r)),
+                format!("{:.1}", mb(r)),
                 format!("{:.2}x", ringkv as f64 / r.max(1) as f64),
             ),
             None => ("-".into(), "-".into()),
         };
         println!(
-            "| {} | {:.0} | {redis_mb} | {ratio} |",
+            "| {} | {:.1} | {redis_mb} | {ratio} |",
             scenario.name,
             mb(ringkv)
         );

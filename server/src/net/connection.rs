@@ -171,7 +171,7 @@ impl Connection {
                 }
             }
             self.publish(false);
-            if self.input.queued() as u64 > self.shared.config.query_buffer_limit() {
+            if self.pending_input() as u64 > self.shared.config.query_buffer_limit() {
                 tracing::warn!(
                     client = self.session.handle.id,
                     "closing client that reached max query buffer length"
@@ -217,7 +217,7 @@ impl Connection {
                 _ = &mut expiry => break None,
                 n = self.socket.read(&mut self.input) => {
                     let n = n?;
-                    if n == 0 || self.input.queued() as u64 > self.shared.config.query_buffer_limit() {
+                    if n == 0 || self.pending_input() as u64 > self.shared.config.query_buffer_limit() {
                         return Ok(false);
                     }
                     self.session.stats.net_in += n as u64;
@@ -244,14 +244,21 @@ impl Connection {
         Ok(true)
     }
 
+    /// Bytes of requests received and not yet run: the input, and big arguments
+    /// of the request in progress already decoded.
+    fn pending_input(&self) -> usize {
+        self.input.queued() + self.decoder.held()
+    }
+
     /// Adds the connection's counters to the server's and publishes buffer sizes
     /// and state for `CLIENT LIST`.
     fn publish(&mut self, blocked: bool) {
         self.shared.stats.flush(&mut self.session.stats);
         let handle = &self.session.handle;
+        let held = self.decoder.held();
         handle.set_buffers(
-            self.input.queued(),
-            self.input.capacity(),
+            self.input.queued() + held,
+            self.input.capacity() + held,
             self.output.len(),
         );
         handle.set_activity(self.session.activity(blocked));

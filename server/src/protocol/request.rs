@@ -121,6 +121,7 @@ impl<'a> Args<'a> {
         }
     }
 
+    #[inline]
     fn bytes(&self, (start, end): (usize, usize)) -> &'a [u8] {
         if start == DETACHED {
             &self.big[end]
@@ -182,6 +183,8 @@ enum State {
         pos: usize,
         len: usize,
     },
+    /// The last request, `consumed` bytes, is to be returned again as it was.
+    Replay { consumed: usize },
 }
 
 /// A resumable decoder for one connection's request stream.
@@ -201,8 +204,6 @@ pub struct RequestDecoder {
     offer: Option<Detach>,
     /// The big argument received outside the buffer, until decoding reaches it.
     attached: Option<Vec<u8>>,
-    /// Return the last request again (a blocked command runs again).
-    replay: Option<usize>,
 }
 
 impl Default for RequestDecoder {
@@ -246,7 +247,6 @@ impl RequestDecoder {
             big: Vec::new(),
             offer: None,
             attached: None,
-            replay: None,
         }
     }
 
@@ -257,7 +257,7 @@ impl RequestDecoder {
 
     /// True while a request has been partly decoded.
     pub fn in_request(&self) -> bool {
-        !matches!(self.state, State::Idle)
+        matches!(self.state, State::Multibulk { .. } | State::Detached { .. })
     }
 
     /// The big argument the last [`Decoded::Incomplete`] stopped at, offered
@@ -278,13 +278,19 @@ impl RequestDecoder {
     /// for a command that blocked and must run again: its big arguments are no
     /// longer in the buffer to decode them from.
     pub fn replay(&mut self, consumed: usize) {
-        self.replay = Some(consumed);
+        self.state = State::Replay { consumed };
+    }
+
+    /// Bytes of big arguments the decoder holds for the request in progress (they
+    /// count toward the client's query buffer until its command has run).
+    pub fn held(&self) -> usize {
+        self.big.iter().map(|b| b.len()).sum::<usize>() + self.attached.as_ref().map_or(0, Vec::len)
     }
 
     /// Drops the last request's big arguments once its command has run, so one
     /// that was not stored is freed at once.
     pub fn release(&mut self) {
-        self.big.clear();
+        self.forget_big();
     }
 
     /// The arguments of the request last returned as [`Decoded::Request`]; `buf` must
@@ -305,22 +311,29 @@ impl RequestDecoder {
     /// Decodes the next request at the start of `buf`.
     pub fn decode(&mut self, buf: &[u8], limits: RequestLimits) -> Result<Decoded, ProtocolError> {
         match self.state {
-            State::Idle => {
-                if let Some(consumed) = self.replay.take() {
-                    return Ok(Decoded::Request { consumed });
-                }
-                match buf.first() {
-                    None => Ok(Decoded::Incomplete),
-                    Some(b'*') => self.start_multibulk(buf, limits),
-                    Some(_) => self.decode_inline(buf),
-                }
-            }
+            State::Idle => match buf.first() {
+                None => Ok(Decoded::Incomplete),
+                Some(b'*') => self.start_multibulk(buf, limits),
+                Some(_) => self.decode_inline(buf),
+            },
             State::Multibulk { expected, pos } => {
                 self.continue_multibulk(buf, limits, expected, pos)
             }
             State::Detached { expected, pos, len } => {
                 self.continue_detached(buf, limits, expected, pos, len)
             }
+            State::Replay { consumed } => {
+                self.state = State::Idle;
+                Ok(Decoded::Request { consumed })
+            }
+        }
+    }
+
+    /// Drops the big arguments of the last request, if it had any.
+    #[inline]
+    fn forget_big(&mut self) {
+        if !self.big.is_empty() {
+            self.big.clear();
         }
     }
 
@@ -391,7 +404,7 @@ impl RequestDecoder {
             return Err(ProtocolError::UnauthenticatedMultibulkLength);
         }
         self.spans.clear();
-        self.big.clear();
+        self.forget_big();
         self.from_inline = false;
         if count <= 0 {
             return Ok(Decoded::Request { consumed: pos });
@@ -476,7 +489,7 @@ impl RequestDecoder {
             _ => &buf[..newline],
         };
         self.spans.clear();
-        self.big.clear();
+        self.forget_big();
         self.inline.clear();
         self.from_inline = true;
         inline::split_args(line, &mut self.inline, &mut self.spans)
