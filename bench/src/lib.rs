@@ -130,6 +130,18 @@ impl Drop for ServerProcess {
     }
 }
 
+/// Peak resident set size in bytes of process `pid` so far (`VmHWM` in
+/// `/proc/<pid>/status`); 0 where unavailable.
+pub fn peak_rss_of(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
 /// CPU seconds used by this process's finished (waited-for) children, such as the
 /// `redis-benchmark` runs.
 pub fn children_cpu_seconds() -> f64 {

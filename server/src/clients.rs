@@ -157,6 +157,13 @@ impl ClientHandle {
         self.output_capacity.store(capacity, Relaxed);
     }
 
+    /// Bytes its buffers hold: the query buffer's capacity (a big argument's own
+    /// buffer included) and the output buffer's (`CLIENT LIST`'s `tot-mem`).
+    pub fn buffer_memory(&self) -> usize {
+        let output = self.output_capacity.load(Relaxed);
+        self.query_capacity.load(Relaxed) + output.max(self.output_len.load(Relaxed))
+    }
+
     /// Publishes the client's pub/sub, transaction and blocking state.
     pub fn set_activity(&self, activity: Activity) {
         *self.activity.lock() = activity;
@@ -230,7 +237,7 @@ impl ClientHandle {
             ocap,
             omem,
             omem,
-            qcap + ocap.max(omem),
+            self.buffer_memory(),
             cmd,
             self.resp.load(Relaxed),
             String::from_utf8_lossy(&meta.lib_name),
@@ -291,6 +298,11 @@ impl Clients {
     /// True when no client is connected.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Bytes all clients' buffers hold (`mem_clients_normal`).
+    pub fn buffer_memory(&self) -> usize {
+        self.map.lock().values().map(|c| c.buffer_memory()).sum()
     }
 
     /// All clients, by id.

@@ -52,6 +52,7 @@ async fn shutdown_signal() {
 }
 
 fn main() -> ExitCode {
+    ringkv_server::memory::return_huge_blocks_at_once();
     let cli = Cli::parse();
     let config = match Config::load(&cli) {
         Ok(config) => config,

@@ -22,7 +22,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::strings::string_bytes;
 use super::table::{flag::*, CommandSpec, Handler, KeySpec};
-use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
+use super::{handler, Command, CommandError, CommandResult, Ctx, Parser, ValueArg};
 use crate::blocking::BlockedOp;
 use crate::clock::Millis;
 use crate::keyspace::{Expiry, Value};
@@ -158,7 +158,7 @@ struct Fill<'a> {
     key: &'a [u8],
     token: u64,
     /// `None`: a known absence.
-    value: Option<&'a [u8]>,
+    value: Option<ValueArg<'a>>,
     ttl: Option<Millis>,
     jitter: u8,
 }
@@ -168,7 +168,7 @@ impl<'a> Command<'a> for Fill<'a> {
         let key = p.arg()?;
         let token = p.next_u64()?;
         let value = match p.next_keyword() {
-            Some(k) if k.as_str() == "VALUE" => Some(p.arg()?),
+            Some(k) if k.as_str() == "VALUE" => Some(p.value()?),
             Some(k) if k.as_str() == "NULL" => None,
             _ => return Err(CommandError::Syntax),
         };
@@ -207,7 +207,7 @@ impl<'a> Command<'a> for Fill<'a> {
             ctx.out.int(0);
             return Ok(());
         }
-        let value = self.value.map_or(Value::Absent, Value::string);
+        let value = self.value.map_or(Value::Absent, |v| v.to_value());
         let expiry = match self.ttl {
             Some(ttl) => Expiry::At(now + jittered(ttl, self.jitter, rand::random::<f64>())),
             None => Expiry::Persist,

@@ -159,6 +159,8 @@ fn memory_section(shared: &Shared, out: &mut String) {
         0.0
     };
     field(out, "mem_fragmentation_ratio", format!("{ratio:.2}"));
+    // Already part of used_memory (every allocation is counted), so maxmemory sees it.
+    field(out, "mem_clients_normal", shared.clients.buffer_memory());
     field(out, "mem_allocator", "jemalloc-5.3.0");
     field(out, "lazyfree_pending_objects", 0);
 }

@@ -40,7 +40,7 @@ mod zsets;
 
 pub use cache::{cache_reply, CacheRead};
 pub use error::{CommandError, CommandResult};
-pub use parse::Parser;
+pub use parse::{Parser, ValueArg};
 use table::{flag, CommandSpec, KeySpec};
 
 use std::sync::atomic::Ordering::Relaxed;

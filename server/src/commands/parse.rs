@@ -2,8 +2,33 @@
 
 use super::error::CommandError;
 use crate::clock::Millis;
+use crate::keyspace::types::Str;
+use crate::keyspace::Value;
 use crate::protocol::number::{parse_f64, parse_i64};
-use crate::protocol::Args;
+use crate::protocol::{Args, BigArg};
+
+/// An argument a command may store as a string value: a big one that arrived
+/// in a buffer of its own is stored in that buffer, without a copy.
+#[derive(Debug, Clone, Copy)]
+pub struct ValueArg<'a> {
+    bytes: &'a [u8],
+    shared: Option<&'a BigArg>,
+}
+
+impl<'a> ValueArg<'a> {
+    /// The bytes.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// The argument as a string value (sharing its buffer when it has one).
+    pub fn to_value(&self) -> Value {
+        match self.shared {
+            Some(buf) => Value::Str(Str::shared(buf.clone())),
+            None => Value::string(self.bytes),
+        }
+    }
+}
 
 /// Reads a command's arguments in order.
 #[derive(Debug, Clone)]
@@ -45,6 +70,13 @@ impl<'a> Parser<'a> {
     /// The next argument; a syntax error when there is none.
     pub fn arg(&mut self) -> Result<&'a [u8], CommandError> {
         self.try_arg().ok_or(CommandError::Syntax)
+    }
+
+    /// The next argument, as a value to store.
+    pub fn value(&mut self) -> Result<ValueArg<'a>, CommandError> {
+        let shared = self.args.shared(self.pos);
+        let bytes = self.arg()?;
+        Ok(ValueArg { bytes, shared })
     }
 
     /// The next argument, if any.

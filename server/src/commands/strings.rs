@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use super::expire::{ExpireArg, Unit};
 use super::table::{flag::*, CommandSpec, Handler, KeySpec};
-use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
+use super::{handler, Command, CommandError, CommandResult, Ctx, Parser, ValueArg};
 use crate::keyspace::types::Str;
 use crate::keyspace::{Expiry, Value};
 use crate::notify;
@@ -139,7 +139,7 @@ enum TtlChange {
 #[derive(Debug)]
 struct Set<'a> {
     key: &'a [u8],
-    value: &'a [u8],
+    value: ValueArg<'a>,
     condition: Condition<'a>,
     get: bool,
     ttl: TtlChange,
@@ -176,7 +176,7 @@ impl<'a> Set<'a> {
 }
 
 impl<'a> Set<'a> {
-    fn plain(key: &'a [u8], value: &'a [u8]) -> Self {
+    fn plain(key: &'a [u8], value: ValueArg<'a>) -> Self {
         Set {
             key,
             value,
@@ -189,7 +189,7 @@ impl<'a> Set<'a> {
 
 impl<'a> Command<'a> for Set<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        let mut set = Set::plain(p.arg()?, p.arg()?);
+        let mut set = Set::plain(p.arg()?, p.value()?);
         set.parse_options(p)?;
         Ok(set)
     }
@@ -206,7 +206,7 @@ impl<'a> Command<'a> for SetNx<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
         let set = Set {
             condition: Condition::Nx,
-            ..Set::plain(p.arg()?, p.arg()?)
+            ..Set::plain(p.arg()?, p.value()?)
         };
         Ok(SetNx(set))
     }
@@ -220,7 +220,7 @@ impl<'a> Command<'a> for SetNx<'a> {
 struct SetEx<'a> {
     key: &'a [u8],
     time: i64,
-    value: &'a [u8],
+    value: ValueArg<'a>,
 }
 
 impl<'a> Command<'a> for SetEx<'a> {
@@ -228,7 +228,7 @@ impl<'a> Command<'a> for SetEx<'a> {
         Ok(SetEx {
             key: p.arg()?,
             time: p.next_i64()?,
-            value: p.arg()?,
+            value: p.value()?,
         })
     }
 
@@ -258,7 +258,7 @@ impl<'a> Command<'a> for GetSet<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
         Ok(GetSet(Set {
             get: true,
-            ..Set::plain(p.arg()?, p.arg()?)
+            ..Set::plain(p.arg()?, p.value()?)
         }))
     }
 
@@ -304,7 +304,7 @@ impl Set<'_> {
                 Some(at) => {
                     table.insert(
                         self.key,
-                        Value::string(self.value),
+                        self.value.to_value(),
                         Expiry::At(at as u64),
                         ctx.now,
                     );
@@ -315,7 +315,7 @@ impl Set<'_> {
                     } else {
                         Expiry::Persist
                     };
-                    table.insert(self.key, Value::string(self.value), expiry, ctx.now);
+                    table.insert(self.key, self.value.to_value(), expiry, ctx.now);
                 }
             }
             ctx.dirty += 1;
@@ -542,7 +542,7 @@ impl<'a> Command<'a> for MGet<'a> {
 
 /// `MSET key value [key value ...]` and `MSETNX`.
 struct MSet<'a> {
-    pairs: Vec<(&'a [u8], &'a [u8])>,
+    pairs: Vec<(&'a [u8], ValueArg<'a>)>,
 }
 
 impl<'a> Command<'a> for MSet<'a> {
@@ -552,7 +552,7 @@ impl<'a> Command<'a> for MSet<'a> {
         }
         let mut pairs = Vec::with_capacity(p.remaining() / 2);
         while let Some(key) = p.try_arg() {
-            pairs.push((key, p.arg()?));
+            pairs.push((key, p.value()?));
         }
         Ok(MSet { pairs })
     }
@@ -572,7 +572,7 @@ impl<'a> Command<'a> for MSet<'a> {
         for &(key, value) in &self.pairs {
             locked
                 .table(key)
-                .insert(key, Value::string(value), Expiry::Persist, ctx.now);
+                .insert(key, value.to_value(), Expiry::Persist, ctx.now);
         }
         ctx.dirty += self.pairs.len() as u64;
         for &(key, _) in &self.pairs {
@@ -599,14 +599,14 @@ fn check_size(max: u64, len: u64) -> CommandResult {
 /// `APPEND key value`.
 struct Append<'a> {
     key: &'a [u8],
-    value: &'a [u8],
+    value: ValueArg<'a>,
 }
 
 impl<'a> Command<'a> for Append<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
         Ok(Append {
             key: p.arg()?,
-            value: p.arg()?,
+            value: p.value()?,
         })
     }
 
@@ -615,19 +615,15 @@ impl<'a> Command<'a> for Append<'a> {
         let table = ctx.locks.table(self.key);
         let len = match table.get(self.key, ctx.now) {
             Some(entry) => {
-                let len = string_bytes(entry.value)?.len() + self.value.len();
+                let value = self.value.bytes();
+                let len = string_bytes(entry.value)?.len() + value.len();
                 check_size(max, len as u64)?;
-                as_str(entry.value)?.append(self.value);
+                as_str(entry.value)?.append(value);
                 len
             }
             None => {
-                table.insert(
-                    self.key,
-                    Value::string(self.value),
-                    Expiry::Persist,
-                    ctx.now,
-                );
-                self.value.len()
+                table.insert(self.key, self.value.to_value(), Expiry::Persist, ctx.now);
+                self.value.bytes().len()
             }
         };
         ctx.dirty += 1;
@@ -746,8 +742,7 @@ impl<'a> Command<'a> for SetRange<'a> {
                 s.len()
             }
             None => {
-                let mut s = Str::new(b"");
-                s.write_at(offset, self.value);
+                let s = Str::padded(offset, self.value);
                 let len = s.len();
                 table.insert(self.key, Value::Str(s), Expiry::Keep, ctx.now);
                 len

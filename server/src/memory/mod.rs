@@ -48,6 +48,18 @@ pub fn allocator() -> AllocatorStats {
     }
 }
 
+/// Has jemalloc give blocks of 8 MiB or more (its oversize arena) back to the
+/// kernel as soon as they are freed, as jemalloc before 5.3.1 and Redis's do.
+/// With background threads on, 5.3.1 keeps them for the usual 10 s decay
+/// instead, so a string that grows by reallocation holds every size it
+/// outgrew: 512 appends of 1 MB peaked at 3.3 GB. Arenas take this default when
+/// they are created, and the oversize arena is the only one created after
+/// start-up (one arena: see `MALLOC_CONF`), so call it first thing. Does
+/// nothing where jemalloc is not the allocator.
+pub fn return_huge_blocks_at_once() {
+    let _ = b"arenas.dirty_decay_ms\0".name().write(0isize);
+}
+
 /// Runs `f` with this thread's allocation cache off, so blocks it allocates
 /// come from the allocator's fullest slabs instead of the cache of blocks just
 /// freed (what defragmentation needs).

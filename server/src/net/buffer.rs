@@ -2,6 +2,11 @@
 //!
 //! It is a plain vector kept fully initialised, so the socket can read straight into
 //! its free tail without unsafe code; zeroing happens only when it grows.
+//!
+//! A big argument can be received apart ([`InputBuffer::detach`]): into a buffer
+//! of exactly its size, which then becomes the argument, so a 400 MB `SET` needs
+//! 400 MB, not a growing read buffer plus a copy. Until that buffer is full,
+//! reads go into it.
 
 /// Received bytes in `data[start..end]`; `data[end..]` is free space to read into.
 #[derive(Debug)]
@@ -10,6 +15,14 @@ pub struct InputBuffer {
     start: usize,
     end: usize,
     initial: usize,
+    detached: Option<Detached>,
+}
+
+/// A big argument being received apart: `filled` of `data`'s bytes so far.
+#[derive(Debug)]
+struct Detached {
+    data: Vec<u8>,
+    filled: usize,
 }
 
 impl InputBuffer {
@@ -20,6 +33,7 @@ impl InputBuffer {
             start: 0,
             end: 0,
             initial: capacity,
+            detached: None,
         }
     }
 
@@ -38,9 +52,38 @@ impl InputBuffer {
         self.start == self.end
     }
 
-    /// Total size of the buffer.
+    /// Bytes received and not consumed, a big argument received apart included
+    /// (what the query buffer limit and `CLIENT LIST` count).
+    pub fn queued(&self) -> usize {
+        self.len() + self.detached.as_ref().map_or(0, |d| d.filled)
+    }
+
+    /// Total size of the buffer, a big argument's buffer included.
     pub fn capacity(&self) -> usize {
-        self.data.len()
+        self.data.len() + self.detached.as_ref().map_or(0, |d| d.data.len())
+    }
+
+    /// Receives the `len`-byte argument starting `at` bytes into the unconsumed
+    /// ones apart, in a buffer of exactly its size: the bytes of it already here
+    /// move there, and reads fill it before anything else. `at` must be where
+    /// the received bytes end or before, within `len` of the end.
+    pub fn detach(&mut self, at: usize, len: usize) {
+        let from = self.start + at;
+        let have = self.end - from;
+        debug_assert!(have < len && self.detached.is_none());
+        // Zeroed memory: the allocator need not touch pages before the socket fills them.
+        let mut data = vec![0; len];
+        data[..have].copy_from_slice(&self.data[from..self.end]);
+        self.end = from;
+        self.detached = Some(Detached { data, filled: have });
+    }
+
+    /// The argument received apart, once all of it has arrived.
+    pub fn take_detached(&mut self) -> Option<Vec<u8>> {
+        match &self.detached {
+            Some(d) if d.filled == d.data.len() => self.detached.take().map(|d| d.data),
+            _ => None,
+        }
     }
 
     /// Drops `n` bytes from the front (they were decoded and executed).
@@ -53,15 +96,27 @@ impl InputBuffer {
         }
     }
 
-    /// Free space at the end to read into.
+    /// Free space to read into: the rest of a big argument being received
+    /// apart, otherwise the space at the end.
     pub fn spare(&mut self) -> &mut [u8] {
-        &mut self.data[self.end..]
+        match &mut self.detached {
+            Some(d) => &mut d.data[d.filled..],
+            None => &mut self.data[self.end..],
+        }
     }
 
     /// Marks `n` bytes of the spare space as received.
     pub fn commit(&mut self, n: usize) {
-        self.end += n;
-        debug_assert!(self.end <= self.data.len());
+        match &mut self.detached {
+            Some(d) => {
+                d.filled += n;
+                debug_assert!(d.filled <= d.data.len());
+            }
+            None => {
+                self.end += n;
+                debug_assert!(self.end <= self.data.len());
+            }
+        }
     }
 
     /// Makes at least `min` bytes of spare space, and up to `wanted` when a large
@@ -70,7 +125,8 @@ impl InputBuffer {
     /// cannot make us allocate it before it sends it.
     pub fn reserve(&mut self, min: usize, wanted: usize) {
         let goal = min.max(wanted);
-        if self.data.len() - self.end >= goal {
+        // A big argument received apart has its room already.
+        if self.detached.is_some() || self.data.len() - self.end >= goal {
             return;
         }
         if self.start > 0 {
@@ -90,7 +146,7 @@ impl InputBuffer {
     /// Returns a buffer that grew for a large request to its initial size once it
     /// is empty again, so idle connections hold little memory.
     pub fn shrink_if_idle(&mut self) {
-        if self.is_empty() && self.data.len() > 4 * self.initial {
+        if self.is_empty() && self.detached.is_none() && self.data.len() > 4 * self.initial {
             self.data = vec![0; self.initial];
             self.start = 0;
             self.end = 0;
@@ -134,6 +190,30 @@ mod tests {
             grown += 1;
             assert!(grown < 20);
         }
+    }
+
+    #[test]
+    fn a_detached_argument_is_received_apart_in_an_exact_buffer() {
+        let mut buf = InputBuffer::new(64);
+        receive(&mut buf, b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100\r\nabc");
+        let at = buf.len() - 3;
+        buf.detach(at, 100);
+        assert_eq!(buf.filled(), b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100\r\n");
+        assert_eq!((buf.queued(), buf.capacity()), (at + 3, 64 + 100));
+        buf.reserve(4096, 0);
+        assert_eq!(buf.spare().len(), 97);
+        buf.spare()[..50].fill(b'x');
+        buf.commit(50);
+        assert!(buf.take_detached().is_none());
+        buf.spare().fill(b'y');
+        buf.commit(47);
+        let arg = buf.take_detached().unwrap();
+        assert_eq!((arg.len(), arg.capacity()), (100, 100));
+        assert_eq!(&arg[..4], b"abcx");
+        assert_eq!(arg[99], b'y');
+        // Reads go to the buffer again, after the request's start.
+        receive(&mut buf, b"\r\n");
+        assert!(buf.filled().ends_with(b"$100\r\n\r\n"));
     }
 
     #[test]

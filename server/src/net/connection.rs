@@ -213,7 +213,7 @@ impl Connection {
                 }
             }
             self.publish(false);
-            if self.input.len() as u64 > self.shared.config.query_buffer_limit() {
+            if self.pending_input() as u64 > self.shared.config.query_buffer_limit() {
                 tracing::warn!(
                     client = self.session.handle.id,
                     "closing client that reached max query buffer length"
@@ -342,7 +342,7 @@ impl Connection {
                 _ = &mut expiry => break None,
                 n = self.socket.read(&mut self.input) => {
                     let n = n?;
-                    if n == 0 || self.input.len() as u64 > self.shared.config.query_buffer_limit() {
+                    if n == 0 || self.pending_input() as u64 > self.shared.config.query_buffer_limit() {
                         return Ok(false);
                     }
                     self.session.stats.net_in += n as u64;
@@ -355,15 +355,24 @@ impl Connection {
             Some(Wake::Reply(reply)) => {
                 self.output.append(reply);
                 self.input.consume(len);
+                self.decoder.release();
             }
-            // Not consumed: the command runs again with the next `process`.
-            Some(Wake::Retry) => {}
+            // Not consumed: the command runs again with the next `process`, with
+            // the arguments already decoded (big ones are no longer in the input).
+            Some(Wake::Retry) => self.decoder.replay(len),
             None => {
                 waiter.op.write_timeout(&mut self.output);
                 self.input.consume(len);
+                self.decoder.release();
             }
         }
         Ok(true)
+    }
+
+    /// Bytes of requests received and not yet run: the input, and big arguments
+    /// of the request in progress already decoded.
+    fn pending_input(&self) -> usize {
+        self.input.queued() + self.decoder.held()
     }
 
     /// Adds the connection's counters to the server's and publishes buffer sizes
@@ -371,7 +380,8 @@ impl Connection {
     fn publish(&mut self, blocked: bool) {
         self.shared.stats.flush(&mut self.session.stats);
         let handle = &self.session.handle;
-        handle.set_query(self.input.len(), self.input.capacity());
+        let held = self.decoder.held();
+        handle.set_query(self.input.queued() + held, self.input.capacity() + held);
         handle.set_activity(self.session.activity(blocked));
     }
 
@@ -401,6 +411,9 @@ impl Connection {
         } = self;
         output.set_limit(limit);
         session.begin_batch(&*shared.clock);
+        if let Some(arg) = input.take_detached() {
+            decoder.attach(arg);
+        }
         let mut consumed = 0;
         let stop = loop {
             if output.len() >= OUTPUT_FLUSH {
@@ -412,11 +425,23 @@ impl Connection {
             };
             let buf = &input.filled()[consumed..];
             match decoder.decode(buf, limits) {
-                Ok(Decoded::Incomplete) => break Stop::Drained,
+                Ok(Decoded::Incomplete) => {
+                    // A big argument still arriving is received into a buffer of its
+                    // own, which commands can then keep as a value.
+                    if let Some(detach) = decoder.take_detach() {
+                        input.detach(consumed + detach.at, detach.len);
+                    }
+                    break Stop::Drained;
+                }
                 Ok(Decoded::Request { consumed: used }) => {
                     let args = decoder.args(buf);
                     consumed += used;
-                    match run_request(shared, session, output, args) {
+                    let ran = run_request(shared, session, output, args);
+                    if !matches!(ran, Ran::Blocked(_)) {
+                        // Big arguments go as soon as their command is done.
+                        decoder.release();
+                    }
+                    match ran {
                         Ran::Done if session.close_after_reply => break Stop::Close,
                         Ran::Done => {}
                         Ran::Blocked(waiter) => {

@@ -12,4 +12,6 @@ mod reply;
 mod request;
 
 pub use reply::{Protocol, Reply};
-pub use request::{Args, Decoded, ProtocolError, RequestDecoder, RequestLimits};
+pub use request::{
+    Args, BigArg, Decoded, Detach, ProtocolError, RequestDecoder, RequestLimits, BIG_ARG,
+};

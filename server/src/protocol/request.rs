@@ -5,12 +5,24 @@
 //! complete yet it remembers how far it got; the next call, with more bytes appended
 //! to the same buffer, continues from there. That keeps a 500 MB `SET` or a
 //! million-argument `MSET` linear in its size.
+//!
+//! A big argument (32 KiB or more, Redis's `PROTO_MBULK_BIG_ARG`) that has not
+//! fully arrived yet can instead be received outside the buffer: the decoder
+//! offers it ([`RequestDecoder::take_detach`]), the connection reads it into an
+//! exactly sized buffer of its own and hands it back
+//! ([`RequestDecoder::attach`]), and commands can keep that buffer as a value
+//! without copying it ([`Args::shared`]), as Redis does with its query buffer.
+
+use std::sync::Arc;
 
 use super::inline;
 use super::number::parse_i64;
 
 /// Longest inline request or length header Redis accepts (`PROTO_INLINE_MAX_SIZE`).
 pub const INLINE_MAX: usize = 64 * 1024;
+/// Arguments at least this long may be received outside the read buffer
+/// (`PROTO_MBULK_BIG_ARG`).
+pub const BIG_ARG: usize = 32 * 1024;
 /// Unauthenticated clients may send at most this many arguments...
 const UNAUTH_MAX_ARGS: i64 = 10;
 /// ...each at most this long, so a stranger cannot make the server buffer much.
@@ -73,17 +85,49 @@ pub enum Decoded {
     },
 }
 
-/// The arguments of one decoded request, borrowed from the read buffer.
+/// A span start marking an argument received outside the read buffer; the
+/// span's end is then its index among the request's big arguments.
+const DETACHED: usize = usize::MAX;
+
+/// A big argument received into a buffer of its own.
+pub type BigArg = Arc<Vec<u8>>;
+
+/// What [`RequestDecoder::take_detach`] offers: the pending argument starts at
+/// `at` in the buffer and is `len` bytes long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Detach {
+    /// Offset of the argument's first byte in the buffer passed to `decode`.
+    pub at: usize,
+    /// The argument's length.
+    pub len: usize,
+}
+
+/// The arguments of one decoded request, borrowed from the read buffer (and,
+/// for big arguments, from the buffers they were received into).
 #[derive(Debug, Clone, Copy)]
 pub struct Args<'a> {
     src: &'a [u8],
     spans: &'a [(usize, usize)],
+    big: &'a [BigArg],
 }
 
 impl<'a> Args<'a> {
     /// Arguments over `spans` of `src` (each span is a start and end offset).
     pub fn new(src: &'a [u8], spans: &'a [(usize, usize)]) -> Self {
-        Args { src, spans }
+        Args {
+            src,
+            spans,
+            big: &[],
+        }
+    }
+
+    #[inline]
+    fn bytes(&self, (start, end): (usize, usize)) -> &'a [u8] {
+        if start == DETACHED {
+            &self.big[end]
+        } else {
+            &self.src[start..end]
+        }
     }
 
     /// Number of arguments, the command name included.
@@ -98,21 +142,30 @@ impl<'a> Args<'a> {
 
     /// The argument at `index`, if there is one.
     pub fn get(&self, index: usize) -> Option<&'a [u8]> {
-        let &(start, end) = self.spans.get(index)?;
-        Some(&self.src[start..end])
+        self.spans.get(index).map(|&span| self.bytes(span))
+    }
+
+    /// The buffer the argument at `index` was received into, if it is a big
+    /// argument that arrived outside the read buffer: a command storing it as a
+    /// value can keep this buffer instead of copying the bytes.
+    pub fn shared(&self, index: usize) -> Option<&'a BigArg> {
+        match *self.spans.get(index)? {
+            (DETACHED, i) => self.big.get(i),
+            _ => None,
+        }
     }
 
     /// All arguments in order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &'a [u8]> + 'a {
-        let src = self.src;
-        self.spans.iter().map(move |&(s, e)| &src[s..e])
+        let args = *self;
+        self.spans.iter().map(move |&span| args.bytes(span))
     }
 
     /// The arguments from `index` on.
     pub fn skip(&self, index: usize) -> Args<'a> {
         Args {
-            src: self.src,
             spans: &self.spans[index.min(self.spans.len())..],
+            ..*self
         }
     }
 }
@@ -123,6 +176,15 @@ enum State {
     Idle,
     /// Inside a multibulk request: `expected` arguments, next one at `pos`.
     Multibulk { expected: usize, pos: usize },
+    /// The `len`-byte argument whose data started at `pos` is being received
+    /// outside the buffer; once attached, its CRLF is expected at `pos`.
+    Detached {
+        expected: usize,
+        pos: usize,
+        len: usize,
+    },
+    /// The last request, `consumed` bytes, is to be returned again as it was.
+    Replay { consumed: usize },
 }
 
 /// A resumable decoder for one connection's request stream.
@@ -136,6 +198,12 @@ pub struct RequestDecoder {
     from_inline: bool,
     /// Buffer length the pending argument needs, so the reader can reserve it at once.
     wanted: usize,
+    /// Big arguments of the current request, received outside the buffer.
+    big: Vec<BigArg>,
+    /// A big argument offered for receiving outside the buffer, until taken.
+    offer: Option<Detach>,
+    /// The big argument received outside the buffer, until decoding reaches it.
+    attached: Option<Vec<u8>>,
 }
 
 impl Default for RequestDecoder {
@@ -176,6 +244,9 @@ impl RequestDecoder {
             inline: Vec::new(),
             from_inline: false,
             wanted: 0,
+            big: Vec::new(),
+            offer: None,
+            attached: None,
         }
     }
 
@@ -186,7 +257,40 @@ impl RequestDecoder {
 
     /// True while a request has been partly decoded.
     pub fn in_request(&self) -> bool {
-        matches!(self.state, State::Multibulk { .. })
+        matches!(self.state, State::Multibulk { .. } | State::Detached { .. })
+    }
+
+    /// The big argument the last [`Decoded::Incomplete`] stopped at, offered
+    /// once: the caller may move the bytes from `at` on out of the buffer, keep
+    /// receiving the argument elsewhere, and [`attach`](Self::attach) it once
+    /// complete. Ignoring the offer is fine: decoding then goes on in the buffer.
+    pub fn take_detach(&mut self) -> Option<Detach> {
+        self.offer.take()
+    }
+
+    /// Hands over the whole big argument taken with [`take_detach`](Self::take_detach);
+    /// the buffer then continues with the CRLF after it.
+    pub fn attach(&mut self, arg: Vec<u8>) {
+        self.attached = Some(arg);
+    }
+
+    /// Makes the next `decode` return the last request again, arguments and all,
+    /// for a command that blocked and must run again: its big arguments are no
+    /// longer in the buffer to decode them from.
+    pub fn replay(&mut self, consumed: usize) {
+        self.state = State::Replay { consumed };
+    }
+
+    /// Bytes of big arguments the decoder holds for the request in progress (they
+    /// count toward the client's query buffer until its command has run).
+    pub fn held(&self) -> usize {
+        self.big.iter().map(|b| b.len()).sum::<usize>() + self.attached.as_ref().map_or(0, Vec::len)
+    }
+
+    /// Drops the last request's big arguments once its command has run, so one
+    /// that was not stored is freed at once.
+    pub fn release(&mut self) {
+        self.forget_big();
     }
 
     /// The arguments of the request last returned as [`Decoded::Request`]; `buf` must
@@ -197,19 +301,87 @@ impl RequestDecoder {
         } else {
             buf
         };
-        Args::new(src, &self.spans)
+        Args {
+            src,
+            spans: &self.spans,
+            big: &self.big,
+        }
     }
 
     /// Decodes the next request at the start of `buf`.
     pub fn decode(&mut self, buf: &[u8], limits: RequestLimits) -> Result<Decoded, ProtocolError> {
-        let State::Multibulk { expected, pos } = self.state else {
-            return match buf.first() {
+        match self.state {
+            State::Idle => match buf.first() {
                 None => Ok(Decoded::Incomplete),
                 Some(b'*') => self.start_multibulk(buf, limits),
                 Some(_) => self.decode_inline(buf),
-            };
+            },
+            State::Multibulk { expected, pos } => {
+                self.continue_multibulk(buf, limits, expected, pos)
+            }
+            State::Detached { expected, pos, len } => {
+                self.continue_detached(buf, limits, expected, pos, len)
+            }
+            State::Replay { consumed } => {
+                self.state = State::Idle;
+                Ok(Decoded::Request { consumed })
+            }
+        }
+    }
+
+    /// Drops the big arguments of the last request, if it had any.
+    #[inline]
+    fn forget_big(&mut self) {
+        if !self.big.is_empty() {
+            self.big.clear();
+        }
+    }
+
+    /// Resumes after a big argument offered for receiving outside the buffer.
+    #[cold]
+    fn continue_detached(
+        &mut self,
+        buf: &[u8],
+        limits: RequestLimits,
+        expected: usize,
+        pos: usize,
+        len: usize,
+    ) -> Result<Decoded, ProtocolError> {
+        self.offer = None;
+        let Some(arg) = self.attached.take() else {
+            // The offer was not taken, so the bytes arrive in the buffer.
+            if buf.len() < pos + len + 2 {
+                return Ok(self.suspend_detached(expected, pos, len, pos + len + 2));
+            }
+            if &buf[pos + len..pos + len + 2] != b"\r\n" {
+                return Err(ProtocolError::MissingCrlf);
+            }
+            self.spans.push((pos, pos + len));
+            return self.continue_multibulk(buf, limits, expected, pos + len + 2);
         };
-        self.continue_multibulk(buf, limits, expected, pos)
+        debug_assert_eq!(arg.len(), len);
+        if buf.len() < pos + 2 {
+            self.attached = Some(arg);
+            return Ok(self.suspend_detached(expected, pos, len, pos + 2));
+        }
+        if &buf[pos..pos + 2] != b"\r\n" {
+            return Err(ProtocolError::MissingCrlf);
+        }
+        self.spans.push((DETACHED, self.big.len()));
+        self.big.push(Arc::new(arg));
+        self.continue_multibulk(buf, limits, expected, pos + 2)
+    }
+
+    fn suspend_detached(
+        &mut self,
+        expected: usize,
+        pos: usize,
+        len: usize,
+        wanted: usize,
+    ) -> Decoded {
+        self.state = State::Detached { expected, pos, len };
+        self.wanted = wanted;
+        Decoded::Incomplete
     }
 
     fn start_multibulk(
@@ -232,6 +404,7 @@ impl RequestDecoder {
             return Err(ProtocolError::UnauthenticatedMultibulkLength);
         }
         self.spans.clear();
+        self.forget_big();
         self.from_inline = false;
         if count <= 0 {
             return Ok(Decoded::Request { consumed: pos });
@@ -271,6 +444,9 @@ impl RequestDecoder {
             }
             let end = start + len as usize;
             if buf.len() < end + 2 {
+                if len as usize >= BIG_ARG && buf.len() < end {
+                    return Ok(self.offer_detach(expected, start, len as usize));
+                }
                 return Ok(self.suspend(expected, pos, end + 2));
             }
             if &buf[end..end + 2] != b"\r\n" {
@@ -282,6 +458,14 @@ impl RequestDecoder {
         self.state = State::Idle;
         self.wanted = 0;
         Ok(Decoded::Request { consumed: pos })
+    }
+
+    /// Stops at a big argument whose data is still arriving, offering to have
+    /// it received outside the buffer.
+    #[cold]
+    fn offer_detach(&mut self, expected: usize, at: usize, len: usize) -> Decoded {
+        self.offer = Some(Detach { at, len });
+        self.suspend_detached(expected, at, len, at + len + 2)
     }
 
     fn suspend(&mut self, expected: usize, pos: usize, wanted: usize) -> Decoded {
@@ -305,6 +489,7 @@ impl RequestDecoder {
             _ => &buf[..newline],
         };
         self.spans.clear();
+        self.forget_big();
         self.inline.clear();
         self.from_inline = true;
         inline::split_args(line, &mut self.inline, &mut self.spans)
@@ -385,6 +570,139 @@ mod tests {
         assert_eq!(decoder.decode(input, OPEN), Ok(Decoded::Incomplete));
         assert_eq!(decoder.wanted(), 24 + 100_000);
         assert!(decoder.in_request());
+    }
+
+    /// A request whose middle argument is big: `SET k <len x 'v'> EX 100`.
+    fn big_set(len: usize) -> Vec<u8> {
+        let mut input = format!("*5\r\n$3\r\nSET\r\n$1\r\nk\r\n${len}\r\n").into_bytes();
+        input.resize(input.len() + len, b'v');
+        input.extend_from_slice(b"\r\n$2\r\nEX\r\n$3\r\n100\r\n");
+        input
+    }
+
+    #[test]
+    fn a_big_argument_received_apart_is_shared_and_the_rest_decodes_from_the_buffer() {
+        let len = BIG_ARG + 10;
+        let input = big_set(len);
+        let header = input.len() - len - b"\r\n$2\r\nEX\r\n$3\r\n100\r\n".len();
+        let mut decoder = RequestDecoder::new();
+        // Part of the argument has arrived: the decoder offers it, once.
+        let mut buf = input[..header + 100].to_vec();
+        assert_eq!(decoder.decode(&buf, OPEN), Ok(Decoded::Incomplete));
+        let detach = decoder.take_detach().unwrap();
+        assert_eq!(detach, Detach { at: header, len });
+        assert_eq!(decoder.take_detach(), None);
+        // The caller moves the bytes out and receives the rest apart.
+        let mut arg = buf.split_off(detach.at);
+        assert_eq!(decoder.decode(&buf, OPEN), Ok(Decoded::Incomplete));
+        arg.extend_from_slice(&input[header + 100..header + len]);
+        decoder.attach(arg);
+        // Then the buffer continues with the CRLF and the following arguments.
+        assert_eq!(decoder.decode(&buf, OPEN), Ok(Decoded::Incomplete));
+        buf.extend_from_slice(b"\r\n$2\r\nEX\r");
+        assert_eq!(decoder.decode(&buf, OPEN), Ok(Decoded::Incomplete));
+        buf.extend_from_slice(b"\n$3\r\n100\r\n*1\r\n$4\r\nPING\r\n");
+        let consumed = buf.len() - 14;
+        assert_eq!(
+            decoder.decode(&buf, OPEN),
+            Ok(Decoded::Request { consumed })
+        );
+        let args = decoder.args(&buf);
+        assert_eq!(args.len(), 5);
+        assert_eq!(args.get(0), Some(&b"SET"[..]));
+        assert_eq!(args.get(2).map(<[u8]>::len), Some(len));
+        assert!(args.get(2).unwrap().iter().all(|&b| b == b'v'));
+        assert_eq!(args.get(4), Some(&b"100"[..]));
+        let shared = args.shared(2).unwrap();
+        assert_eq!(shared.as_ptr(), args.get(2).unwrap().as_ptr());
+        assert!(args.shared(1).is_none() && args.shared(3).is_none());
+        let kept = shared.clone();
+        decoder.release();
+        assert_eq!(std::sync::Arc::strong_count(&kept), 1);
+        // The next request decodes normally.
+        assert_eq!(
+            decoder.decode(&buf[consumed..], OPEN),
+            Ok(Decoded::Request { consumed: 14 })
+        );
+        assert!(decoder.args(&buf[consumed..]).shared(0).is_none());
+    }
+
+    #[test]
+    fn an_ignored_offer_decodes_the_big_argument_from_the_buffer() {
+        let input = big_set(BIG_ARG);
+        let mut decoder = RequestDecoder::new();
+        assert_eq!(decoder.decode(&input[..100], OPEN), Ok(Decoded::Incomplete));
+        assert!(decoder.wanted() >= input.len() - 30);
+        for end in [1000, input.len() - 1] {
+            assert_eq!(decoder.decode(&input[..end], OPEN), Ok(Decoded::Incomplete));
+            assert_eq!(decoder.take_detach(), None);
+        }
+        assert_eq!(
+            decoder.decode(&input, OPEN),
+            Ok(Decoded::Request {
+                consumed: input.len()
+            })
+        );
+        let args = decoder.args(&input);
+        assert_eq!(args.get(2).map(<[u8]>::len), Some(BIG_ARG));
+        assert!(args.shared(2).is_none());
+    }
+
+    #[test]
+    fn small_or_complete_arguments_are_never_offered() {
+        let mut decoder = RequestDecoder::new();
+        let input = big_set(BIG_ARG - 1);
+        assert_eq!(decoder.decode(&input[..100], OPEN), Ok(Decoded::Incomplete));
+        assert_eq!(decoder.take_detach(), None);
+        // All the data but not the CRLF: two bytes more are cheaper than a move.
+        let input = big_set(BIG_ARG);
+        let mut decoder = RequestDecoder::new();
+        let data_end = input.len() - b"\r\n$2\r\nEX\r\n$3\r\n100\r\n".len();
+        assert_eq!(
+            decoder.decode(&input[..data_end], OPEN),
+            Ok(Decoded::Incomplete)
+        );
+        assert_eq!(decoder.take_detach(), None);
+    }
+
+    #[test]
+    fn a_detached_argument_without_its_crlf_is_a_protocol_error() {
+        let mut decoder = RequestDecoder::new();
+        let input = b"*2\r\n$3\r\nSET\r\n$32768\r\nabc";
+        assert_eq!(decoder.decode(input, OPEN), Ok(Decoded::Incomplete));
+        let detach = decoder.take_detach().unwrap();
+        decoder.attach(vec![b'a'; detach.len]);
+        assert_eq!(
+            decoder.decode(b"*2\r\n$3\r\nSET\r\n$32768\r\nXY", OPEN),
+            Err(ProtocolError::MissingCrlf)
+        );
+    }
+
+    #[test]
+    fn a_replayed_request_keeps_its_big_arguments() {
+        let len = BIG_ARG;
+        let input = big_set(len);
+        let header = input.len() - len - b"\r\n$2\r\nEX\r\n$3\r\n100\r\n".len();
+        let mut decoder = RequestDecoder::new();
+        assert_eq!(
+            decoder.decode(&input[..header + 1], OPEN),
+            Ok(Decoded::Incomplete)
+        );
+        let detach = decoder.take_detach().unwrap();
+        let mut buf = input[..detach.at].to_vec();
+        decoder.attach(input[detach.at..detach.at + len].to_vec());
+        buf.extend_from_slice(&input[header + len..]);
+        let Ok(Decoded::Request { consumed }) = decoder.decode(&buf, OPEN) else {
+            panic!("not decoded");
+        };
+        decoder.replay(consumed);
+        assert_eq!(
+            decoder.decode(&buf, OPEN),
+            Ok(Decoded::Request { consumed })
+        );
+        let args = decoder.args(&buf);
+        assert_eq!(args.get(2).map(<[u8]>::len), Some(len));
+        assert_eq!(args.get(3), Some(&b"EX"[..]));
     }
 
     #[test]
@@ -495,6 +813,72 @@ mod tests {
                 pos += consumed;
             }
             out
+        }
+
+        /// Decodes `input` arriving in pieces of the given sizes, taking every
+        /// offer to receive a big argument apart as the connection does.
+        fn decode_arriving(input: &[u8], pieces: &[usize]) -> Vec<Vec<Vec<u8>>> {
+            let mut decoder = RequestDecoder::new();
+            let (mut buf, mut apart): (Vec<u8>, Option<(Vec<u8>, usize)>) = (Vec::new(), None);
+            let (mut sent, mut out) = (0, Vec::new());
+            for &piece in pieces.iter().cycle() {
+                if sent == input.len() {
+                    break;
+                }
+                let mut n = piece.clamp(1, input.len() - sent);
+                match &mut apart {
+                    Some((arg, len)) => {
+                        n = n.min(*len - arg.len());
+                        arg.extend_from_slice(&input[sent..sent + n]);
+                    }
+                    None => buf.extend_from_slice(&input[sent..sent + n]),
+                }
+                sent += n;
+                if apart.as_ref().is_some_and(|(arg, len)| arg.len() == *len) {
+                    decoder.attach(apart.take().unwrap().0);
+                }
+                loop {
+                    match decoder.decode(&buf, OPEN).unwrap() {
+                        Decoded::Request { consumed } => {
+                            let args = decoder.args(&buf);
+                            out.push(args.iter().map(<[u8]>::to_vec).collect());
+                            decoder.release();
+                            buf.drain(..consumed);
+                        }
+                        Decoded::Incomplete => {
+                            if let Some(d) = decoder.take_detach() {
+                                apart = Some((buf.split_off(d.at), d.len));
+                            }
+                            break;
+                        }
+                    }
+                }
+            }
+            out
+        }
+
+        fn big_request() -> impl Strategy<Value = Vec<Vec<u8>>> {
+            let arg = prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..20),
+                (0usize..100, any::<u8>()).prop_map(|(extra, b)| vec![b; BIG_ARG + extra]),
+            ];
+            proptest::collection::vec(arg, 1..5)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            #[test]
+            fn big_arguments_received_apart_decode_the_same(
+                reqs in proptest::collection::vec(big_request(), 1..4),
+                pieces in proptest::collection::vec(1usize..50_000, 1..8),
+            ) {
+                let mut input = Vec::new();
+                for r in &reqs {
+                    input.extend(encode(r));
+                }
+                prop_assert_eq!(decode_arriving(&input, &pieces), reqs);
+            }
         }
 
         proptest! {

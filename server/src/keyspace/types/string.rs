@@ -1,12 +1,21 @@
-//! String values that are not numbers. Up to 22 bytes live inline; longer ones
-//! own an exactly sized heap buffer.
+//! String values that are not numbers. Up to 22 bytes live inline. Longer ones
+//! own a heap buffer, exactly sized until the string grows, then with room to
+//! grow more by Redis's rule; or, for a large request argument, the very buffer
+//! it was received into, kept without a copy.
 //!
 //! The type is 24 bytes and its tag leaves room for `Value`'s other variants, so
 //! a whole `Value` stays 24 bytes: a cache of millions of short strings pays no
 //! heap allocation and no padding for them.
 
+use std::sync::Arc;
+
 /// Longest string stored inline.
 pub const INLINE_MAX: usize = 22;
+
+/// A string growing past this gets this much room, not its own length again
+/// (Redis's `SDS_MAX_PREALLOC`): appends stay amortised without doubling a
+/// huge string's memory.
+const PREALLOC_MAX: usize = 1 << 20;
 
 /// A byte string.
 #[derive(Clone)]
@@ -18,11 +27,37 @@ pub enum Str {
         /// The bytes.
         buf: [u8; INLINE_MAX],
     },
-    /// Long: an exactly sized buffer.
-    Heap(Box<[u8]>),
+    /// Long: the whole allocation, whose last `spare` bytes are room to grow.
+    /// Always below 1 MiB plus the length (the growth rule), so `u32` holds it
+    /// and the variant fits beside the tag.
+    Heap {
+        /// The allocation: the string, then `spare` unused bytes.
+        buf: Box<[u8]>,
+        /// Unused bytes at the end of `buf`.
+        spare: u32,
+    },
+    /// A large request argument, in the buffer the connection received it into.
+    /// Clones share the buffer; a change copies it first only while it is
+    /// shared, and grows it by the same rule as `Heap`.
+    Shared(Arc<Vec<u8>>),
+}
+
+/// The capacity Redis's `sdsMakeRoomFor` gives a string growing to `len`
+/// bytes: double below 1 MiB, 1 MiB of room above.
+fn grown_capacity(len: usize) -> usize {
+    if len < PREALLOC_MAX {
+        len * 2
+    } else {
+        len + PREALLOC_MAX
+    }
 }
 
 impl Str {
+    const EMPTY: Str = Str::Inline {
+        len: 0,
+        buf: [0; INLINE_MAX],
+    };
+
     /// A string holding a copy of `bytes`.
     pub fn new(bytes: &[u8]) -> Self {
         if bytes.len() <= INLINE_MAX {
@@ -33,15 +68,43 @@ impl Str {
                 buf,
             }
         } else {
-            Str::Heap(bytes.into())
+            Str::Heap {
+                buf: bytes.into(),
+                spare: 0,
+            }
         }
+    }
+
+    /// A string held in `bytes`, a large request argument, without copying it.
+    pub fn shared(bytes: Arc<Vec<u8>>) -> Self {
+        if bytes.len() <= INLINE_MAX {
+            Str::new(&bytes)
+        } else {
+            Str::Shared(bytes)
+        }
+    }
+
+    /// `offset` zero bytes followed by `bytes` (`SETRANGE` on a missing key):
+    /// one allocation of the final size, from zeroed memory the allocator
+    /// need not touch, so a huge offset costs only the pages written.
+    pub fn padded(offset: usize, bytes: &[u8]) -> Self {
+        let end = offset + bytes.len();
+        if end <= INLINE_MAX {
+            let mut s = Str::EMPTY;
+            s.write_at(offset, bytes);
+            return s;
+        }
+        let mut buf = vec![0; end].into_boxed_slice();
+        buf[offset..].copy_from_slice(bytes);
+        Str::Heap { buf, spare: 0 }
     }
 
     /// The bytes.
     pub fn as_bytes(&self) -> &[u8] {
         match self {
             Str::Inline { len, buf } => &buf[..usize::from(*len)],
-            Str::Heap(b) => b,
+            Str::Heap { buf, spare } => &buf[..buf.len() - *spare as usize],
+            Str::Shared(bytes) => bytes,
         }
     }
 
@@ -55,49 +118,99 @@ impl Str {
         self.len() == 0
     }
 
-    /// Heap bytes owned.
+    /// Heap bytes owned: the whole allocation, room to grow included.
     pub fn heap_size(&self) -> usize {
         match self {
             Str::Inline { .. } => 0,
-            Str::Heap(b) => b.len(),
+            Str::Heap { buf, .. } => buf.len(),
+            // The shared block: two reference counts and the vector, then the bytes.
+            Str::Shared(bytes) => {
+                2 * std::mem::size_of::<usize>() + std::mem::size_of::<Vec<u8>>() + bytes.capacity()
+            }
         }
     }
 
     /// Appends `bytes`.
     pub fn append(&mut self, bytes: &[u8]) {
-        self.edit(self.len() + bytes.len(), |v| v.extend_from_slice(bytes));
+        let len = self.len();
+        self.resize(len + bytes.len())[len..].copy_from_slice(bytes);
     }
 
     /// Overwrites from `offset` with `bytes`, zero-padding any gap (`SETRANGE`).
     pub fn write_at(&mut self, offset: usize, bytes: &[u8]) {
+        let len = self.len();
         let end = offset + bytes.len();
-        self.edit(end.max(self.len()), |v| {
-            if v.len() < end {
-                v.resize(end, 0);
-            }
-            v[offset..end].copy_from_slice(bytes);
-        });
+        let buf = self.resize(end.max(len));
+        if offset > len {
+            buf[len..offset].fill(0);
+        }
+        buf[offset..end].copy_from_slice(bytes);
     }
 
-    /// Changes the bytes through a vector that has room for `new_len` bytes.
-    fn edit(&mut self, new_len: usize, change: impl FnOnce(&mut Vec<u8>)) {
+    /// Makes the string `new_len` bytes long (at least its length) and returns
+    /// its bytes to write; bytes past the old length are unspecified. Grows the
+    /// allocation only when it has no room left, by Redis's rule.
+    fn resize(&mut self, new_len: usize) -> &mut [u8] {
+        let room = match self {
+            Str::Inline { .. } => new_len <= INLINE_MAX,
+            Str::Heap { buf, .. } => buf.len() >= new_len,
+            Str::Shared(_) => true,
+        };
+        if !room {
+            self.reallocate(new_len);
+        }
         match self {
-            Str::Heap(b) if new_len > INLINE_MAX => {
-                // Growing to exactly the new length lets the allocator extend in
-                // place within its size class, so repeated appends copy the
-                // string only when it crosses a class (amortized constant).
-                let mut v = std::mem::take(b).into_vec();
-                v.reserve_exact(new_len.saturating_sub(v.len()));
-                change(&mut v);
-                *b = v.into_boxed_slice();
+            Str::Inline { len, buf } => {
+                *len = new_len as u8;
+                &mut buf[..new_len]
             }
-            _ => {
-                let mut v = Vec::with_capacity(new_len);
-                v.extend_from_slice(self.as_bytes());
-                change(&mut v);
-                *self = Str::new(&v);
+            Str::Heap { buf, spare } => {
+                // At most the old room (or what `reallocate` left), so it fits.
+                *spare = (buf.len() - new_len) as u32;
+                &mut buf[..new_len]
+            }
+            Str::Shared(bytes) => {
+                // Copies only if another value still shares the buffer.
+                let v = Arc::make_mut(bytes);
+                if new_len > v.capacity() {
+                    v.reserve_exact(grown_capacity(new_len) - v.len());
+                }
+                v.resize(new_len, 0);
+                v
             }
         }
+    }
+
+    /// Moves an inline or heap string to a heap allocation with room for
+    /// `new_len` bytes by Redis's growth rule, reusing the old allocation
+    /// (grown in place where the allocator can).
+    fn reallocate(&mut self, new_len: usize) {
+        let len = self.len();
+        let capacity = grown_capacity(new_len);
+        let buf = match std::mem::replace(self, Str::EMPTY) {
+            Str::Heap { buf, .. } => {
+                let mut v = buf.into_vec();
+                v.truncate(len);
+                v.reserve_exact(capacity - len);
+                v.resize(capacity, 0);
+                v.into_boxed_slice()
+            }
+            Str::Shared(bytes) => {
+                *self = Str::Shared(bytes);
+                return;
+            }
+            inline => {
+                let mut buf = vec![0; capacity].into_boxed_slice();
+                buf[..len].copy_from_slice(inline.as_bytes());
+                buf
+            }
+        };
+        // Now `new_len` long, the added bytes zero; the room left is below 1 MiB
+        // or the new length, whichever is larger.
+        *self = Str::Heap {
+            spare: (capacity - new_len) as u32,
+            buf,
+        };
     }
 }
 
@@ -143,5 +256,78 @@ mod tests {
         t.write_at(40, b"z");
         assert_eq!(t.len(), 41);
         assert_eq!(t.as_bytes()[40], b'z');
+        assert!(t.as_bytes()[5..40].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn growth_follows_redis_rule_double_then_one_mib_of_room() {
+        let mut s = Str::new(&[b'a'; 100]);
+        s.append(b"b");
+        assert_eq!(s.heap_size(), 202);
+        assert_eq!(s.len(), 101);
+        // Appends within the room reuse the allocation.
+        s.append(&[b'c'; 101]);
+        assert_eq!((s.len(), s.heap_size()), (202, 202));
+        let mut big = Str::new(&vec![b'x'; 1 << 20]);
+        big.append(b"y");
+        assert_eq!(big.heap_size(), (1 << 20) + 1 + (1 << 20));
+        assert_eq!(big.as_bytes().last(), Some(&b'y'));
+    }
+
+    #[test]
+    fn repeated_appends_reallocate_a_logarithmic_or_per_mib_number_of_times() {
+        let count_growths = |chunk: usize, rounds: usize| {
+            let mut s = Str::new(b"");
+            let mut growths = 0;
+            let mut capacity = s.heap_size();
+            for _ in 0..rounds {
+                s.append(&vec![b'z'; chunk]);
+                if s.heap_size() != capacity {
+                    growths += 1;
+                    capacity = s.heap_size();
+                }
+            }
+            assert_eq!(s.len(), chunk * rounds);
+            assert!(s.heap_size() <= grown_capacity(chunk * rounds));
+            growths
+        };
+        // One byte at a time up to 100 KB: doubling, about 17 growths.
+        assert!(count_growths(1, 100_000) <= 20);
+        // 512 KiB at a time up to 4 MiB: capacities 1, 2.5 and 4 MiB. (Small
+        // enough not to disturb the allocation-counting test on another thread.)
+        assert_eq!(count_growths(512 << 10, 8), 3);
+    }
+
+    #[test]
+    fn a_sole_shared_buffer_is_changed_in_place() {
+        let data = Arc::new(vec![b'q'; 4096]);
+        let at = data.as_ptr();
+        let mut s = Str::shared(data);
+        assert_eq!(s.len(), 4096);
+        assert!(s.heap_size() >= 4096);
+        s.write_at(10, b"hi");
+        assert_eq!(s.as_bytes().as_ptr(), at);
+        assert_eq!(&s.as_bytes()[9..13], b"qhiq");
+        s.append(b"!");
+        assert_eq!(s.heap_size(), 40 + 2 * 4097);
+    }
+
+    #[test]
+    fn a_buffer_still_shared_is_copied_before_a_change() {
+        let data = Arc::new(vec![b'q'; 100]);
+        let mut s = Str::shared(data.clone());
+        s.append(b"!");
+        assert_eq!(s.len(), 101);
+        assert_eq!(data.len(), 100);
+        assert!(data.iter().all(|&b| b == b'q'));
+    }
+
+    #[test]
+    fn padding_allocates_the_final_size_once() {
+        let s = Str::padded(1000, b"x");
+        assert_eq!((s.len(), s.heap_size()), (1001, 1001));
+        assert_eq!(s.as_bytes()[1000], b'x');
+        assert!(s.as_bytes()[..1000].iter().all(|&b| b == 0));
+        assert_eq!(Str::padded(2, b"ab").as_bytes(), b"\0\0ab");
     }
 }
