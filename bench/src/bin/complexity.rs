@@ -81,7 +81,10 @@ fn cases(n: usize) -> Vec<Case> {
         case(
             "LPOS RANK -1 COUNT 1000 MAXLEN",
             None,
-            words(&format!("LPOS l:rem a RANK -1 COUNT 1000 MAXLEN {}", n * 3 / 4)),
+            words(&format!(
+                "LPOS l:rem a RANK -1 COUNT 1000 MAXLEN {}",
+                n * 3 / 4
+            )),
         ),
         case("LPOS COUNT 0 (all)", None, words("LPOS l:rem a COUNT 0")),
         case(
@@ -117,7 +120,11 @@ fn cases(n: usize) -> Vec<Case> {
         case("SINTER big one", None, words("SINTER s:a s:one")),
         case("SINTERSTORE", None, words("SINTERSTORE s:dst s:a s:b")),
         case("SINTERCARD", None, words("SINTERCARD 2 s:a s:b")),
-        case("SINTERCARD LIMIT 10", None, words("SINTERCARD 2 s:a s:b LIMIT 10")),
+        case(
+            "SINTERCARD LIMIT 10",
+            None,
+            words("SINTERCARD 2 s:a s:b LIMIT 10"),
+        ),
         case("SUNION", None, words("SUNION s:a s:b")),
         case("SUNIONSTORE", None, words("SUNIONSTORE s:dst s:a s:b")),
         case("SDIFF", None, words("SDIFF s:a s:b")),
@@ -189,7 +196,10 @@ fn cases(n: usize) -> Vec<Case> {
         case(
             "ZRANGEBYSCORE WITHSCORES",
             None,
-            words(&format!("ZRANGEBYSCORE z:a {half} {} WITHSCORES", half + 99)),
+            words(&format!(
+                "ZRANGEBYSCORE z:a {half} {} WITHSCORES",
+                half + 99
+            )),
         ),
         case(
             "ZCOUNT half",
@@ -265,7 +275,12 @@ fn prepare(con: &mut redis::Connection, n: usize) -> redis::RedisResult<()> {
         (0..n).map(|i| one(if i < half { "x" } else { "a" }.to_string())),
     )?;
     fill(con, "SADD", "s:a", (0..n).map(|i| one(format!("m{i}"))))?;
-    fill(con, "SADD", "s:b", (half..n + half).map(|i| one(format!("m{i}"))))?;
+    fill(
+        con,
+        "SADD",
+        "s:b",
+        (half..n + half).map(|i| one(format!("m{i}"))),
+    )?;
     fill(con, "SADD", "s:one", std::iter::once(one("m5".into())))?;
     fill(
         con,
@@ -291,7 +306,12 @@ fn prepare(con: &mut redis::Connection, n: usize) -> redis::RedisResult<()> {
         "z:lex",
         (0..n).map(|i| vec!["0".into(), format!("m{i:07}")]),
     )?;
-    fill(con, "ZADD", "z:one", std::iter::once(vec!["5".into(), "m5".into()]))
+    fill(
+        con,
+        "ZADD",
+        "z:one",
+        std::iter::once(vec!["5".into(), "m5".into()]),
+    )
 }
 
 /// Median milliseconds of `case` on the server at `con`, or why it failed.

@@ -115,8 +115,7 @@ fn main() {
                     format!("{:.2}", u.peak as f64 / r.peak as f64),
                     format!(
                         "{:.2}",
-                        u.peak.saturating_sub(u.idle) as f64
-                            / r.peak.saturating_sub(r.idle) as f64
+                        u.peak.saturating_sub(u.idle) as f64 / r.peak.saturating_sub(r.idle) as f64
                     ),
                 ),
                 _ => ("".into(), "".into()),

@@ -332,7 +332,9 @@ impl List {
                 continue;
             }
             match merged.back_mut() {
-                Some(last) if limit.admits(last.bytes() + node.bytes(), last.len() + node.len()) => {
+                Some(last)
+                    if limit.admits(last.bytes() + node.bytes(), last.len() + node.len()) =>
+                {
                     last.append(&node, cap)
                 }
                 _ => merged.push_back(node),
@@ -490,7 +492,10 @@ mod tests {
         /// Checks what every operation must keep: no empty node, counts adding
         /// up, and every node of several elements within its limit.
         fn check(&self) {
-            assert_eq!(self.nodes.iter().map(Listpack::len).sum::<usize>(), self.len);
+            assert_eq!(
+                self.nodes.iter().map(Listpack::len).sum::<usize>(),
+                self.len
+            );
             for node in &self.nodes {
                 assert!(!node.is_empty(), "an empty node");
                 assert!(
@@ -628,7 +633,10 @@ mod tests {
         /// Few distinct values, so removals and pivots often match; some longer
         /// than a small node, so elements get nodes of their own.
         fn value() -> impl Strategy<Value = Vec<u8>> {
-            (0u8..3, prop::sample::select(vec![0usize, 1, 2, 40, 700, 5000]))
+            (
+                0u8..3,
+                prop::sample::select(vec![0usize, 1, 2, 40, 700, 5000]),
+            )
                 .prop_map(|(k, len)| vec![b'a' + k; len])
         }
 
@@ -646,8 +654,16 @@ mod tests {
         /// Redis's clamped inclusive range (as `LTRIM` computes it).
         fn clamp(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
             let len = len as i64;
-            let start = if start < 0 { (len + start).max(0) } else { start };
-            let stop = if stop < 0 { len + stop } else { stop.min(len - 1) };
+            let start = if start < 0 {
+                (len + start).max(0)
+            } else {
+                start
+            };
+            let stop = if stop < 0 {
+                len + stop
+            } else {
+                stop.min(len - 1)
+            };
             (start <= stop && start < len).then_some((start as usize, stop as usize))
         }
 
@@ -675,7 +691,11 @@ mod tests {
                     }
                 }
                 Op::Remove(count, v) => {
-                    let mut left = if *count == 0 { usize::MAX } else { count.unsigned_abs() as usize };
+                    let mut left = if *count == 0 {
+                        usize::MAX
+                    } else {
+                        count.unsigned_abs() as usize
+                    };
                     let indexes: Vec<usize> = if *count >= 0 {
                         (0..model.len()).collect()
                     } else {

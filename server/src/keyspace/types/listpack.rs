@@ -327,7 +327,10 @@ mod tests {
         }
         n.insert(2, b"new", 64);
         n.replace(0, b"first");
-        assert_eq!(strings(&n)[..3], [b"first".to_vec(), b"b".to_vec(), b"new".to_vec()]);
+        assert_eq!(
+            strings(&n)[..3],
+            [b"first".to_vec(), b"b".to_vec(), b"new".to_vec()]
+        );
         n.remove(1, 2);
         let tail = n.split_off(2);
         assert_eq!(strings(&n), [b"first".to_vec(), b"c".to_vec()]);
