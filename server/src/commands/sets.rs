@@ -9,7 +9,7 @@ use super::table::{flag::*, CommandSpec, Handler, KeySpec};
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
 use crate::clock::Millis;
 
-use crate::keyspace::types::{Member, Set};
+use crate::keyspace::types::{EncodingLimits, Member, Set};
 use crate::keyspace::{Expiry, KeyHasher, Locked, Value};
 use crate::notify;
 use crate::protocol::Args;
@@ -395,6 +395,21 @@ fn intersection<'s>(sets: &[Option<&'s Set>]) -> impl Iterator<Item = Member<'s>
         .filter(move |&m| with_bytes(m, |b| sets[1..].iter().all(|o| o.contains(b))))
 }
 
+/// A set of `members` (`None` for none), encoded as SADD would encode it.
+fn collect_set<'m>(
+    members: impl Iterator<Item = Member<'m>>,
+    limits: &EncodingLimits,
+) -> Option<Set> {
+    let mut set: Option<Set> = None;
+    for member in members {
+        with_bytes(member, |b| {
+            set.get_or_insert_with(|| Set::for_member(b, limits))
+                .add(b, limits)
+        });
+    }
+    set
+}
+
 /// The members of any of `sets`, each once, in first-seen order: O(total size).
 fn union(sets: &[Option<&Set>]) -> Vec<Vec<u8>> {
     let mut seen: IndexSet<Vec<u8>, KeyHasher> = IndexSet::default();
@@ -454,25 +469,28 @@ impl<'a> Command<'a> for Algebra<'a> {
         let sources: Vec<&[u8]> = if store { self.keys.skip(1) } else { self.keys }
             .iter()
             .collect();
+        let limits = ctx.limits();
         let sets = borrow_sets(ctx.locks, &sources, ctx.now)?;
-        let result = match op {
-            "inter" => intersection(&sets).map(Member::to_vec).collect(),
-            "union" => union(&sets),
-            _ => difference(&sets),
-        };
         if !store {
+            let result = match op {
+                "inter" => intersection(&sets).map(Member::to_vec).collect(),
+                "union" => union(&sets),
+                _ => difference(&sets),
+            };
             reply_members(ctx, result.len(), result.into_iter());
             return Ok(());
         }
+        // Stored results go straight into the new set, which also dedups a union.
+        let result = match op {
+            "inter" => collect_set(intersection(&sets), &limits),
+            "union" => collect_set(sets.iter().flatten().flat_map(|s| s.iter()), &limits),
+            _ => collect_set(difference(&sets).iter().map(|m| Member::Bytes(m)), &limits),
+        };
+        let len = result.as_ref().map_or(0, Set::len);
         let destination = self.keys.get(0).unwrap_or_default();
-        let limits = ctx.limits();
         let table = ctx.locks.table(destination);
         table.remove(destination, ctx.now);
-        if let Some(first) = result.first() {
-            let mut set = Set::for_member(first, &limits);
-            for m in &result {
-                set.add(m, &limits);
-            }
+        if let Some(set) = result {
             table.insert(
                 destination,
                 Value::Set(Box::new(set)),
@@ -482,7 +500,7 @@ impl<'a> Command<'a> for Algebra<'a> {
         }
         ctx.dirty += 1;
         ctx.notify(notify::SET, name, destination);
-        ctx.out.int(result.len() as i64);
+        ctx.out.int(len as i64);
         Ok(())
     }
 }
@@ -565,7 +583,6 @@ impl<'a> Command<'a> for SScan<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keyspace::types::EncodingLimits;
 
     fn set(members: &[&str]) -> Set {
         let limits = EncodingLimits::default();
