@@ -383,10 +383,11 @@ fn with_bytes<R>(member: Member<'_>, f: impl FnOnce(&[u8]) -> R) -> R {
 /// Redis. Lazy, so a count with a limit stops early.
 fn intersection<'s>(sets: &[Option<&'s Set>]) -> impl Iterator<Item = Member<'s>> + 's {
     // A missing key is an empty set, and so is then the intersection.
-    let mut sets: Vec<&Set> = match sets.iter().copied().collect::<Option<Vec<&Set>>>() {
-        Some(all) => all,
-        None => Vec::new(),
-    };
+    let mut sets: Vec<&Set> = sets
+        .iter()
+        .copied()
+        .collect::<Option<_>>()
+        .unwrap_or_default();
     sets.sort_by_key(|s| s.len());
     let smallest = sets.first().copied();
     smallest
