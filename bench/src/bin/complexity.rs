@@ -405,7 +405,8 @@ fn main() {
             _ => "-".to_string(),
         };
         let mut command = case.command.clone();
-        if command.len() > 6 {
+        // Long member lists (SREM/HDEL/ZREM) show their first few.
+        if command.len() > 12 {
             let more = command.len() - 4;
             command.truncate(4);
             command.push(format!("... ({more} more)"));
