@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 
 use crate::clock::Millis;
 use crate::commands::CacheRead;
-use crate::keyspace::types::{End, Lock, ZSet};
+use crate::keyspace::types::{EncodingLimits, End, List, Lock, ZSet};
 use crate::keyspace::{key_slot, Expiry, Locked, Value};
 use crate::notify;
 use crate::protocol::{Protocol, Reply};
@@ -43,6 +43,9 @@ pub enum BlockedOp {
         from: End,
         /// Where to push.
         to: End,
+        /// The configured encoding limits when the client blocked: the node size
+        /// of a destination list the move creates.
+        limits: EncodingLimits,
     },
     /// Pop a sorted set's lowest (or highest) member: `[key, member, score]`.
     ZPop {
@@ -371,6 +374,7 @@ fn serve_one(
             destination,
             from,
             to,
+            limits,
         } => {
             if !matches!(locks.table(key).peek(key, now).map(|e| e.value), Some(Value::List(l)) if !l.is_empty())
             {
@@ -399,7 +403,9 @@ fn serve_one(
             served.popped(notify::LIST, pop_event(*from), key, deleted);
             let target = locks
                 .table(destination)
-                .get_or_insert_with(destination, now, || Value::List(Box::default()));
+                .get_or_insert_with(destination, now, || {
+                    Value::List(Box::new(List::new(limits)))
+                });
             if let Value::List(list) = target.value {
                 list.push(*to, item.as_bytes());
             }
@@ -427,7 +433,6 @@ pub fn pop_one(zset: &mut ZSet, max: bool) -> Option<(Vec<u8>, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keyspace::types::List;
     use crate::keyspace::{Expiry, Keyspace};
 
     fn push(ks: &Keyspace, key: &[u8], items: &[&str]) {

@@ -148,6 +148,102 @@ fn lpos_lmove_and_lmpop() {
     );
 }
 
+/// Pushes `count` copies of `value` onto `key`, a thousand per command.
+fn push_many(con: &mut redis::Connection, key: &str, value: &str, count: usize) {
+    let mut pipe = redis::pipe();
+    for _ in 0..count / 1000 {
+        pipe.cmd("RPUSH").arg(key).arg(vec![value; 1000]).ignore();
+    }
+    pipe.query::<()>(con).expect("push");
+}
+
+/// The issue-10 stall: LREM removed one element at a time, each moving the rest
+/// of the list (14.8 s for 200k + 200k; this size would take minutes). Linear
+/// now, each of these answers in well under a second, so the generous read
+/// timeout only catches a return to quadratic work.
+#[test]
+fn editing_a_million_element_list_answers_without_stalling() {
+    let server = TestServer::start();
+    let mut con = server.connect();
+    con.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    push_many(&mut con, "l", "x", 500_000);
+    push_many(&mut con, "l", "a", 500_000);
+    assert_eq!(
+        q::<String>(&mut con, &["OBJECT", "ENCODING", "l"]),
+        "quicklist"
+    );
+    assert_eq!(q::<i64>(&mut con, &["LREM", "l", "0", "a"]), 500_000);
+    assert_eq!(q::<i64>(&mut con, &["LLEN", "l"]), 500_000);
+    assert_eq!(q::<String>(&mut con, &["LINDEX", "l", "-1"]), "x");
+    assert_eq!(q::<Option<i64>>(&mut con, &["LPOS", "l", "missing"]), None);
+    assert_eq!(
+        q::<i64>(&mut con, &["LINSERT", "l", "BEFORE", "x", "first"]),
+        500_001
+    );
+    assert_eq!(q::<String>(&mut con, &["LSET", "l", "250000", "mid"]), "OK");
+    assert_eq!(
+        q::<i64>(&mut con, &["LPOS", "l", "mid", "RANK", "-1"]),
+        250_000
+    );
+    assert_eq!(q::<String>(&mut con, &["LTRIM", "l", "1", "-2"]), "OK");
+    assert_eq!(q::<i64>(&mut con, &["LLEN", "l"]), 499_999);
+    assert_eq!(
+        q::<Vec<String>>(&mut con, &["LRANGE", "l", "249998", "250000"]),
+        ["x", "mid", "x"]
+    );
+    // The packed list is what MEMORY USAGE counts: a few bytes an element.
+    let usage: i64 = q(&mut con, &["MEMORY", "USAGE", "l"]);
+    assert!(usage < 499_999 * 4, "MEMORY USAGE {usage}");
+    let dump: Vec<u8> = redis::cmd("DUMP").arg("l").query(&mut con).unwrap();
+    let _: () = redis::cmd("RESTORE")
+        .arg("copy")
+        .arg(0)
+        .arg(dump)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(q::<i64>(&mut con, &["LLEN", "copy"]), 499_999);
+    assert_eq!(q::<String>(&mut con, &["LINDEX", "copy", "249999"]), "mid");
+}
+
+#[test]
+fn list_encoding_follows_list_max_listpack_size() {
+    let server = TestServer::start();
+    let mut con = server.connect();
+    let _: () = q(&mut con, &["CONFIG", "SET", "list-max-listpack-size", "4"]);
+    let _: i64 = q(&mut con, &["RPUSH", "l", "a", "b", "c", "d"]);
+    assert_eq!(
+        q::<String>(&mut con, &["OBJECT", "ENCODING", "l"]),
+        "listpack"
+    );
+    let _: i64 = q(&mut con, &["RPUSH", "l", "e"]);
+    assert_eq!(
+        q::<String>(&mut con, &["OBJECT", "ENCODING", "l"]),
+        "quicklist"
+    );
+    // Inserting into full nodes splits them; the order stays.
+    for (i, pivot) in ["b", "d", "a"].iter().enumerate() {
+        let _: i64 = q(&mut con, &["LINSERT", "l", "AFTER", pivot, &i.to_string()]);
+    }
+    assert_eq!(
+        q::<Vec<String>>(&mut con, &["LRANGE", "l", "0", "-1"]),
+        ["a", "2", "b", "0", "c", "d", "1", "e"]
+    );
+    let _: () = q(&mut con, &["CONFIG", "SET", "list-max-listpack-size", "-2"]);
+    let _: i64 = q(&mut con, &["RPUSH", "small", "a", "b"]);
+    assert_eq!(
+        q::<String>(&mut con, &["OBJECT", "ENCODING", "small"]),
+        "listpack"
+    );
+    let big = "x".repeat(9000);
+    let _: i64 = q(&mut con, &["RPUSH", "small", &big]);
+    assert_eq!(
+        q::<String>(&mut con, &["OBJECT", "ENCODING", "small"]),
+        "quicklist"
+    );
+    assert_eq!(q::<String>(&mut con, &["LINDEX", "small", "2"]), big);
+}
+
 #[test]
 fn hashes() {
     let server = TestServer::start();

@@ -182,6 +182,7 @@ impl<'a> Command<'a> for BLMove<'a> {
             destination: self.destination.to_vec(),
             from: self.from,
             to: self.to,
+            limits: ctx.limits(),
         };
         block(ctx, vec![self.source.to_vec()], op, self.timeout);
         Ok(())

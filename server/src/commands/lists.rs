@@ -88,9 +88,8 @@ impl<'a> Command<'a> for Push<'a> {
         } else {
             End::Right
         };
-        let table = ctx.locks.table(self.key);
         let list = if name.ends_with('x') {
-            match modify::<List>(table, self.key, ctx.now)? {
+            match modify::<List>(ctx.locks.table(self.key), self.key, ctx.now)? {
                 Some(list) => list,
                 None => {
                     ctx.out.int(0);
@@ -98,7 +97,7 @@ impl<'a> Command<'a> for Push<'a> {
                 }
             }
         } else {
-            create(table, self.key, ctx.now, List::default)?
+            list_for_push(ctx, self.key)?
         };
         for element in self.elements.iter() {
             list.push(end, element);
@@ -114,6 +113,18 @@ impl<'a> Command<'a> for Push<'a> {
         ctx.signal_ready(self.key);
         Ok(())
     }
+}
+
+/// The list at `key` for a push, created if missing with the configured node
+/// size (looked up only then: pushes to an existing list are the hot path).
+fn list_for_push<'t>(ctx: &'t mut Ctx<'_, '_>, key: &[u8]) -> Result<&'t mut List, CommandError> {
+    let limits = match read::<List>(ctx.locks.table(key), key, ctx.now)? {
+        Some(_) => None,
+        None => Some(ctx.limits()),
+    };
+    create(ctx.locks.table(key), key, ctx.now, || {
+        List::new(&limits.unwrap_or_default())
+    })
 }
 
 /// Parses the optional positive COUNT of the pop commands.
@@ -462,22 +473,27 @@ impl<'a> Command<'a> for Pos<'a> {
                 Some(0) => usize::MAX,
                 Some(n) => n,
             };
-            let mut skip = self.rank.unsigned_abs() - 1;
-            let indexes: Box<dyn Iterator<Item = usize>> = if self.rank > 0 {
-                Box::new(0..scan)
+            // One walk from the end RANK names, comparing at most MAXLEN elements.
+            let walk: Box<dyn Iterator<Item = (usize, &[u8])>> = if self.rank > 0 {
+                Box::new(list.iter().enumerate().take(scan))
             } else {
-                Box::new((len - scan..len).rev())
+                Box::new(
+                    list.iter()
+                        .rev()
+                        .enumerate()
+                        .take(scan)
+                        .map(|(k, item)| (len - 1 - k, item)),
+                )
             };
-            for i in indexes {
-                if list.get(i) == Some(self.element) {
-                    if skip > 0 {
-                        skip -= 1;
-                    } else {
-                        found.push(i);
-                        if found.len() == wanted {
-                            break;
-                        }
-                    }
+            let mut skip = self.rank.unsigned_abs() - 1;
+            for (i, _) in walk.filter(|&(_, item)| item == self.element) {
+                if skip > 0 {
+                    skip -= 1;
+                    continue;
+                }
+                found.push(i);
+                if found.len() == wanted {
+                    break;
                 }
             }
         }
@@ -523,13 +539,7 @@ pub fn move_element(
         return Ok(None);
     };
     table.remove_if_empty(source, ctx.now);
-    create(
-        ctx.locks.table(destination),
-        destination,
-        ctx.now,
-        List::default,
-    )?
-    .push(to, item.as_bytes());
+    list_for_push(ctx, destination)?.push(to, item.as_bytes());
     ctx.dirty += 2;
     ctx.notify(
         notify::LIST,

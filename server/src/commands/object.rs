@@ -115,7 +115,6 @@ impl<'a> Command<'a> for Object<'a> {
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let name = ctx.name();
-        let limits = ctx.limits();
         let table = ctx.locks.table(self.key);
         let lfu = table.tracking().lfu;
         let Some(entry) = table.peek(self.key, ctx.now) else {
@@ -123,7 +122,7 @@ impl<'a> Command<'a> for Object<'a> {
             return Ok(());
         };
         match name {
-            "encoding" => ctx.out.bulk(entry.value.encoding(&limits).as_bytes()),
+            "encoding" => ctx.out.bulk(entry.value.encoding().as_bytes()),
             "refcount" => ctx.out.int(1),
             "idletime" if !lfu => {
                 let idle = table.idle_seconds(self.key, ctx.now).unwrap_or(0);

@@ -1,15 +1,16 @@
 //! Set commands, including the set algebra (`SINTER`, `SUNION`, `SDIFF` and their
 //! `STORE` forms).
 
-use std::collections::HashSet;
+use indexmap::IndexSet;
 
 use super::access::{create, modify, read};
 use super::random::Picks;
 use super::scan::{CursorArgs, ScanReply};
 use super::table::{flag::*, CommandSpec, Handler, KeySpec};
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
-use crate::keyspace::types::{Member, Set};
-use crate::keyspace::Expiry;
+use crate::clock::Millis;
+use crate::keyspace::types::{EncodingLimits, Member, Set};
+use crate::keyspace::{Expiry, KeyHasher, Locked, Value};
 use crate::notify;
 use crate::protocol::Args;
 
@@ -343,47 +344,103 @@ impl<'a> Command<'a> for SMove<'a> {
     }
 }
 
-/// Reads the sets at `keys` as member lists (missing keys are empty sets).
-fn load_sets(
-    ctx: &mut Ctx<'_, '_>,
-    keys: impl Iterator<Item = impl AsRef<[u8]>>,
-) -> Result<Vec<Vec<Vec<u8>>>, CommandError> {
-    keys.map(|key| {
-        let key = key.as_ref();
-        let set = read::<Set>(ctx.locks.table(key), key, ctx.now)?;
-        Ok(set.map_or_else(Vec::new, |s| s.iter().map(|m| m.to_vec()).collect()))
-    })
-    .collect()
+/// The sets at `keys`, borrowed side by side (`None` where a key is missing, which
+/// counts as an empty set); WRONGTYPE if any key holds another type.
+fn borrow_sets<'l>(
+    locks: &'l mut Locked<'_>,
+    keys: &[&[u8]],
+    now: Millis,
+) -> Result<Vec<Option<&'l Set>>, CommandError> {
+    locks
+        .values(keys, now)
+        .into_iter()
+        .map(|value| match value {
+            None => Ok(None),
+            Some(Value::Set(set)) => Ok(Some(&**set)),
+            Some(_) => Err(CommandError::WrongType),
+        })
+        .collect()
 }
 
-/// The intersection, union or difference of `sets`, in first-seen order.
-fn combine(op: &str, mut sets: Vec<Vec<Vec<u8>>>) -> Vec<Vec<u8>> {
-    if sets.is_empty() {
-        return Vec::new();
+/// Runs `f` on a member's bytes (an integer-set member formatted on the stack).
+fn with_bytes<R>(member: Member<'_>, f: impl FnOnce(&[u8]) -> R) -> R {
+    match member {
+        Member::Bytes(b) => f(b),
+        Member::Int(n) => f(itoa::Buffer::new().format(n).as_bytes()),
     }
-    match op {
-        "inter" => {
-            // Start from the smallest set: the result is no larger.
-            let smallest = (0..sets.len()).min_by_key(|&i| sets[i].len()).unwrap_or(0);
-            let base = sets.swap_remove(smallest);
-            let others: Vec<HashSet<Vec<u8>>> =
-                sets.into_iter().map(|s| s.into_iter().collect()).collect();
-            base.into_iter()
-                .filter(|m| others.iter().all(|o| o.contains(m)))
-                .collect()
+}
+
+/// The members common to all `sets`: the smallest one's members, each checked
+/// against the others, so O(N*M) for N members of the smallest of M sets, as in
+/// Redis. Lazy, so a count with a limit stops early.
+fn intersection<'s>(sets: &[Option<&'s Set>]) -> impl Iterator<Item = Member<'s>> + 's {
+    // A missing key is an empty set, and so is then the intersection.
+    let mut sets: Vec<&Set> = sets
+        .iter()
+        .copied()
+        .collect::<Option<_>>()
+        .unwrap_or_default();
+    sets.sort_by_key(|s| s.len());
+    let smallest = sets.first().copied();
+    smallest
+        .into_iter()
+        .flat_map(Set::iter)
+        .filter(move |&m| with_bytes(m, |b| sets[1..].iter().all(|o| o.contains(b))))
+}
+
+/// A set of `members` (`None` for none), encoded as SADD would encode it.
+fn collect_set<'m>(
+    members: impl Iterator<Item = Member<'m>>,
+    limits: &EncodingLimits,
+) -> Option<Set> {
+    let mut set: Option<Set> = None;
+    for member in members {
+        with_bytes(member, |b| {
+            set.get_or_insert_with(|| Set::for_member(b, limits))
+                .add(b, limits)
+        });
+    }
+    set
+}
+
+/// The members of any of `sets`, each once, in first-seen order: O(total size).
+fn union(sets: &[Option<&Set>]) -> Vec<Vec<u8>> {
+    let mut seen: IndexSet<Vec<u8>, KeyHasher> = IndexSet::default();
+    for member in sets.iter().flatten().flat_map(|s| s.iter()) {
+        with_bytes(member, |b| {
+            if !seen.contains(b) {
+                seen.insert(b.to_vec());
+            }
+        });
+    }
+    seen.into_iter().collect()
+}
+
+/// The members of the first set in none of the others, by whichever of Redis's
+/// two ways is less work: check each member of the first against the others
+/// (N*M), or take the others' members out of a copy of the first (total size).
+fn difference(sets: &[Option<&Set>]) -> Vec<Vec<u8>> {
+    let Some(Some(first)) = sets.first() else {
+        return Vec::new();
+    };
+    let others: Vec<&Set> = sets[1..].iter().flatten().copied().collect();
+    let check_each = first.len() * others.len() / 2;
+    let take_out: usize = first.len() + others.iter().map(|s| s.len()).sum::<usize>();
+    if check_each <= take_out {
+        first
+            .iter()
+            .filter(|&m| with_bytes(m, |b| !others.iter().any(|o| o.contains(b))))
+            .map(Member::to_vec)
+            .collect()
+    } else {
+        let mut left: IndexSet<Vec<u8>, KeyHasher> = first.iter().map(Member::to_vec).collect();
+        for member in others.iter().flat_map(|s| s.iter()) {
+            with_bytes(member, |b| left.swap_remove(b));
+            if left.is_empty() {
+                break;
+            }
         }
-        "union" => {
-            let mut seen = HashSet::new();
-            sets.into_iter()
-                .flatten()
-                .filter(|m| seen.insert(m.clone()))
-                .collect()
-        }
-        _ => {
-            let first = sets.remove(0);
-            let others: HashSet<Vec<u8>> = sets.into_iter().flatten().collect();
-            first.into_iter().filter(|m| !others.contains(m)).collect()
-        }
+        left.into_iter().collect()
     }
 }
 
@@ -402,31 +459,41 @@ impl<'a> Command<'a> for Algebra<'a> {
         let name = ctx.name();
         let store = name.ends_with("store");
         let op = &name[1..if store { name.len() - 5 } else { name.len() }];
-        let sources = if store { self.keys.skip(1) } else { self.keys };
-        let result = combine(op, load_sets(ctx, sources.iter())?);
+        let sources: Vec<&[u8]> = if store { self.keys.skip(1) } else { self.keys }
+            .iter()
+            .collect();
+        let limits = ctx.limits();
+        let sets = borrow_sets(ctx.locks, &sources, ctx.now)?;
         if !store {
+            let result = match op {
+                "inter" => intersection(&sets).map(Member::to_vec).collect(),
+                "union" => union(&sets),
+                _ => difference(&sets),
+            };
             reply_members(ctx, result.len(), result.into_iter());
             return Ok(());
         }
+        // Stored results go straight into the new set, which also dedups a union.
+        let result = match op {
+            "inter" => collect_set(intersection(&sets), &limits),
+            "union" => collect_set(sets.iter().flatten().flat_map(|s| s.iter()), &limits),
+            _ => collect_set(difference(&sets).iter().map(|m| Member::Bytes(m)), &limits),
+        };
+        let len = result.as_ref().map_or(0, Set::len);
         let destination = self.keys.get(0).unwrap_or_default();
-        let limits = ctx.limits();
         let table = ctx.locks.table(destination);
         table.remove(destination, ctx.now);
-        if let Some(first) = result.first() {
-            let mut set = Set::for_member(first, &limits);
-            for m in &result {
-                set.add(m, &limits);
-            }
+        if let Some(set) = result {
             table.insert(
                 destination,
-                crate::keyspace::Value::Set(Box::new(set)),
+                Value::Set(Box::new(set)),
                 Expiry::Persist,
                 ctx.now,
             );
         }
         ctx.dirty += 1;
         ctx.notify(notify::SET, name, destination);
-        ctx.out.int(result.len() as i64);
+        ctx.out.int(len as i64);
         Ok(())
     }
 }
@@ -466,12 +533,13 @@ impl<'a> Command<'a> for SInterCard<'a> {
     }
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
-        let result = combine("inter", load_sets(ctx, self.keys.iter())?);
-        let count = if self.limit == 0 {
-            result.len()
+        let sets = borrow_sets(ctx.locks, &self.keys, ctx.now)?;
+        let limit = if self.limit == 0 {
+            usize::MAX
         } else {
-            result.len().min(self.limit)
+            self.limit
         };
+        let count = intersection(&sets).take(limit).count();
         ctx.out.int(count as i64);
         Ok(())
     }
@@ -511,10 +579,13 @@ impl<'a> Command<'a> for SScan<'a> {
 mod tests {
     use super::*;
 
-    fn sets(v: &[&[&str]]) -> Vec<Vec<Vec<u8>>> {
-        v.iter()
-            .map(|s| s.iter().map(|m| m.as_bytes().to_vec()).collect())
-            .collect()
+    fn set(members: &[&str]) -> Set {
+        let limits = EncodingLimits::default();
+        let mut s = Set::for_member(members.first().map_or(b"", |m| m.as_bytes()), &limits);
+        for m in members {
+            s.add(m.as_bytes(), &limits);
+        }
+        s
     }
 
     fn sorted(mut v: Vec<Vec<u8>>) -> Vec<String> {
@@ -526,13 +597,30 @@ mod tests {
 
     #[test]
     fn set_algebra() {
-        let input = sets(&[&["a", "b", "c", "d"], &["c"], &["a", "c", "e"]]);
-        assert_eq!(sorted(combine("inter", input.clone())), ["c"]);
-        assert_eq!(
-            sorted(combine("union", input.clone())),
-            ["a", "b", "c", "d", "e"]
+        let (a, b, c) = (
+            set(&["a", "b", "c", "d"]),
+            set(&["c"]),
+            set(&["a", "c", "e"]),
         );
-        assert_eq!(sorted(combine("diff", input)), ["b", "d"]);
-        assert!(combine("inter", sets(&[&["a"], &[]])).is_empty());
+        let input = [Some(&a), Some(&b), Some(&c)];
+        let inter: Vec<Vec<u8>> = intersection(&input).map(Member::to_vec).collect();
+        assert_eq!(sorted(inter), ["c"]);
+        assert_eq!(sorted(union(&input)), ["a", "b", "c", "d", "e"]);
+        assert_eq!(sorted(difference(&input)), ["b", "d"]);
+        assert_eq!(intersection(&[Some(&a), None]).count(), 0);
+        assert_eq!(sorted(union(&[None, Some(&b)])), ["c"]);
+        assert!(difference(&[None, Some(&a)]).is_empty());
+    }
+
+    #[test]
+    fn both_ways_of_taking_a_difference_agree() {
+        let big: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+        let big_refs: Vec<&str> = big.iter().map(String::as_str).collect();
+        let (big, small) = (set(&big_refs), set(&["5", "50", "x"]));
+        // Small first: each member checked. Big first: the small one taken out.
+        assert_eq!(sorted(difference(&[Some(&small), Some(&big)])), ["x"]);
+        let rest = difference(&[Some(&big), Some(&small), Some(&small)]);
+        assert_eq!(rest.len(), 98);
+        assert!(!rest.contains(&b"5".to_vec()) && rest.contains(&b"6".to_vec()));
     }
 }

@@ -1,7 +1,7 @@
 //! Sorted-set commands: adds with all of ZADD's options, rank/score/lex ranges,
 //! pops, removals by range, and union/intersection/difference.
 
-use std::collections::HashMap;
+use indexmap::IndexMap;
 
 use super::access::{create, modify, read};
 use super::lists::clamp_range;
@@ -9,8 +9,8 @@ use super::random::Picks;
 use super::scan::{CursorArgs, ScanReply};
 use super::table::{flag::*, CommandSpec, Handler, KeySpec};
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
-use crate::keyspace::types::{LexBound, ScoreBound, ZSet};
-use crate::keyspace::{Expiry, Value};
+use crate::keyspace::types::{LexBound, Member, ScoreBound, Set, ZSet};
+use crate::keyspace::{Expiry, KeyHasher, Value};
 use crate::notify;
 use crate::protocol::number::parse_f64;
 use crate::protocol::{Args, Protocol, Reply};
@@ -849,36 +849,32 @@ impl<'a> Command<'a> for Combine<'a> {
     }
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
-        // Inputs may be sorted sets or plain sets (each member scoring 1).
-        let mut inputs: Vec<Vec<(Vec<u8>, f64)>> = Vec::with_capacity(self.keys.len());
-        for &key in &self.keys {
-            let table = ctx.locks.table(key);
-            let members = match table.get(key, ctx.now).map(|e| e.value) {
-                None => Vec::new(),
-                Some(Value::ZSet(z)) => z
-                    .iter_from(0, false)
-                    .map(|(m, s)| (m.to_vec(), s))
-                    .collect(),
-                Some(Value::Set(s)) => s.iter().map(|m| (m.to_vec(), 1.0)).collect(),
-                Some(_) => return Err(CommandError::WrongType),
-            };
-            inputs.push(members);
-        }
-        let op = if self.op == "intercard" {
-            "inter"
-        } else {
-            &self.op
-        };
-        let result = combine_scores(op, inputs, &self.weights, self.aggregate);
+        // Inputs may be sorted sets or plain sets (each member scoring 1),
+        // read in place.
+        let inputs: Vec<Option<Scored<'_>>> = ctx
+            .locks
+            .values(&self.keys, ctx.now)
+            .into_iter()
+            .map(|value| match value {
+                None => Ok(None),
+                Some(Value::ZSet(z)) => Ok(Some(Scored::Sorted(z))),
+                Some(Value::Set(s)) => Ok(Some(Scored::Plain(s))),
+                Some(_) => Err(CommandError::WrongType),
+            })
+            .collect::<Result<_, _>>()?;
         if self.op == "intercard" {
-            let count = if self.limit == 0 {
-                result.len()
+            let limit = if self.limit == 0 {
+                usize::MAX
             } else {
-                result.len().min(self.limit)
+                self.limit
             };
+            let count = intersection(&inputs, &self.weights, self.aggregate)
+                .take(limit)
+                .count();
             ctx.out.int(count as i64);
             return Ok(());
         }
+        let result = combine_scores(&self.op, &inputs, &self.weights, self.aggregate);
         match self.destination {
             Some(destination) => {
                 store(ctx, destination, &result);
@@ -890,53 +886,136 @@ impl<'a> Command<'a> for Combine<'a> {
     }
 }
 
-/// Unions, intersects or subtracts scored member lists; the result is ordered by
-/// score then member.
+/// An input of ZUNION, ZINTER or ZDIFF, read in place.
+#[derive(Clone, Copy)]
+enum Scored<'s> {
+    /// A sorted set.
+    Sorted(&'s ZSet),
+    /// A plain set: every member scores 1.
+    Plain(&'s Set),
+}
+
+impl<'s> Scored<'s> {
+    fn len(self) -> usize {
+        match self {
+            Scored::Sorted(z) => z.len(),
+            Scored::Plain(s) => s.len(),
+        }
+    }
+
+    /// `member`'s score, if it is there: O(1) for large sets.
+    fn score(self, member: &[u8]) -> Option<f64> {
+        match self {
+            Scored::Sorted(z) => z.score(member),
+            Scored::Plain(s) => s.contains(member).then_some(1.0),
+        }
+    }
+
+    /// Every member with its score.
+    fn for_each(self, mut f: impl FnMut(&[u8], f64)) {
+        match self {
+            Scored::Sorted(z) => z.iter_from(0, false).for_each(|(m, s)| f(m, s)),
+            Scored::Plain(s) => s.iter().for_each(|m| match m {
+                Member::Bytes(b) => f(b, 1.0),
+                Member::Int(n) => f(itoa::Buffer::new().format(n).as_bytes(), 1.0),
+            }),
+        }
+    }
+}
+
+/// A score times its weight, NaN (0 times infinity) counting as 0 as in Redis.
+fn weigh(score: f64, weight: f64) -> f64 {
+    Some(score * weight).filter(|x| !x.is_nan()).unwrap_or(0.0)
+}
+
+/// The members in every input with their aggregated weighted scores, unsorted:
+/// the smallest input's members, each looked up in the others (in order of
+/// size, as Redis does), so O(N*K) for N members of the smallest of K inputs.
+fn intersection<'s>(
+    inputs: &[Option<Scored<'s>>],
+    weights: &[f64],
+    aggregate: Aggregate,
+) -> impl Iterator<Item = (Vec<u8>, f64)> + 's {
+    // A missing key is empty, and so is then the intersection.
+    let mut order: Vec<(Scored<'s>, f64)> = match inputs.iter().copied().collect::<Option<Vec<_>>>()
+    {
+        Some(all) => all.into_iter().zip(weights.iter().copied()).collect(),
+        None => Vec::new(),
+    };
+    order.sort_by_key(|(input, _)| input.len());
+    let mut base = Vec::new();
+    if let Some(&(smallest, weight)) = order.first() {
+        base.reserve(smallest.len());
+        smallest.for_each(|m, s| base.push((m.to_vec(), weigh(s, weight))));
+    }
+    base.into_iter().filter_map(move |(member, mut score)| {
+        for &(input, weight) in &order[1..] {
+            score = aggregate.apply(score, weigh(input.score(&member)?, weight));
+        }
+        Some((member, score))
+    })
+}
+
+/// Unions, intersects or subtracts the inputs; the result is ordered by score
+/// then member.
 fn combine_scores(
     op: &str,
-    inputs: Vec<Vec<(Vec<u8>, f64)>>,
+    inputs: &[Option<Scored<'_>>],
     weights: &[f64],
     aggregate: Aggregate,
 ) -> Vec<(Vec<u8>, f64)> {
-    let mut inputs = inputs.into_iter().zip(weights);
-    let Some((first, &w0)) = inputs.next() else {
-        return Vec::new();
-    };
-    let weigh = |s: f64, w: f64| Some(s * w).filter(|x| !x.is_nan()).unwrap_or(0.0);
-    let mut acc: HashMap<Vec<u8>, f64> = first
-        .into_iter()
-        .map(|(m, s)| (m, if op == "diff" { s } else { weigh(s, w0) }))
-        .collect();
-    for (members, &w) in inputs {
-        match op {
-            "union" => {
-                for (m, s) in members {
-                    let s = weigh(s, w);
-                    acc.entry(m)
-                        .and_modify(|a| *a = aggregate.apply(*a, s))
-                        .or_insert(s);
-                }
-            }
-            "diff" => {
-                for (m, _) in members {
-                    acc.remove(&m);
-                }
-            }
-            _ => {
-                let other: HashMap<Vec<u8>, f64> = members.into_iter().collect();
-                acc.retain(|m, a| match other.get(m) {
-                    Some(&s) => {
-                        *a = aggregate.apply(*a, weigh(s, w));
-                        true
+    let mut result: Vec<(Vec<u8>, f64)> = match op {
+        "union" => {
+            let mut acc: IndexMap<Vec<u8>, f64, KeyHasher> = IndexMap::default();
+            for (input, &weight) in inputs.iter().zip(weights) {
+                let Some(input) = input else { continue };
+                input.for_each(|m, s| {
+                    let s = weigh(s, weight);
+                    match acc.get_mut(m) {
+                        Some(a) => *a = aggregate.apply(*a, s),
+                        None => {
+                            acc.insert(m.to_vec(), s);
+                        }
                     }
-                    None => false,
                 });
             }
+            acc.into_iter().collect()
         }
-    }
-    let mut result: Vec<(Vec<u8>, f64)> = acc.into_iter().collect();
+        "inter" => intersection(inputs, weights, aggregate).collect(),
+        _ => difference(inputs),
+    };
     result.sort_by(|a, b| crate::keyspace::types::compare_scored(a.1, &a.0, b.1, &b.0));
     result
+}
+
+/// The first input's members (with their own scores) in none of the others, by
+/// whichever of Redis's two ways is less work: look each one up in the others
+/// (N*K), or take the others' members out of a copy of the first (total size).
+fn difference(inputs: &[Option<Scored<'_>>]) -> Vec<(Vec<u8>, f64)> {
+    let Some(Some(first)) = inputs.first() else {
+        return Vec::new();
+    };
+    let others: Vec<Scored<'_>> = inputs[1..].iter().flatten().copied().collect();
+    let check_each = first.len() * others.len() / 2;
+    let take_out = first.len() + others.iter().map(|o| o.len()).sum::<usize>();
+    let mut left: IndexMap<Vec<u8>, f64, KeyHasher> = IndexMap::default();
+    if check_each <= take_out {
+        first.for_each(|m, s| {
+            if others.iter().all(|o| o.score(m).is_none()) {
+                left.insert(m.to_vec(), s);
+            }
+        });
+    } else {
+        first.for_each(|m, s| {
+            left.insert(m.to_vec(), s);
+        });
+        for other in others {
+            other.for_each(|m, _| {
+                left.swap_remove(m);
+            });
+        }
+    }
+    left.into_iter().collect()
 }
 
 /// `ZRANDMEMBER key [count [WITHSCORES]]`.
@@ -1022,37 +1101,69 @@ impl<'a> Command<'a> for ZScan<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keyspace::types::EncodingLimits;
 
     fn scored(v: &[(&str, f64)]) -> Vec<(Vec<u8>, f64)> {
         v.iter().map(|(m, s)| (m.as_bytes().to_vec(), *s)).collect()
     }
 
+    fn zset(v: &[(&str, f64)]) -> ZSet {
+        let mut z = ZSet::default();
+        for (m, s) in v {
+            z.insert(m.as_bytes(), *s, &EncodingLimits::default());
+        }
+        z
+    }
+
     #[test]
     fn union_inter_diff_with_weights_and_aggregates() {
-        let a = scored(&[("x", 1.0), ("y", 2.0)]);
-        let b = scored(&[("y", 10.0), ("z", 3.0)]);
+        let a = zset(&[("x", 1.0), ("y", 2.0)]);
+        let b = zset(&[("y", 10.0), ("z", 3.0)]);
+        let both = [Some(Scored::Sorted(&a)), Some(Scored::Sorted(&b))];
         assert_eq!(
-            combine_scores(
-                "union",
-                vec![a.clone(), b.clone()],
-                &[1.0, 2.0],
-                Aggregate::Sum
-            ),
+            combine_scores("union", &both, &[1.0, 2.0], Aggregate::Sum),
             scored(&[("x", 1.0), ("z", 6.0), ("y", 22.0)])
         );
         assert_eq!(
-            combine_scores(
-                "inter",
-                vec![a.clone(), b.clone()],
-                &[1.0, 1.0],
-                Aggregate::Max
-            ),
+            combine_scores("inter", &both, &[1.0, 1.0], Aggregate::Max),
             scored(&[("y", 10.0)])
         );
         assert_eq!(
-            combine_scores("diff", vec![a, b], &[1.0, 1.0], Aggregate::Sum),
+            combine_scores("diff", &both, &[1.0, 1.0], Aggregate::Sum),
             scored(&[("x", 1.0)])
         );
+        let with_missing = [Some(Scored::Sorted(&a)), None];
+        assert!(combine_scores("inter", &with_missing, &[1.0, 1.0], Aggregate::Sum).is_empty());
+        assert_eq!(
+            combine_scores("union", &with_missing, &[3.0, 1.0], Aggregate::Sum),
+            scored(&[("x", 3.0), ("y", 6.0)])
+        );
+    }
+
+    #[test]
+    fn plain_sets_score_one_and_both_ways_of_subtracting_agree() {
+        let limits = EncodingLimits::default();
+        let mut plain = Set::for_member(b"7", &limits);
+        for m in ["7", "y"] {
+            plain.add(m.as_bytes(), &limits);
+        }
+        let many: Vec<(String, f64)> = (0..50).map(|i| (i.to_string(), f64::from(i))).collect();
+        let many: Vec<(&str, f64)> = many.iter().map(|(m, s)| (m.as_str(), *s)).collect();
+        let big = zset(&many);
+        let inputs = [Some(Scored::Plain(&plain)), Some(Scored::Sorted(&big))];
+        assert_eq!(
+            combine_scores("inter", &inputs, &[1.0, 1.0], Aggregate::Sum),
+            scored(&[("7", 8.0)])
+        );
+        // Small first: each member looked up. Big first: the small one taken out.
+        assert_eq!(
+            combine_scores("diff", &inputs, &[1.0, 1.0], Aggregate::Sum),
+            scored(&[("y", 1.0)])
+        );
+        let reversed = [Some(Scored::Sorted(&big)), Some(Scored::Plain(&plain))];
+        let rest = combine_scores("diff", &reversed, &[1.0, 1.0], Aggregate::Sum);
+        assert_eq!(rest.len(), 49);
+        assert!(rest.iter().all(|(m, _)| m != b"7"));
     }
 
     #[test]

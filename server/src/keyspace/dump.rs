@@ -163,7 +163,7 @@ fn decode(tag: u8, rest: &mut &[u8], limits: &EncodingLimits) -> Option<Value> {
             Value::Int(i64::from_le_bytes(*bytes))
         }
         TAG_LIST => {
-            let mut list = List::default();
+            let mut list = List::new(limits);
             for _ in 0..take_varint(rest)? {
                 list.push(End::Right, take_bytes(rest)?);
             }

@@ -38,7 +38,7 @@ pub use defrag::ActiveDefrag;
 pub use dump::{dump_value, restore_value, DumpError};
 pub use expire::{ActiveExpire, ExpireCycle};
 pub use slot::{hash_tag, key_slot, SLOTS};
-pub use table::{key_hash, Expiry, SlotTable, Sweep};
+pub use table::{key_hash, Expiry, KeyHasher, SlotTable, Sweep};
 pub use value::{Blob, Entry, Key, Value};
 
 use crate::clock::Millis;
@@ -265,6 +265,24 @@ impl<'a> Locked<'a> {
             }
         };
         &mut self.guards[index].1
+    }
+
+    /// The values at `keys` (`None` where missing), borrowed all at once, for
+    /// commands that read several collections side by side (set algebra)
+    /// instead of copying them. Each key is first looked up as `get` does, so
+    /// expired keys are gone and the accesses are recorded. The slots must be
+    /// held.
+    pub fn values(&mut self, keys: &[&[u8]], now: Millis) -> Vec<Option<&Value>> {
+        for &key in keys {
+            self.table(key).get(key, now);
+        }
+        let this = &*self;
+        keys.iter()
+            .map(|&key| {
+                let index = this.index(this.slot_of(key)).ok()?;
+                this.guards[index].1.stored(key)
+            })
+            .collect()
     }
 
     /// Runs `f` on `slot`'s table: the held one, or locked just for the call

@@ -194,6 +194,13 @@ impl SlotTable {
         Some(self.view(index))
     }
 
+    /// The value of `key` as stored, without expiring it or recording an access:
+    /// for reading several keys at once, each looked up with [`SlotTable::get`]
+    /// just before (see `Locked::values`).
+    pub fn stored(&self, key: &[u8]) -> Option<&Value> {
+        self.position(key, hash(key)).map(|i| &self.entries[i].1)
+    }
+
     /// True if `key` exists and has not expired.
     pub fn contains(&mut self, key: &[u8], now: Millis) -> bool {
         self.find(key, now).is_some()

@@ -5,7 +5,7 @@ use std::hash::{Hash as StdHash, Hasher};
 
 use compact_bytes::CompactBytes;
 
-use super::types::{EncodingLimits, Hash, List, Lock, Set, Str, ZSet};
+use super::types::{Hash, List, Lock, Set, Str, ZSet};
 use crate::clock::Millis;
 use crate::protocol::number::parse_i64;
 
@@ -125,12 +125,12 @@ impl Value {
     }
 
     /// The name `OBJECT ENCODING` reports.
-    pub fn encoding(&self, limits: &EncodingLimits) -> &'static str {
+    pub fn encoding(&self) -> &'static str {
         match self {
             Value::Int(_) => "int",
             Value::Str(s) if s.len() <= EMBSTR_MAX => "embstr",
             Value::Str(_) => "raw",
-            Value::List(l) => l.encoding(limits),
+            Value::List(l) => l.encoding(),
             Value::Hash(h) => h.encoding(),
             Value::Set(s) => s.encoding(),
             Value::ZSet(z) => z.encoding(),
@@ -216,10 +216,9 @@ mod tests {
     #[test]
     fn canonical_integers_are_stored_as_numbers() {
         assert_eq!(Value::string(b"123"), Value::Int(123));
-        let limits = EncodingLimits::default();
-        assert_eq!(Value::string(b"0123").encoding(&limits), "embstr");
-        assert_eq!(Value::string(b"-5").encoding(&limits), "int");
-        assert_eq!(Value::string(&[b'a'; 45]).encoding(&limits), "raw");
+        assert_eq!(Value::string(b"0123").encoding(), "embstr");
+        assert_eq!(Value::string(b"-5").encoding(), "int");
+        assert_eq!(Value::string(&[b'a'; 45]).encoding(), "raw");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 mod hash;
 mod list;
+mod listpack;
 mod lock;
 mod packed;
 mod set;

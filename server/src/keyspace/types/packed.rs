@@ -4,6 +4,9 @@
 //! couple of bytes per field instead of a pointer-sized slot per string.
 //!
 //! Lookups scan, which is fast for the few dozen short elements this holds.
+//!
+//! The length codec here is shared with list nodes (`listpack.rs`), which also
+//! write each length backwards after the string so they can be read from the end.
 
 /// Byte strings packed back to back.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -12,7 +15,14 @@ pub struct Packed {
     count: usize,
 }
 
-fn put_len(buf: &mut Vec<u8>, mut n: usize) {
+/// Bytes the varint of `n` takes.
+pub(super) fn len_size(n: usize) -> usize {
+    (usize::BITS - (n | 1).leading_zeros()).div_ceil(7) as usize
+}
+
+/// Appends `n` as a varint: 7 bits a byte, low bits first, the high bit set on
+/// every byte but the last.
+pub(super) fn put_len(buf: &mut Vec<u8>, mut n: usize) {
     while n >= 0x80 {
         buf.push((n as u8) | 0x80);
         n >>= 7;
@@ -20,8 +30,32 @@ fn put_len(buf: &mut Vec<u8>, mut n: usize) {
     buf.push(n as u8);
 }
 
+/// Appends `n`'s varint with its bytes in reverse order, so that reading
+/// backwards from the end meets the low bits first: [`read_len_back`] decodes it.
+pub(super) fn put_len_back(buf: &mut Vec<u8>, n: usize) {
+    let at = buf.len();
+    put_len(buf, n);
+    buf[at..].reverse();
+}
+
+/// Reads a length written by [`put_len_back`] that ends at `end`: the length and
+/// where its bytes start.
+pub(super) fn read_len_back(buf: &[u8], mut end: usize) -> (usize, usize) {
+    let mut len = 0usize;
+    let mut shift = 0;
+    loop {
+        end -= 1;
+        let b = buf[end];
+        len |= usize::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return (len, end);
+        }
+        shift += 7;
+    }
+}
+
 /// Reads the string starting at `pos`: its bytes and the position after it.
-fn read_at(buf: &[u8], mut pos: usize) -> (&[u8], usize) {
+pub(super) fn read_at(buf: &[u8], mut pos: usize) -> (&[u8], usize) {
     let mut len = 0usize;
     let mut shift = 0;
     loop {
@@ -155,6 +189,17 @@ mod tests {
         assert_eq!(strings(&p), [b"first!".to_vec(), Vec::new()]);
         p.remove(0, 2);
         assert!(p.is_empty() && p.iter().next().is_none());
+    }
+
+    #[test]
+    fn lengths_read_the_same_both_ways() {
+        for n in [0, 1, 127, 128, 300, 16_383, 16_384, 1 << 40, usize::MAX] {
+            let mut buf = vec![0xff];
+            put_len(&mut buf, n);
+            assert_eq!(buf.len() - 1, len_size(n), "{n}");
+            put_len_back(&mut buf, n);
+            assert_eq!(read_len_back(&buf, buf.len()), (n, 1 + len_size(n)), "{n}");
+        }
     }
 
     #[test]

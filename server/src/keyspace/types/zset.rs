@@ -212,6 +212,13 @@ impl ZSet {
 
     /// Removes `member`; true if it was there.
     pub fn remove(&mut self, member: &[u8]) -> bool {
+        if let ZSet::Large { scores, order } = self {
+            // One hash lookup finds and removes the score.
+            return match scores.swap_remove(member) {
+                Some(score) => order.remove(score, member),
+                None => false,
+            };
+        }
         match self.score(member) {
             Some(score) => {
                 self.remove_scored(member, score);
