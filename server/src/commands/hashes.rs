@@ -8,7 +8,7 @@ use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
 use crate::keyspace::types::Hash;
 use crate::notify;
 use crate::protocol::number::{format_f64_human, parse_f64, parse_i64};
-use crate::protocol::{Args, Protocol};
+use crate::protocol::Args;
 
 const fn spec(
     name: &'static str,
@@ -399,29 +399,15 @@ impl<'a> Command<'a> for HRandField<'a> {
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let hash = read::<Hash>(ctx.locks.table(self.key), self.key, ctx.now)?;
         let picks = Picks::new(hash.map_or(0, Hash::len), self.count);
-        let out = &mut *ctx.out;
-        // RESP3 pairs each field with its value; RESP2 flattens them.
-        let pairs = self.with_values && out.protocol() == Protocol::Resp3;
-        match self.count {
-            None if picks.is_empty() => out.null(),
-            None => {}
-            Some(_) if self.with_values && !pairs => out.array(2 * picks.len() as usize),
-            Some(_) => out.array(picks.len() as usize),
-        }
-        if let Some(hash) = hash {
-            picks.each(|i| {
-                if let Some((field, value)) = hash.entry_at(i) {
-                    if pairs {
-                        out.array(2);
-                    }
-                    out.bulk(field);
-                    if self.with_values {
-                        out.bulk(value);
-                    }
+        let with_values = self.with_values;
+        picks.reply(ctx.out, self.count.is_some(), with_values, |out, i| {
+            if let Some((field, value)) = hash.and_then(|h| h.entry_at(i)) {
+                out.bulk(field);
+                if with_values {
+                    out.bulk(value);
                 }
-                !out.is_full()
-            });
-        }
+            }
+        });
         Ok(())
     }
 }

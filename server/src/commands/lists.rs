@@ -3,7 +3,7 @@
 use super::access::{create, modify, read};
 use super::table::{flag::*, CommandSpec, Handler, KeySpec};
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
-use crate::keyspace::types::{End, List};
+use crate::keyspace::types::{clamp_range, End, List};
 use crate::notify;
 use crate::protocol::Args;
 
@@ -48,23 +48,6 @@ pub const COMMANDS: &[CommandSpec] = &[
 /// The list at `key` for a read, if any.
 fn get_list<'t>(ctx: &'t mut Ctx<'_, '_>, key: &[u8]) -> Result<Option<&'t List>, CommandError> {
     read::<List>(ctx.locks.table(key), key, ctx.now)
-}
-
-/// Redis's inclusive range `[start, stop]` of a list of `len`, clamped; `None`
-/// when empty.
-pub fn clamp_range(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
-    let len = len as i64;
-    let start = if start < 0 {
-        (len + start).max(0)
-    } else {
-        start
-    };
-    let stop = if stop < 0 {
-        len + stop
-    } else {
-        stop.min(len - 1)
-    };
-    (start <= stop && start < len).then_some((start as usize, stop as usize))
 }
 
 /// `LPUSH`, `RPUSH`, `LPUSHX`, `RPUSHX key element [element ...]`.

@@ -9,6 +9,7 @@
 use rand::RngExt;
 
 use super::{CommandError, Parser};
+use crate::protocol::{Protocol, Reply};
 
 /// Redis's range error for a count outside `-i64::MAX..=i64::MAX`.
 const COUNT_RANGE: &str =
@@ -82,9 +83,32 @@ impl Picks {
         }
     }
 
-    /// True when nothing is picked.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    /// Writes the reply: without a count, the one pick or nil; with one, an
+    /// array of the picks. `paired` picks (WITHVALUES, WITHSCORES) are two
+    /// elements each, nested as a pair in RESP3. `element` writes one pick
+    /// (both elements when paired); writing stops once the reply is full.
+    pub fn reply(
+        &self,
+        out: &mut Reply,
+        counted: bool,
+        paired: bool,
+        mut element: impl FnMut(&mut Reply, usize),
+    ) {
+        let nested = paired && out.protocol() == Protocol::Resp3;
+        let len = self.len() as usize;
+        match (counted, paired && !nested) {
+            (false, _) if len == 0 => out.null(),
+            (false, _) => {}
+            (true, true) => out.array(2 * len),
+            (true, false) => out.array(len),
+        }
+        self.each(|i| {
+            if nested {
+                out.array(2);
+            }
+            element(out, i);
+            !out.is_full()
+        });
     }
 
     /// Calls `visit` with each position in reply order until it returns false
@@ -147,7 +171,7 @@ mod tests {
 
     #[test]
     fn counts_follow_redis_rules() {
-        assert!(Picks::new(0, None).is_empty());
+        assert_eq!(Picks::new(0, None).len(), 0);
         assert_eq!(Picks::new(5, None).len(), 1);
         let mut all = positions(&Picks::new(5, Some(10)));
         all.sort();
@@ -159,7 +183,7 @@ mod tests {
         let repeats = positions(&Picks::new(2, Some(-50)));
         assert_eq!(repeats.len(), 50);
         assert!(repeats.iter().all(|&i| i < 2));
-        assert!(Picks::new(0, Some(-50)).is_empty());
+        assert_eq!(Picks::new(0, Some(-50)).len(), 0);
     }
 
     #[test]

@@ -277,22 +277,13 @@ impl<'a> Command<'a> for SRandMember<'a> {
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let set = read::<Set>(ctx.locks.table(self.key), self.key, ctx.now)?;
         let picks = Picks::new(set.map_or(0, Set::len), self.count);
-        let out = &mut *ctx.out;
-        if self.count.is_some() {
-            out.array(picks.len() as usize);
-        } else if picks.is_empty() {
-            out.null();
-        }
-        if let Some(set) = set {
-            picks.each(|i| {
-                match set.member_at(i) {
-                    Some(Member::Int(n)) => out.bulk_int(n),
-                    Some(Member::Bytes(b)) => out.bulk(b),
-                    None => {}
-                }
-                !out.is_full()
-            });
-        }
+        picks.reply(ctx.out, self.count.is_some(), false, |out, i| {
+            match set.and_then(|s| s.member_at(i)) {
+                Some(Member::Int(n)) => out.bulk_int(n),
+                Some(Member::Bytes(b)) => out.bulk(b),
+                None => {}
+            }
+        });
         Ok(())
     }
 }

@@ -4,12 +4,11 @@
 use indexmap::IndexMap;
 
 use super::access::{create, modify, read};
-use super::lists::clamp_range;
 use super::random::Picks;
 use super::scan::{CursorArgs, ScanReply};
 use super::table::{flag::*, CommandSpec, Handler, KeySpec};
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
-use crate::keyspace::types::{LexBound, Member, ScoreBound, Set, ZSet};
+use crate::keyspace::types::{clamp_range, LexBound, Member, ScoreBound, Set, ZSet};
 use crate::keyspace::{Expiry, KeyHasher, Value};
 use crate::notify;
 use crate::protocol::number::parse_f64;
@@ -1039,28 +1038,15 @@ impl<'a> Command<'a> for ZRandMember<'a> {
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let zset = read::<ZSet>(ctx.locks.table(self.key), self.key, ctx.now)?;
         let picks = Picks::new(zset.map_or(0, ZSet::len), self.count);
-        let out = &mut *ctx.out;
-        let pairs = self.with_scores && out.protocol() == Protocol::Resp3;
-        match self.count {
-            None if picks.is_empty() => out.null(),
-            None => {}
-            Some(_) if self.with_scores && !pairs => out.array(2 * picks.len() as usize),
-            Some(_) => out.array(picks.len() as usize),
-        }
-        if let Some(zset) = zset {
-            picks.each(|i| {
-                if let Some((member, score)) = zset.entry_at(i) {
-                    if pairs {
-                        out.array(2);
-                    }
-                    out.bulk(member);
-                    if self.with_scores {
-                        out.double(score);
-                    }
+        let with_scores = self.with_scores;
+        picks.reply(ctx.out, self.count.is_some(), with_scores, |out, i| {
+            if let Some((member, score)) = zset.and_then(|z| z.entry_at(i)) {
+                out.bulk(member);
+                if with_scores {
+                    out.double(score);
                 }
-                !out.is_full()
-            });
-        }
+            }
+        });
         Ok(())
     }
 }

@@ -651,22 +651,6 @@ mod tests {
             ]
         }
 
-        /// Redis's clamped inclusive range (as `LTRIM` computes it).
-        fn clamp(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
-            let len = len as i64;
-            let start = if start < 0 {
-                (len + start).max(0)
-            } else {
-                start
-            };
-            let stop = if stop < 0 {
-                len + stop
-            } else {
-                stop.min(len - 1)
-            };
-            (start <= stop && start < len).then_some((start as usize, stop as usize))
-        }
-
         fn apply(model: &mut VecDeque<Vec<u8>>, op: &Op) {
             match op {
                 Op::Push(true, v) => model.push_front(v.clone()),
@@ -713,7 +697,7 @@ mod tests {
                         model.remove(i);
                     }
                 }
-                Op::Trim(s, e) => match clamp(*s, *e, model.len()) {
+                Op::Trim(s, e) => match crate::keyspace::types::clamp_range(*s, *e, model.len()) {
                     Some((s, e)) => {
                         model.truncate(e + 1);
                         model.drain(..s);
@@ -756,7 +740,7 @@ mod tests {
                             list.check();
                             continue;
                         }
-                        Op::Trim(s, e) => list.retain_range(clamp(*s, *e, list.len())),
+                        Op::Trim(s, e) => list.retain_range(crate::keyspace::types::clamp_range(*s, *e, list.len())),
                     }
                     apply(&mut model, op);
                     list.check();

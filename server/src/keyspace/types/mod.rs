@@ -62,6 +62,24 @@ impl Default for EncodingLimits {
     }
 }
 
+/// Redis's inclusive index range `[start, stop]` of a list or sorted set of
+/// `len` elements (negative indexes count from the end), clamped; `None` when
+/// empty.
+pub fn clamp_range(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
+    let len = len as i64;
+    let start = if start < 0 {
+        (len + start).max(0)
+    } else {
+        start
+    };
+    let stop = if stop < 0 {
+        len + stop
+    } else {
+        stop.min(len - 1)
+    };
+    (start <= stop && start < len).then_some((start as usize, stop as usize))
+}
+
 /// A member of a set as stored: integer sets hold numbers, the others bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Member<'a> {
