@@ -371,7 +371,7 @@ fn run<'a>(
         block: None,
         may_block,
     };
-    let result = (checked.handler)(&mut ctx, args);
+    let mut result = (checked.handler)(&mut ctx, args);
     let (mut dirty, block) = (ctx.dirty, ctx.block.take());
     let mut served = Served {
         ready: std::mem::take(&mut ctx.ready),
@@ -392,24 +392,9 @@ fn run<'a>(
     }
     shared.announce_served(&served);
     let usec = session.command_end(started);
-    let result = match result {
-        _ if out.is_full() => {
-            // Nothing of an oversized reply is sent; the client is closed, as
-            // Redis closes a client over its output buffer limit.
-            session.close_after_reply = true;
-            shared
-                .stats
-                .output_limit_disconnections
-                .fetch_add(1, Relaxed);
-            tracing::warn!(
-                client = session.handle.id,
-                command = cmd.full_name,
-                "closing client whose reply passed its output buffer limit"
-            );
-            Err(CommandError::ReplyTooLarge)
-        }
-        result => result,
-    };
+    if out.is_full() {
+        result = Err(reply_too_large(shared, session, cmd));
+    }
     match result {
         Ok(()) => session.stats.record(cmd.id, usec, Outcome::Ok),
         Err(err) => {
@@ -424,6 +409,23 @@ fn run<'a>(
     }
     crate::notify::publish_expired(shared);
     block
+}
+
+/// A reply passed the client's output limit: nothing of it is sent, and the
+/// client is closed, as Redis closes a client over its output buffer limit.
+#[cold]
+fn reply_too_large(shared: &Shared, session: &mut Session, cmd: &table::Command) -> CommandError {
+    session.close_after_reply = true;
+    shared
+        .stats
+        .output_limit_disconnections
+        .fetch_add(1, Relaxed);
+    tracing::warn!(
+        client = session.handle.id,
+        command = cmd.full_name,
+        "closing client whose reply passed its output buffer limit"
+    );
+    CommandError::ReplyTooLarge
 }
 
 /// The single point every change to the dataset passes: commands after they ran,

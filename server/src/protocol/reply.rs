@@ -197,15 +197,20 @@ impl Reply {
     /// Makes room for `needed` more bytes: a block already half full that would
     /// have to grow is set aside and a new one started instead, and a large piece
     /// gets exactly the room it needs (doubling for it would waste up to half).
+    /// False, and the reply marked full, when the room would pass the limit
+    /// (checked only when memory must be found, so the common write costs one
+    /// comparison).
     #[inline]
-    fn room(&mut self, needed: usize) {
-        if self.buf.capacity() - self.buf.len() < needed {
-            self.grow(needed);
-        }
+    fn room(&mut self, needed: usize) -> bool {
+        self.buf.capacity() - self.buf.len() >= needed || self.grow(needed)
     }
 
     #[cold]
-    fn grow(&mut self, needed: usize) {
+    fn grow(&mut self, needed: usize) -> bool {
+        if self.len() + needed > self.limit {
+            self.overflowed = true;
+            return false;
+        }
         if self.buf.len() >= CHUNK / 2 {
             let block = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK.max(needed)));
             self.full_len += block.len();
@@ -213,14 +218,21 @@ impl Reply {
         } else if needed >= CHUNK {
             self.buf.reserve_exact(needed);
         }
+        true
     }
 
-    fn header(&mut self, kind: u8, n: i64) {
-        self.room(24);
+    /// Writes a type byte, a number and CRLF; the caller made room.
+    #[inline]
+    fn put_header(&mut self, kind: u8, n: i64) {
         self.buf.push(kind);
         self.buf
             .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
         self.buf.extend_from_slice(b"\r\n");
+    }
+
+    fn header(&mut self, kind: u8, n: i64) {
+        self.room(24);
+        self.put_header(kind, n);
     }
 
     /// Appends replies encoded elsewhere (a subscriber's messages, a blocked
@@ -275,15 +287,13 @@ impl Reply {
         self.header(b':', n);
     }
 
-    /// A bulk string.
+    /// A bulk string; dropped (the reply marked full) past the limit.
     #[inline]
     pub fn bulk(&mut self, data: &[u8]) {
-        if self.len() + data.len() > self.limit {
-            self.overflowed = true;
+        if !self.room(data.len() + 32) {
             return;
         }
-        self.room(data.len() + 32);
-        self.header(b'$', data.len() as i64);
+        self.put_header(b'$', data.len() as i64);
         self.buf.extend_from_slice(data);
         self.buf.extend_from_slice(b"\r\n");
     }
@@ -402,8 +412,10 @@ impl Reply {
         match self.proto {
             Protocol::Resp2 => self.bulk(text),
             Protocol::Resp3 => {
-                self.room(text.len() + 32);
-                self.header(b'=', text.len() as i64 + 4);
+                if !self.room(text.len() + 32) {
+                    return;
+                }
+                self.put_header(b'=', text.len() as i64 + 4);
                 self.buf.extend_from_slice(b"txt:");
                 self.buf.extend_from_slice(text);
                 self.buf.extend_from_slice(b"\r\n");
@@ -463,11 +475,18 @@ mod tests {
         r.set_limit(20);
         r.bulk(b"0123456789");
         assert!(!r.is_full());
+        // Within the block already allocated: written, but the reply is over.
         r.bulk(b"0123456789");
         assert!(r.is_full());
-        assert_eq!(r.len(), 17);
+        assert_eq!(r.len(), 34);
+        // Anything that needs more memory is refused.
+        r.bulk(&[b'x'; 4096]);
+        assert_eq!(r.len(), 34);
         r.truncate(0);
         assert!(!r.is_full());
+        r.set_limit(1 << 20);
+        r.bulk(&[b'x'; 4096]);
+        assert_eq!(r.len(), 4096 + 9);
     }
 
     #[test]
