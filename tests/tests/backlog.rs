@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ringkv_tests::{query as q, request, TestServer};
+use ringkv_tests::{have_program, query as q, request, TestServer};
 
 /// The backlog the kernel grants for `requested`: it caps every backlog at
 /// `somaxconn`.
@@ -41,6 +41,10 @@ fn listen_backlogs(port: u16) -> Vec<(String, u32)> {
 
 #[test]
 fn listeners_get_the_tcp_backlog_on_ipv4_and_ipv6() {
+    if !have_program("ss") {
+        eprintln!("skipping: `ss` (iproute2) is not installed");
+        return;
+    }
     let server = TestServer::start_with(&["--bind", "::1"]);
     let mut con = server.connect();
     let config: Vec<String> = q(&mut con, &["CONFIG", "GET", "tcp-backlog"]);
