@@ -2,13 +2,15 @@
 //!
 //! ```text
 //! BLPOP k 5 ──(k empty, slot of k locked)──▶ register waiter on k ──▶ connection awaits
-//! LPUSH k v ──(slot of k still locked)──▶ serve(k): first waiter in FIFO order gets
-//!                                        its pop done here, reply stored, task woken
+//! LPUSH k v ──▶ effect on k ──▶ commit (slot of k still locked) ──▶ serve(k): first
+//!               waiter in FIFO order gets its pop done here, reply stored, task woken
 //! ```
-//! Serving happens inside the write that made the key ready, under its slot lock,
-//! so a woken client always gets the element it was woken for: nobody can take it
-//! in between, exactly as Redis serves blocked clients before running anyone else.
-//! Lock order is always slot locks, then this registry's mutex.
+//! Serving happens in the commit of the unit of work that made the key ready
+//! (`write::commit`), after the whole unit and under its slot locks, so a woken
+//! client always gets the element it was woken for and sees the state after the
+//! unit, exactly as Redis serves blocked clients before running anyone else. The
+//! pops are effects of that unit. Lock order is always slot locks, then this
+//! registry's mutex.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -23,6 +25,7 @@ use crate::keyspace::types::{EncodingLimits, End, List, Lock, ZSet};
 use crate::keyspace::{key_slot, Expiry, Locked, Value};
 use crate::notify;
 use crate::protocol::{Protocol, Reply};
+use crate::write::Changes;
 
 /// What a blocked client wants done when one of its keys gets data.
 #[derive(Debug, Clone)]
@@ -245,47 +248,33 @@ impl Blocked {
     }
 
     /// Serves the clients blocked on `key`, first come first served, while it has
-    /// data. The caller holds `key`'s slot in `locks`; what the pops changed is
-    /// added to `served`.
-    pub fn serve(&self, locks: &mut Locked<'_>, key: &[u8], now: Millis, served: &mut Served) {
+    /// data. The caller holds `key`'s slot in `locks`; what the pops change is
+    /// recorded in `changes`. Returns the cache fill leases granted.
+    pub fn serve(
+        &self,
+        locks: &mut Locked<'_>,
+        key: &[u8],
+        now: Millis,
+        changes: &mut Changes,
+    ) -> u64 {
         let mut by_key = self.by_key.lock();
+        let mut leases = 0;
         while let Some(waiter) = by_key.get(key).and_then(|q| q.front()).cloned() {
-            let Some(wake) = serve_one(locks, key, &waiter, now, served) else {
+            let Some(wake) = serve_one(locks, key, &waiter, now, changes, &mut leases) else {
                 break;
             };
             self.remove(&mut by_key, &waiter);
             waiter.wake(wake);
         }
+        leases
     }
 }
 
-/// What serving blocked clients did, for the write that woke them to account for
-/// as if the clients had run their pops themselves.
-#[derive(Debug, Default)]
-pub struct Served {
-    /// Keys that got data as a side effect (a move's destination), to serve in turn.
-    pub ready: Vec<Vec<u8>>,
-    /// Keyspace events (class, event, key), in the order they happened; their
-    /// keys are also every key that changed.
-    pub events: Vec<(u32, &'static str, Vec<u8>)>,
-    /// Number of operations performed.
-    pub dirty: u64,
-    /// Cache fill leases granted to waiting readers.
-    pub leases: u64,
-}
-
-impl Served {
-    fn event(&mut self, class: u32, event: &'static str, key: &[u8]) {
-        self.events.push((class, event, key.to_vec()));
-    }
-
-    /// Records a pop from `key`, and its deletion if that emptied it.
-    fn popped(&mut self, class: u32, event: &'static str, key: &[u8], deleted: bool) {
-        self.dirty += 1;
-        self.event(class, event, key);
-        if deleted {
-            self.event(notify::GENERIC, "del", key);
-        }
+/// Records a pop from `key`, and its deletion if that emptied it.
+fn popped(changes: &mut Changes, class: u32, event: &'static str, key: &[u8], deleted: bool) {
+    changes.record(1, class, event, key);
+    if deleted {
+        changes.record(0, notify::GENERIC, "del", key);
     }
 }
 
@@ -302,7 +291,8 @@ fn serve_one(
     key: &[u8],
     waiter: &Waiter,
     now: Millis,
-    served: &mut Served,
+    changes: &mut Changes,
+    leases: &mut u64,
 ) -> Option<Wake> {
     let mut reply = Reply::new(waiter.proto);
     match &waiter.op {
@@ -325,7 +315,7 @@ fn serve_one(
                 }
             }
             let deleted = table.remove_if_empty(key, now);
-            served.popped(notify::LIST, pop_event(*end), key, deleted);
+            popped(changes, notify::LIST, pop_event(*end), key, deleted);
         }
         BlockedOp::ZPop { max } => {
             let table = locks.table(key);
@@ -340,7 +330,7 @@ fn serve_one(
             reply.double(score);
             let deleted = table.remove_if_empty(key, now);
             let event = if *max { "zpopmax" } else { "zpopmin" };
-            served.popped(notify::ZSET, event, key, deleted);
+            popped(changes, notify::ZSET, event, key, deleted);
         }
         BlockedOp::CacheRead { lease } => match locks.table(key).get(key, now).map(|e| &*e.value) {
             Some(Value::Lease(_)) => return None,
@@ -349,8 +339,8 @@ fn serve_one(
                 let token = locks.keyspace().next_token(now);
                 let table = locks.table(key);
                 table.insert(key, Value::Lease(token), Expiry::At(now + lease), now);
-                served.dirty += 1;
-                served.leases += 1;
+                changes.record(1, notify::GENERIC, "cache.lease", key);
+                *leases += 1;
                 crate::commands::cache_reply(&mut reply, CacheRead::Lease(token));
             }
         },
@@ -366,8 +356,7 @@ fn serve_one(
                 Expiry::At(now + ttl),
                 now,
             );
-            served.dirty += 1;
-            served.event(notify::GENERIC, "lock.acquire", key);
+            changes.record(1, notify::GENERIC, "lock.acquire", key);
             reply.int(token as i64);
         }
         BlockedOp::ListMove {
@@ -392,7 +381,12 @@ fn serve_one(
                 .map(|e| e.value)
             {
                 None | Some(Value::List(_)) => {}
-                Some(_) => return Some(Wake::Retry),
+                // As Redis: this client gets the error and nothing is popped, so
+                // the next waiter is served.
+                Some(_) => {
+                    reply.error(&crate::commands::CommandError::WrongType.to_string());
+                    return Some(Wake::Reply(reply.into_vec()));
+                }
             }
             let table = locks.table(key);
             let Value::List(list) = table.get(key, now)?.value else {
@@ -400,7 +394,7 @@ fn serve_one(
             };
             let item = list.pop(*from)?;
             let deleted = table.remove_if_empty(key, now);
-            served.popped(notify::LIST, pop_event(*from), key, deleted);
+            popped(changes, notify::LIST, pop_event(*from), key, deleted);
             let target = locks
                 .table(destination)
                 .get_or_insert_with(destination, now, || {
@@ -414,8 +408,7 @@ fn serve_one(
                 End::Left => "lpush",
                 End::Right => "rpush",
             };
-            served.event(notify::LIST, push, destination);
-            served.ready.push(destination.clone());
+            changes.record(1, notify::LIST, push, destination);
         }
     }
     Some(Wake::Reply(reply.into_vec()))
@@ -469,8 +462,8 @@ mod tests {
         push(&ks, b"k", &["x", "y"]);
         let mut locks = Locked::new(&ks);
         locks.acquire_key(b"k");
-        let mut served = Served::default();
-        blocked.serve(&mut locks, b"k", 0, &mut served);
+        let mut changes = Changes::default();
+        blocked.serve(&mut locks, b"k", 0, &mut changes);
         assert_eq!(
             a.take(),
             Some(Wake::Reply(b"*2\r\n$1\r\nk\r\n$1\r\nx\r\n".to_vec()))
@@ -483,9 +476,9 @@ mod tests {
         assert_eq!(blocked.len(), 1);
         // The emptied list is gone, as Redis never keeps an empty one.
         assert!(locks.table(b"k").peek(b"k", 0).is_none());
-        let events: Vec<_> = served.events.iter().map(|(_, e, _)| *e).collect();
+        let events: Vec<_> = changes.events().map(|(_, e, _)| e).collect();
         assert_eq!(events, ["lpop", "lpop", "del"]);
-        assert_eq!(served.dirty, 2);
+        assert_eq!(changes.dirty(), 2);
     }
 
     #[test]
@@ -536,7 +529,7 @@ mod tests {
         let serve_at = |now: Millis| {
             let mut locks = Locked::new(&keyspace);
             locks.acquire_key(b"L");
-            blocked.serve(&mut locks, b"L", now, &mut Served::default());
+            blocked.serve(&mut locks, b"L", now, &mut Changes::default());
         };
         // Still leased: nobody is served.
         serve_at(999);

@@ -19,6 +19,7 @@ use crate::commands::transactions::Transaction;
 use crate::protocol::Protocol;
 use crate::stats::LocalStats;
 use crate::watch::WatchFlag;
+use crate::write::Changes;
 
 /// The output buffer limits of a client class (`client-output-buffer-limit`):
 /// a client whose pending output passes `hard` bytes, or stays over `soft`
@@ -334,6 +335,8 @@ pub struct Session {
     pub watch_flag: WatchFlag,
     /// Pub/sub subscriptions.
     pub subscriptions: Subscriptions,
+    /// What the unit of work under way changed (see `write`).
+    pub changes: Changes,
     /// Wall-clock time at `batch_start`, so later commands of the batch derive
     /// theirs from the cheaper monotonic clock.
     batch_wall: Millis,
@@ -367,6 +370,7 @@ impl Session {
             watching: Vec::new(),
             watch_flag: WatchFlag::default(),
             subscriptions: Subscriptions::default(),
+            changes: Changes::default(),
             batch_wall: 0,
             batch_start: now,
             mark: now,

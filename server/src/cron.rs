@@ -44,9 +44,12 @@ pub async fn run(shared: Arc<Shared>) {
         let cycle = tokio::task::spawn_blocking(move || {
             let started = Instant::now();
             let now = task_shared.clock.now_ms();
-            let report = background.expire.run_cycle(&task_shared.keyspace, now, || {
-                started.elapsed() < EXPIRE_BUDGET
-            });
+            let report = background.expire.run_cycle(
+                &task_shared.keyspace,
+                now,
+                || started.elapsed() < EXPIRE_BUDGET,
+                |key| crate::write::expired(&task_shared, key),
+            );
             let alloc = crate::memory::allocator();
             if background.defrag.wanted(alloc.allocated, alloc.active) {
                 let started = Instant::now();
@@ -68,7 +71,6 @@ pub async fn run(shared: Arc<Shared>) {
         match cycle.await {
             Ok((returned, report)) => {
                 background = returned;
-                crate::notify::publish_expired(&shared);
                 if report.swept.expired > 0 {
                     tracing::debug!(
                         expired = report.swept.expired,
@@ -86,18 +88,17 @@ pub async fn run(shared: Arc<Shared>) {
 }
 
 /// Serves the first waiter of each lock or cache fill whose lease ran out: an
-/// expiring key makes no write that would serve the queue.
+/// expiring key makes no write that would serve the queue. Each hand-over is a
+/// unit of work of its own.
 fn hand_on_expired_locks(shared: &Shared) {
+    let mut changes = crate::write::Changes::default();
     for key in shared.blocked.lease_keys() {
         let now = shared.clock.now_ms();
-        let mut served = crate::blocking::Served::default();
         let mut locks = crate::keyspace::Locked::new(&shared.keyspace);
         locks.acquire_key(&key);
-        shared.blocked.serve(&mut locks, &key, now, &mut served);
-        drop(locks);
-        shared.announce_served(&served);
-        shared
-            .dirty
-            .fetch_add(served.dirty, std::sync::atomic::Ordering::Relaxed);
+        // Looking the key up expires its lease; the commit then serves the queue.
+        locks.table(&key).peek(&key, now);
+        changes.ready(&key);
+        crate::write::commit(shared, &mut locks, &mut changes, now);
     }
 }

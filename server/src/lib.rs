@@ -26,6 +26,7 @@ pub mod server;
 pub mod stats;
 pub mod util;
 pub mod watch;
+pub mod write;
 
 pub use net::{is_loopback, protected_mode_denies};
 pub use server::{Server, Shared};

@@ -110,24 +110,6 @@ pub fn publish(
     }
 }
 
-/// Announces keys that expired since the last call, and keeps the keyspace
-/// collecting their names only while someone asked for expired events.
-pub fn publish_expired(shared: &crate::server::Shared) {
-    let flags = shared.config.notify_flags();
-    let wanted = flags & EXPIRED != 0 && flags & (KEYSPACE | KEYEVENT) != 0;
-    shared.keyspace.record_expired(wanted);
-    for key in shared.keyspace.take_expired() {
-        publish(
-            &shared.pubsub,
-            shared.pubsub_output_limit(),
-            flags,
-            EXPIRED,
-            "expired",
-            &key,
-        );
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

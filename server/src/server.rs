@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::blocking::{Blocked, Served};
+use crate::blocking::Blocked;
 use crate::clients::Clients;
 use crate::clock::{Clock, Millis, SystemClock};
 use crate::cluster::{parse_members, persist_node_id, ClusterState};
@@ -31,6 +31,7 @@ use crate::net::Workers;
 use crate::pubsub::PubSub;
 use crate::stats::Stats;
 use crate::watch::Watches;
+use crate::write::Changes;
 use crate::{cron, memory, net};
 
 /// State shared by every connection and background task.
@@ -102,39 +103,43 @@ impl Shared {
             memory_peak: AtomicU64::new(0),
             port,
         };
-        shared.apply_memory_settings();
+        shared.apply_settings();
         shared
     }
 
-    /// Puts the memory settings in force (at start and after `CONFIG SET`):
-    /// how key accesses are recorded, and a fresh candidate pool.
-    pub fn apply_memory_settings(&self) {
+    /// Puts the settings the data layer caches in force (at start and after
+    /// `CONFIG SET`): how key accesses are recorded, a fresh eviction candidate
+    /// pool, and whether expired keys are named for keyspace events.
+    pub fn apply_settings(&self) {
         self.keyspace.set_tracking(self.config.tracking());
         self.evictor.reset();
+        let flags = self.config.notify_flags();
+        let events = crate::notify::KEYSPACE | crate::notify::KEYEVENT;
+        self.keyspace
+            .record_expired(flags & crate::notify::EXPIRED != 0 && flags & events != 0);
     }
 
-    /// Evicts keys until memory use is at or under `maxmemory`; each evicted key
-    /// is announced (`evicted` event) and breaks the `WATCH`es on it. Must be
-    /// called holding no slot lock.
+    /// Evicts keys until memory use is at or under `maxmemory`; each eviction
+    /// is committed (an `evicted` event, the `WATCH`es it breaks, a change) while
+    /// its slot is held. Must be called holding no slot lock.
     pub fn make_room(&self, now: Millis) -> Result<usize, OutOfMemory> {
         let limit = self.config.maxmemory();
         if limit == 0 {
             return Ok(0);
         }
-        let evicted = self.evictor.evict_while(
+        let mut changes = Changes::default();
+        self.evictor.evict_while(
             &self.keyspace,
             self.config.eviction(),
             now,
             || memory::used() > limit,
-            |key| {
-                self.watches.touch(key);
-                self.notify(crate::notify::EVICTED, "evicted", key);
+            |locks, evicted| {
+                if let Some(key) = evicted {
+                    changes.record(1, crate::notify::EVICTED, "evicted", key);
+                }
+                crate::write::commit(self, locks, &mut changes, now);
             },
-        )?;
-        if evicted > 0 {
-            self.dirty.fetch_add(evicted as u64, Relaxed);
-        }
-        Ok(evicted)
+        )
     }
 
     /// Changes made to the dataset since start.
@@ -164,22 +169,6 @@ impl Shared {
                 event,
                 key,
             );
-        }
-    }
-
-    /// Accounts for what serving blocked clients did (by a write, or by the
-    /// cron when a lease ran out): the leases it granted, and for each change
-    /// its keyspace event and the `WATCH`es it breaks.
-    pub fn announce_served(&self, served: &Served) {
-        if served.leases > 0 {
-            self.stats
-                .cache
-                .lease_grants
-                .fetch_add(served.leases, Relaxed);
-        }
-        for (class, event, key) in &served.events {
-            self.watches.touch(key);
-            self.notify(*class, event, key);
         }
     }
 

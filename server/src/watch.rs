@@ -65,14 +65,13 @@ impl Watches {
         }
     }
 
-    /// Marks every watcher of every key as touched (`FLUSHALL`).
-    pub fn touch_all(&self) {
+    /// The keys someone watches (for `FLUSHALL`, which touches those of them
+    /// that exist).
+    pub fn keys(&self) -> Vec<Vec<u8>> {
         if self.is_empty() {
-            return;
+            return Vec::new();
         }
-        for f in self.by_key.lock().values().flatten() {
-            f.store(true, Ordering::Release);
-        }
+        self.by_key.lock().keys().cloned().collect()
     }
 }
 
@@ -96,11 +95,11 @@ mod tests {
     }
 
     #[test]
-    fn touch_all_reaches_everyone() {
+    fn watched_keys_are_listed_once() {
         let w = Watches::default();
-        let a = WatchFlag::default();
+        let (a, b) = (WatchFlag::default(), WatchFlag::default());
         w.watch(b"x", &a);
-        w.touch_all();
-        assert!(a.load(Ordering::Acquire));
+        w.watch(b"x", &b);
+        assert_eq!(w.keys(), [b"x".to_vec()]);
     }
 }

@@ -277,6 +277,11 @@ impl RawConnection {
         }
     }
 
+    /// True if bytes arrived that no reply was read from yet.
+    pub fn has_buffered(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
     /// Sets how long reads wait.
     pub fn set_timeout(&mut self, timeout: Duration) {
         self.stream

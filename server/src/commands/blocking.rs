@@ -14,6 +14,7 @@ use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
 use crate::blocking::{pop_one, BlockedOp, Waiter};
 use crate::clock::Millis;
 use crate::keyspace::types::{End, List, ZSet};
+use crate::notify;
 use crate::protocol::number::parse_f64;
 
 const KEYS_THEN_TIMEOUT: KeySpec = KeySpec::range(1, -2, 1);
@@ -93,11 +94,16 @@ impl<'a> Command<'a> for BPop<'a> {
                 let list = super::access::modify::<List>(table, key, ctx.now)?
                     .ok_or(CommandError::NoSuchKey)?;
                 let item = list.pop(end).ok_or(CommandError::NoSuchKey)?;
-                table.remove_if_empty(key, ctx.now);
+                let emptied = table.remove_if_empty(key, ctx.now);
                 ctx.out.array(2);
                 ctx.out.bulk(key);
                 ctx.out.bulk(item.as_bytes());
-                ctx.dirty += 1;
+                // The same events as the pop it stands for (LPOP/RPOP).
+                let event = if end == End::Left { "lpop" } else { "rpop" };
+                ctx.changed(notify::LIST, event, key);
+                if emptied {
+                    ctx.emptied(key);
+                }
                 return Ok(());
             }
         }
@@ -215,12 +221,16 @@ impl<'a> Command<'a> for BZPop<'a> {
                 continue;
             };
             if let Some((member, score)) = pop_one(zset, max) {
-                table.remove_if_empty(key, ctx.now);
+                let emptied = table.remove_if_empty(key, ctx.now);
                 ctx.out.array(3);
                 ctx.out.bulk(key);
                 ctx.out.bulk(&member);
                 ctx.out.double(score);
-                ctx.dirty += 1;
+                let event = if max { "zpopmax" } else { "zpopmin" };
+                ctx.changed(notify::ZSET, event, key);
+                if emptied {
+                    ctx.emptied(key);
+                }
                 return Ok(());
             }
         }

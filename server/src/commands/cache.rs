@@ -130,7 +130,7 @@ impl<'a> Command<'a> for Get<'a> {
                 let token = ctx.shared.keyspace.next_token(now);
                 let table = ctx.locks.table(key);
                 table.insert(key, Value::Lease(token), Expiry::At(now + self.lease), now);
-                ctx.dirty += 1;
+                ctx.changed(notify::GENERIC, "cache.lease", key);
                 ctx.shared.stats.cache.lease_grants.fetch_add(1, Relaxed);
                 cache_reply(ctx.out, CacheRead::Lease(token));
             }
@@ -213,9 +213,7 @@ impl<'a> Command<'a> for Fill<'a> {
             None => Expiry::Persist,
         };
         table.insert(key, value, expiry, now);
-        ctx.dirty += 1;
-        ctx.notify(notify::STRING, "set", key);
-        ctx.signal_ready(key);
+        ctx.changed(notify::STRING, "set", key);
         ctx.out.int(1);
         Ok(())
     }
@@ -240,9 +238,8 @@ impl<'a> Command<'a> for ReleaseLease<'a> {
         let leased = matches!(table.peek(key, now).map(|e| e.value), Some(Value::Lease(t)) if *t == self.token);
         if leased {
             table.remove(key, now);
-            ctx.dirty += 1;
-            // The first waiting reader gets a fresh lease.
-            ctx.signal_ready(key);
+            // The commit serves the first waiting reader a fresh lease.
+            ctx.changed(notify::GENERIC, "del", key);
         }
         ctx.out.int(i64::from(leased));
         Ok(())

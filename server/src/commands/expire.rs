@@ -243,8 +243,7 @@ impl<'a> Command<'a> for Expire<'a> {
             table.set_expire(self.key, Some(at as Millis), ctx.now);
             "expire"
         };
-        ctx.dirty += 1;
-        ctx.notify(notify::GENERIC, event, self.key);
+        ctx.changed(notify::GENERIC, event, self.key);
         ctx.out.int(1);
         Ok(())
     }
@@ -305,8 +304,7 @@ impl<'a> Command<'a> for Persist<'a> {
             .is_some_and(|e| e.expire_at().is_some());
         if had_ttl {
             table.set_expire(self.key, None, ctx.now);
-            ctx.dirty += 1;
-            ctx.notify(notify::GENERIC, "persist", self.key);
+            ctx.changed(notify::GENERIC, "persist", self.key);
         }
         ctx.out.int(i64::from(had_ttl));
         Ok(())

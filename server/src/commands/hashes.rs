@@ -70,8 +70,7 @@ impl<'a> Command<'a> for HSet<'a> {
             .iter()
             .filter(|(f, v)| hash.set(f, v, &limits))
             .count();
-        ctx.dirty += self.pairs.len() as u64;
-        ctx.notify(notify::HASH, "hset", self.key);
+        ctx.changed_by(self.pairs.len() as u64, notify::HASH, "hset", self.key);
         if ctx.name() == "hmset" {
             ctx.out.ok();
         } else {
@@ -101,9 +100,8 @@ impl<'a> Command<'a> for HSetNx<'a> {
         let limits = ctx.limits();
         let hash = create(ctx.locks.table(self.key), self.key, ctx.now, Hash::default)?;
         let set = !hash.contains(self.field) && hash.set(self.field, self.value, &limits);
-        ctx.dirty += u64::from(set);
         if set {
-            ctx.notify(notify::HASH, "hset", self.key);
+            ctx.changed(notify::HASH, "hset", self.key);
         }
         ctx.out.int(i64::from(set));
         Ok(())
@@ -217,12 +215,11 @@ impl<'a> Command<'a> for HDel<'a> {
             None => 0,
         };
         let emptied = table.remove_if_empty(self.key, ctx.now);
-        ctx.dirty += removed as u64;
         if removed > 0 {
-            ctx.notify(notify::HASH, "hdel", self.key);
+            ctx.changed_by(removed as u64, notify::HASH, "hdel", self.key);
         }
         if emptied {
-            ctx.notify(notify::GENERIC, "del", self.key);
+            ctx.emptied(self.key);
         }
         ctx.out.int(removed as i64);
         Ok(())
@@ -324,8 +321,7 @@ impl<'a> Command<'a> for HIncrBy<'a> {
                     itoa::Buffer::new().format(next).as_bytes(),
                     &limits,
                 );
-                ctx.dirty += 1;
-                ctx.notify(notify::HASH, "hincrby", self.key);
+                ctx.changed(notify::HASH, "hincrby", self.key);
                 ctx.out.int(next);
                 Ok(())
             }
@@ -371,8 +367,7 @@ impl<'a> Command<'a> for HIncrByFloat<'a> {
         let mut text = Vec::with_capacity(24);
         format_f64_human(next, &mut text);
         hash.set(self.field, &text, &limits);
-        ctx.dirty += 1;
-        ctx.notify(notify::HASH, "hincrbyfloat", self.key);
+        ctx.changed(notify::HASH, "hincrbyfloat", self.key);
         ctx.out.bulk(&text);
         Ok(())
     }

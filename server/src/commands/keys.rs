@@ -58,12 +58,10 @@ impl<'a> Command<'a> for Del<'a> {
         for key in self.keys.iter() {
             if ctx.locks.table(key).remove(key, ctx.now).is_some() {
                 removed += 1;
-                ctx.notify(notify::GENERIC, "del", key);
-                // A deleted lock goes to its first waiter.
-                ctx.signal_ready(key);
+                // The commit hands a deleted lock to its first waiter.
+                ctx.changed(notify::GENERIC, "del", key);
             }
         }
-        ctx.dirty += removed as u64;
         ctx.out.int(removed as i64);
         Ok(())
     }
@@ -157,9 +155,8 @@ impl<'a> Command<'a> for Rename<'a> {
         locked
             .table(self.to)
             .insert(self.to, entry.value, expiry, ctx.now);
-        ctx.dirty += 1;
-        ctx.notify(notify::GENERIC, "rename_from", self.from);
-        ctx.notify(notify::GENERIC, "rename_to", self.to);
+        ctx.changed(notify::GENERIC, "rename_from", self.from);
+        ctx.changed_by(0, notify::GENERIC, "rename_to", self.to);
         if nx {
             ctx.out.int(1);
         } else {
@@ -224,8 +221,7 @@ impl<'a> Command<'a> for Copy<'a> {
         locked
             .table(self.to)
             .insert(self.to, source.value, expiry, ctx.now);
-        ctx.dirty += 1;
-        ctx.notify(notify::GENERIC, "copy_to", self.to);
+        ctx.changed(notify::GENERIC, "copy_to", self.to);
         ctx.out.int(1);
         Ok(())
     }
@@ -485,8 +481,7 @@ impl<'a> Command<'a> for Restore<'a> {
                 }
             }
         }
-        ctx.dirty += 1;
-        ctx.notify(notify::GENERIC, "restore", self.key);
+        ctx.changed(notify::GENERIC, "restore", self.key);
         ctx.out.ok();
         Ok(())
     }

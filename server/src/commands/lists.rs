@@ -86,14 +86,9 @@ impl<'a> Command<'a> for Push<'a> {
             list.push(end, element);
         }
         let len = list.len();
-        ctx.dirty += self.elements.len() as u64;
-        ctx.notify(
-            notify::LIST,
-            if end == End::Left { "lpush" } else { "rpush" },
-            self.key,
-        );
+        let event = if end == End::Left { "lpush" } else { "rpush" };
+        ctx.changed_by(self.elements.len() as u64, notify::LIST, event, self.key);
         ctx.out.int(len as i64);
-        ctx.signal_ready(self.key);
         Ok(())
     }
 }
@@ -149,12 +144,12 @@ impl<'a> Command<'a> for Pop<'a> {
             }
             return Ok(());
         };
-        match self.count {
+        let popped = match self.count {
             None => {
                 let item = list.pop(end);
                 ctx.out
                     .bulk(item.as_ref().map_or(&b""[..], |i| i.as_bytes()));
-                ctx.dirty += 1;
+                1
             }
             Some(count) => {
                 let n = count.min(list.len());
@@ -164,17 +159,14 @@ impl<'a> Command<'a> for Pop<'a> {
                         ctx.out.bulk(item.as_bytes());
                     }
                 }
-                ctx.dirty += n as u64;
+                n as u64
             }
-        }
+        };
         let emptied = table.remove_if_empty(self.key, ctx.now);
-        ctx.notify(
-            notify::LIST,
-            if end == End::Left { "lpop" } else { "rpop" },
-            self.key,
-        );
+        let event = if end == End::Left { "lpop" } else { "rpop" };
+        ctx.changed_by(popped, notify::LIST, event, self.key);
         if emptied {
-            ctx.notify(notify::GENERIC, "del", self.key);
+            ctx.emptied(self.key);
         }
         Ok(())
     }
@@ -275,8 +267,7 @@ impl<'a> Command<'a> for Set<'a> {
             .resolve(self.index)
             .ok_or_else(|| CommandError::err("index out of range"))?;
         list.set(index, self.element);
-        ctx.dirty += 1;
-        ctx.notify(notify::LIST, "lset", self.key);
+        ctx.changed(notify::LIST, "lset", self.key);
         ctx.out.ok();
         Ok(())
     }
@@ -304,10 +295,12 @@ impl<'a> Command<'a> for Rem<'a> {
             Some(list) => list.remove(self.count, self.element),
             None => 0,
         };
-        table.remove_if_empty(self.key, ctx.now);
-        ctx.dirty += removed as u64;
+        let emptied = table.remove_if_empty(self.key, ctx.now);
         if removed > 0 {
-            ctx.notify(notify::LIST, "lrem", self.key);
+            ctx.changed_by(removed as u64, notify::LIST, "lrem", self.key);
+        }
+        if emptied {
+            ctx.emptied(self.key);
         }
         ctx.out.int(removed as i64);
         Ok(())
@@ -335,9 +328,11 @@ impl<'a> Command<'a> for Trim<'a> {
         if let Some(list) = modify::<List>(table, self.key, ctx.now)? {
             let keep = clamp_range(self.start, self.stop, list.len());
             list.retain_range(keep);
-            table.remove_if_empty(self.key, ctx.now);
-            ctx.dirty += 1;
-            ctx.notify(notify::LIST, "ltrim", self.key);
+            let emptied = table.remove_if_empty(self.key, ctx.now);
+            ctx.changed(notify::LIST, "ltrim", self.key);
+            if emptied {
+                ctx.emptied(self.key);
+            }
         }
         ctx.out.ok();
         Ok(())
@@ -373,8 +368,7 @@ impl<'a> Command<'a> for Insert<'a> {
             None => 0,
             Some(list) => match list.insert(self.pivot, self.after, self.element) {
                 Some(len) => {
-                    ctx.dirty += 1;
-                    ctx.notify(notify::LIST, "linsert", self.key);
+                    ctx.changed(notify::LIST, "linsert", self.key);
                     len as i64
                 }
                 None => -1,
@@ -521,20 +515,21 @@ pub fn move_element(
     let Some(item) = modify::<List>(table, source, ctx.now)?.and_then(|l| l.pop(from)) else {
         return Ok(None);
     };
-    table.remove_if_empty(source, ctx.now);
+    let emptied = table.remove_if_empty(source, ctx.now);
     list_for_push(ctx, destination)?.push(to, item.as_bytes());
-    ctx.dirty += 2;
-    ctx.notify(
+    ctx.changed(
         notify::LIST,
         if from == End::Left { "lpop" } else { "rpop" },
         source,
     );
-    ctx.notify(
+    if emptied {
+        ctx.emptied(source);
+    }
+    ctx.changed(
         notify::LIST,
         if to == End::Left { "lpush" } else { "rpush" },
         destination,
     );
-    ctx.signal_ready(destination);
     Ok(Some(item.as_bytes().to_vec()))
 }
 
@@ -624,17 +619,16 @@ impl<'a> MPopArgs<'a> {
                     ctx.out.bulk(item.as_bytes());
                 }
             }
-            table.remove_if_empty(key, ctx.now);
-            ctx.dirty += n as u64;
-            ctx.notify(
-                notify::LIST,
-                if self.end == End::Left {
-                    "lpop"
-                } else {
-                    "rpop"
-                },
-                key,
-            );
+            let emptied = table.remove_if_empty(key, ctx.now);
+            let event = if self.end == End::Left {
+                "lpop"
+            } else {
+                "rpop"
+            };
+            ctx.changed_by(n as u64, notify::LIST, event, key);
+            if emptied {
+                ctx.emptied(key);
+            }
             return Ok(true);
         }
         Ok(false)

@@ -97,7 +97,7 @@ impl<'a> Command<'a> for Acquire<'a> {
                 if lock.reenter(self.owner).is_some() {
                     let token = lock.token();
                     table.set_expire(name, Some(now + self.ttl), now);
-                    ctx.dirty += 1;
+                    ctx.changed(notify::GENERIC, "lock.acquire", name);
                     ctx.out.int(token as i64);
                     return Ok(());
                 }
@@ -109,12 +109,13 @@ impl<'a> Command<'a> for Acquire<'a> {
                 let token = ctx.shared.keyspace.next_token(now);
                 let lock = Value::Lock(Box::new(Lock::new(self.owner, token)));
                 table.insert(name, lock, Expiry::At(now + self.ttl), now);
-                ctx.dirty += 1;
-                ctx.notify(notify::GENERIC, "lock.acquire", name);
+                ctx.changed(notify::GENERIC, "lock.acquire", name);
                 ctx.out.int(token as i64);
                 return Ok(());
             }
-            None => ctx.signal_ready(name),
+            // Free, but others queued first (its lease just ran out): the
+            // commit serves them; this client queues behind them.
+            None => ctx.ready(name),
         }
         match self.wait {
             Some(timeout) => super::blocking::block(
@@ -156,11 +157,10 @@ impl<'a> Command<'a> for Release_<'a> {
             Release::NotOwner => ctx.out.int(-1),
             Release::Remaining(holds) => {
                 if holds == 0 {
+                    // The commit hands the lock to its first waiter.
                     table.remove(self.name, ctx.now);
-                    ctx.notify(notify::GENERIC, "lock.release", self.name);
-                    ctx.signal_ready(self.name);
                 }
-                ctx.dirty += 1;
+                ctx.changed(notify::GENERIC, "lock.release", self.name);
                 ctx.out.int(i64::from(holds));
             }
         }
@@ -190,7 +190,7 @@ impl<'a> Command<'a> for Extend<'a> {
             .is_some_and(|lock| lock.is_owned_by(self.owner));
         if owned {
             table.set_expire(self.name, Some(ctx.now + self.ttl), ctx.now);
-            ctx.dirty += 1;
+            ctx.changed(notify::GENERIC, "lock.extend", self.name);
         }
         ctx.out.int(i64::from(owned));
         Ok(())

@@ -46,7 +46,7 @@ use table::{flag, CommandSpec, KeySpec};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use crate::blocking::{Served, Waiter};
+use crate::blocking::Waiter;
 use crate::clients::Session;
 use crate::clock::Millis;
 use crate::eviction::Policy;
@@ -110,15 +110,10 @@ pub struct Ctx<'c, 'a> {
     pub out: &'c mut Reply,
     /// The time the command runs at.
     pub now: Millis,
-    /// Changes made to the dataset, like Redis's `server.dirty`.
-    pub dirty: u64,
     /// Arguments before the command's own (1, or 2 for a subcommand).
     pub skip: usize,
     /// The command being run.
     pub command: &'static table::Command,
-    /// Keys that received data clients may be blocked on (served after the
-    /// command, while its slots are still held).
-    pub ready: Vec<Vec<u8>>,
     /// Set by a blocking command that found nothing: the connection waits.
     pub block: Option<Arc<Waiter>>,
     /// False inside a transaction, where blocking commands answer at once.
@@ -136,16 +131,31 @@ impl Ctx<'_, '_> {
         self.shared.config.proto_max_bulk_len()
     }
 
-    /// Publishes a keyspace notification about `key` (if its class is enabled).
-    pub fn notify(&self, class: u32, event: &str, key: &[u8]) {
-        self.shared.notify(class, event, key);
+    /// Records that the command changed `key`: one change, announced as
+    /// keyspace event `event` of `class`. The commit that ends the unit of work
+    /// counts it, touches the key's watchers, publishes the event and serves
+    /// clients blocked on the key (see `write`).
+    pub fn changed(&mut self, class: u32, event: &'static str, key: &[u8]) {
+        self.session.changes.record(1, class, event, key);
     }
 
-    /// Notes that `key` got data clients may be blocked on.
-    pub fn signal_ready(&mut self, key: &[u8]) {
-        if !self.shared.blocked.is_empty() {
-            self.ready.push(key.to_vec());
-        }
+    /// Like [`Ctx::changed`], counting `count` changes (`LPUSH` of `count`
+    /// elements); 0 for an event describing a change already counted (the `del`
+    /// of a collection a removal emptied).
+    pub fn changed_by(&mut self, count: u64, class: u32, event: &'static str, key: &[u8]) {
+        self.session.changes.record(count, class, event, key);
+    }
+
+    /// Asks the commit to serve the clients blocked on `key`, which may be free
+    /// for them without a change of this command's (a lock lease that ran out).
+    pub fn ready(&mut self, key: &[u8]) {
+        self.session.changes.ready(key);
+    }
+
+    /// Records the `del` event of a collection the command emptied, which is
+    /// removed (its change was recorded already).
+    pub fn emptied(&mut self, key: &[u8]) {
+        self.changed_by(0, crate::notify::GENERIC, "del", key);
     }
 
     /// The current encoding thresholds of the collection types.
@@ -312,7 +322,18 @@ fn run_locked(
 ) -> Option<Arc<Waiter>> {
     let mut locks = Locked::new(&shared.keyspace);
     lock_keys(&mut locks, checked.command, args);
-    run(shared, session, out, &mut locks, checked, args, true)
+    run(shared, session, out, &mut locks, checked, args, Unit::Whole)
+}
+
+/// How a command run relates to its unit of work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    /// The command is the unit: it may block, and its effects are committed
+    /// when it ends.
+    Whole,
+    /// The command runs inside `EXEC`: it answers at once instead of blocking,
+    /// and its effects join the transaction's, committed when `EXEC` ends.
+    InTransaction,
 }
 
 #[cold]
@@ -343,9 +364,9 @@ fn admit_written_key(shared: &Shared, command: &table::Command, args: Args<'_>, 
     }
 }
 
-/// Runs a checked command whose slots `locks` holds: the handler, then serving
-/// blocked clients and flagging watchers of what it changed (both while the
-/// slots are still held), statistics and propagation.
+/// Runs a checked command whose slots `locks` holds: the handler, then (for a
+/// whole unit of work) the commit of what it changed while the slots are still
+/// held, then statistics.
 fn run<'a>(
     shared: &'a Shared,
     session: &mut Session,
@@ -353,7 +374,7 @@ fn run<'a>(
     locks: &mut Locked<'a>,
     checked: Checked,
     args: Args<'_>,
-    may_block: bool,
+    unit: Unit,
 ) -> Option<Arc<Waiter>> {
     let (started, now) = session.command_start();
     let cmd = checked.command;
@@ -364,33 +385,16 @@ fn run<'a>(
         session: &mut *session,
         out: &mut *out,
         now,
-        dirty: 0,
         skip: checked.skip,
         command: cmd,
-        ready: Vec::new(),
         block: None,
-        may_block,
+        may_block: unit == Unit::Whole,
     };
     let mut result = (checked.handler)(&mut ctx, args);
-    let (mut dirty, block) = (ctx.dirty, ctx.block.take());
-    let mut served = Served {
-        ready: std::mem::take(&mut ctx.ready),
-        ..Served::default()
-    };
-    let locks = ctx.locks;
-    while let Some(key) = served.ready.pop() {
-        shared.blocked.serve(locks, &key, now, &mut served);
+    let block = ctx.block.take();
+    if unit == Unit::Whole {
+        crate::write::commit(shared, locks, &mut session.changes, now);
     }
-    dirty += served.dirty;
-    if dirty > 0 && !shared.watches.is_empty() {
-        if cmd.has(flag::ALL_SLOTS) {
-            shared.watches.touch_all();
-        }
-        for key in cmd.spec.keys.positions(args).filter_map(|i| args.get(i)) {
-            shared.watches.touch(key);
-        }
-    }
-    shared.announce_served(&served);
     let usec = session.command_end(started);
     if out.is_full() {
         result = Err(reply_too_large(shared, session, cmd));
@@ -404,10 +408,6 @@ fn run<'a>(
             session.stats.record(cmd.id, usec, Outcome::Failed);
         }
     }
-    if dirty > 0 {
-        propagate(shared, dirty);
-    }
-    crate::notify::publish_expired(shared);
     block
 }
 
@@ -426,13 +426,6 @@ fn reply_too_large(shared: &Shared, session: &mut Session, cmd: &table::Command)
         "closing client whose reply passed its output buffer limit"
     );
     CommandError::ReplyTooLarge
-}
-
-/// The single point every change to the dataset passes: commands after they ran,
-/// with the number of changes they made. Replication attaches here; today it keeps
-/// the change counter `INFO` reports.
-fn propagate(shared: &Shared, dirty: u64) {
-    shared.dirty.fetch_add(dirty, Relaxed);
 }
 
 fn reject(shared: &Shared, session: &mut Session, out: &mut Reply, id: usize, err: &CommandError) {

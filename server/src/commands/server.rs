@@ -171,12 +171,12 @@ impl<'a> Command<'a> for ConfigSet<'a> {
             .config
             .set(&self.pairs)
             .map_err(|e| CommandError::err(e.to_string()))?;
+        ctx.shared.apply_settings();
         let memory = ["maxmemory", "lfu-"];
         if self.pairs.iter().any(|(name, _)| {
             let name = String::from_utf8_lossy(name).to_ascii_lowercase();
             memory.iter().any(|m| name.starts_with(m))
         }) {
-            ctx.shared.apply_memory_settings();
             // A lower limit takes effect at once, as in Redis. Inside EXEC slots
             // may be held; the cron then does it a moment later.
             if !ctx.locks.holds_any() {
@@ -261,8 +261,15 @@ impl<'a> Command<'a> for Flush {
     }
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        // As Redis 7: only the watchers of keys that existed are touched.
+        for key in ctx.shared.watches.keys() {
+            let slot = crate::keyspace::key_slot(&key);
+            if ctx.locks.with_slot(slot, |t| t.contains(&key, ctx.now)) {
+                ctx.session.changes.touch(&key);
+            }
+        }
         let removed = ctx.locks.flush(self.lazy);
-        ctx.dirty += removed as u64 + 1;
+        ctx.session.changes.count(removed as u64 + 1);
         ctx.out.ok();
         Ok(())
     }

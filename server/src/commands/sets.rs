@@ -72,9 +72,8 @@ impl<'a> Command<'a> for SAdd<'a> {
             Set::for_member(first, &limits)
         })?;
         let added = self.members.iter().filter(|m| set.add(m, &limits)).count();
-        ctx.dirty += added as u64;
         if added > 0 {
-            ctx.notify(notify::SET, "sadd", self.key);
+            ctx.changed_by(added as u64, notify::SET, "sadd", self.key);
         }
         ctx.out.int(added as i64);
         Ok(())
@@ -102,12 +101,11 @@ impl<'a> Command<'a> for SRem<'a> {
             None => 0,
         };
         let emptied = table.remove_if_empty(self.key, ctx.now);
-        ctx.dirty += removed as u64;
         if removed > 0 {
-            ctx.notify(notify::SET, "srem", self.key);
+            ctx.changed_by(removed as u64, notify::SET, "srem", self.key);
         }
         if emptied {
-            ctx.notify(notify::GENERIC, "del", self.key);
+            ctx.emptied(self.key);
         }
         ctx.out.int(removed as i64);
         Ok(())
@@ -246,9 +244,8 @@ impl<'a> Command<'a> for SPop<'a> {
             None => Vec::new(),
         };
         table.remove_if_empty(self.key, ctx.now);
-        ctx.dirty += popped.len() as u64;
         if !popped.is_empty() {
-            ctx.notify(notify::SET, "spop", self.key);
+            ctx.changed_by(popped.len() as u64, notify::SET, "spop", self.key);
         }
         match self.count {
             None => match popped.first() {
@@ -319,17 +316,22 @@ impl<'a> Command<'a> for SMove<'a> {
         if let Some(set) = modify::<Set>(table, self.source, ctx.now)? {
             set.remove(self.member);
         }
-        table.remove_if_empty(self.source, ctx.now);
-        create(
+        let emptied = table.remove_if_empty(self.source, ctx.now);
+        ctx.changed(notify::SET, "srem", self.source);
+        if emptied {
+            ctx.emptied(self.source);
+        }
+        let added = create(
             ctx.locks.table(self.destination),
             self.destination,
             ctx.now,
             || Set::for_member(self.member, &limits),
         )?
         .add(self.member, &limits);
-        ctx.dirty += 2;
-        ctx.notify(notify::SET, "srem", self.source);
-        ctx.notify(notify::SET, "sadd", self.destination);
+        // As Redis: the destination changed only if the member was new there.
+        if added {
+            ctx.changed(notify::SET, "sadd", self.destination);
+        }
         ctx.out.int(1);
         Ok(())
     }
@@ -473,17 +475,21 @@ impl<'a> Command<'a> for Algebra<'a> {
         let len = result.as_ref().map_or(0, Set::len);
         let destination = self.keys.get(0).unwrap_or_default();
         let table = ctx.locks.table(destination);
-        table.remove(destination, ctx.now);
-        if let Some(set) = result {
-            table.insert(
-                destination,
-                Value::Set(Box::new(set)),
-                Expiry::Persist,
-                ctx.now,
-            );
+        let existed = table.remove(destination, ctx.now).is_some();
+        match result {
+            Some(set) => {
+                table.insert(
+                    destination,
+                    Value::Set(Box::new(set)),
+                    Expiry::Persist,
+                    ctx.now,
+                );
+                ctx.changed(notify::SET, name, destination);
+            }
+            // As Redis: an empty result deletes the destination.
+            None if existed => ctx.changed(notify::GENERIC, "del", destination),
+            None => {}
         }
-        ctx.dirty += 1;
-        ctx.notify(notify::SET, name, destination);
         ctx.out.int(len as i64);
         Ok(())
     }

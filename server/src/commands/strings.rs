@@ -318,12 +318,9 @@ impl Set<'_> {
                     table.insert(self.key, self.value.to_value(), expiry, ctx.now);
                 }
             }
-            ctx.dirty += 1;
-        }
-        if allowed {
-            ctx.notify(notify::STRING, "set", self.key);
+            ctx.changed(notify::STRING, "set", self.key);
             if expire_at.is_some() {
-                ctx.notify(notify::GENERIC, "expire", self.key);
+                ctx.changed_by(0, notify::GENERIC, "expire", self.key);
             }
         }
         match (self.get, previous) {
@@ -358,8 +355,7 @@ impl<'a> Command<'a> for GetDel<'a> {
             Some(entry) => {
                 reply_string(ctx.out, entry.value)?;
                 table.remove(self.key, ctx.now);
-                ctx.dirty += 1;
-                ctx.notify(notify::GENERIC, "del", self.key);
+                ctx.changed(notify::GENERIC, "del", self.key);
             }
             None => ctx.out.null(),
         }
@@ -392,9 +388,7 @@ fn delete_if(ctx: &mut Ctx<'_, '_>, key: &[u8], condition: DeleteIf<'_>) -> Comm
     };
     if allowed {
         table.remove(key, ctx.now);
-        ctx.dirty += 1;
-        ctx.notify(notify::GENERIC, "del", key);
-        ctx.signal_ready(key);
+        ctx.changed(notify::GENERIC, "del", key);
     }
     ctx.out.int(i64::from(allowed));
     Ok(())
@@ -498,14 +492,14 @@ impl<'a> Command<'a> for GetEx<'a> {
         match (self.change, expire_at) {
             (_, Some(at)) if at <= ctx.now as i64 => {
                 table.remove(self.key, ctx.now);
-                ctx.dirty += 1;
+                ctx.changed(notify::GENERIC, "del", self.key);
             }
             (_, Some(at)) => {
                 table.set_expire(self.key, Some(at as u64), ctx.now);
-                ctx.dirty += 1;
+                ctx.changed(notify::GENERIC, "expire", self.key);
             }
             (Some(TtlChange::Clear), None) if table.set_expire(self.key, None, ctx.now) => {
-                ctx.dirty += 1;
+                ctx.changed(notify::GENERIC, "persist", self.key);
             }
             _ => {}
         }
@@ -574,9 +568,8 @@ impl<'a> Command<'a> for MSet<'a> {
                 .table(key)
                 .insert(key, value.to_value(), Expiry::Persist, ctx.now);
         }
-        ctx.dirty += self.pairs.len() as u64;
         for &(key, _) in &self.pairs {
-            ctx.notify(notify::STRING, "set", key);
+            ctx.changed(notify::STRING, "set", key);
         }
         if nx {
             ctx.out.int(1);
@@ -626,8 +619,7 @@ impl<'a> Command<'a> for Append<'a> {
                 self.value.bytes().len()
             }
         };
-        ctx.dirty += 1;
-        ctx.notify(notify::STRING, "append", self.key);
+        ctx.changed(notify::STRING, "append", self.key);
         ctx.out.int(len as i64);
         Ok(())
     }
@@ -748,8 +740,7 @@ impl<'a> Command<'a> for SetRange<'a> {
                 len
             }
         };
-        ctx.dirty += 1;
-        ctx.notify(notify::STRING, "setrange", self.key);
+        ctx.changed(notify::STRING, "setrange", self.key);
         ctx.out.int(len as i64);
         Ok(())
     }
@@ -803,8 +794,7 @@ impl<'a> Command<'a> for IncrBy<'a> {
                 delta
             }
         };
-        ctx.dirty += 1;
-        ctx.notify(notify::STRING, "incrby", self.key);
+        ctx.changed(notify::STRING, "incrby", self.key);
         ctx.out.int(result);
         Ok(())
     }
@@ -841,8 +831,7 @@ impl<'a> Command<'a> for IncrByFloat<'a> {
         let mut text = Vec::with_capacity(24);
         format_f64_human(next, &mut text);
         table.insert(self.key, Value::string(&text), Expiry::Keep, ctx.now);
-        ctx.dirty += 1;
-        ctx.notify(notify::STRING, "incrbyfloat", self.key);
+        ctx.changed(notify::STRING, "incrbyfloat", self.key);
         ctx.out.bulk(&text);
         Ok(())
     }

@@ -9,7 +9,7 @@
 use std::sync::atomic::Ordering;
 
 use super::table::{flag::*, CommandSpec, Handler, KeySpec};
-use super::{handler, run, Checked, Command, CommandError, CommandResult, Ctx, Parser};
+use super::{handler, run, Checked, Command, CommandError, CommandResult, Ctx, Parser, Unit};
 use crate::clients::Session;
 use crate::clock::Millis;
 use crate::protocol::{Args, Reply};
@@ -255,7 +255,7 @@ impl<'a> Command<'a> for Exec {
         }
         ctx.out.array(tx.queued.len());
         for queued in &tx.queued {
-            // Inside a transaction blocking commands answer at once.
+            // One unit of work: EXEC's own commit covers every queued command.
             run(
                 ctx.shared,
                 ctx.session,
@@ -263,7 +263,7 @@ impl<'a> Command<'a> for Exec {
                 ctx.locks,
                 queued.checked,
                 queued.args(),
-                false,
+                Unit::InTransaction,
             );
         }
         Ok(())

@@ -201,9 +201,9 @@ impl<'a> Command<'a> for ZAdd<'a> {
             }
         }
         table.remove_if_empty(self.key, ctx.now);
-        ctx.dirty += added + changed;
         if added + changed > 0 {
-            ctx.notify(
+            ctx.changed_by(
+                added + changed,
                 notify::ZSET,
                 if f.incr { "zincr" } else { "zadd" },
                 self.key,
@@ -216,9 +216,6 @@ impl<'a> Command<'a> for ZAdd<'a> {
             }
         } else {
             ctx.out.int((added + if f.ch { changed } else { 0 }) as i64);
-        }
-        if added > 0 {
-            ctx.signal_ready(self.key);
         }
         Ok(())
     }
@@ -250,10 +247,8 @@ impl<'a> Command<'a> for ZIncrBy<'a> {
             return Err(CommandError::err("resulting score is not a number (NaN)"));
         }
         zset.insert(self.member, new, &limits);
-        ctx.dirty += 1;
-        ctx.notify(notify::ZSET, "zincr", self.key);
+        ctx.changed(notify::ZSET, "zincr", self.key);
         ctx.out.double(new);
-        ctx.signal_ready(self.key);
         Ok(())
     }
 }
@@ -279,9 +274,8 @@ impl<'a> Command<'a> for ZRem<'a> {
             None => 0,
         };
         table.remove_if_empty(self.key, ctx.now);
-        ctx.dirty += removed as u64;
         if removed > 0 {
-            ctx.notify(notify::ZSET, "zrem", self.key);
+            ctx.changed_by(removed as u64, notify::ZSET, "zrem", self.key);
         }
         ctx.out.int(removed as i64);
         Ok(())
@@ -576,17 +570,21 @@ impl<'a> Command<'a> for ZRangeStore<'a> {
 fn store(ctx: &mut Ctx<'_, '_>, key: &[u8], items: &[(Vec<u8>, f64)]) {
     let limits = ctx.limits();
     let table = ctx.locks.table(key);
-    table.remove(key, ctx.now);
-    if !items.is_empty() {
-        let mut zset = ZSet::default();
-        for (member, score) in items {
-            zset.insert(member, *score, &limits);
+    let existed = table.remove(key, ctx.now).is_some();
+    if items.is_empty() {
+        // As Redis: an empty result deletes the destination.
+        if existed {
+            ctx.changed(notify::GENERIC, "del", key);
         }
-        table.insert(key, Value::ZSet(Box::new(zset)), Expiry::Persist, ctx.now);
+        return;
     }
-    ctx.dirty += 1;
+    let mut zset = ZSet::default();
+    for (member, score) in items {
+        zset.insert(member, *score, &limits);
+    }
+    table.insert(key, Value::ZSet(Box::new(zset)), Expiry::Persist, ctx.now);
     let event = ctx.name();
-    ctx.notify(notify::ZSET, event, key);
+    ctx.changed(notify::ZSET, event, key);
 }
 
 /// `ZRANK`/`ZREVRANK key member [WITHSCORE]`.
@@ -680,9 +678,9 @@ impl<'a> Command<'a> for ZPop<'a> {
             None => Vec::new(),
         };
         table.remove_if_empty(self.key, ctx.now);
-        ctx.dirty += popped.len() as u64;
         if !popped.is_empty() {
-            ctx.notify(
+            ctx.changed_by(
+                popped.len() as u64,
                 notify::ZSET,
                 if max { "zpopmax" } else { "zpopmin" },
                 self.key,
@@ -749,9 +747,8 @@ impl<'a> Command<'a> for ZRemRange<'a> {
             }
         };
         table.remove_if_empty(self.key, ctx.now);
-        ctx.dirty += removed as u64;
         if removed > 0 {
-            ctx.notify(notify::ZSET, name, self.key);
+            ctx.changed_by(removed as u64, notify::ZSET, name, self.key);
         }
         ctx.out.int(removed as i64);
         Ok(())

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use parking_lot::Mutex;
 
 use crate::clock::Millis;
-use crate::keyspace::{key_hash, Keyspace, SLOTS};
+use crate::keyspace::{key_hash, Keyspace, Locked, SLOTS};
 pub use policy::{Policy, Rank};
 pub use pool::{Candidate, EvictionPool};
 pub use sketch::{FrequencySketch, MAX_FREQUENCY};
@@ -71,17 +71,19 @@ impl Evictor {
         self.pool.lock().clear();
     }
 
-    /// Evicts keys while `over()` says memory is over the limit, calling
-    /// `on_evict` with each evicted key (after its slot is unlocked). Returns
-    /// how many were evicted, or [`OutOfMemory`] if the policy evicts nothing or
-    /// no key it may evict is left. Must be called holding no slot lock.
+    /// Evicts keys while `over()` says memory is over the limit. After each
+    /// attempt, `commit` gets the victim's slot, still held, and the key if it
+    /// was evicted: each eviction is a unit of work of its own (looking the
+    /// victim up may also have expired it). Returns how many were evicted, or
+    /// [`OutOfMemory`] if the policy evicts nothing or no key it may evict is
+    /// left. Must be called holding no slot lock.
     pub fn evict_while(
         &self,
         keyspace: &Keyspace,
         settings: Settings,
         now: Millis,
         mut over: impl FnMut() -> bool,
-        mut on_evict: impl FnMut(&[u8]),
+        mut commit: impl FnMut(&mut Locked<'_>, Option<&[u8]>),
     ) -> Result<usize, OutOfMemory> {
         if !over() {
             return Ok(0);
@@ -112,16 +114,18 @@ impl Evictor {
             let Some(victim) = victim else {
                 return Err(OutOfMemory);
             };
-            let removed = keyspace.lock(victim.slot).evict(&victim.key, volatile, now);
+            let mut locks = Locked::new(keyspace);
+            locks.acquire([victim.slot]);
+            let removed = locks.table(&victim.key).evict(&victim.key, volatile, now);
             if removed {
                 // Counted at once, so the counter never lags the keys gone.
                 self.evicted.fetch_add(1, Relaxed);
                 evicted += 1;
                 misses = 0;
-                on_evict(&victim.key);
             } else {
                 misses += 1;
             }
+            commit(&mut locks, removed.then_some(&victim.key[..]));
         }
         if evicted > 0 {
             self.last_eviction.store(now, Relaxed);

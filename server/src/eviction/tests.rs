@@ -51,7 +51,7 @@ fn shrink_to(
         settings(policy),
         now,
         || keyspace.len() > keep,
-        |_| {},
+        |_, _| {},
     )
 }
 

@@ -37,11 +37,14 @@ pub struct ActiveExpire {
 impl ActiveExpire {
     /// Runs one cycle at time `now`. `within_budget` is asked before each extra step;
     /// when it says no, the cycle stops and the next one continues from there.
+    /// Each key it removes is handed to `commit` while its slot is still held
+    /// (the write path announces it).
     pub fn run_cycle(
         &mut self,
         keyspace: &Keyspace,
         now: Millis,
         mut within_budget: impl FnMut() -> bool,
+        mut commit: impl FnMut(&[u8]),
     ) -> ExpireCycle {
         let mut cycle = ExpireCycle::default();
         for _ in 0..SLOTS {
@@ -53,7 +56,12 @@ impl ActiveExpire {
             cycle.slots += 1;
             loop {
                 // Lock per step, so clients wait at most one short step.
-                let found = keyspace.lock(slot).sweep(now);
+                let mut table = keyspace.lock(slot);
+                let found = table.sweep(now);
+                for key in table.expired_names.drain(..) {
+                    commit(&key);
+                }
+                drop(table);
                 cycle.swept.sampled += found.sampled;
                 cycle.swept.expired += found.expired;
                 if !too_stale(found) || keyspace.slot_volatile(slot) == 0 {
@@ -93,11 +101,11 @@ mod tests {
         }
         let mut active = ActiveExpire::default();
         // Before the deadline nothing is stale, so a cycle stays small.
-        let calm = active.run_cycle(&ks, 50, || true);
+        let calm = active.run_cycle(&ks, 50, || true, |_| {});
         assert_eq!(calm.swept.expired, 0);
         assert!(calm.slots <= BASELINE_SLOTS);
         // After it, one unbounded cycle removes every expired key.
-        let burst = active.run_cycle(&ks, 200, || true);
+        let burst = active.run_cycle(&ks, 200, || true, |_| {});
         assert_eq!(burst.swept.expired, 10_000);
         assert_eq!(ks.len(), 2_000);
         assert_eq!(ks.volatile_len(), 1_000);
@@ -114,10 +122,15 @@ mod tests {
         let mut cycles = 0;
         while !ks.is_empty() {
             let mut steps = 0;
-            active.run_cycle(&ks, 20, || {
-                steps += 1;
-                steps < 100
-            });
+            active.run_cycle(
+                &ks,
+                20,
+                || {
+                    steps += 1;
+                    steps < 100
+                },
+                |_| {},
+            );
             cycles += 1;
             assert!(cycles < 100, "active expiry stalled");
         }
@@ -130,7 +143,7 @@ mod tests {
         for i in 0..1_000 {
             add(&ks, &format!("k{i}"), Expiry::Persist);
         }
-        let cycle = ActiveExpire::default().run_cycle(&ks, u64::MAX, || true);
+        let cycle = ActiveExpire::default().run_cycle(&ks, u64::MAX, || true, |_| {});
         assert_eq!(cycle, ExpireCycle::default());
         assert_eq!(ks.len(), 1_000);
     }

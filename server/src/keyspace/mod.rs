@@ -29,7 +29,7 @@ pub mod types;
 mod value;
 mod walk;
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, MutexGuard, RwLock};
 use smallvec::SmallVec;
@@ -66,9 +66,6 @@ pub struct Keyspace {
     record_expired: AtomicBool,
     /// How key accesses are stamped ([`Tracking::pack`]).
     tracking: AtomicU64,
-    /// Names of expired keys waiting to be announced.
-    expired_log: Mutex<Vec<Vec<u8>>>,
-    expired_logged: AtomicUsize,
     /// Request frequencies for the TinyLFU policy, while it is in force.
     sketch: RwLock<Option<FrequencySketch>>,
     /// Fencing tokens of native locks: here, not in the tables, so no delete,
@@ -131,13 +128,12 @@ impl Drop for SlotGuard<'_> {
                 }
             });
         }
-        if !self.table.expired_names.is_empty() {
-            let names = std::mem::take(&mut self.table.expired_names);
-            self.keyspace
-                .expired_logged
-                .fetch_add(names.len(), Ordering::Relaxed);
-            self.keyspace.expired_log.lock().extend(names);
-        }
+        // Expired names are committed by whoever holds the slot (`Locked`, the
+        // active expiry walk); one left here would never be announced.
+        debug_assert!(
+            std::thread::panicking() || self.table.expired_names.is_empty(),
+            "expired keys dropped uncommitted"
+        );
     }
 }
 
@@ -155,6 +151,8 @@ pub struct Locked<'a> {
     /// Slots of the first keys locked, by the address and length of the argument
     /// slice, so a command's `table(key)` with that same slice skips hashing again.
     known: SmallVec<[(usize, usize, u16); 4]>,
+    /// Keys that expired in slots locked only briefly ([`Locked::with_slot`]).
+    expired: Vec<Vec<u8>>,
 }
 
 impl<'a> Locked<'a> {
@@ -164,6 +162,7 @@ impl<'a> Locked<'a> {
             keyspace,
             guards: SmallVec::new(),
             known: SmallVec::new(),
+            expired: Vec::new(),
         }
     }
 
@@ -290,7 +289,26 @@ impl<'a> Locked<'a> {
     pub fn with_slot<R>(&mut self, slot: u16, f: impl FnOnce(&mut SlotGuard<'a>) -> R) -> R {
         match self.index(slot) {
             Ok(index) => f(&mut self.guards[index].1),
-            Err(_) => f(&mut self.keyspace.lock(slot)),
+            Err(_) => {
+                let mut guard = self.keyspace.lock(slot);
+                let result = f(&mut guard);
+                self.expired.append(&mut guard.expired_names);
+                result
+            }
+        }
+    }
+
+    /// Hands `commit` every key that expired under these locks since the last
+    /// call (lookups expire keys as they find them), for the write path to
+    /// commit while the slots are still held.
+    pub fn take_expired(&mut self, mut commit: impl FnMut(&[u8])) {
+        for key in self.expired.drain(..) {
+            commit(&key);
+        }
+        for (_, guard) in &mut self.guards {
+            for key in guard.expired_names.drain(..) {
+                commit(&key);
+            }
         }
     }
 
@@ -299,8 +317,9 @@ impl<'a> Locked<'a> {
         self.keyspace
     }
 
-    /// Releases every held slot.
+    /// Releases every held slot (after the unit of work committed).
     pub fn release(&mut self) {
+        debug_assert!(self.expired.is_empty(), "expired keys dropped uncommitted");
         self.guards.clear();
         self.known.clear();
     }
@@ -320,8 +339,6 @@ impl Keyspace {
             expired_keys: AtomicU64::new(0),
             record_expired: AtomicBool::new(false),
             tracking: AtomicU64::new(Tracking::default().pack()),
-            expired_log: Mutex::new(Vec::new()),
-            expired_logged: AtomicUsize::new(0),
             sketch: RwLock::new(None),
             tokens: FencingTokens::default(),
         }
@@ -387,17 +404,6 @@ impl Keyspace {
     /// How key accesses are stamped.
     pub fn tracking(&self) -> Tracking {
         Tracking::unpack(self.tracking.load(Ordering::Relaxed))
-    }
-
-    /// Takes the names of keys that expired since the last call.
-    pub fn take_expired(&self) -> Vec<Vec<u8>> {
-        if self.expired_logged.load(Ordering::Relaxed) == 0 {
-            return Vec::new();
-        }
-        let names = std::mem::take(&mut *self.expired_log.lock());
-        self.expired_logged
-            .fetch_sub(names.len(), Ordering::Relaxed);
-        names
     }
 
     /// Locks one slot.

@@ -1,0 +1,316 @@
+//! The write path: what a unit of work changed, and the one commit that makes
+//! everything else follow from it.
+//!
+//! ```text
+//! unit of work (command, EXEC, expiry step, eviction, lease hand-over)
+//!   └─ records effects (key, keyspace event, changes) while it holds its slots
+//!        └─ commit(), still under those slots:
+//!             lazily expired keys ─▶ change counter, WATCH touches, keyspace events
+//!             each effect ────────▶ change counter, WATCH touches, keyspace events
+//!             changed keys with blocked clients ─▶ served; their pops are effects
+//!                                                   of the same unit
+//! ```
+//! Nothing else counts changes, publishes keyspace events, touches watchers or
+//! wakes blocked clients. May use the keyspace, the blocked-client registry and
+//! the node's services on [`Shared`]; commands use it, never the reverse.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::clock::Millis;
+use crate::keyspace::Locked;
+use crate::notify;
+use crate::server::Shared;
+
+/// What the commit does for one effect's key besides counting its changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Notice {
+    /// Touch its watchers and publish this keyspace event (class, event).
+    Event(u32, &'static str),
+    /// Touch its watchers only (a key `FLUSHALL` removed).
+    Touch,
+    /// Neither: only serve its blocked clients (a lease that ran out).
+    Ready,
+}
+
+/// One recorded change: what to announce, how many changes it counts as, and
+/// where its key ends in [`Changes::keys`].
+#[derive(Debug, Clone, Copy)]
+struct Effect {
+    notice: Notice,
+    count: u64,
+    key_end: usize,
+}
+
+/// The effects of one unit of work, in the order they happened. Kept by a
+/// session and reused, so recording allocates nothing once warm.
+#[derive(Debug, Default)]
+pub struct Changes {
+    effects: Vec<Effect>,
+    /// The effects' keys, back to back.
+    keys: Vec<u8>,
+}
+
+impl Changes {
+    /// Records that `key` changed: `count` changes (Redis's dirty counter; 0 for
+    /// an event that only describes a change already counted, like the `del` of
+    /// a collection a pop emptied), announced as `event` of `class`.
+    pub fn record(&mut self, count: u64, class: u32, event: &'static str, key: &[u8]) {
+        self.push(count, Notice::Event(class, event), key);
+    }
+
+    /// Records that `key` went with a change counted elsewhere and no event of
+    /// its own (`FLUSHALL` touches the watchers of the keys that existed).
+    pub fn touch(&mut self, key: &[u8]) {
+        self.push(0, Notice::Touch, key);
+    }
+
+    /// Counts `count` changes that name no key (`FLUSHALL`'s own).
+    pub fn count(&mut self, count: u64) {
+        self.push(count, Notice::Ready, b"");
+    }
+
+    /// Asks the commit to serve the clients blocked on `key`, which may be free
+    /// for them without a change of this unit's (a lock or fill lease ran out).
+    pub fn ready(&mut self, key: &[u8]) {
+        self.push(0, Notice::Ready, key);
+    }
+
+    fn push(&mut self, count: u64, notice: Notice, key: &[u8]) {
+        self.keys.extend_from_slice(key);
+        self.effects.push(Effect {
+            notice,
+            count,
+            key_end: self.keys.len(),
+        });
+    }
+
+    /// Number of effects recorded.
+    pub fn len(&self) -> usize {
+        self.effects.len()
+    }
+
+    /// True when nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.effects.is_empty()
+    }
+
+    /// Effect `i`: its count, notice and key.
+    fn get(&self, i: usize) -> (u64, Notice, &[u8]) {
+        let e = self.effects[i];
+        let start = match i {
+            0 => 0,
+            _ => self.effects[i - 1].key_end,
+        };
+        (e.count, e.notice, &self.keys[start..e.key_end])
+    }
+
+    /// The recorded events, in order: class, event and key.
+    #[cfg(test)]
+    pub fn events(&self) -> impl Iterator<Item = (u32, &'static str, &[u8])> {
+        (0..self.len()).filter_map(|i| match self.get(i) {
+            (_, Notice::Event(class, event), key) => Some((class, event, key)),
+            _ => None,
+        })
+    }
+
+    /// The changes counted so far.
+    #[cfg(test)]
+    pub fn dirty(&self) -> u64 {
+        self.effects.iter().map(|e| e.count).sum()
+    }
+
+    /// Forgets everything, keeping the allocations.
+    pub fn clear(&mut self) {
+        self.effects.clear();
+        self.keys.clear();
+    }
+}
+
+/// Commits a unit of work's `changes` while `locks` still holds its slots (see
+/// the module documentation), then clears them.
+pub fn commit(shared: &Shared, locks: &mut Locked<'_>, changes: &mut Changes, now: Millis) {
+    locks.take_expired(|key| expired(shared, key));
+    let serving = !shared.blocked.is_empty();
+    let mut dirty = 0;
+    let mut next = 0;
+    // Keys with blocked clients, served after every effect before them.
+    let mut ready: Vec<Vec<u8>> = Vec::new();
+    let mut served = 0;
+    loop {
+        while next < changes.len() {
+            let (count, notice, key) = changes.get(next);
+            dirty += count;
+            match notice {
+                Notice::Event(class, event) => {
+                    shared.watches.touch(key);
+                    shared.notify(class, event, key);
+                }
+                Notice::Touch => shared.watches.touch(key),
+                Notice::Ready => {}
+            }
+            if serving
+                && !ready[served..].iter().any(|k| k == key)
+                && shared.blocked.has_waiters(key)
+            {
+                ready.push(key.to_vec());
+            }
+            next += 1;
+        }
+        let Some(key) = ready.get(served) else {
+            break;
+        };
+        let key = key.clone();
+        served += 1;
+        let leases = shared.blocked.serve(locks, &key, now, changes);
+        if leases > 0 {
+            shared.stats.cache.lease_grants.fetch_add(leases, Relaxed);
+        }
+    }
+    if dirty > 0 {
+        shared.dirty.fetch_add(dirty, Relaxed);
+    }
+    changes.clear();
+}
+
+/// Commits the expiry of `key` (found expired by a lookup or the active expiry
+/// walk), its slot still held.
+pub fn expired(shared: &Shared, key: &[u8]) {
+    shared.dirty.fetch_add(1, Relaxed);
+    shared.watches.touch(key);
+    shared.notify(notify::EXPIRED, "expired", key);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::blocking::{BlockedOp, Waiter, Wake};
+    use crate::clock::ManualClock;
+    use crate::config::{Config, LiveConfig};
+    use crate::keyspace::types::{End, List};
+    use crate::keyspace::{Expiry, Value};
+    use crate::protocol::Protocol;
+    use crate::pubsub::Mailbox;
+
+    /// A server with every keyspace event on, and a subscriber to all of them.
+    fn shared_with_subscriber() -> (Shared, Arc<Mailbox>) {
+        let config = Config {
+            notify_keyspace_events: "KEA".to_string(),
+            ..Config::default()
+        };
+        let shared = Shared::new(
+            LiveConfig::new(&config, None),
+            Arc::new(ManualClock::new(0)),
+            0,
+        );
+        let mailbox = Mailbox::new(1, Protocol::Resp2, Default::default());
+        shared.pubsub.psubscribe(b"__keyevent@0__:*", &mailbox);
+        (shared, mailbox)
+    }
+
+    /// The `event key` pairs the subscriber received, in order.
+    fn received(mailbox: &Mailbox) -> Vec<String> {
+        let text = String::from_utf8(mailbox.take()).unwrap();
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        lines
+            .chunks(9)
+            .filter(|c| c.len() == 9)
+            .map(|c| format!("{} {}", c[6].trim_start_matches("__keyevent@0__:"), c[8]))
+            .collect()
+    }
+
+    #[test]
+    fn the_commit_announces_expiries_then_effects_then_serves_waiters() {
+        let (shared, mailbox) = shared_with_subscriber();
+        let ks = &shared.keyspace;
+        ks.lock_key(b"old")
+            .insert(b"old", Value::Int(1), Expiry::At(10), 0);
+        let waiter = Arc::new(Waiter::new(
+            7,
+            vec![b"l".to_vec()],
+            BlockedOp::ListPop {
+                end: End::Left,
+                count: None,
+            },
+            Protocol::Resp2,
+            None,
+        ));
+        shared.blocked.register(waiter.clone());
+        let mut locks = Locked::new(ks);
+        locks.acquire_keys([&b"old"[..], b"l"]);
+        let mut changes = Changes::default();
+        // The unit looks "old" up after its TTL (it expires), then pushes twice.
+        assert!(locks.table(b"old").get(b"old", 100).is_none());
+        let mut list = List::default();
+        list.push(End::Right, b"x");
+        list.push(End::Right, b"y");
+        let table = locks.table(b"l");
+        table.insert(b"l", Value::List(Box::new(list)), Expiry::Persist, 100);
+        changes.record(2, notify::LIST, "rpush", b"l");
+        commit(&shared, &mut locks, &mut changes, 100);
+        assert_eq!(
+            received(&mailbox),
+            ["expired old", "rpush l", "lpop l"],
+            "expiry first, then the unit's effects, then the served pop"
+        );
+        assert_eq!(
+            waiter.take(),
+            Some(Wake::Reply(b"*2\r\n$1\r\nl\r\n$1\r\nx\r\n".to_vec()))
+        );
+        assert_eq!(shared.dirty(), 4);
+        assert!(changes.is_empty());
+    }
+
+    #[test]
+    fn a_key_emptied_within_the_unit_wakes_nobody() {
+        let (shared, mailbox) = shared_with_subscriber();
+        let waiter = Arc::new(Waiter::new(
+            7,
+            vec![b"l".to_vec()],
+            BlockedOp::ListPop {
+                end: End::Left,
+                count: None,
+            },
+            Protocol::Resp2,
+            None,
+        ));
+        shared.blocked.register(waiter.clone());
+        let mut locks = Locked::new(&shared.keyspace);
+        locks.acquire_key(b"l");
+        let mut changes = Changes::default();
+        // Pushed and deleted in one unit (MULTI; LPUSH; DEL; EXEC).
+        changes.record(1, notify::LIST, "lpush", b"l");
+        changes.record(1, notify::GENERIC, "del", b"l");
+        commit(&shared, &mut locks, &mut changes, 0);
+        assert_eq!(received(&mailbox), ["lpush l", "del l"]);
+        assert_eq!(waiter.take(), None);
+        assert_eq!(shared.blocked.len(), 1);
+    }
+
+    #[test]
+    fn effects_keep_their_keys_and_order() {
+        let mut changes = Changes::default();
+        changes.record(3, notify::LIST, "lpush", b"list");
+        changes.record(0, notify::GENERIC, "del", b"");
+        changes.record(1, notify::STRING, "set", b"k");
+        changes.touch(b"w");
+        changes.ready(b"lock");
+        changes.count(5);
+        assert_eq!(changes.len(), 6);
+        let events: Vec<_> = changes.events().collect();
+        assert_eq!(
+            events,
+            [
+                (notify::LIST, "lpush", &b"list"[..]),
+                (notify::GENERIC, "del", b""),
+                (notify::STRING, "set", b"k")
+            ]
+        );
+        assert_eq!(changes.get(3), (0, Notice::Touch, &b"w"[..]));
+        assert_eq!(changes.get(4), (0, Notice::Ready, &b"lock"[..]));
+        assert_eq!(changes.dirty(), 9);
+        changes.clear();
+        assert!(changes.is_empty());
+    }
+}
