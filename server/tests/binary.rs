@@ -58,8 +58,10 @@ fn invalid_values_are_rejected_with_a_reason() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("proto-max-bulk-len must be 1mb or greater")
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "ringkv-server: invalid flag --proto-max-bulk-len: \
+         argument must be between 1048576 and 9223372036854775807 inclusive\n"
     );
 }
 
