@@ -91,10 +91,10 @@ fn command() -> Command {
             .value_name(shape.hint)
             .help(setting.doc_lines().next().unwrap_or_default())
             .long_help(setting.doc_lines().collect::<Vec<_>>().join("\n"));
-        // A list takes words up to the next flag; a single value may look like
-        // one (`--list-max-listpack-size -2`, `--notify-keyspace-events -x`).
+        // A list takes words up to the next flag, and more from each repeat; a
+        // single value may look like a flag (`--list-max-listpack-size -2`).
         command.arg(if shape.list {
-            arg.num_args(1..)
+            arg.num_args(1..).action(ArgAction::Append)
         } else {
             arg.num_args(1).allow_hyphen_values(true)
         })
@@ -114,6 +114,8 @@ mod tests {
             "::1",
             "--list-max-ziplist-size",
             "-3",
+            "--bind",
+            "::2",
             "--port",
             "7000",
         ]);
@@ -125,7 +127,7 @@ mod tests {
         assert_eq!(
             given,
             [
-                ("bind", "127.0.0.1 ::1"),
+                ("bind", "127.0.0.1 ::1 ::2"),
                 ("port", "7000"),
                 ("list-max-listpack-size", "-3")
             ]
