@@ -22,7 +22,8 @@ pub enum FileError {
     Refused(Refusal),
 }
 
-/// The settings `text` gives, each with its value as text, in the file's order.
+/// The settings `text` gives, each with its value as text (in key order: no
+/// setting depends on another's being read first).
 pub(super) fn entries(text: &str) -> Result<Vec<(&'static Setting, String)>, FileError> {
     let table: toml::Table = toml::from_str(text)?;
     let mut entries: Vec<(&'static Setting, String)> = Vec::with_capacity(table.len());

@@ -2,12 +2,12 @@
 //! at start, checked, then held in [`LiveConfig`] where `CONFIG SET` can change
 //! what may change at runtime.
 //!
-//! Every setting is declared once, in the table of [`settings`]: its name (Redis's,
-//! wherever Redis has the setting), type, default, syntax, whether `CONFIG SET`
-//! may change it and what that does, and its doc text. The file ([`file`]), the
-//! flags ([`flags`]), `CONFIG GET/SET` ([`live`]) and the example file are derived
-//! from it, so they accept the same values and refuse the same ones, for the same
-//! (Redis's) reasons.
+//! Every setting is declared once, in the table in `settings.rs`: its name
+//! (Redis's, wherever Redis has the setting), type, default, syntax, whether
+//! `CONFIG SET` may change it and what that does, and its doc text. The file
+//! (`file.rs`), the flags (`flags.rs`), `CONFIG GET/SET` (`live.rs`) and the
+//! example file are derived from it, so they accept the same values and refuse
+//! the same ones, for the same (Redis's) reasons.
 
 mod cells;
 mod file;
@@ -119,11 +119,7 @@ impl Config {
 
     /// Reads a TOML settings file (over the defaults), checked.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Config::from_toml(&text).map_err(|source| ConfigError::File {
+        Config::from_toml(&read(path)?).map_err(|source| ConfigError::File {
             path: path.to_path_buf(),
             source,
         })
@@ -135,15 +131,11 @@ impl Config {
         let mut config = Config::default();
         let mut given = Vec::new();
         if let Some(path) = &cli.config {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                path: path.clone(),
-                source,
-            })?;
             let in_file = |source| ConfigError::File {
                 path: path.clone(),
                 source,
             };
-            let entries = file::entries(&text).map_err(in_file)?;
+            let entries = file::entries(&read(path)?).map_err(in_file)?;
             given = config
                 .apply(&entries)
                 .map_err(|r| in_file(FileError::Refused(r)))?;
@@ -181,6 +173,13 @@ impl Config {
             n => n,
         }
     }
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]

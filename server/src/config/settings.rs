@@ -15,8 +15,9 @@ use crate::clients::OutputLimit;
 
 /// Redis's largest value for most integer settings (`INT_MAX`).
 const INT_MAX: i64 = i32::MAX as i64;
-/// Redis's largest value for most sizes and counts (`LLONG_MAX`).
+/// Redis's largest value for most counts and sizes (`LLONG_MAX`).
 const LONG_MAX: i64 = i64::MAX;
+const SIZE_MAX: u64 = LONG_MAX as u64;
 const MB: u64 = 1 << 20;
 
 settings! {
@@ -44,10 +45,10 @@ settings! {
         int(0, INT_MAX), runtime;
     /// Longest single argument (bulk string) a client may send.
     proto_max_bulk_len "proto-max-bulk-len": MemSize = MemSize(512 * MB);
-        size(MB, LONG_MAX as u64), runtime;
+        size(MB, SIZE_MAX), runtime;
     /// Most bytes buffered for one client's incomplete request.
     client_query_buffer_limit "client-query-buffer-limit": MemSize = MemSize(1024 * MB);
-        size(MB, LONG_MAX as u64), runtime;
+        size(MB, SIZE_MAX), runtime;
     /// Log verbosity: debug, verbose, notice, warning or nothing.
     loglevel "loglevel": LogLevel = LogLevel::Notice;
         Choice, runtime, then LiveConfig::loglevel_changed;
@@ -103,7 +104,7 @@ settings! {
     /// Cluster bus port (0: the client port + 10000).
     cluster_port "cluster-port": u16 = 0;
         int(0, 65535), fixed;
-    /// The cluster's masters, each "<40-hex node id> <ip>:<port>", this node
+    /// The cluster's masters, each `"<40-hex node id> <ip>:<port>"`, this node
     /// included (static membership).
     cluster_nodes "cluster-nodes": Vec<String> = Vec::new();
         Nodes, fixed;
@@ -112,7 +113,7 @@ settings! {
         int(0, LONG_MAX), runtime;
     /// Encoding threshold: longest field or value in a compact hash.
     hash_max_listpack_value "hash-max-listpack-value" | "hash-max-ziplist-value": MemSize = MemSize(64);
-        size(0, LONG_MAX as u64), runtime;
+        size(0, SIZE_MAX), runtime;
     /// Encoding threshold: most members in an integer set.
     set_max_intset_entries "set-max-intset-entries": u64 = 512;
         int(0, LONG_MAX), runtime;
@@ -121,13 +122,13 @@ settings! {
         int(0, LONG_MAX), runtime;
     /// Encoding threshold: longest member in a compact set.
     set_max_listpack_value "set-max-listpack-value": MemSize = MemSize(64);
-        size(0, LONG_MAX as u64), runtime;
+        size(0, SIZE_MAX), runtime;
     /// Encoding threshold: most members in a compact sorted set.
     zset_max_listpack_entries "zset-max-listpack-entries" | "zset-max-ziplist-entries": u64 = 128;
         int(0, LONG_MAX), runtime;
     /// Encoding threshold: longest member in a compact sorted set.
     zset_max_listpack_value "zset-max-listpack-value" | "zset-max-ziplist-value": MemSize = MemSize(64);
-        size(0, LONG_MAX as u64), runtime;
+        size(0, SIZE_MAX), runtime;
     /// Encoding threshold of a list node: negative for a byte limit (-1 = 4 KiB
     /// ... -5 = 64 KiB), positive for an element count.
     list_max_listpack_size "list-max-listpack-size" | "list-max-ziplist-size": i64 = -2;
@@ -137,13 +138,13 @@ settings! {
         int(0, INT_MAX), runtime;
     /// Accepted for Redis tools; ringkv has no streams.
     stream_node_max_bytes "stream-node-max-bytes": MemSize = MemSize(4096);
-        size(0, LONG_MAX as u64), runtime;
+        size(0, SIZE_MAX), runtime;
     /// Accepted for Redis tools; ringkv has no streams.
     stream_node_max_entries "stream-node-max-entries": u64 = 100;
         int(0, LONG_MAX), runtime;
     /// Accepted for Redis tools; ringkv has no HyperLogLogs.
     hll_sparse_max_bytes "hll-sparse-max-bytes": MemSize = MemSize(3000);
-        size(0, LONG_MAX as u64), runtime;
+        size(0, SIZE_MAX), runtime;
     /// ringkv keeps no data on disk: only "" (no snapshots) is accepted; tools
     /// such as redis-benchmark ask for it.
     save "save": () = ();
