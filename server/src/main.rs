@@ -3,7 +3,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use ringkv_server::config::{Cli, Config, LogLevel};
 use ringkv_server::memory::Counting;
 use ringkv_server::Server;
@@ -62,16 +61,8 @@ fn main() -> ExitCode {
         }
     };
     if cli.check_config {
-        match toml::to_string(&config) {
-            Ok(text) => {
-                println!("{text}");
-                return ExitCode::SUCCESS;
-            }
-            Err(err) => {
-                eprintln!("ringkv-server: {err}");
-                return ExitCode::FAILURE;
-            }
-        }
+        print!("{}", config.to_toml());
+        return ExitCode::SUCCESS;
     }
     let (filter, reload_handle) = reload::Layer::new(level_filter(config.loglevel));
     tracing_subscriber::registry()

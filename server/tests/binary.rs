@@ -58,8 +58,10 @@ fn invalid_values_are_rejected_with_a_reason() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("proto-max-bulk-len must be 1mb or greater")
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "ringkv-server: invalid flag --proto-max-bulk-len: \
+         argument must be between 1048576 and 9223372036854775807 inclusive\n"
     );
 }
 
@@ -68,4 +70,32 @@ fn version_flag_prints_the_version() {
     let out = server().arg("--version").output().unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn the_file_and_the_flag_refuse_a_value_for_the_same_reason() {
+    let dir = std::env::temp_dir().join(format!("ringkv-bin-same-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad.toml");
+    std::fs::write(&file, "maxmemory-samples = 65\n").unwrap();
+    let from_file = server()
+        .args(["--config", file.to_str().unwrap(), "--check-config"])
+        .output()
+        .unwrap();
+    let from_flag = server()
+        .args(["--maxmemory-samples", "65", "--check-config"])
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(!from_file.status.success() && !from_flag.status.success());
+    let reason = "argument must be between 1 and 64 inclusive";
+    let file_err = String::from_utf8_lossy(&from_file.stderr);
+    assert!(
+        file_err.ends_with(&format!("'maxmemory-samples' - {reason}\n")),
+        "{file_err}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&from_flag.stderr),
+        format!("ringkv-server: invalid flag --maxmemory-samples: {reason}\n")
+    );
 }

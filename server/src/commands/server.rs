@@ -167,16 +167,13 @@ impl<'a> Command<'a> for ConfigSet<'a> {
     }
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
-        ctx.shared
+        let changed = ctx
+            .shared
             .config
             .set(&self.pairs)
             .map_err(|e| CommandError::err(e.to_string()))?;
         ctx.shared.apply_settings();
-        let memory = ["maxmemory", "lfu-"];
-        if self.pairs.iter().any(|(name, _)| {
-            let name = String::from_utf8_lossy(name).to_ascii_lowercase();
-            memory.iter().any(|m| name.starts_with(m))
-        }) {
+        if changed.memory {
             // A lower limit takes effect at once, as in Redis. Inside EXEC slots
             // may be held; the cron then does it a moment later.
             if !ctx.locks.holds_any() {

@@ -30,6 +30,8 @@ enum Notice {
     Touch,
     /// Neither: only serve its blocked clients (a lease that ran out).
     Ready,
+    /// Nothing: changes counted without a key (`FLUSHALL`'s own).
+    Count,
 }
 
 /// One recorded change: what to announce, how many changes it counts as, and
@@ -66,7 +68,7 @@ impl Changes {
 
     /// Counts `count` changes that name no key (`FLUSHALL`'s own).
     pub fn count(&mut self, count: u64) {
-        self.push(count, Notice::Ready, b"");
+        self.push(count, Notice::Count, b"");
     }
 
     /// Asks the commit to serve the clients blocked on `key`, which may be free
@@ -147,10 +149,16 @@ pub fn commit(shared: &Shared, locks: &mut Locked<'_>, changes: &mut Changes, no
                 }
                 Notice::Touch => shared.watches.touch(key),
                 Notice::Ready => {}
+                Notice::Count => {
+                    next += 1;
+                    continue;
+                }
             }
+            // Only keys whose slot the unit holds (all it changed) can be served.
             if serving
                 && !ready[served..].iter().any(|k| k == key)
                 && shared.blocked.has_waiters(key)
+                && locks.holds(crate::keyspace::key_slot(key))
             {
                 ready.push(key.to_vec());
             }
@@ -196,7 +204,7 @@ mod tests {
     /// A server with every keyspace event on, and a subscriber to all of them.
     fn shared_with_subscriber() -> (Shared, Arc<Mailbox>) {
         let config = Config {
-            notify_keyspace_events: "KEA".to_string(),
+            notify_keyspace_events: crate::notify::parse_flags("KEA").expect("valid"),
             ..Config::default()
         };
         let shared = Shared::new(

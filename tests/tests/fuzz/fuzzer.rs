@@ -216,14 +216,16 @@ impl Fuzzer {
 
     /// Sets every settable parameter back: to its value at the start, or the
     /// current encoding profile's.
+    /// One parameter per `CONFIG SET`: a setting and its alias (both listed by
+    /// `CONFIG GET *`) may not be named in the same call.
     fn restore_config(&mut self) {
-        let mut args = words(&["CONFIG", "SET"]);
         for (name, value) in self.config.clone() {
             let profiled = self.profile.iter().find(|(p, _)| p.as_bytes() == name);
+            let mut args = words(&["CONFIG", "SET"]);
             args.push(name);
             args.push(profiled.map_or(value, |(_, v)| v.as_bytes().to_vec()));
+            self.ctl_bytes(&args);
         }
-        self.ctl_bytes(&args);
     }
 
     /// Back to the fixture data, with no transaction open and the config as the

@@ -1,0 +1,650 @@
+//! The settings table: each setting declared once, with its Redis name, type,
+//! default, syntax (its parser and validator), whether `CONFIG SET` may change
+//! it and what changing it does, and its doc text. The file, the flags,
+//! `CONFIG GET/SET`, the example file and `--help` are all derived from it
+//! (see [`settings!`](super::table::settings)). Rules between settings are at
+//! the end.
+
+use super::cells::Stored;
+use super::live::LiveConfig;
+use super::output_limits::{BufferLimits, REDIS_DEFAULT};
+use super::syntax::{int, only, size, Choice, Events, Ips, Nodes, Password, Syntax, Text, YesNo};
+use super::table::{settings, Setting};
+use super::{DebugAccess, LogLevel, MemSize, Policy, Refusal};
+use crate::clients::OutputLimit;
+
+/// Redis's largest value for most integer settings (`INT_MAX`).
+const INT_MAX: i64 = i32::MAX as i64;
+/// Redis's largest value for most counts and sizes (`LLONG_MAX`).
+const LONG_MAX: i64 = i64::MAX;
+const SIZE_MAX: u64 = LONG_MAX as u64;
+const MB: u64 = 1 << 20;
+
+settings! {
+    /// Addresses to listen on.
+    bind "bind": Vec<String> = vec!["127.0.0.1".to_string()];
+        Ips, fixed;
+    /// TCP port for clients (0 picks a free one and logs it).
+    port "port": u16 = 6379;
+        int(0, 65535), fixed;
+    /// Connections the kernel queues for accept on each listener, as Redis's
+    /// tcp-backlog: enough for a burst of connects. The kernel caps it at
+    /// /proc/sys/net/core/somaxconn (a warning is logged when that is lower).
+    tcp_backlog "tcp-backlog": u32 = 511;
+        int(0, INT_MAX), fixed;
+    /// Password of the default user; clients must AUTH when it is set.
+    /// Empty: none.
+    requirepass "requirepass": Option<String> = None;
+        Password, runtime, then LiveConfig::password_changed;
+    /// Most clients connected at once; further ones are refused.
+    maxclients "maxclients": u64 = 10_000;
+        int(1, u32::MAX.into()), runtime;
+    /// Close clients idle for this many seconds (0: never), including one that
+    /// stopped reading its replies.
+    timeout "timeout": u64 = 0;
+        int(0, INT_MAX), runtime;
+    /// Longest single argument (bulk string) a client may send.
+    proto_max_bulk_len "proto-max-bulk-len": MemSize = MemSize(512 * MB);
+        size(MB, SIZE_MAX), runtime;
+    /// Most bytes buffered for one client's incomplete request.
+    client_query_buffer_limit "client-query-buffer-limit": MemSize = MemSize(1024 * MB);
+        size(MB, SIZE_MAX), runtime;
+    /// Log verbosity: debug, verbose, notice, warning or nothing.
+    loglevel "loglevel": LogLevel = LogLevel::Notice;
+        Choice, runtime, then LiveConfig::loglevel_changed;
+    /// Without a password, accept only loopback clients.
+    protected_mode "protected-mode": bool = true;
+        YesNo, runtime;
+    /// Worker threads (0: one per CPU but one, at least one).
+    threads "threads": usize = 0;
+        int(0, 1024), fixed;
+    /// Keyspace events to publish on __keyspace@0__ / __keyevent@0__ channels, in
+    /// Redis's letters (e.g. "Ex" for expired keys, "KEA" for everything).
+    /// Empty: none.
+    notify_keyspace_events "notify-keyspace-events": u32 = 0;
+        Events, runtime;
+    /// Output-buffer limits per client class (normal, replica, pubsub): hard
+    /// limit, soft limit, seconds over the soft one (0: no limit). Clients whose
+    /// pending output breaks them are disconnected; one reply may not pass the
+    /// hard limit (or, where it is 0, client-query-buffer-limit). A value
+    /// changes only the classes it names.
+    client_output_buffer_limit "client-output-buffer-limit": [OutputLimit; 3] = REDIS_DEFAULT;
+        BufferLimits, runtime;
+    /// Memory limit (0: none). Over it, writes evict keys by maxmemory-policy, or
+    /// fail with -OOM under noeviction. Counts everything the server allocates;
+    /// lowering it evicts at once.
+    maxmemory "maxmemory": MemSize = MemSize(0);
+        size(0, u64::MAX), runtime, then LiveConfig::memory_changed;
+    /// Which keys go when maxmemory is reached: noeviction, allkeys-lru,
+    /// allkeys-lfu, allkeys-random, allkeys-tinylfu, volatile-lru, volatile-lfu,
+    /// volatile-random or volatile-ttl.
+    maxmemory_policy "maxmemory-policy": Policy = Policy::NoEviction;
+        Choice, runtime, then LiveConfig::memory_changed;
+    /// Keys sampled per eviction round (1 to 64): more is closer to exact, and
+    /// slower.
+    maxmemory_samples "maxmemory-samples": u32 = 5;
+        int(1, 64), runtime, then LiveConfig::memory_changed;
+    /// How slowly LFU counters grow.
+    lfu_log_factor "lfu-log-factor": u32 = 10;
+        int(0, INT_MAX), runtime, then LiveConfig::memory_changed;
+    /// Minutes for an LFU counter to lose one point (0: never).
+    lfu_decay_time "lfu-decay-time": u32 = 1;
+        int(0, INT_MAX), runtime, then LiveConfig::memory_changed;
+    /// Who may run DEBUG, whose subcommands exist for tests: no, yes or local
+    /// (loopback clients only).
+    enable_debug_command "enable-debug-command": DebugAccess = DebugAccess::No;
+        Choice, fixed;
+    /// Cluster mode: serve a share of the 16384 slots, which the masters divide
+    /// by a consistent-hashing ring (see docs/DESIGN.md).
+    cluster_enabled "cluster-enabled": bool = false;
+        YesNo, fixed;
+    /// Where this node keeps its node id.
+    cluster_config_file "cluster-config-file": String = "nodes.conf".to_string();
+        Text, fixed;
+    /// Cluster bus port (0: the client port + 10000).
+    cluster_port "cluster-port": u16 = 0;
+        int(0, 65535), fixed;
+    /// The cluster's masters, each `"<40-hex node id> <ip>:<port>"`, this node
+    /// included (static membership).
+    cluster_nodes "cluster-nodes": Vec<String> = Vec::new();
+        Nodes, fixed;
+    /// Encoding threshold: most fields in a compact hash.
+    hash_max_listpack_entries "hash-max-listpack-entries" | "hash-max-ziplist-entries": u64 = 128;
+        int(0, LONG_MAX), runtime;
+    /// Encoding threshold: longest field or value in a compact hash.
+    hash_max_listpack_value "hash-max-listpack-value" | "hash-max-ziplist-value": MemSize = MemSize(64);
+        size(0, SIZE_MAX), runtime;
+    /// Encoding threshold: most members in an integer set.
+    set_max_intset_entries "set-max-intset-entries": u64 = 512;
+        int(0, LONG_MAX), runtime;
+    /// Encoding threshold: most members in a compact set.
+    set_max_listpack_entries "set-max-listpack-entries": u64 = 128;
+        int(0, LONG_MAX), runtime;
+    /// Encoding threshold: longest member in a compact set.
+    set_max_listpack_value "set-max-listpack-value": MemSize = MemSize(64);
+        size(0, SIZE_MAX), runtime;
+    /// Encoding threshold: most members in a compact sorted set.
+    zset_max_listpack_entries "zset-max-listpack-entries" | "zset-max-ziplist-entries": u64 = 128;
+        int(0, LONG_MAX), runtime;
+    /// Encoding threshold: longest member in a compact sorted set.
+    zset_max_listpack_value "zset-max-listpack-value" | "zset-max-ziplist-value": MemSize = MemSize(64);
+        size(0, SIZE_MAX), runtime;
+    /// Encoding threshold of a list node: negative for a byte limit (-1 = 4 KiB
+    /// ... -5 = 64 KiB), positive for an element count.
+    list_max_listpack_size "list-max-listpack-size" | "list-max-ziplist-size": i64 = -2;
+        int(i32::MIN.into(), INT_MAX), runtime;
+    /// Accepted for Redis tools; ringkv does not compress lists.
+    list_compress_depth "list-compress-depth": i64 = 0;
+        int(0, INT_MAX), runtime;
+    /// Accepted for Redis tools; ringkv has no streams.
+    stream_node_max_bytes "stream-node-max-bytes": MemSize = MemSize(4096);
+        size(0, SIZE_MAX), runtime;
+    /// Accepted for Redis tools; ringkv has no streams.
+    stream_node_max_entries "stream-node-max-entries": u64 = 100;
+        int(0, LONG_MAX), runtime;
+    /// Accepted for Redis tools; ringkv has no HyperLogLogs.
+    hll_sparse_max_bytes "hll-sparse-max-bytes": MemSize = MemSize(3000);
+        size(0, SIZE_MAX), runtime;
+    /// ringkv keeps no data on disk: only "" (no snapshots) is accepted; tools
+    /// such as redis-benchmark ask for it.
+    save "save": () = ();
+        only("", "ringkv has no persistence; only \"\" is accepted"), runtime;
+    /// ringkv keeps no data on disk: only "no" is accepted.
+    appendonly "appendonly": () = ();
+        only("no", "ringkv has no persistence; only 'no' is accepted"), runtime;
+    /// ringkv has one database: only 1 is accepted.
+    databases "databases": () = ();
+        only("1", "ringkv has one database; only 1 is accepted"), fixed;
+}
+
+/// Checks the rules between settings on `config`, the result of a whole file
+/// with its flags, or of a whole `CONFIG SET`. `given` names the settings that
+/// were just given, so the refusal names the one to blame.
+pub(super) fn check_together(config: &Config, given: &[&str]) -> Result<(), Refusal> {
+    if config.proto_max_bulk_len > config.client_query_buffer_limit {
+        let limit_given = given.contains(&"client-query-buffer-limit");
+        return Err(if limit_given && !given.contains(&"proto-max-bulk-len") {
+            Refusal::new(
+                "client-query-buffer-limit",
+                "can't be smaller than proto-max-bulk-len",
+            )
+        } else {
+            Refusal::new(
+                "proto-max-bulk-len",
+                "can't be larger than client-query-buffer-limit",
+            )
+        });
+    }
+    if config.cluster_enabled && config.cluster_nodes.is_empty() {
+        return Err(Refusal::new(
+            "cluster-nodes",
+            "cluster-enabled needs the masters, each '<40-hex node id> <ip>:<port>'",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The table's promise: the file, the flags and `CONFIG SET` accept the same
+    //! values, show them the same way, and refuse the same ones for the same
+    //! reasons; the example file and README follow the table.
+
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::{Cli, ConfigError, ConfigSetError, FileError};
+
+    /// Values every way must accept, per setting (`{A}`, `{B}`: node ids).
+    const VALID: &[(&str, &[&str])] = &[
+        ("bind", &["127.0.0.1", "127.0.0.1 ::1", "0.0.0.0"]),
+        ("port", &["0", "7000", "65535"]),
+        ("tcp-backlog", &["0", "1024", "2147483647"]),
+        ("requirepass", &["secret", "", "pässwörd ✓", "-dash"]),
+        ("maxclients", &["1", "4294967295"]),
+        ("timeout", &["0", "30", "2147483647"]),
+        ("proto-max-bulk-len", &["1mb", "1048576", "100MB", "1gb"]),
+        ("client-query-buffer-limit", &["512mb", "1gb", "4GB"]),
+        ("loglevel", &["debug", "WARNING", "nothing", "notice"]),
+        ("protected-mode", &["yes", "no", "YES"]),
+        ("threads", &["0", "1", "4"]),
+        (
+            "notify-keyspace-events",
+            &["", "Ex", "KEA", "xE", "g$lshzxeKEtmdn"],
+        ),
+        (
+            "client-output-buffer-limit",
+            &[
+                "pubsub 2mb 1mb 5",
+                "normal 1mb 512kb 3 replica 0 0 0",
+                "NORMAL 0 0 0 slave 1 2 3 pubsub 4 5 6",
+            ],
+        ),
+        ("maxmemory", &["0", "100mb", "1gb", "18446744073709551615"]),
+        (
+            "maxmemory-policy",
+            &[
+                "noeviction",
+                "allkeys-lru",
+                "allkeys-lfu",
+                "allkeys-random",
+                "ALLKEYS-TINYLFU",
+                "volatile-lru",
+                "volatile-lfu",
+                "volatile-random",
+                "volatile-ttl",
+            ],
+        ),
+        ("maxmemory-samples", &["1", "64"]),
+        ("lfu-log-factor", &["0", "10", "2147483647"]),
+        ("lfu-decay-time", &["0", "2147483647"]),
+        ("enable-debug-command", &["no", "yes", "local", "LOCAL"]),
+        ("cluster-enabled", &["no", "NO"]),
+        ("cluster-config-file", &["nodes.conf", "dir/n.conf"]),
+        ("cluster-port", &["0", "17000", "65535"]),
+        (
+            "cluster-nodes",
+            &["", "{A} 127.0.0.1:7000", "{A} 127.0.0.1:7000 {B} ::1:7001"],
+        ),
+        (
+            "hash-max-listpack-entries",
+            &["0", "128", "9223372036854775807"],
+        ),
+        ("hash-max-listpack-value", &["0", "64", "4kb"]),
+        ("set-max-intset-entries", &["0", "512"]),
+        ("set-max-listpack-entries", &["16", "128"]),
+        ("set-max-listpack-value", &["64", "1k"]),
+        ("zset-max-listpack-entries", &["7", "128"]),
+        ("zset-max-listpack-value", &["64", "9223372036854775807"]),
+        (
+            "list-max-listpack-size",
+            &["-2", "-2147483648", "2147483647", "5"],
+        ),
+        ("list-compress-depth", &["0", "3"]),
+        ("stream-node-max-bytes", &["4096", "4kb"]),
+        ("stream-node-max-entries", &["100", "0"]),
+        ("hll-sparse-max-bytes", &["3000", "1kb"]),
+        ("save", &[""]),
+        ("appendonly", &["no", "NO"]),
+        ("databases", &["1"]),
+    ];
+
+    /// Values every way must refuse, per setting (empty where any text goes).
+    const INVALID: &[(&str, &[&str])] = &[
+        ("bind", &["", "localhost", "127.0.0.1 x"]),
+        ("port", &["65536", "-1", "x", "+1", "07"]),
+        ("tcp-backlog", &["2147483648", "-1"]),
+        ("requirepass", &[]),
+        ("maxclients", &["0", "4294967296", "lots", " 1"]),
+        ("timeout", &["-1", "2147483648", "+1", "1.5"]),
+        (
+            "proto-max-bulk-len",
+            &["0", "1048575", "10", "lots", "-1", "2gb"],
+        ),
+        ("client-query-buffer-limit", &["1kb", "x", "1mb"]),
+        ("loglevel", &["lots", "", "info"]),
+        ("protected-mode", &["true", "1", ""]),
+        ("threads", &["-1", "1025", "x"]),
+        ("notify-keyspace-events", &["q", "Eq", " "]),
+        (
+            "client-output-buffer-limit",
+            &[
+                "pubsub 1mb",
+                "bogus 1 1 1",
+                "pubsub x 1 1",
+                "pubsub 1 1 -1",
+                "",
+            ],
+        ),
+        (
+            "maxmemory",
+            &["-1", "lots", "1.5gb", "18446744073709551616"],
+        ),
+        ("maxmemory-policy", &["lru", ""]),
+        ("maxmemory-samples", &["0", "65"]),
+        ("lfu-log-factor", &["-1", "2147483648"]),
+        ("lfu-decay-time", &["-1", "2147483648"]),
+        ("enable-debug-command", &["maybe", ""]),
+        ("cluster-enabled", &["maybe", "true"]),
+        ("cluster-config-file", &[]),
+        ("cluster-port", &["65536", "x"]),
+        (
+            "cluster-nodes",
+            &[
+                "x",
+                "{A} nohost",
+                "{A}",
+                "{A} 127.0.0.1:7000 {A} 127.0.0.1:7001",
+            ],
+        ),
+        ("hash-max-listpack-entries", &["-1", "x"]),
+        ("hash-max-listpack-value", &["-1", "1x"]),
+        ("set-max-intset-entries", &["-1"]),
+        ("set-max-listpack-entries", &["x"]),
+        ("set-max-listpack-value", &["1x"]),
+        ("zset-max-listpack-entries", &["-1"]),
+        ("zset-max-listpack-value", &["-1", "9223372036854775808"]),
+        (
+            "list-max-listpack-size",
+            &["2147483648", "-2147483649", "x"],
+        ),
+        ("list-compress-depth", &["-1"]),
+        ("stream-node-max-bytes", &["1x"]),
+        ("stream-node-max-entries", &["-1"]),
+        ("hll-sparse-max-bytes", &["x"]),
+        ("save", &["900 1"]),
+        ("appendonly", &["yes"]),
+        ("databases", &["2", "16"]),
+    ];
+
+    fn with_ids(text: &str) -> String {
+        text.replace("{A}", "7f0a1c9e3b5d4f6a8c2e0b1d3f5a7c9e1b3d5f70")
+            .replace("{B}", "2b4d6f8a0c1e3a5c7e9b1d3f5a7c9e0b2d4f6a81")
+    }
+
+    fn samples(
+        table: &'static [(&'static str, &'static [&'static str])],
+    ) -> impl Iterator<Item = (&'static Setting, String)> {
+        table.iter().flat_map(|(name, values)| {
+            let setting = Setting::find(name).unwrap();
+            values.iter().map(move |v| (setting, with_ids(v)))
+        })
+    }
+
+    fn file_line(setting: &Setting, value: &str) -> String {
+        format!("{} = {}", setting.name, toml::Value::String(value.into()))
+    }
+
+    fn flags(setting: &Setting, value: &str) -> Cli {
+        let flag = format!("--{}", setting.name);
+        Cli::try_parse_from(["ringkv-server", &flag, value]).unwrap()
+    }
+
+    /// What `CONFIG GET` shows for `setting` when the server starts with `config`.
+    fn shown(config: &Config, setting: &Setting) -> String {
+        let live = LiveConfig::new(config, None);
+        let found = live.get(&[setting.name.as_bytes()]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        found[0].1.clone()
+    }
+
+    #[test]
+    fn every_setting_has_samples() {
+        let names: Vec<&str> = SETTINGS.iter().map(|s| s.name).collect();
+        let valid: Vec<&str> = VALID.iter().map(|(n, _)| *n).collect();
+        let invalid: Vec<&str> = INVALID.iter().map(|(n, _)| *n).collect();
+        assert_eq!(valid, names);
+        assert_eq!(invalid, names);
+    }
+
+    #[test]
+    fn file_flag_and_config_set_show_the_same_value() {
+        for (setting, value) in samples(VALID) {
+            let context = format!("{} {value:?}", setting.name);
+            let from_file = Config::from_toml(&file_line(setting, &value))
+                .unwrap_or_else(|e| panic!("{context}: {e}"));
+            let from_flag =
+                Config::load(&flags(setting, &value)).unwrap_or_else(|e| panic!("{context}: {e}"));
+            assert_eq!(from_file, from_flag, "{context}");
+            let text = shown(&from_file, setting);
+            assert_eq!(shown(&from_flag, setting), text, "{context}");
+            // What CONFIG GET shows reads back as the same value.
+            let again = Config::from_toml(&file_line(setting, &text)).unwrap();
+            assert_eq!(shown(&again, setting), text, "{context}");
+            let live = LiveConfig::new(&Config::default(), None);
+            let set = live.set(&[(setting.name.as_bytes(), value.as_bytes())]);
+            if setting.mutable {
+                set.unwrap_or_else(|e| panic!("{context}: {e}"));
+                let found = live.get(&[setting.name.as_bytes()]);
+                assert_eq!(found[0].1, text, "{context}");
+            } else {
+                assert_eq!(
+                    set.unwrap_err(),
+                    ConfigSetError::Invalid {
+                        name: setting.name.to_string(),
+                        reason: "can't set immutable config".to_string()
+                    },
+                    "{context}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn file_flag_and_config_set_refuse_the_same_values_for_the_same_reasons() {
+        for (setting, value) in samples(INVALID) {
+            let context = format!("{} {value:?}", setting.name);
+            let from_file = match Config::from_toml(&file_line(setting, &value)) {
+                Err(FileError::Refused(refusal)) => refusal,
+                other => panic!("{context}: {other:?}"),
+            };
+            let from_flag = match Config::load(&flags(setting, &value)) {
+                Err(ConfigError::Flag(refusal) | ConfigError::Invalid(refusal)) => refusal,
+                other => panic!("{context}: {other:?}"),
+            };
+            assert_eq!(from_file, from_flag, "{context}");
+            assert!(!from_file.reason.is_empty(), "{context}");
+            let live = LiveConfig::new(&Config::default(), None);
+            let before = live.get(&[b"*"]);
+            let refused = live
+                .set(&[(setting.name.as_bytes(), value.as_bytes())])
+                .unwrap_err();
+            let reason = if setting.mutable {
+                from_file.reason.as_str()
+            } else {
+                "can't set immutable config"
+            };
+            assert_eq!(
+                refused,
+                ConfigSetError::Invalid {
+                    name: from_file.name.clone(),
+                    reason: reason.to_string()
+                },
+                "{context}"
+            );
+            assert_eq!(live.get(&[b"*"]), before, "{context}: nothing changed");
+        }
+    }
+
+    #[test]
+    fn the_file_reads_native_toml_values_as_their_text() {
+        let read = |line: &str, name: &str| {
+            let config = Config::from_toml(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            shown(&config, Setting::find(name).unwrap())
+        };
+        assert_eq!(read("protected-mode = false", "protected-mode"), "no");
+        assert_eq!(read("maxclients = 5", "maxclients"), "5");
+        assert_eq!(
+            read("proto-max-bulk-len = 2097152", "proto-max-bulk-len"),
+            "2097152"
+        );
+        assert_eq!(
+            read("list-max-listpack-size = -3", "list-max-listpack-size"),
+            "-3"
+        );
+        assert_eq!(
+            read("bind = [\"127.0.0.1\", \"::1\"]", "bind"),
+            "127.0.0.1 ::1"
+        );
+        assert_eq!(
+            read("hash-max-ziplist-entries = 5", "hash-max-listpack-entries"),
+            "5"
+        );
+        assert_eq!(read("appendonly = false", "appendonly"), "no");
+        let refusal = |line: &str| match Config::from_toml(line) {
+            Err(FileError::Refused(r)) => r.reason,
+            other => panic!("{line}: {other:?}"),
+        };
+        assert_eq!(
+            refusal("maxclients = 1.5"),
+            "argument couldn't be parsed into an integer"
+        );
+        assert_eq!(
+            refusal("maxclients = true"),
+            "argument couldn't be parsed into an integer"
+        );
+        assert_eq!(
+            refusal("port = [1]"),
+            "argument must be one value, not a list"
+        );
+        assert_eq!(refusal("bind = [1]"), "argument must be a list of strings");
+        assert_eq!(
+            refusal("hash-max-ziplist-entries = 1\nhash-max-listpack-entries = 2"),
+            "duplicate parameter"
+        );
+        assert!(matches!(
+            Config::from_toml("port = "),
+            Err(FileError::Syntax(_))
+        ));
+    }
+
+    #[test]
+    fn proto_max_bulk_len_never_exceeds_client_query_buffer_limit() {
+        let live = LiveConfig::new(&Config::default(), None);
+        let refusal = |pairs: &[(&[u8], &[u8])]| live.set(pairs).unwrap_err().to_string();
+        assert_eq!(
+            refusal(&[(b"proto-max-bulk-len", b"2gb")]),
+            "CONFIG SET failed (possibly related to argument 'proto-max-bulk-len') - \
+             can't be larger than client-query-buffer-limit"
+        );
+        assert_eq!(
+            refusal(&[(b"client-query-buffer-limit", b"100mb")]),
+            "CONFIG SET failed (possibly related to argument 'client-query-buffer-limit') - \
+             can't be smaller than proto-max-bulk-len"
+        );
+        // Both in one CONFIG SET: checked on the result, in either order.
+        live.set(&[
+            (b"proto-max-bulk-len", b"2gb"),
+            (b"client-query-buffer-limit", b"4gb"),
+        ])
+        .unwrap();
+        live.set(&[
+            (b"proto-max-bulk-len", b"1mb"),
+            (b"client-query-buffer-limit", b"1mb"),
+        ])
+        .unwrap();
+        live.set(&[
+            (b"client-query-buffer-limit", b"4gb"),
+            (b"proto-max-bulk-len", b"3gb"),
+        ])
+        .unwrap();
+        assert_eq!(live.proto_max_bulk_len(), 3 << 30);
+        // The file and its flags are checked together.
+        let dir = std::env::temp_dir().join(format!("ringkv-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "proto-max-bulk-len = \"2gb\"\n").unwrap();
+        let path = path.to_str().unwrap();
+        let load = |args: &[&str]| {
+            let cli = Cli::try_parse_from(["ringkv-server", "--config", path].iter().chain(args));
+            Config::load(&cli.unwrap())
+        };
+        let merged = load(&["--client-query-buffer-limit", "4gb"]).unwrap();
+        assert_eq!(merged.proto_max_bulk_len, MemSize(2 << 30));
+        let err = load(&[]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "invalid configuration: 'proto-max-bulk-len' - can't be larger than client-query-buffer-limit"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_cluster_needs_its_masters() {
+        let nodes = with_ids("cluster-nodes = [\"{A} 127.0.0.1:7000\"]");
+        let refusal = Refusal::new(
+            "cluster-nodes",
+            "cluster-enabled needs the masters, each '<40-hex node id> <ip>:<port>'",
+        );
+        assert_eq!(
+            Config::from_toml("cluster-enabled = true")
+                .unwrap_err()
+                .to_string(),
+            refusal.to_string()
+        );
+        let config = Config::from_toml(&format!("cluster-enabled = true\n{nodes}")).unwrap();
+        assert!(config.cluster_enabled && config.cluster_nodes.len() == 1);
+        let cli = Cli::try_parse_from(["ringkv-server", "--cluster-enabled", "yes"]).unwrap();
+        assert!(matches!(Config::load(&cli), Err(ConfigError::Invalid(r)) if r == refusal));
+    }
+
+    #[test]
+    fn config_set_refuses_a_setting_named_twice() {
+        let live = LiveConfig::new(&Config::default(), None);
+        let refusal = |pairs: &[(&[u8], &[u8])]| live.set(pairs).unwrap_err().to_string();
+        assert_eq!(
+            refusal(&[(b"timeout", b"1"), (b"TIMEOUT", b"2")]),
+            "CONFIG SET failed (possibly related to argument 'timeout') - duplicate parameter"
+        );
+        assert_eq!(
+            refusal(&[(b"zset-max-ziplist-value", b"1"), (b"zset-max-listpack-value", b"2")]),
+            "CONFIG SET failed (possibly related to argument 'zset-max-listpack-value') - duplicate parameter"
+        );
+        assert_eq!(live.timeout_secs(), 0);
+    }
+
+    #[test]
+    fn only_memory_settings_ask_for_the_memory_settings_to_be_applied() {
+        let live = LiveConfig::new(&Config::default(), None);
+        for (name, value) in [
+            ("maxmemory", "1gb"),
+            ("maxmemory-policy", "allkeys-lru"),
+            ("maxmemory-samples", "10"),
+            ("lfu-log-factor", "3"),
+            ("lfu-decay-time", "2"),
+        ] {
+            let changed = live.set(&[(b"timeout", b"1"), (name.as_bytes(), value.as_bytes())]);
+            assert!(changed.unwrap().memory, "{name}");
+        }
+        let changed = live.set(&[(b"timeout", b"2"), (b"hash-max-listpack-entries", b"3")]);
+        assert!(!changed.unwrap().memory);
+    }
+
+    #[test]
+    fn changing_loglevel_reconfigures_logging() {
+        let seen = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let hook_seen = seen.clone();
+        let hook: crate::config::LogLevelHook = Box::new(move |l| hook_seen.lock().push(l));
+        let live = LiveConfig::new(&Config::default(), Some(hook));
+        live.set(&[(b"loglevel", b"WARNING")]).unwrap();
+        live.set(&[(b"timeout", b"1")]).unwrap();
+        assert_eq!(*seen.lock(), [LogLevel::Warning]);
+    }
+
+    #[test]
+    fn the_example_file_is_the_table_with_its_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("ringkv.example.toml");
+        let expected = super::super::file::render(&Config::default(), true);
+        if std::env::var_os("RINGKV_WRITE_EXAMPLE").is_some() {
+            std::fs::write(&path, &expected).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            committed == expected,
+            "server/ringkv.example.toml differs from the settings table; \
+             regenerate it with RINGKV_WRITE_EXAMPLE=1 cargo test -p ringkv-server --lib \
+             the_example_file"
+        );
+        assert_eq!(Config::from_toml(&committed).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn readme_lists_every_setting_and_whether_config_set_may_change_it() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+        let readme = std::fs::read_to_string(path).unwrap();
+        let rows: Vec<Vec<&str>> = readme
+            .lines()
+            .filter(|line| line.starts_with("| `"))
+            .map(|line| line.split('|').map(str::trim).collect())
+            .collect();
+        for setting in SETTINGS {
+            let name = format!("`{}`", setting.name);
+            let row = rows
+                .iter()
+                .find(|cells| cells[1] == name)
+                .unwrap_or_else(|| panic!("README's settings table lacks {name}"));
+            let runtime = if setting.mutable { "yes" } else { "no" };
+            assert_eq!(row[3], runtime, "README's runtime column for {name}");
+        }
+    }
+}
