@@ -25,7 +25,7 @@ use crate::keyspace::types::{EncodingLimits, End, List, Lock, ZSet};
 use crate::keyspace::{key_slot, Expiry, Locked, Value};
 use crate::notify;
 use crate::protocol::{Protocol, Reply};
-use crate::write::Changes;
+use crate::write::{record_state, Changes};
 
 /// What a blocked client wants done when one of its keys gets data.
 #[derive(Debug, Clone)]
@@ -304,14 +304,19 @@ fn serve_one(
             };
             reply.array(2);
             reply.bulk(key);
+            let pop: &[u8] = if *end == End::Left { b"LPOP" } else { b"RPOP" };
             match count {
-                None => reply.bulk(list.pop(*end)?.as_bytes()),
+                None => {
+                    reply.bulk(list.pop(*end)?.as_bytes());
+                    changes.command(&[pop, key]);
+                }
                 Some(n) => {
                     let n = (*n).min(list.len());
                     reply.array(n);
                     for _ in 0..n {
                         reply.bulk(list.pop(*end)?.as_bytes());
                     }
+                    changes.command(&[pop, key, itoa::Buffer::new().format(n).as_bytes()]);
                 }
             }
             let deleted = table.remove_if_empty(key, now);
@@ -329,8 +334,12 @@ fn serve_one(
             reply.bulk(&member);
             reply.double(score);
             let deleted = table.remove_if_empty(key, now);
-            let event = if *max { "zpopmax" } else { "zpopmin" };
+            let (event, pop): (_, &[u8]) = match max {
+                true => ("zpopmax", b"ZPOPMAX"),
+                false => ("zpopmin", b"ZPOPMIN"),
+            };
             popped(changes, notify::ZSET, event, key, deleted);
+            changes.command(&[pop, key]);
         }
         BlockedOp::CacheRead { lease } => match locks.table(key).get(key, now).map(|e| &*e.value) {
             Some(Value::Lease(_)) => return None,
@@ -340,6 +349,7 @@ fn serve_one(
                 let table = locks.table(key);
                 table.insert(key, Value::Lease(token), Expiry::At(now + lease), now);
                 changes.record(1, notify::GENERIC, "cache.lease", key);
+                record_state(changes, table, key, now);
                 *leases += 1;
                 crate::commands::cache_reply(&mut reply, CacheRead::Lease(token));
             }
@@ -357,6 +367,7 @@ fn serve_one(
                 now,
             );
             changes.record(1, notify::GENERIC, "lock.acquire", key);
+            record_state(changes, locks.table(key), key, now);
             reply.int(token as i64);
         }
         BlockedOp::ListMove {
@@ -409,6 +420,7 @@ fn serve_one(
                 End::Right => "rpush",
             };
             changes.record(1, notify::LIST, push, destination);
+            changes.command(&[b"LMOVE", key, destination, from.word(), to.word()]);
         }
     }
     Some(Wake::Reply(reply.into_vec()))

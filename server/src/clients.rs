@@ -129,6 +129,47 @@ pub struct ClientHandle {
 }
 
 impl ClientHandle {
+    fn new(
+        id: u64,
+        addr: SocketAddr,
+        laddr: SocketAddr,
+        fd: i32,
+        kill: CancellationToken,
+        now: Millis,
+    ) -> Self {
+        ClientHandle {
+            id,
+            addr,
+            laddr,
+            fd,
+            created: Instant::now(),
+            last_interaction: AtomicU64::new(now),
+            last_command: AtomicUsize::new(0),
+            resp: AtomicU8::new(2),
+            query_len: AtomicUsize::new(0),
+            query_capacity: AtomicUsize::new(0),
+            output_len: AtomicUsize::new(0),
+            output_capacity: AtomicUsize::new(0),
+            meta: Mutex::new(Meta::default()),
+            activity: Mutex::new(Activity::default()),
+            kill,
+        }
+    }
+
+    /// A handle for work done inside the server on no connection's behalf
+    /// (applying a write feed): id 0, no address, not in the registry.
+    pub fn detached() -> Arc<Self> {
+        let nowhere = SocketAddr::from(([0, 0, 0, 0], 0));
+        Arc::new(ClientHandle::new(
+            0,
+            nowhere,
+            nowhere,
+            -1,
+            CancellationToken::new(),
+            0,
+        ))
+    }
+
     /// Records activity: the command about to run and its time (Unix ms).
     pub fn touch(&self, command_id: usize, now: Millis) {
         self.last_command.store(command_id + 1, Relaxed);
@@ -265,23 +306,15 @@ impl Clients {
         shutdown: &CancellationToken,
         now: Millis,
     ) -> Arc<ClientHandle> {
-        let handle = Arc::new(ClientHandle {
-            id: self.next_id.fetch_add(1, Relaxed) + 1,
+        let id = self.next_id.fetch_add(1, Relaxed) + 1;
+        let handle = Arc::new(ClientHandle::new(
+            id,
             addr,
             laddr,
             fd,
-            created: Instant::now(),
-            last_interaction: AtomicU64::new(now),
-            last_command: AtomicUsize::new(0),
-            resp: AtomicU8::new(2),
-            query_len: AtomicUsize::new(0),
-            query_capacity: AtomicUsize::new(0),
-            output_len: AtomicUsize::new(0),
-            output_capacity: AtomicUsize::new(0),
-            meta: Mutex::new(Meta::default()),
-            activity: Mutex::new(Activity::default()),
-            kill: shutdown.child_token(),
-        });
+            shutdown.child_token(),
+            now,
+        ));
         self.map.lock().insert(handle.id, handle.clone());
         handle
     }

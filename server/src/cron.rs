@@ -96,6 +96,7 @@ fn hand_on_expired_locks(shared: &Shared) {
         let now = shared.clock.now_ms();
         let mut locks = crate::keyspace::Locked::new(&shared.keyspace);
         locks.acquire_key(&key);
+        changes.begin(shared.feed.is_active());
         // Looking the key up expires its lease; the commit then serves the queue.
         locks.table(&key).peek(&key, now);
         changes.ready(&key);

@@ -8,6 +8,7 @@
 //! `server` wires them together with the configuration, statistics, the client
 //! registry and the cron.
 
+pub mod apply;
 pub mod blocking;
 pub mod clients;
 pub mod clock;

@@ -31,7 +31,7 @@ use crate::net::Workers;
 use crate::pubsub::PubSub;
 use crate::stats::Stats;
 use crate::watch::Watches;
-use crate::write::Changes;
+use crate::write::{Changes, Feed};
 use crate::{cron, memory, net};
 
 /// State shared by every connection and background task.
@@ -66,6 +66,8 @@ pub struct Shared {
     pub evictor: Evictor,
     /// The cluster, in cluster mode.
     pub cluster: Option<ClusterState>,
+    /// Every unit of work's records, for replicas and migration targets.
+    pub feed: Feed,
     memory_peak: AtomicU64,
     port: u16,
 }
@@ -100,6 +102,7 @@ impl Shared {
             dirty: AtomicU64::new(0),
             evictor: Evictor::default(),
             cluster: None,
+            feed: Feed::default(),
             memory_peak: AtomicU64::new(0),
             port,
         };
@@ -119,23 +122,37 @@ impl Shared {
             .record_expired(flags & crate::notify::EXPIRED != 0 && flags & events != 0);
     }
 
-    /// Evicts keys until memory use is at or under `maxmemory`; each eviction
-    /// is committed (an `evicted` event, the `WATCH`es it breaks, a change) while
-    /// its slot is held. Must be called holding no slot lock.
+    /// Evicts keys until memory use is at or under `maxmemory` (see
+    /// [`Shared::evict_while`]). Must be called holding no slot lock.
     pub fn make_room(&self, now: Millis) -> Result<usize, OutOfMemory> {
         let limit = self.config.maxmemory();
         if limit == 0 {
             return Ok(0);
         }
+        self.evict_while(now, || memory::used() > limit)
+    }
+
+    /// Evicts keys by the configured policy while `over()` holds; each eviction
+    /// is a unit of work, committed while its slot is held (an `evicted` event,
+    /// the `WATCH`es it breaks, a change, a `DEL` in the write feed). Must be
+    /// called holding no slot lock.
+    pub fn evict_while(
+        &self,
+        now: Millis,
+        over: impl FnMut() -> bool,
+    ) -> Result<usize, OutOfMemory> {
         let mut changes = Changes::default();
+        let feeding = self.feed.is_active();
         self.evictor.evict_while(
             &self.keyspace,
             self.config.eviction(),
             now,
-            || memory::used() > limit,
+            over,
             |locks, evicted| {
+                changes.begin(feeding);
                 if let Some(key) = evicted {
                     changes.record(1, crate::notify::EVICTED, "evicted", key);
+                    changes.command(&[b"DEL", key]);
                 }
                 crate::write::commit(self, locks, &mut changes, now);
             },

@@ -99,11 +99,15 @@ impl<'a> Command<'a> for BPop<'a> {
                 ctx.out.bulk(key);
                 ctx.out.bulk(item.as_bytes());
                 // The same events as the pop it stands for (LPOP/RPOP).
-                let event = if end == End::Left { "lpop" } else { "rpop" };
+                let (event, pop): (_, &[u8]) = match end {
+                    End::Left => ("lpop", b"LPOP"),
+                    End::Right => ("rpop", b"RPOP"),
+                };
                 ctx.changed(notify::LIST, event, key);
                 if emptied {
                     ctx.emptied(key);
                 }
+                ctx.propagate(&[pop, key]);
                 return Ok(());
             }
         }
@@ -226,11 +230,15 @@ impl<'a> Command<'a> for BZPop<'a> {
                 ctx.out.bulk(key);
                 ctx.out.bulk(&member);
                 ctx.out.double(score);
-                let event = if max { "zpopmax" } else { "zpopmin" };
+                let (event, pop): (_, &[u8]) = match max {
+                    true => ("zpopmax", b"ZPOPMAX"),
+                    false => ("zpopmin", b"ZPOPMIN"),
+                };
                 ctx.changed(notify::ZSET, event, key);
                 if emptied {
                     ctx.emptied(key);
                 }
+                ctx.propagate(&[pop, key]);
                 return Ok(());
             }
         }

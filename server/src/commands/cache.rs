@@ -131,6 +131,8 @@ impl<'a> Command<'a> for Get<'a> {
                 let table = ctx.locks.table(key);
                 table.insert(key, Value::Lease(token), Expiry::At(now + self.lease), now);
                 ctx.changed(notify::GENERIC, "cache.lease", key);
+                // Locks and leases travel whole, their tokens with them.
+                ctx.propagate_state(key);
                 ctx.shared.stats.cache.lease_grants.fetch_add(1, Relaxed);
                 cache_reply(ctx.out, CacheRead::Lease(token));
             }
@@ -214,6 +216,8 @@ impl<'a> Command<'a> for Fill<'a> {
         };
         table.insert(key, value, expiry, now);
         ctx.changed(notify::STRING, "set", key);
+        // Locks and leases travel whole, their tokens with them.
+        ctx.propagate_state(key);
         ctx.out.int(1);
         Ok(())
     }
@@ -240,6 +244,8 @@ impl<'a> Command<'a> for ReleaseLease<'a> {
             table.remove(key, now);
             // The commit serves the first waiting reader a fresh lease.
             ctx.changed(notify::GENERIC, "del", key);
+            // Locks and leases travel whole, their tokens with them.
+            ctx.propagate_state(key);
         }
         ctx.out.int(i64::from(leased));
         Ok(())

@@ -244,6 +244,13 @@ impl<'a> Command<'a> for Expire<'a> {
             "expire"
         };
         ctx.changed(notify::GENERIC, event, self.key);
+        // Recorded as the absolute time it resolved to, or the deletion.
+        if event == "del" {
+            ctx.propagate(&[b"DEL", self.key]);
+        } else {
+            let mut at_text = itoa::Buffer::new();
+            ctx.propagate(&[b"PEXPIREAT", self.key, at_text.format(at).as_bytes()]);
+        }
         ctx.out.int(1);
         Ok(())
     }

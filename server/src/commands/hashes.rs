@@ -368,6 +368,7 @@ impl<'a> Command<'a> for HIncrByFloat<'a> {
         format_f64_human(next, &mut text);
         hash.set(self.field, &text, &limits);
         ctx.changed(notify::HASH, "hincrbyfloat", self.key);
+        ctx.propagate(&[b"HSET", self.key, self.field, &text]);
         ctx.out.bulk(&text);
         Ok(())
     }

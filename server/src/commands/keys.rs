@@ -482,6 +482,16 @@ impl<'a> Command<'a> for Restore<'a> {
             }
         }
         ctx.changed(notify::GENERIC, "restore", self.key);
+        // Recorded with the expiry as an absolute time (or the deletion).
+        match expire_at {
+            Some(at) if at <= ctx.now => ctx.propagate(&[b"DEL", self.key]),
+            _ => {
+                let mut at_text = itoa::Buffer::new();
+                let at = at_text.format(expire_at.unwrap_or(0)).as_bytes();
+                let key = self.key;
+                ctx.propagate(&[b"RESTORE", key, at, self.payload, b"REPLACE", b"ABSTTL"]);
+            }
+        }
         ctx.out.ok();
         Ok(())
     }

@@ -530,6 +530,8 @@ pub fn move_element(
         if to == End::Left { "lpush" } else { "rpush" },
         destination,
     );
+    // Blocking forms are recorded as the move they made.
+    ctx.propagate(&[b"LMOVE", source, destination, from.word(), to.word()]);
     Ok(Some(item.as_bytes().to_vec()))
 }
 
@@ -629,6 +631,13 @@ impl<'a> MPopArgs<'a> {
             if emptied {
                 ctx.emptied(key);
             }
+            let mut count = itoa::Buffer::new();
+            let pop: &[u8] = if self.end == End::Left {
+                b"LPOP"
+            } else {
+                b"RPOP"
+            };
+            ctx.propagate(&[pop, key, count.format(n).as_bytes()]);
             return Ok(true);
         }
         Ok(false)

@@ -98,6 +98,8 @@ impl<'a> Command<'a> for Acquire<'a> {
                     let token = lock.token();
                     table.set_expire(name, Some(now + self.ttl), now);
                     ctx.changed(notify::GENERIC, "lock.acquire", name);
+                    // Locks and leases travel whole, their tokens with them.
+                    ctx.propagate_state(name);
                     ctx.out.int(token as i64);
                     return Ok(());
                 }
@@ -110,6 +112,8 @@ impl<'a> Command<'a> for Acquire<'a> {
                 let lock = Value::Lock(Box::new(Lock::new(self.owner, token)));
                 table.insert(name, lock, Expiry::At(now + self.ttl), now);
                 ctx.changed(notify::GENERIC, "lock.acquire", name);
+                // Locks and leases travel whole, their tokens with them.
+                ctx.propagate_state(name);
                 ctx.out.int(token as i64);
                 return Ok(());
             }
@@ -161,6 +165,8 @@ impl<'a> Command<'a> for Release_<'a> {
                     table.remove(self.name, ctx.now);
                 }
                 ctx.changed(notify::GENERIC, "lock.release", self.name);
+                // Locks and leases travel whole, their tokens with them.
+                ctx.propagate_state(self.name);
                 ctx.out.int(i64::from(holds));
             }
         }
@@ -191,6 +197,8 @@ impl<'a> Command<'a> for Extend<'a> {
         if owned {
             table.set_expire(self.name, Some(ctx.now + self.ttl), ctx.now);
             ctx.changed(notify::GENERIC, "lock.extend", self.name);
+            // Locks and leases travel whole, their tokens with them.
+            ctx.propagate_state(self.name);
         }
         ctx.out.int(i64::from(owned));
         Ok(())

@@ -152,6 +152,29 @@ impl Ctx<'_, '_> {
         self.session.changes.ready(key);
     }
 
+    /// True while the unit keeps records for the write feed (to skip building
+    /// a record nobody needs).
+    pub fn feeding(&self) -> bool {
+        self.session.changes.feeding()
+    }
+
+    /// Writes the command's own records for the write feed, replacing its
+    /// request: a command whose effect depends on the time it ran or a choice it
+    /// made (`SET ... EX`, `SPOP`, `INCRBYFLOAT`) records what it did, as
+    /// `SET ... PXAT`, `SREM`, `SET ... KEEPTTL`. Nothing is kept while nobody
+    /// follows the feed.
+    pub fn propagate(&mut self, args: &[&[u8]]) {
+        self.session.changes.rewrite(args);
+    }
+
+    /// Records `key`'s whole state as the command left it (see
+    /// [`crate::write::record_state`]), replacing its request.
+    pub fn propagate_state(&mut self, key: &[u8]) {
+        let changes = &mut self.session.changes;
+        changes.rewritten();
+        crate::write::record_state(changes, self.locks.table(key), key, self.now);
+    }
+
     /// Records the `del` event of a collection the command emptied, which is
     /// removed (its change was recorded already).
     pub fn emptied(&mut self, key: &[u8]) {
@@ -379,6 +402,10 @@ fn run<'a>(
     let (started, now) = session.command_start();
     let cmd = checked.command;
     let mark = out.len();
+    if unit == Unit::Whole {
+        session.changes.begin(shared.feed.is_active());
+    }
+    let command = session.changes.start_command();
     let mut ctx = Ctx {
         shared,
         locks,
@@ -392,6 +419,13 @@ fn run<'a>(
     };
     let mut result = (checked.handler)(&mut ctx, args);
     let block = ctx.block.take();
+    let mut expired = Vec::new();
+    locks.take_expired(|key| expired.push(key.to_vec()));
+    session
+        .changes
+        .end_command(command, expired.iter().map(Vec::as_slice), || {
+            args.iter().collect()
+        });
     if unit == Unit::Whole {
         crate::write::commit(shared, locks, &mut session.changes, now);
     }

@@ -243,9 +243,18 @@ impl<'a> Command<'a> for SPop<'a> {
                 .collect(),
             None => Vec::new(),
         };
-        table.remove_if_empty(self.key, ctx.now);
+        let emptied = table.remove_if_empty(self.key, ctx.now);
         if !popped.is_empty() {
             ctx.changed_by(popped.len() as u64, notify::SET, "spop", self.key);
+            if emptied {
+                ctx.emptied(self.key);
+            }
+            // The members chosen, not the choice.
+            if ctx.feeding() {
+                let mut srem: Vec<&[u8]> = vec![b"SREM", self.key];
+                srem.extend(popped.iter().map(Vec::as_slice));
+                ctx.propagate(&srem);
+            }
         }
         match self.count {
             None => match popped.first() {

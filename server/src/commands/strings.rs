@@ -322,6 +322,20 @@ impl Set<'_> {
             if expire_at.is_some() {
                 ctx.changed_by(0, notify::GENERIC, "expire", self.key);
             }
+            // Recorded with the expiry resolved: an absolute time, or gone.
+            let value = self.value.bytes();
+            match expire_at {
+                Some(at) if at <= ctx.now as i64 => ctx.propagate(&[b"DEL", self.key]),
+                Some(at) => {
+                    let mut at_text = itoa::Buffer::new();
+                    let at = at_text.format(at).as_bytes();
+                    ctx.propagate(&[b"SET", self.key, value, b"PXAT", at]);
+                }
+                None if self.ttl == TtlChange::Keep => {
+                    ctx.propagate(&[b"SET", self.key, value, b"KEEPTTL"])
+                }
+                None => ctx.propagate(&[b"SET", self.key, value]),
+            }
         }
         match (self.get, previous) {
             (true, Some(prev)) => ctx.out.bulk(&prev),
@@ -493,13 +507,17 @@ impl<'a> Command<'a> for GetEx<'a> {
             (_, Some(at)) if at <= ctx.now as i64 => {
                 table.remove(self.key, ctx.now);
                 ctx.changed(notify::GENERIC, "del", self.key);
+                ctx.propagate(&[b"DEL", self.key]);
             }
             (_, Some(at)) => {
                 table.set_expire(self.key, Some(at as u64), ctx.now);
                 ctx.changed(notify::GENERIC, "expire", self.key);
+                let mut at_text = itoa::Buffer::new();
+                ctx.propagate(&[b"PEXPIREAT", self.key, at_text.format(at).as_bytes()]);
             }
             (Some(TtlChange::Clear), None) if table.set_expire(self.key, None, ctx.now) => {
                 ctx.changed(notify::GENERIC, "persist", self.key);
+                ctx.propagate(&[b"PERSIST", self.key]);
             }
             _ => {}
         }
@@ -832,6 +850,8 @@ impl<'a> Command<'a> for IncrByFloat<'a> {
         format_f64_human(next, &mut text);
         table.insert(self.key, Value::string(&text), Expiry::Keep, ctx.now);
         ctx.changed(notify::STRING, "incrbyfloat", self.key);
+        // The result, not the increment: float formatting is not redone elsewhere.
+        ctx.propagate(&[b"SET", self.key, &text, b"KEEPTTL"]);
         ctx.out.bulk(&text);
         Ok(())
     }

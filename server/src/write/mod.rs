@@ -14,119 +14,19 @@
 //! wakes blocked clients. May use the keyspace, the blocked-client registry and
 //! the node's services on [`Shared`]; commands use it, never the reverse.
 
+mod changes;
+mod feed;
+
 use std::sync::atomic::Ordering::Relaxed;
 
+use changes::{encode, Notice};
+pub use changes::{Changes, CommandMark};
+pub use feed::{Feed, Follower};
+
 use crate::clock::Millis;
-use crate::keyspace::Locked;
+use crate::keyspace::{dump_value, Locked, SlotTable};
 use crate::notify;
 use crate::server::Shared;
-
-/// What the commit does for one effect's key besides counting its changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Notice {
-    /// Touch its watchers and publish this keyspace event (class, event).
-    Event(u32, &'static str),
-    /// Touch its watchers only (a key `FLUSHALL` removed).
-    Touch,
-    /// Neither: only serve its blocked clients (a lease that ran out).
-    Ready,
-    /// Nothing: changes counted without a key (`FLUSHALL`'s own).
-    Count,
-}
-
-/// One recorded change: what to announce, how many changes it counts as, and
-/// where its key ends in [`Changes::keys`].
-#[derive(Debug, Clone, Copy)]
-struct Effect {
-    notice: Notice,
-    count: u64,
-    key_end: usize,
-}
-
-/// The effects of one unit of work, in the order they happened. Kept by a
-/// session and reused, so recording allocates nothing once warm.
-#[derive(Debug, Default)]
-pub struct Changes {
-    effects: Vec<Effect>,
-    /// The effects' keys, back to back.
-    keys: Vec<u8>,
-}
-
-impl Changes {
-    /// Records that `key` changed: `count` changes (Redis's dirty counter; 0 for
-    /// an event that only describes a change already counted, like the `del` of
-    /// a collection a pop emptied), announced as `event` of `class`.
-    pub fn record(&mut self, count: u64, class: u32, event: &'static str, key: &[u8]) {
-        self.push(count, Notice::Event(class, event), key);
-    }
-
-    /// Records that `key` went with a change counted elsewhere and no event of
-    /// its own (`FLUSHALL` touches the watchers of the keys that existed).
-    pub fn touch(&mut self, key: &[u8]) {
-        self.push(0, Notice::Touch, key);
-    }
-
-    /// Counts `count` changes that name no key (`FLUSHALL`'s own).
-    pub fn count(&mut self, count: u64) {
-        self.push(count, Notice::Count, b"");
-    }
-
-    /// Asks the commit to serve the clients blocked on `key`, which may be free
-    /// for them without a change of this unit's (a lock or fill lease ran out).
-    pub fn ready(&mut self, key: &[u8]) {
-        self.push(0, Notice::Ready, key);
-    }
-
-    fn push(&mut self, count: u64, notice: Notice, key: &[u8]) {
-        self.keys.extend_from_slice(key);
-        self.effects.push(Effect {
-            notice,
-            count,
-            key_end: self.keys.len(),
-        });
-    }
-
-    /// Number of effects recorded.
-    pub fn len(&self) -> usize {
-        self.effects.len()
-    }
-
-    /// True when nothing was recorded.
-    pub fn is_empty(&self) -> bool {
-        self.effects.is_empty()
-    }
-
-    /// Effect `i`: its count, notice and key.
-    fn get(&self, i: usize) -> (u64, Notice, &[u8]) {
-        let e = self.effects[i];
-        let start = match i {
-            0 => 0,
-            _ => self.effects[i - 1].key_end,
-        };
-        (e.count, e.notice, &self.keys[start..e.key_end])
-    }
-
-    /// The recorded events, in order: class, event and key.
-    #[cfg(test)]
-    pub fn events(&self) -> impl Iterator<Item = (u32, &'static str, &[u8])> {
-        (0..self.len()).filter_map(|i| match self.get(i) {
-            (_, Notice::Event(class, event), key) => Some((class, event, key)),
-            _ => None,
-        })
-    }
-
-    /// The changes counted so far.
-    #[cfg(test)]
-    pub fn dirty(&self) -> u64 {
-        self.effects.iter().map(|e| e.count).sum()
-    }
-
-    /// Forgets everything, keeping the allocations.
-    pub fn clear(&mut self) {
-        self.effects.clear();
-        self.keys.clear();
-    }
-}
 
 /// Commits a unit of work's `changes` while `locks` still holds its slots (see
 /// the module documentation), then clears them.
@@ -177,6 +77,8 @@ pub fn commit(shared: &Shared, locks: &mut Locked<'_>, changes: &mut Changes, no
     if dirty > 0 {
         shared.dirty.fetch_add(dirty, Relaxed);
     }
+    let (records, count) = changes.records();
+    shared.feed.append(records, count);
     changes.clear();
 }
 
@@ -186,6 +88,38 @@ pub fn expired(shared: &Shared, key: &[u8]) {
     shared.dirty.fetch_add(1, Relaxed);
     shared.watches.touch(key);
     shared.notify(notify::EXPIRED, "expired", key);
+    if shared.feed.is_active() {
+        let mut del = Vec::new();
+        encode(&mut del, &[b"DEL", key]);
+        shared.feed.append(&del, 1);
+    }
+}
+
+/// Records `key`'s whole state as it is now in `table`, for values no command
+/// of the protocol recreates (locks, fill leases, cached absences) and for
+/// changes with a value chosen here: `RESTORE key <expiry> <payload> REPLACE
+/// ABSTTL` (the payload carries a lock's or lease's fencing token, so whoever
+/// applies it raises its counter past it), or `DEL key` if it is gone.
+pub fn record_state(changes: &mut Changes, table: &mut SlotTable, key: &[u8], now: Millis) {
+    if !changes.feeding() {
+        return;
+    }
+    match table.peek(key, now) {
+        Some(entry) => {
+            let payload = dump_value(entry.value);
+            let mut at = itoa::Buffer::new();
+            let expiry = at.format(entry.expire_at().unwrap_or(0));
+            changes.command(&[
+                b"RESTORE",
+                key,
+                expiry.as_bytes(),
+                &payload,
+                b"REPLACE",
+                b"ABSTTL",
+            ]);
+        }
+        None => changes.command(&[b"DEL", key]),
+    }
 }
 
 #[cfg(test)]
@@ -294,31 +228,5 @@ mod tests {
         assert_eq!(received(&mailbox), ["lpush l", "del l"]);
         assert_eq!(waiter.take(), None);
         assert_eq!(shared.blocked.len(), 1);
-    }
-
-    #[test]
-    fn effects_keep_their_keys_and_order() {
-        let mut changes = Changes::default();
-        changes.record(3, notify::LIST, "lpush", b"list");
-        changes.record(0, notify::GENERIC, "del", b"");
-        changes.record(1, notify::STRING, "set", b"k");
-        changes.touch(b"w");
-        changes.ready(b"lock");
-        changes.count(5);
-        assert_eq!(changes.len(), 6);
-        let events: Vec<_> = changes.events().collect();
-        assert_eq!(
-            events,
-            [
-                (notify::LIST, "lpush", &b"list"[..]),
-                (notify::GENERIC, "del", b""),
-                (notify::STRING, "set", b"k")
-            ]
-        );
-        assert_eq!(changes.get(3), (0, Notice::Touch, &b"w"[..]));
-        assert_eq!(changes.get(4), (0, Notice::Ready, &b"lock"[..]));
-        assert_eq!(changes.dirty(), 9);
-        changes.clear();
-        assert!(changes.is_empty());
     }
 }

@@ -78,6 +78,16 @@ pub enum End {
     Right,
 }
 
+impl End {
+    /// The protocol's word for the end: `LEFT` or `RIGHT`.
+    pub fn word(self) -> &'static [u8] {
+        match self {
+            End::Left => b"LEFT",
+            End::Right => b"RIGHT",
+        }
+    }
+}
+
 impl Default for List {
     fn default() -> Self {
         List::new(&EncodingLimits::default())

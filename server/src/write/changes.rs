@@ -1,0 +1,309 @@
+//! What one unit of work changed: its effects, and (while someone follows the
+//! write feed) the records that reproduce them.
+
+use crate::notify;
+
+/// What the commit does for one effect's key besides counting its changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Notice {
+    /// Touch its watchers and publish this keyspace event (class, event).
+    Event(u32, &'static str),
+    /// Touch its watchers only (a key `FLUSHALL` removed).
+    Touch,
+    /// Neither: only serve its blocked clients (a lease that ran out).
+    Ready,
+    /// Nothing: changes counted without a key (`FLUSHALL`'s own).
+    Count,
+}
+
+/// One recorded change: what to announce, how many changes it counts as, and
+/// where its key lies in [`Changes::keys`].
+#[derive(Debug, Clone, Copy)]
+struct Effect {
+    notice: Notice,
+    count: u64,
+    key_start: usize,
+    key_len: usize,
+}
+
+/// Where a command's own effects and records begin (see
+/// [`Changes::start_command`]).
+#[derive(Debug, Clone, Copy)]
+pub struct CommandMark {
+    effects: usize,
+    records: usize,
+}
+
+/// The effects of one unit of work, in the order they happened, and the write
+/// feed's records for them. Kept by a session and reused, so recording
+/// allocates nothing once warm.
+#[derive(Debug, Default)]
+pub struct Changes {
+    effects: Vec<Effect>,
+    /// The effects' keys.
+    keys: Vec<u8>,
+    /// Whether records are kept: someone follows the write feed.
+    feeding: bool,
+    /// The unit's records, RESP-encoded commands back to back.
+    records: Vec<u8>,
+    record_count: usize,
+    /// Effects whose records were written (the command that made them ended).
+    covered: usize,
+    /// The running command wrote its own records instead of its request.
+    rewritten: bool,
+}
+
+impl Changes {
+    /// Starts a unit of work; records are kept only if `feeding`.
+    pub fn begin(&mut self, feeding: bool) {
+        self.clear();
+        self.feeding = feeding;
+    }
+
+    /// True while the unit keeps records for the write feed.
+    pub fn feeding(&self) -> bool {
+        self.feeding
+    }
+
+    /// Records that `key` changed: `count` changes (Redis's dirty counter; 0 for
+    /// an event that only describes a change already counted, like the `del` of
+    /// a collection a pop emptied), announced as `event` of `class`.
+    pub fn record(&mut self, count: u64, class: u32, event: &'static str, key: &[u8]) {
+        self.push(count, Notice::Event(class, event), key);
+    }
+
+    /// Records that `key` went with a change counted elsewhere and no event of
+    /// its own (`FLUSHALL` touches the watchers of the keys that existed).
+    pub fn touch(&mut self, key: &[u8]) {
+        self.push(0, Notice::Touch, key);
+    }
+
+    /// Counts `count` changes that name no key (`FLUSHALL`'s own).
+    pub fn count(&mut self, count: u64) {
+        self.push(count, Notice::Count, b"");
+    }
+
+    /// Asks the commit to serve the clients blocked on `key`, which may be free
+    /// for them without a change of this unit's (a lock or fill lease ran out).
+    pub fn ready(&mut self, key: &[u8]) {
+        self.push(0, Notice::Ready, key);
+    }
+
+    fn push(&mut self, count: u64, notice: Notice, key: &[u8]) {
+        let key_start = self.keys.len();
+        self.keys.extend_from_slice(key);
+        self.effects.push(Effect {
+            notice,
+            count,
+            key_start,
+            key_len: key.len(),
+        });
+    }
+
+    /// Adds a record for the write feed: a command that, applied after the
+    /// unit's earlier records, reproduces what the unit did (times absolute,
+    /// random choices made). Nothing is kept while nobody follows the feed.
+    pub fn command(&mut self, args: &[&[u8]]) {
+        if !self.feeding {
+            return;
+        }
+        encode(&mut self.records, args);
+        self.record_count += 1;
+    }
+
+    /// Marks the start of a command of the unit.
+    pub fn start_command(&mut self) -> CommandMark {
+        self.rewritten = false;
+        CommandMark {
+            effects: self.effects.len(),
+            records: self.records.len(),
+        }
+    }
+
+    /// Adds a record of the running command's own, which replaces its request
+    /// as its record (see [`Changes::end_command`]).
+    pub fn rewrite(&mut self, args: &[&[u8]]) {
+        self.rewritten = true;
+        self.command(args);
+    }
+
+    /// Says the running command writes its own records, with
+    /// [`Changes::command`] or [`super::record_state`].
+    pub fn rewritten(&mut self) {
+        self.rewritten = true;
+    }
+
+    /// Ends the command started at `mark`: the keys that expired while it ran
+    /// (`expired`) go before its effects and records, as expiries Redis
+    /// announces and propagates before the command that found them; then, if
+    /// the command changed anything and wrote no records of its own, `request`
+    /// (its arguments) is its record.
+    pub fn end_command<'k>(
+        &mut self,
+        mark: CommandMark,
+        expired: impl IntoIterator<Item = &'k [u8]>,
+        request: impl FnOnce() -> Vec<&'k [u8]>,
+    ) {
+        let changed = self.effects.len() > self.covered.max(mark.effects);
+        let (mut at, mut record_at) = (mark.effects, mark.records);
+        for key in expired {
+            let key_start = self.keys.len();
+            self.keys.extend_from_slice(key);
+            let effect = Effect {
+                notice: Notice::Event(notify::EXPIRED, "expired"),
+                count: 1,
+                key_start,
+                key_len: key.len(),
+            };
+            self.effects.insert(at, effect);
+            at += 1;
+            if self.feeding {
+                let mut del = Vec::new();
+                encode(&mut del, &[b"DEL", key]);
+                let len = del.len();
+                self.records.splice(record_at..record_at, del);
+                record_at += len;
+                self.record_count += 1;
+            }
+        }
+        if changed && !self.rewritten {
+            self.command(&request());
+        }
+        self.covered = self.effects.len();
+    }
+
+    /// Number of effects recorded.
+    pub fn len(&self) -> usize {
+        self.effects.len()
+    }
+
+    /// True when nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.effects.is_empty()
+    }
+
+    /// Effect `i`: its count, notice and key.
+    pub(super) fn get(&self, i: usize) -> (u64, Notice, &[u8]) {
+        let e = self.effects[i];
+        (
+            e.count,
+            e.notice,
+            &self.keys[e.key_start..e.key_start + e.key_len],
+        )
+    }
+
+    /// The unit's records and how many there are.
+    pub(super) fn records(&self) -> (&[u8], usize) {
+        (&self.records, self.record_count)
+    }
+
+    /// The recorded events, in order: class, event and key.
+    #[cfg(test)]
+    pub fn events(&self) -> impl Iterator<Item = (u32, &'static str, &[u8])> {
+        (0..self.len()).filter_map(|i| match self.get(i) {
+            (_, Notice::Event(class, event), key) => Some((class, event, key)),
+            _ => None,
+        })
+    }
+
+    /// The changes counted so far.
+    #[cfg(test)]
+    pub fn dirty(&self) -> u64 {
+        self.effects.iter().map(|e| e.count).sum()
+    }
+
+    /// Forgets everything, keeping the allocations.
+    pub fn clear(&mut self) {
+        self.effects.clear();
+        self.keys.clear();
+        self.records.clear();
+        self.record_count = 0;
+        self.covered = 0;
+        self.rewritten = false;
+    }
+}
+
+/// Appends `args` as a RESP multibulk command.
+pub(super) fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
+    let mut number = itoa::Buffer::new();
+    out.push(b'*');
+    out.extend_from_slice(number.format(args.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for arg in args {
+        out.push(b'$');
+        out.extend_from_slice(number.format(arg.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn effects_keep_their_keys_and_order() {
+        let mut changes = Changes::default();
+        changes.record(3, notify::LIST, "lpush", b"list");
+        changes.record(0, notify::GENERIC, "del", b"");
+        changes.record(1, notify::STRING, "set", b"k");
+        changes.touch(b"w");
+        changes.ready(b"lock");
+        changes.count(5);
+        assert_eq!(changes.len(), 6);
+        let events: Vec<_> = changes.events().collect();
+        assert_eq!(
+            events,
+            [
+                (notify::LIST, "lpush", &b"list"[..]),
+                (notify::GENERIC, "del", b""),
+                (notify::STRING, "set", b"k")
+            ]
+        );
+        assert_eq!(changes.get(3), (0, Notice::Touch, &b"w"[..]));
+        assert_eq!(changes.get(4), (0, Notice::Ready, &b"lock"[..]));
+        assert_eq!(changes.dirty(), 9);
+        changes.clear();
+        assert!(changes.is_empty());
+    }
+
+    #[test]
+    fn a_command_records_its_request_after_the_keys_that_expired_under_it() {
+        let mut changes = Changes::default();
+        changes.begin(true);
+        let first = changes.start_command();
+        changes.record(1, notify::STRING, "set", b"a");
+        changes.end_command(first, [&b"old"[..]], || vec![&b"SET"[..], b"a", b"1"]);
+        // A command that writes its own records, and one that changes nothing.
+        let second = changes.start_command();
+        changes.record(1, notify::SET, "spop", b"s");
+        changes.rewrite(&[b"SREM", b"s", b"m"]);
+        changes.end_command(second, [], || vec![&b"SPOP"[..], b"s"]);
+        let third = changes.start_command();
+        changes.end_command(third, [], || vec![&b"GET"[..], b"a"]);
+        let (records, count) = changes.records();
+        assert_eq!(count, 3);
+        assert_eq!(
+            records,
+            &b"*2\r\n$3\r\nDEL\r\n$3\r\nold\r\n*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n\
+               *3\r\n$4\r\nSREM\r\n$1\r\ns\r\n$1\r\nm\r\n"[..]
+        );
+        let events: Vec<_> = changes.events().map(|(_, e, k)| (e, k)).collect();
+        assert_eq!(
+            events,
+            [("expired", &b"old"[..]), ("set", b"a"), ("spop", b"s")]
+        );
+    }
+
+    #[test]
+    fn nothing_is_recorded_while_nobody_follows_the_feed() {
+        let mut changes = Changes::default();
+        changes.begin(false);
+        let mark = changes.start_command();
+        changes.record(1, notify::STRING, "set", b"a");
+        changes.end_command(mark, [&b"old"[..]], || vec![&b"SET"[..], b"a", b"1"]);
+        assert_eq!(changes.records(), (&b""[..], 0));
+        assert_eq!(changes.len(), 2);
+    }
+}
