@@ -146,7 +146,6 @@ impl<'a> Command<'a> for Auth<'a> {
                 password: first,
             },
         };
-        p.finish()?;
         Ok(auth)
     }
 
@@ -280,7 +279,9 @@ impl<'a> Command<'a> for Select {
 struct Quit;
 
 impl<'a> Command<'a> for Quit {
-    fn parse(_: &mut Parser<'a>) -> Result<Self, CommandError> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        // Redis ignores QUIT's arguments.
+        p.rest();
         Ok(Quit)
     }
 

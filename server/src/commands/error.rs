@@ -43,6 +43,15 @@ pub enum CommandError {
         /// The subcommand as given.
         sub: String,
     },
+    /// A subcommand called with arguments it does not take, where Redis
+    /// answers with its generic subcommand error (`PUBSUB CHANNELS a b`).
+    #[error("ERR unknown subcommand or wrong number of arguments for '{sub}'. Try {cmd} HELP.")]
+    SubcommandArity {
+        /// The container command, upper case.
+        cmd: String,
+        /// The subcommand as given.
+        sub: String,
+    },
     /// A write needs memory that eviction could not free.
     #[error("OOM command not allowed when used memory > 'maxmemory'.")]
     OutOfMemory,
@@ -115,6 +124,7 @@ impl CommandError {
             | TooLarge
             | Arity(_)
             | UnknownSubcommand { .. }
+            | SubcommandArity { .. }
             | ReplyTooLarge
             | Other(_) => "ERR",
             WrongType => "WRONGTYPE",
@@ -156,6 +166,10 @@ mod tests {
                 cmd: "CLIENT".into(),
                 sub: "x".into(),
             },
+            SubcommandArity {
+                cmd: "PUBSUB".into(),
+                sub: "channels".into(),
+            },
             OutOfMemory,
             ReplyTooLarge,
             NoAuth,
@@ -184,6 +198,7 @@ mod tests {
                 | TooLarge
                 | Arity(_)
                 | UnknownSubcommand { .. }
+                | SubcommandArity { .. }
                 | OutOfMemory
                 | ReplyTooLarge
                 | NoAuth

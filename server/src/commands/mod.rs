@@ -38,6 +38,9 @@ mod strings;
 pub mod transactions;
 mod zsets;
 
+#[cfg(test)]
+mod extra_args;
+
 pub use cache::{cache_reply, CacheRead};
 pub use error::{CommandError, CommandResult};
 pub use parse::{Parser, ValueArg};
@@ -81,18 +84,22 @@ const FAMILIES: &[&[CommandSpec]] = &[
 
 /// A command's parse and apply steps.
 pub trait Command<'a>: Sized {
-    /// Reads the arguments; `p` is positioned after the command (and subcommand) name.
+    /// Reads the arguments; `p` is positioned after the command (and subcommand)
+    /// name. Arguments it leaves unread are a syntax error (see `handler!`).
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError>;
     /// Runs the command and writes its reply.
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult;
 }
 
-/// The handler of a command type: parse the request, then apply it.
+/// The handler of a command type: parse the request, refuse arguments the parse
+/// left over (`ERR syntax error`, as Redis answers most commands), then apply it.
 macro_rules! handler {
     ($t:ty) => {
         Some(|ctx, args| {
             let mut p = $crate::commands::Parser::new(args, ctx.skip);
-            <$t as $crate::commands::Command>::parse(&mut p)?.apply(ctx)
+            let command = <$t as $crate::commands::Command>::parse(&mut p)?;
+            p.finish()?;
+            command.apply(ctx)
         })
     };
 }

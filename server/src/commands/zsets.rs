@@ -597,8 +597,11 @@ struct ZRank<'a> {
 impl<'a> Command<'a> for ZRank<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
         let (key, member) = (p.arg()?, p.arg()?);
+        // Redis 7.2: more than one option is an arity error, a wrong one a syntax error.
+        if p.remaining() > 1 {
+            return Err(p.arity_error());
+        }
         let with_score = p.eat("WITHSCORE");
-        p.finish()?;
         Ok(ZRank {
             key,
             member,
@@ -666,7 +669,6 @@ impl<'a> Command<'a> for ZPop<'a> {
                 _ => return Err(CommandError::err("value is out of range, must be positive")),
             },
         };
-        p.finish()?;
         Ok(ZPop { key, count })
     }
 
