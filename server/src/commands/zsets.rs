@@ -11,7 +11,7 @@ use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
 use crate::keyspace::types::{clamp_range, LexBound, Member, ScoreBound, Set, ZSet};
 use crate::keyspace::{Expiry, KeyHasher, Value};
 use crate::notify;
-use crate::protocol::number::parse_f64;
+use crate::protocol::number::parse_double;
 use crate::protocol::{Args, Protocol, Reply};
 
 const fn spec(
@@ -67,7 +67,7 @@ pub const COMMANDS: &[CommandSpec] = &[
 ];
 
 fn parse_score(arg: &[u8]) -> Result<f64, CommandError> {
-    parse_f64(arg)
+    parse_double(arg)
         .filter(|f| !f.is_nan())
         .ok_or(CommandError::NotFloat)
 }
@@ -819,7 +819,7 @@ impl<'a> Command<'a> for Combine<'a> {
             match option.as_str() {
                 "WEIGHTS" if scored => {
                     for w in c.weights.iter_mut() {
-                        *w = parse_f64(p.arg()?)
+                        *w = parse_double(p.arg()?)
                             .ok_or_else(|| CommandError::err("weight value is not a float"))?;
                     }
                 }
