@@ -436,7 +436,7 @@ fn reply_too_large(shared: &Shared, session: &mut Session, cmd: &table::Command)
 }
 
 fn reject(shared: &Shared, session: &mut Session, out: &mut Reply, id: usize, err: &CommandError) {
-    reply_error(shared, session, out, &err);
+    reply_error(shared, session, out, err);
     session.stats.record(id, 0, Outcome::Rejected);
 }
 
