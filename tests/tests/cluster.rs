@@ -119,6 +119,12 @@ fn keys_redirect_to_their_master_and_cluster_commands_answer_as_redis() {
         expect_err(&mut con, &["MSET", &mine, "1", &other, "2"]),
         "CROSSSLOT Keys in request don't hash to the same slot"
     );
+    let errors: String = q(&mut con, &["INFO", "errorstats"]);
+    assert!(
+        errors.contains("errorstat_MOVED:count=1")
+            && errors.contains("errorstat_CROSSSLOT:count=1"),
+        "redirects count by their own codes: {errors}"
+    );
     assert_eq!(
         expect_err(&mut con, &["CLUSTER", "COUNTKEYSINSLOT", "16384"]),
         "ERR Invalid slot"

@@ -5,7 +5,7 @@ use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::Value;
-use ringkv_tests::{expect_err, query as q, TestServer};
+use ringkv_tests::{error_text, expect_err, query as q, TestServer};
 
 fn info_field(info: &str, name: &str) -> String {
     info.lines()
@@ -82,6 +82,38 @@ fn info_sections_can_be_selected() {
     assert!(errors.contains("errorstat_ERR:count=1"), "{errors}");
     let none: String = q(&mut con, &["INFO", "nosuchsection"]);
     assert!(none.is_empty());
+}
+
+#[test]
+fn error_stats_count_each_error_by_its_code() {
+    let server = TestServer::start();
+    let mut con = server.connect();
+    let _: () = q(&mut con, &["SET", "s", "v"]);
+    assert!(expect_err(&mut con, &["LPUSH", "s", "x"]).starts_with("WRONGTYPE"));
+    assert!(expect_err(&mut con, &["HELLO", "4"]).starts_with("NOPROTO"));
+    assert!(expect_err(&mut con, &["AUTH", "nobody", "pw"]).starts_with("WRONGPASS"));
+    let dump: Vec<u8> = q(&mut con, &["DUMP", "s"]);
+    let err = redis::cmd("RESTORE")
+        .arg("s")
+        .arg(0)
+        .arg(dump)
+        .query::<()>(&mut con)
+        .unwrap_err();
+    assert!(error_text(&err).starts_with("BUSYKEY"), "{err}");
+    let _: () = q(&mut con, &["MULTI"]);
+    let _ = expect_err(&mut con, &["GET"]);
+    assert!(expect_err(&mut con, &["EXEC"]).starts_with("EXECABORT"));
+    let errors: String = q(&mut con, &["INFO", "errorstats"]);
+    for line in [
+        "errorstat_WRONGTYPE:count=1",
+        "errorstat_NOPROTO:count=1",
+        "errorstat_WRONGPASS:count=1",
+        "errorstat_BUSYKEY:count=1",
+        "errorstat_EXECABORT:count=1",
+        "errorstat_ERR:count=1",
+    ] {
+        assert!(errors.contains(line), "{line} missing from {errors}");
+    }
 }
 
 #[test]
@@ -178,7 +210,8 @@ fn config_get_set_and_resetstat() {
     );
     assert_eq!(
         expect_err(&mut con, &["CONFIG", "SET", "timeout", "1", "port"]),
-        "ERR wrong number of arguments for 'config|set' command"
+        "ERR syntax error",
+        "a name without a value, as Redis answers"
     );
     let _: () = q(&mut con, &["CONFIG", "SET", "loglevel", "warning"]);
     assert_eq!(

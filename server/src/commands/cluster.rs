@@ -320,7 +320,6 @@ pub fn route(
     if command.has(ALL_SLOTS) {
         return Ok(None);
     }
-    let cross = || CommandError::coded("CROSSSLOT Keys in request don't hash to the same slot");
     let mut slot = transaction_slot;
     for key in command
         .spec
@@ -331,17 +330,17 @@ pub fn route(
         let this = key_slot(key);
         match slot {
             None => slot = Some(this),
-            Some(first) if first != this => return Err(cross()),
+            Some(first) if first != this => return Err(CommandError::CrossSlot),
             Some(_) => {}
         }
     }
     match slot {
         Some(slot) if !cluster.is_mine(slot) => {
             let owner = cluster.owner(slot);
-            Err(CommandError::coded(format!(
-                "MOVED {slot} {}:{}",
-                owner.ip, owner.port
-            )))
+            Err(CommandError::Moved {
+                slot,
+                addr: format!("{}:{}", owner.ip, owner.port),
+            })
         }
         slot => Ok(slot),
     }

@@ -113,17 +113,15 @@ impl<'a> Command<'a> for Echo<'a> {
     }
 }
 
-const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
-
 /// Checks credentials for the default user and marks the session authenticated.
 fn authenticate(ctx: &mut Ctx<'_, '_>, user: &[u8], password: &[u8]) -> CommandResult {
     if user != b"default" {
-        return Err(CommandError::coded(WRONGPASS));
+        return Err(CommandError::WrongPass);
     }
     let config = &ctx.shared.config;
     // Without a password the default user accepts any, as Redis's `nopass` does.
     if config.has_password() && !config.check_password(password) {
-        return Err(CommandError::coded(WRONGPASS));
+        return Err(CommandError::WrongPass);
     }
     ctx.session.authenticated = true;
     Ok(())
@@ -148,7 +146,6 @@ impl<'a> Command<'a> for Auth<'a> {
                 password: first,
             },
         };
-        p.finish()?;
         Ok(auth)
     }
 
@@ -193,7 +190,7 @@ impl<'a> Command<'a> for Hello<'a> {
         hello.proto = Some(match version {
             2 => Protocol::Resp2,
             3 => Protocol::Resp3,
-            _ => return Err(CommandError::coded("NOPROTO unsupported protocol version")),
+            _ => return Err(CommandError::NoProto),
         });
         while let Some(option) = p.next_keyword() {
             match option.as_str() {
@@ -215,11 +212,7 @@ impl<'a> Command<'a> for Hello<'a> {
             authenticate(ctx, user, password)?;
         }
         if !ctx.session.authenticated && ctx.shared.config.has_password() {
-            return Err(CommandError::coded(
-                "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
-                 HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and \
-                 select the RESP protocol version at the same time",
-            ));
+            return Err(CommandError::HelloNoAuth);
         }
         if let Some(name) = self.name {
             if !valid_client_name(name) {
@@ -286,7 +279,9 @@ impl<'a> Command<'a> for Select {
 struct Quit;
 
 impl<'a> Command<'a> for Quit {
-    fn parse(_: &mut Parser<'a>) -> Result<Self, CommandError> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        // Redis ignores QUIT's arguments.
+        p.rest();
         Ok(Quit)
     }
 

@@ -44,7 +44,6 @@ impl<'a> Command<'a> for Debug {
                 sub: String::from_utf8_lossy(&sub[..sub.len().min(128)]).into_owned(),
             });
         };
-        p.finish()?;
         Ok(debug)
     }
 

@@ -43,6 +43,15 @@ pub enum CommandError {
         /// The subcommand as given.
         sub: String,
     },
+    /// A subcommand called with arguments it does not take, where Redis
+    /// answers with its generic subcommand error (`PUBSUB CHANNELS a b`).
+    #[error("ERR unknown subcommand or wrong number of arguments for '{sub}'. Try {cmd} HELP.")]
+    SubcommandArity {
+        /// The container command, upper case.
+        cmd: String,
+        /// The subcommand as given.
+        sub: String,
+    },
     /// A write needs memory that eviction could not free.
     #[error("OOM command not allowed when used memory > 'maxmemory'.")]
     OutOfMemory,
@@ -54,12 +63,44 @@ pub enum CommandError {
     /// Authentication is required first.
     #[error("NOAUTH Authentication required.")]
     NoAuth,
+    /// Credentials that match no enabled user.
+    #[error("WRONGPASS invalid username-password pair or user is disabled.")]
+    WrongPass,
+    /// `HELLO` from an unauthenticated client without `AUTH`.
+    #[error(
+        "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
+         HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and \
+         select the RESP protocol version at the same time"
+    )]
+    HelloNoAuth,
+    /// `HELLO` with a protocol version other than 2 or 3.
+    #[error("NOPROTO unsupported protocol version")]
+    NoProto,
+    /// `RESTORE` without `REPLACE` onto an existing key.
+    #[error("BUSYKEY Target key name already exists.")]
+    BusyKey,
+    /// `EXEC` of a transaction in which a command was refused while queueing.
+    #[error("EXECABORT Transaction discarded because of previous errors.")]
+    ExecAbort,
+    /// In cluster mode, the keys' slot belongs to another node.
+    //
+    // `ASK` and `TRYAGAIN` (a slot being migrated) and `CLUSTERDOWN` (a slot
+    // nobody serves) arrive with live slot migration and the cluster bus; with
+    // static membership every slot has an owner.
+    #[error("MOVED {slot} {addr}")]
+    Moved {
+        /// The keys' hash slot.
+        slot: u16,
+        /// The owner's client address, `ip:port`.
+        addr: String,
+    },
+    /// In cluster mode, the keys of one request (or transaction) are in
+    /// different slots.
+    #[error("CROSSSLOT Keys in request don't hash to the same slot")]
+    CrossSlot,
     /// Any other `ERR` error, with its message.
     #[error("ERR {0}")]
     Other(String),
-    /// An error with its own code, e.g. `WRONGPASS ...` or `BUSYKEY ...`.
-    #[error("{0}")]
-    Coded(String),
 }
 
 impl CommandError {
@@ -68,16 +109,130 @@ impl CommandError {
         CommandError::Other(message.into())
     }
 
-    /// An error whose text starts with its own code.
-    pub fn coded(text: impl Into<String>) -> Self {
-        CommandError::Coded(text.into())
+    /// The error code: the first word of the reply text, which clients dispatch
+    /// on and `INFO errorstats` counts by.
+    pub fn code(&self) -> &'static str {
+        use CommandError::*;
+        match self {
+            Syntax
+            | NotInteger
+            | NotFloat
+            | Overflow
+            | NoSuchKey
+            | InvalidExpire(_)
+            | DbOutOfRange
+            | TooLarge
+            | Arity(_)
+            | UnknownSubcommand { .. }
+            | SubcommandArity { .. }
+            | ReplyTooLarge
+            | Other(_) => "ERR",
+            WrongType => "WRONGTYPE",
+            OutOfMemory => "OOM",
+            NoAuth | HelloNoAuth => "NOAUTH",
+            WrongPass => "WRONGPASS",
+            NoProto => "NOPROTO",
+            BusyKey => "BUSYKEY",
+            ExecAbort => "EXECABORT",
+            Moved { .. } => "MOVED",
+            CrossSlot => "CROSSSLOT",
+        }
     }
 }
 
 /// The result of a command.
 pub type CommandResult = Result<(), CommandError>;
 
-/// The error code of an error reply text (its first word), for `INFO errorstats`.
-pub fn error_code(text: &str) -> &str {
-    text.split(' ').next().unwrap_or("ERR")
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One error of each kind; the match (no wildcard) fails to compile when a
+    /// kind is added without an example here.
+    fn examples() -> Vec<CommandError> {
+        use CommandError::*;
+        let all = vec![
+            Syntax,
+            WrongType,
+            NotInteger,
+            NotFloat,
+            Overflow,
+            NoSuchKey,
+            InvalidExpire("set".into()),
+            DbOutOfRange,
+            TooLarge,
+            Arity("get".into()),
+            UnknownSubcommand {
+                cmd: "CLIENT".into(),
+                sub: "x".into(),
+            },
+            SubcommandArity {
+                cmd: "PUBSUB".into(),
+                sub: "channels".into(),
+            },
+            OutOfMemory,
+            ReplyTooLarge,
+            NoAuth,
+            WrongPass,
+            HelloNoAuth,
+            NoProto,
+            BusyKey,
+            ExecAbort,
+            Moved {
+                slot: 3999,
+                addr: "127.0.0.1:6381".into(),
+            },
+            CrossSlot,
+            Other("message".into()),
+        ];
+        for e in &all {
+            match e {
+                Syntax
+                | WrongType
+                | NotInteger
+                | NotFloat
+                | Overflow
+                | NoSuchKey
+                | InvalidExpire(_)
+                | DbOutOfRange
+                | TooLarge
+                | Arity(_)
+                | UnknownSubcommand { .. }
+                | SubcommandArity { .. }
+                | OutOfMemory
+                | ReplyTooLarge
+                | NoAuth
+                | WrongPass
+                | HelloNoAuth
+                | NoProto
+                | BusyKey
+                | ExecAbort
+                | Moved { .. }
+                | CrossSlot
+                | Other(_) => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn the_code_is_the_first_word_of_every_reply_text() {
+        for e in examples() {
+            let text = e.to_string();
+            assert_eq!(text.split(' ').next(), Some(e.code()), "{text}");
+        }
+    }
+
+    #[test]
+    fn cluster_errors_have_redis_texts() {
+        let moved = CommandError::Moved {
+            slot: 3999,
+            addr: "127.0.0.1:6381".into(),
+        };
+        assert_eq!(moved.to_string(), "MOVED 3999 127.0.0.1:6381");
+        assert_eq!(
+            CommandError::CrossSlot.to_string(),
+            "CROSSSLOT Keys in request don't hash to the same slot"
+        );
+    }
 }

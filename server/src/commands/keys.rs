@@ -454,9 +454,7 @@ impl<'a> Command<'a> for Restore<'a> {
         };
         let table = ctx.locks.table(self.key);
         if !self.replace && table.contains(self.key, ctx.now) {
-            return Err(CommandError::coded(
-                "BUSYKEY Target key name already exists.",
-            ));
+            return Err(CommandError::BusyKey);
         }
         // Later grants must stay above a restored token, or fencing breaks.
         if let Some(token) = value.fencing_token() {

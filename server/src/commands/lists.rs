@@ -125,9 +125,13 @@ struct Pop<'a> {
 impl<'a> Command<'a> for Pop<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
         let key = p.arg()?;
-        let count = parse_count(p)?;
-        p.finish()?;
-        Ok(Pop { key, count })
+        if p.remaining() > 1 {
+            return Err(p.arity_error());
+        }
+        Ok(Pop {
+            key,
+            count: parse_count(p)?,
+        })
     }
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
@@ -600,7 +604,6 @@ impl<'a> MPopArgs<'a> {
             }
             count = n as usize;
         }
-        p.finish()?;
         Ok(MPopArgs { keys, end, count })
     }
 

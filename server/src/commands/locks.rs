@@ -78,7 +78,6 @@ impl<'a> Command<'a> for Acquire<'a> {
             },
             Some(_) => return Err(CommandError::Syntax),
         };
-        p.finish()?;
         Ok(Acquire {
             name,
             owner,

@@ -38,6 +38,9 @@ mod strings;
 pub mod transactions;
 mod zsets;
 
+#[cfg(test)]
+mod extra_args;
+
 pub use cache::{cache_reply, CacheRead};
 pub use error::{CommandError, CommandResult};
 pub use parse::{Parser, ValueArg};
@@ -81,18 +84,22 @@ const FAMILIES: &[&[CommandSpec]] = &[
 
 /// A command's parse and apply steps.
 pub trait Command<'a>: Sized {
-    /// Reads the arguments; `p` is positioned after the command (and subcommand) name.
+    /// Reads the arguments; `p` is positioned after the command (and subcommand)
+    /// name. Arguments it leaves unread are a syntax error (see `handler!`).
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError>;
     /// Runs the command and writes its reply.
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult;
 }
 
-/// The handler of a command type: parse the request, then apply it.
+/// The handler of a command type: parse the request, refuse arguments the parse
+/// left over (`ERR syntax error`, as Redis answers most commands), then apply it.
 macro_rules! handler {
     ($t:ty) => {
         Some(|ctx, args| {
             let mut p = $crate::commands::Parser::new(args, ctx.skip);
-            <$t as $crate::commands::Command>::parse(&mut p)?.apply(ctx)
+            let command = <$t as $crate::commands::Command>::parse(&mut p)?;
+            p.finish()?;
+            command.apply(ctx)
         })
     };
 }
@@ -438,7 +445,7 @@ fn run<'a>(
         Err(err) => {
             // A failed command leaves no partial reply behind.
             out.truncate(mark);
-            reply_error(shared, session, out, &err.to_string());
+            reply_error(shared, session, out, &err);
             session.stats.record(cmd.id, usec, Outcome::Failed);
         }
     }
@@ -463,14 +470,15 @@ fn reply_too_large(shared: &Shared, session: &mut Session, cmd: &table::Command)
 }
 
 fn reject(shared: &Shared, session: &mut Session, out: &mut Reply, id: usize, err: &CommandError) {
-    reply_error(shared, session, out, &err.to_string());
+    reply_error(shared, session, out, err);
     session.stats.record(id, 0, Outcome::Rejected);
 }
 
-fn reply_error(shared: &Shared, session: &mut Session, out: &mut Reply, text: &str) {
-    out.error(text);
+/// Writes `err` as an error reply and counts it by its code.
+fn reply_error(shared: &Shared, session: &mut Session, out: &mut Reply, err: &CommandError) {
+    out.error(&err.to_string());
     session.stats.error_replies += 1;
-    shared.stats.count_error(error::error_code(text));
+    shared.stats.count_error(err.code());
 }
 
 /// At most 128 bytes of an argument, for error messages.
@@ -478,8 +486,8 @@ fn truncate_arg(arg: &[u8]) -> String {
     String::from_utf8_lossy(&arg[..arg.len().min(128)]).into_owned()
 }
 
-/// Redis's text for an unknown command, quoting the first arguments.
-fn unknown_command(args: Args<'_>) -> String {
+/// Redis's error for an unknown command, quoting the first arguments.
+fn unknown_command(args: Args<'_>) -> CommandError {
     let mut quoted = String::new();
     for arg in args.iter().skip(1) {
         if quoted.len() >= 128 {
@@ -489,8 +497,8 @@ fn unknown_command(args: Args<'_>) -> String {
         let text = String::from_utf8_lossy(&arg[..arg.len().min(room)]).into_owned();
         quoted.push_str(&format!("'{text}' "));
     }
-    format!(
-        "ERR unknown command '{}', with args beginning with: {quoted}",
+    CommandError::err(format!(
+        "unknown command '{}', with args beginning with: {quoted}",
         truncate_arg(args.get(0).unwrap_or_default())
-    )
+    ))
 }

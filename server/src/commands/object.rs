@@ -194,7 +194,6 @@ impl<'a> Command<'a> for MemoryUsage<'a> {
         if p.eat("SAMPLES") && p.next_i64()? < 0 {
             return Err(CommandError::Syntax);
         }
-        p.finish()?;
         Ok(MemoryUsage { key })
     }
 

@@ -67,6 +67,20 @@ impl<'a> Parser<'a> {
         CommandError::Arity(name.join("|"))
     }
 
+    /// Redis's generic error for a subcommand called with arguments it does not
+    /// take, naming the subcommand as sent.
+    pub fn subcommand_error(&self) -> CommandError {
+        // At most 128 bytes of the subcommand, as Redis quotes it.
+        let arg = |i| {
+            let arg = self.args.get(i).unwrap_or_default();
+            String::from_utf8_lossy(&arg[..arg.len().min(128)]).into_owned()
+        };
+        CommandError::SubcommandArity {
+            cmd: arg(0).to_ascii_uppercase(),
+            sub: arg(1),
+        }
+    }
+
     /// The next argument; a syntax error when there is none.
     pub fn arg(&mut self) -> Result<&'a [u8], CommandError> {
         self.try_arg().ok_or(CommandError::Syntax)

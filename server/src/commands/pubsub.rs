@@ -257,7 +257,9 @@ struct Channels<'a> {
 impl<'a> Command<'a> for Channels<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
         let pattern = p.try_arg();
-        p.finish()?;
+        if p.remaining() > 0 {
+            return Err(p.subcommand_error());
+        }
         Ok(Channels { pattern })
     }
 

@@ -31,6 +31,7 @@ pub fn parse_count(
         return Err(CommandError::err(COUNT_RANGE));
     }
     let paired = keyword.is_some_and(|k| p.eat(k));
+    // Leftovers are a syntax error before the range check below, as in Redis.
     p.finish()?;
     if paired && count.unsigned_abs() > (i64::MAX / 2) as u64 {
         return Err(CommandError::err("value is out of range"));

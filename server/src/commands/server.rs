@@ -156,8 +156,9 @@ struct ConfigSet<'a> {
 
 impl<'a> Command<'a> for ConfigSet<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        // Redis answers an odd count (a name without a value) with a syntax error.
         if !p.remaining().is_multiple_of(2) {
-            return Err(p.arity_error());
+            return Err(CommandError::Syntax);
         }
         let mut pairs = Vec::new();
         while let Some(name) = p.try_arg() {
@@ -253,7 +254,6 @@ impl<'a> Command<'a> for Flush {
             Some(k) if k.as_str() == "SYNC" => false,
             Some(_) => return Err(CommandError::Syntax),
         };
-        p.finish()?;
         Ok(Flush { lazy })
     }
 

@@ -231,7 +231,6 @@ impl<'a> Command<'a> for SPop<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
         let key = p.arg()?;
         let count = optional_count(p)?;
-        p.finish()?;
         Ok(SPop { key, count })
     }
 
@@ -534,7 +533,6 @@ impl<'a> Command<'a> for SInterCard<'a> {
             }
             limit = n as usize;
         }
-        p.finish()?;
         Ok(SInterCard { keys, limit })
     }
 

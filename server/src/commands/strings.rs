@@ -449,7 +449,6 @@ impl<'a> Command<'a> for DelEx<'a> {
                 _ => return Err(CommandError::Syntax),
             },
         };
-        p.finish()?;
         Ok(DelEx { key, condition })
     }
 

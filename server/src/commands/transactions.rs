@@ -212,9 +212,7 @@ impl<'a> Command<'a> for Exec {
         };
         if tx.failed {
             unwatch_all(ctx.shared, ctx.session);
-            return Err(CommandError::coded(
-                "EXECABORT Transaction discarded because of previous errors.",
-            ));
+            return Err(CommandError::ExecAbort);
         }
         // Free memory first, holding no slot yet, as any single write would.
         if tx.queued.iter().any(|q| q.checked.command.has(DENYOOM))

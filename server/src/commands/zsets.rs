@@ -11,7 +11,7 @@ use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
 use crate::keyspace::types::{clamp_range, LexBound, Member, ScoreBound, Set, ZSet};
 use crate::keyspace::{Expiry, KeyHasher, Value};
 use crate::notify;
-use crate::protocol::number::parse_f64;
+use crate::protocol::number::parse_double;
 use crate::protocol::{Args, Protocol, Reply};
 
 const fn spec(
@@ -67,7 +67,7 @@ pub const COMMANDS: &[CommandSpec] = &[
 ];
 
 fn parse_score(arg: &[u8]) -> Result<f64, CommandError> {
-    parse_f64(arg)
+    parse_double(arg)
         .filter(|f| !f.is_nan())
         .ok_or(CommandError::NotFloat)
 }
@@ -597,8 +597,11 @@ struct ZRank<'a> {
 impl<'a> Command<'a> for ZRank<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
         let (key, member) = (p.arg()?, p.arg()?);
+        // Redis 7.2: more than one option is an arity error, a wrong one a syntax error.
+        if p.remaining() > 1 {
+            return Err(p.arity_error());
+        }
         let with_score = p.eat("WITHSCORE");
-        p.finish()?;
         Ok(ZRank {
             key,
             member,
@@ -666,7 +669,6 @@ impl<'a> Command<'a> for ZPop<'a> {
                 _ => return Err(CommandError::err("value is out of range, must be positive")),
             },
         };
-        p.finish()?;
         Ok(ZPop { key, count })
     }
 
@@ -817,7 +819,7 @@ impl<'a> Command<'a> for Combine<'a> {
             match option.as_str() {
                 "WEIGHTS" if scored => {
                     for w in c.weights.iter_mut() {
-                        *w = parse_f64(p.arg()?)
+                        *w = parse_double(p.arg()?)
                             .ok_or_else(|| CommandError::err("weight value is not a float"))?;
                     }
                 }

@@ -51,8 +51,34 @@ pub fn parse_u64(s: &[u8]) -> Option<u64> {
 }
 
 /// Parses a floating point argument the way Redis's `string2ld` does: no surrounding
-/// spaces, no NaN, and `inf`/`-inf` (any case) allowed.
+/// spaces, no NaN, and `inf`/`-inf` (any case) allowed. A number beyond a double's
+/// range is refused, as C's `strtod` reports it out of range (Redis's long doubles
+/// reach further, to about 1e4932, which a double cannot hold).
 pub fn parse_f64(s: &[u8]) -> Option<f64> {
+    let (value, spelled) = parse_float(s)?;
+    (spelled || value.is_finite()).then_some(value)
+}
+
+/// Parses a score or weight the way Redis's `string2d` does: like [`parse_f64`],
+/// and a non-zero number too small for a double (which would read as 0) is
+/// refused as well.
+pub fn parse_double(s: &[u8]) -> Option<f64> {
+    let value = parse_f64(s)?;
+    if value == 0.0 && nonzero_mantissa(s) {
+        return None;
+    }
+    Some(value)
+}
+
+/// Parses a score range bound the way `strtod` alone does (Redis checks no
+/// range there): a number beyond a double's range is infinity.
+pub fn parse_f64_saturating(s: &[u8]) -> Option<f64> {
+    parse_float(s).map(|(value, _)| value)
+}
+
+/// The value, and whether it was spelled as infinity (rather than written as a
+/// number too large for a double).
+fn parse_float(s: &[u8]) -> Option<(f64, bool)> {
     if s.is_empty() || s.len() > 5 * 1024 {
         return None;
     }
@@ -61,15 +87,21 @@ pub fn parse_f64(s: &[u8]) -> Option<f64> {
     }
     let text = std::str::from_utf8(s).ok()?;
     let lower = text.to_ascii_lowercase();
-    let value = match lower.as_str() {
-        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
-        "-inf" | "-infinity" => f64::NEG_INFINITY,
+    match lower.as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => Some((f64::INFINITY, true)),
+        "-inf" | "-infinity" => Some((f64::NEG_INFINITY, true)),
         // Rust's parser accepts "nan" and "infinity" spellings Redis refuses.
-        other if other.contains("nan") || other.contains("inf") => return None,
+        other if other.contains("nan") || other.contains("inf") => None,
         // Rust accepts hex floats nowhere and C does; Redis clients never send them.
-        _ => text.parse::<f64>().ok()?,
-    };
-    Some(value)
+        _ => Some((text.parse::<f64>().ok()?, false)),
+    }
+}
+
+/// True if the digits before the exponent are not all zeros.
+fn nonzero_mantissa(s: &[u8]) -> bool {
+    s.iter()
+        .take_while(|&&b| b != b'e' && b != b'E')
+        .any(|b| (b'1'..=b'9').contains(b))
 }
 
 /// Formats a double for `INCRBYFLOAT` results: plain decimal notation without an
@@ -184,6 +216,23 @@ mod tests {
         assert_eq!(parse_f64(b"1 "), None);
         assert_eq!(parse_f64(b""), None);
         assert_eq!(parse_f64(b"abc"), None);
+        assert_eq!(parse_f64(b"1e400"), None, "out of a double's range");
+        assert_eq!(parse_f64(b"-1e400"), None);
+        assert_eq!(parse_f64(b"1e-400"), Some(0.0));
+        assert_eq!(parse_f64(b"1e308"), Some(1e308));
+    }
+
+    #[test]
+    fn scores_refuse_what_a_double_cannot_hold_and_bounds_saturate() {
+        assert_eq!(parse_double(b"1e-400"), None);
+        assert_eq!(parse_double(b"0.000e-400"), Some(0.0));
+        assert_eq!(parse_double(b"-0"), Some(0.0));
+        assert_eq!(parse_double(b"5e-324"), Some(5e-324));
+        assert_eq!(parse_double(b"1e400"), None);
+        assert_eq!(parse_double(b"inf"), Some(f64::INFINITY));
+        assert_eq!(parse_f64_saturating(b"1e400"), Some(f64::INFINITY));
+        assert_eq!(parse_f64_saturating(b"-1e400"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_f64_saturating(b"nan"), None);
     }
 
     fn human(v: f64) -> String {

@@ -14,7 +14,7 @@ use super::skiplist::{compare, SkipList};
 use super::EncodingLimits;
 use crate::keyspace::table::KeyHasher;
 use crate::keyspace::value::Blob;
-use crate::protocol::number::parse_f64;
+use crate::protocol::number::parse_f64_saturating;
 
 /// One end of a score range (`1.5`, `(1.5`, `-inf`, `+inf`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -32,7 +32,7 @@ impl ScoreBound {
             Some(b'(') => (true, &arg[1..]),
             _ => (false, arg),
         };
-        let value = parse_f64(number)?;
+        let value = parse_f64_saturating(number)?;
         (!value.is_nan()).then_some(ScoreBound { value, exclusive })
     }
 
