@@ -99,6 +99,7 @@ fn hand_on_expired_locks(shared: &Shared) {
         changes.begin(shared.feed.is_active());
         // Looking the key up expires its lease; the commit then serves the queue.
         locks.table(&key).peek(&key, now);
+        locks.take_expired(|key| changes.expired(key));
         changes.ready(&key);
         crate::write::commit(shared, &mut locks, &mut changes, now);
     }

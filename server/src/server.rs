@@ -150,6 +150,7 @@ impl Shared {
             over,
             |locks, evicted| {
                 changes.begin(feeding);
+                locks.take_expired(|key| changes.expired(key));
                 if let Some(key) = evicted {
                     changes.record(1, crate::notify::EVICTED, "evicted", key);
                     changes.command(&[b"DEL", key]);
@@ -178,15 +179,20 @@ impl Shared {
     pub fn notify(&self, class: u32, event: &str, key: &[u8]) {
         let flags = self.config.notify_flags();
         if flags != 0 {
-            crate::notify::publish(
-                &self.pubsub,
-                self.pubsub_output_limit(),
-                flags,
-                class,
-                event,
-                key,
-            );
+            self.notify_with(flags, class, event, key);
         }
+    }
+
+    /// [`Shared::notify`] with the `notify-keyspace-events` flags read already.
+    pub fn notify_with(&self, flags: u32, class: u32, event: &str, key: &[u8]) {
+        crate::notify::publish(
+            &self.pubsub,
+            self.pubsub_output_limit(),
+            flags,
+            class,
+            event,
+            key,
+        );
     }
 
     /// Records current memory use; returns the peak so far.

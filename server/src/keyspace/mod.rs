@@ -301,13 +301,14 @@ impl<'a> Locked<'a> {
     /// Hands `commit` every key that expired under these locks since the last
     /// call (lookups expire keys as they find them), for the write path to
     /// commit while the slots are still held.
+    #[inline]
     pub fn take_expired(&mut self, mut commit: impl FnMut(&[u8])) {
-        for key in self.expired.drain(..) {
-            commit(&key);
+        if !self.expired.is_empty() {
+            self.expired.drain(..).for_each(|key| commit(&key));
         }
         for (_, guard) in &mut self.guards {
-            for key in guard.expired_names.drain(..) {
-                commit(&key);
+            if !guard.expired_names.is_empty() {
+                guard.expired_names.drain(..).for_each(|key| commit(&key));
             }
         }
     }

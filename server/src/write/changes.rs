@@ -16,12 +16,11 @@ pub(super) enum Notice {
     Count,
 }
 
-/// One recorded change: what to announce, how many changes it counts as, and
-/// where its key lies in [`Changes::keys`].
+/// One recorded change: what to announce, and where its key lies in
+/// [`Changes::keys`].
 #[derive(Debug, Clone, Copy)]
 struct Effect {
     notice: Notice,
-    count: u64,
     key_start: usize,
     key_len: usize,
 }
@@ -40,6 +39,8 @@ pub struct CommandMark {
 #[derive(Debug, Default)]
 pub struct Changes {
     effects: Vec<Effect>,
+    /// The changes counted (the effects' counts summed).
+    dirty: u64,
     /// The effects' keys.
     keys: Vec<u8>,
     /// Whether records are kept: someone follows the write feed.
@@ -56,7 +57,11 @@ pub struct Changes {
 impl Changes {
     /// Starts a unit of work; records are kept only if `feeding`.
     pub fn begin(&mut self, feeding: bool) {
-        self.clear();
+        // A unit's commit leaves this empty; only a unit cut short does not.
+        if !self.effects.is_empty() || self.record_count > 0 {
+            self.clear();
+        }
+        self.covered = 0;
         self.feeding = feeding;
     }
 
@@ -89,12 +94,19 @@ impl Changes {
         self.push(0, Notice::Ready, key);
     }
 
+    /// Records that `key` expired under the unit (found so by a lookup): its
+    /// `expired` event, and its deletion in the write feed.
+    pub fn expired(&mut self, key: &[u8]) {
+        self.push(1, Notice::Event(notify::EXPIRED, "expired"), key);
+        self.command(&[b"DEL", key]);
+    }
+
     fn push(&mut self, count: u64, notice: Notice, key: &[u8]) {
+        self.dirty += count;
         let key_start = self.keys.len();
         self.keys.extend_from_slice(key);
         self.effects.push(Effect {
             notice,
-            count,
             key_start,
             key_len: key.len(),
         });
@@ -151,11 +163,11 @@ impl Changes {
             self.keys.extend_from_slice(key);
             let effect = Effect {
                 notice: Notice::Event(notify::EXPIRED, "expired"),
-                count: 1,
                 key_start,
                 key_len: key.len(),
             };
             self.effects.insert(at, effect);
+            self.dirty += 1;
             at += 1;
             if self.feeding {
                 let mut del = Vec::new();
@@ -166,7 +178,7 @@ impl Changes {
                 self.record_count += 1;
             }
         }
-        if changed && !self.rewritten {
+        if changed && !self.rewritten && self.feeding {
             self.command(&request());
         }
         self.covered = self.effects.len();
@@ -182,14 +194,10 @@ impl Changes {
         self.effects.is_empty()
     }
 
-    /// Effect `i`: its count, notice and key.
-    pub(super) fn get(&self, i: usize) -> (u64, Notice, &[u8]) {
+    /// Effect `i`: its notice and key.
+    pub(super) fn get(&self, i: usize) -> (Notice, &[u8]) {
         let e = self.effects[i];
-        (
-            e.count,
-            e.notice,
-            &self.keys[e.key_start..e.key_start + e.key_len],
-        )
+        (e.notice, &self.keys[e.key_start..e.key_start + e.key_len])
     }
 
     /// The unit's records and how many there are.
@@ -201,19 +209,20 @@ impl Changes {
     #[cfg(test)]
     pub fn events(&self) -> impl Iterator<Item = (u32, &'static str, &[u8])> {
         (0..self.len()).filter_map(|i| match self.get(i) {
-            (_, Notice::Event(class, event), key) => Some((class, event, key)),
+            (Notice::Event(class, event), key) => Some((class, event, key)),
             _ => None,
         })
     }
 
     /// The changes counted so far.
-    #[cfg(test)]
     pub fn dirty(&self) -> u64 {
-        self.effects.iter().map(|e| e.count).sum()
+        self.dirty
     }
 
     /// Forgets everything, keeping the allocations.
+    #[inline]
     pub fn clear(&mut self) {
+        self.dirty = 0;
         self.effects.clear();
         self.keys.clear();
         self.records.clear();
@@ -261,8 +270,8 @@ mod tests {
                 (notify::STRING, "set", b"k")
             ]
         );
-        assert_eq!(changes.get(3), (0, Notice::Touch, &b"w"[..]));
-        assert_eq!(changes.get(4), (0, Notice::Ready, &b"lock"[..]));
+        assert_eq!(changes.get(3), (Notice::Touch, &b"w"[..]));
+        assert_eq!(changes.get(4), (Notice::Ready, &b"lock"[..]));
         assert_eq!(changes.dirty(), 9);
         changes.clear();
         assert!(changes.is_empty());

@@ -30,29 +30,56 @@ use crate::server::Shared;
 
 /// Commits a unit of work's `changes` while `locks` still holds its slots (see
 /// the module documentation), then clears them.
+///
+/// The unit must have recorded the keys its lookups found expired (see
+/// [`Changes::end_command`] and [`Changes::expired`]).
+#[inline]
 pub fn commit(shared: &Shared, locks: &mut Locked<'_>, changes: &mut Changes, now: Millis) {
-    locks.take_expired(|key| expired(shared, key));
+    if changes.is_empty() {
+        return;
+    }
+    let watching = !shared.watches.is_empty();
+    let flags = shared.config.notify_flags();
     let serving = !shared.blocked.is_empty();
-    let mut dirty = 0;
+    // Most units run with no watcher, no event class, nobody blocked and nobody
+    // following the feed: they only count their changes.
+    if !watching && flags == 0 && !serving && !changes.feeding() {
+        shared.dirty.fetch_add(changes.dirty(), Relaxed);
+        changes.clear();
+        return;
+    }
+    commit_each(shared, locks, changes, now, (watching, flags, serving));
+}
+
+/// The commit's full walk over the effects (see [`commit`]).
+#[inline(never)]
+fn commit_each(
+    shared: &Shared,
+    locks: &mut Locked<'_>,
+    changes: &mut Changes,
+    now: Millis,
+    (watching, flags, serving): (bool, u32, bool),
+) {
     let mut next = 0;
     // Keys with blocked clients, served after every effect before them.
     let mut ready: Vec<Vec<u8>> = Vec::new();
     let mut served = 0;
     loop {
         while next < changes.len() {
-            let (count, notice, key) = changes.get(next);
-            dirty += count;
+            let (notice, key) = changes.get(next);
+            next += 1;
             match notice {
                 Notice::Event(class, event) => {
-                    shared.watches.touch(key);
-                    shared.notify(class, event, key);
+                    if watching {
+                        shared.watches.touch(key);
+                    }
+                    if flags != 0 {
+                        shared.notify_with(flags, class, event, key);
+                    }
                 }
-                Notice::Touch => shared.watches.touch(key),
-                Notice::Ready => {}
-                Notice::Count => {
-                    next += 1;
-                    continue;
-                }
+                Notice::Touch if watching => shared.watches.touch(key),
+                Notice::Touch | Notice::Ready => {}
+                Notice::Count => continue,
             }
             // Only keys whose slot the unit holds (all it changed) can be served.
             if serving
@@ -62,7 +89,6 @@ pub fn commit(shared: &Shared, locks: &mut Locked<'_>, changes: &mut Changes, no
             {
                 ready.push(key.to_vec());
             }
-            next += 1;
         }
         let Some(key) = ready.get(served) else {
             break;
@@ -74,11 +100,11 @@ pub fn commit(shared: &Shared, locks: &mut Locked<'_>, changes: &mut Changes, no
             shared.stats.cache.lease_grants.fetch_add(leases, Relaxed);
         }
     }
-    if dirty > 0 {
-        shared.dirty.fetch_add(dirty, Relaxed);
-    }
+    shared.dirty.fetch_add(changes.dirty(), Relaxed);
     let (records, count) = changes.records();
-    shared.feed.append(records, count);
+    if count > 0 {
+        shared.feed.append(records, count);
+    }
     changes.clear();
 }
 
@@ -182,7 +208,10 @@ mod tests {
         let mut locks = Locked::new(ks);
         locks.acquire_keys([&b"old"[..], b"l"]);
         let mut changes = Changes::default();
-        // The unit looks "old" up after its TTL (it expires), then pushes twice.
+        // The unit's command looks "old" up after its TTL (it expires), then
+        // pushes twice.
+        changes.begin(false);
+        let command = changes.start_command();
         assert!(locks.table(b"old").get(b"old", 100).is_none());
         let mut list = List::default();
         list.push(End::Right, b"x");
@@ -190,6 +219,9 @@ mod tests {
         let table = locks.table(b"l");
         table.insert(b"l", Value::List(Box::new(list)), Expiry::Persist, 100);
         changes.record(2, notify::LIST, "rpush", b"l");
+        let mut expired = Vec::new();
+        locks.take_expired(|key| expired.push(key.to_vec()));
+        changes.end_command(command, expired.iter().map(Vec::as_slice), Vec::new);
         commit(&shared, &mut locks, &mut changes, 100);
         assert_eq!(
             received(&mailbox),
