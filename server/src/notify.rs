@@ -2,7 +2,7 @@
 //! on `__keyspace@0__:<key>` (the event as message) and `__keyevent@0__:<event>`
 //! (the key as message), so caches can invalidate on writes and expiries.
 
-use crate::clients::OutputLimit;
+use crate::config::OutputLimit;
 use crate::pubsub::PubSub;
 
 /// Publish on `__keyspace@0__:<key>` channels.

@@ -17,7 +17,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::clients::OutputLimit;
+use crate::config::OutputLimit;
 use crate::protocol::{Protocol, Reply};
 use crate::util::glob::glob_match;
 

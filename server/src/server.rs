@@ -171,7 +171,7 @@ impl Shared {
     }
 
     /// The pub/sub output limits as configured now.
-    pub fn pubsub_output_limit(&self) -> crate::clients::OutputLimit {
+    pub fn pubsub_output_limit(&self) -> crate::config::OutputLimit {
         self.config.output_limit(crate::config::ClientClass::Pubsub)
     }
 

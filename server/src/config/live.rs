@@ -10,10 +10,10 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::cells::Stored;
+use super::output_limits::OutputLimit;
 use super::settings::{check_together, Cells, Config, SETTINGS};
 use super::table::Setting;
 use super::{ClientClass, DebugAccess, LogLevel, Policy};
-use crate::clients::OutputLimit;
 use crate::eviction::Settings;
 use crate::keyspace::access::Tracking;
 use crate::keyspace::types::EncodingLimits;

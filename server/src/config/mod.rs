@@ -25,7 +25,7 @@ pub use crate::eviction::Policy;
 pub use file::FileError;
 pub use flags::Cli;
 pub use live::{Changed, ConfigSetError, LiveConfig, LogLevelHook};
-pub use output_limits::ClientClass;
+pub use output_limits::{ClientClass, OutputLimit};
 pub use settings::Config;
 pub use units::MemSize;
 

@@ -10,17 +10,15 @@
 
 mod policy;
 mod pool;
-mod sketch;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use parking_lot::Mutex;
 
 use crate::clock::Millis;
-use crate::keyspace::{key_hash, Keyspace, Locked, SLOTS};
+use crate::keyspace::{key_hash, Keyspace, Locked, MAX_FREQUENCY, SLOTS};
 pub use policy::{Policy, Rank};
 pub use pool::{Candidate, EvictionPool};
-pub use sketch::{FrequencySketch, MAX_FREQUENCY};
 
 /// A write refused because memory could not be freed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

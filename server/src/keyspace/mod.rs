@@ -23,6 +23,7 @@ mod defrag;
 mod dump;
 mod expire;
 mod index;
+mod sketch;
 mod slot;
 mod table;
 pub mod types;
@@ -37,12 +38,12 @@ use smallvec::SmallVec;
 pub use defrag::ActiveDefrag;
 pub use dump::{dump_value, restore_value, DumpError};
 pub use expire::{ActiveExpire, ExpireCycle};
+pub use sketch::{FrequencySketch, MAX_FREQUENCY};
 pub use slot::{hash_tag, key_slot, SLOTS};
 pub use table::{key_hash, Expiry, KeyHasher, SlotTable, Sweep};
 pub use value::{Blob, Entry, Key, Value};
 
 use crate::clock::Millis;
-use crate::eviction::FrequencySketch;
 use access::Tracking;
 use types::{FencingTokens, TokenOutOfRange};
 
