@@ -1,16 +1,17 @@
-//! Clients blocked on keys (`BLPOP`, `BLMOVE`, `BZPOPMIN`, ...).
+//! The registry of clients blocked on keys (`BLPOP`, `BLMOVE`, `BZPOPMIN`,
+//! `LOCK.ACQUIRE ... WAIT`, ...): who waits on which key, in arrival order, for
+//! what, and the outcome each is woken with.
 //!
 //! ```text
 //! BLPOP k 5 ──(k empty, slot of k locked)──▶ register waiter on k ──▶ connection awaits
 //! LPUSH k v ──▶ effect on k ──▶ commit (slot of k still locked) ──▶ serve(k): first
-//!               waiter in FIFO order gets its pop done here, reply stored, task woken
+//!               waiter in FIFO order gets its pop done, outcome stored, task woken
 //! ```
-//! Serving happens in the commit of the unit of work that made the key ready
-//! (`write::commit`), after the whole unit and under its slot locks, so a woken
-//! client always gets the element it was woken for and sees the state after the
-//! unit, exactly as Redis serves blocked clients before running anyone else. The
-//! pops are effects of that unit. Lock order is always slot locks, then this
-//! registry's mutex.
+//! Serving is the write path's (`write::commit`): after the whole unit of work
+//! and under its slot locks, so a woken client always gets the element it was
+//! woken for and sees the state after the unit. The connection turns the outcome
+//! into its reply. Lock order is always slot locks, then this registry's mutex.
+//! Uses only the clock and the keyspace's types.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -20,12 +21,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use crate::clock::Millis;
-use crate::commands::CacheRead;
-use crate::keyspace::types::{EncodingLimits, End, List, Lock, ZSet};
-use crate::keyspace::{key_slot, Expiry, Locked, Value};
-use crate::notify;
-use crate::protocol::{Protocol, Reply};
-use crate::write::{record_state, Changes};
+use crate::keyspace::types::{EncodingLimits, End};
 
 /// What a blocked client wants done when one of its keys gets data.
 #[derive(Debug, Clone)]
@@ -71,23 +67,45 @@ pub enum BlockedOp {
     },
 }
 
-impl BlockedOp {
-    /// The reply when the wait times out: a null array for pops, a null string
-    /// for moves.
-    pub fn write_timeout(&self, out: &mut Reply) {
-        match self {
-            BlockedOp::ListMove { .. } | BlockedOp::LockAcquire { .. } => out.null(),
-            BlockedOp::CacheRead { .. } => crate::commands::cache_reply(out, CacheRead::Wait),
-            BlockedOp::ListPop { .. } | BlockedOp::ZPop { .. } => out.null_array(),
-        }
-    }
+/// What serving a blocked client did, for its connection to reply with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Popped from a list: the key and the elements (`counted` for BLMPOP's
+    /// reply shape, with a count).
+    ListPop {
+        /// The list.
+        key: Vec<u8>,
+        /// What was popped, in order.
+        items: Vec<Vec<u8>>,
+        /// BLMPOP: the elements are replied as a nested array.
+        counted: bool,
+    },
+    /// Popped a sorted set's lowest or highest member.
+    ZPop {
+        /// The sorted set.
+        key: Vec<u8>,
+        /// The member.
+        member: Vec<u8>,
+        /// Its score.
+        score: f64,
+    },
+    /// Moved an element to the destination list (BLMOVE): the element.
+    Moved(Vec<u8>),
+    /// A cache read found a value (`Some`), a cached absence (`None`).
+    Cached(Option<Vec<u8>>),
+    /// A cache read was granted a fill lease with this token.
+    Lease(u64),
+    /// A lock was granted with this fencing token.
+    Locked(u64),
+    /// The operation met a key of the wrong type (a move's destination).
+    WrongType,
 }
 
 /// How a wait ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Wake {
-    /// Served: the encoded reply.
-    Reply(Vec<u8>),
+    /// Served.
+    Served(Outcome),
     /// The key was ready but could not be served in place (a move whose destination
     /// slot was busy): run the command again.
     Retry,
@@ -102,8 +120,6 @@ pub struct Waiter {
     pub keys: Vec<Vec<u8>>,
     /// What to do when served.
     pub op: BlockedOp,
-    /// The protocol to encode the reply in.
-    pub proto: Protocol,
     /// When to give up (Unix ms), if ever.
     pub deadline: Option<Millis>,
     outcome: Mutex<Option<Wake>>,
@@ -112,18 +128,11 @@ pub struct Waiter {
 
 impl Waiter {
     /// A waiter that has not been served.
-    pub fn new(
-        client: u64,
-        keys: Vec<Vec<u8>>,
-        op: BlockedOp,
-        proto: Protocol,
-        deadline: Option<Millis>,
-    ) -> Self {
+    pub fn new(client: u64, keys: Vec<Vec<u8>>, op: BlockedOp, deadline: Option<Millis>) -> Self {
         Waiter {
             client,
             keys,
             op,
-            proto,
             deadline,
             outcome: Mutex::new(None),
             notify: Notify::new(),
@@ -247,328 +256,69 @@ impl Blocked {
         }
     }
 
-    /// Serves the clients blocked on `key`, first come first served, while it has
-    /// data. The caller holds `key`'s slot in `locks`; what the pops change is
-    /// recorded in `changes`. Returns the cache fill leases granted.
-    pub fn serve(
-        &self,
-        locks: &mut Locked<'_>,
-        key: &[u8],
-        now: Millis,
-        changes: &mut Changes,
-    ) -> u64 {
+    /// Serves the clients blocked on `key`, first come first served: `serve`
+    /// performs the first waiter's operation and says how it ended, or `None`
+    /// to leave it (and those behind it) waiting. Called by the write path's
+    /// commit, holding `key`'s slot.
+    pub fn serve(&self, key: &[u8], mut serve: impl FnMut(&Waiter) -> Option<Wake>) {
         let mut by_key = self.by_key.lock();
-        let mut leases = 0;
         while let Some(waiter) = by_key.get(key).and_then(|q| q.front()).cloned() {
-            let Some(wake) = serve_one(locks, key, &waiter, now, changes, &mut leases) else {
+            let Some(wake) = serve(&waiter) else {
                 break;
             };
             self.remove(&mut by_key, &waiter);
             waiter.wake(wake);
         }
-        leases
     }
-}
-
-/// Records a pop from `key`, and its deletion if that emptied it.
-fn popped(changes: &mut Changes, class: u32, event: &'static str, key: &[u8], deleted: bool) {
-    changes.record(1, class, event, key);
-    if deleted {
-        changes.record(0, notify::GENERIC, "del", key);
-    }
-}
-
-fn pop_event(end: End) -> &'static str {
-    match end {
-        End::Left => "lpop",
-        End::Right => "rpop",
-    }
-}
-
-/// Performs `waiter`'s operation on `key` if it holds data; `None` leaves it waiting.
-fn serve_one(
-    locks: &mut Locked<'_>,
-    key: &[u8],
-    waiter: &Waiter,
-    now: Millis,
-    changes: &mut Changes,
-    leases: &mut u64,
-) -> Option<Wake> {
-    let mut reply = Reply::new(waiter.proto);
-    match &waiter.op {
-        BlockedOp::ListPop { end, count } => {
-            let table = locks.table(key);
-            let list = match table.get(key, now)?.value {
-                Value::List(l) if !l.is_empty() => l,
-                _ => return None,
-            };
-            reply.array(2);
-            reply.bulk(key);
-            let pop: &[u8] = if *end == End::Left { b"LPOP" } else { b"RPOP" };
-            match count {
-                None => {
-                    reply.bulk(list.pop(*end)?.as_bytes());
-                    changes.command(&[pop, key]);
-                }
-                Some(n) => {
-                    let n = (*n).min(list.len());
-                    reply.array(n);
-                    for _ in 0..n {
-                        reply.bulk(list.pop(*end)?.as_bytes());
-                    }
-                    changes.command(&[pop, key, itoa::Buffer::new().format(n).as_bytes()]);
-                }
-            }
-            let deleted = table.remove_if_empty(key, now);
-            popped(changes, notify::LIST, pop_event(*end), key, deleted);
-        }
-        BlockedOp::ZPop { max } => {
-            let table = locks.table(key);
-            let zset = match table.get(key, now)?.value {
-                Value::ZSet(z) if !z.is_empty() => z,
-                _ => return None,
-            };
-            let (member, score) = pop_one(zset, *max)?;
-            reply.array(3);
-            reply.bulk(key);
-            reply.bulk(&member);
-            reply.double(score);
-            let deleted = table.remove_if_empty(key, now);
-            let (event, pop): (_, &[u8]) = match max {
-                true => ("zpopmax", b"ZPOPMAX"),
-                false => ("zpopmin", b"ZPOPMIN"),
-            };
-            popped(changes, notify::ZSET, event, key, deleted);
-            changes.command(&[pop, key]);
-        }
-        BlockedOp::CacheRead { lease } => match locks.table(key).get(key, now).map(|e| &*e.value) {
-            Some(Value::Lease(_)) => return None,
-            Some(value) => crate::commands::cache_reply(&mut reply, CacheRead::of(value)?),
-            None => {
-                let token = locks.keyspace().next_token(now);
-                let table = locks.table(key);
-                table.insert(key, Value::Lease(token), Expiry::At(now + lease), now);
-                changes.record(1, notify::GENERIC, "cache.lease", key);
-                record_state(changes, table, key, now);
-                *leases += 1;
-                crate::commands::cache_reply(&mut reply, CacheRead::Lease(token));
-            }
-        },
-        BlockedOp::LockAcquire { owner, ttl } => {
-            let table = locks.table(key);
-            if table.contains(key, now) {
-                return None;
-            }
-            let token = locks.keyspace().next_token(now);
-            locks.table(key).insert(
-                key,
-                Value::Lock(Box::new(Lock::new(owner, token))),
-                Expiry::At(now + ttl),
-                now,
-            );
-            changes.record(1, notify::GENERIC, "lock.acquire", key);
-            record_state(changes, locks.table(key), key, now);
-            reply.int(token as i64);
-        }
-        BlockedOp::ListMove {
-            destination,
-            from,
-            to,
-            limits,
-        } => {
-            if !matches!(locks.table(key).peek(key, now).map(|e| e.value), Some(Value::List(l)) if !l.is_empty())
-            {
-                return None;
-            }
-            // The destination may live in a slot this write does not hold; taking
-            // it out of order could deadlock, so only try. If busy, the client
-            // runs its command again itself.
-            if !locks.try_acquire(key_slot(destination)) {
-                return Some(Wake::Retry);
-            }
-            match locks
-                .table(destination)
-                .peek(destination, now)
-                .map(|e| e.value)
-            {
-                None | Some(Value::List(_)) => {}
-                // As Redis: this client gets the error and nothing is popped, so
-                // the next waiter is served.
-                Some(_) => {
-                    reply.error(&crate::commands::CommandError::WrongType.to_string());
-                    return Some(Wake::Reply(reply.into_vec()));
-                }
-            }
-            let table = locks.table(key);
-            let Value::List(list) = table.get(key, now)?.value else {
-                return None;
-            };
-            let item = list.pop(*from)?;
-            let deleted = table.remove_if_empty(key, now);
-            popped(changes, notify::LIST, pop_event(*from), key, deleted);
-            let target = locks
-                .table(destination)
-                .get_or_insert_with(destination, now, || {
-                    Value::List(Box::new(List::new(limits)))
-                });
-            if let Value::List(list) = target.value {
-                list.push(*to, item.as_bytes());
-            }
-            reply.bulk(item.as_bytes());
-            let push = match to {
-                End::Left => "lpush",
-                End::Right => "rpush",
-            };
-            changes.record(1, notify::LIST, push, destination);
-            changes.command(&[b"LMOVE", key, destination, from.word(), to.word()]);
-        }
-    }
-    Some(Wake::Reply(reply.into_vec()))
-}
-
-/// Pops the lowest (or highest) member of a sorted set.
-pub fn pop_one(zset: &mut ZSet, max: bool) -> Option<(Vec<u8>, f64)> {
-    let len = zset.len();
-    let rank = if max { len.checked_sub(1)? } else { 0 };
-    zset.remove_ranks(rank, rank)
-        .pop()
-        .map(|(m, s)| (m.as_bytes().to_vec(), s))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keyspace::{Expiry, Keyspace};
 
-    fn push(ks: &Keyspace, key: &[u8], items: &[&str]) {
-        let mut list = List::default();
-        for i in items {
-            list.push(End::Right, i.as_bytes());
-        }
-        ks.lock_key(key)
-            .insert(key, Value::List(Box::new(list)), Expiry::Persist, 0);
-    }
-
-    fn waiter(client: u64, key: &str) -> Arc<Waiter> {
+    fn waiter(client: u64, keys: &[&str]) -> Arc<Waiter> {
         Arc::new(Waiter::new(
             client,
-            vec![key.as_bytes().to_vec()],
+            keys.iter().map(|k| k.as_bytes().to_vec()).collect(),
             BlockedOp::ListPop {
                 end: End::Left,
                 count: None,
             },
-            Protocol::Resp2,
             None,
         ))
     }
 
     #[test]
-    fn waiters_are_served_first_come_first_served_while_data_lasts() {
-        let ks = Keyspace::new();
+    fn waiters_are_served_first_come_first_served_until_one_must_wait() {
         let blocked = Blocked::default();
-        let (a, b, c) = (waiter(1, "k"), waiter(2, "k"), waiter(3, "k"));
+        let (a, b, c) = (waiter(1, &["k"]), waiter(2, &["k"]), waiter(3, &["k"]));
         for w in [&a, &b, &c] {
             blocked.register(w.clone());
         }
         assert_eq!(blocked.len(), 3);
-        push(&ks, b"k", &["x", "y"]);
-        let mut locks = Locked::new(&ks);
-        locks.acquire_key(b"k");
-        let mut changes = Changes::default();
-        blocked.serve(&mut locks, b"k", 0, &mut changes);
-        assert_eq!(
-            a.take(),
-            Some(Wake::Reply(b"*2\r\n$1\r\nk\r\n$1\r\nx\r\n".to_vec()))
-        );
-        assert_eq!(
-            b.take(),
-            Some(Wake::Reply(b"*2\r\n$1\r\nk\r\n$1\r\ny\r\n".to_vec()))
-        );
+        let mut data = 2;
+        blocked.serve(b"k", |w| {
+            (data > 0).then(|| {
+                data -= 1;
+                Wake::Served(Outcome::Locked(w.client))
+            })
+        });
+        assert_eq!(a.take(), Some(Wake::Served(Outcome::Locked(1))));
+        assert_eq!(b.take(), Some(Wake::Served(Outcome::Locked(2))));
         assert_eq!(c.take(), None);
         assert_eq!(blocked.len(), 1);
-        // The emptied list is gone, as Redis never keeps an empty one.
-        assert!(locks.table(b"k").peek(b"k", 0).is_none());
-        let events: Vec<_> = changes.events().map(|(_, e, _)| e).collect();
-        assert_eq!(events, ["lpop", "lpop", "del"]);
-        assert_eq!(changes.dirty(), 2);
+        assert_eq!(blocked.waiters_on(b"k"), 1);
     }
 
     #[test]
     fn a_waiter_on_several_keys_leaves_every_queue() {
         let blocked = Blocked::default();
-        let w = Arc::new(Waiter::new(
-            1,
-            vec![b"a".to_vec(), b"b".to_vec()],
-            BlockedOp::ListPop {
-                end: End::Left,
-                count: None,
-            },
-            Protocol::Resp2,
-            None,
-        ));
+        let w = waiter(1, &["a", "b"]);
         blocked.register(w.clone());
         assert_eq!(blocked.keys(), 2);
         blocked.unregister(&w);
         blocked.unregister(&w);
         assert_eq!(blocked.keys(), 0);
         assert_eq!(blocked.len(), 0);
-    }
-
-    #[test]
-    fn lock_waiters_get_the_lock_one_at_a_time_in_arrival_order() {
-        let keyspace = Keyspace::new();
-        let blocked = Blocked::default();
-        let held = Value::Lock(Box::new(Lock::new(b"holder", 1)));
-        keyspace
-            .lock_key(b"L")
-            .insert(b"L", held, Expiry::At(1_000), 0);
-        let waiter = |client: u64, owner: &[u8]| {
-            Arc::new(Waiter::new(
-                client,
-                vec![b"L".to_vec()],
-                BlockedOp::LockAcquire {
-                    owner: owner.to_vec(),
-                    ttl: 500,
-                },
-                Protocol::Resp2,
-                None,
-            ))
-        };
-        let (first, second) = (waiter(1, b"first"), waiter(2, b"second"));
-        blocked.register(first.clone());
-        blocked.register(second.clone());
-        assert_eq!(blocked.lease_keys(), [b"L".to_vec()]);
-        let serve_at = |now: Millis| {
-            let mut locks = Locked::new(&keyspace);
-            locks.acquire_key(b"L");
-            blocked.serve(&mut locks, b"L", now, &mut Changes::default());
-        };
-        // Still leased: nobody is served.
-        serve_at(999);
-        assert_eq!(first.take(), None);
-        // The lease ran out: the first waiter, and only it, gets the lock.
-        serve_at(1_000);
-        let Some(Wake::Reply(reply)) = first.take() else {
-            panic!("first waiter not served");
-        };
-        assert!(reply.starts_with(b":"));
-        assert_eq!(second.take(), None);
-        assert_eq!(blocked.waiters_on(b"L"), 1);
-        let owner = |now| match keyspace
-            .lock_key(b"L")
-            .peek(b"L", now)
-            .map(|e| e.value.clone())
-        {
-            Some(Value::Lock(lock)) => lock.owner().to_vec(),
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(owner(1_000), b"first");
-        // Its lease (500 ms) runs out in turn.
-        serve_at(1_400);
-        assert_eq!(second.take(), None);
-        serve_at(1_500);
-        assert!(matches!(second.take(), Some(Wake::Reply(_))));
-        assert_eq!(owner(1_500), b"second");
-        assert!(blocked.is_empty());
     }
 }

@@ -10,12 +10,14 @@ use std::sync::Arc;
 use super::access::read;
 use super::lists::{move_element, MPopArgs};
 use super::table::{flag::*, CommandSpec, KeySpec};
+use super::CacheRead;
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
-use crate::blocking::{pop_one, BlockedOp, Waiter};
+use crate::blocking::{BlockedOp, Outcome, Waiter};
 use crate::clock::Millis;
 use crate::keyspace::types::{End, List, ZSet};
 use crate::notify;
 use crate::protocol::number::parse_f64;
+use crate::protocol::Reply;
 
 const KEYS_THEN_TIMEOUT: KeySpec = KeySpec::range(1, -2, 1);
 
@@ -49,19 +51,56 @@ fn parse_timeout(arg: &[u8]) -> Result<u64, CommandError> {
 /// Blocks the client on `keys` (or, inside a transaction, replies nil at once).
 pub(super) fn block(ctx: &mut Ctx<'_, '_>, keys: Vec<Vec<u8>>, op: BlockedOp, timeout_ms: u64) {
     if !ctx.may_block {
-        op.write_timeout(ctx.out);
+        write_timeout(&op, ctx.out);
         return;
     }
     let deadline: Option<Millis> = (timeout_ms > 0).then(|| ctx.now + timeout_ms);
-    let waiter = Arc::new(Waiter::new(
-        ctx.session.handle.id,
-        keys,
-        op,
-        ctx.out.protocol(),
-        deadline,
-    ));
+    let waiter = Arc::new(Waiter::new(ctx.session.handle.id, keys, op, deadline));
     ctx.shared.blocked.register(waiter.clone());
     ctx.block = Some(waiter);
+}
+
+/// The reply of a blocked command whose wait timed out: a null array for pops,
+/// a null string for moves and locks, `[wait]` for a cache read.
+pub fn write_timeout(op: &BlockedOp, out: &mut Reply) {
+    match op {
+        BlockedOp::ListMove { .. } | BlockedOp::LockAcquire { .. } => out.null(),
+        BlockedOp::CacheRead { .. } => super::cache_reply(out, CacheRead::Wait),
+        BlockedOp::ListPop { .. } | BlockedOp::ZPop { .. } => out.null_array(),
+    }
+}
+
+/// The reply of a blocked command that was served, in the shape the command
+/// replies with when it finds data at once.
+pub fn write_outcome(outcome: &Outcome, out: &mut Reply) {
+    match outcome {
+        Outcome::ListPop {
+            key,
+            items,
+            counted,
+        } => {
+            out.array(2);
+            out.bulk(key);
+            if *counted {
+                out.array(items.len());
+            }
+            for item in items {
+                out.bulk(item);
+            }
+        }
+        Outcome::ZPop { key, member, score } => {
+            out.array(3);
+            out.bulk(key);
+            out.bulk(member);
+            out.double(*score);
+        }
+        Outcome::Moved(item) => out.bulk(item),
+        Outcome::Cached(Some(value)) => super::cache_reply(out, CacheRead::Value(value.into())),
+        Outcome::Cached(None) => super::cache_reply(out, CacheRead::Null),
+        Outcome::Lease(token) => super::cache_reply(out, CacheRead::Lease(*token)),
+        Outcome::Locked(token) => out.int(*token as i64),
+        Outcome::WrongType => out.error(&CommandError::WrongType.to_string()),
+    }
 }
 
 /// `BLPOP`/`BRPOP key [key ...] timeout`.
@@ -224,7 +263,7 @@ impl<'a> Command<'a> for BZPop<'a> {
             let Some(zset) = super::access::modify::<ZSet>(table, key, ctx.now)? else {
                 continue;
             };
-            if let Some((member, score)) = pop_one(zset, max) {
+            if let Some((member, score)) = zset.pop_end(max) {
                 let emptied = table.remove_if_empty(key, ctx.now);
                 ctx.out.array(3);
                 ctx.out.bulk(key);

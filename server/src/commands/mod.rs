@@ -15,7 +15,7 @@ pub mod error;
 pub mod parse;
 pub mod table;
 
-mod blocking;
+pub mod blocking;
 mod cache;
 mod client;
 mod cluster;

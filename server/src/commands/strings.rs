@@ -59,13 +59,7 @@ pub const COMMANDS: &[CommandSpec] = &[
 
 /// The bytes of a string value (integers formatted); WRONGTYPE for other types.
 pub fn string_bytes(value: &Value) -> Result<Cow<'_, [u8]>, CommandError> {
-    match value {
-        Value::Str(s) => Ok(Cow::Borrowed(s.as_bytes())),
-        Value::Int(n) => Ok(Cow::Owned(
-            itoa::Buffer::new().format(*n).as_bytes().to_vec(),
-        )),
-        _ => Err(CommandError::WrongType),
-    }
+    value.string_bytes().ok_or(CommandError::WrongType)
 }
 
 /// A string value as text to edit in place (an integer becomes its digits);

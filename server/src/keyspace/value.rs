@@ -105,6 +105,18 @@ impl Value {
         }
     }
 
+    /// The bytes of a string value (an integer as its digits); `None` for
+    /// other types.
+    pub fn string_bytes(&self) -> Option<std::borrow::Cow<'_, [u8]>> {
+        match self {
+            Value::Str(s) => Some(std::borrow::Cow::Borrowed(s.as_bytes())),
+            Value::Int(n) => Some(std::borrow::Cow::Owned(
+                itoa::Buffer::new().format(*n).as_bytes().to_vec(),
+            )),
+            _ => None,
+        }
+    }
+
     /// The name `TYPE` reports.
     pub fn type_name(&self) -> &'static str {
         match self {

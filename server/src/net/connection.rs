@@ -352,8 +352,8 @@ impl Connection {
         drop(guard);
         // A writer may have served us just as the wait ended.
         match wake.or_else(|| waiter.take()) {
-            Some(Wake::Reply(reply)) => {
-                self.output.append(reply);
+            Some(Wake::Served(outcome)) => {
+                commands::blocking::write_outcome(&outcome, &mut self.output);
                 self.input.consume(len);
                 self.decoder.release();
             }
@@ -361,7 +361,7 @@ impl Connection {
             // the arguments already decoded (big ones are no longer in the input).
             Some(Wake::Retry) => self.decoder.replay(len),
             None => {
-                waiter.op.write_timeout(&mut self.output);
+                commands::blocking::write_timeout(&waiter.op, &mut self.output);
                 self.input.consume(len);
                 self.decoder.release();
             }

@@ -16,6 +16,7 @@
 
 mod changes;
 mod feed;
+mod serve;
 
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -95,7 +96,7 @@ fn commit_each(
         };
         let key = key.clone();
         served += 1;
-        let leases = shared.blocked.serve(locks, &key, now, changes);
+        let leases = serve::serve(shared, locks, &key, now, changes);
         if leases > 0 {
             shared.stats.cache.lease_grants.fetch_add(leases, Relaxed);
         }
@@ -153,7 +154,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::blocking::{BlockedOp, Waiter, Wake};
+    use crate::blocking::{BlockedOp, Outcome, Waiter, Wake};
     use crate::clock::ManualClock;
     use crate::config::{Config, LiveConfig};
     use crate::keyspace::types::{End, List};
@@ -201,7 +202,6 @@ mod tests {
                 end: End::Left,
                 count: None,
             },
-            Protocol::Resp2,
             None,
         ));
         shared.blocked.register(waiter.clone());
@@ -230,7 +230,11 @@ mod tests {
         );
         assert_eq!(
             waiter.take(),
-            Some(Wake::Reply(b"*2\r\n$1\r\nl\r\n$1\r\nx\r\n".to_vec()))
+            Some(Wake::Served(Outcome::ListPop {
+                key: b"l".to_vec(),
+                items: vec![b"x".to_vec()],
+                counted: false
+            }))
         );
         assert_eq!(shared.dirty(), 4);
         assert!(changes.is_empty());
@@ -246,7 +250,6 @@ mod tests {
                 end: End::Left,
                 count: None,
             },
-            Protocol::Resp2,
             None,
         ));
         shared.blocked.register(waiter.clone());

@@ -283,6 +283,14 @@ impl ZSet {
         (first, end.max(first))
     }
 
+    /// Removes and returns the lowest member (the highest if `max`).
+    pub fn pop_end(&mut self, max: bool) -> Option<(Vec<u8>, f64)> {
+        let rank = if max { self.len().checked_sub(1)? } else { 0 };
+        self.remove_ranks(rank, rank)
+            .pop()
+            .map(|(m, s)| (m.as_bytes().to_vec(), s))
+    }
+
     /// Removes the members at ascending ranks `start..=end` (in range).
     pub fn remove_ranks(&mut self, start: usize, end: usize) -> Vec<(Blob, f64)> {
         match self {
