@@ -1,11 +1,12 @@
-//! Applying a write feed (`write::Feed`) to a server's dataset with no client
+//! Applying a write feed (`feed::Feed`) to a server's dataset with no client
 //! connection: what a replica or a migration target does with the records it
-//! receives. Runs the records as commands, so it sits above `commands`.
+//! receives. Runs the records as commands, so it sits above `commands`; uses them,
+//! sessions and the shared node state.
 
-use crate::clients::{ClientHandle, Session};
 use crate::commands;
 use crate::protocol::{Decoded, Protocol, ProtocolError, Reply, RequestDecoder, RequestLimits};
-use crate::server::Shared;
+use crate::session::{ClientHandle, Session};
+use crate::shared::Shared;
 
 /// Why applying a feed stopped.
 #[derive(Debug, thiserror::Error)]

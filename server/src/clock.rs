@@ -1,4 +1,5 @@
 //! Time, injected so expiry can be tested without sleeping.
+//! Uses nothing else of the crate.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};

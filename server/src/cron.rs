@@ -2,12 +2,14 @@
 //! active expiry cycle, evicts if memory is over the limit and defragments while
 //! the allocator reports fragmentation. The work runs on the blocking pool with
 //! time budgets, so it never stalls a runtime thread that serves clients.
+//! Uses the shared node state and the write path (expiry and eviction are
+//! units of work).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::keyspace::{ActiveDefrag, ActiveExpire};
-use crate::server::Shared;
+use crate::shared::Shared;
 
 /// Cron period (Redis's default `hz 10`).
 const PERIOD: Duration = Duration::from_millis(100);
@@ -37,7 +39,7 @@ pub async fn run(shared: Arc<Shared>) {
         shared
             .stats
             .sample(shared.started.elapsed().as_millis() as u64);
-        shared.keyspace.fit_sketch();
+        shared.data.keyspace.fit_sketch();
         hand_on_expired_locks(&shared);
         shared.note_memory(crate::memory::used());
         let task_shared = shared.clone();
@@ -45,18 +47,18 @@ pub async fn run(shared: Arc<Shared>) {
             let started = Instant::now();
             let now = task_shared.clock.now_ms();
             let report = background.expire.run_cycle(
-                &task_shared.keyspace,
+                &task_shared.data.keyspace,
                 now,
                 || started.elapsed() < EXPIRE_BUDGET,
-                |key| crate::write::expired(&task_shared, key),
+                |key| crate::write::expired(&task_shared.data, key),
             );
             let alloc = crate::memory::allocator();
             if background.defrag.wanted(alloc.allocated, alloc.active) {
                 let started = Instant::now();
                 let finished = crate::memory::without_thread_cache(|| {
-                    background
-                        .defrag
-                        .step(&task_shared.keyspace, || started.elapsed() < DEFRAG_BUDGET)
+                    background.defrag.step(&task_shared.data.keyspace, || {
+                        started.elapsed() < DEFRAG_BUDGET
+                    })
                 });
                 if finished {
                     let alloc = crate::memory::allocator();
@@ -65,7 +67,7 @@ pub async fn run(shared: Arc<Shared>) {
             }
             // Memory over the limit with no writes coming (the limit was lowered
             // inside a transaction, or clients only read): evict here.
-            let _ = task_shared.make_room(now);
+            let _ = crate::write::make_room(&task_shared.data, now);
             (background, report)
         });
         match cycle.await {
@@ -92,15 +94,15 @@ pub async fn run(shared: Arc<Shared>) {
 /// unit of work of its own.
 fn hand_on_expired_locks(shared: &Shared) {
     let mut changes = crate::write::Changes::default();
-    for key in shared.blocked.lease_keys() {
+    for key in shared.data.blocked.lease_keys() {
         let now = shared.clock.now_ms();
-        let mut locks = crate::keyspace::Locked::new(&shared.keyspace);
+        let mut locks = crate::keyspace::Locked::new(&shared.data.keyspace);
         locks.acquire_key(&key);
-        changes.begin(shared.feed.is_active());
+        changes.begin(shared.data.feed.is_active());
         // Looking the key up expires its lease; the commit then serves the queue.
         locks.table(&key).peek(&key, now);
         locks.take_expired(|key| changes.expired(key));
         changes.ready(&key);
-        crate::write::commit(shared, &mut locks, &mut changes, now);
+        crate::write::commit(&shared.data, &mut locks, &mut changes, now);
     }
 }

@@ -1,36 +1,60 @@
 //! ringkv: a Redis-protocol cache and lock server.
 //!
 //! ```text
-//! net (sockets) ──▶ protocol (RESP decode/encode) ──▶ commands (parse + apply)
-//!                                                        │
-//!                                         keyspace (16384 slot tables, expiry)
+//! server ─ binds, runs ─▶ net (sockets, one task per connection), cron, apply
+//!                            │ requests
+//!                            ▼
+//!                         commands (lookup, checks, routing; parse + apply)
+//!                            │ reads through slot locks; changes recorded
+//!                            ▼
+//!   session (per connection) ─ write (commit: counter, events, WATCH, waiters, feed)
+//!                            │
+//!                            ▼
+//!                         dataset: keyspace (16384 slot tables), watches,
+//!                         blocked clients, pub/sub, feed, evictor
 //! ```
-//! `server` wires them together with the configuration, statistics, the client
-//! registry and the cron.
+//! `shared` holds one node's dataset, settings, counters, clients and cluster
+//! view; `config`, `cluster`, `protocol` and the registries sit below.
 
-pub mod apply;
-pub mod blocking;
-pub mod clients;
+// The modules in layers, lowest first: a module uses only modules of the layers
+// before its own (tests/layers.rs checks it).
+// Foundations.
 pub mod clock;
-pub mod cluster;
-pub mod commands;
-pub mod config;
-mod cron;
-pub mod eviction;
-pub mod keyspace;
 pub mod memory;
-mod net;
-pub mod notify;
 pub mod protocol;
-pub mod pubsub;
-pub mod server;
 pub mod stats;
 pub mod util;
 pub mod watch;
+// Data structures and registries.
+pub mod keyspace;
+pub mod pubsub;
+// What builds on them.
+pub mod blocking;
+pub mod cluster;
+pub mod eviction;
+pub mod feed;
+pub mod notify;
+// Settings.
+pub mod config;
+// The data layer and the one path that changes it.
+pub mod dataset;
+// The write path.
 pub mod write;
+// Connection state.
+pub mod session;
+// What a node's tasks share.
+pub mod shared;
+// Commands.
+pub mod commands;
+// What runs commands: connections, the cron, the feed's applier.
+pub mod apply;
+mod cron;
+mod net;
+// The server.
+pub mod server;
 
-pub use net::{is_loopback, protected_mode_denies};
-pub use server::{Server, Shared};
+pub use server::Server;
+pub use shared::Shared;
 
 /// The Redis version whose behaviour ringkv follows, reported to clients.
 pub const REDIS_VERSION: &str = "7.2.4";

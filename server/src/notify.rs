@@ -1,8 +1,9 @@
 //! Keyspace notifications (`notify-keyspace-events`): events about keys published
 //! on `__keyspace@0__:<key>` (the event as message) and `__keyevent@0__:<event>`
 //! (the key as message), so caches can invalidate on writes and expiries.
+//! Uses pub/sub and the protocol.
 
-use crate::config::OutputLimit;
+use crate::protocol::OutputLimit;
 use crate::pubsub::PubSub;
 
 /// Publish on `__keyspace@0__:<key>` channels.

@@ -8,6 +8,7 @@
 //! `client-output-buffer-limit` for pub/sub (hard limit at once, soft limit after it
 //! held for the given seconds) it is disconnected, as Redis does, so a slow reader
 //! can never make the server's memory grow without bound.
+//! Uses the protocol (encoding, output limits) and the glob matcher.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::OutputLimit;
+use crate::protocol::OutputLimit;
 use crate::protocol::{Protocol, Reply};
 use crate::util::glob::glob_match;
 

@@ -4,6 +4,7 @@
 //! pipelined commands and add it to the shared counters once per batch. The shared
 //! counters are striped per thread (one cache line each), so threads never fight
 //! over a counter; readers sum the stripes.
+//! Uses nothing else of the crate.
 
 use std::cell::Cell;
 use std::collections::HashMap;

@@ -3,6 +3,7 @@
 //! Every write to a watched key sets the watchers' flags while the writer still
 //! holds the key's slot lock, so a transaction that holds that slot afterwards is
 //! sure to see the flag. With nobody watching, writers pay one atomic load.
+//! Uses nothing else of the crate.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

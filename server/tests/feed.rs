@@ -18,11 +18,12 @@ use redis_protocol::resp2::decode::decode_bytes_mut;
 use redis_protocol::resp2::types::BytesFrame;
 use ringkv_server::apply::Applier;
 use ringkv_server::blocking::Waiter;
-use ringkv_server::clients::{ClientHandle, Session};
 use ringkv_server::clock::{Clock, ManualClock, Millis};
+use ringkv_server::cluster::ClusterHandle;
 use ringkv_server::config::{Config, LiveConfig};
 use ringkv_server::keyspace::{dump_value, ActiveExpire, Locked};
 use ringkv_server::protocol::{Args, Protocol, Reply};
+use ringkv_server::session::{ClientHandle, Session};
 use ringkv_server::{commands, Shared};
 
 const START: Millis = 1_700_000_000_000;
@@ -43,7 +44,13 @@ impl Node {
             ..Config::default()
         };
         Node {
-            shared: Shared::new(LiveConfig::new(&config, None), clock, 0),
+            shared: Shared::new(
+                LiveConfig::new(&config, None),
+                clock,
+                0,
+                commands::table::registry().len(),
+                ClusterHandle::standalone(),
+            ),
             session: Session::new(ClientHandle::detached(), true),
             out: Reply::new(Protocol::Resp2),
             waiters: Vec::new(),
@@ -82,12 +89,13 @@ impl Node {
         let mut keys = BTreeMap::new();
         let mut cursor = 0;
         loop {
-            cursor = Locked::new(&self.shared.keyspace).scan(cursor, 1000, now, |key, entry| {
-                keys.insert(
-                    key.as_bytes().to_vec(),
-                    (dump_value(entry.value), entry.expire_at()),
-                );
-            });
+            cursor =
+                Locked::new(&self.shared.data.keyspace).scan(cursor, 1000, now, |key, entry| {
+                    keys.insert(
+                        key.as_bytes().to_vec(),
+                        (dump_value(entry.value), entry.expire_at()),
+                    );
+                });
             if cursor == 0 {
                 return keys;
             }
@@ -225,7 +233,7 @@ fn run_case(seed: u64, steps: usize) {
     let mut a = Node::new(clock.clone());
     let feed = Arc::new(Mutex::new(Vec::new()));
     let log = feed.clone();
-    a.shared.feed.follow(Box::new(move |offset, piece| {
+    a.shared.data.feed.follow(Box::new(move |offset, piece| {
         let mut log = log.lock();
         assert_eq!(offset, log.len() as u64, "offsets follow each other");
         log.extend_from_slice(piece);
@@ -250,21 +258,24 @@ fn run_case(seed: u64, steps: usize) {
                 let now = clock.now_ms();
                 let shared = &a.shared;
                 expire.run_cycle(
-                    &shared.keyspace,
+                    &shared.data.keyspace,
                     now,
                     || true,
-                    |key| ringkv_server::write::expired(shared, key),
+                    |key| ringkv_server::write::expired(&shared.data, key),
                 );
             }
             2 => {
                 // Eviction of one or two keys.
                 let target = a
                     .shared
+                    .data
                     .keyspace
                     .len()
                     .saturating_sub(gen.rng.random_range(1..3));
-                let ks = &a.shared.keyspace;
-                let _ = a.shared.evict_while(clock.now_ms(), || ks.len() > target);
+                let ks = &a.shared.data.keyspace;
+                let _ = ringkv_server::write::evict_while(&a.shared.data, clock.now_ms(), || {
+                    ks.len() > target
+                });
             }
             3 => {
                 // A transaction of a few commands.
@@ -325,7 +336,7 @@ fn run_case(seed: u64, steps: usize) {
         applied += new.len();
     }
     let fed = feed.lock().clone();
-    assert_eq!(a.shared.feed.offset(), fed.len() as u64);
+    assert_eq!(a.shared.data.feed.offset(), fed.len() as u64);
     let (want, got) = (a.snapshot(), b.snapshot());
     if want != got {
         let keys: std::collections::BTreeSet<_> = want.keys().chain(got.keys()).collect();

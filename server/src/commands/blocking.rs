@@ -56,7 +56,7 @@ pub(super) fn block(ctx: &mut Ctx<'_, '_>, keys: Vec<Vec<u8>>, op: BlockedOp, ti
     }
     let deadline: Option<Millis> = (timeout_ms > 0).then(|| ctx.now + timeout_ms);
     let waiter = Arc::new(Waiter::new(ctx.session.handle.id, keys, op, deadline));
-    ctx.shared.blocked.register(waiter.clone());
+    ctx.shared.data.blocked.register(waiter.clone());
     ctx.block = Some(waiter);
 }
 

@@ -127,7 +127,7 @@ impl<'a> Command<'a> for Get<'a> {
         let found = ctx.session.stats.lookup(table.get(key, now));
         match found.map(|e| &*e.value) {
             None => {
-                let token = ctx.shared.keyspace.next_token(now);
+                let token = ctx.shared.data.keyspace.next_token(now);
                 let table = ctx.locks.table(key);
                 table.insert(key, Value::Lease(token), Expiry::At(now + self.lease), now);
                 ctx.changed(notify::GENERIC, "cache.lease", key);

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use super::connection::valid_client_name;
 use super::table::{flag::*, CommandSpec, Handler};
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
+use crate::clock::Millis;
 use crate::protocol::number::parse_i64;
+use crate::session::ClientHandle;
 
 const fn sub(
     name: &'static str,
@@ -243,7 +245,7 @@ impl<'a> Command<'a> for List {
             if self.kind.is_none_or(|k| k == kind)
                 && (self.ids.is_empty() || self.ids.contains(&client.id))
             {
-                text.push_str(&client.describe(ctx.now));
+                text.push_str(&describe(&client, ctx.now));
                 text.push('\n');
             }
         }
@@ -262,7 +264,7 @@ impl<'a> Command<'a> for Info {
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         ctx.session.handle.set_activity(ctx.session.activity(false));
-        let line = ctx.session.handle.describe(ctx.now) + "\n";
+        let line = describe(&ctx.session.handle, ctx.now) + "\n";
         ctx.out.verbatim(line.as_bytes());
         Ok(())
     }
@@ -435,4 +437,12 @@ impl<'a> Command<'a> for Help {
         );
         Ok(())
     }
+}
+
+/// `client`'s `CLIENT LIST` line at `now`, its last command named.
+fn describe(client: &ClientHandle, now: Millis) -> String {
+    let command = client.last_command().map_or("NULL", |id| {
+        super::table::registry().get(id).full_name.as_str()
+    });
+    client.describe(now, command)
 }

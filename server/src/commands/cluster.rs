@@ -3,6 +3,8 @@
 //! ASKING. Replies follow Redis Cluster's formats, so cluster clients
 //! (`redis-cli -c`, redis-rs, redis-benchmark --cluster) work unchanged.
 
+use std::sync::Arc;
+
 use super::table::{flag::*, CommandSpec, Handler};
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
 use crate::cluster::{ClusterState, Member};
@@ -40,10 +42,11 @@ pub const COMMANDS: &[CommandSpec] = &[
 ];
 
 /// The cluster, or Redis's error when cluster mode is off.
-fn cluster<'s>(ctx: &Ctx<'s, '_>) -> Result<&'s ClusterState, CommandError> {
+fn cluster(ctx: &Ctx<'_, '_>) -> Result<Arc<ClusterState>, CommandError> {
     ctx.shared
         .cluster
-        .as_ref()
+        .view()
+        .and_then(|view| view.clone())
         .ok_or_else(|| CommandError::err("This instance has cluster support disabled"))
 }
 
@@ -116,7 +119,7 @@ impl<'a> Command<'a> for Nodes {
                 m.id,
                 m.ip,
                 m.port,
-                bus_port(c, m),
+                bus_port(&c, m),
                 c.epoch()
             ));
             for &(first, last, _) in ranges.iter().filter(|r| r.2 == i) {
@@ -254,7 +257,7 @@ impl<'a> Command<'a> for CountKeys {
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         cluster(ctx)?;
-        let n = ctx.shared.keyspace.slot_len(self.0);
+        let n = ctx.shared.data.keyspace.slot_len(self.0);
         ctx.out.int(n as i64);
         Ok(())
     }

@@ -306,8 +306,8 @@ impl<'a> Command<'a> for Reset {
         ctx.session.handle.set_name(b"");
         ctx.session.authenticated = !ctx.shared.config.has_password();
         ctx.session.multi = None;
-        super::transactions::unwatch_all(ctx.shared, ctx.session);
-        super::pubsub::unsubscribe_all(ctx.shared, ctx.session);
+        ctx.session.unwatch_all(&ctx.shared.data.watches);
+        ctx.session.unsubscribe_all(&ctx.shared.data.pubsub);
         ctx.out.simple("RESET");
         Ok(())
     }

@@ -51,7 +51,7 @@ impl<'a> Command<'a> for Debug {
         let allowed = match ctx.shared.config.debug_access() {
             DebugAccess::No => false,
             DebugAccess::Yes => true,
-            DebugAccess::Local => crate::is_loopback(ctx.session.handle.addr.ip()),
+            DebugAccess::Local => crate::util::is_loopback(ctx.session.handle.addr.ip()),
         };
         if !allowed {
             return Err(CommandError::err(NOT_ALLOWED));

@@ -5,11 +5,12 @@
 use std::sync::Arc;
 
 use super::table::registry;
-use crate::clients::Session;
 use crate::clock::ManualClock;
+use crate::cluster::ClusterHandle;
 use crate::config::{Config, LiveConfig};
 use crate::protocol::{Args, Protocol, Reply};
-use crate::server::Shared;
+use crate::session::Session;
+use crate::shared::Shared;
 
 /// What a command answers to one more argument, `garbage`.
 #[derive(Debug, Clone, Copy)]
@@ -181,6 +182,8 @@ fn connect() -> (Shared, Session) {
         LiveConfig::new(&Config::default(), None),
         Arc::new(ManualClock::new(1_000_000)),
         0,
+        registry().len(),
+        ClusterHandle::standalone(),
     );
     let addr = "127.0.0.1:1".parse().unwrap();
     let handle = shared.clients.register(addr, addr, -1, &shared.shutdown, 0);

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use super::table::registry;
 use crate::memory;
-use crate::server::Shared;
+use crate::shared::Shared;
 
 const DEFAULT: &[&str] = &[
     "server",
@@ -60,7 +60,7 @@ pub fn render(shared: &Shared, requested: &[&[u8]]) -> String {
             "cpu" => cpu(&mut out),
             "errorstats" => errorstats(shared, &mut out),
             "cluster" => {
-                let enabled = u8::from(shared.cluster.is_some());
+                let enabled = u8::from(shared.cluster.enabled());
                 out.push_str(&format!("# Cluster\r\ncluster_enabled:{enabled}\r\n"));
             }
             "keyspace" => keyspace(shared, &mut out),
@@ -117,10 +117,10 @@ fn clients(shared: &Shared, out: &mut String) {
     field(out, "maxclients", shared.config.maxclients());
     field(out, "client_recent_max_input_buffer", 0);
     field(out, "client_recent_max_output_buffer", 0);
-    field(out, "blocked_clients", shared.blocked.len());
+    field(out, "blocked_clients", shared.data.blocked.len());
     field(out, "tracking_clients", 0);
     field(out, "clients_in_timeout_table", 0);
-    field(out, "total_blocking_keys", shared.blocked.keys());
+    field(out, "total_blocking_keys", shared.data.blocked.keys());
 }
 
 fn memory_section(shared: &Shared, out: &mut String) {
@@ -169,7 +169,7 @@ fn persistence(shared: &Shared, out: &mut String) {
     out.push_str("# Persistence\r\n");
     field(out, "loading", 0);
     field(out, "async_loading", 0);
-    field(out, "rdb_changes_since_last_save", shared.dirty());
+    field(out, "rdb_changes_since_last_save", shared.data.dirty());
     field(out, "rdb_bgsave_in_progress", 0);
     field(out, "rdb_last_save_time", shared.started_unix);
     field(out, "rdb_last_bgsave_status", "ok");
@@ -216,16 +216,16 @@ fn stats(shared: &Shared, out: &mut String) {
         "client_output_buffer_limit_disconnections",
         load(&shared.stats.output_limit_disconnections),
     );
-    field(out, "expired_keys", shared.keyspace.expired_keys());
-    field(out, "evicted_keys", shared.evictor.evicted());
+    field(out, "expired_keys", shared.data.keyspace.expired_keys());
+    field(out, "evicted_keys", shared.data.evictor.evicted());
     let cache = &shared.stats.cache;
     field(out, "cache_null_hits", load(&cache.null_hits));
     field(out, "cache_lease_grants", load(&cache.lease_grants));
     field(out, "cache_stale_fills_rejected", load(&cache.stale_fills));
     field(out, "keyspace_hits", t.hits);
     field(out, "keyspace_misses", t.misses);
-    field(out, "pubsub_channels", shared.pubsub.channel_count());
-    field(out, "pubsub_patterns", shared.pubsub.numpat());
+    field(out, "pubsub_channels", shared.data.pubsub.channel_count());
+    field(out, "pubsub_patterns", shared.data.pubsub.numpat());
     field(out, "total_error_replies", t.error_replies);
 }
 
@@ -262,9 +262,9 @@ fn errorstats(shared: &Shared, out: &mut String) {
 
 fn keyspace(shared: &Shared, out: &mut String) {
     out.push_str("# Keyspace\r\n");
-    let keys = shared.keyspace.len();
+    let keys = shared.data.keyspace.len();
     if keys > 0 {
-        let expires = shared.keyspace.volatile_len();
+        let expires = shared.data.keyspace.volatile_len();
         let _ = write!(out, "db0:keys={keys},expires={expires},avg_ttl=0\r\n");
     }
 }

@@ -459,6 +459,7 @@ impl<'a> Command<'a> for Restore<'a> {
         // Later grants must stay above a restored token, or fencing breaks.
         if let Some(token) = value.fencing_token() {
             ctx.shared
+                .data
                 .keyspace
                 .observe_token(token)
                 .map_err(|e| CommandError::err(format!("Bad data format: {e}")))?;

@@ -88,7 +88,7 @@ impl<'a> Command<'a> for Acquire<'a> {
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let (now, name) = (ctx.now, self.name);
-        let queued = ctx.shared.blocked.has_waiters(name);
+        let queued = ctx.shared.data.blocked.has_waiters(name);
         let table = ctx.locks.table(name);
         let entry = table.get(name, now);
         match held(entry.map(|e| e.value))? {
@@ -107,7 +107,7 @@ impl<'a> Command<'a> for Acquire<'a> {
             // lease just ran out and the cron has not handed it on yet) the
             // newcomer goes behind them.
             None if !queued => {
-                let token = ctx.shared.keyspace.next_token(now);
+                let token = ctx.shared.data.keyspace.next_token(now);
                 let lock = Value::Lock(Box::new(Lock::new(self.owner, token)));
                 table.insert(name, lock, Expiry::At(now + self.ttl), now);
                 ctx.changed(notify::GENERIC, "lock.acquire", name);
@@ -215,7 +215,7 @@ impl<'a> Command<'a> for Info<'a> {
     }
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
-        let waiters = ctx.shared.blocked.waiters_on(self.name);
+        let waiters = ctx.shared.data.blocked.waiters_on(self.name);
         let table = ctx.locks.table(self.name);
         let Some(entry) = table.peek(self.name, ctx.now) else {
             ctx.out.null();

@@ -1,14 +1,15 @@
 //! Commands: one module per family, each command a typed parse step and an apply
-//! step against the keyspace that writes its reply. Commands never see the socket.
+//! step that reads the dataset through its slot locks, records what it changed
+//! and writes its reply. Commands never see the socket.
 //!
 //! ```text
-//! request args ──▶ execute(): lookup, arity, auth ──▶ handler: parse ─▶ apply(Ctx)
-//!                                                              │
-//!                  stats, error reply, propagate() ◀── result ─┘
+//! request args ──▶ execute(): lookup, arity, auth, routing, keys' slots locked
+//!                    └─ handler: parse ─▶ apply(Ctx) ─ effects ─▶ Changes
+//!                    └─ write::commit() under the same locks ─▶ stats, reply
 //! ```
 //!
-//! [`execute`] is also the single place every successful write passes through
-//! ([`propagate`]), where replication will attach.
+//! Uses the session, the shared node state, the write path and everything below;
+//! only connections, the cron and the feed's applier sit above.
 
 pub mod access;
 pub mod error;
@@ -50,13 +51,13 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use crate::blocking::Waiter;
-use crate::clients::Session;
 use crate::clock::Millis;
 use crate::eviction::Policy;
 use crate::keyspace::types::EncodingLimits;
 use crate::keyspace::Locked;
 use crate::protocol::{Args, Protocol, Reply};
-use crate::server::Shared;
+use crate::session::Session;
+use crate::shared::Shared;
 use crate::stats::Outcome;
 
 /// Every command family, in `COMMAND` order.
@@ -201,7 +202,16 @@ pub struct Checked {
     pub command: &'static table::Command,
     /// Arguments before the command's own.
     pub skip: usize,
-    handler: table::Handler,
+}
+
+impl Checked {
+    /// The command with id `id`, checked when it was queued in a transaction.
+    fn queued(id: usize, skip: usize) -> Checked {
+        Checked {
+            command: table::registry().get(id),
+            skip,
+        }
+    }
 }
 
 /// Finds the command of `args` and checks it may run; on failure the error reply
@@ -215,13 +225,13 @@ fn check(
     let registry = table::registry();
     let name = args.get(0).unwrap_or_default();
     let mut cmd = match session.lookup.get(name) {
-        Some(cmd) => cmd,
+        Some(id) => registry.get(id),
         None => {
             let Some(cmd) = registry.lookup(name) else {
                 reply_error(shared, session, out, &unknown_command(args));
                 return None;
             };
-            session.lookup.put(name, cmd);
+            session.lookup.put(name, cmd.id);
             cmd
         }
     };
@@ -244,14 +254,11 @@ fn check(
         }
     }
     // A container called without a subcommand runs only if it has its own handler.
-    let handler = match cmd.spec.handler {
-        Some(handler) if cmd.arity_ok(args.len()) => handler,
-        _ => {
-            let err = CommandError::Arity(cmd.full_name.clone());
-            reject(shared, session, out, cmd.id, &err);
-            return None;
-        }
-    };
+    if cmd.spec.handler.is_none() || !cmd.arity_ok(args.len()) {
+        let err = CommandError::Arity(cmd.full_name.clone());
+        reject(shared, session, out, cmd.id, &err);
+        return None;
+    }
     if !session.authenticated && shared.config.has_password() && !cmd.has(flag::NO_AUTH) {
         reject(shared, session, out, cmd.id, &CommandError::NoAuth);
         return None;
@@ -267,11 +274,7 @@ fn check(
         reject(shared, session, out, cmd.id, &err);
         return None;
     }
-    Some(Checked {
-        command: cmd,
-        skip,
-        handler,
-    })
+    Some(Checked { command: cmd, skip })
 }
 
 /// Locks the slots of every key the command names.
@@ -308,7 +311,7 @@ pub fn execute(
     };
     let now = session.command_start().1;
     session.handle.touch(checked.command.id, now);
-    if let Some(state) = &shared.cluster {
+    if let Some(Some(state)) = shared.cluster.view().as_deref() {
         let transaction_slot = session.multi.as_ref().and_then(|tx| tx.slot);
         match cluster::route(state, checked.command, args, transaction_slot) {
             Ok(slot) => {
@@ -326,7 +329,7 @@ pub fn execute(
         }
     }
     let limited = checked.command.has(flag::DENYOOM) && shared.config.maxmemory() != 0;
-    if limited && shared.make_room(now).is_err() {
+    if limited && crate::write::make_room(&shared.data, now).is_err() {
         out_of_memory(shared, session, out, checked.command.id);
         return None;
     }
@@ -350,7 +353,7 @@ fn run_locked(
     checked: Checked,
     args: Args<'_>,
 ) -> Option<Arc<Waiter>> {
-    let mut locks = Locked::new(&shared.keyspace);
+    let mut locks = Locked::new(&shared.data.keyspace);
     lock_keys(&mut locks, checked.command, args);
     run(shared, session, out, &mut locks, checked, args, Unit::Whole)
 }
@@ -379,7 +382,8 @@ fn out_of_memory(shared: &Shared, session: &mut Session, out: &mut Reply, id: us
 /// with no slot held (eviction takes the pool, then slots).
 #[inline(never)]
 fn admit_written_key(shared: &Shared, command: &table::Command, args: Args<'_>, now: Millis) {
-    if shared.config.policy() != Policy::AllkeysTinylfu || !shared.evictor.under_pressure(now) {
+    if shared.config.policy() != Policy::AllkeysTinylfu || !shared.data.evictor.under_pressure(now)
+    {
         return;
     }
     let mut keys = command
@@ -389,8 +393,9 @@ fn admit_written_key(shared: &Shared, command: &table::Command, args: Args<'_>, 
         .filter_map(|i| args.get(i));
     if let Some(key) = keys.next() {
         shared
+            .data
             .evictor
-            .admit(&shared.keyspace, crate::keyspace::key_slot(key), key);
+            .admit(&shared.data.keyspace, crate::keyspace::key_slot(key), key);
     }
 }
 
@@ -410,7 +415,7 @@ fn run<'a>(
     let cmd = checked.command;
     let mark = out.len();
     if unit == Unit::Whole {
-        session.changes.begin(shared.feed.is_active());
+        session.changes.begin(shared.data.feed.is_active());
     }
     let command = session.changes.start_command();
     let mut ctx = Ctx {
@@ -424,7 +429,10 @@ fn run<'a>(
         block: None,
         may_block: unit == Unit::Whole,
     };
-    let mut result = (checked.handler)(&mut ctx, args);
+    let mut result = match cmd.spec.handler {
+        Some(handler) => handler(&mut ctx, args),
+        None => Err(CommandError::Arity(cmd.full_name.clone())),
+    };
     let block = ctx.block.take();
     let mut expired = Vec::new();
     locks.take_expired(|key| expired.push(key.to_vec()));
@@ -434,7 +442,7 @@ fn run<'a>(
             args.iter().collect()
         });
     if unit == Unit::Whole {
-        crate::write::commit(shared, locks, &mut session.changes, now);
+        crate::write::commit(&shared.data, locks, &mut session.changes, now);
     }
     let usec = session.command_end(started);
     if out.is_full() {

@@ -1,15 +1,11 @@
 //! Pub/sub commands: SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE, PUBLISH,
 //! PUBSUB CHANNELS/NUMSUB/NUMPAT.
 
-use std::sync::Arc;
-
 use super::client::write_help;
 use super::table::{flag::*, CommandSpec, Handler};
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
-use crate::clients::Session;
 use crate::protocol::{Args, Reply};
 use crate::pubsub::Mailbox;
-use crate::server::Shared;
 
 const fn spec(
     name: &'static str,
@@ -108,45 +104,6 @@ pub const COMMANDS: &[CommandSpec] = &[
     ),
 ];
 
-/// A client's subscriptions.
-#[derive(Debug, Default)]
-pub struct Subscriptions {
-    /// Where its messages wait to be written; created by the first subscription.
-    pub mailbox: Option<Arc<Mailbox>>,
-    channels: Vec<Vec<u8>>,
-    patterns: Vec<Vec<u8>>,
-}
-
-impl Subscriptions {
-    /// Channels and patterns subscribed.
-    pub fn count(&self) -> usize {
-        self.channels.len() + self.patterns.len()
-    }
-
-    /// Channels subscribed.
-    pub fn channels(&self) -> usize {
-        self.channels.len()
-    }
-
-    /// Patterns subscribed.
-    pub fn patterns(&self) -> usize {
-        self.patterns.len()
-    }
-}
-
-/// Drops every subscription of `session` (disconnect, `RESET`).
-pub fn unsubscribe_all(shared: &Shared, session: &mut Session) {
-    let subs = std::mem::take(&mut session.subscriptions);
-    if let Some(mailbox) = &subs.mailbox {
-        for channel in &subs.channels {
-            shared.pubsub.unsubscribe(channel, mailbox);
-        }
-        for pattern in &subs.patterns {
-            shared.pubsub.punsubscribe(pattern, mailbox);
-        }
-    }
-}
-
 fn confirm(out: &mut Reply, kind: &[u8], name: Option<&[u8]>, count: usize) {
     out.push(3);
     out.bulk(kind);
@@ -171,7 +128,7 @@ impl<'a> Command<'a> for Subscribe<'a> {
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let kind = ctx.name();
         let patterns = kind.starts_with('p');
-        let pubsub = &ctx.shared.pubsub;
+        let pubsub = &ctx.shared.data.pubsub;
         let session = &mut *ctx.session;
         let mailbox = session
             .subscriptions
@@ -186,13 +143,8 @@ impl<'a> Command<'a> for Subscribe<'a> {
             .clone();
         let subs = &mut session.subscriptions;
         if kind.ends_with("unsubscribe") {
-            let list = if patterns {
-                &subs.patterns
-            } else {
-                &subs.channels
-            };
             let names: Vec<Vec<u8>> = if self.names.is_empty() {
-                list.clone()
+                subs.names(patterns).to_vec()
             } else {
                 self.names.iter().map(<[u8]>::to_vec).collect()
             };
@@ -202,21 +154,21 @@ impl<'a> Command<'a> for Subscribe<'a> {
             for name in names {
                 if patterns {
                     pubsub.punsubscribe(&name, &mailbox);
-                    subs.patterns.retain(|p| *p != name);
                 } else {
                     pubsub.unsubscribe(&name, &mailbox);
-                    subs.channels.retain(|c| *c != name);
                 }
+                subs.remove(patterns, &name);
                 confirm(ctx.out, kind.as_bytes(), Some(&name), subs.count());
             }
         } else {
             for name in self.names.iter() {
-                if patterns {
-                    if pubsub.psubscribe(name, &mailbox) {
-                        subs.patterns.push(name.to_vec());
-                    }
-                } else if pubsub.subscribe(name, &mailbox) {
-                    subs.channels.push(name.to_vec());
+                let added = if patterns {
+                    pubsub.psubscribe(name, &mailbox)
+                } else {
+                    pubsub.subscribe(name, &mailbox)
+                };
+                if added {
+                    subs.add(patterns, name);
                 }
                 confirm(ctx.out, kind.as_bytes(), Some(name), subs.count());
             }
@@ -240,10 +192,11 @@ impl<'a> Command<'a> for Publish<'a> {
     }
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
-        let receivers =
-            ctx.shared
-                .pubsub
-                .publish(self.channel, self.message, ctx.shared.pubsub_output_limit());
+        let receivers = ctx.shared.data.pubsub.publish(
+            self.channel,
+            self.message,
+            ctx.shared.data.pubsub_output_limit(),
+        );
         ctx.out.int(receivers as i64);
         Ok(())
     }
@@ -264,7 +217,7 @@ impl<'a> Command<'a> for Channels<'a> {
     }
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
-        let channels = ctx.shared.pubsub.channels(self.pattern);
+        let channels = ctx.shared.data.pubsub.channels(self.pattern);
         ctx.out.array(channels.len());
         for c in channels {
             ctx.out.bulk(&c);
@@ -287,7 +240,7 @@ impl<'a> Command<'a> for NumSub<'a> {
         ctx.out.array(2 * self.channels.len());
         for c in self.channels.iter() {
             ctx.out.bulk(c);
-            ctx.out.int(ctx.shared.pubsub.numsub(c) as i64);
+            ctx.out.int(ctx.shared.data.pubsub.numsub(c) as i64);
         }
         Ok(())
     }
@@ -302,7 +255,7 @@ impl<'a> Command<'a> for NumPat {
     }
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
-        ctx.out.int(ctx.shared.pubsub.numpat() as i64);
+        ctx.out.int(ctx.shared.data.pubsub.numpat() as i64);
         Ok(())
     }
 }

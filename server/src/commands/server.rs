@@ -173,13 +173,13 @@ impl<'a> Command<'a> for ConfigSet<'a> {
             .config
             .set(&self.pairs)
             .map_err(|e| CommandError::err(e.to_string()))?;
-        ctx.shared.apply_settings();
+        ctx.shared.data.apply_settings();
         if changed.memory {
             // A lower limit takes effect at once, as in Redis. Inside EXEC slots
             // may be held; the cron then does it a moment later.
             if !ctx.locks.holds_any() {
                 // Running out of keys to evict is not this command's failure.
-                let _ = ctx.shared.make_room(ctx.now);
+                let _ = crate::write::make_room(&ctx.shared.data, ctx.now);
             }
         }
         ctx.out.ok();
@@ -259,7 +259,7 @@ impl<'a> Command<'a> for Flush {
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         // As Redis 7: only the watchers of keys that existed are touched.
-        for key in ctx.shared.watches.keys() {
+        for key in ctx.shared.data.watches.keys() {
             let slot = crate::keyspace::key_slot(&key);
             if ctx.locks.with_slot(slot, |t| t.contains(&key, ctx.now)) {
                 ctx.session.changes.touch(&key);

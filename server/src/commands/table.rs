@@ -424,32 +424,6 @@ impl Registry {
     }
 }
 
-/// The last top-level command a connection looked up, by its name exactly as sent.
-/// Pipelines repeat one command, so most lookups become a short byte comparison.
-#[derive(Debug, Default)]
-pub struct LookupCache {
-    name: [u8; 16],
-    len: usize,
-    command: Option<&'static Command>,
-}
-
-impl LookupCache {
-    /// The command for `name` if it is the cached one.
-    pub fn get(&self, name: &[u8]) -> Option<&'static Command> {
-        self.command
-            .filter(|_| name.len() == self.len && name == &self.name[..self.len])
-    }
-
-    /// Remembers that `name` is `command` (names longer than 16 bytes are not cached).
-    pub fn put(&mut self, name: &[u8], command: &'static Command) {
-        if name.len() <= self.name.len() {
-            self.name[..name.len()].copy_from_slice(name);
-            self.len = name.len();
-            self.command = Some(command);
-        }
-    }
-}
-
 /// The process-wide command registry.
 pub fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
@@ -495,17 +469,6 @@ mod tests {
             "client|list"
         );
         assert!(reg.lookup(b"nope").is_none());
-    }
-
-    #[test]
-    fn the_lookup_cache_matches_exact_names_only() {
-        let reg = registry();
-        let mut cache = LookupCache::default();
-        assert!(cache.get(b"GET").is_none());
-        cache.put(b"GET", reg.lookup(b"GET").unwrap());
-        assert_eq!(cache.get(b"GET").unwrap().full_name, "get");
-        assert!(cache.get(b"get").is_none());
-        assert!(cache.get(b"GETX").is_none());
     }
 
     fn positions(spec: KeySpec, request: &[&str]) -> Vec<usize> {

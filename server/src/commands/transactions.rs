@@ -10,10 +10,10 @@ use std::sync::atomic::Ordering;
 
 use super::table::{flag::*, CommandSpec, Handler, KeySpec};
 use super::{handler, run, Checked, Command, CommandError, CommandResult, Ctx, Parser, Unit};
-use crate::clients::Session;
 use crate::clock::Millis;
 use crate::protocol::{Args, Reply};
-use crate::server::Shared;
+use crate::session::{Session, Transaction};
+use crate::shared::Shared;
 
 const fn spec(
     name: &'static str,
@@ -85,38 +85,6 @@ pub const COMMANDS: &[CommandSpec] = &[
     ),
 ];
 
-/// A queued command, with its own copy of the request.
-#[derive(Debug)]
-struct Queued {
-    checked: Checked,
-    data: Vec<u8>,
-    spans: Vec<(usize, usize)>,
-}
-
-impl Queued {
-    fn args(&self) -> Args<'_> {
-        Args::new(&self.data, &self.spans)
-    }
-}
-
-/// A transaction being collected between MULTI and EXEC.
-#[derive(Debug, Default)]
-pub struct Transaction {
-    queued: Vec<Queued>,
-    /// A command failed its checks: EXEC will refuse.
-    pub failed: bool,
-    /// In cluster mode, the slot of the keys queued so far: a transaction runs
-    /// on one master, so all its keys must share a slot.
-    pub slot: Option<u16>,
-}
-
-impl Transaction {
-    /// Number of commands queued.
-    pub fn queued(&self) -> usize {
-        self.queued.len()
-    }
-}
-
 /// Queues a checked command while a transaction is open, replying `+QUEUED`.
 pub(super) fn queue(
     shared: &Shared,
@@ -139,27 +107,8 @@ pub(super) fn queue(
         );
         return;
     }
-    let mut data = Vec::with_capacity(args.iter().map(<[u8]>::len).sum());
-    let mut spans = Vec::with_capacity(args.len());
-    for arg in args.iter() {
-        spans.push((data.len(), data.len() + arg.len()));
-        data.extend_from_slice(arg);
-    }
-    tx.queued.push(Queued {
-        checked,
-        data,
-        spans,
-    });
+    tx.push(checked.command.id, checked.skip, args);
     out.simple("QUEUED");
-}
-
-/// Forgets every watched key of `session`.
-pub fn unwatch_all(shared: &Shared, session: &mut Session) {
-    let keys = std::mem::take(&mut session.watching);
-    shared
-        .watches
-        .unwatch(keys.iter().map(|(k, _)| k.as_slice()), &session.watch_flag);
-    session.watch_flag.store(false, Ordering::Release);
 }
 
 /// `MULTI`.
@@ -192,7 +141,7 @@ impl<'a> Command<'a> for Discard {
         if ctx.session.multi.take().is_none() {
             return Err(CommandError::err("DISCARD without MULTI"));
         }
-        unwatch_all(ctx.shared, ctx.session);
+        ctx.session.unwatch_all(&ctx.shared.data.watches);
         ctx.out.ok();
         Ok(())
     }
@@ -211,33 +160,32 @@ impl<'a> Command<'a> for Exec {
             return Err(CommandError::err("EXEC without MULTI"));
         };
         if tx.failed {
-            unwatch_all(ctx.shared, ctx.session);
+            ctx.session.unwatch_all(&ctx.shared.data.watches);
             return Err(CommandError::ExecAbort);
         }
+        let queued: Vec<(Checked, Args<'_>)> = tx
+            .iter()
+            .map(|q| (Checked::queued(q.command, q.skip), q.args()))
+            .collect();
         // Free memory first, holding no slot yet, as any single write would.
-        if tx.queued.iter().any(|q| q.checked.command.has(DENYOOM))
-            && ctx.shared.make_room(ctx.now).is_err()
+        if queued.iter().any(|(c, _)| c.command.has(DENYOOM))
+            && crate::write::make_room(&ctx.shared.data, ctx.now).is_err()
         {
-            unwatch_all(ctx.shared, ctx.session);
+            ctx.session.unwatch_all(&ctx.shared.data.watches);
             return Err(CommandError::OutOfMemory);
         }
         // Hold every slot the transaction touches for its whole run.
-        if tx.queued.iter().any(|q| q.checked.command.has(ALL_SLOTS)) {
+        if queued.iter().any(|(c, _)| c.command.has(ALL_SLOTS)) {
             ctx.locks.acquire_all();
         } else {
-            let keys: Vec<&[u8]> = tx
-                .queued
-                .iter()
-                .flat_map(|q| {
-                    let args = q.args();
-                    q.checked
-                        .command
-                        .spec
-                        .keys
-                        .positions(args)
-                        .filter_map(move |i| args.get(i))
-                })
-                .collect();
+            let keys = queued.iter().flat_map(|&(checked, args)| {
+                checked
+                    .command
+                    .spec
+                    .keys
+                    .positions(args)
+                    .filter_map(move |i| args.get(i))
+            });
             ctx.locks.acquire_keys(keys);
         }
         let touched = ctx.session.watch_flag.load(Ordering::Acquire)
@@ -246,21 +194,21 @@ impl<'a> Command<'a> for Exec {
                 .watching
                 .iter()
                 .any(|(_, expiry)| expiry.is_some_and(|at| at <= ctx.now));
-        unwatch_all(ctx.shared, ctx.session);
+        ctx.session.unwatch_all(&ctx.shared.data.watches);
         if touched {
             ctx.out.null_array();
             return Ok(());
         }
-        ctx.out.array(tx.queued.len());
-        for queued in &tx.queued {
+        ctx.out.array(queued.len());
+        for (checked, args) in queued {
             // One unit of work: EXEC's own commit covers every queued command.
             run(
                 ctx.shared,
                 ctx.session,
                 ctx.out,
                 ctx.locks,
-                queued.checked,
-                queued.args(),
+                checked,
+                args,
                 Unit::InTransaction,
             );
         }
@@ -289,7 +237,7 @@ impl<'a> Command<'a> for Watch<'a> {
                 .table(key)
                 .peek(key, ctx.now)
                 .and_then(|e| e.expire_at());
-            ctx.shared.watches.watch(key, &ctx.session.watch_flag);
+            ctx.shared.data.watches.watch(key, &ctx.session.watch_flag);
             if !ctx.session.watching.iter().any(|(k, _)| k == key) {
                 ctx.session.watching.push((key.to_vec(), expiry));
             }
@@ -308,7 +256,7 @@ impl<'a> Command<'a> for Unwatch {
     }
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
-        unwatch_all(ctx.shared, ctx.session);
+        ctx.session.unwatch_all(&ctx.shared.data.watches);
         ctx.out.ok();
         Ok(())
     }

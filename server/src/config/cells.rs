@@ -10,8 +10,8 @@ use std::sync::atomic::{
 use clap::ValueEnum;
 use parking_lot::RwLock;
 
-use super::output_limits::OutputLimit;
 use super::{DebugAccess, LogLevel, MemSize, Policy};
+use crate::protocol::OutputLimit;
 
 /// A value the live configuration holds in a cell of its own.
 pub(super) trait Stored: Sized {

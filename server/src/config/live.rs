@@ -10,13 +10,13 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::cells::Stored;
-use super::output_limits::OutputLimit;
 use super::settings::{check_together, Cells, Config, SETTINGS};
 use super::table::Setting;
 use super::{ClientClass, DebugAccess, LogLevel, Policy};
 use crate::eviction::Settings;
 use crate::keyspace::access::Tracking;
 use crate::keyspace::types::EncodingLimits;
+use crate::protocol::OutputLimit;
 use crate::util::glob::glob_match;
 
 /// Called when `loglevel` changes, to reconfigure logging.

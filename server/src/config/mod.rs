@@ -8,6 +8,8 @@
 //! (`file.rs`), the flags (`flags.rs`), `CONFIG GET/SET` (`live.rs`) and the
 //! example file are derived from it, so they accept the same values and refuse
 //! the same ones, for the same (Redis's) reasons.
+//! Uses the types of the settings it holds (keyspace encodings, eviction
+//! policy, notification flags, cluster members) and the protocol.
 
 mod cells;
 mod file;
@@ -25,7 +27,7 @@ pub use crate::eviction::Policy;
 pub use file::FileError;
 pub use flags::Cli;
 pub use live::{Changed, ConfigSetError, LiveConfig, LogLevelHook};
-pub use output_limits::{ClientClass, OutputLimit};
+pub use output_limits::ClientClass;
 pub use settings::Config;
 pub use units::MemSize;
 

@@ -7,11 +7,11 @@
 
 use super::cells::Stored;
 use super::live::LiveConfig;
-use super::output_limits::OutputLimit;
 use super::output_limits::{BufferLimits, REDIS_DEFAULT};
 use super::syntax::{int, only, size, Choice, Events, Ips, Nodes, Password, Syntax, Text, YesNo};
 use super::table::{settings, Setting};
 use super::{DebugAccess, LogLevel, MemSize, Policy, Refusal};
+use crate::protocol::OutputLimit;
 
 /// Redis's largest value for most integer settings (`INT_MAX`).
 const INT_MAX: i64 = i32::MAX as i64;

@@ -7,6 +7,7 @@
 //! few lookups and no per-key list links. Writes call [`Evictor::evict_while`]
 //! before they run, holding no slot locks, so memory stays under the limit while
 //! writes keep coming rather than only eventually.
+//! Uses the clock and the keyspace; the write path commits what it removes.
 
 mod policy;
 mod pool;

@@ -17,6 +17,7 @@
 //! cheaper than a task switch. A command holds the slots of all its keys in a
 //! [`Locked`] set, taken in ascending slot order so two commands can never
 //! deadlock. Time is always passed in (`now`), never read here.
+//! Uses the clock, memory figures and the protocol's number parsing.
 
 pub mod access;
 mod defrag;

@@ -1,6 +1,7 @@
 //! Process memory and CPU figures for `INFO`: the allocator's own accounting
 //! (jemalloc, installed as the global allocator by the binary) and the kernel's view
 //! from `/proc`.
+//! Uses nothing else of the crate.
 
 mod counting;
 mod defrag_hint;

@@ -18,11 +18,11 @@ use tokio_util::sync::WaitForCancellationFuture;
 use super::buffer::InputBuffer;
 use super::socket::Socket;
 use crate::blocking::{Blocked, Waiter, Wake};
-use crate::clients::{ClientHandle, Session};
 use crate::commands;
 use crate::config::ClientClass;
 use crate::protocol::{Args, Decoded, Protocol, Reply, RequestDecoder, RequestLimits};
-use crate::server::Shared;
+use crate::session::{ClientHandle, Session};
+use crate::shared::Shared;
 
 /// Initial read buffer; grows for large requests and shrinks back when idle.
 const READ_BUFFER: usize = 16 * 1024;
@@ -102,8 +102,8 @@ impl Drop for Connection {
     fn drop(&mut self) {
         let shared = &self.shared;
         shared.stats.flush(&mut self.session.stats);
-        commands::transactions::unwatch_all(shared, &mut self.session);
-        commands::pubsub::unsubscribe_all(shared, &mut self.session);
+        self.session.unwatch_all(&shared.data.watches);
+        self.session.unsubscribe_all(&shared.data.pubsub);
         shared.clients.unregister(self.session.handle.id);
     }
 }
@@ -320,7 +320,7 @@ impl Connection {
     ) -> std::io::Result<bool> {
         let shared = self.shared.clone();
         let guard = Unregister {
-            blocked: &shared.blocked,
+            blocked: &shared.data.blocked,
             waiter,
         };
         let timeout = waiter

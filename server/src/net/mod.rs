@@ -1,5 +1,6 @@
 //! Network I/O: accepting clients and serving each connection. The only module
 //! that touches sockets.
+//! Uses the shared node state, sessions and commands.
 
 mod buffer;
 mod connection;
@@ -19,7 +20,8 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::task::TaskTracker;
 
-use crate::server::Shared;
+use crate::shared::Shared;
+use crate::util::is_loopback;
 
 const MAXCLIENTS_ERROR: &[u8] = b"-ERR max number of clients reached\r\n";
 
@@ -37,19 +39,9 @@ with the '--protected-mode no' option. 4) Set up an authentication password for 
 NOTE: You only need to do one of the above things in order for the server to start accepting \
 connections from the outside.\r\n";
 
-/// True for a loopback address, IPv4-mapped ones included.
-pub fn is_loopback(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => {
-            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
-    }
-}
-
 /// Whether protected mode refuses a client from `peer`: it is on, there is no
 /// password, and the client is not on loopback.
-pub fn protected_mode_denies(protected: bool, has_password: bool, peer: IpAddr) -> bool {
+fn protected_mode_denies(protected: bool, has_password: bool, peer: IpAddr) -> bool {
     protected && !has_password && !is_loopback(peer)
 }
 

@@ -5,13 +5,17 @@
 //! stopped when a request spans several reads, and reports Redis's exact
 //! `Protocol error: ...` texts. Replies are written straight into the connection's
 //! output buffer in RESP2 or RESP3, chosen per connection by `HELLO`.
+//! Uses nothing else of the crate.
 
 mod inline;
 pub mod number;
+mod output_limit;
 mod reply;
 mod request;
 
+pub use output_limit::OutputLimit;
 pub use reply::{Protocol, Reply};
 pub use request::{
-    Args, BigArg, Decoded, Detach, ProtocolError, RequestDecoder, RequestLimits, BIG_ARG,
+    encode_command, Args, BigArg, Decoded, Detach, ProtocolError, RequestDecoder, RequestLimits,
+    BIG_ARG,
 };

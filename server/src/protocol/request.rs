@@ -500,6 +500,22 @@ impl RequestDecoder {
     }
 }
 
+/// Encodes `args` as a request: a RESP array of bulk strings (what the
+/// decoder reads, and what the write feed carries).
+pub fn encode_command(out: &mut Vec<u8>, args: &[&[u8]]) {
+    let mut number = itoa::Buffer::new();
+    out.push(b'*');
+    out.extend_from_slice(number.format(args.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for arg in args {
+        out.push(b'$');
+        out.extend_from_slice(number.format(arg.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 //! write feed) the records that reproduce them.
 
 use crate::notify;
+use crate::protocol::encode_command;
 
 /// What the commit does for one effect's key besides counting its changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +120,7 @@ impl Changes {
         if !self.feeding {
             return;
         }
-        encode(&mut self.records, args);
+        encode_command(&mut self.records, args);
         self.record_count += 1;
     }
 
@@ -171,7 +172,7 @@ impl Changes {
             at += 1;
             if self.feeding {
                 let mut del = Vec::new();
-                encode(&mut del, &[b"DEL", key]);
+                encode_command(&mut del, &[b"DEL", key]);
                 let len = del.len();
                 self.records.splice(record_at..record_at, del);
                 record_at += len;
@@ -229,21 +230,6 @@ impl Changes {
         self.record_count = 0;
         self.covered = 0;
         self.rewritten = false;
-    }
-}
-
-/// Appends `args` as a RESP multibulk command.
-pub(super) fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
-    let mut number = itoa::Buffer::new();
-    out.push(b'*');
-    out.extend_from_slice(number.format(args.len()).as_bytes());
-    out.extend_from_slice(b"\r\n");
-    for arg in args {
-        out.push(b'$');
-        out.extend_from_slice(number.format(arg.len()).as_bytes());
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
     }
 }
 

@@ -11,23 +11,24 @@
 //!                                                   of the same unit
 //! ```
 //! Nothing else counts changes, publishes keyspace events, touches watchers or
-//! wakes blocked clients. May use the keyspace, the blocked-client registry and
-//! the node's services on [`Shared`]; commands use it, never the reverse.
+//! wakes blocked clients. May use the dataset (`crate::dataset`) and what it
+//! holds; commands, the cron and the feed's applier use it, never the reverse.
 
 mod changes;
-mod feed;
+mod evict;
 mod serve;
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use changes::{encode, Notice};
+use changes::Notice;
 pub use changes::{Changes, CommandMark};
-pub use feed::{Feed, Follower};
+pub use evict::{evict_while, make_room};
 
 use crate::clock::Millis;
+use crate::dataset::Dataset;
 use crate::keyspace::{dump_value, Locked, SlotTable};
 use crate::notify;
-use crate::server::Shared;
+use crate::protocol::encode_command;
 
 /// Commits a unit of work's `changes` while `locks` still holds its slots (see
 /// the module documentation), then clears them.
@@ -35,27 +36,27 @@ use crate::server::Shared;
 /// The unit must have recorded the keys its lookups found expired (see
 /// [`Changes::end_command`] and [`Changes::expired`]).
 #[inline]
-pub fn commit(shared: &Shared, locks: &mut Locked<'_>, changes: &mut Changes, now: Millis) {
+pub fn commit(data: &Dataset, locks: &mut Locked<'_>, changes: &mut Changes, now: Millis) {
     if changes.is_empty() {
         return;
     }
-    let watching = !shared.watches.is_empty();
-    let flags = shared.config.notify_flags();
-    let serving = !shared.blocked.is_empty();
+    let watching = !data.watches.is_empty();
+    let flags = data.config.notify_flags();
+    let serving = !data.blocked.is_empty();
     // Most units run with no watcher, no event class, nobody blocked and nobody
     // following the feed: they only count their changes.
     if !watching && flags == 0 && !serving && !changes.feeding() {
-        shared.dirty.fetch_add(changes.dirty(), Relaxed);
+        data.add_dirty(changes.dirty());
         changes.clear();
         return;
     }
-    commit_each(shared, locks, changes, now, (watching, flags, serving));
+    commit_each(data, locks, changes, now, (watching, flags, serving));
 }
 
 /// The commit's full walk over the effects (see [`commit`]).
 #[inline(never)]
 fn commit_each(
-    shared: &Shared,
+    data: &Dataset,
     locks: &mut Locked<'_>,
     changes: &mut Changes,
     now: Millis,
@@ -72,20 +73,20 @@ fn commit_each(
             match notice {
                 Notice::Event(class, event) => {
                     if watching {
-                        shared.watches.touch(key);
+                        data.watches.touch(key);
                     }
                     if flags != 0 {
-                        shared.notify_with(flags, class, event, key);
+                        data.notify_with(flags, class, event, key);
                     }
                 }
-                Notice::Touch if watching => shared.watches.touch(key),
+                Notice::Touch if watching => data.watches.touch(key),
                 Notice::Touch | Notice::Ready => {}
                 Notice::Count => continue,
             }
             // Only keys whose slot the unit holds (all it changed) can be served.
             if serving
                 && !ready[served..].iter().any(|k| k == key)
-                && shared.blocked.has_waiters(key)
+                && data.blocked.has_waiters(key)
                 && locks.holds(crate::keyspace::key_slot(key))
             {
                 ready.push(key.to_vec());
@@ -96,29 +97,29 @@ fn commit_each(
         };
         let key = key.clone();
         served += 1;
-        let leases = serve::serve(shared, locks, &key, now, changes);
+        let leases = serve::serve(data, locks, &key, now, changes);
         if leases > 0 {
-            shared.stats.cache.lease_grants.fetch_add(leases, Relaxed);
+            data.stats.cache.lease_grants.fetch_add(leases, Relaxed);
         }
     }
-    shared.dirty.fetch_add(changes.dirty(), Relaxed);
+    data.add_dirty(changes.dirty());
     let (records, count) = changes.records();
     if count > 0 {
-        shared.feed.append(records, count);
+        data.feed.append(records, count);
     }
     changes.clear();
 }
 
 /// Commits the expiry of `key` (found expired by a lookup or the active expiry
 /// walk), its slot still held.
-pub fn expired(shared: &Shared, key: &[u8]) {
-    shared.dirty.fetch_add(1, Relaxed);
-    shared.watches.touch(key);
-    shared.notify(notify::EXPIRED, "expired", key);
-    if shared.feed.is_active() {
+pub fn expired(data: &Dataset, key: &[u8]) {
+    data.add_dirty(1);
+    data.watches.touch(key);
+    data.notify(notify::EXPIRED, "expired", key);
+    if data.feed.is_active() {
         let mut del = Vec::new();
-        encode(&mut del, &[b"DEL", key]);
-        shared.feed.append(&del, 1);
+        encode_command(&mut del, &[b"DEL", key]);
+        data.feed.append(&del, 1);
     }
 }
 
@@ -155,27 +156,26 @@ mod tests {
 
     use super::*;
     use crate::blocking::{BlockedOp, Outcome, Waiter, Wake};
-    use crate::clock::ManualClock;
     use crate::config::{Config, LiveConfig};
     use crate::keyspace::types::{End, List};
     use crate::keyspace::{Expiry, Value};
     use crate::protocol::Protocol;
     use crate::pubsub::Mailbox;
+    use crate::stats::Stats;
 
-    /// A server with every keyspace event on, and a subscriber to all of them.
-    fn shared_with_subscriber() -> (Shared, Arc<Mailbox>) {
+    /// A dataset with every keyspace event on, and a subscriber to all of them.
+    fn data_with_subscriber() -> (Dataset, Arc<Mailbox>) {
         let config = Config {
             notify_keyspace_events: crate::notify::parse_flags("KEA").expect("valid"),
             ..Config::default()
         };
-        let shared = Shared::new(
-            LiveConfig::new(&config, None),
-            Arc::new(ManualClock::new(0)),
-            0,
+        let data = Dataset::new(
+            Arc::new(LiveConfig::new(&config, None)),
+            Arc::new(Stats::new(0)),
         );
         let mailbox = Mailbox::new(1, Protocol::Resp2, Default::default());
-        shared.pubsub.psubscribe(b"__keyevent@0__:*", &mailbox);
-        (shared, mailbox)
+        data.pubsub.psubscribe(b"__keyevent@0__:*", &mailbox);
+        (data, mailbox)
     }
 
     /// The `event key` pairs the subscriber received, in order.
@@ -191,8 +191,8 @@ mod tests {
 
     #[test]
     fn the_commit_announces_expiries_then_effects_then_serves_waiters() {
-        let (shared, mailbox) = shared_with_subscriber();
-        let ks = &shared.keyspace;
+        let (data, mailbox) = data_with_subscriber();
+        let ks = &data.keyspace;
         ks.lock_key(b"old")
             .insert(b"old", Value::Int(1), Expiry::At(10), 0);
         let waiter = Arc::new(Waiter::new(
@@ -204,7 +204,7 @@ mod tests {
             },
             None,
         ));
-        shared.blocked.register(waiter.clone());
+        data.blocked.register(waiter.clone());
         let mut locks = Locked::new(ks);
         locks.acquire_keys([&b"old"[..], b"l"]);
         let mut changes = Changes::default();
@@ -222,7 +222,7 @@ mod tests {
         let mut expired = Vec::new();
         locks.take_expired(|key| expired.push(key.to_vec()));
         changes.end_command(command, expired.iter().map(Vec::as_slice), Vec::new);
-        commit(&shared, &mut locks, &mut changes, 100);
+        commit(&data, &mut locks, &mut changes, 100);
         assert_eq!(
             received(&mailbox),
             ["expired old", "rpush l", "lpop l"],
@@ -236,13 +236,13 @@ mod tests {
                 counted: false
             }))
         );
-        assert_eq!(shared.dirty(), 4);
+        assert_eq!(data.dirty(), 4);
         assert!(changes.is_empty());
     }
 
     #[test]
     fn a_key_emptied_within_the_unit_wakes_nobody() {
-        let (shared, mailbox) = shared_with_subscriber();
+        let (data, mailbox) = data_with_subscriber();
         let waiter = Arc::new(Waiter::new(
             7,
             vec![b"l".to_vec()],
@@ -252,16 +252,16 @@ mod tests {
             },
             None,
         ));
-        shared.blocked.register(waiter.clone());
-        let mut locks = Locked::new(&shared.keyspace);
+        data.blocked.register(waiter.clone());
+        let mut locks = Locked::new(&data.keyspace);
         locks.acquire_key(b"l");
         let mut changes = Changes::default();
         // Pushed and deleted in one unit (MULTI; LPUSH; DEL; EXEC).
         changes.record(1, notify::LIST, "lpush", b"l");
         changes.record(1, notify::GENERIC, "del", b"l");
-        commit(&shared, &mut locks, &mut changes, 0);
+        commit(&data, &mut locks, &mut changes, 0);
         assert_eq!(received(&mailbox), ["lpush l", "del l"]);
         assert_eq!(waiter.take(), None);
-        assert_eq!(shared.blocked.len(), 1);
+        assert_eq!(data.blocked.len(), 1);
     }
 }

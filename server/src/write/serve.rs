@@ -13,14 +13,14 @@ use super::{record_state, Changes};
 /// first served while it has data; what they change is recorded in `changes`.
 /// Returns the cache fill leases granted.
 pub(super) fn serve(
-    shared: &crate::server::Shared,
+    data: &crate::dataset::Dataset,
     locks: &mut Locked<'_>,
     key: &[u8],
     now: Millis,
     changes: &mut Changes,
 ) -> u64 {
     let mut leases = 0;
-    shared.blocked.serve(key, |waiter| {
+    data.blocked.serve(key, |waiter| {
         serve_one(locks, key, waiter, now, changes, &mut leases)
     });
     leases

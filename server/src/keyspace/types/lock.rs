@@ -1,7 +1,7 @@
 //! Native locks: what a lock key holds, and the rules for taking, re-taking,
 //! releasing and extending it. The lease is the key's TTL, so TTL, PTTL, DEL,
 //! TYPE and expiry work on locks as on any key; waiters queue with the other
-//! blocked clients (`crate::blocking`), first come first served.
+//! blocked clients, first come first served.
 //!
 //! Fencing tokens (Kleppmann) come from [`FencingTokens`]: one counter for the
 //! whole server, outside the keyspace so that deleting, expiring or evicting a

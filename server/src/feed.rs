@@ -6,12 +6,13 @@
 //! that touch the same key appear in the order they ran. A unit with several
 //! records (an `EXEC`, a command and the blocked clients it served) is wrapped in
 //! `MULTI`/`EXEC`, so whoever applies the feed applies it whole.
+//! Uses the protocol's request encoding.
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use parking_lot::Mutex;
 
-use super::changes::encode;
+use crate::protocol::encode_command;
 
 /// Called with each appended piece of the feed and the offset it starts at.
 pub type Follower = Box<dyn FnMut(u64, &[u8]) + Send>;
@@ -82,9 +83,9 @@ impl Feed {
             records
         } else {
             let mut wrapped = Vec::with_capacity(records.len() + 32);
-            encode(&mut wrapped, &[b"MULTI"]);
+            encode_command(&mut wrapped, &[b"MULTI"]);
             wrapped.extend_from_slice(records);
-            encode(&mut wrapped, &[b"EXEC"]);
+            encode_command(&mut wrapped, &[b"EXEC"]);
             piece = wrapped;
             &piece[..]
         };
@@ -112,10 +113,10 @@ mod tests {
         }));
         assert!(feed.is_active());
         let mut one = Vec::new();
-        encode(&mut one, &[b"DEL", b"k"]);
+        encode_command(&mut one, &[b"DEL", b"k"]);
         feed.append(&one, 1);
         let mut two = one.clone();
-        encode(&mut two, &[b"SET", b"k", b"v"]);
+        encode_command(&mut two, &[b"SET", b"k", b"v"]);
         feed.append(&two, 2);
         feed.append(b"", 0);
         let seen = seen.lock().clone();

@@ -1,5 +1,5 @@
-//! Connected clients: the registry behind `CLIENT LIST`/`KILL`, and the state one
-//! connection carries between commands.
+//! Connected clients: the registry behind `CLIENT LIST`/`KILL`, and what other
+//! connections may see of one client.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -8,18 +8,11 @@ use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::clock::{Clock, Millis};
-
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::commands::pubsub::Subscriptions;
-use crate::commands::table::{registry, LookupCache};
-use crate::commands::transactions::Transaction;
+use crate::clock::Millis;
 use crate::protocol::Protocol;
-use crate::stats::LocalStats;
-use crate::watch::WatchFlag;
-use crate::write::Changes;
 
 /// Names and library info a client set about itself.
 #[derive(Debug, Default, Clone)]
@@ -208,15 +201,17 @@ impl ClientHandle {
         }
     }
 
-    /// The `CLIENT LIST` line describing this client at `now` (without newline).
-    pub fn describe(&self, now: Millis) -> String {
+    /// The id of the last command run, if any (see [`ClientHandle::touch`]).
+    pub fn last_command(&self) -> Option<usize> {
+        self.last_command.load(Relaxed).checked_sub(1)
+    }
+
+    /// The `CLIENT LIST` line describing this client at `now` (without
+    /// newline); `command` names its last command.
+    pub fn describe(&self, now: Millis, command: &str) -> String {
         let meta = self.meta.lock().clone();
         let activity = self.activity();
         let multi = activity.multi.map_or(-1, |n| n as i64);
-        let cmd = match self.last_command.load(Relaxed) {
-            0 => "NULL".to_string(),
-            id => registry().get(id - 1).full_name.clone(),
-        };
         let qbuf = self.query_len.load(Relaxed);
         let qcap = self.query_capacity.load(Relaxed);
         let omem = self.output_len.load(Relaxed);
@@ -246,7 +241,7 @@ impl ClientHandle {
             omem,
             omem,
             self.buffer_memory(),
-            cmd,
+            command,
             self.resp.load(Relaxed),
             String::from_utf8_lossy(&meta.lib_name),
             String::from_utf8_lossy(&meta.lib_ver),
@@ -310,89 +305,5 @@ impl Clients {
         let mut all: Vec<_> = self.map.lock().values().cloned().collect();
         all.sort_by_key(|c| c.id);
         all
-    }
-}
-
-/// The state of one connection that commands read and change.
-#[derive(Debug)]
-pub struct Session {
-    /// This client's shared handle.
-    pub handle: Arc<ClientHandle>,
-    /// Passed `AUTH` (or connected while no password was set).
-    pub authenticated: bool,
-    /// Close the connection once the pending replies are written (`QUIT`).
-    pub close_after_reply: bool,
-    /// Counters not yet added to the server's.
-    pub stats: LocalStats,
-    /// The last command looked up.
-    pub lookup: LookupCache,
-    /// The transaction being collected after MULTI.
-    pub multi: Option<Transaction>,
-    /// Watched keys, with the expiry each had when watched.
-    pub watching: Vec<(Vec<u8>, Option<Millis>)>,
-    /// Set when a watched key is touched.
-    pub watch_flag: WatchFlag,
-    /// Pub/sub subscriptions.
-    pub subscriptions: Subscriptions,
-    /// What the unit of work under way changed (see `write`).
-    pub changes: Changes,
-    /// Wall-clock time at `batch_start`, so later commands of the batch derive
-    /// theirs from the cheaper monotonic clock.
-    batch_wall: Millis,
-    batch_start: Instant,
-    /// When the previous command ended: the start of the next one.
-    mark: Instant,
-}
-
-impl Session {
-    /// What `CLIENT LIST` shows of this session's state.
-    pub fn activity(&self, blocked: bool) -> Activity {
-        Activity {
-            sub: self.subscriptions.channels(),
-            psub: self.subscriptions.patterns(),
-            multi: self.multi.as_ref().map(Transaction::queued),
-            watch: self.watching.len(),
-            blocked,
-        }
-    }
-
-    /// The state of a new connection.
-    pub fn new(handle: Arc<ClientHandle>, authenticated: bool) -> Self {
-        let now = Instant::now();
-        Session {
-            handle,
-            authenticated,
-            close_after_reply: false,
-            stats: LocalStats::default(),
-            lookup: LookupCache::default(),
-            multi: None,
-            watching: Vec::new(),
-            watch_flag: WatchFlag::default(),
-            subscriptions: Subscriptions::default(),
-            changes: Changes::default(),
-            batch_wall: 0,
-            batch_start: now,
-            mark: now,
-        }
-    }
-
-    /// Starts a batch of pipelined commands: reads the wall clock once.
-    pub fn begin_batch(&mut self, clock: &dyn Clock) {
-        self.batch_start = Instant::now();
-        self.batch_wall = clock.now_ms();
-        self.mark = self.batch_start;
-    }
-
-    /// The start of the next command and its wall-clock time. One clock read per
-    /// command is all timing costs: a command starts where the previous ended.
-    pub fn command_start(&self) -> (Instant, Millis) {
-        let offset = self.mark.duration_since(self.batch_start).as_millis() as Millis;
-        (self.mark, self.batch_wall + offset)
-    }
-
-    /// Marks the end of a command; returns how long it took in microseconds.
-    pub fn command_end(&mut self, started: Instant) -> u64 {
-        self.mark = Instant::now();
-        self.mark.duration_since(started).as_micros() as u64
     }
 }

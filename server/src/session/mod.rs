@@ -1,0 +1,167 @@
+//! Session state: what one connection carries between its commands (its
+//! transaction, watched keys, subscriptions, the unit of work under way), and the
+//! registry of connected clients.
+//!
+//! Below the commands: commands read and change a session; nothing here knows a
+//! command, only command ids. May use the write path's `Changes`, the watch and
+//! pub/sub registries, stats and the protocol.
+
+mod clients;
+mod subscriptions;
+mod transaction;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use clients::{Activity, ClientHandle, Clients};
+pub use subscriptions::Subscriptions;
+pub use transaction::{Queued, Transaction};
+
+use crate::clock::{Clock, Millis};
+use crate::pubsub::PubSub;
+use crate::stats::LocalStats;
+use crate::watch::{WatchFlag, Watches};
+use crate::write::Changes;
+
+/// The state of one connection that commands read and change.
+#[derive(Debug)]
+pub struct Session {
+    /// This client's shared handle.
+    pub handle: Arc<ClientHandle>,
+    /// Passed `AUTH` (or connected while no password was set).
+    pub authenticated: bool,
+    /// Close the connection once the pending replies are written (`QUIT`).
+    pub close_after_reply: bool,
+    /// Counters not yet added to the server's.
+    pub stats: LocalStats,
+    /// The last command looked up.
+    pub lookup: LookupCache,
+    /// The transaction being collected after MULTI.
+    pub multi: Option<Transaction>,
+    /// Watched keys, with the expiry each had when watched.
+    pub watching: Vec<(Vec<u8>, Option<Millis>)>,
+    /// Set when a watched key is touched.
+    pub watch_flag: WatchFlag,
+    /// Pub/sub subscriptions.
+    pub subscriptions: Subscriptions,
+    /// What the unit of work under way changed (see `write`).
+    pub changes: Changes,
+    /// Wall-clock time at `batch_start`, so later commands of the batch derive
+    /// theirs from the cheaper monotonic clock.
+    batch_wall: Millis,
+    batch_start: Instant,
+    /// When the previous command ended: the start of the next one.
+    mark: Instant,
+}
+
+impl Session {
+    /// What `CLIENT LIST` shows of this session's state.
+    pub fn activity(&self, blocked: bool) -> Activity {
+        Activity {
+            sub: self.subscriptions.channels(),
+            psub: self.subscriptions.patterns(),
+            multi: self.multi.as_ref().map(Transaction::queued),
+            watch: self.watching.len(),
+            blocked,
+        }
+    }
+
+    /// The state of a new connection.
+    pub fn new(handle: Arc<ClientHandle>, authenticated: bool) -> Self {
+        let now = Instant::now();
+        Session {
+            handle,
+            authenticated,
+            close_after_reply: false,
+            stats: LocalStats::default(),
+            lookup: LookupCache::default(),
+            multi: None,
+            watching: Vec::new(),
+            watch_flag: WatchFlag::default(),
+            subscriptions: Subscriptions::default(),
+            changes: Changes::default(),
+            batch_wall: 0,
+            batch_start: now,
+            mark: now,
+        }
+    }
+
+    /// Starts a batch of pipelined commands: reads the wall clock once.
+    pub fn begin_batch(&mut self, clock: &dyn Clock) {
+        self.batch_start = Instant::now();
+        self.batch_wall = clock.now_ms();
+        self.mark = self.batch_start;
+    }
+
+    /// The start of the next command and its wall-clock time. One clock read per
+    /// command is all timing costs: a command starts where the previous ended.
+    pub fn command_start(&self) -> (Instant, Millis) {
+        let offset = self.mark.duration_since(self.batch_start).as_millis() as Millis;
+        (self.mark, self.batch_wall + offset)
+    }
+
+    /// Marks the end of a command; returns how long it took in microseconds.
+    pub fn command_end(&mut self, started: Instant) -> u64 {
+        self.mark = Instant::now();
+        self.mark.duration_since(started).as_micros() as u64
+    }
+
+    /// Forgets every watched key (`EXEC`, `DISCARD`, `UNWATCH`, disconnect).
+    pub fn unwatch_all(&mut self, watches: &Watches) {
+        let keys = std::mem::take(&mut self.watching);
+        watches.unwatch(keys.iter().map(|(k, _)| k.as_slice()), &self.watch_flag);
+        self.watch_flag.store(false, Ordering::Release);
+    }
+
+    /// Drops every subscription (disconnect, `RESET`).
+    pub fn unsubscribe_all(&mut self, pubsub: &PubSub) {
+        std::mem::take(&mut self.subscriptions).drop_from(pubsub);
+    }
+}
+
+/// The last top-level command a connection looked up, by its name exactly as
+/// sent. Pipelines repeat one command, so most lookups become a short byte
+/// comparison.
+#[derive(Debug, Default)]
+pub struct LookupCache {
+    name: [u8; 16],
+    len: usize,
+    command: Option<usize>,
+}
+
+impl LookupCache {
+    /// The id of the command called `name` if it is the cached one.
+    #[inline]
+    pub fn get(&self, name: &[u8]) -> Option<usize> {
+        self.command
+            .filter(|_| name.len() == self.len && name == &self.name[..self.len])
+    }
+
+    /// Remembers that `name` is command `id` (names longer than 16 bytes are
+    /// not cached).
+    pub fn put(&mut self, name: &[u8], id: usize) {
+        if name.len() <= self.name.len() {
+            self.name[..name.len()].copy_from_slice(name);
+            self.len = name.len();
+            self.command = Some(id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lookup_cache_matches_exact_names_only() {
+        let mut cache = LookupCache::default();
+        assert!(cache.get(b"GET").is_none());
+        cache.put(b"GET", 7);
+        assert_eq!(cache.get(b"GET"), Some(7));
+        assert!(cache.get(b"get").is_none());
+        assert!(cache.get(b"GETX").is_none());
+        cache.put(b"a-name-longer-than-16", 8);
+        assert_eq!(cache.get(b"GET"), Some(7), "long names are not cached");
+    }
+}
