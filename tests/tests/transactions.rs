@@ -45,6 +45,31 @@ fn a_queueing_error_aborts_the_whole_transaction() {
 }
 
 #[test]
+fn a_refused_exec_discards_the_transaction() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    raw.call(&["SET", "w", "0"]);
+    raw.call(&["WATCH", "w"]);
+    raw.call(&["MULTI"]);
+    raw.call(&["SET", "a", "1"]);
+    // As Redis 7: EXEC with arguments aborts the transaction, saying why.
+    assert_eq!(
+        raw.call(&["EXEC", "garbage"]),
+        "-EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command"
+    );
+    assert_eq!(raw.call(&["EXEC"]), "-ERR EXEC without MULTI");
+    assert_eq!(raw.call(&["EXISTS", "a"]), ":0");
+    // The watches went with it: a new transaction runs whatever `w` saw.
+    let mut other = server.connect();
+    q::<()>(&mut other, &["SET", "w", "1"]);
+    raw.call(&["MULTI"]);
+    raw.call(&["SET", "a", "2"]);
+    assert_eq!(raw.call(&["EXEC"]), "[+OK]");
+    let info: String = q(&mut other, &["INFO", "errorstats"]);
+    assert!(info.contains("errorstat_EXECABORT:count=1"), "{info}");
+}
+
+#[test]
 fn transaction_control_errors() {
     let server = TestServer::start();
     let mut con = server.connect();

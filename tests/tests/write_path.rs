@@ -97,6 +97,9 @@ fn a_move_into_the_wrong_type_fails_its_client_and_serves_the_next() {
         ["x"]
     );
     assert_eq!(q::<i64>(&mut admin, &["EXISTS", "src"]), 0);
+    // As Redis, the served error counts as an error reply.
+    let info: String = q(&mut admin, &["INFO", "errorstats"]);
+    assert!(info.contains("errorstat_WRONGTYPE:count=1"), "{info}");
 }
 
 #[test]

@@ -18,6 +18,8 @@ use crate::keyspace::types::{End, List, ZSet};
 use crate::notify;
 use crate::protocol::number::parse_f64;
 use crate::protocol::Reply;
+use crate::session::Session;
+use crate::shared::Shared;
 
 const KEYS_THEN_TIMEOUT: KeySpec = KeySpec::range(1, -2, 1);
 
@@ -71,8 +73,9 @@ pub fn write_timeout(op: &BlockedOp, out: &mut Reply) {
 }
 
 /// The reply of a blocked command that was served, in the shape the command
-/// replies with when it finds data at once.
-pub fn write_outcome(outcome: &Outcome, out: &mut Reply) {
+/// replies with when it finds data at once. An error is counted as any error
+/// reply is (`INFO errorstats`).
+pub fn write_outcome(shared: &Shared, session: &mut Session, outcome: &Outcome, out: &mut Reply) {
     match outcome {
         Outcome::ListPop {
             key,
@@ -99,7 +102,7 @@ pub fn write_outcome(outcome: &Outcome, out: &mut Reply) {
         Outcome::Cached(None) => super::cache_reply(out, CacheRead::Null),
         Outcome::Lease(token) => super::cache_reply(out, CacheRead::Lease(*token)),
         Outcome::Locked(token) => out.int(*token as i64),
-        Outcome::WrongType => out.error(&CommandError::WrongType.to_string()),
+        Outcome::WrongType => super::reply_error(shared, session, out, &CommandError::WrongType),
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::table::{flag::*, CommandSpec, Handler};
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
 use crate::cluster::{ClusterState, Member};
-use crate::keyspace::{key_slot, SLOTS};
+use crate::keyspace::{key_slot, KeySlots, SLOTS};
 use crate::protocol::Reply;
 
 const fn spec(
@@ -317,20 +317,14 @@ impl<'a> Command<'a> for Links {
 pub fn route(
     cluster: &ClusterState,
     command: &super::table::Command,
-    args: crate::protocol::Args<'_>,
+    keys: &KeySlots<'_>,
     transaction_slot: Option<u16>,
 ) -> Result<Option<u16>, CommandError> {
     if command.has(ALL_SLOTS) {
         return Ok(None);
     }
     let mut slot = transaction_slot;
-    for key in command
-        .spec
-        .keys
-        .positions(args)
-        .filter_map(|i| args.get(i))
-    {
-        let this = key_slot(key);
+    for this in keys.slots() {
         match slot {
             None => slot = Some(this),
             Some(first) if first != this => return Err(CommandError::CrossSlot),

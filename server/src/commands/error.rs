@@ -82,6 +82,10 @@ pub enum CommandError {
     /// `EXEC` of a transaction in which a command was refused while queueing.
     #[error("EXECABORT Transaction discarded because of previous errors.")]
     ExecAbort,
+    /// `EXEC` itself refused (its arity, authentication): the transaction is
+    /// discarded, with the refusal's reason.
+    #[error("EXECABORT Transaction discarded because of: {0}")]
+    ExecAbortBecause(String),
     /// In cluster mode, the keys' slot belongs to another node.
     //
     // `ASK` and `TRYAGAIN` (a slot being migrated) and `CLUSTERDOWN` (a slot
@@ -133,7 +137,7 @@ impl CommandError {
             WrongPass => "WRONGPASS",
             NoProto => "NOPROTO",
             BusyKey => "BUSYKEY",
-            ExecAbort => "EXECABORT",
+            ExecAbort | ExecAbortBecause(_) => "EXECABORT",
             Moved { .. } => "MOVED",
             CrossSlot => "CROSSSLOT",
         }
@@ -178,6 +182,7 @@ mod tests {
             NoProto,
             BusyKey,
             ExecAbort,
+            ExecAbortBecause("wrong number of arguments for 'exec' command".into()),
             Moved {
                 slot: 3999,
                 addr: "127.0.0.1:6381".into(),
@@ -207,6 +212,7 @@ mod tests {
                 | NoProto
                 | BusyKey
                 | ExecAbort
+                | ExecAbortBecause(_)
                 | Moved { .. }
                 | CrossSlot
                 | Other(_) => {}

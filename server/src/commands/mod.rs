@@ -54,7 +54,7 @@ use crate::blocking::Waiter;
 use crate::clock::Millis;
 use crate::eviction::Policy;
 use crate::keyspace::types::EncodingLimits;
-use crate::keyspace::Locked;
+use crate::keyspace::{KeySlots, Locked};
 use crate::protocol::{Args, Protocol, Reply};
 use crate::session::Session;
 use crate::shared::Shared;
@@ -277,20 +277,18 @@ fn check(
     Some(Checked { command: cmd, skip })
 }
 
-/// Locks the slots of every key the command names.
-fn lock_keys(locks: &mut Locked<'_>, command: &table::Command, args: Args<'_>) {
+/// The keys the command names, with their slots: hashed here once, then used
+/// to route the command, lock its slots and find its tables.
+#[inline]
+fn key_slots<'k>(command: &table::Command, args: Args<'k>) -> KeySlots<'k> {
     match command.spec.keys {
         KeySpec {
             first,
             last,
             numkeys: 0,
             ..
-        } if first > 0 && first == last => {
-            if let Some(key) = args.get(first as usize) {
-                locks.acquire_key(key);
-            }
-        }
-        keys => locks.acquire_keys(keys.positions(args).filter_map(|i| args.get(i))),
+        } if first > 0 && first == last => KeySlots::new(args.get(first as usize)),
+        keys => KeySlots::new(keys.positions(args).filter_map(|i| args.get(i))),
     }
 }
 
@@ -311,9 +309,10 @@ pub fn execute(
     };
     let now = session.command_start().1;
     session.handle.touch(checked.command.id, now);
+    let keys = key_slots(checked.command, args);
     if let Some(Some(state)) = shared.cluster.view().as_deref() {
         let transaction_slot = session.multi.as_ref().and_then(|tx| tx.slot);
-        match cluster::route(state, checked.command, args, transaction_slot) {
+        match cluster::route(state, checked.command, &keys, transaction_slot) {
             Ok(slot) => {
                 if let Some(tx) = &mut session.multi {
                     tx.slot = tx.slot.or(slot);
@@ -337,9 +336,9 @@ pub fn execute(
         transactions::queue(shared, session, out, checked, args);
         return None;
     }
-    let waiter = run_locked(shared, session, out, checked, args);
+    let waiter = run_locked(shared, session, out, checked, args, &keys);
     if limited {
-        admit_written_key(shared, checked.command, args, now);
+        admit_written_key(shared, &keys, now);
     }
     waiter
 }
@@ -352,9 +351,10 @@ fn run_locked(
     out: &mut Reply,
     checked: Checked,
     args: Args<'_>,
+    keys: &KeySlots<'_>,
 ) -> Option<Arc<Waiter>> {
     let mut locks = Locked::new(&shared.data.keyspace);
-    lock_keys(&mut locks, checked.command, args);
+    locks.acquire_slotted(keys);
     run(shared, session, out, &mut locks, checked, args, Unit::Whole)
 }
 
@@ -381,21 +381,13 @@ fn out_of_memory(shared: &Shared, session: &mut Session, out: &mut Reply, id: us
 /// requested more often than the keys eviction samples, or it goes next. Runs
 /// with no slot held (eviction takes the pool, then slots).
 #[inline(never)]
-fn admit_written_key(shared: &Shared, command: &table::Command, args: Args<'_>, now: Millis) {
+fn admit_written_key(shared: &Shared, keys: &KeySlots<'_>, now: Millis) {
     if shared.config.policy() != Policy::AllkeysTinylfu || !shared.data.evictor.under_pressure(now)
     {
         return;
     }
-    let mut keys = command
-        .spec
-        .keys
-        .positions(args)
-        .filter_map(|i| args.get(i));
-    if let Some(key) = keys.next() {
-        shared
-            .data
-            .evictor
-            .admit(&shared.data.keyspace, crate::keyspace::key_slot(key), key);
+    if let Some((key, slot)) = keys.first() {
+        shared.data.evictor.admit(&shared.data.keyspace, slot, key);
     }
 }
 
@@ -478,7 +470,22 @@ fn reply_too_large(shared: &Shared, session: &mut Session, cmd: &table::Command)
 }
 
 fn reject(shared: &Shared, session: &mut Session, out: &mut Reply, id: usize, err: &CommandError) {
-    reply_error(shared, session, out, err);
+    let command = table::registry().get(id);
+    if session.multi.is_some() && command.full_name == "exec" {
+        // As Redis: a refused EXEC discards its transaction, saying why.
+        session.multi = None;
+        session.unwatch_all(&shared.data.watches);
+        let text = err.to_string();
+        let reason = text.strip_prefix("ERR ").unwrap_or(&text);
+        reply_error(
+            shared,
+            session,
+            out,
+            &CommandError::ExecAbortBecause(reason.to_owned()),
+        );
+    } else {
+        reply_error(shared, session, out, err);
+    }
     session.stats.record(id, 0, Outcome::Rejected);
 }
 

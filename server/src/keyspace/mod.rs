@@ -139,6 +139,35 @@ impl Drop for SlotGuard<'_> {
     }
 }
 
+/// The keys a command names, each with its slot: hashed once per command, then
+/// used to route it, lock its slots and find its tables.
+#[derive(Debug, Default)]
+pub struct KeySlots<'k>(SmallVec<[(&'k [u8], u16); 4]>);
+
+impl<'k> KeySlots<'k> {
+    /// `keys` with their slots.
+    #[inline]
+    pub fn new(keys: impl IntoIterator<Item = &'k [u8]>) -> Self {
+        let keys = keys.into_iter();
+        // Filtered iterators know only an upper bound: reserve it, so that many
+        // keys cost one allocation rather than a few regrowths.
+        let (low, high) = keys.size_hint();
+        let mut slotted = SmallVec::with_capacity(high.unwrap_or(low));
+        slotted.extend(keys.map(|key| (key, key_slot(key))));
+        KeySlots(slotted)
+    }
+
+    /// The slots, in the keys' order (repeats included).
+    pub fn slots(&self) -> impl Iterator<Item = u16> + '_ {
+        self.0.iter().map(|&(_, slot)| slot)
+    }
+
+    /// The first key and its slot.
+    pub fn first(&self) -> Option<(&'k [u8], u16)> {
+        self.0.first().copied()
+    }
+}
+
 /// The slots a command holds while it runs.
 ///
 /// The dispatcher locks the slots of every key a command names before running it,
@@ -152,7 +181,7 @@ pub struct Locked<'a> {
     guards: SmallVec<[(u16, SlotGuard<'a>); 4]>,
     /// Slots of the first keys locked, by the address and length of the argument
     /// slice, so a command's `table(key)` with that same slice skips hashing again.
-    known: SmallVec<[(usize, usize, u16); 4]>,
+    known: SmallVec<[(usize, usize, u16); 12]>,
     /// Keys that expired in slots locked only briefly ([`Locked::with_slot`]).
     expired: Vec<Vec<u8>>,
 }
@@ -172,8 +201,10 @@ impl<'a> Locked<'a> {
     /// Only valid while holding nothing, or for slots above every held one, so
     /// that locks are always taken in ascending order.
     pub fn acquire(&mut self, slots: impl IntoIterator<Item = u16>) {
-        let mut wanted: SmallVec<[u16; 8]> =
-            slots.into_iter().filter(|&s| !self.holds(s)).collect();
+        let slots = slots.into_iter();
+        let (low, high) = slots.size_hint();
+        let mut wanted: SmallVec<[u16; 8]> = SmallVec::with_capacity(high.unwrap_or(low));
+        wanted.extend(slots.filter(|&s| !self.holds(s)));
         wanted.sort_unstable();
         wanted.dedup();
         debug_assert!(
@@ -189,24 +220,34 @@ impl<'a> Locked<'a> {
 
     /// Locks the slots of all `keys`.
     pub fn acquire_keys<'k>(&mut self, keys: impl IntoIterator<Item = &'k [u8]>) {
-        let slots: SmallVec<[u16; 8]> = keys.into_iter().map(|key| self.remember(key)).collect();
-        self.acquire(slots);
+        self.acquire_slotted(&KeySlots::new(keys));
     }
 
-    /// Locks the slot of a single-key command.
+    /// Locks the slot of a single key.
     pub fn acquire_key(&mut self, key: &[u8]) {
-        let slot = self.remember(key);
-        if !self.holds(slot) {
-            self.acquire([slot]);
-        }
+        self.acquire_slotted(&KeySlots::new([key]));
     }
 
-    fn remember(&mut self, key: &[u8]) -> u16 {
-        let slot = key_slot(key);
-        if self.known.len() < self.known.inline_size() {
-            self.known.push((key.as_ptr() as usize, key.len(), slot));
+    /// Locks the slots of `keys`, whose slots are known already, and remembers
+    /// them so that [`Locked::table`] with the same key slices skips hashing.
+    #[inline]
+    pub fn acquire_slotted(&mut self, keys: &KeySlots<'_>) {
+        match keys.0.as_slice() {
+            [] => {}
+            // Most commands name one key, and hold nothing yet.
+            &[(key, slot)] if self.guards.is_empty() && self.known.is_empty() => {
+                self.known.push((key.as_ptr() as usize, key.len(), slot));
+                self.guards.push((slot, self.keyspace.lock(slot)));
+            }
+            many => {
+                for &(key, slot) in many.iter().take(self.known.inline_size()) {
+                    if self.known.len() < self.known.inline_size() {
+                        self.known.push((key.as_ptr() as usize, key.len(), slot));
+                    }
+                }
+                self.acquire(keys.slots());
+            }
         }
-        slot
     }
 
     fn slot_of(&self, key: &[u8]) -> u16 {

@@ -353,7 +353,12 @@ impl Connection {
         // A writer may have served us just as the wait ended.
         match wake.or_else(|| waiter.take()) {
             Some(Wake::Served(outcome)) => {
-                commands::blocking::write_outcome(&outcome, &mut self.output);
+                commands::blocking::write_outcome(
+                    &self.shared,
+                    &mut self.session,
+                    &outcome,
+                    &mut self.output,
+                );
                 self.input.consume(len);
                 self.decoder.release();
             }
