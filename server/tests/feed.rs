@@ -4,8 +4,8 @@
 //! A's feed applied to an empty server B leaves B equal to A, key by key: type,
 //! value (DUMP payload) and expiry.
 //!
-//! Seeded: `RINGKV_FEED_SEED` replays one case, `RINGKV_FEED_CASES` runs more,
-//! `RINGKV_FEED_STEPS` makes each longer.
+//! Seeded (2000 cases, spread over the cores): `RINGKV_FEED_SEED` replays one
+//! case, `RINGKV_FEED_CASES` runs more, `RINGKV_FEED_STEPS` makes each longer.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -389,8 +389,16 @@ fn the_write_feed_applied_to_an_empty_server_reproduces_the_dataset() {
     let cases: u64 = std::env::var("RINGKV_FEED_CASES")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(1_000);
-    for seed in 0..cases {
-        run_case(seed, steps);
-    }
+        .unwrap_or(2_000);
+    // Cases are independent: spread them over the cores.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::thread::scope(|scope| {
+        for first in 0..threads as u64 {
+            scope.spawn(move || {
+                for seed in (first..cases).step_by(threads) {
+                    run_case(seed, steps);
+                }
+            });
+        }
+    });
 }
