@@ -336,9 +336,10 @@ pub fn execute(
         transactions::queue(shared, session, out, checked, args);
         return None;
     }
-    let waiter = run_locked(shared, session, out, checked, args, &keys);
-    if limited {
-        admit_written_key(shared, &keys, now);
+    let admit = limited && admitting(shared, now);
+    let waiter = run_locked(shared, session, out, checked, args, &keys, admit);
+    if let Some(key) = session.admit.take() {
+        admit_stored_key(shared, &key);
     }
     waiter
 }
@@ -352,18 +353,31 @@ fn run_locked(
     checked: Checked,
     args: Args<'_>,
     keys: &KeySlots<'_>,
+    admit: bool,
 ) -> Option<Arc<Waiter>> {
     let mut locks = Locked::new(&shared.data.keyspace);
     locks.acquire_slotted(keys);
-    run(shared, session, out, &mut locks, checked, args, Unit::Whole)
+    run(
+        shared,
+        session,
+        out,
+        &mut locks,
+        checked,
+        args,
+        Unit::Whole { admit },
+    )
 }
 
 /// How a command run relates to its unit of work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Unit {
     /// The command is the unit: it may block, and its effects are committed
-    /// when it ends.
-    Whole,
+    /// when it ends; with `admit`, the first key it stored is kept for TinyLFU
+    /// admission (see [`admit_stored_key`]).
+    Whole {
+        /// Keep the first stored key in `Session::admit`.
+        admit: bool,
+    },
     /// The command runs inside `EXEC`: it answers at once instead of blocking,
     /// and its effects join the transaction's, committed when `EXEC` ends.
     InTransaction,
@@ -377,18 +391,20 @@ fn out_of_memory(shared: &Shared, session: &mut Session, out: &mut Reply, id: us
     }
 }
 
+/// True when TinyLFU admission applies to writes: the policy is
+/// `allkeys-tinylfu` and memory is under pressure.
+fn admitting(shared: &Shared, now: Millis) -> bool {
+    shared.config.policy() == Policy::AllkeysTinylfu && shared.data.evictor.under_pressure(now)
+}
+
 /// TinyLFU admission: under memory pressure, a key a write just stored must be
-/// requested more often than the keys eviction samples, or it goes next. Runs
-/// with no slot held (eviction takes the pool, then slots).
-#[inline(never)]
-fn admit_written_key(shared: &Shared, keys: &KeySlots<'_>, now: Millis) {
-    if shared.config.policy() != Policy::AllkeysTinylfu || !shared.data.evictor.under_pressure(now)
-    {
-        return;
-    }
-    if let Some((key, slot)) = keys.first() {
-        shared.data.evictor.admit(&shared.data.keyspace, slot, key);
-    }
+/// requested more often than the keys eviction samples, or it goes next. Takes
+/// the key from the unit's effects (see [`Unit::Whole`]); runs with no slot
+/// held (eviction takes the pool, then slots).
+#[cold]
+fn admit_stored_key(shared: &Shared, key: &[u8]) {
+    let slot = crate::keyspace::key_slot(key);
+    shared.data.evictor.admit(&shared.data.keyspace, slot, key);
 }
 
 /// Runs a checked command whose slots `locks` holds: the handler, then (for a
@@ -406,7 +422,8 @@ fn run<'a>(
     let (started, now) = session.command_start();
     let cmd = checked.command;
     let mark = out.len();
-    if unit == Unit::Whole {
+    let whole = matches!(unit, Unit::Whole { .. });
+    if whole {
         session.changes.begin(shared.data.feed.is_active());
     }
     let command = session.changes.start_command();
@@ -419,7 +436,7 @@ fn run<'a>(
         skip: checked.skip,
         command: cmd,
         block: None,
-        may_block: unit == Unit::Whole,
+        may_block: whole,
     };
     let mut result = match cmd.spec.handler {
         Some(handler) => handler(&mut ctx, args),
@@ -433,7 +450,10 @@ fn run<'a>(
         .end_command(command, expired.iter().map(Vec::as_slice), || {
             args.iter().collect()
         });
-    if unit == Unit::Whole {
+    if let Unit::Whole { admit } = unit {
+        if admit {
+            session.admit = session.changes.first_stored().map(<[u8]>::to_vec);
+        }
         crate::write::commit(&shared.data, locks, &mut session.changes, now);
     }
     let usec = session.command_end(started);

@@ -47,6 +47,9 @@ pub struct Session {
     pub subscriptions: Subscriptions,
     /// What the unit of work under way changed (see `write`).
     pub changes: Changes,
+    /// A key the last command stored, for TinyLFU admission once its slot is
+    /// released (only under memory pressure with `allkeys-tinylfu`).
+    pub admit: Option<Vec<u8>>,
     /// Wall-clock time at `batch_start`, so later commands of the batch derive
     /// theirs from the cheaper monotonic clock.
     batch_wall: Millis,
@@ -81,6 +84,7 @@ impl Session {
             watch_flag: WatchFlag::default(),
             subscriptions: Subscriptions::default(),
             changes: Changes::default(),
+            admit: None,
             batch_wall: 0,
             batch_start: now,
             mark: now,

@@ -195,6 +195,20 @@ impl Changes {
         self.effects.is_empty()
     }
 
+    /// The first key the unit stored or changed in place (not one it removed):
+    /// the key TinyLFU admission weighs.
+    pub fn first_stored(&self) -> Option<&[u8]> {
+        (0..self.effects.len())
+            .map(|i| self.get(i))
+            .find(|(notice, _)| match notice {
+                Notice::Event(class, event) => {
+                    *class & (notify::EXPIRED | notify::EVICTED) == 0 && *event != "del"
+                }
+                _ => false,
+            })
+            .map(|(_, key)| key)
+    }
+
     /// Effect `i`: its notice and key.
     pub(super) fn get(&self, i: usize) -> (Notice, &[u8]) {
         let e = self.effects[i];
@@ -236,6 +250,19 @@ impl Changes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_stored_key_skips_removals() {
+        let mut changes = Changes::default();
+        assert_eq!(changes.first_stored(), None);
+        changes.expired(b"old");
+        changes.record(1, notify::GENERIC, "del", b"gone");
+        changes.record(1, notify::EVICTED, "evicted", b"evicted");
+        assert_eq!(changes.first_stored(), None);
+        changes.record(1, notify::STRING, "set", b"new");
+        changes.record(1, notify::LIST, "lpush", b"later");
+        assert_eq!(changes.first_stored(), Some(&b"new"[..]));
+    }
 
     #[test]
     fn effects_keep_their_keys_and_order() {
