@@ -4,7 +4,11 @@
 //! [`ClusterHandle`] that membership changes replace.
 
 mod handle;
+pub mod id;
+pub mod machine;
+pub mod message;
 pub mod ring;
+pub mod slots;
 mod state;
 
 pub use handle::ClusterHandle;

@@ -1,0 +1,1156 @@
+//! The cluster as one node sees it, and the rules it follows (docs/CLUSTER.md,
+//! Rules): membership, liveness, failure detection, epochs and slot authority.
+//!
+//! A plain state machine: events (a tick, a message, a link up or down, an
+//! operator command) with the time and a seeded random source in; messages,
+//! saves and link requests out (see [`Output`]). No sockets, no clocks: the bus
+//! thread and the simulator drive it the same way.
+
+use std::collections::BTreeMap;
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+use super::id::Id;
+use super::message::{claim_digest, Addr, Body, Flags, Gossip, Header, Message};
+use super::ring::{Ring, RingConfig};
+use super::slots::SlotSet;
+use crate::clock::Millis;
+use crate::keyspace::SLOTS;
+
+/// How long a forgotten node stays banned from gossip (Redis: 60 s).
+const FORGET_BAN: Millis = 60_000;
+/// Pause between attempts to open a link to a node.
+const RECONNECT_EVERY: Millis = 500;
+/// Ticks happen every this many milliseconds.
+pub const TICK: Millis = 100;
+/// Gossip entries about random nodes per message (failing ones come on top).
+const GOSSIP_RANDOM: usize = 3;
+
+/// Settings of the rules.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// `cluster-node-timeout`.
+    pub node_timeout: Millis,
+    /// `cluster-require-full-coverage`.
+    pub require_full_coverage: bool,
+}
+
+/// A link as the machine names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Link {
+    /// This node's link to a node, by the id this node knows it by.
+    To(Id),
+    /// A link another node opened to this one, numbered by the I/O layer.
+    From(u64),
+}
+
+/// What the machine asks of the I/O layer, in order. A [`Output::Save`] comes
+/// first in a step's outputs: the durable state must be saved before anything
+/// the step sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Save the durable state (see [`Cluster::durable`]).
+    Save,
+    /// Open a link to `peer` at `addr` (then report [`Cluster::link_up`] or
+    /// [`Cluster::link_down`]).
+    Connect {
+        /// The node.
+        peer: Id,
+        /// Where it listens.
+        addr: Addr,
+    },
+    /// Close the link to `peer`.
+    Disconnect(Id),
+    /// The link to the handshake node `from` now belongs to node `to`.
+    Rename {
+        /// The temporary id.
+        from: Id,
+        /// The node's real id.
+        to: Id,
+    },
+    /// Send a message on a link.
+    Send(Link, Message),
+    /// Deliver a message published on another node to local subscribers.
+    Deliver {
+        /// Channel.
+        channel: Vec<u8>,
+        /// Message.
+        message: Vec<u8>,
+        /// Sharded (`SPUBLISH`).
+        shard: bool,
+    },
+    /// This node lost these slots to a newer claim: their keys must go.
+    SlotsLost(Box<SlotSet>),
+}
+
+/// The state of this node's link to a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    /// No link; try again at this time.
+    Down(Millis),
+    /// Opening.
+    Connecting,
+    /// Open.
+    Up,
+}
+
+/// What this node knows of a node (itself included).
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// Its id (temporary while in handshake).
+    pub id: Id,
+    /// Its shard.
+    pub shard: Id,
+    /// Where it listens.
+    pub addr: Addr,
+    /// Its flags as this node sees them.
+    pub flags: Flags,
+    /// A replica's master.
+    pub master: Option<Id>,
+    /// When the ping we await an answer to was sent.
+    pub ping_sent: Option<Millis>,
+    /// When we last learned it is alive.
+    pub pong_recv: Millis,
+    /// The config epoch of its claim.
+    pub config_epoch: u64,
+    /// The slots it claims, as it last said (for this node: its slots).
+    pub claim: SlotSet,
+    /// The slots it owns in this node's table.
+    pub slots: SlotSet,
+    /// Masters that reported it failing, and when.
+    pub fail_reports: Vec<(Id, Millis)>,
+    /// When it was flagged `fail`.
+    pub fail_time: Millis,
+    /// This node's link to it.
+    pub link: LinkState,
+    /// When it was created (handshake timeouts).
+    pub created: Millis,
+    /// A handshake started by `CLUSTER MEET`: greet with `Meet`.
+    meet: bool,
+    /// The next message to it carries our full claim.
+    needs_claim: bool,
+}
+
+impl Node {
+    fn new(id: Id, addr: Addr, flags: u16, now: Millis) -> Node {
+        Node {
+            id,
+            shard: id,
+            addr,
+            flags: Flags(flags),
+            master: None,
+            ping_sent: None,
+            pong_recv: 0,
+            config_epoch: 0,
+            claim: SlotSet::default(),
+            slots: SlotSet::default(),
+            fail_reports: Vec::new(),
+            fail_time: 0,
+            link: LinkState::Down(now),
+            created: now,
+            meet: false,
+            needs_claim: true,
+        }
+    }
+
+    fn is_master(&self) -> bool {
+        self.flags.has(Flags::MASTER)
+    }
+
+    fn in_handshake(&self) -> bool {
+        self.flags.has(Flags::HANDSHAKE)
+    }
+
+    fn failing(&self) -> bool {
+        self.flags.any(Flags::PFAIL | Flags::FAIL)
+    }
+
+    fn digest(&self) -> u64 {
+        claim_digest(self.config_epoch, &self.claim)
+    }
+}
+
+/// Errors of the operator commands, with Redis's texts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdminError {
+    /// `CLUSTER FORGET` of this node.
+    #[error("ERR I tried hard but I can't forget myself...")]
+    ForgetMyself,
+    /// A node id nobody knows.
+    #[error("ERR Unknown node {0}")]
+    UnknownNode(String),
+    /// `ADDSLOTS` of an assigned slot.
+    #[error("ERR Slot {0} is already busy")]
+    SlotBusy(u16),
+    /// `DELSLOTS` of an unassigned slot.
+    #[error("ERR Slot {0} is already unassigned")]
+    SlotUnassigned(u16),
+    /// `SET-CONFIG-EPOCH` on a node that knows others.
+    #[error(
+        "ERR The user can assign a config epoch only when the node does not know any other node."
+    )]
+    EpochWithPeers,
+    /// `SET-CONFIG-EPOCH` on a node whose epoch is set.
+    #[error("ERR Node config epoch is already non-zero")]
+    EpochSet,
+}
+
+/// This node's view of the cluster and the machine that keeps it.
+pub struct Cluster {
+    settings: Settings,
+    myself: Id,
+    nodes: BTreeMap<Id, Node>,
+    /// Each slot's owner.
+    owners: Vec<Option<Id>>,
+    current_epoch: u64,
+    last_vote_epoch: u64,
+    /// Forgotten nodes and until when gossip may not bring them back.
+    banned: Vec<(Id, Millis)>,
+    state_ok: bool,
+    rng: StdRng,
+    ticks: u64,
+    outputs: Vec<Output>,
+    save: bool,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("myself", &self.myself)
+            .field("nodes", &self.nodes.len())
+            .field("current_epoch", &self.current_epoch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cluster {
+    /// A node alone in its cluster (no slots), listening at `addr`.
+    pub fn new(settings: Settings, addr: Addr, seed: u64, now: Millis) -> Cluster {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let myself = Id::random(&mut rng);
+        let mut me = Node::new(myself, addr, Flags::MASTER, now);
+        me.shard = Id::random(&mut rng);
+        me.link = LinkState::Up;
+        let mut cluster = Cluster::empty(settings, myself, rng);
+        cluster.nodes.insert(myself, me);
+        cluster.save = true;
+        cluster
+    }
+
+    fn empty(settings: Settings, myself: Id, rng: StdRng) -> Cluster {
+        Cluster {
+            settings,
+            myself,
+            nodes: BTreeMap::new(),
+            owners: vec![None; SLOTS],
+            current_epoch: 0,
+            last_vote_epoch: 0,
+            banned: Vec::new(),
+            state_ok: false,
+            rng,
+            ticks: 0,
+            outputs: Vec::new(),
+            save: false,
+        }
+    }
+
+    /// This node's id.
+    pub fn myself(&self) -> Id {
+        self.myself
+    }
+
+    /// Every node known, this one included, by id.
+    pub fn nodes(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.values()
+    }
+
+    /// The node with id `id`.
+    pub fn node(&self, id: Id) -> Option<&Node> {
+        self.nodes.get(&id)
+    }
+
+    /// The owner of `slot`, if assigned.
+    pub fn owner(&self, slot: u16) -> Option<Id> {
+        self.owners[slot as usize]
+    }
+
+    /// The highest epoch seen.
+    pub fn current_epoch(&self) -> u64 {
+        self.current_epoch
+    }
+
+    /// The epoch of this node's last vote (failover, a later issue).
+    pub fn last_vote_epoch(&self) -> u64 {
+        self.last_vote_epoch
+    }
+
+    /// Whether the cluster serves (rule 19).
+    pub fn state_ok(&self) -> bool {
+        self.state_ok
+    }
+
+    /// The masters serving at least one slot.
+    pub fn size(&self) -> usize {
+        self.nodes
+            .values()
+            .filter(|n| n.is_master() && !n.slots.is_empty())
+            .count()
+    }
+
+    fn me(&self) -> &Node {
+        &self.nodes[&self.myself]
+    }
+
+    fn me_mut(&mut self) -> &mut Node {
+        self.nodes
+            .get_mut(&self.myself)
+            .expect("myself is always known")
+    }
+
+    /// The outputs of the steps since the last call, a save first if any step
+    /// changed durable state.
+    pub fn take_outputs(&mut self) -> Vec<Output> {
+        let mut outputs = std::mem::take(&mut self.outputs);
+        if std::mem::take(&mut self.save) {
+            outputs.insert(0, Output::Save);
+        }
+        outputs
+    }
+
+    // ----- Events -----
+
+    /// The periodic step (every [`TICK`] ms): handshake timeouts, links,
+    /// pings, suspicion (rules 1, 5 to 7, 10, 12), the cluster state.
+    pub fn tick(&mut self, now: Millis) {
+        self.ticks += 1;
+        let timeout = self.settings.node_timeout;
+        self.banned.retain(|&(_, until)| until > now);
+        let handshake_timeout = timeout.max(1000);
+        let expired: Vec<Id> = self
+            .nodes
+            .values()
+            .filter(|n| n.in_handshake() && now.saturating_sub(n.created) > handshake_timeout)
+            .map(|n| n.id)
+            .collect();
+        for id in expired {
+            self.remove_node(id);
+        }
+        let ids: Vec<Id> = self
+            .nodes
+            .keys()
+            .copied()
+            .filter(|&id| id != self.myself)
+            .collect();
+        for &id in &ids {
+            let node = &self.nodes[&id];
+            match node.link {
+                LinkState::Down(retry_at) if retry_at <= now && !node.flags.has(Flags::NOADDR) => {
+                    let addr = node.addr;
+                    let node = self.nodes.get_mut(&id).expect("known");
+                    node.link = LinkState::Connecting;
+                    // The connection attempt counts as the ping: a node nobody
+                    // can reach turns `fail?` like one that stopped answering.
+                    node.ping_sent.get_or_insert(now);
+                    self.outputs.push(Output::Connect { peer: id, addr });
+                }
+                LinkState::Up => {
+                    match node.ping_sent {
+                        Some(sent) if now.saturating_sub(sent) > timeout / 2 => {
+                            // Rule 6: a stuck link must not look like a dead node.
+                            self.drop_link(id, now);
+                        }
+                        None if now.saturating_sub(node.pong_recv) > timeout / 2 => {
+                            self.ping(id, now);
+                        }
+                        _ => {}
+                    }
+                }
+                _ => {}
+            }
+        }
+        if self.ticks % 10 == 0 {
+            self.ping_oldest_of_five(now);
+        }
+        for &id in &ids {
+            let Some(node) = self.nodes.get_mut(&id) else {
+                continue;
+            };
+            if node.in_handshake() {
+                continue;
+            }
+            let late = node
+                .ping_sent
+                .is_some_and(|sent| now.saturating_sub(sent) > timeout);
+            if late && !node.failing() {
+                node.flags.set(Flags::PFAIL, true);
+            }
+            if node.flags.has(Flags::PFAIL) {
+                self.mark_failing_if_needed(id, now);
+            }
+        }
+        self.update_state();
+    }
+
+    /// This node's link to `peer` opened: greet it.
+    pub fn link_up(&mut self, peer: Id, now: Millis) {
+        let Some(node) = self.nodes.get_mut(&peer) else {
+            self.outputs.push(Output::Disconnect(peer));
+            return;
+        };
+        node.link = LinkState::Up;
+        node.needs_claim = true;
+        let sent = node.ping_sent;
+        let body = if node.meet {
+            Body::Meet(Vec::new())
+        } else {
+            Body::Ping(Vec::new())
+        };
+        self.send(peer, body, now);
+        // Keep the first unanswered ping's time: reconnecting must not reset it.
+        if let Some(node) = self.nodes.get_mut(&peer) {
+            node.ping_sent = sent.or(Some(now));
+        }
+    }
+
+    /// This node's link to `peer` closed or could not open.
+    pub fn link_down(&mut self, peer: Id, now: Millis) {
+        if let Some(node) = self.nodes.get_mut(&peer) {
+            node.link = LinkState::Down(now + RECONNECT_EVERY);
+        }
+    }
+
+    /// A message arrived on `link`; `from` is the link's peer IP.
+    pub fn receive(&mut self, link: Link, from: std::net::IpAddr, message: Message, now: Millis) {
+        let header = &message.header;
+        let sender = header.sender;
+        if sender == self.myself {
+            return;
+        }
+        // A handshake node learns its real id from its first answer (rule 1).
+        if let Link::To(temp) = link {
+            if temp != sender {
+                match self.nodes.get(&temp) {
+                    Some(node) if node.in_handshake() => {
+                        if self.nodes.contains_key(&sender) {
+                            self.remove_node(temp);
+                            return;
+                        }
+                        self.rename(temp, sender);
+                    }
+                    Some(_) => {
+                        // The node at that address changed its id: forget the address.
+                        let node = self.nodes.get_mut(&temp).expect("known");
+                        node.flags.set(Flags::NOADDR, true);
+                        self.drop_link(temp, now);
+                        return;
+                    }
+                    None => return,
+                }
+            }
+        }
+        let known = self.nodes.get(&sender).is_some_and(|n| !n.in_handshake());
+        if !known && matches!(message.body, Body::Meet(_)) && !self.nodes.contains_key(&sender) {
+            // Rule 2: greeted by a node we do not know; meet it back.
+            self.start_handshake(
+                Addr {
+                    ip: from,
+                    port: header.port,
+                    cport: header.cport,
+                },
+                false,
+                now,
+            );
+        }
+        let reply = matches!(message.body, Body::Meet(_) | Body::Ping(_));
+        if known {
+            self.process_header(&message.header, reply, now);
+        }
+        match &message.body {
+            Body::Meet(gossip) | Body::Ping(gossip) | Body::Pong(gossip) => {
+                if known || matches!(message.body, Body::Meet(_)) {
+                    self.process_gossip(sender, known, gossip, now);
+                }
+            }
+            Body::Fail(failed) if known => self.fail_reported(*failed, now),
+            Body::Update {
+                node,
+                config_epoch,
+                slots,
+            } if known => self.update_received(*node, *config_epoch, slots, now),
+            Body::AddSlots(slots) if known => self.add_slots_asked(slots, now),
+            Body::Publish { channel, message } if known => self.outputs.push(Output::Deliver {
+                channel: channel.clone(),
+                message: message.clone(),
+                shard: false,
+            }),
+            Body::PublishShard { channel, message } if known => {
+                self.outputs.push(Output::Deliver {
+                    channel: channel.clone(),
+                    message: message.clone(),
+                    shard: true,
+                })
+            }
+            _ => {}
+        }
+        if matches!(message.body, Body::Pong(_)) {
+            self.pong_from(sender, now);
+        }
+        if reply {
+            let body = Body::Pong(self.gossip_for(Some(sender), now));
+            let header = self.header_for(sender, message.header.your_claim_digest);
+            self.outputs
+                .push(Output::Send(link, Message { header, body }));
+        }
+        self.update_state();
+    }
+
+    // ----- Operator commands -----
+
+    /// `CLUSTER MEET ip port [cport]`.
+    pub fn meet(&mut self, addr: Addr, now: Millis) {
+        let known = self.nodes.values().any(|n| n.addr == addr);
+        if !known {
+            self.start_handshake(addr, true, now);
+        }
+    }
+
+    /// `CLUSTER FORGET id`.
+    pub fn forget(&mut self, id: Id, now: Millis) -> Result<(), AdminError> {
+        if id == self.myself {
+            return Err(AdminError::ForgetMyself);
+        }
+        if !self.nodes.contains_key(&id) {
+            return Err(AdminError::UnknownNode(id.to_string()));
+        }
+        self.remove_node(id);
+        self.banned.push((id, now + FORGET_BAN));
+        self.update_state();
+        Ok(())
+    }
+
+    /// `CLUSTER ADDSLOTS`: claims unassigned `slots` at this node's config epoch.
+    pub fn add_slots(&mut self, slots: &SlotSet) -> Result<(), AdminError> {
+        if let Some(busy) = slots.iter().find(|&s| self.owners[s as usize].is_some()) {
+            return Err(AdminError::SlotBusy(busy));
+        }
+        for slot in slots.iter() {
+            self.assign(slot, self.myself);
+        }
+        self.claim_changed();
+        Ok(())
+    }
+
+    /// `CLUSTER DELSLOTS`: unassigns `slots` in this node's table.
+    pub fn del_slots(&mut self, slots: &SlotSet) -> Result<(), AdminError> {
+        if let Some(free) = slots.iter().find(|&s| self.owners[s as usize].is_none()) {
+            return Err(AdminError::SlotUnassigned(free));
+        }
+        for slot in slots.iter() {
+            self.unassign(slot);
+        }
+        self.claim_changed();
+        Ok(())
+    }
+
+    /// `CLUSTER FLUSHSLOTS`: unassigns this node's slots.
+    pub fn flush_slots(&mut self) {
+        let mine = self.me().slots.clone();
+        for slot in mine.iter() {
+            self.unassign(slot);
+        }
+        self.claim_changed();
+    }
+
+    /// `CLUSTER SET-CONFIG-EPOCH epoch`.
+    pub fn set_config_epoch(&mut self, epoch: u64) -> Result<(), AdminError> {
+        if self.nodes.len() > 1 {
+            return Err(AdminError::EpochWithPeers);
+        }
+        if self.me().config_epoch != 0 {
+            return Err(AdminError::EpochSet);
+        }
+        self.me_mut().config_epoch = epoch;
+        self.current_epoch = self.current_epoch.max(epoch);
+        self.claim_changed();
+        Ok(())
+    }
+
+    /// `CLUSTER BUMPEPOCH`: a new config epoch unless this node's is already
+    /// the single highest. Returns whether it bumped, and the epoch.
+    pub fn bump_epoch(&mut self) -> (bool, u64) {
+        let mine = self.me().config_epoch;
+        let highest = self
+            .nodes
+            .values()
+            .map(|n| n.config_epoch)
+            .max()
+            .unwrap_or(0);
+        let shared = self
+            .nodes
+            .values()
+            .filter(|n| n.config_epoch == mine)
+            .count()
+            > 1;
+        if mine == 0 || mine != highest || shared {
+            self.current_epoch += 1;
+            self.me_mut().config_epoch = self.current_epoch;
+            self.claim_changed();
+            (true, self.current_epoch)
+        } else {
+            (false, mine)
+        }
+    }
+
+    /// `CLUSTER RING ASSIGN` (rule 18): plans every unassigned slot on the
+    /// ring of the known masters' shard ids and asks each planned owner to
+    /// claim its share. Returns how many slots were planned.
+    pub fn ring_assign(&mut self, now: Millis) -> usize {
+        let masters: Vec<&Node> = self
+            .nodes
+            .values()
+            .filter(|n| n.is_master() && !n.in_handshake() && !n.failing())
+            .collect();
+        let shards: Vec<String> = masters.iter().map(|n| n.shard.to_string()).collect();
+        let ring = Ring::build(&shards, 0, &RingConfig::default());
+        let mut plans: BTreeMap<Id, SlotSet> = BTreeMap::new();
+        let mut planned = 0;
+        for slot in 0..SLOTS as u16 {
+            if self.owners[slot as usize].is_some() {
+                continue;
+            }
+            let Some(shard) = ring.owner(slot) else {
+                continue;
+            };
+            if let Some(node) = masters.iter().find(|n| n.shard.to_string() == shard) {
+                plans.entry(node.id).or_default().insert(slot);
+                planned += 1;
+            }
+        }
+        for (id, slots) in plans {
+            if id == self.myself {
+                self.add_slots_asked(&slots, now);
+            } else {
+                self.send(id, Body::AddSlots(Box::new(slots)), now);
+            }
+        }
+        planned
+    }
+
+    /// `PUBLISH`: sends the message to every node.
+    pub fn publish(&mut self, channel: &[u8], message: &[u8], now: Millis) {
+        let peers: Vec<Id> = self.linked_peers();
+        for id in peers {
+            let body = Body::Publish {
+                channel: channel.to_vec(),
+                message: message.to_vec(),
+            };
+            self.send(id, body, now);
+        }
+    }
+
+    /// `SPUBLISH`: sends the message to the other nodes of this node's shard.
+    pub fn publish_shard(&mut self, channel: &[u8], message: &[u8], now: Millis) {
+        let shard = self.me().shard;
+        let peers: Vec<Id> = self
+            .linked_peers()
+            .into_iter()
+            .filter(|id| self.nodes[id].shard == shard)
+            .collect();
+        for id in peers {
+            let body = Body::PublishShard {
+                channel: channel.to_vec(),
+                message: message.to_vec(),
+            };
+            self.send(id, body, now);
+        }
+    }
+
+    // ----- Rules -----
+
+    fn start_handshake(&mut self, addr: Addr, meet: bool, now: Millis) {
+        let in_progress = self
+            .nodes
+            .values()
+            .any(|n| n.in_handshake() && n.addr == addr);
+        if in_progress {
+            return;
+        }
+        let id = Id::random(&mut self.rng);
+        let mut node = Node::new(id, addr, Flags::HANDSHAKE | Flags::MASTER, now);
+        node.meet = meet;
+        self.nodes.insert(id, node);
+    }
+
+    fn rename(&mut self, temp: Id, real: Id) {
+        let Some(mut node) = self.nodes.remove(&temp) else {
+            return;
+        };
+        node.id = real;
+        node.flags.set(Flags::HANDSHAKE, false);
+        node.meet = false;
+        self.nodes.insert(real, node);
+        self.outputs.push(Output::Rename {
+            from: temp,
+            to: real,
+        });
+        self.save = true;
+    }
+
+    fn remove_node(&mut self, id: Id) {
+        if self.nodes.remove(&id).is_none() {
+            return;
+        }
+        for owner in self.owners.iter_mut() {
+            if *owner == Some(id) {
+                *owner = None;
+            }
+        }
+        for node in self.nodes.values_mut() {
+            node.fail_reports.retain(|&(by, _)| by != id);
+        }
+        self.outputs.push(Output::Disconnect(id));
+        self.save = true;
+    }
+
+    fn drop_link(&mut self, id: Id, now: Millis) {
+        if let Some(node) = self.nodes.get_mut(&id) {
+            node.link = LinkState::Down(now);
+        }
+        self.outputs.push(Output::Disconnect(id));
+    }
+
+    fn linked_peers(&self) -> Vec<Id> {
+        self.nodes
+            .values()
+            .filter(|n| n.id != self.myself && n.link == LinkState::Up && !n.in_handshake())
+            .map(|n| n.id)
+            .collect()
+    }
+
+    fn ping(&mut self, id: Id, now: Millis) {
+        self.send(id, Body::Ping(Vec::new()), now);
+        if let Some(node) = self.nodes.get_mut(&id) {
+            node.ping_sent.get_or_insert(now);
+        }
+    }
+
+    /// Rule 5: once a second, the node with the oldest answer among five.
+    fn ping_oldest_of_five(&mut self, now: Millis) {
+        let candidates: Vec<Id> = self
+            .nodes
+            .values()
+            .filter(|n| {
+                n.id != self.myself
+                    && n.link == LinkState::Up
+                    && n.ping_sent.is_none()
+                    && !n.in_handshake()
+            })
+            .map(|n| n.id)
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        let mut oldest: Option<Id> = None;
+        for _ in 0..5 {
+            let id = candidates[self.rng.random_range(0..candidates.len())];
+            if oldest.is_none_or(|o| self.nodes[&id].pong_recv < self.nodes[&o].pong_recv) {
+                oldest = Some(id);
+            }
+        }
+        if let Some(id) = oldest {
+            self.ping(id, now);
+        }
+    }
+
+    /// Sends `body` to `id` on this node's link to it (if open).
+    fn send(&mut self, id: Id, body: Body, now: Millis) {
+        let body = match body {
+            Body::Meet(_) => Body::Meet(self.gossip_for(Some(id), now)),
+            Body::Ping(_) => Body::Ping(self.gossip_for(Some(id), now)),
+            Body::Pong(_) => Body::Pong(self.gossip_for(Some(id), now)),
+            other => other,
+        };
+        let current = self.me().digest();
+        let header = self.header_for(id, current);
+        self.outputs
+            .push(Output::Send(Link::To(id), Message { header, body }));
+    }
+
+    /// The header of a message to `to`, which holds `their_copy` as our claim's
+    /// digest: the full claim rides along when that copy is stale.
+    fn header_for(&mut self, to: Id, their_copy: u64) -> Header {
+        let me = &self.nodes[&self.myself];
+        let digest = me.digest();
+        let needs = self
+            .nodes
+            .get(&to)
+            .is_none_or(|n| n.needs_claim || their_copy != digest);
+        let me = &self.nodes[&self.myself];
+        let header = Header {
+            sender: self.myself,
+            shard: me.shard,
+            flags: Flags(me.flags.0 & (Flags::MASTER | Flags::REPLICA | Flags::NOFAILOVER)),
+            master: me.master,
+            port: me.addr.port,
+            cport: me.addr.cport,
+            current_epoch: self.current_epoch,
+            config_epoch: me.config_epoch,
+            claim_digest: digest,
+            your_claim_digest: self.nodes.get(&to).map_or(0, Node::digest),
+            claim: needs.then(|| Box::new(me.claim.clone())),
+        };
+        if needs {
+            if let Some(node) = self.nodes.get_mut(&to) {
+                node.needs_claim = false;
+            }
+        }
+        header
+    }
+
+    /// Gossip entries for a message to `to`: a few random nodes and every
+    /// failing one.
+    fn gossip_for(&mut self, to: Option<Id>, now: Millis) -> Vec<Gossip> {
+        let eligible: Vec<Id> = self
+            .nodes
+            .values()
+            .filter(|n| {
+                Some(n.id) != to
+                    && n.id != self.myself
+                    && !n.in_handshake()
+                    && !n.flags.has(Flags::NOADDR)
+            })
+            .map(|n| n.id)
+            .collect();
+        let mut chosen: Vec<Id> = eligible
+            .iter()
+            .copied()
+            .filter(|id| self.nodes[id].failing())
+            .collect();
+        let mut tries = 0;
+        while chosen.len() < GOSSIP_RANDOM + chosen.len().min(eligible.len())
+            && tries < GOSSIP_RANDOM * 3
+            && !eligible.is_empty()
+        {
+            tries += 1;
+            let id = eligible[self.rng.random_range(0..eligible.len())];
+            if !chosen.contains(&id) {
+                chosen.push(id);
+            }
+            if chosen.len() >= eligible.len() {
+                break;
+            }
+        }
+        chosen
+            .into_iter()
+            .map(|id| {
+                let n = &self.nodes[&id];
+                Gossip {
+                    id,
+                    shard: n.shard,
+                    addr: n.addr,
+                    flags: n.flags,
+                    pong_age: now.saturating_sub(n.pong_recv).min(u32::MAX as u64) as u32,
+                }
+            })
+            .collect()
+    }
+
+    /// Rules 13 to 16 for a message from a known node.
+    fn process_header(&mut self, header: &Header, replying: bool, now: Millis) {
+        let sender = header.sender;
+        let epoch = header.current_epoch.max(header.config_epoch);
+        if epoch > self.current_epoch {
+            self.current_epoch = epoch;
+            self.save = true;
+        }
+        let my_digest = self.me().digest();
+        let Some(node) = self.nodes.get_mut(&sender) else {
+            return;
+        };
+        node.shard = header.shard;
+        node.master = header.master;
+        node.flags
+            .set(Flags::MASTER, header.flags.has(Flags::MASTER));
+        node.flags
+            .set(Flags::REPLICA, header.flags.has(Flags::REPLICA));
+        node.flags
+            .set(Flags::NOFAILOVER, header.flags.has(Flags::NOFAILOVER));
+        if header.your_claim_digest != my_digest {
+            node.needs_claim = true;
+        }
+        let stale_copy = header.claim.is_none() && header.claim_digest != node.digest();
+        match &header.claim {
+            Some(claim) if header.flags.has(Flags::MASTER) => {
+                self.apply_claim(sender, header.config_epoch, claim, now)
+            }
+            _ => {}
+        }
+        // Either side holding a stale copy asks the other at once, so claims
+        // spread in one exchange rather than at the next ping.
+        let needs = self.nodes.get(&sender).is_some_and(|n| n.needs_claim);
+        let linked = self
+            .nodes
+            .get(&sender)
+            .is_some_and(|n| n.link == LinkState::Up);
+        if (stale_copy || needs) && !replying && linked {
+            self.send(sender, Body::Pong(Vec::new()), now);
+        }
+        self.check_epoch_collision(sender, header);
+    }
+
+    /// Rules 14 and 15: `claimer` claims `slots` at `config_epoch`.
+    fn apply_claim(&mut self, claimer: Id, config_epoch: u64, slots: &SlotSet, now: Millis) {
+        match self.nodes.get_mut(&claimer) {
+            // A claim older than one already applied arrived late: ignore it.
+            Some(node) if node.config_epoch > config_epoch => return,
+            Some(node) => {
+                node.config_epoch = config_epoch;
+                node.claim = slots.clone();
+            }
+            None => return,
+        }
+        let mut lost = SlotSet::default();
+        let mut newer_owner: Option<Id> = None;
+        for slot in slots.iter() {
+            match self.owners[slot as usize] {
+                Some(owner) if owner == claimer => {}
+                Some(owner) => {
+                    let owner_epoch = self.nodes[&owner].config_epoch;
+                    if owner_epoch < config_epoch {
+                        if owner == self.myself {
+                            lost.insert(slot);
+                        }
+                        self.assign(slot, claimer);
+                    } else if owner_epoch > config_epoch {
+                        newer_owner = Some(owner);
+                    }
+                }
+                None => self.assign(slot, claimer),
+            }
+        }
+        if let Some(owner) = newer_owner {
+            let o = &self.nodes[&owner];
+            let body = Body::Update {
+                node: owner,
+                config_epoch: o.config_epoch,
+                slots: Box::new(o.slots.clone()),
+            };
+            self.send(claimer, body, now);
+        }
+        if !lost.is_empty() {
+            self.claim_changed();
+            self.outputs.push(Output::SlotsLost(Box::new(lost)));
+        }
+        self.save = true;
+    }
+
+    /// Rule 16: of two masters with one config epoch, the smaller id moves on.
+    fn check_epoch_collision(&mut self, sender: Id, header: &Header) {
+        let me = self.me();
+        if !me.is_master()
+            || !header.flags.has(Flags::MASTER)
+            || header.config_epoch != me.config_epoch
+            || sender < self.myself
+        {
+            return;
+        }
+        self.current_epoch += 1;
+        self.me_mut().config_epoch = self.current_epoch;
+        self.claim_changed();
+    }
+
+    /// Rules 3, 4, 8 and 9.
+    fn process_gossip(&mut self, sender: Id, known: bool, gossip: &[Gossip], now: Millis) {
+        let reporter = known && self.nodes.get(&sender).is_some_and(Node::is_master);
+        for entry in gossip {
+            if entry.id == self.myself {
+                continue;
+            }
+            match self.nodes.get_mut(&entry.id) {
+                Some(node) if !node.in_handshake() => {
+                    if reporter {
+                        node.fail_reports.retain(|&(by, _)| by != sender);
+                        if entry.flags.any(Flags::PFAIL | Flags::FAIL) {
+                            node.fail_reports.push((sender, now));
+                        }
+                    }
+                    let heard = now.saturating_sub(u64::from(entry.pong_age));
+                    if !entry.flags.any(Flags::PFAIL | Flags::FAIL)
+                        && node.ping_sent.is_none()
+                        && node.fail_reports.is_empty()
+                        && heard > node.pong_recv
+                    {
+                        node.pong_recv = heard;
+                    }
+                    if node.link != LinkState::Up
+                        && node.addr != entry.addr
+                        && !entry.flags.has(Flags::NOADDR)
+                    {
+                        node.addr = entry.addr;
+                        node.flags.set(Flags::NOADDR, false);
+                        self.save = true;
+                    }
+                    if reporter && entry.flags.any(Flags::PFAIL | Flags::FAIL) {
+                        self.mark_failing_if_needed(entry.id, now);
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    let banned = self.banned.iter().any(|&(id, _)| id == entry.id);
+                    if known && !banned && !entry.flags.has(Flags::NOADDR) {
+                        self.start_handshake(entry.addr, false, now);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rule 10.
+    fn mark_failing_if_needed(&mut self, id: Id, now: Millis) {
+        let validity = self.settings.node_timeout * 2;
+        let quorum = self.size() / 2 + 1;
+        let me_master = self.me().is_master();
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        node.fail_reports
+            .retain(|&(_, at)| now.saturating_sub(at) <= validity);
+        if !node.flags.has(Flags::PFAIL) || node.flags.has(Flags::FAIL) {
+            return;
+        }
+        let failures = node.fail_reports.len() + usize::from(me_master);
+        if failures < quorum {
+            return;
+        }
+        node.flags.set(Flags::PFAIL, false);
+        node.flags.set(Flags::FAIL, true);
+        node.fail_time = now;
+        self.save = true;
+        tracing::warn!(node = %id, "marking node as failing (quorum reached)");
+        for peer in self.linked_peers() {
+            self.send(peer, Body::Fail(id), now);
+        }
+    }
+
+    /// Rule 11.
+    fn fail_reported(&mut self, id: Id, now: Millis) {
+        if id == self.myself {
+            return;
+        }
+        if let Some(node) = self.nodes.get_mut(&id) {
+            if !node.flags.has(Flags::FAIL) && !node.in_handshake() {
+                node.flags.set(Flags::PFAIL, false);
+                node.flags.set(Flags::FAIL, true);
+                node.fail_time = now;
+                self.save = true;
+            }
+        }
+    }
+
+    /// Rules 7 and 12: a pong clears suspicion, and `fail` when allowed.
+    fn pong_from(&mut self, id: Id, now: Millis) {
+        let timeout = self.settings.node_timeout;
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        node.pong_recv = now;
+        node.ping_sent = None;
+        node.flags.set(Flags::PFAIL, false);
+        if node.flags.has(Flags::FAIL) {
+            let undo = !node.is_master()
+                || node.slots.is_empty()
+                || now.saturating_sub(node.fail_time) > 2 * timeout;
+            if undo {
+                node.flags.set(Flags::FAIL, false);
+                self.save = true;
+            }
+        }
+    }
+
+    fn update_received(&mut self, id: Id, config_epoch: u64, slots: &SlotSet, now: Millis) {
+        let newer = self
+            .nodes
+            .get(&id)
+            .is_some_and(|n| n.config_epoch < config_epoch);
+        if newer {
+            self.apply_claim(id, config_epoch, slots, now);
+        }
+    }
+
+    /// Another node's `CLUSTER RING ASSIGN` asks this one to claim `slots`.
+    fn add_slots_asked(&mut self, slots: &SlotSet, now: Millis) {
+        let free: SlotSet = slots
+            .iter()
+            .filter(|&s| self.owners[s as usize].is_none())
+            .collect();
+        if free.is_empty() {
+            return;
+        }
+        self.current_epoch += 1;
+        self.me_mut().config_epoch = self.current_epoch;
+        for slot in free.iter() {
+            self.assign(slot, self.myself);
+        }
+        self.claim_changed();
+        self.broadcast_pong(now);
+    }
+
+    fn assign(&mut self, slot: u16, owner: Id) {
+        if let Some(old) = self.owners[slot as usize] {
+            if let Some(node) = self.nodes.get_mut(&old) {
+                node.slots.remove(slot);
+            }
+        }
+        self.owners[slot as usize] = Some(owner);
+        if let Some(node) = self.nodes.get_mut(&owner) {
+            node.slots.insert(slot);
+        }
+    }
+
+    fn unassign(&mut self, slot: u16) {
+        if let Some(old) = self.owners[slot as usize].take() {
+            if let Some(node) = self.nodes.get_mut(&old) {
+                node.slots.remove(slot);
+            }
+        }
+    }
+
+    /// This node's claim or config epoch changed: save, and every node needs
+    /// the new claim.
+    fn claim_changed(&mut self) {
+        let me = self.me_mut();
+        me.claim = me.slots.clone();
+        self.save = true;
+        for node in self.nodes.values_mut() {
+            node.needs_claim = true;
+        }
+    }
+
+    fn broadcast_pong(&mut self, now: Millis) {
+        for peer in self.linked_peers() {
+            self.send(peer, Body::Pong(Vec::new()), now);
+        }
+    }
+
+    /// Rule 19.
+    fn update_state(&mut self) {
+        let full = !self.settings.require_full_coverage
+            || self
+                .owners
+                .iter()
+                .all(|owner| owner.is_some_and(|id| !self.nodes[&id].flags.has(Flags::FAIL)));
+        let mut size = 0;
+        let mut reachable = 0;
+        for node in self.nodes.values() {
+            if node.is_master() && !node.slots.is_empty() {
+                size += 1;
+                if !node.failing() {
+                    reachable += 1;
+                }
+            }
+        }
+        let quorum = size / 2 + 1;
+        self.state_ok = full && reachable >= quorum;
+    }
+}

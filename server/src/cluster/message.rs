@@ -1,0 +1,151 @@
+//! What nodes say to each other on the cluster bus (docs/CLUSTER.md, Messages).
+
+use std::net::IpAddr;
+
+use super::id::Id;
+use super::slots::SlotSet;
+
+/// A node's flags, as kept and gossiped (Redis's `CLUSTER NODES` flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Flags(pub u16);
+
+impl Flags {
+    /// A master.
+    pub const MASTER: u16 = 1 << 0;
+    /// A replica.
+    pub const REPLICA: u16 = 1 << 1;
+    /// Suspected by its observer (`fail?`).
+    pub const PFAIL: u16 = 1 << 2;
+    /// Failed, by a majority of masters (`fail`).
+    pub const FAIL: u16 = 1 << 3;
+    /// Met, real id not yet known.
+    pub const HANDSHAKE: u16 = 1 << 4;
+    /// Address unknown.
+    pub const NOADDR: u16 = 1 << 5;
+    /// A replica that never fails over.
+    pub const NOFAILOVER: u16 = 1 << 6;
+
+    /// True if every bit of `bits` is set.
+    pub fn has(self, bits: u16) -> bool {
+        self.0 & bits == bits
+    }
+
+    /// True if any bit of `bits` is set.
+    pub fn any(self, bits: u16) -> bool {
+        self.0 & bits != 0
+    }
+
+    /// Sets or clears `bits`.
+    pub fn set(&mut self, bits: u16, on: bool) {
+        if on {
+            self.0 |= bits;
+        } else {
+            self.0 &= !bits;
+        }
+    }
+}
+
+/// Where a node listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Addr {
+    /// Its IP.
+    pub ip: IpAddr,
+    /// Client port.
+    pub port: u16,
+    /// Bus port.
+    pub cport: u16,
+}
+
+/// What every message starts with: who speaks, its epochs and its claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// The sender's node id.
+    pub sender: Id,
+    /// The sender's shard id.
+    pub shard: Id,
+    /// The sender's flags.
+    pub flags: Flags,
+    /// A replica's master.
+    pub master: Option<Id>,
+    /// Client port.
+    pub port: u16,
+    /// Bus port.
+    pub cport: u16,
+    /// The sender's current epoch.
+    pub current_epoch: u64,
+    /// The sender's config epoch.
+    pub config_epoch: u64,
+    /// Digest of the sender's claim (config epoch and slots).
+    pub claim_digest: u64,
+    /// Digest of the receiver's claim as the sender holds it.
+    pub your_claim_digest: u64,
+    /// The sender's claimed slots, when the receiver needs them.
+    pub claim: Option<Box<SlotSet>>,
+}
+
+/// What a message says about another node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gossip {
+    /// Its id.
+    pub id: Id,
+    /// Its shard.
+    pub shard: Id,
+    /// Its address.
+    pub addr: Addr,
+    /// Its flags as the sender sees them.
+    pub flags: Flags,
+    /// Milliseconds since the sender last heard it is alive.
+    pub pong_age: u32,
+}
+
+/// The kinds of message and what each carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    /// Joins a cluster (`CLUSTER MEET`); answered with `Pong`.
+    Meet(Vec<Gossip>),
+    /// Are you alive? Answered with `Pong`.
+    Ping(Vec<Gossip>),
+    /// I am alive (an answer, or news of the sender's new claim or epoch).
+    Pong(Vec<Gossip>),
+    /// This node failed.
+    Fail(Id),
+    /// Your claim is stale: this node owns those slots with this epoch.
+    Update {
+        /// The owner.
+        node: Id,
+        /// Its config epoch.
+        config_epoch: u64,
+        /// Its claim.
+        slots: Box<SlotSet>,
+    },
+    /// Claim these slots if they are unassigned (`CLUSTER RING ASSIGN`).
+    AddSlots(Box<SlotSet>),
+    /// `PUBLISH` on another node.
+    Publish {
+        /// The channel.
+        channel: Vec<u8>,
+        /// The message.
+        message: Vec<u8>,
+    },
+    /// `SPUBLISH` on another node of the shard.
+    PublishShard {
+        /// The channel.
+        channel: Vec<u8>,
+        /// The message.
+        message: Vec<u8>,
+    },
+}
+
+/// One message on the bus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Who speaks.
+    pub header: Header,
+    /// What it says.
+    pub body: Body,
+}
+
+/// The digest of a claim: its config epoch and slots.
+pub fn claim_digest(config_epoch: u64, slots: &SlotSet) -> u64 {
+    slots.digest() ^ config_epoch.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
