@@ -20,8 +20,9 @@ use crate::keyspace::SLOTS;
 
 /// How long a forgotten node stays banned from gossip (Redis: 60 s).
 const FORGET_BAN: Millis = 60_000;
-/// Pause between attempts to open a link to a node.
-const RECONNECT_EVERY: Millis = 500;
+/// Pause between attempts to open a link to a node (Redis retries every cron
+/// run): a broken link must cost far less than the node timeout.
+const RECONNECT_EVERY: Millis = 100;
 /// Ticks happen every this many milliseconds.
 pub const TICK: Millis = 100;
 /// Gossip entries about random nodes per message (failing ones come on top).
@@ -124,9 +125,15 @@ pub struct Node {
     pub fail_time: Millis,
     /// This node's link to it.
     pub link: LinkState,
+    /// When that link opened.
+    pub link_since: Millis,
+    /// When a message from it last arrived (on any link).
+    pub data_recv: Millis,
     /// When it was created (handshake timeouts).
     pub created: Millis,
-    /// A handshake started by `CLUSTER MEET`: greet with `Meet`.
+    /// Greet it with `Meet`, not `Ping`: met by `CLUSTER MEET`, or it said it
+    /// does not know this node (its own handshake failed). Cleared when it says
+    /// it knows this node.
     meet: bool,
     /// The next message to it carries our full claim.
     needs_claim: bool,
@@ -148,6 +155,8 @@ impl Node {
             fail_reports: Vec::new(),
             fail_time: 0,
             link: LinkState::Down(now),
+            link_since: now,
+            data_recv: now,
             created: now,
             meet: false,
             needs_claim: true,
@@ -208,6 +217,10 @@ pub struct Cluster {
     /// Forgotten nodes and until when gossip may not bring them back.
     banned: Vec<(Id, Millis)>,
     state_ok: bool,
+    /// Something the cluster state depends on changed since it was computed.
+    state_dirty: bool,
+    /// Counts changes of the slot table.
+    table_version: u64,
     rng: StdRng,
     ticks: u64,
     outputs: Vec<Output>,
@@ -248,6 +261,8 @@ impl Cluster {
             last_vote_epoch: 0,
             banned: Vec::new(),
             state_ok: false,
+            state_dirty: true,
+            table_version: 0,
             rng,
             ticks: 0,
             outputs: Vec::new(),
@@ -285,9 +300,14 @@ impl Cluster {
         self.last_vote_epoch
     }
 
-    /// Whether the cluster serves (rule 19).
+    /// Whether the cluster serves (rule 20).
     pub fn state_ok(&self) -> bool {
         self.state_ok
+    }
+
+    /// A number that changes whenever the slot table does.
+    pub fn table_version(&self) -> u64 {
+        self.table_version
     }
 
     /// The masters serving at least one slot.
@@ -321,7 +341,7 @@ impl Cluster {
     // ----- Events -----
 
     /// The periodic step (every [`TICK`] ms): handshake timeouts, links,
-    /// pings, suspicion (rules 1, 5 to 7, 10, 12), the cluster state.
+    /// pings, suspicion (rules 1, 6 to 8, 11, 13), the cluster state.
     pub fn tick(&mut self, now: Millis) {
         self.ticks += 1;
         let timeout = self.settings.node_timeout;
@@ -356,8 +376,12 @@ impl Cluster {
                 }
                 LinkState::Up => {
                     match node.ping_sent {
-                        Some(sent) if now.saturating_sub(sent) > timeout / 2 => {
-                            // Rule 6: a stuck link must not look like a dead node.
+                        Some(sent)
+                            if now.saturating_sub(sent) > timeout / 2
+                                && now.saturating_sub(node.link_since) > timeout
+                                && now.saturating_sub(node.data_recv) > timeout / 2 =>
+                        {
+                            // Rule 7: a stuck link must not look like a dead node.
                             self.drop_link(id, now);
                         }
                         None if now.saturating_sub(node.pong_recv) > timeout / 2 => {
@@ -369,7 +393,7 @@ impl Cluster {
                 _ => {}
             }
         }
-        if self.ticks % 10 == 0 {
+        if self.ticks.is_multiple_of(10) {
             self.ping_oldest_of_five(now);
         }
         for &id in &ids {
@@ -379,11 +403,15 @@ impl Cluster {
             if node.in_handshake() {
                 continue;
             }
+            // As Redis 7: late only if nothing at all came from it either (its
+            // own pings on its link prove it alive while ours go unanswered).
             let late = node
                 .ping_sent
-                .is_some_and(|sent| now.saturating_sub(sent) > timeout);
+                .is_some_and(|sent| now.saturating_sub(sent) > timeout)
+                && now.saturating_sub(node.data_recv) > timeout;
             if late && !node.failing() {
                 node.flags.set(Flags::PFAIL, true);
+                self.state_dirty = true;
             }
             if node.flags.has(Flags::PFAIL) {
                 self.mark_failing_if_needed(id, now);
@@ -399,6 +427,7 @@ impl Cluster {
             return;
         };
         node.link = LinkState::Up;
+        node.link_since = now;
         node.needs_claim = true;
         let sent = node.ping_sent;
         let body = if node.meet {
@@ -450,6 +479,9 @@ impl Cluster {
             }
         }
         let known = self.nodes.get(&sender).is_some_and(|n| !n.in_handshake());
+        if let Some(node) = self.nodes.get_mut(&sender) {
+            node.data_recv = now;
+        }
         if !known && matches!(message.body, Body::Meet(_)) && !self.nodes.contains_key(&sender) {
             // Rule 2: greeted by a node we do not know; meet it back.
             self.start_handshake(
@@ -467,10 +499,10 @@ impl Cluster {
             self.process_header(&message.header, reply, now);
         }
         match &message.body {
-            Body::Meet(gossip) | Body::Ping(gossip) | Body::Pong(gossip) => {
-                if known || matches!(message.body, Body::Meet(_)) {
-                    self.process_gossip(sender, known, gossip, now);
-                }
+            Body::Meet(gossip) | Body::Ping(gossip) | Body::Pong(gossip)
+                if known || matches!(message.body, Body::Meet(_)) =>
+            {
+                self.process_gossip(sender, known, gossip, now);
             }
             Body::Fail(failed) if known => self.fail_reported(*failed, now),
             Body::Update {
@@ -602,7 +634,7 @@ impl Cluster {
         }
     }
 
-    /// `CLUSTER RING ASSIGN` (rule 18): plans every unassigned slot on the
+    /// `CLUSTER RING ASSIGN` (rule 19): plans every unassigned slot on the
     /// ring of the known masters' shard ids and asks each planned owner to
     /// claim its share. Returns how many slots were planned.
     pub fn ring_assign(&mut self, now: Millis) -> usize {
@@ -611,19 +643,20 @@ impl Cluster {
             .values()
             .filter(|n| n.is_master() && !n.in_handshake() && !n.failing())
             .collect();
-        let shards: Vec<String> = masters.iter().map(|n| n.shard.to_string()).collect();
-        let ring = Ring::build(&shards, 0, &RingConfig::default());
+        let shards: BTreeMap<String, Id> = masters
+            .iter()
+            .map(|n| (n.shard.to_string(), n.id))
+            .collect();
+        let names: Vec<&String> = shards.keys().collect();
+        let ring = Ring::build(&names, 0, &RingConfig::default());
         let mut plans: BTreeMap<Id, SlotSet> = BTreeMap::new();
         let mut planned = 0;
         for slot in 0..SLOTS as u16 {
             if self.owners[slot as usize].is_some() {
                 continue;
             }
-            let Some(shard) = ring.owner(slot) else {
-                continue;
-            };
-            if let Some(node) = masters.iter().find(|n| n.shard.to_string() == shard) {
-                plans.entry(node.id).or_default().insert(slot);
+            if let Some(&id) = ring.owner(slot).and_then(|shard| shards.get(shard)) {
+                plans.entry(id).or_default().insert(slot);
                 planned += 1;
             }
         }
@@ -688,7 +721,6 @@ impl Cluster {
         };
         node.id = real;
         node.flags.set(Flags::HANDSHAKE, false);
-        node.meet = false;
         self.nodes.insert(real, node);
         self.outputs.push(Output::Rename {
             from: temp,
@@ -706,6 +738,7 @@ impl Cluster {
                 *owner = None;
             }
         }
+        self.table_changed();
         for node in self.nodes.values_mut() {
             node.fail_reports.retain(|&(by, _)| by != id);
         }
@@ -729,13 +762,19 @@ impl Cluster {
     }
 
     fn ping(&mut self, id: Id, now: Millis) {
-        self.send(id, Body::Ping(Vec::new()), now);
+        let meet = self.nodes.get(&id).is_some_and(|n| n.meet);
+        let body = if meet {
+            Body::Meet(Vec::new())
+        } else {
+            Body::Ping(Vec::new())
+        };
+        self.send(id, body, now);
         if let Some(node) = self.nodes.get_mut(&id) {
             node.ping_sent.get_or_insert(now);
         }
     }
 
-    /// Rule 5: once a second, the node with the oldest answer among five.
+    /// Rule 6: once a second, the node with the oldest answer among five.
     fn ping_oldest_of_five(&mut self, now: Millis) {
         let candidates: Vec<Id> = self
             .nodes
@@ -798,6 +837,7 @@ impl Cluster {
             config_epoch: me.config_epoch,
             claim_digest: digest,
             your_claim_digest: self.nodes.get(&to).map_or(0, Node::digest),
+            knows_you: self.nodes.get(&to).is_some_and(|n| !n.in_handshake()),
             claim: needs.then(|| Box::new(me.claim.clone())),
         };
         if needs {
@@ -856,7 +896,7 @@ impl Cluster {
             .collect()
     }
 
-    /// Rules 13 to 16 for a message from a known node.
+    /// Rules 3 and 14 to 17 for a message from a known node.
     fn process_header(&mut self, header: &Header, replying: bool, now: Millis) {
         let sender = header.sender;
         let epoch = header.current_epoch.max(header.config_epoch);
@@ -868,6 +908,7 @@ impl Cluster {
         let Some(node) = self.nodes.get_mut(&sender) else {
             return;
         };
+        node.meet = !header.knows_you;
         node.shard = header.shard;
         node.master = header.master;
         node.flags
@@ -899,7 +940,7 @@ impl Cluster {
         self.check_epoch_collision(sender, header);
     }
 
-    /// Rules 14 and 15: `claimer` claims `slots` at `config_epoch`.
+    /// Rules 15 and 16: `claimer` claims `slots` at `config_epoch`.
     fn apply_claim(&mut self, claimer: Id, config_epoch: u64, slots: &SlotSet, now: Millis) {
         match self.nodes.get_mut(&claimer) {
             // A claim older than one already applied arrived late: ignore it.
@@ -945,7 +986,7 @@ impl Cluster {
         self.save = true;
     }
 
-    /// Rule 16: of two masters with one config epoch, the smaller id moves on.
+    /// Rule 17: of two masters with one config epoch, the smaller id moves on.
     fn check_epoch_collision(&mut self, sender: Id, header: &Header) {
         let me = self.me();
         if !me.is_master()
@@ -960,7 +1001,7 @@ impl Cluster {
         self.claim_changed();
     }
 
-    /// Rules 3, 4, 8 and 9.
+    /// Rules 4, 5, 9 and 10.
     fn process_gossip(&mut self, sender: Id, known: bool, gossip: &[Gossip], now: Millis) {
         let reporter = known && self.nodes.get(&sender).is_some_and(Node::is_master);
         for entry in gossip {
@@ -1006,7 +1047,7 @@ impl Cluster {
         }
     }
 
-    /// Rule 10.
+    /// Rule 11.
     fn mark_failing_if_needed(&mut self, id: Id, now: Millis) {
         let validity = self.settings.node_timeout * 2;
         let quorum = self.size() / 2 + 1;
@@ -1027,13 +1068,14 @@ impl Cluster {
         node.flags.set(Flags::FAIL, true);
         node.fail_time = now;
         self.save = true;
+        self.state_dirty = true;
         tracing::warn!(node = %id, "marking node as failing (quorum reached)");
         for peer in self.linked_peers() {
             self.send(peer, Body::Fail(id), now);
         }
     }
 
-    /// Rule 11.
+    /// Rule 12.
     fn fail_reported(&mut self, id: Id, now: Millis) {
         if id == self.myself {
             return;
@@ -1044,11 +1086,12 @@ impl Cluster {
                 node.flags.set(Flags::FAIL, true);
                 node.fail_time = now;
                 self.save = true;
+                self.state_dirty = true;
             }
         }
     }
 
-    /// Rules 7 and 12: a pong clears suspicion, and `fail` when allowed.
+    /// Rules 8 and 13: a pong clears suspicion, and `fail` when allowed.
     fn pong_from(&mut self, id: Id, now: Millis) {
         let timeout = self.settings.node_timeout;
         let Some(node) = self.nodes.get_mut(&id) else {
@@ -1056,7 +1099,10 @@ impl Cluster {
         };
         node.pong_recv = now;
         node.ping_sent = None;
-        node.flags.set(Flags::PFAIL, false);
+        if node.flags.has(Flags::PFAIL) {
+            node.flags.set(Flags::PFAIL, false);
+            self.state_dirty = true;
+        }
         if node.flags.has(Flags::FAIL) {
             let undo = !node.is_master()
                 || node.slots.is_empty()
@@ -1064,6 +1110,7 @@ impl Cluster {
             if undo {
                 node.flags.set(Flags::FAIL, false);
                 self.save = true;
+                self.state_dirty = true;
             }
         }
     }
@@ -1106,6 +1153,7 @@ impl Cluster {
         if let Some(node) = self.nodes.get_mut(&owner) {
             node.slots.insert(slot);
         }
+        self.table_changed();
     }
 
     fn unassign(&mut self, slot: u16) {
@@ -1114,6 +1162,12 @@ impl Cluster {
                 node.slots.remove(slot);
             }
         }
+        self.table_changed();
+    }
+
+    fn table_changed(&mut self) {
+        self.table_version += 1;
+        self.state_dirty = true;
     }
 
     /// This node's claim or config epoch changed: save, and every node needs
@@ -1133,8 +1187,11 @@ impl Cluster {
         }
     }
 
-    /// Rule 19.
+    /// Rule 20, recomputed when something it depends on changed.
     fn update_state(&mut self) {
+        if !std::mem::take(&mut self.state_dirty) {
+            return;
+        }
         let full = !self.settings.require_full_coverage
             || self
                 .owners

@@ -79,6 +79,9 @@ pub struct Header {
     pub claim_digest: u64,
     /// Digest of the receiver's claim as the sender holds it.
     pub your_claim_digest: u64,
+    /// The sender knows the receiver (not only as a handshake): otherwise the
+    /// receiver greets it with `Meet` again.
+    pub knows_you: bool,
     /// The sender's claimed slots, when the receiver needs them.
     pub claim: Option<Box<SlotSet>>,
 }

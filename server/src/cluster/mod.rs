@@ -8,6 +8,7 @@ pub mod id;
 pub mod machine;
 pub mod message;
 pub mod ring;
+pub mod sim;
 pub mod slots;
 mod state;
 

@@ -1,0 +1,733 @@
+//! A deterministic simulator of cluster nodes ([`Cluster`] machines) over a
+//! simulated network: links with delays, message loss (which breaks the link, as
+//! TCP would), duplication, reordering across links, partitions, crashes,
+//! pauses and restarts. Seeded: one seed, one run. It checks the protocol's
+//! invariants (docs/CLUSTER.md) after every step and reports the first broken.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::net::{IpAddr, Ipv4Addr};
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+use super::id::Id;
+use super::machine::{Cluster, Link, Output, Settings, TICK};
+use super::message::{Addr, Flags, Message};
+use crate::clock::Millis;
+use crate::keyspace::SLOTS;
+
+/// How long TCP keeps retransmitting across an outage before the connection
+/// breaks (real stacks take minutes; shorter keeps runs short).
+const TCP_GIVES_UP: Millis = 10_000;
+
+/// The network's behaviour.
+#[derive(Debug, Clone, Copy)]
+pub struct Network {
+    /// Shortest one-way delay, ms.
+    pub min_delay: Millis,
+    /// Longest one-way delay, ms.
+    pub max_delay: Millis,
+    /// Chance that a message is lost (its link breaks).
+    pub loss: f64,
+    /// Chance that a message is delivered twice.
+    pub duplicate: f64,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network {
+            min_delay: 1,
+            max_delay: 20,
+            loss: 0.0,
+            duplicate: 0.0,
+        }
+    }
+}
+
+/// What the simulator schedules.
+#[derive(Debug, Clone)]
+enum Event {
+    Tick(usize),
+    LinkUp {
+        node: usize,
+        peer: Id,
+        link: u64,
+    },
+    LinkDown {
+        node: usize,
+        peer: Id,
+        link: u64,
+    },
+    Deliver {
+        to: usize,
+        link: Link,
+        from: usize,
+        message: Box<Message>,
+        via: u64,
+        sent: Millis,
+    },
+}
+
+/// A link in flight between two simulated nodes.
+#[derive(Debug, Clone)]
+struct SimLink {
+    /// The node that opened it, and the peer id it knows it by.
+    from: usize,
+    peer: Id,
+    /// The node it reaches, which numbers it `number`.
+    to: usize,
+    number: u64,
+    /// Deliveries on this link stay in order (TCP).
+    last_delivery: Millis,
+}
+
+/// One simulated node.
+struct SimNode {
+    addr: Addr,
+    cluster: Option<Cluster>,
+    paused: bool,
+    /// The slot table version last checked (I2).
+    table_version: u64,
+    /// Highest epochs this node ever reported, for invariant I1.
+    seen_current: u64,
+    seen_config: u64,
+    /// When each node was flagged `fail` by this node (first time).
+    failed: BTreeSet<Id>,
+}
+
+/// A broken invariant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation(pub String);
+
+/// The simulator.
+pub struct Sim {
+    now: Millis,
+    rng: StdRng,
+    network: Network,
+    settings: Settings,
+    nodes: Vec<SimNode>,
+    queue: BinaryHeap<Reverse<(Millis, u64, usize)>>,
+    events: BTreeMap<usize, Event>,
+    next_event: usize,
+    links: BTreeMap<u64, SimLink>,
+    next_link: u64,
+    /// Pairs of nodes that cannot reach each other.
+    cut: BTreeSet<(usize, usize)>,
+    /// When node `x` became unreachable from node `m` (absent: reachable).
+    unreachable_since: BTreeMap<(usize, usize), Millis>,
+    /// Longest unreachable spell ending no earlier than this, per pair: (end, length).
+    spells: BTreeMap<(usize, usize), Vec<(Millis, Millis)>>,
+    /// Messages delivered so far, and their count per node.
+    pub messages: u64,
+    violation: Option<Violation>,
+    /// Print every event (`RINGKV_SIM_TRACE`).
+    trace: bool,
+}
+
+impl Sim {
+    /// `count` fresh nodes, alone, on a network behaving as `network`.
+    pub fn new(count: usize, settings: Settings, network: Network, seed: u64) -> Sim {
+        let mut sim = Sim {
+            now: 1_000,
+            rng: StdRng::seed_from_u64(seed),
+            network,
+            settings,
+            nodes: Vec::new(),
+            queue: BinaryHeap::new(),
+            events: BTreeMap::new(),
+            next_event: 0,
+            links: BTreeMap::new(),
+            next_link: 1,
+            cut: BTreeSet::new(),
+            unreachable_since: BTreeMap::new(),
+            spells: BTreeMap::new(),
+            messages: 0,
+            violation: None,
+            trace: std::env::var_os("RINGKV_SIM_TRACE").is_some(),
+        };
+        for i in 0..count {
+            let addr = Addr {
+                ip: IpAddr::V4(Ipv4Addr::new(10, 0, (i / 250) as u8, (i % 250) as u8 + 1)),
+                port: 7000,
+                cport: 17000,
+            };
+            let node_seed = sim.rng.random::<u64>();
+            let cluster = Cluster::new(settings, addr, node_seed, sim.now);
+            sim.nodes.push(SimNode {
+                addr,
+                cluster: Some(cluster),
+                paused: false,
+                table_version: u64::MAX,
+                seen_current: 0,
+                seen_config: 0,
+                failed: BTreeSet::new(),
+            });
+            // Ticks start at random offsets, as real nodes' crons do.
+            let first = sim.now + sim.rng.random_range(0..TICK);
+            sim.schedule(first, Event::Tick(i));
+        }
+        sim
+    }
+
+    /// The time now.
+    pub fn now(&self) -> Millis {
+        self.now
+    }
+
+    /// Node `i`'s machine (`None` while crashed).
+    pub fn cluster(&self, i: usize) -> Option<&Cluster> {
+        self.nodes[i].cluster.as_ref()
+    }
+
+    /// Runs `f` on node `i`'s machine (if up), then handles what it produced.
+    pub fn with(&mut self, i: usize, f: impl FnOnce(&mut Cluster, Millis)) {
+        let now = self.now;
+        if let Some(cluster) = self.nodes[i].cluster.as_mut() {
+            f(cluster, now);
+            self.drain(i);
+        }
+    }
+
+    /// Node `i` meets node `j` (`CLUSTER MEET`).
+    pub fn meet(&mut self, i: usize, j: usize) {
+        let addr = self.nodes[j].addr;
+        self.with(i, |c, now| c.meet(addr, now));
+    }
+
+    /// Cuts (or with `false`, heals) the network between `a` and `b`.
+    pub fn set_cut(&mut self, a: usize, b: usize, cut: bool) {
+        let pair = (a.min(b), a.max(b));
+        if cut {
+            self.cut.insert(pair);
+        } else {
+            self.cut.remove(&pair);
+        }
+        self.track_reachability();
+    }
+
+    /// Isolates `a` from every other node (or heals it).
+    pub fn isolate(&mut self, a: usize, cut: bool) {
+        for b in 0..self.nodes.len() {
+            if b != a {
+                let pair = (a.min(b), a.max(b));
+                if cut {
+                    self.cut.insert(pair);
+                } else {
+                    self.cut.remove(&pair);
+                }
+            }
+        }
+        self.track_reachability();
+    }
+
+    /// Crashes node `i`: its state and links are gone.
+    pub fn crash(&mut self, i: usize) {
+        self.nodes[i].cluster = None;
+        let dead: Vec<u64> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.from == i || l.to == i)
+            .map(|(&n, _)| n)
+            .collect();
+        for number in dead {
+            let link = self.links.remove(&number).expect("listed");
+            if link.to == i && self.nodes[link.from].cluster.is_some() {
+                // The peer's next write gets a reset.
+                let at = self.now + self.delay();
+                self.schedule(
+                    at,
+                    Event::LinkDown {
+                        node: link.from,
+                        peer: link.peer,
+                        link: number,
+                    },
+                );
+            }
+        }
+        self.track_reachability();
+    }
+
+    /// Pauses (`SIGSTOP`) or resumes node `i`: while paused it handles nothing.
+    pub fn pause(&mut self, i: usize, paused: bool) {
+        self.nodes[i].paused = paused;
+        self.track_reachability();
+    }
+
+    fn reachable(&self, a: usize, b: usize) -> bool {
+        let up = |i: usize| self.nodes[i].cluster.is_some() && !self.nodes[i].paused;
+        up(a) && up(b) && !self.cut.contains(&(a.min(b), a.max(b)))
+    }
+
+    /// Records when each pair stopped or started reaching each other (I3).
+    fn track_reachability(&mut self) {
+        let n = self.nodes.len();
+        for a in 0..n {
+            for b in 0..n {
+                if a == b {
+                    continue;
+                }
+                let reach = self.reachable(a, b);
+                match (reach, self.unreachable_since.get(&(a, b)).copied()) {
+                    (false, None) => {
+                        self.unreachable_since.insert((a, b), self.now);
+                    }
+                    (true, Some(since)) => {
+                        self.unreachable_since.remove(&(a, b));
+                        self.spells
+                            .entry((a, b))
+                            .or_default()
+                            .push((self.now, self.now - since));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn delay(&mut self) -> Millis {
+        self.rng.random_range(
+            self.network.min_delay..=self.network.max_delay.max(self.network.min_delay),
+        )
+    }
+
+    fn schedule(&mut self, at: Millis, event: Event) {
+        let id = self.next_event;
+        self.next_event += 1;
+        self.events.insert(id, event);
+        self.queue.push(Reverse((at, id as u64, id)));
+    }
+
+    /// Runs until `until` (simulated ms), checking invariants after every
+    /// step. Returns the first violation.
+    pub fn run_until(&mut self, until: Millis) -> Result<(), Violation> {
+        while let Some(&Reverse((at, _, id))) = self.queue.peek() {
+            if at > until {
+                break;
+            }
+            self.queue.pop();
+            self.now = at;
+            let event = self.events.remove(&id).expect("scheduled");
+            self.step(event);
+            self.check();
+            if let Some(Violation(what)) = self.violation.take() {
+                return Err(Violation(format!("{what}\n{}", self.describe())));
+            }
+        }
+        self.now = until;
+        Ok(())
+    }
+
+    /// Runs for `ms` more.
+    pub fn run_for(&mut self, ms: Millis) -> Result<(), Violation> {
+        self.run_until(self.now + ms)
+    }
+
+    fn step(&mut self, event: Event) {
+        if self.trace {
+            match &event {
+                Event::Tick(_) => {}
+                Event::Deliver {
+                    to,
+                    link,
+                    from,
+                    message,
+                    via,
+                    ..
+                } => eprintln!(
+                    "{} deliver {from}->{to} via {via} as {link:?}: {:?}",
+                    self.now,
+                    std::mem::discriminant(&message.body)
+                ),
+                other => eprintln!("{} {other:?}", self.now),
+            }
+        }
+        match event {
+            Event::Tick(i) => {
+                let next = self.now + TICK;
+                self.schedule(next, Event::Tick(i));
+                if self.nodes[i].paused {
+                    return;
+                }
+                self.with(i, |c, now| c.tick(now));
+            }
+            Event::LinkUp { node, peer, link } => {
+                if !self.links.contains_key(&link) || self.nodes[node].paused {
+                    return;
+                }
+                self.with(node, |c, now| c.link_up(peer, now));
+            }
+            Event::LinkDown { node, peer, link } => {
+                self.links.remove(&link);
+                self.with(node, |c, now| c.link_down(peer, now));
+            }
+            Event::Deliver {
+                to,
+                link,
+                from,
+                message,
+                via,
+                sent,
+            } => {
+                if !self.links.contains_key(&via) {
+                    return;
+                }
+                if !self.reachable(from, to) {
+                    // TCP retransmits across a short outage (a paused process
+                    // reads nothing, its socket keeps the bytes); a long one
+                    // breaks the connection.
+                    if self.now - sent > TCP_GIVES_UP {
+                        let dead = self.links.remove(&via).expect("present");
+                        self.with(dead.from, |c, now| c.link_down(dead.peer, now));
+                        return;
+                    }
+                    let at = self.now + TICK;
+                    self.schedule(
+                        at,
+                        Event::Deliver {
+                            to,
+                            link,
+                            from,
+                            message,
+                            via,
+                            sent,
+                        },
+                    );
+                    return;
+                }
+                self.messages += 1;
+                let ip = self.nodes[from].addr.ip;
+                self.with(to, |c, now| c.receive(link, ip, *message, now));
+            }
+        }
+    }
+
+    /// Carries out what node `i` asked for.
+    fn drain(&mut self, i: usize) {
+        let outputs = match self.nodes[i].cluster.as_mut() {
+            Some(c) => c.take_outputs(),
+            None => return,
+        };
+        for output in outputs {
+            if self.trace && !matches!(output, Output::Send(..)) {
+                eprintln!("{} node {i} output {output:?}", self.now);
+            }
+            match output {
+                Output::Save | Output::Deliver { .. } | Output::SlotsLost(_) => {}
+                Output::Connect { peer, addr } => {
+                    let target = self.nodes.iter().position(|n| n.addr == addr);
+                    let number = self.next_link;
+                    self.next_link += 1;
+                    let at = self.now + self.delay();
+                    match target {
+                        Some(to) if self.reachable(i, to) => {
+                            self.links.insert(
+                                number,
+                                SimLink {
+                                    from: i,
+                                    peer,
+                                    to,
+                                    number,
+                                    last_delivery: 0,
+                                },
+                            );
+                            self.schedule(
+                                at,
+                                Event::LinkUp {
+                                    node: i,
+                                    peer,
+                                    link: number,
+                                },
+                            );
+                        }
+                        _ => {
+                            // Refused, or a connect timeout behind a partition.
+                            let at = at + if target.is_some() { 1_000 } else { 0 };
+                            self.schedule(
+                                at,
+                                Event::LinkDown {
+                                    node: i,
+                                    peer,
+                                    link: number,
+                                },
+                            );
+                        }
+                    }
+                }
+                Output::Disconnect(peer) => {
+                    self.links.retain(|_, l| !(l.from == i && l.peer == peer));
+                }
+                Output::Rename { from, to } => {
+                    for link in self.links.values_mut() {
+                        if link.from == i && link.peer == from {
+                            link.peer = to;
+                        }
+                    }
+                }
+                Output::Send(link, message) => self.send(i, link, message),
+            }
+        }
+    }
+
+    fn send(&mut self, i: usize, link: Link, message: Message) {
+        let found = match link {
+            Link::To(peer) => self
+                .links
+                .values()
+                .find(|l| l.from == i && l.peer == peer)
+                .map(|l| (l.number, l.to, Link::From(l.number))),
+            Link::From(number) => self
+                .links
+                .get(&number)
+                .filter(|l| l.to == i)
+                .map(|l| (l.number, l.from, Link::To(l.peer))),
+        };
+        let Some((number, to, their_link)) = found else {
+            return;
+        };
+        if self.rng.random_bool(self.network.loss.clamp(0.0, 1.0)) {
+            let link = self.links.remove(&number).expect("found");
+            let at = self.now + self.delay();
+            self.schedule(
+                at,
+                Event::LinkDown {
+                    node: link.from,
+                    peer: link.peer,
+                    link: number,
+                },
+            );
+            return;
+        }
+        let copies = if self.rng.random_bool(self.network.duplicate.clamp(0.0, 1.0)) {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let delay = self.delay();
+            let sim_link = self.links.get_mut(&number).expect("found");
+            let at = (self.now + delay).max(sim_link.last_delivery);
+            sim_link.last_delivery = at;
+            self.schedule(
+                at,
+                Event::Deliver {
+                    to,
+                    link: their_link,
+                    from: i,
+                    message: Box::new(message.clone()),
+                    via: number,
+                    sent: self.now,
+                },
+            );
+        }
+    }
+
+    /// The invariants that hold at every step (I1, I2, I3).
+    fn check(&mut self) {
+        if self.violation.is_some() {
+            return;
+        }
+        let timeout = self.settings.node_timeout;
+        for i in 0..self.nodes.len() {
+            let Some(c) = self.nodes[i].cluster.as_ref() else {
+                continue;
+            };
+            let me = c.node(c.myself()).expect("myself");
+            let (current, config) = (c.current_epoch(), me.config_epoch);
+            let newly_failed: Vec<Id> = c
+                .nodes()
+                .filter(|n| n.flags.has(Flags::FAIL) && !self.nodes[i].failed.contains(&n.id))
+                .map(|n| n.id)
+                .collect();
+            let node = &mut self.nodes[i];
+            if current < node.seen_current || config < node.seen_config {
+                self.violation = Some(Violation(format!(
+                    "I1: node {i} epochs went back: current {} -> {current}, config {} -> {config}",
+                    node.seen_current, node.seen_config
+                )));
+                return;
+            }
+            node.seen_current = current;
+            node.seen_config = config;
+            // I3: a `fail` flag needs a real outage seen by a majority of masters.
+            for id in newly_failed {
+                self.nodes[i].failed.insert(id);
+                if let Some(x) = self.index_of(id) {
+                    if !self.outage_was_real(i, x, timeout) {
+                        self.violation = Some(Violation(format!(
+                            "I3: node {i} flagged node {x} fail at {} without a majority outage",
+                            self.now
+                        )));
+                        return;
+                    }
+                }
+            }
+            let c = self.nodes[i].cluster.as_ref().expect("up");
+            let gone: Vec<Id> = self.nodes[i]
+                .failed
+                .iter()
+                .copied()
+                .filter(|id| c.node(*id).is_none_or(|n| !n.flags.has(Flags::FAIL)))
+                .collect();
+            for id in gone {
+                self.nodes[i].failed.remove(&id);
+            }
+        }
+        // I2: per slot, no two live nodes serve it from different owners with
+        // the same config epoch (checked when a table changed).
+        let mut changed = false;
+        for node in &mut self.nodes {
+            let version = node.cluster.as_ref().map_or(0, Cluster::table_version);
+            changed |= std::mem::replace(&mut node.table_version, version) != version;
+        }
+        if !changed {
+            return;
+        }
+        let live: Vec<&Cluster> = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.cluster.as_ref())
+            .collect();
+        let mut seen: Vec<(u64, Id)> = Vec::with_capacity(live.len());
+        for slot in 0..SLOTS as u16 {
+            seen.clear();
+            for c in &live {
+                let Some(owner) = c.owner(slot) else {
+                    continue;
+                };
+                let epoch = c.node(owner).map_or(0, |n| n.config_epoch);
+                match seen.iter().find(|(e, _)| *e == epoch) {
+                    Some(&(_, other)) if other != owner => {
+                        self.violation = Some(Violation(format!(
+                            "I2: slot {slot} served from {owner:?} and {other:?} at epoch {epoch}"
+                        )));
+                        return;
+                    }
+                    Some(_) => {}
+                    None => seen.push((epoch, owner)),
+                }
+            }
+        }
+    }
+
+    fn index_of(&self, id: Id) -> Option<usize> {
+        self.nodes
+            .iter()
+            .position(|n| n.cluster.as_ref().is_some_and(|c| c.myself() == id))
+    }
+
+    /// I3: node `x` was unreachable, each for at least `timeout` within the
+    /// last `2 * timeout`, from as many slot-serving masters as the failure
+    /// quorum of `observer`'s view needs.
+    fn outage_was_real(&self, observer: usize, x: usize, timeout: Millis) -> bool {
+        let window = 2 * timeout + TICK * 10;
+        let Some(view) = self.nodes[observer].cluster.as_ref() else {
+            return true;
+        };
+        let quorum = view.size() / 2 + 1;
+        let long_enough = |m: usize| {
+            let ongoing = self
+                .unreachable_since
+                .get(&(m, x))
+                .is_some_and(|&since| self.now - since >= timeout);
+            let past = self.spells.get(&(m, x)).is_some_and(|s| {
+                s.iter()
+                    .any(|&(end, len)| len >= timeout && self.now - end <= window)
+            });
+            ongoing || past
+        };
+        let witnesses = (0..self.nodes.len())
+            .filter(|&m| {
+                m != x
+                    && self.nodes[m]
+                        .cluster
+                        .as_ref()
+                        .is_some_and(|c| c.node(c.myself()).is_some_and(|n| !n.slots.is_empty()))
+                    && long_enough(m)
+            })
+            .count();
+        witnesses >= quorum
+    }
+
+    /// Each node's view, for failure messages: its state and what it thinks
+    /// of every other node.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            let Some(c) = node.cluster.as_ref() else {
+                out.push_str(&format!("node {i}: crashed\n"));
+                continue;
+            };
+            out.push_str(&format!(
+                "node {i} {:?} ok={} epoch={} paused={}:",
+                c.myself(),
+                c.state_ok(),
+                c.current_epoch(),
+                node.paused
+            ));
+            for n in c.nodes() {
+                out.push_str(&format!(
+                    " [{:?} flags={:#x} link={:?} slots={} cfg={} ping={:?} pong={}]",
+                    n.id,
+                    n.flags.0,
+                    n.link,
+                    n.slots.len(),
+                    n.config_epoch,
+                    n.ping_sent,
+                    n.pong_recv
+                ));
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// I4: every live node knows every live node, agrees on the slot table,
+    /// suspects nobody reachable and is `ok`. A violation shows every view.
+    pub fn converged(&self) -> Result<(), Violation> {
+        self.check_converged()
+            .map_err(|Violation(what)| Violation(format!("{what}\n{}", self.describe())))
+    }
+
+    fn check_converged(&self) -> Result<(), Violation> {
+        let live: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].cluster.is_some() && !self.nodes[i].paused)
+            .collect();
+        let ids: BTreeSet<Id> = live
+            .iter()
+            .map(|&i| self.nodes[i].cluster.as_ref().expect("live").myself())
+            .collect();
+        let first = self.nodes[live[0]].cluster.as_ref().expect("live");
+        for &i in &live {
+            let c = self.nodes[i].cluster.as_ref().expect("live");
+            for &id in &ids {
+                let Some(node) = c.node(id) else {
+                    return Err(Violation(format!("I4: node {i} does not know {id:?}")));
+                };
+                if node
+                    .flags
+                    .any(Flags::PFAIL | Flags::FAIL | Flags::HANDSHAKE)
+                {
+                    return Err(Violation(format!(
+                        "I4: node {i} flags live node {id:?} {:?}",
+                        node.flags
+                    )));
+                }
+            }
+            for slot in 0..SLOTS as u16 {
+                if c.owner(slot) != first.owner(slot) {
+                    return Err(Violation(format!(
+                        "I4: node {i} has slot {slot} at {:?}, node {} at {:?}",
+                        c.owner(slot),
+                        live[0],
+                        first.owner(slot)
+                    )));
+                }
+            }
+            if !c.state_ok() {
+                return Err(Violation(format!("I4: node {i} is not ok")));
+            }
+        }
+        Ok(())
+    }
+}
