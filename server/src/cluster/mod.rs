@@ -4,6 +4,7 @@
 //! [`ClusterHandle`] that membership changes replace.
 
 mod handle;
+pub mod nodes_conf;
 pub mod ring;
 mod state;
 
