@@ -1,5 +1,7 @@
-//! Cluster mode's building blocks. Today: which master owns each slot (the
-//! ring); membership, gossip and failover build on it.
+//! Cluster mode's building blocks (docs/CLUSTER.md): the state machine of one
+//! node's view (`machine`: membership, failure detection, epochs, slot
+//! authority), the bus messages, the config file, the ring that plans slot
+//! placement, and the simulator that checks the protocol's invariants.
 //! Uses the keyspace's slot hashing; the node holds its view in a
 //! [`ClusterHandle`] that membership changes replace.
 
@@ -7,6 +9,7 @@ mod handle;
 pub mod id;
 pub mod machine;
 pub mod message;
+pub mod nodes_conf;
 pub mod ring;
 pub mod sim;
 pub mod slots;
