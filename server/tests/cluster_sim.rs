@@ -145,3 +145,31 @@ fn a_lossy_network_with_pauses_and_splits_converges_once_healed() {
         check(seed, result);
     }
 }
+
+#[test]
+fn a_restarted_master_rejoins_with_its_identity_and_slots() {
+    for seed in seeds(100) {
+        let n = 3 + (seed % 5) as usize;
+        let result = (|| {
+            let mut sim = formed(n, Network::default(), seed)?;
+            let victim = seed as usize % n;
+            let before = sim.cluster(victim).expect("up");
+            let (id, slots) = (
+                before.myself(),
+                before.node(before.myself()).expect("me").slots.clone(),
+            );
+            sim.crash(victim);
+            sim.run_for((seed % 3) * TIMEOUT + 200)?;
+            sim.restart(victim)?;
+            let after = sim.cluster(victim).expect("restarted");
+            if after.myself() != id || after.node(id).expect("me").slots != slots {
+                return Err(Violation(
+                    "the restarted node lost its identity or slots".into(),
+                ));
+            }
+            sim.run_for(4 * TIMEOUT)?;
+            sim.converged()
+        })();
+        check(seed, result);
+    }
+}

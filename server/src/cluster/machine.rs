@@ -13,6 +13,7 @@ use rand::{RngExt, SeedableRng};
 
 use super::id::Id;
 use super::message::{claim_digest, Addr, Body, Flags, Gossip, Header, Message};
+use super::nodes_conf::{bits_from_ranges, NodeFlags, NodeLine, NodesConf};
 use super::ring::{Ring, RingConfig};
 use super::slots::SlotSet;
 use crate::clock::Millis;
@@ -205,6 +206,20 @@ pub enum AdminError {
     EpochSet,
 }
 
+/// Why a saved cluster config cannot be restored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreError {
+    /// A node id or shard id is not 40 hex digits.
+    #[error("bad id '{0}' in the cluster config")]
+    BadId(String),
+    /// An address that is not an IP.
+    #[error("bad address '{0}' in the cluster config")]
+    BadAddress(String),
+    /// No line is `myself`.
+    #[error("the cluster config has no line for this node")]
+    NoMyself,
+}
+
 /// This node's view of the cluster and the machine that keeps it.
 pub struct Cluster {
     settings: Settings,
@@ -249,6 +264,123 @@ impl Cluster {
         cluster.nodes.insert(myself, me);
         cluster.save = true;
         cluster
+    }
+
+    /// The node as `conf` (its last saved state) describes it, listening at
+    /// `addr`: its identity, epochs, the nodes it knew and the slot table.
+    pub fn restore(
+        settings: Settings,
+        conf: &NodesConf,
+        addr: Addr,
+        seed: u64,
+        now: Millis,
+    ) -> Result<Cluster, RestoreError> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let id = |text: &str| Id::parse(text).ok_or_else(|| RestoreError::BadId(text.into()));
+        let me = conf
+            .nodes
+            .iter()
+            .find(|line| line.flags.myself)
+            .ok_or(RestoreError::NoMyself)?;
+        let mut cluster = Cluster::empty(settings, id(&me.id)?, StdRng::seed_from_u64(seed ^ 1));
+        cluster.current_epoch = conf.current_epoch;
+        cluster.last_vote_epoch = conf.last_vote_epoch;
+        for line in &conf.nodes {
+            let node_id = id(&line.id)?;
+            let node_addr = if line.flags.myself {
+                addr
+            } else {
+                Addr {
+                    ip: line
+                        .ip
+                        .parse()
+                        .map_err(|_| RestoreError::BadAddress(line.ip.clone()))?,
+                    port: line.port,
+                    cport: line.cport,
+                }
+            };
+            let mut flags = 0;
+            for (on, bit) in [
+                (line.flags.master, Flags::MASTER),
+                (line.flags.replica, Flags::REPLICA),
+                (line.flags.fail, Flags::FAIL),
+                (line.flags.noaddr, Flags::NOADDR),
+                (line.flags.nofailover, Flags::NOFAILOVER),
+            ] {
+                if on {
+                    flags |= bit;
+                }
+            }
+            let mut node = Node::new(node_id, node_addr, flags, now);
+            node.shard = match &line.shard_id {
+                Some(shard) => id(shard)?,
+                None => Id::random(&mut rng),
+            };
+            node.master = line.master.as_deref().map(id).transpose()?;
+            node.config_epoch = line.config_epoch;
+            // Nobody is suspected for the time it took to restart.
+            node.pong_recv = now;
+            node.fail_time = now;
+            let slots = SlotSet(bits_from_ranges(&line.slots));
+            node.claim = slots.clone();
+            if line.flags.myself {
+                node.link = LinkState::Up;
+            }
+            for slot in slots.iter() {
+                cluster.owners[slot as usize] = Some(node_id);
+            }
+            node.slots = slots;
+            cluster.nodes.insert(node_id, node);
+        }
+        let highest = cluster
+            .nodes
+            .values()
+            .map(|n| n.config_epoch)
+            .max()
+            .unwrap_or(0);
+        cluster.current_epoch = cluster.current_epoch.max(highest);
+        cluster.claim_changed();
+        Ok(cluster)
+    }
+
+    /// The durable state, as `cluster-config-file` holds it.
+    pub fn durable(&self) -> NodesConf {
+        let nodes = self
+            .nodes
+            .values()
+            .filter(|n| !n.in_handshake())
+            .map(|n| NodeLine {
+                id: n.id.to_string(),
+                ip: n.addr.ip.to_string(),
+                port: n.addr.port,
+                cport: n.addr.cport,
+                hostname: None,
+                shard_id: Some(n.shard.to_string()),
+                flags: NodeFlags {
+                    myself: n.id == self.myself,
+                    master: n.flags.has(Flags::MASTER),
+                    replica: n.flags.has(Flags::REPLICA),
+                    pfail: n.flags.has(Flags::PFAIL),
+                    fail: n.flags.has(Flags::FAIL),
+                    handshake: false,
+                    noaddr: n.flags.has(Flags::NOADDR),
+                    nofailover: n.flags.has(Flags::NOFAILOVER),
+                },
+                master: n.master.map(|m| m.to_string()),
+                ping_sent: n.ping_sent.unwrap_or(0),
+                pong_recv: n.pong_recv,
+                config_epoch: n.config_epoch,
+                connected: n.id == self.myself || n.link == LinkState::Up,
+                slots: n.slots.ranges(),
+                migrating: Vec::new(),
+                importing: Vec::new(),
+            })
+            .collect();
+        NodesConf {
+            nodes,
+            current_epoch: self.current_epoch,
+            last_vote_epoch: self.last_vote_epoch,
+        }
     }
 
     fn empty(settings: Settings, myself: Id, rng: StdRng) -> Cluster {

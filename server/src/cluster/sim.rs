@@ -14,6 +14,7 @@ use rand::{RngExt, SeedableRng};
 use super::id::Id;
 use super::machine::{Cluster, Link, Output, Settings, TICK};
 use super::message::{Addr, Flags, Message};
+use super::nodes_conf;
 use crate::clock::Millis;
 use crate::keyspace::SLOTS;
 
@@ -86,6 +87,10 @@ struct SimLink {
 struct SimNode {
     addr: Addr,
     cluster: Option<Cluster>,
+    /// The last saved cluster config (its file), what a restart reads.
+    disk: Option<String>,
+    /// The current and config epochs in `disk` (I5).
+    saved_epochs: (u64, u64),
     paused: bool,
     /// The slot table version last checked (I2).
     table_version: u64,
@@ -157,6 +162,8 @@ impl Sim {
             sim.nodes.push(SimNode {
                 addr,
                 cluster: Some(cluster),
+                disk: None,
+                saved_epochs: (0, 0),
                 paused: false,
                 table_version: u64::MAX,
                 seen_current: 0,
@@ -246,6 +253,28 @@ impl Sim {
             }
         }
         self.track_reachability();
+    }
+
+    /// Restarts crashed node `i` from its saved config.
+    pub fn restart(&mut self, i: usize) -> Result<(), Violation> {
+        let node = &self.nodes[i];
+        if node.cluster.is_some() {
+            return Ok(());
+        }
+        let seed = self.rng.random::<u64>();
+        let cluster = match &node.disk {
+            Some(text) => {
+                let conf = nodes_conf::parse(text).map_err(|e| {
+                    Violation(format!("node {i}'s saved config does not load: {e}"))
+                })?;
+                Cluster::restore(self.settings, &conf, node.addr, seed, self.now)
+                    .map_err(|e| Violation(format!("node {i} cannot restore: {e}")))?
+            }
+            None => Cluster::new(self.settings, node.addr, seed, self.now),
+        };
+        self.nodes[i].cluster = Some(cluster);
+        self.track_reachability();
+        Ok(())
     }
 
     /// Pauses (`SIGSTOP`) or resumes node `i`: while paused it handles nothing.
@@ -413,7 +442,15 @@ impl Sim {
                 eprintln!("{} node {i} output {output:?}", self.now);
             }
             match output {
-                Output::Save | Output::Deliver { .. } | Output::SlotsLost(_) => {}
+                Output::Save => {
+                    if let Some(conf) = self.nodes[i].cluster.as_ref().map(Cluster::durable) {
+                        let mine = conf.nodes.iter().find(|n| n.flags.myself);
+                        let config = mine.map_or(0, |n| n.config_epoch);
+                        self.nodes[i].saved_epochs = (conf.current_epoch, config);
+                        self.nodes[i].disk = Some(nodes_conf::format(&conf));
+                    }
+                }
+                Output::Deliver { .. } | Output::SlotsLost(_) => {}
                 Output::Connect { peer, addr } => {
                     let target = self.nodes.iter().position(|n| n.addr == addr);
                     let number = self.next_link;
@@ -464,7 +501,10 @@ impl Sim {
                         }
                     }
                 }
-                Output::Send(link, message) => self.send(i, link, message),
+                Output::Send(link, message) => {
+                    self.check_saved_before_sent(i, &message);
+                    self.send(i, link, message);
+                }
             }
         }
     }
@@ -519,6 +559,21 @@ impl Sim {
                     sent: self.now,
                 },
             );
+        }
+    }
+
+    /// I5: what a node says is never newer than what it saved.
+    fn check_saved_before_sent(&mut self, i: usize, message: &Message) {
+        if self.violation.is_some() {
+            return;
+        }
+        let (current, config) = self.nodes[i].saved_epochs;
+        let header = &message.header;
+        if header.current_epoch > current || header.config_epoch > config {
+            self.violation = Some(Violation(format!(
+                "I5: node {i} sent epochs {}/{} with {current}/{config} saved",
+                header.current_epoch, header.config_epoch
+            )));
         }
     }
 
