@@ -10,6 +10,7 @@ pub mod message;
 pub mod ring;
 pub mod slots;
 mod state;
+pub mod wire;
 
 pub use handle::ClusterHandle;
 pub use ring::{Ring, RingConfig};
