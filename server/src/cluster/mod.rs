@@ -14,6 +14,7 @@ pub mod ring;
 pub mod sim;
 pub mod slots;
 mod state;
+pub mod wire;
 
 pub use handle::ClusterHandle;
 pub use ring::{Ring, RingConfig};
