@@ -118,6 +118,7 @@ fn ping(claim: bool) -> Frame {
         config_epoch: 5,
         claim_digest: 1,
         your_claim_digest: 2,
+        knows_you: true,
         claim: claim.then(|| Box::new((0..5461).collect::<SlotSet>())),
     };
     Frame::Message(Message {

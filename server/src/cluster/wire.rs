@@ -183,20 +183,23 @@ impl Limits {
 
 /// The encoded length of `frame`, prefix included, without encoding it.
 pub fn frame_len(frame: &Frame) -> usize {
-    PREFIX_LEN
-        + 1
-        + match frame {
-            Frame::Hello { .. } => 2 + NONCE_LEN,
-            Frame::Challenge { mac, .. } => NONCE_LEN + 1 + mac.len(),
-            Frame::Proof { mac } => 1 + mac.len(),
-            Frame::Message(message) => header_len(&message.header) + body_len(&message.body),
-        }
+    match frame {
+        Frame::Hello { .. } => PREFIX_LEN + 1 + 2 + NONCE_LEN,
+        Frame::Challenge { mac, .. } => PREFIX_LEN + 1 + NONCE_LEN + 1 + mac.len(),
+        Frame::Proof { mac } => PREFIX_LEN + 1 + 1 + mac.len(),
+        Frame::Message(message) => message_len(message),
+    }
+}
+
+/// The encoded length of the frame carrying `message`.
+pub fn message_len(message: &Message) -> usize {
+    PREFIX_LEN + 1 + header_len(&message.header) + body_len(&message.body)
 }
 
 fn header_len(header: &Header) -> usize {
     let master = header.master.map_or(0, |_| 20);
     let claim = header.claim.as_ref().map_or(0, |_| SLOT_BYTES);
-    20 + 20 + 2 + 1 + master + 2 + 2 + 4 * 8 + 1 + claim
+    20 + 20 + 2 + 1 + master + 2 + 2 + 4 * 8 + 1 + 1 + claim
 }
 
 fn body_len(body: &Body) -> usize {
@@ -292,6 +295,7 @@ fn put_header(out: &mut Vec<u8>, header: &Header) {
     ] {
         out.extend_from_slice(&n.to_be_bytes());
     }
+    out.push(u8::from(header.knows_you));
     match &header.claim {
         Some(claim) => {
             out.push(1);
@@ -481,6 +485,7 @@ impl<'a> Reader<'a> {
             config_epoch: self.u64()?,
             claim_digest: self.u64()?,
             your_claim_digest: self.u64()?,
+            knows_you: self.present("knows-you")?,
             claim: match self.present("claim presence")? {
                 true => Some(self.slots()?),
                 false => None,
@@ -630,7 +635,7 @@ mod tests {
         max_publish: 4 << 20,
     };
     /// A header without master or claim.
-    const HEADER_LEN: usize = 80;
+    const HEADER_LEN: usize = 81;
     /// Where a message's body starts: prefix, type byte, header.
     const BODY_AT: usize = PREFIX_LEN + 1 + HEADER_LEN;
 
@@ -692,6 +697,7 @@ mod tests {
             config_epoch: 9,
             claim_digest: 0x0123_4567_89ab_cdef,
             your_claim_digest: 0xfedc_ba98_7654_3210,
+            knows_you: true,
             claim: claim.map(Box::new),
         }
     }
@@ -1049,13 +1055,13 @@ mod tests {
     }
 
     #[test]
-    fn a_typical_ping_is_252_bytes_and_2300_with_its_claim() {
+    fn a_typical_ping_is_253_bytes_and_2301_with_its_claim() {
         let gossip = vec![gossip(1), gossip(2), gossip(3)];
         let ping = message(header(None), Body::Ping(gossip.clone()));
         let claim: SlotSet = (0..5461).collect();
         let with_claim = message(header(Some(claim)), Body::Ping(gossip));
-        assert_eq!(bytes_of(&ping).len(), 252);
-        assert_eq!(bytes_of(&with_claim).len(), 252 + SLOT_BYTES);
+        assert_eq!(bytes_of(&ping).len(), 253);
+        assert_eq!(bytes_of(&with_claim).len(), 253 + SLOT_BYTES);
     }
 
     fn id() -> impl Strategy<Value = Id> {
@@ -1110,21 +1116,24 @@ mod tests {
             (id(), id(), flags(), proptest::option::of(id())),
             (any::<u16>(), any::<u16>()),
             any::<[u64; 4]>(),
-            proptest::option::of(slots()),
+            (proptest::option::of(slots()), any::<bool>()),
         )
             .prop_map(
-                |((sender, shard, flags, master), (port, cport), epochs, claim)| Header {
-                    sender,
-                    shard,
-                    flags,
-                    master,
-                    port,
-                    cport,
-                    current_epoch: epochs[0],
-                    config_epoch: epochs[1],
-                    claim_digest: epochs[2],
-                    your_claim_digest: epochs[3],
-                    claim,
+                |((sender, shard, flags, master), (port, cport), epochs, (claim, knows_you))| {
+                    Header {
+                        sender,
+                        shard,
+                        flags,
+                        master,
+                        port,
+                        cport,
+                        current_epoch: epochs[0],
+                        config_epoch: epochs[1],
+                        claim_digest: epochs[2],
+                        your_claim_digest: epochs[3],
+                        knows_you,
+                        claim,
+                    }
                 },
             )
     }
