@@ -220,6 +220,15 @@ pub enum RestoreError {
     NoMyself,
 }
 
+/// The nodes gossip entries are drawn from, refreshed every tick.
+#[derive(Debug, Default)]
+struct Pools {
+    /// Known nodes with an address.
+    gossip: Vec<Id>,
+    /// Those of them flagged `fail?` or `fail`: every message mentions them.
+    failing: Vec<Id>,
+}
+
 /// This node's view of the cluster and the machine that keeps it.
 pub struct Cluster {
     settings: Settings,
@@ -232,6 +241,8 @@ pub struct Cluster {
     /// Forgotten nodes and until when gossip may not bring them back.
     banned: Vec<(Id, Millis)>,
     state_ok: bool,
+    /// The nodes gossip entries are drawn from.
+    pools: Pools,
     /// Something the cluster state depends on changed since it was computed.
     state_dirty: bool,
     /// Counts changes of the slot table.
@@ -393,6 +404,7 @@ impl Cluster {
             last_vote_epoch: 0,
             banned: Vec::new(),
             state_ok: false,
+            pools: Pools::default(),
             state_dirty: true,
             table_version: 0,
             rng,
@@ -476,6 +488,7 @@ impl Cluster {
     /// pings, suspicion (rules 1, 6 to 8, 11, 13), the cluster state.
     pub fn tick(&mut self, now: Millis) {
         self.ticks += 1;
+        self.refresh_pools();
         let timeout = self.settings.node_timeout;
         self.banned.retain(|&(_, until)| until > now);
         let handshake_timeout = timeout.max(1000);
@@ -642,7 +655,7 @@ impl Cluster {
                 config_epoch,
                 slots,
             } if known => self.update_received(*node, *config_epoch, slots, now),
-            Body::AddSlots(slots) if known => self.add_slots_asked(slots, now),
+            Body::AddSlots { epoch, slots } if known => self.add_slots_asked(slots, *epoch, now),
             Body::Publish { channel, message } if known => self.outputs.push(Output::Deliver {
                 channel: channel.clone(),
                 message: message.clone(),
@@ -792,11 +805,22 @@ impl Cluster {
                 planned += 1;
             }
         }
-        for (id, slots) in plans {
+        // Each planned owner gets its own new config epoch, as redis-cli's
+        // SET-CONFIG-EPOCH gives each master its own: masters that claim at
+        // once would otherwise share one and spend rounds on collisions.
+        let base = self.current_epoch + 1;
+        self.current_epoch += plans.len() as u64;
+        self.save = true;
+        for (k, (id, slots)) in plans.into_iter().enumerate() {
+            let epoch = base + k as u64;
             if id == self.myself {
-                self.add_slots_asked(&slots, now);
+                self.add_slots_asked(&slots, epoch, now);
             } else {
-                self.send(id, Body::AddSlots(Box::new(slots)), now);
+                let body = Body::AddSlots {
+                    epoch,
+                    slots: Box::new(slots),
+                };
+                self.send(id, body, now);
             }
         }
         planned
@@ -983,34 +1007,17 @@ impl Cluster {
     /// Gossip entries for a message to `to`: a few random nodes and every
     /// failing one.
     fn gossip_for(&mut self, to: Option<Id>, now: Millis) -> Vec<Gossip> {
-        let eligible: Vec<Id> = self
-            .nodes
-            .values()
-            .filter(|n| {
-                Some(n.id) != to
-                    && n.id != self.myself
-                    && !n.in_handshake()
-                    && !n.flags.has(Flags::NOADDR)
-            })
-            .map(|n| n.id)
-            .collect();
-        let mut chosen: Vec<Id> = eligible
-            .iter()
-            .copied()
-            .filter(|id| self.nodes[id].failing())
-            .collect();
-        let mut tries = 0;
-        while chosen.len() < GOSSIP_RANDOM + chosen.len().min(eligible.len())
-            && tries < GOSSIP_RANDOM * 3
-            && !eligible.is_empty()
-        {
-            tries += 1;
-            let id = eligible[self.rng.random_range(0..eligible.len())];
-            if !chosen.contains(&id) {
-                chosen.push(id);
-            }
-            if chosen.len() >= eligible.len() {
+        let usable = |id: &Id| Some(*id) != to && self.nodes.contains_key(id);
+        let mut chosen: Vec<Id> = self.pools.failing.iter().copied().filter(usable).collect();
+        let failing = chosen.len();
+        let pool = &self.pools.gossip;
+        for _ in 0..GOSSIP_RANDOM * 3 {
+            if chosen.len() - failing >= GOSSIP_RANDOM || pool.is_empty() {
                 break;
+            }
+            let id = pool[self.rng.random_range(0..pool.len())];
+            if usable(&id) && !chosen.contains(&id) {
+                chosen.push(id);
             }
         }
         chosen
@@ -1026,6 +1033,22 @@ impl Cluster {
                 }
             })
             .collect()
+    }
+
+    /// Refreshes the nodes gossip is drawn from (once per tick: a pool a tick
+    /// old only delays news by a tick).
+    fn refresh_pools(&mut self) {
+        self.pools.gossip.clear();
+        self.pools.failing.clear();
+        for n in self.nodes.values() {
+            if n.id == self.myself || n.in_handshake() || n.flags.has(Flags::NOADDR) {
+                continue;
+            }
+            self.pools.gossip.push(n.id);
+            if n.failing() {
+                self.pools.failing.push(n.id);
+            }
+        }
     }
 
     /// Rules 3 and 14 to 17 for a message from a known node.
@@ -1121,10 +1144,16 @@ impl Cluster {
     /// Rule 17: of two masters with one config epoch, the smaller id moves on.
     fn check_epoch_collision(&mut self, sender: Id, header: &Header) {
         let me = self.me();
+        // Only claims are ordered by config epochs: masters without slots may
+        // share one (unlike Redis, which makes every new master of a cluster
+        // bump in turn, a cascade that costs a large cluster minutes of claims).
+        let sender_claims = self.nodes.get(&sender).is_some_and(|n| !n.claim.is_empty());
         if !me.is_master()
             || !header.flags.has(Flags::MASTER)
             || header.config_epoch != me.config_epoch
             || sender < self.myself
+            || me.claim.is_empty()
+            || !sender_claims
         {
             return;
         }
@@ -1257,8 +1286,9 @@ impl Cluster {
         }
     }
 
-    /// Another node's `CLUSTER RING ASSIGN` asks this one to claim `slots`.
-    fn add_slots_asked(&mut self, slots: &SlotSet, now: Millis) {
+    /// Another node's `CLUSTER RING ASSIGN` asks this one to claim `slots`
+    /// under config epoch `epoch`.
+    fn add_slots_asked(&mut self, slots: &SlotSet, epoch: u64, now: Millis) {
         let free: SlotSet = slots
             .iter()
             .filter(|&s| self.owners[s as usize].is_none())
@@ -1266,8 +1296,16 @@ impl Cluster {
         if free.is_empty() {
             return;
         }
-        self.current_epoch += 1;
-        self.me_mut().config_epoch = self.current_epoch;
+        // The epoch the planner reserved for this node, unique among the
+        // masters it planned for, even if other planned epochs were seen since;
+        // a fresh one only if this node's own epoch already passed it.
+        let epoch = if epoch > self.me().config_epoch {
+            epoch
+        } else {
+            self.current_epoch + 1
+        };
+        self.current_epoch = self.current_epoch.max(epoch);
+        self.me_mut().config_epoch = epoch;
         for slot in free.iter() {
             self.assign(slot, self.myself);
         }

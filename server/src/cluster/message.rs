@@ -121,8 +121,14 @@ pub enum Body {
         /// Its claim.
         slots: Box<SlotSet>,
     },
-    /// Claim these slots if they are unassigned (`CLUSTER RING ASSIGN`).
-    AddSlots(Box<SlotSet>),
+    /// Claim these slots if they are unassigned (`CLUSTER RING ASSIGN`),
+    /// under this config epoch.
+    AddSlots {
+        /// The config epoch planned for the receiver.
+        epoch: u64,
+        /// The slots.
+        slots: Box<SlotSet>,
+    },
     /// `PUBLISH` on another node.
     Publish {
         /// The channel.

@@ -92,6 +92,9 @@ struct SimNode {
     /// The current and config epochs in `disk` (I5).
     saved_epochs: (u64, u64),
     paused: bool,
+    /// Bytes this node sent and received on the bus.
+    sent: u64,
+    received: u64,
     /// The slot table version last checked (I2).
     table_version: u64,
     /// Highest epochs this node ever reported, for invariant I1.
@@ -123,11 +126,15 @@ pub struct Sim {
     unreachable_since: BTreeMap<(usize, usize), Millis>,
     /// Longest unreachable spell ending no earlier than this, per pair: (end, length).
     spells: BTreeMap<(usize, usize), Vec<(Millis, Millis)>>,
-    /// Messages delivered so far, and their count per node.
+    /// Messages delivered so far.
     pub messages: u64,
+    /// Of those, messages that carried their sender's full claim.
+    pub claims: u64,
     violation: Option<Violation>,
     /// Print every event (`RINGKV_SIM_TRACE`).
     trace: bool,
+    /// Check the invariants (off for large benchmark runs).
+    checks: bool,
 }
 
 impl Sim {
@@ -148,8 +155,10 @@ impl Sim {
             unreachable_since: BTreeMap::new(),
             spells: BTreeMap::new(),
             messages: 0,
+            claims: 0,
             violation: None,
             trace: std::env::var_os("RINGKV_SIM_TRACE").is_some(),
+            checks: true,
         };
         for i in 0..count {
             let addr = Addr {
@@ -165,6 +174,8 @@ impl Sim {
                 disk: None,
                 saved_epochs: (0, 0),
                 paused: false,
+                sent: 0,
+                received: 0,
                 table_version: u64::MAX,
                 seen_current: 0,
                 seen_config: 0,
@@ -175,6 +186,27 @@ impl Sim {
             sim.schedule(first, Event::Tick(i));
         }
         sim
+    }
+
+    /// Turns the invariant checks on or off (they cost O(slots x nodes) per
+    /// table change: too much for a thousand nodes).
+    pub fn set_checks(&mut self, on: bool) {
+        self.checks = on;
+    }
+
+    /// Bytes node `i` sent and received on the bus so far.
+    pub fn bytes(&self, i: usize) -> (u64, u64) {
+        (self.nodes[i].sent, self.nodes[i].received)
+    }
+
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// True with no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
     }
 
     /// The time now.
@@ -338,7 +370,9 @@ impl Sim {
             self.now = at;
             let event = self.events.remove(&id).expect("scheduled");
             self.step(event);
-            self.check();
+            if self.checks {
+                self.check();
+            }
             if let Some(Violation(what)) = self.violation.take() {
                 return Err(Violation(format!("{what}\n{}", self.describe())));
             }
@@ -364,9 +398,22 @@ impl Sim {
                     via,
                     ..
                 } => eprintln!(
-                    "{} deliver {from}->{to} via {via} as {link:?}: {:?}",
+                    "{} deliver {from}->{to} via {via} as {link:?}: {} claim={} digest={:x} your={:x} cfg={}",
                     self.now,
-                    std::mem::discriminant(&message.body)
+                    match message.body {
+                        super::message::Body::Meet(_) => "meet",
+                        super::message::Body::Ping(_) => "ping",
+                        super::message::Body::Pong(_) => "pong",
+                        super::message::Body::Fail(_) => "fail",
+                        super::message::Body::Update { .. } => "update",
+                        super::message::Body::AddSlots { .. } => "addslots",
+                        super::message::Body::Publish { .. } => "publish",
+                        super::message::Body::PublishShard { .. } => "spublish",
+                    },
+                    message.header.claim.is_some(),
+                    message.header.claim_digest,
+                    message.header.your_claim_digest,
+                    message.header.config_epoch,
                 ),
                 other => eprintln!("{} {other:?}", self.now),
             }
@@ -425,6 +472,8 @@ impl Sim {
                     return;
                 }
                 self.messages += 1;
+                self.claims += u64::from(message.header.claim.is_some());
+                self.nodes[to].received += super::wire::message_len(&message) as u64;
                 let ip = self.nodes[from].addr.ip;
                 self.with(to, |c, now| c.receive(link, ip, *message, now));
             }
@@ -502,7 +551,10 @@ impl Sim {
                     }
                 }
                 Output::Send(link, message) => {
-                    self.check_saved_before_sent(i, &message);
+                    self.nodes[i].sent += super::wire::message_len(&message) as u64;
+                    if self.checks {
+                        self.check_saved_before_sent(i, &message);
+                    }
                     self.send(i, link, message);
                 }
             }

@@ -164,7 +164,7 @@ impl Kind {
                 Body::Pong(_) => Kind::Pong,
                 Body::Fail(_) => Kind::Fail,
                 Body::Update { .. } => Kind::Update,
-                Body::AddSlots(_) => Kind::AddSlots,
+                Body::AddSlots { .. } => Kind::AddSlots,
                 Body::Publish { .. } => Kind::Publish,
                 Body::PublishShard { .. } => Kind::PublishShard,
             },
@@ -209,7 +209,7 @@ fn body_len(body: &Body) -> usize {
         }
         Body::Fail(_) => 20,
         Body::Update { .. } => 20 + 8 + SLOT_BYTES,
-        Body::AddSlots(_) => SLOT_BYTES,
+        Body::AddSlots { .. } => 8 + SLOT_BYTES,
         Body::Publish { channel, message } | Body::PublishShard { channel, message } => {
             4 + channel.len() + 4 + message.len()
         }
@@ -324,7 +324,10 @@ fn put_body(out: &mut Vec<u8>, body: &Body) {
             out.extend_from_slice(&config_epoch.to_be_bytes());
             put_slots(out, slots);
         }
-        Body::AddSlots(slots) => put_slots(out, slots),
+        Body::AddSlots { epoch, slots } => {
+            out.extend_from_slice(&epoch.to_be_bytes());
+            put_slots(out, slots);
+        }
         Body::Publish { channel, message } | Body::PublishShard { channel, message } => {
             put_u32(out, channel.len());
             out.extend_from_slice(channel);
@@ -442,7 +445,12 @@ impl<'a> Reader<'a> {
                     slots: r.slots()?,
                 })
             })?,
-            Kind::AddSlots => self.message(|r| Ok(Body::AddSlots(r.slots()?)))?,
+            Kind::AddSlots => self.message(|r| {
+                Ok(Body::AddSlots {
+                    epoch: r.u64()?,
+                    slots: r.slots()?,
+                })
+            })?,
             Kind::Publish => self.message(|r| {
                 Ok(Body::Publish {
                     channel: r.blob("channel length")?,
@@ -757,7 +765,13 @@ mod tests {
                     slots: Box::new(claim.clone()),
                 },
             ),
-            message(replica, Body::AddSlots(Box::new(claim))),
+            message(
+                replica,
+                Body::AddSlots {
+                    epoch: 9,
+                    slots: Box::new(claim),
+                },
+            ),
             message(
                 header(None),
                 Body::Publish {
@@ -1153,7 +1167,7 @@ mod tests {
                     slots,
                 }
             }),
-            slots().prop_map(Body::AddSlots),
+            (any::<u64>(), slots()).prop_map(|(epoch, slots)| Body::AddSlots { epoch, slots }),
             (blob(), blob()).prop_map(|(channel, message)| Body::Publish { channel, message }),
             (blob(), blob()).prop_map(|(channel, message)| Body::PublishShard { channel, message }),
         ]
