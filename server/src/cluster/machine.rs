@@ -514,10 +514,16 @@ impl Cluster {
                     let addr = node.addr;
                     let node = self.nodes.get_mut(&id).expect("known");
                     node.link = LinkState::Connecting;
+                    node.link_since = now;
                     // The connection attempt counts as the ping: a node nobody
                     // can reach turns `fail?` like one that stopped answering.
                     node.ping_sent.get_or_insert(now);
                     self.outputs.push(Output::Connect { peer: id, addr });
+                }
+                LinkState::Connecting if now.saturating_sub(node.link_since) > timeout / 2 => {
+                    // A connect that hangs (a peer behind a partition) is
+                    // given up and tried again.
+                    self.drop_link(id, now);
                 }
                 LinkState::Up => {
                     match node.ping_sent {

@@ -428,10 +428,15 @@ impl Sim {
                 self.with(i, |c, now| c.tick(now));
             }
             Event::LinkUp { node, peer, link } => {
-                if !self.links.contains_key(&link) || self.nodes[node].paused {
+                if self.nodes[node].paused {
+                    // It learns of the connection when it runs again.
+                    let at = self.now + TICK;
+                    self.schedule(at, Event::LinkUp { node, peer, link });
                     return;
                 }
-                self.with(node, |c, now| c.link_up(peer, now));
+                if self.links.contains_key(&link) {
+                    self.with(node, |c, now| c.link_up(peer, now));
+                }
             }
             Event::LinkDown { node, peer, link } => {
                 self.links.remove(&link);
