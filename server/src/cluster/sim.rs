@@ -236,28 +236,25 @@ impl Sim {
 
     /// Cuts (or with `false`, heals) the network between `a` and `b`.
     pub fn set_cut(&mut self, a: usize, b: usize, cut: bool) {
+        self.cut_pair(a, b, cut);
+        self.track_reachability();
+    }
+
+    /// Isolates `a` from every other node (or heals it).
+    pub fn isolate(&mut self, a: usize, cut: bool) {
+        for b in (0..self.nodes.len()).filter(|&b| b != a) {
+            self.cut_pair(a, b, cut);
+        }
+        self.track_reachability();
+    }
+
+    fn cut_pair(&mut self, a: usize, b: usize, cut: bool) {
         let pair = (a.min(b), a.max(b));
         if cut {
             self.cut.insert(pair);
         } else {
             self.cut.remove(&pair);
         }
-        self.track_reachability();
-    }
-
-    /// Isolates `a` from every other node (or heals it).
-    pub fn isolate(&mut self, a: usize, cut: bool) {
-        for b in 0..self.nodes.len() {
-            if b != a {
-                let pair = (a.min(b), a.max(b));
-                if cut {
-                    self.cut.insert(pair);
-                } else {
-                    self.cut.remove(&pair);
-                }
-            }
-        }
-        self.track_reachability();
     }
 
     /// Crashes node `i`: its state and links are gone.
