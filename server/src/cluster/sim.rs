@@ -266,20 +266,9 @@ impl Sim {
             .filter(|(_, l)| l.from == i || l.to == i)
             .map(|(&n, _)| n)
             .collect();
+        // The peers' next writes get a reset.
         for number in dead {
-            let link = self.links.remove(&number).expect("listed");
-            if link.to == i && self.nodes[link.from].cluster.is_some() {
-                // The peer's next write gets a reset.
-                let at = self.now + self.delay();
-                self.schedule(
-                    at,
-                    Event::LinkDown {
-                        node: link.from,
-                        peer: link.peer,
-                        link: number,
-                    },
-                );
-            }
+            self.break_link(number);
         }
         self.track_reachability();
     }
@@ -580,16 +569,7 @@ impl Sim {
             return;
         };
         if self.rng.random_bool(self.network.loss.clamp(0.0, 1.0)) {
-            let link = self.links.remove(&number).expect("found");
-            let at = self.now + self.delay();
-            self.schedule(
-                at,
-                Event::LinkDown {
-                    node: link.from,
-                    peer: link.peer,
-                    link: number,
-                },
-            );
+            self.break_link(number);
             return;
         }
         let copies = if self.rng.random_bool(self.network.duplicate.clamp(0.0, 1.0)) {
@@ -611,6 +591,25 @@ impl Sim {
                     message: Box::new(message.clone()),
                     via: number,
                     sent: self.now,
+                },
+            );
+        }
+    }
+
+    /// Link `number` breaks: gone at once, and its opener (if running) learns
+    /// of it after a network delay.
+    fn break_link(&mut self, number: u64) {
+        let Some(link) = self.links.remove(&number) else {
+            return;
+        };
+        if self.nodes[link.from].cluster.is_some() {
+            let at = self.now + self.delay();
+            self.schedule(
+                at,
+                Event::LinkDown {
+                    node: link.from,
+                    peer: link.peer,
+                    link: number,
                 },
             );
         }
