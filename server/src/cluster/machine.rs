@@ -243,6 +243,8 @@ pub struct Cluster {
     state_ok: bool,
     /// The nodes gossip entries are drawn from.
     pools: Pools,
+    /// The digest of this node's claim (every message carries it).
+    my_digest: u64,
     /// Something the cluster state depends on changed since it was computed.
     state_dirty: bool,
     /// Counts changes of the slot table.
@@ -273,7 +275,7 @@ impl Cluster {
         me.link = LinkState::Up;
         let mut cluster = Cluster::empty(settings, myself, rng);
         cluster.nodes.insert(myself, me);
-        cluster.save = true;
+        cluster.claim_changed();
         cluster
     }
 
@@ -405,6 +407,7 @@ impl Cluster {
             banned: Vec::new(),
             state_ok: false,
             pools: Pools::default(),
+            my_digest: 0,
             state_dirty: true,
             table_version: 0,
             rng,
@@ -972,7 +975,7 @@ impl Cluster {
             Body::Pong(_) => Body::Pong(self.gossip_for(Some(id), now)),
             other => other,
         };
-        let current = self.me().digest();
+        let current = self.my_digest;
         let header = self.header_for(id, current);
         self.outputs
             .push(Output::Send(Link::To(id), Message { header, body }));
@@ -981,8 +984,7 @@ impl Cluster {
     /// The header of a message to `to`, which holds `their_copy` as our claim's
     /// digest: the full claim rides along when that copy is stale.
     fn header_for(&mut self, to: Id, their_copy: u64) -> Header {
-        let me = &self.nodes[&self.myself];
-        let digest = me.digest();
+        let digest = self.my_digest;
         let needs = self
             .nodes
             .get(&to)
@@ -1065,7 +1067,7 @@ impl Cluster {
             self.current_epoch = epoch;
             self.save = true;
         }
-        let my_digest = self.me().digest();
+        let my_digest = self.my_digest;
         let Some(node) = self.nodes.get_mut(&sender) else {
             return;
         };
@@ -1351,6 +1353,7 @@ impl Cluster {
     fn claim_changed(&mut self) {
         let me = self.me_mut();
         me.claim = me.slots.clone();
+        self.my_digest = self.me().digest();
         self.save = true;
         for node in self.nodes.values_mut() {
             node.needs_claim = true;
