@@ -119,6 +119,8 @@ pub struct Sim {
     events: BTreeMap<usize, Event>,
     next_event: usize,
     links: BTreeMap<u64, SimLink>,
+    /// The link each node opened to each peer, by the id it knows the peer by.
+    outbound: BTreeMap<(usize, Id), u64>,
     next_link: u64,
     /// Pairs of nodes that cannot reach each other.
     cut: BTreeSet<(usize, usize)>,
@@ -150,6 +152,7 @@ impl Sim {
             events: BTreeMap::new(),
             next_event: 0,
             links: BTreeMap::new(),
+            outbound: BTreeMap::new(),
             next_link: 1,
             cut: BTreeSet::new(),
             unreachable_since: BTreeMap::new(),
@@ -425,7 +428,7 @@ impl Sim {
                 }
             }
             Event::LinkDown { node, peer, link } => {
-                self.links.remove(&link);
+                self.remove_link(link);
                 self.with(node, |c, now| c.link_down(peer, now));
             }
             Event::Deliver {
@@ -444,7 +447,7 @@ impl Sim {
                     // reads nothing, its socket keeps the bytes); a long one
                     // breaks the connection.
                     if self.now - sent > TCP_GIVES_UP {
-                        let dead = self.links.remove(&via).expect("present");
+                        let dead = self.remove_link(via).expect("present");
                         self.with(dead.from, |c, now| c.link_down(dead.peer, now));
                         return;
                     }
@@ -498,6 +501,7 @@ impl Sim {
                     let at = self.now + self.delay();
                     match target {
                         Some(to) if self.reachable(i, to) => {
+                            self.outbound.insert((i, peer), number);
                             self.links.insert(
                                 number,
                                 SimLink {
@@ -532,11 +536,14 @@ impl Sim {
                     }
                 }
                 Output::Disconnect(peer) => {
-                    self.links.retain(|_, l| !(l.from == i && l.peer == peer));
+                    if let Some(&number) = self.outbound.get(&(i, peer)) {
+                        self.remove_link(number);
+                    }
                 }
                 Output::Rename { from, to } => {
-                    for link in self.links.values_mut() {
-                        if link.from == i && link.peer == from {
+                    if let Some(number) = self.outbound.remove(&(i, from)) {
+                        self.outbound.insert((i, to), number);
+                        if let Some(link) = self.links.get_mut(&number) {
                             link.peer = to;
                         }
                     }
@@ -555,9 +562,9 @@ impl Sim {
     fn send(&mut self, i: usize, link: Link, message: Message) {
         let found = match link {
             Link::To(peer) => self
-                .links
-                .values()
-                .find(|l| l.from == i && l.peer == peer)
+                .outbound
+                .get(&(i, peer))
+                .and_then(|number| self.links.get(number))
                 .map(|l| (l.number, l.to, Link::From(l.number))),
             Link::From(number) => self
                 .links
@@ -596,10 +603,19 @@ impl Sim {
         }
     }
 
+    /// Forgets link `number`.
+    fn remove_link(&mut self, number: u64) -> Option<SimLink> {
+        let link = self.links.remove(&number)?;
+        if self.outbound.get(&(link.from, link.peer)) == Some(&number) {
+            self.outbound.remove(&(link.from, link.peer));
+        }
+        Some(link)
+    }
+
     /// Link `number` breaks: gone at once, and its opener (if running) learns
     /// of it after a network delay.
     fn break_link(&mut self, number: u64) {
-        let Some(link) = self.links.remove(&number) else {
+        let Some(link) = self.remove_link(number) else {
             return;
         };
         if self.nodes[link.from].cluster.is_some() {
