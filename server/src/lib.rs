@@ -46,8 +46,9 @@ pub mod session;
 pub mod shared;
 // Commands.
 pub mod commands;
-// What runs commands: connections, the cron, the feed's applier.
+// What runs commands and the bus: connections, the cluster bus, the cron, the feed's applier.
 pub mod apply;
+pub mod bus;
 mod cron;
 mod net;
 // The server.
