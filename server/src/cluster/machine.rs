@@ -26,6 +26,8 @@ const FORGET_BAN: Millis = 60_000;
 const RECONNECT_EVERY: Millis = 100;
 /// Ticks happen every this many milliseconds.
 pub const TICK: Millis = 100;
+/// How long a `RING ASSIGN` keeps asking planned owners that did not claim.
+const ASSIGN_FOR: Millis = 60_000;
 /// Gossip entries about random nodes per message (failing ones come on top).
 const GOSSIP_RANDOM: usize = 3;
 
@@ -220,6 +222,14 @@ pub enum RestoreError {
     NoMyself,
 }
 
+/// A `RING ASSIGN` being carried out: what each planned owner was asked to
+/// claim, under which epoch, and until when to keep asking.
+#[derive(Debug)]
+struct Assigning {
+    asks: BTreeMap<Id, (u64, SlotSet)>,
+    until: Millis,
+}
+
 /// The nodes gossip entries are drawn from, refreshed every tick.
 #[derive(Debug, Default)]
 struct Pools {
@@ -243,6 +253,8 @@ pub struct Cluster {
     state_ok: bool,
     /// The nodes gossip entries are drawn from.
     pools: Pools,
+    /// A `RING ASSIGN` still waiting for claims.
+    assigning: Option<Assigning>,
     /// The digest of this node's claim (every message carries it).
     my_digest: u64,
     /// Something the cluster state depends on changed since it was computed.
@@ -407,6 +419,7 @@ impl Cluster {
             banned: Vec::new(),
             state_ok: false,
             pools: Pools::default(),
+            assigning: None,
             my_digest: 0,
             state_dirty: true,
             table_version: 0,
@@ -549,6 +562,7 @@ impl Cluster {
         }
         if self.ticks.is_multiple_of(10) {
             self.ping_oldest_of_five(now);
+            self.ask_for_slots(now);
         }
         for &id in &ids {
             let Some(node) = self.nodes.get_mut(&id) else {
@@ -820,19 +834,51 @@ impl Cluster {
         let base = self.current_epoch + 1;
         self.current_epoch += plans.len() as u64;
         self.save = true;
+        let mut asks = BTreeMap::new();
         for (k, (id, slots)) in plans.into_iter().enumerate() {
             let epoch = base + k as u64;
             if id == self.myself {
                 self.add_slots_asked(&slots, epoch, now);
             } else {
+                asks.insert(id, (epoch, slots));
+            }
+        }
+        self.assigning = Some(Assigning {
+            asks,
+            until: now + ASSIGN_FOR,
+        });
+        self.ask_for_slots(now);
+        planned
+    }
+
+    /// Sends each planned owner of a `RING ASSIGN` the slots it was asked to
+    /// claim and that are still unassigned here: an `AddSlots` lost with its
+    /// link is sent again, until every slot is claimed or the plan expires.
+    fn ask_for_slots(&mut self, now: Millis) {
+        let Some(mut plan) = self.assigning.take() else {
+            return;
+        };
+        plan.asks.retain(|_, (_, slots)| {
+            let free: SlotSet = slots
+                .iter()
+                .filter(|&s| self.owners[s as usize].is_none())
+                .collect();
+            *slots = free;
+            !slots.is_empty()
+        });
+        for (&id, (epoch, slots)) in &plan.asks {
+            let linked = self.nodes.get(&id).is_some_and(|n| n.link == LinkState::Up);
+            if linked {
                 let body = Body::AddSlots {
-                    epoch,
-                    slots: Box::new(slots),
+                    epoch: *epoch,
+                    slots: Box::new(slots.clone()),
                 };
                 self.send(id, body, now);
             }
         }
-        planned
+        if !plan.asks.is_empty() && now < plan.until {
+            self.assigning = Some(plan);
+        }
     }
 
     /// `PUBLISH`: sends the message to every node.
