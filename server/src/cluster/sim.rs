@@ -407,6 +407,31 @@ impl Sim {
                 other => eprintln!("{} {other:?}", self.now),
             }
         }
+        if let Event::Deliver {
+            to,
+            from,
+            via,
+            sent,
+            ..
+        } = event
+        {
+            if !self.links.contains_key(&via) {
+                return;
+            }
+            if !self.reachable(from, to) {
+                // TCP retransmits across a short outage (a paused process
+                // reads nothing, its socket keeps the bytes); a long one
+                // breaks the connection.
+                if self.now - sent > TCP_GIVES_UP {
+                    let dead = self.remove_link(via).expect("present");
+                    self.with(dead.from, |c, now| c.link_down(dead.peer, now));
+                } else {
+                    let at = self.now + TICK;
+                    self.schedule(at, event);
+                }
+                return;
+            }
+        }
         match event {
             Event::Tick(i) => {
                 let next = self.now + TICK;
@@ -436,35 +461,8 @@ impl Sim {
                 link,
                 from,
                 message,
-                via,
-                sent,
+                ..
             } => {
-                if !self.links.contains_key(&via) {
-                    return;
-                }
-                if !self.reachable(from, to) {
-                    // TCP retransmits across a short outage (a paused process
-                    // reads nothing, its socket keeps the bytes); a long one
-                    // breaks the connection.
-                    if self.now - sent > TCP_GIVES_UP {
-                        let dead = self.remove_link(via).expect("present");
-                        self.with(dead.from, |c, now| c.link_down(dead.peer, now));
-                        return;
-                    }
-                    let at = self.now + TICK;
-                    self.schedule(
-                        at,
-                        Event::Deliver {
-                            to,
-                            link,
-                            from,
-                            message,
-                            via,
-                            sent,
-                        },
-                    );
-                    return;
-                }
                 self.messages += 1;
                 self.claims += u64::from(message.header.claim.is_some());
                 self.nodes[to].received += super::wire::message_len(&message) as u64;
