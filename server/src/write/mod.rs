@@ -178,6 +178,21 @@ mod tests {
         (data, mailbox)
     }
 
+    /// A client blocked in `BLPOP l 0` on `data`.
+    fn left_pop_waiter(data: &Dataset) -> Arc<Waiter> {
+        let waiter = Arc::new(Waiter::new(
+            7,
+            vec![b"l".to_vec()],
+            BlockedOp::ListPop {
+                end: End::Left,
+                count: None,
+            },
+            None,
+        ));
+        data.blocked.register(waiter.clone());
+        waiter
+    }
+
     /// The `event key` pairs the subscriber received, in order.
     fn received(mailbox: &Mailbox) -> Vec<String> {
         let text = String::from_utf8(mailbox.take()).unwrap();
@@ -195,16 +210,7 @@ mod tests {
         let ks = &data.keyspace;
         ks.lock_key(b"old")
             .insert(b"old", Value::Int(1), Expiry::At(10), 0);
-        let waiter = Arc::new(Waiter::new(
-            7,
-            vec![b"l".to_vec()],
-            BlockedOp::ListPop {
-                end: End::Left,
-                count: None,
-            },
-            None,
-        ));
-        data.blocked.register(waiter.clone());
+        let waiter = left_pop_waiter(&data);
         let mut locks = Locked::new(ks);
         locks.acquire_keys([&b"old"[..], b"l"]);
         let mut changes = Changes::default();
@@ -243,16 +249,7 @@ mod tests {
     #[test]
     fn a_key_emptied_within_the_unit_wakes_nobody() {
         let (data, mailbox) = data_with_subscriber();
-        let waiter = Arc::new(Waiter::new(
-            7,
-            vec![b"l".to_vec()],
-            BlockedOp::ListPop {
-                end: End::Left,
-                count: None,
-            },
-            None,
-        ));
-        data.blocked.register(waiter.clone());
+        let waiter = left_pop_waiter(&data);
         let mut locks = Locked::new(&data.keyspace);
         locks.acquire_key(b"l");
         let mut changes = Changes::default();
