@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Starts a local cluster of three ringkv masters on loopback (ports 7000-7002 by
-# default), waits until every node serves all 16384 slots, and says how to
-# connect. Stop it with ./stop.sh.
+# default) from fresh nodes: node 1 meets the others (CLUSTER MEET), the ring
+# gives every slot a master (CLUSTER RING ASSIGN), and the script waits until
+# every node says cluster_state:ok. Run again after stop.sh, the nodes rejoin
+# with the state kept in their nodes-<port>.conf. Stop it with ./stop.sh.
 #
 #   RINGKV_CLUSTER_BASE_PORT  first port (default 7000; the others follow)
-#   RINGKV_CLUSTER_DIR        node configs, id files, logs, pids (default ./data)
+#   RINGKV_CLUSTER_DIR        node configs, cluster state files, logs, pids (default ./data)
 #   RINGKV_SERVER             server binary (default: build the release one)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -17,18 +19,6 @@ if [ -z "$server" ]; then
 fi
 mkdir -p "$data"
 
-# Fixed node ids, so restarts find the same ring (each node also keeps its id
-# in its nodes-<port>.conf).
-ids=(
-    7f0a1c9e3b5d4f6a8c2e0b1d3f5a7c9e1b3d5f70
-    2b4d6f8a0c1e3a5c7e9b1d3f5a7c9e0b2d4f6a81
-    c3e5a7b9d1f2046e8a0c2e4b6d8f1a3c5e7b9d92
-)
-masters=()
-for i in 0 1 2; do
-    masters+=("    \"${ids[$i]} 127.0.0.1:$((base + i))\",")
-done
-
 for i in 0 1 2; do
     port=$((base + i))
     {
@@ -38,9 +28,7 @@ for i in 0 1 2; do
         echo "cluster-enabled = true"
         echo "# Relative to the directory the node runs in (RINGKV_CLUSTER_DIR)."
         echo "cluster-config-file = \"nodes-$port.conf\""
-        echo "cluster-nodes = ["
-        printf '%s\n' "${masters[@]}"
-        echo "]"
+        echo "cluster-node-timeout = 5000"
     } > "$data/node-$port.toml"
 done
 
@@ -54,24 +42,60 @@ for i in 0 1 2; do
     echo $! > "$data/node-$port.pid"
 done
 
-# Asks a node for CLUSTER INFO over plain bash TCP (no redis-cli needed).
-cluster_ok() {
-    local line ok=1
-    exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
-    printf 'CLUSTER INFO\r\n' >&3
-    # The reply's first two lines: the bulk length, then cluster_state.
-    for _ in 1 2; do
-        IFS= read -r -t 2 line <&3 || break
-        if [[ "$line" == cluster_state:ok* ]]; then ok=0; break; fi
-    done
+# Sends one inline command to the node on port $1 over plain bash TCP (no
+# redis-cli needed) and prints the reply: a status, integer or error line, or
+# a bulk string's text.
+call() {
+    local port=$1 line body
+    shift
+    exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
+    printf '%s\r\n' "$*" >&3
+    if IFS= read -r -t 2 line <&3; then
+        line="${line%$'\r'}"
+        if [[ "$line" == '$'* && "${line:1}" -gt 0 ]]; then
+            IFS= read -r -t 2 -N "${line:1}" body <&3 && printf '%s\n' "${body//$'\r'/}"
+        else
+            printf '%s\n' "$line"
+        fi
+    fi
     exec 3>&-
-    return $ok
 }
+
+# The value of CLUSTER INFO field $2 on the node on port $1.
+info() {
+    call "$1" CLUSTER INFO 2>/dev/null | sed -n "s/^$2://p"
+}
+
+# Until every node answers.
+for _ in $(seq 1 100); do
+    up=0
+    for i in 0 1 2; do
+        if [ -n "$(info $((base + i)) cluster_state)" ]; then up=$((up + 1)); fi
+    done
+    [ "$up" = 3 ] && break
+    sleep 0.1
+done
+
+# Fresh nodes (not restarted ones) meet, then the ring assigns the slots.
+if [ "$(info "$base" cluster_known_nodes)" != 3 ]; then
+    for i in 1 2; do call "$base" CLUSTER MEET 127.0.0.1 $((base + i)) > /dev/null; done
+    for _ in $(seq 1 100); do
+        known=0
+        for i in 0 1 2; do
+            if [ "$(info $((base + i)) cluster_known_nodes)" = 3 ]; then known=$((known + 1)); fi
+        done
+        [ "$known" = 3 ] && break
+        sleep 0.1
+    done
+fi
+if [ "$(info "$base" cluster_slots_assigned)" != 16384 ]; then
+    call "$base" CLUSTER RING ASSIGN > /dev/null
+fi
 
 for _ in $(seq 1 100); do
     ready=0
     for i in 0 1 2; do
-        if cluster_ok $((base + i)) 2>/dev/null; then ready=$((ready + 1)); fi
+        if [ "$(info $((base + i)) cluster_state)" = ok ]; then ready=$((ready + 1)); fi
     done
     if [ "$ready" = 3 ]; then
         echo "ringkv cluster ready: 3 masters on 127.0.0.1:$base-$((base + 2)), cluster_state:ok"

@@ -17,41 +17,71 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
+use crate::bus::{self, BusConfig};
 use crate::clock::{Clock, SystemClock};
-use crate::cluster::{parse_members, persist_node_id, ClusterHandle, ClusterState};
+use crate::cluster::machine::{Cluster, Settings};
+use crate::cluster::message::Addr;
+use crate::cluster::{nodes_conf, ClusterHandle};
 use crate::commands::table::registry;
 use crate::config::{Config, LiveConfig, LogLevelHook};
 use crate::net::Workers;
 use crate::shared::Shared;
 use crate::{cron, net};
 
-/// The cluster this node belongs to, in cluster mode: the members from the
-/// configuration, this node found by its address, its id kept in the node id
-/// file.
-fn cluster_state(config: &Config) -> std::io::Result<Option<ClusterState>> {
+/// In cluster mode, the node's cluster (restored from `cluster-config-file`
+/// if there is one, else a new node alone) and its bus listener.
+fn cluster(config: &Config) -> std::io::Result<(ClusterHandle, Option<BusConfig>)> {
     if !config.cluster_enabled {
-        return Ok(None);
+        return Ok((ClusterHandle::standalone(), None));
     }
-    let invalid = |e: crate::cluster::ClusterError| std::io::Error::other(e.to_string());
-    let members = parse_members(&config.cluster_nodes).map_err(invalid)?;
-    let ip = config.bind.first().map_or("127.0.0.1", String::as_str);
-    let bus_port = match config.cluster_port {
-        0 => config.port.wrapping_add(10_000),
+    let ip: IpAddr = config
+        .bind
+        .first()
+        .and_then(|ip| ip.parse().ok())
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    let cport = match config.cluster_port {
+        0 => config.port.checked_add(10_000).ok_or_else(|| {
+            std::io::Error::other(format!(
+                "port {} + 10000 is no port; set cluster-port",
+                config.port
+            ))
+        })?,
         port => port,
     };
-    let state = ClusterState::new(members, ip, config.port, bus_port, 1).map_err(invalid)?;
-    persist_node_id(
-        std::path::Path::new(&config.cluster_config_file),
-        &state.myself().id,
-    )
-    .map_err(invalid)?;
-    Ok(Some(state))
+    let listener = std::net::TcpListener::bind(SocketAddr::new(ip, cport))?;
+    let addr = Addr {
+        ip,
+        port: config.port,
+        cport,
+    };
+    let path = std::path::Path::new(&config.cluster_config_file);
+    let settings = Settings {
+        node_timeout: config.cluster_node_timeout,
+        require_full_coverage: config.cluster_require_full_coverage,
+    };
+    let seed = rand::random();
+    let now = SystemClock.now_ms();
+    let machine = match nodes_conf::load(path).map_err(std::io::Error::other)? {
+        Some(conf) => Cluster::restore(settings, &conf, addr, seed, now)
+            .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?,
+        None => Cluster::new(settings, addr, seed, now),
+    };
+    tracing::info!("cluster node {} (bus port {cport})", machine.myself());
+    let handle = ClusterHandle::new(machine, path);
+    handle.save()?;
+    let bus = BusConfig {
+        listener,
+        source_ip: Some(ip),
+        secret: config.cluster_bus_secret.clone().map(String::into_bytes),
+    };
+    Ok((handle, Some(bus)))
 }
 
 /// A server bound to its addresses, ready to run.
 pub struct Server {
     shared: Arc<Shared>,
     listeners: Vec<TcpListener>,
+    bus: Option<BusConfig>,
     threads: usize,
 }
 
@@ -87,14 +117,12 @@ impl Server {
             ..config.clone()
         };
         let live = LiveConfig::new(&effective, on_loglevel);
-        let cluster = match cluster_state(&effective)? {
-            Some(state) => ClusterHandle::new(state),
-            None => ClusterHandle::standalone(),
-        };
+        let (cluster, bus) = cluster(&effective)?;
         let shared = Shared::new(live, clock, port, registry().len(), cluster);
         Ok(Server {
             shared: Arc::new(shared),
             listeners,
+            bus,
             threads: config.worker_threads(),
         })
     }
@@ -130,6 +158,10 @@ impl Server {
             ));
         }
         tracker.spawn(cron::run(self.shared.clone()));
+        let bus = match self.bus {
+            Some(config) => Some(bus::start(self.shared.clone(), config)?),
+            None => None,
+        };
         tokio::select! {
             _ = shutdown => tracing::info!("shutdown requested by signal"),
             _ = self.shared.shutdown.cancelled() => {}
@@ -137,9 +169,14 @@ impl Server {
         self.shared.shutdown.cancel();
         tracker.close();
         tracker.wait().await;
-        tokio::task::spawn_blocking(move || workers.stop())
-            .await
-            .map_err(std::io::Error::other)?;
+        tokio::task::spawn_blocking(move || {
+            workers.stop();
+            if let Some(bus) = bus {
+                let _ = bus.join();
+            }
+        })
+        .await
+        .map_err(std::io::Error::other)?;
         tracing::info!("server stopped");
         Ok(())
     }

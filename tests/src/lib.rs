@@ -5,6 +5,8 @@
 //! integration tests, so Cargo builds its binary before any test runs). Set
 //! `RINGKV_SERVER_BIN` to test another build.
 
+pub mod cluster;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;

@@ -1,78 +1,30 @@
-//! Cluster mode with static membership: three masters on loopback, redirects,
-//! the CLUSTER commands, and the clients that follow them.
+//! Cluster mode: three masters on loopback (met and given slots by the ring),
+//! redirects, the CLUSTER commands, and the clients that follow them.
 
 use std::net::TcpListener;
 use std::process::Command;
 
+use ringkv_tests::cluster::TestCluster;
 use ringkv_tests::{expect_err, have_program, query as q, TestServer};
 
-/// A running cluster and its members.
-struct Cluster {
-    servers: Vec<TestServer>,
-    ports: Vec<u16>,
-    ids: Vec<String>,
-    dir: std::path::PathBuf,
-}
+/// One range of `CLUSTER SLOTS`: first, last, and its master's ip, port, id
+/// and (empty) metadata.
+type SlotRange = (i64, i64, (String, i64, String, Vec<String>));
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn start_cluster(name: &str, masters: usize) -> Cluster {
-    // Hold every listener at once so the ports differ, then free them.
-    let listeners: Vec<TcpListener> = (0..masters)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    let ports: Vec<u16> = listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect();
-    drop(listeners);
-    let ids: Vec<String> = (0..masters)
-        .map(|i| format!("{:08x}", 0x1000_0000 + i * 0x0101_0101).repeat(5))
-        .collect();
-    let entries: Vec<String> = ids
-        .iter()
-        .zip(&ports)
-        .map(|(id, port)| format!("{id} 127.0.0.1:{port}"))
-        .collect();
-    let dir = std::env::temp_dir().join(format!("ringkv-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let servers = ports
-        .iter()
-        .map(|&port| {
-            let file = dir.join(format!("nodes-{port}.conf"));
-            let mut args = vec![
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                file.to_str().unwrap(),
-                "--cluster-nodes",
-            ];
-            args.extend(entries.iter().map(String::as_str));
-            TestServer::start_on(port, &args)
-        })
-        .collect();
-    Cluster {
-        servers,
-        ports,
-        ids,
-        dir,
-    }
+fn start_cluster(name: &str, masters: usize) -> TestCluster {
+    TestCluster::start(name, masters, &[])
 }
 
 #[test]
 fn keys_redirect_to_their_master_and_cluster_commands_answer_as_redis() {
     let cluster = start_cluster("replies", 3);
-    let mut con = cluster.servers[0].connect();
+    let mut con = cluster.connect(0);
     assert_eq!(q::<i64>(&mut con, &["CLUSTER", "KEYSLOT", "foo"]), 12182);
     assert_eq!(
         q::<i64>(&mut con, &["CLUSTER", "KEYSLOT", "{user1000}.following"]),
         q::<i64>(&mut con, &["CLUSTER", "KEYSLOT", "{user1000}.followers"])
     );
-    assert_eq!(q::<String>(&mut con, &["CLUSTER", "MYID"]), cluster.ids[0]);
+    assert_eq!(q::<String>(&mut con, &["CLUSTER", "MYID"]), cluster.id(0));
     let info: String = q(&mut con, &["CLUSTER", "INFO"]);
     assert!(info.contains("cluster_state:ok\r\n") && info.contains("cluster_known_nodes:3\r\n"));
     let nodes: String = q(&mut con, &["CLUSTER", "NODES"]);
@@ -83,7 +35,7 @@ fn keys_redirect_to_their_master_and_cluster_commands_answer_as_redis() {
     assert_eq!(shards.len(), 3);
 
     // Find one key this node serves and one it does not.
-    let slots: Vec<(i64, i64, (String, i64, String))> = q(&mut con, &["CLUSTER", "SLOTS"]);
+    let slots: Vec<SlotRange> = q(&mut con, &["CLUSTER", "SLOTS"]);
     let owner_port = |key: &str| -> i64 {
         let slot = ringkv_server::keyspace::key_slot(key.as_bytes()) as i64;
         slots
@@ -131,11 +83,11 @@ fn keys_redirect_to_their_master_and_cluster_commands_answer_as_redis() {
     );
     let _: () = q(&mut con, &["READONLY"]);
     let _: () = q(&mut con, &["READWRITE"]);
-    // The node id was written to the node id file.
+    // The node's state was written to its config file.
     let file =
         std::fs::read_to_string(cluster.dir.join(format!("nodes-{}.conf", cluster.ports[0])))
             .unwrap();
-    assert!(file.contains(&cluster.ids[0]));
+    assert!(file.contains(&cluster.id(0)));
 }
 
 #[test]
@@ -153,7 +105,7 @@ fn a_standalone_server_says_cluster_support_is_disabled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_redis_crate_cluster_client_reads_and_writes_through_the_cluster() {
     let cluster = start_cluster("client", 3);
-    let client = redis::cluster::ClusterClient::new(vec![cluster.servers[0].url()]).unwrap();
+    let client = redis::cluster::ClusterClient::new(vec![cluster.server(0).url()]).unwrap();
     let mut con = client.get_async_connection().await.unwrap();
     for i in 0..300 {
         let _: () = redis::cmd("SET")
@@ -173,8 +125,8 @@ async fn the_redis_crate_cluster_client_reads_and_writes_through_the_cluster() {
     }
     // Every master holds a share.
     let mut total = 0;
-    for server in &cluster.servers {
-        let keys: u64 = q(&mut server.connect(), &["DBSIZE"]);
+    for i in 0..3 {
+        let keys: u64 = q(&mut cluster.connect(i), &["DBSIZE"]);
         assert!(keys > 50, "{keys}");
         total += keys;
     }
@@ -308,7 +260,7 @@ async fn the_rust_client_locks_and_loads_through_a_cluster() {
     use std::time::Duration;
 
     let mut cluster = start_cluster("rust-client", 3);
-    let client = Client::connect_cluster(&[&cluster.servers[1].url()])
+    let client = Client::connect_cluster(&[&cluster.server(1).url()])
         .await
         .unwrap();
     // Locks on names spread over every master.
@@ -351,7 +303,7 @@ async fn the_rust_client_locks_and_loads_through_a_cluster() {
     assert_eq!(loads.load(Ordering::SeqCst), 20);
 
     // Redlock across the three masters of the cluster.
-    let redlock = Redlock::over_cluster(&cluster.servers[0].url())
+    let redlock = Redlock::over_cluster(&cluster.server(0).url())
         .await
         .unwrap()
         .retries(0);
@@ -362,9 +314,9 @@ async fn the_rust_client_locks_and_loads_through_a_cluster() {
     assert!(redlock.lock("report", ttl).await.is_err());
     guard.release().await.unwrap();
     // One master down: two of three still hold a majority; two down: none.
-    cluster.servers.truncate(2);
+    cluster.kill(2);
     let guard = redlock.lock("report", ttl).await.expect("two of three");
     guard.release().await.unwrap();
-    cluster.servers.truncate(1);
+    cluster.kill(1);
     assert!(redlock.lock("report", ttl).await.is_err());
 }

@@ -32,7 +32,7 @@ const ASSIGN_FOR: Millis = 60_000;
 const GOSSIP_RANDOM: usize = 3;
 
 /// Settings of the rules.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
     /// `cluster-node-timeout`.
     pub node_timeout: Millis,
@@ -368,44 +368,58 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// The durable state, as `cluster-config-file` holds it.
+    /// The durable state, as `cluster-config-file` holds it (handshake nodes
+    /// left out, as Redis leaves them out).
     pub fn durable(&self) -> NodesConf {
-        let nodes = self
-            .nodes
-            .values()
-            .filter(|n| !n.in_handshake())
-            .map(|n| NodeLine {
-                id: n.id.to_string(),
-                ip: n.addr.ip.to_string(),
-                port: n.addr.port,
-                cport: n.addr.cport,
-                hostname: None,
-                shard_id: Some(n.shard.to_string()),
-                flags: NodeFlags {
-                    myself: n.id == self.myself,
-                    master: n.flags.has(Flags::MASTER),
-                    replica: n.flags.has(Flags::REPLICA),
-                    pfail: n.flags.has(Flags::PFAIL),
-                    fail: n.flags.has(Flags::FAIL),
-                    handshake: false,
-                    noaddr: n.flags.has(Flags::NOADDR),
-                    nofailover: n.flags.has(Flags::NOFAILOVER),
-                },
-                master: n.master.map(|m| m.to_string()),
-                ping_sent: n.ping_sent.unwrap_or(0),
-                pong_recv: n.pong_recv,
-                config_epoch: n.config_epoch,
-                connected: n.id == self.myself || n.link == LinkState::Up,
-                slots: n.slots.ranges(),
-                migrating: Vec::new(),
-                importing: Vec::new(),
-            })
-            .collect();
         NodesConf {
-            nodes,
+            nodes: self
+                .nodes
+                .values()
+                .filter(|n| !n.in_handshake())
+                .map(|n| self.node_line(n))
+                .collect(),
             current_epoch: self.current_epoch,
             last_vote_epoch: self.last_vote_epoch,
         }
+    }
+
+    /// `node` as a line of `CLUSTER NODES` and of the config file.
+    pub fn node_line(&self, n: &Node) -> NodeLine {
+        NodeLine {
+            id: n.id.to_string(),
+            ip: n.addr.ip.to_string(),
+            port: n.addr.port,
+            cport: n.addr.cport,
+            hostname: None,
+            shard_id: Some(n.shard.to_string()),
+            flags: NodeFlags {
+                myself: n.id == self.myself,
+                master: n.flags.has(Flags::MASTER),
+                replica: n.flags.has(Flags::REPLICA),
+                pfail: n.flags.has(Flags::PFAIL),
+                fail: n.flags.has(Flags::FAIL),
+                handshake: n.in_handshake(),
+                noaddr: n.flags.has(Flags::NOADDR),
+                nofailover: n.flags.has(Flags::NOFAILOVER),
+            },
+            master: n.master.map(|m| m.to_string()),
+            ping_sent: n.ping_sent.unwrap_or(0),
+            pong_recv: n.pong_recv,
+            config_epoch: n.config_epoch,
+            connected: n.id == self.myself || n.link == LinkState::Up,
+            slots: n.slots.ranges(),
+            migrating: Vec::new(),
+            importing: Vec::new(),
+        }
+    }
+
+    /// The rules' settings, changed at runtime (`CONFIG SET`).
+    pub fn set_settings(&mut self, settings: Settings) {
+        if settings.require_full_coverage != self.settings.require_full_coverage {
+            self.state_dirty = true;
+        }
+        self.settings = settings;
+        self.update_state();
     }
 
     fn empty(settings: Settings, myself: Id, rng: StdRng) -> Cluster {
@@ -879,6 +893,57 @@ impl Cluster {
         if !plan.asks.is_empty() && now < plan.until {
             self.assigning = Some(plan);
         }
+    }
+
+    /// `CLUSTER RESET [HARD|SOFT]`: forgets every other node and every slot
+    /// assignment; a hard reset also takes a new id and sets the epochs to 0.
+    pub fn reset(&mut self, hard: bool, now: Millis) {
+        let others: Vec<Id> = self
+            .nodes
+            .keys()
+            .copied()
+            .filter(|&id| id != self.myself)
+            .collect();
+        for id in others {
+            self.remove_node(id);
+        }
+        for slot in 0..SLOTS as u16 {
+            self.unassign(slot);
+        }
+        self.banned.clear();
+        self.assigning = None;
+        let me = self.me_mut();
+        me.flags = Flags(Flags::MASTER);
+        me.master = None;
+        if hard {
+            let mut me = self
+                .nodes
+                .remove(&self.myself)
+                .expect("myself is always known");
+            me.id = Id::random(&mut self.rng);
+            me.shard = Id::random(&mut self.rng);
+            me.config_epoch = 0;
+            me.created = now;
+            self.myself = me.id;
+            self.nodes.insert(me.id, me);
+            self.current_epoch = 0;
+            self.last_vote_epoch = 0;
+        }
+        self.state_dirty = true;
+        self.claim_changed();
+        self.update_state();
+    }
+
+    /// `CLUSTER COUNT-FAILURE-REPORTS id`: the masters whose report that `id`
+    /// is failing is still valid.
+    pub fn failure_reports(&self, id: Id, now: Millis) -> Option<usize> {
+        let validity = self.settings.node_timeout * 2;
+        self.nodes.get(&id).map(|n| {
+            n.fail_reports
+                .iter()
+                .filter(|&&(_, at)| now.saturating_sub(at) <= validity)
+                .count()
+        })
     }
 
     /// `PUBLISH`: sends the message to every node.

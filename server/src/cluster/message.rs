@@ -145,6 +145,35 @@ pub enum Body {
     },
 }
 
+impl Body {
+    /// The kinds, in [`Body::kind`]'s numbering, by the names `CLUSTER INFO`
+    /// counts them under.
+    pub const KINDS: [&'static str; 8] = [
+        "ping",
+        "pong",
+        "meet",
+        "fail",
+        "update",
+        "addslots",
+        "publish",
+        "publishshard",
+    ];
+
+    /// This body's kind, an index into [`Body::KINDS`].
+    pub fn kind(&self) -> usize {
+        match self {
+            Body::Ping(_) => 0,
+            Body::Pong(_) => 1,
+            Body::Meet(_) => 2,
+            Body::Fail(_) => 3,
+            Body::Update { .. } => 4,
+            Body::AddSlots { .. } => 5,
+            Body::Publish { .. } => 6,
+            Body::PublishShard { .. } => 7,
+        }
+    }
+}
+
 /// One message on the bus.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {

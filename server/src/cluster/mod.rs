@@ -1,9 +1,9 @@
 //! Cluster mode's building blocks (docs/CLUSTER.md): the state machine of one
 //! node's view (`machine`: membership, failure detection, epochs, slot
-//! authority), the bus messages, the config file, the ring that plans slot
-//! placement, and the simulator that checks the protocol's invariants.
-//! Uses the keyspace's slot hashing; the node holds its view in a
-//! [`ClusterHandle`] that membership changes replace.
+//! authority), the bus messages and their encoding, the config file, the ring
+//! that plans slot placement, and the simulator that checks the protocol's
+//! invariants. The node holds its machine in a [`ClusterHandle`], which
+//! publishes a [`ClusterView`] after every step for commands to read.
 
 mod handle;
 pub mod id;
@@ -13,9 +13,9 @@ pub mod nodes_conf;
 pub mod ring;
 pub mod sim;
 pub mod slots;
-mod state;
+mod view;
 pub mod wire;
 
-pub use handle::ClusterHandle;
+pub use handle::{BusDrop, ClusterHandle, LinkInfo, MessageCounts};
 pub use ring::{Ring, RingConfig};
-pub use state::{parse_members, persist_node_id, ClusterError, ClusterState, Member};
+pub use view::{ClusterView, SlotCounts, ViewNode};

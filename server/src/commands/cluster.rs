@@ -1,13 +1,24 @@
-//! Cluster commands: CLUSTER INFO / NODES / SLOTS / SHARDS / MYID / MYSHARDID /
-//! KEYSLOT / COUNTKEYSINSLOT / GETKEYSINSLOT / LINKS, and READONLY, READWRITE,
-//! ASKING. Replies follow Redis Cluster's formats, so cluster clients
-//! (`redis-cli -c`, redis-rs, redis-benchmark --cluster) work unchanged.
+//! Cluster commands: what the cluster looks like (CLUSTER INFO / NODES / SLOTS /
+//! SHARDS / LINKS / MYID / MYSHARDID / KEYSLOT / COUNTKEYSINSLOT /
+//! GETKEYSINSLOT / COUNT-FAILURE-REPORTS), changing it (MEET / FORGET /
+//! ADDSLOTS[RANGE] / DELSLOTS[RANGE] / FLUSHSLOTS / SET-CONFIG-EPOCH /
+//! BUMPEPOCH / RESET / SAVECONFIG, and ringkv's RING ASSIGN), READONLY,
+//! READWRITE, ASKING, and where a keyed command may run ([`route`]).
+//! Replies and errors follow Redis Cluster's, so `redis-cli --cluster` and
+//! cluster clients work unchanged. Changes step the node's cluster machine
+//! (`ClusterHandle::step`), which saves the config before the reply.
 
+use std::fmt::Write as _;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::table::{flag::*, CommandSpec, Handler};
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
-use crate::cluster::{ClusterState, Member};
+use crate::cluster::id::Id;
+use crate::cluster::machine::AdminError;
+use crate::cluster::message::Addr;
+use crate::cluster::slots::SlotSet;
+use crate::cluster::{ClusterView, ViewNode};
 use crate::keyspace::{key_slot, KeySlots, SLOTS};
 use crate::protocol::Reply;
 
@@ -21,6 +32,9 @@ const fn spec(
     CommandSpec::new(name, arity, flags, "cluster", summary, handler).since("3.0.0")
 }
 
+/// What changes the cluster: admin, allowed on a stale replica.
+const ADMIN_STALE: u32 = ADMIN | STALE;
+
 /// The cluster family.
 #[rustfmt::skip]
 pub const COMMANDS: &[CommandSpec] = &[
@@ -28,32 +42,74 @@ pub const COMMANDS: &[CommandSpec] = &[
         spec("info", 2, STALE, "Returns information about the state of a node.", handler!(Info)),
         spec("nodes", 2, STALE, "Returns the cluster configuration for a node.", handler!(Nodes)),
         spec("slots", 2, STALE, "Returns the mapping of cluster slots to nodes.", handler!(Slots)),
-        spec("shards", 2, STALE, "Returns the mapping of cluster slots to shards.", handler!(Shards)),
+        spec("shards", 2, STALE, "Returns the mapping of cluster slots to shards.", handler!(Shards)).since("7.0.0"),
         spec("myid", 2, STALE, "Returns the ID of a node.", handler!(MyId)),
-        spec("myshardid", 2, STALE, "Returns the shard ID of a node.", handler!(MyId)),
+        spec("myshardid", 2, STALE, "Returns the shard ID of a node.", handler!(MyShardId)).since("7.2.0"),
         spec("keyslot", 3, STALE, "Returns the hash slot for a key.", handler!(KeySlot<'_>)),
         spec("countkeysinslot", 3, STALE, "Returns the number of keys in a hash slot.", handler!(CountKeys)),
         spec("getkeysinslot", 4, STALE, "Returns the key names in a hash slot.", handler!(GetKeys)),
-        spec("links", 2, STALE, "Returns a list of all TCP links to and from peer nodes.", handler!(Links)),
+        spec("links", 2, STALE, "Returns a list of all TCP links to and from peer nodes.", handler!(Links)).since("7.0.0"),
+        spec("count-failure-reports", 3, ADMIN_STALE, "Returns the number of active failure reports active for a node.", handler!(FailureReports)),
+        spec("meet", -4, ADMIN_STALE, "Forces a node to handshake with another node.", handler!(Meet)),
+        spec("forget", 3, ADMIN_STALE, "Removes a node from the nodes table.", handler!(Forget)),
+        spec("addslots", -3, ADMIN_STALE, "Assigns new hash slots to a node.", handler!(AddSlots)),
+        spec("addslotsrange", -4, ADMIN_STALE, "Assigns new hash slot ranges to a node.", handler!(AddSlotsRange)).since("7.0.0"),
+        spec("delslots", -3, ADMIN_STALE, "Sets hash slots as unbound for a node.", handler!(DelSlots)),
+        spec("delslotsrange", -4, ADMIN_STALE, "Sets hash slot ranges as unbound for a node.", handler!(DelSlotsRange)).since("7.0.0"),
+        spec("flushslots", 2, ADMIN_STALE, "Deletes all slots information from a node.", handler!(FlushSlots)),
+        spec("set-config-epoch", 3, ADMIN_STALE, "Sets the configuration epoch for a new node.", handler!(SetConfigEpoch)),
+        spec("bumpepoch", 2, ADMIN_STALE, "Advances the cluster config epoch.", handler!(BumpEpoch)),
+        spec("reset", -2, ADMIN | STALE | NOSCRIPT, "Resets a node.", handler!(Reset)),
+        spec("saveconfig", 2, ADMIN_STALE, "Forces a node to save the cluster configuration to disk.", handler!(SaveConfig)),
+        spec("ring", 3, ADMIN_STALE, "ringkv: ASSIGN gives every unassigned slot to the masters by the consistent-hashing ring, under new epochs.", handler!(RingAssign)).since("0.1.0"),
     ]),
     spec("readonly", 1, FAST | LOADING | STALE, "Enables read-only queries for a connection to a Redis Cluster replica node.", handler!(Ok_)),
     spec("readwrite", 1, FAST | LOADING | STALE, "Enables read-write queries for a connection to a Redis Cluster replica node.", handler!(Ok_)),
     spec("asking", 1, FAST, "Signals that a cluster client is following an -ASK redirect.", handler!(Ok_)),
 ];
 
-/// The cluster, or Redis's error when cluster mode is off.
-fn cluster(ctx: &Ctx<'_, '_>) -> Result<Arc<ClusterState>, CommandError> {
+/// The cluster view, or Redis's error when cluster mode is off.
+fn cluster(ctx: &Ctx<'_, '_>) -> Result<Arc<ClusterView>, CommandError> {
     ctx.shared
         .cluster
         .view()
         .and_then(|view| view.clone())
-        .ok_or_else(|| CommandError::err("This instance has cluster support disabled"))
+        .ok_or_else(disabled)
+}
+
+fn disabled() -> CommandError {
+    CommandError::err("This instance has cluster support disabled")
+}
+
+/// Runs an operator command on the node's machine; its error as Redis words it.
+fn step<R>(
+    ctx: &Ctx<'_, '_>,
+    event: impl FnOnce(&mut crate::cluster::machine::Cluster, u64) -> Result<R, AdminError>,
+) -> Result<R, CommandError> {
+    match ctx.shared.cluster.step(event) {
+        None => Err(disabled()),
+        Some(Ok(r)) => Ok(r),
+        Some(Err(e)) => Err(admin_error(e)),
+    }
+}
+
+fn admin_error(e: AdminError) -> CommandError {
+    let text = e.to_string();
+    CommandError::err(text.strip_prefix("ERR ").unwrap_or(&text))
 }
 
 fn slot_arg(p: &mut Parser<'_>) -> Result<u16, CommandError> {
     match p.next_i64() {
         Ok(n) if (0..SLOTS as i64).contains(&n) => Ok(n as u16),
-        _ => Err(CommandError::err("Invalid slot")),
+        _ => Err(CommandError::err("Invalid or out of range slot")),
+    }
+}
+
+fn node_arg(p: &mut Parser<'_>) -> Result<(Id, String), CommandError> {
+    let text = String::from_utf8_lossy(p.arg()?).into_owned();
+    match Id::parse(&text.to_ascii_lowercase()) {
+        Some(id) => Ok((id, text)),
+        None => Err(CommandError::err(format!("Unknown node {text}"))),
     }
 }
 
@@ -82,15 +138,32 @@ impl<'a> Command<'a> for Info {
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let c = cluster(ctx)?;
-        let n = c.members().len();
-        let text = format!(
-            "cluster_state:ok\r\ncluster_slots_assigned:{SLOTS}\r\ncluster_slots_ok:{SLOTS}\r\n\
-             cluster_slots_pfail:0\r\ncluster_slots_fail:0\r\ncluster_known_nodes:{n}\r\n\
-             cluster_size:{n}\r\ncluster_current_epoch:{e}\r\ncluster_my_epoch:{e}\r\n\
-             cluster_stats_messages_sent:0\r\ncluster_stats_messages_received:0\r\n\
-             total_cluster_links_buffer_limit_exceeded:0\r\n",
-            e = c.epoch()
+        let slots = c.slot_counts();
+        let mut text = format!(
+            "cluster_state:{}\r\ncluster_slots_assigned:{}\r\ncluster_slots_ok:{}\r\n\
+             cluster_slots_pfail:{}\r\ncluster_slots_fail:{}\r\ncluster_known_nodes:{}\r\n\
+             cluster_size:{}\r\ncluster_current_epoch:{}\r\ncluster_my_epoch:{}\r\n",
+            if c.state_ok() { "ok" } else { "fail" },
+            slots.assigned,
+            slots.ok,
+            slots.pfail,
+            slots.fail,
+            c.nodes().len(),
+            c.size(),
+            c.current_epoch(),
+            c.myself().line.config_epoch,
         );
+        if let Some((sent, received)) = ctx.shared.cluster.message_counts() {
+            for (way, counts) in [("sent", sent), ("received", received)] {
+                let mut total = 0;
+                for (kind, n) in counts.by_kind().filter(|&(_, n)| n > 0) {
+                    total += n;
+                    let _ = write!(text, "cluster_stats_messages_{kind}_{way}:{n}\r\n");
+                }
+                let _ = write!(text, "cluster_stats_messages_{way}:{total}\r\n");
+            }
+        }
+        text.push_str("total_cluster_links_buffer_limit_exceeded:0\r\n");
         ctx.out.verbatim(text.as_bytes());
         Ok(())
     }
@@ -106,29 +179,9 @@ impl<'a> Command<'a> for Nodes {
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let c = cluster(ctx)?;
-        let ranges = c.ranges();
         let mut text = String::new();
-        for (i, m) in c.members().iter().enumerate() {
-            let flags = if m == c.myself() {
-                "myself,master"
-            } else {
-                "master"
-            };
-            text.push_str(&format!(
-                "{} {}:{}@{} {flags} - 0 0 {} connected",
-                m.id,
-                m.ip,
-                m.port,
-                bus_port(&c, m),
-                c.epoch()
-            ));
-            for &(first, last, _) in ranges.iter().filter(|r| r.2 == i) {
-                if first == last {
-                    text.push_str(&format!(" {first}"));
-                } else {
-                    text.push_str(&format!(" {first}-{last}"));
-                }
-            }
+        for node in c.nodes() {
+            text.push_str(&node.line.to_cluster_nodes_line());
             text.push('\n');
         }
         ctx.out.verbatim(text.as_bytes());
@@ -136,23 +189,16 @@ impl<'a> Command<'a> for Nodes {
     }
 }
 
-/// Members other than this node are assumed to use the default bus offset.
-fn bus_port(c: &ClusterState, m: &Member) -> u16 {
-    if m == c.myself() {
-        c.bus_port()
-    } else {
-        m.port.wrapping_add(10_000)
-    }
+fn node_entry(out: &mut Reply, node: &ViewNode) {
+    out.array(4);
+    out.bulk(node.line.ip.as_bytes());
+    out.int(i64::from(node.addr.port));
+    out.bulk(node.line.id.as_bytes());
+    // Networking metadata (hostname): none.
+    out.map(0);
 }
 
-fn node_entry(out: &mut Reply, m: &Member) {
-    out.array(3);
-    out.bulk(m.ip.as_bytes());
-    out.int(i64::from(m.port));
-    out.bulk(m.id.as_bytes());
-}
-
-/// `CLUSTER SLOTS`: `[first, last, [ip, port, id]]` per range.
+/// `CLUSTER SLOTS`: `[first, last, [ip, port, id, {}]]` per range.
 struct Slots;
 
 impl<'a> Command<'a> for Slots {
@@ -162,19 +208,23 @@ impl<'a> Command<'a> for Slots {
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let c = cluster(ctx)?;
-        let ranges = c.ranges();
+        let ranges: Vec<_> = c
+            .ranges()
+            .into_iter()
+            .filter_map(|(first, last, owner)| c.node(owner).map(|n| (first, last, n)))
+            .collect();
         ctx.out.array(ranges.len());
         for (first, last, owner) in ranges {
             ctx.out.array(3);
             ctx.out.int(i64::from(first));
             ctx.out.int(i64::from(last));
-            node_entry(ctx.out, &c.members()[owner]);
+            node_entry(ctx.out, owner);
         }
         Ok(())
     }
 }
 
-/// `CLUSTER SHARDS`: per master, its slot ranges and its node.
+/// `CLUSTER SHARDS`: per shard, its slot ranges and its nodes.
 struct Shards;
 
 impl<'a> Command<'a> for Shards {
@@ -184,38 +234,69 @@ impl<'a> Command<'a> for Shards {
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let c = cluster(ctx)?;
-        let ranges = c.ranges();
-        ctx.out.array(c.members().len());
-        for (i, m) in c.members().iter().enumerate() {
-            let mine: Vec<_> = ranges.iter().filter(|r| r.2 == i).collect();
+        let mut shards: Vec<Id> = c
+            .nodes()
+            .iter()
+            .filter(|n| !n.line.flags.handshake)
+            .map(|n| n.shard)
+            .collect();
+        shards.sort_unstable();
+        shards.dedup();
+        ctx.out.array(shards.len());
+        for shard in shards {
+            let nodes: Vec<&ViewNode> = c
+                .nodes()
+                .iter()
+                .filter(|n| n.shard == shard && !n.line.flags.handshake)
+                .collect();
+            let ranges: Vec<(u16, u16)> = nodes.iter().flat_map(|n| n.line.slots.clone()).collect();
             ctx.out.map(2);
             ctx.out.bulk(b"slots");
-            ctx.out.array(mine.len() * 2);
-            for r in mine {
-                ctx.out.int(i64::from(r.0));
-                ctx.out.int(i64::from(r.1));
+            ctx.out.array(ranges.len() * 2);
+            for (first, last) in ranges {
+                ctx.out.int(i64::from(first));
+                ctx.out.int(i64::from(last));
             }
             ctx.out.bulk(b"nodes");
-            ctx.out.array(1);
-            ctx.out.map(7);
-            for (field, value) in [("id", m.id.as_str()), ("ip", &m.ip), ("endpoint", &m.ip)] {
-                ctx.out.bulk(field.as_bytes());
-                ctx.out.bulk(value.as_bytes());
+            ctx.out.array(nodes.len());
+            for n in nodes {
+                ctx.out.map(7);
+                for (field, value) in [
+                    ("id", n.line.id.as_str()),
+                    ("port", ""),
+                    ("ip", &n.line.ip),
+                    ("endpoint", &n.line.ip),
+                ] {
+                    ctx.out.bulk(field.as_bytes());
+                    if field == "port" {
+                        ctx.out.int(i64::from(n.addr.port));
+                    } else {
+                        ctx.out.bulk(value.as_bytes());
+                    }
+                }
+                ctx.out.bulk(b"role");
+                let role: &[u8] = if n.line.flags.replica {
+                    b"replica"
+                } else {
+                    b"master"
+                };
+                ctx.out.bulk(role);
+                ctx.out.bulk(b"replication-offset");
+                ctx.out.int(0);
+                ctx.out.bulk(b"health");
+                let health: &[u8] = if n.line.flags.fail {
+                    b"failed"
+                } else {
+                    b"online"
+                };
+                ctx.out.bulk(health);
             }
-            ctx.out.bulk(b"port");
-            ctx.out.int(i64::from(m.port));
-            ctx.out.bulk(b"role");
-            ctx.out.bulk(b"master");
-            ctx.out.bulk(b"replication-offset");
-            ctx.out.int(0);
-            ctx.out.bulk(b"health");
-            ctx.out.bulk(b"online");
         }
         Ok(())
     }
 }
 
-/// `CLUSTER MYID` (and `MYSHARDID`: each master is its own shard).
+/// `CLUSTER MYID`.
 struct MyId;
 
 impl<'a> Command<'a> for MyId {
@@ -224,7 +305,22 @@ impl<'a> Command<'a> for MyId {
     }
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
-        let id = cluster(ctx)?.myself().id.clone();
+        let id = cluster(ctx)?.myself_id().to_string();
+        ctx.out.bulk(id.as_bytes());
+        Ok(())
+    }
+}
+
+/// `CLUSTER MYSHARDID`.
+struct MyShardId;
+
+impl<'a> Command<'a> for MyShardId {
+    fn parse(_: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(MyShardId)
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let id = cluster(ctx)?.myself().shard.to_string();
         ctx.out.bulk(id.as_bytes());
         Ok(())
     }
@@ -252,7 +348,10 @@ struct CountKeys(u16);
 
 impl<'a> Command<'a> for CountKeys {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        Ok(CountKeys(slot_arg(p)?))
+        match p.next_i64() {
+            Ok(n) if (0..SLOTS as i64).contains(&n) => Ok(CountKeys(n as u16)),
+            _ => Err(CommandError::err("Invalid slot")),
+        }
     }
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
@@ -271,7 +370,10 @@ struct GetKeys {
 
 impl<'a> Command<'a> for GetKeys {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        let slot = slot_arg(p)?;
+        let slot = match p.next_i64() {
+            Ok(n) if (0..SLOTS as i64).contains(&n) => n as u16,
+            _ => return Err(CommandError::err("Invalid slot")),
+        };
         let count = usize::try_from(p.next_i64()?)
             .map_err(|_| CommandError::err("Invalid number of keys"))?;
         Ok(GetKeys { slot, count })
@@ -296,7 +398,7 @@ impl<'a> Command<'a> for GetKeys {
     }
 }
 
-/// `CLUSTER LINKS`: no bus links while membership is static.
+/// `CLUSTER LINKS`: the bus's open links.
 struct Links;
 
 impl<'a> Command<'a> for Links {
@@ -306,19 +408,354 @@ impl<'a> Command<'a> for Links {
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         cluster(ctx)?;
-        ctx.out.array(0);
+        let links = ctx.shared.cluster.links();
+        ctx.out.array(links.len());
+        for link in links.iter() {
+            ctx.out.map(6);
+            ctx.out.bulk(b"direction");
+            let direction: &[u8] = if link.outbound { b"to" } else { b"from" };
+            ctx.out.bulk(direction);
+            ctx.out.bulk(b"node");
+            let node = link.peer.map(|id| id.to_string()).unwrap_or_default();
+            ctx.out.bulk(node.as_bytes());
+            ctx.out.bulk(b"create-time");
+            ctx.out.int(link.created as i64);
+            ctx.out.bulk(b"events");
+            ctx.out.bulk(b"r");
+            ctx.out.bulk(b"send-buffer-allocated");
+            ctx.out.int(0);
+            ctx.out.bulk(b"send-buffer-used");
+            ctx.out.int(0);
+        }
         Ok(())
     }
 }
 
-/// In cluster mode, where a command may run: all its keys in one slot (and,
-/// inside MULTI, the transaction's slot), and that slot this node's. Commands
-/// over the whole keyspace run on this node's share. Returns the keys' slot.
+/// `CLUSTER COUNT-FAILURE-REPORTS node-id`.
+struct FailureReports(Id, String);
+
+impl<'a> Command<'a> for FailureReports {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let (id, text) = node_arg(p)?;
+        Ok(FailureReports(id, text))
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let reports = ctx
+            .shared
+            .cluster
+            .inspect(|c, now| c.failure_reports(self.0, now))
+            .ok_or_else(disabled)?
+            .ok_or_else(|| CommandError::err(format!("Unknown node {}", self.1)))?;
+        ctx.out.int(reports as i64);
+        Ok(())
+    }
+}
+
+/// `CLUSTER MEET ip port [cport]`.
+struct Meet(Addr);
+
+impl<'a> Command<'a> for Meet {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let ip = String::from_utf8_lossy(p.arg()?).into_owned();
+        let port = String::from_utf8_lossy(p.arg()?).into_owned();
+        let invalid = || CommandError::err(format!("Invalid node address specified: {ip}:{port}"));
+        let ip: IpAddr = ip.parse().map_err(|_| invalid())?;
+        let port: u16 = port.parse().map_err(|_| invalid())?;
+        let cport = match p.try_arg() {
+            None => port.checked_add(10_000).ok_or_else(invalid)?,
+            Some(text) => std::str::from_utf8(text)
+                .ok()
+                .and_then(|t| t.parse::<u16>().ok())
+                .ok_or_else(|| CommandError::err("Invalid bus port specified"))?,
+        };
+        if p.remaining() > 0 {
+            return Err(p.subcommand_error());
+        }
+        if port == 0 || cport == 0 {
+            return Err(invalid());
+        }
+        Ok(Meet(Addr { ip, port, cport }))
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        step(ctx, |c, now| {
+            c.meet(self.0, now);
+            Ok(())
+        })?;
+        ctx.out.ok();
+        Ok(())
+    }
+}
+
+/// `CLUSTER FORGET node-id`.
+struct Forget(Id, String);
+
+impl<'a> Command<'a> for Forget {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let (id, text) = node_arg(p)?;
+        Ok(Forget(id, text))
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let text = self.1;
+        step(ctx, |c, now| {
+            c.forget(self.0, now).map_err(|e| match e {
+                AdminError::UnknownNode(_) => AdminError::UnknownNode(text),
+                e => e,
+            })
+        })?;
+        ctx.out.ok();
+        Ok(())
+    }
+}
+
+/// Slots named once each, as ADDSLOTS and DELSLOTS take them.
+fn each_once(slots: impl IntoIterator<Item = u16>) -> Result<SlotSet, CommandError> {
+    let mut set = SlotSet::default();
+    for slot in slots {
+        if set.contains(slot) {
+            return Err(CommandError::err(format!(
+                "Slot {slot} specified multiple times"
+            )));
+        }
+        set.insert(slot);
+    }
+    Ok(set)
+}
+
+fn slot_list(p: &mut Parser<'_>) -> Result<SlotSet, CommandError> {
+    let mut slots = Vec::with_capacity(p.remaining());
+    while p.remaining() > 0 {
+        slots.push(slot_arg(p)?);
+    }
+    each_once(slots)
+}
+
+fn slot_ranges(p: &mut Parser<'_>) -> Result<SlotSet, CommandError> {
+    if !p.remaining().is_multiple_of(2) {
+        return Err(p.arity_error());
+    }
+    let mut slots = Vec::new();
+    while p.remaining() > 0 {
+        let (first, last) = (slot_arg(p)?, slot_arg(p)?);
+        if first > last {
+            return Err(CommandError::err(format!(
+                "start slot number {first} is greater than end slot number {last}"
+            )));
+        }
+        slots.extend(first..=last);
+    }
+    each_once(slots)
+}
+
+/// `CLUSTER ADDSLOTS slot...`.
+struct AddSlots(SlotSet);
+
+impl<'a> Command<'a> for AddSlots {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(AddSlots(slot_list(p)?))
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        step(ctx, |c, _| c.add_slots(&self.0))?;
+        ctx.out.ok();
+        Ok(())
+    }
+}
+
+/// `CLUSTER ADDSLOTSRANGE first last...`.
+struct AddSlotsRange(SlotSet);
+
+impl<'a> Command<'a> for AddSlotsRange {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(AddSlotsRange(slot_ranges(p)?))
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        step(ctx, |c, _| c.add_slots(&self.0))?;
+        ctx.out.ok();
+        Ok(())
+    }
+}
+
+/// `CLUSTER DELSLOTS slot...`.
+struct DelSlots(SlotSet);
+
+impl<'a> Command<'a> for DelSlots {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(DelSlots(slot_list(p)?))
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        step(ctx, |c, _| c.del_slots(&self.0))?;
+        ctx.out.ok();
+        Ok(())
+    }
+}
+
+/// `CLUSTER DELSLOTSRANGE first last...`.
+struct DelSlotsRange(SlotSet);
+
+impl<'a> Command<'a> for DelSlotsRange {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(DelSlotsRange(slot_ranges(p)?))
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        step(ctx, |c, _| c.del_slots(&self.0))?;
+        ctx.out.ok();
+        Ok(())
+    }
+}
+
+/// `CLUSTER FLUSHSLOTS`: only on an empty node, as Redis.
+struct FlushSlots;
+
+impl<'a> Command<'a> for FlushSlots {
+    fn parse(_: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(FlushSlots)
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        cluster(ctx)?;
+        if !ctx.shared.data.keyspace.is_empty() {
+            return Err(CommandError::err(
+                "DB must be empty to perform CLUSTER FLUSHSLOTS.",
+            ));
+        }
+        step(ctx, |c, _| {
+            c.flush_slots();
+            Ok(())
+        })?;
+        ctx.out.ok();
+        Ok(())
+    }
+}
+
+/// `CLUSTER SET-CONFIG-EPOCH epoch`.
+struct SetConfigEpoch(u64);
+
+impl<'a> Command<'a> for SetConfigEpoch {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let text = String::from_utf8_lossy(p.arg()?).into_owned();
+        match text.parse::<i64>() {
+            Ok(n) if n >= 0 => Ok(SetConfigEpoch(n as u64)),
+            Ok(_) => Err(CommandError::err(format!(
+                "Invalid config epoch specified: {text}"
+            ))),
+            Err(_) => Err(CommandError::NotInteger),
+        }
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        step(ctx, |c, _| c.set_config_epoch(self.0))?;
+        ctx.out.ok();
+        Ok(())
+    }
+}
+
+/// `CLUSTER BUMPEPOCH`: `BUMPED n` or `STILL n`.
+struct BumpEpoch;
+
+impl<'a> Command<'a> for BumpEpoch {
+    fn parse(_: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(BumpEpoch)
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let (bumped, epoch) = step(ctx, |c, _| Ok(c.bump_epoch()))?;
+        let word = if bumped { "BUMPED" } else { "STILL" };
+        ctx.out.simple(&format!("{word} {epoch}"));
+        Ok(())
+    }
+}
+
+/// `CLUSTER RESET [HARD|SOFT]`.
+struct Reset {
+    hard: bool,
+}
+
+impl<'a> Command<'a> for Reset {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let hard = match p.next_keyword() {
+            None => false,
+            Some(k) if k.as_str() == "SOFT" => false,
+            Some(k) if k.as_str() == "HARD" => true,
+            Some(_) => return Err(CommandError::Syntax),
+        };
+        if p.remaining() > 0 {
+            return Err(p.subcommand_error());
+        }
+        Ok(Reset { hard })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        cluster(ctx)?;
+        if !ctx.shared.data.keyspace.is_empty() {
+            return Err(CommandError::err(
+                "CLUSTER RESET can't be called with master nodes containing keys",
+            ));
+        }
+        step(ctx, |c, now| {
+            c.reset(self.hard, now);
+            Ok(())
+        })?;
+        ctx.out.ok();
+        Ok(())
+    }
+}
+
+/// `CLUSTER SAVECONFIG`.
+struct SaveConfig;
+
+impl<'a> Command<'a> for SaveConfig {
+    fn parse(_: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(SaveConfig)
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        cluster(ctx)?;
+        ctx.shared
+            .cluster
+            .save()
+            .map_err(|e| CommandError::err(format!("error saving the cluster node config: {e}")))?;
+        ctx.out.ok();
+        Ok(())
+    }
+}
+
+/// `CLUSTER RING ASSIGN`: plans every unassigned slot on the ring of the
+/// known masters and has each claim its share under an epoch of its own
+/// (docs/CLUSTER.md, rule 19). Replies with the number of slots planned.
+struct RingAssign;
+
+impl<'a> Command<'a> for RingAssign {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        match p.next_keyword() {
+            Some(k) if k.as_str() == "ASSIGN" => Ok(RingAssign),
+            _ => Err(p.subcommand_error()),
+        }
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let planned = step(ctx, |c, now| Ok(c.ring_assign(now)))?;
+        ctx.out.int(planned as i64);
+        Ok(())
+    }
+}
+
+/// In cluster mode, where a command may run, as Redis decides it: all its
+/// keys in one slot (and, inside MULTI, the transaction's slot), that slot
+/// served, the cluster up (or, with `reads_when_down`, the command a read),
+/// and the slot this node's. Commands with no keys run anywhere; commands over
+/// the whole keyspace run on this node's share. Returns the keys' slot.
 pub fn route(
-    cluster: &ClusterState,
+    cluster: &ClusterView,
     command: &super::table::Command,
     keys: &KeySlots<'_>,
     transaction_slot: Option<u16>,
+    reads_when_down: bool,
 ) -> Result<Option<u16>, CommandError> {
     if command.has(ALL_SLOTS) {
         return Ok(None);
@@ -331,14 +768,26 @@ pub fn route(
             Some(_) => {}
         }
     }
-    match slot {
-        Some(slot) if !cluster.is_mine(slot) => {
-            let owner = cluster.owner(slot);
-            Err(CommandError::Moved {
-                slot,
-                addr: format!("{}:{}", owner.ip, owner.port),
-            })
+    let Some(slot) = slot else {
+        return Ok(None);
+    };
+    let Some(owner) = cluster.owner(slot) else {
+        return Err(CommandError::SlotNotServed);
+    };
+    if !cluster.state_ok() {
+        if !reads_when_down {
+            return Err(CommandError::ClusterDown);
         }
-        slot => Ok(slot),
+        if command.has(WRITE) {
+            return Err(CommandError::ClusterDownReadOnly);
+        }
+    }
+    if cluster.is_mine(slot) {
+        Ok(Some(slot))
+    } else {
+        Err(CommandError::Moved {
+            slot,
+            addr: owner.client_addr(),
+        })
     }
 }

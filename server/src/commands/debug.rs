@@ -4,6 +4,8 @@
 use super::client::write_help;
 use super::table::{flag::*, CommandSpec};
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
+use crate::cluster::id::Id;
+use crate::cluster::BusDrop;
 use crate::config::DebugAccess;
 
 /// The debug family.
@@ -27,6 +29,9 @@ enum Debug {
     /// `DEBUG PANIC`: panics inside the command, to show that a failing
     /// request ends only its own connection.
     Panic,
+    /// `DEBUG CLUSTER-BUS-DROP <node-id|*> <in|out|both|none>`: drops bus
+    /// traffic from or to a node (`*`: every node), for partition tests.
+    BusDrop(Option<Id>, Option<BusDrop>),
     /// `DEBUG HELP`.
     Help,
 }
@@ -36,6 +41,25 @@ impl<'a> Command<'a> for Debug {
         let sub = p.arg()?;
         let debug = if sub.eq_ignore_ascii_case(b"panic") {
             Debug::Panic
+        } else if sub.eq_ignore_ascii_case(b"cluster-bus-drop") {
+            let node = match p.arg()? {
+                b"*" => None,
+                id => Some(
+                    std::str::from_utf8(id)
+                        .ok()
+                        .and_then(|t| Id::parse(&t.to_ascii_lowercase()))
+                        .ok_or_else(|| CommandError::err("Invalid node id"))?,
+                ),
+            };
+            let drop = match p.next_keyword() {
+                Some(k) if k.as_str() == "IN" => Some(BusDrop::In),
+                Some(k) if k.as_str() == "OUT" => Some(BusDrop::Out),
+                Some(k) if k.as_str() == "BOTH" => Some(BusDrop::Both),
+                Some(k) if k.as_str() == "NONE" => None,
+                _ => return Err(CommandError::Syntax),
+            };
+            p.finish()?;
+            Debug::BusDrop(node, drop)
         } else if sub.eq_ignore_ascii_case(b"help") {
             Debug::Help
         } else {
@@ -58,12 +82,23 @@ impl<'a> Command<'a> for Debug {
         }
         match self {
             Debug::Panic => panic!("DEBUG PANIC"),
+            Debug::BusDrop(node, drop) => {
+                if !ctx.shared.cluster.enabled() {
+                    return Err(CommandError::err(
+                        "This instance has cluster support disabled",
+                    ));
+                }
+                ctx.shared.cluster.set_drop(node, drop);
+                ctx.out.ok();
+            }
             Debug::Help => write_help(
                 ctx,
                 "DEBUG",
                 &[
                     "PANIC",
                     "    Panic inside the command: its connection ends, the server goes on.",
+                    "CLUSTER-BUS-DROP <node-id|*> <IN|OUT|BOTH|NONE>",
+                    "    Drop cluster bus messages from or to a node (*: all nodes), or stop.",
                 ],
             ),
         }

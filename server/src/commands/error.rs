@@ -88,9 +88,8 @@ pub enum CommandError {
     ExecAbortBecause(String),
     /// In cluster mode, the keys' slot belongs to another node.
     //
-    // `ASK` and `TRYAGAIN` (a slot being migrated) and `CLUSTERDOWN` (a slot
-    // nobody serves) arrive with live slot migration and the cluster bus; with
-    // static membership every slot has an owner.
+    // `ASK` and `TRYAGAIN` (a slot being migrated) arrive with live slot
+    // migration.
     #[error("MOVED {slot} {addr}")]
     Moved {
         /// The keys' hash slot.
@@ -102,6 +101,15 @@ pub enum CommandError {
     /// different slots.
     #[error("CROSSSLOT Keys in request don't hash to the same slot")]
     CrossSlot,
+    /// In cluster mode, nobody serves the keys' slot.
+    #[error("CLUSTERDOWN Hash slot not served")]
+    SlotNotServed,
+    /// In cluster mode, the cluster is down (`cluster_state:fail`).
+    #[error("CLUSTERDOWN The cluster is down")]
+    ClusterDown,
+    /// The cluster is down and `cluster-allow-reads-when-down` lets only reads run.
+    #[error("CLUSTERDOWN The cluster is down and only accepts read commands")]
+    ClusterDownReadOnly,
     /// Any other `ERR` error, with its message.
     #[error("ERR {0}")]
     Other(String),
@@ -140,6 +148,7 @@ impl CommandError {
             ExecAbort | ExecAbortBecause(_) => "EXECABORT",
             Moved { .. } => "MOVED",
             CrossSlot => "CROSSSLOT",
+            SlotNotServed | ClusterDown | ClusterDownReadOnly => "CLUSTERDOWN",
         }
     }
 }
@@ -188,6 +197,9 @@ mod tests {
                 addr: "127.0.0.1:6381".into(),
             },
             CrossSlot,
+            SlotNotServed,
+            ClusterDown,
+            ClusterDownReadOnly,
             Other("message".into()),
         ];
         for e in &all {
@@ -215,6 +227,9 @@ mod tests {
                 | ExecAbortBecause(_)
                 | Moved { .. }
                 | CrossSlot
+                | SlotNotServed
+                | ClusterDown
+                | ClusterDownReadOnly
                 | Other(_) => {}
             }
         }

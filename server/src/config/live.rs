@@ -153,6 +153,24 @@ impl LiveConfig {
         self.cells.client_query_buffer_limit.load(Relaxed)
     }
 
+    /// The cluster rules' settings in force.
+    pub fn cluster_rules(&self) -> crate::cluster::machine::Settings {
+        crate::cluster::machine::Settings {
+            node_timeout: self.cells.cluster_node_timeout.load(Relaxed),
+            require_full_coverage: self.cells.cluster_require_full_coverage.load(Relaxed),
+        }
+    }
+
+    /// `cluster-allow-reads-when-down`.
+    pub fn cluster_allow_reads_when_down(&self) -> bool {
+        self.cells.cluster_allow_reads_when_down.load(Relaxed)
+    }
+
+    /// `cluster-allow-pubsubshard-when-down`.
+    pub fn cluster_allow_pubsubshard_when_down(&self) -> bool {
+        self.cells.cluster_allow_pubsubshard_when_down.load(Relaxed)
+    }
+
     /// `protected-mode`.
     pub fn protected_mode(&self) -> bool {
         self.cells.protected_mode.load(Relaxed)

@@ -8,7 +8,7 @@
 use super::cells::Stored;
 use super::live::LiveConfig;
 use super::output_limits::{BufferLimits, REDIS_DEFAULT};
-use super::syntax::{int, only, size, Choice, Events, Ips, Nodes, Password, Syntax, Text, YesNo};
+use super::syntax::{int, only, size, Choice, Events, Ips, Password, Syntax, Text, YesNo};
 use super::table::{settings, Setting};
 use super::{DebugAccess, LogLevel, MemSize, Policy, Refusal};
 use crate::protocol::OutputLimit;
@@ -94,20 +94,35 @@ settings! {
     /// (loopback clients only).
     enable_debug_command "enable-debug-command": DebugAccess = DebugAccess::No;
         Choice, fixed;
-    /// Cluster mode: serve a share of the 16384 slots, which the masters divide
-    /// by a consistent-hashing ring (see docs/DESIGN.md).
+    /// Cluster mode: serve a share of the 16384 slots as a node of a Redis
+    /// Cluster-compatible cluster (see docs/CLUSTER.md). A node starts alone;
+    /// CLUSTER MEET joins clusters.
     cluster_enabled "cluster-enabled": bool = false;
         YesNo, fixed;
-    /// Where this node keeps its node id.
+    /// Where the node keeps its cluster state (id, epochs, peers, slots), in
+    /// Redis's nodes.conf format; written by the node, read at start.
     cluster_config_file "cluster-config-file": String = "nodes.conf".to_string();
         Text, fixed;
     /// Cluster bus port (0: the client port + 10000).
     cluster_port "cluster-port": u16 = 0;
         int(0, 65535), fixed;
-    /// The cluster's masters, each `"<40-hex node id> <ip>:<port>"`, this node
-    /// included (static membership).
-    cluster_nodes "cluster-nodes": Vec<String> = Vec::new();
-        Nodes, fixed;
+    /// Milliseconds a node may not answer before it is suspected (`fail?`).
+    cluster_node_timeout "cluster-node-timeout": u64 = 15_000;
+        int(1, LONG_MAX), runtime;
+    /// Stop serving when any slot is unserved (unassigned or its master failed).
+    cluster_require_full_coverage "cluster-require-full-coverage": bool = true;
+        YesNo, runtime;
+    /// Serve reads while the cluster is down (writes still refused).
+    cluster_allow_reads_when_down "cluster-allow-reads-when-down": bool = false;
+        YesNo, runtime;
+    /// Serve sharded pub/sub while the cluster is down.
+    cluster_allow_pubsubshard_when_down "cluster-allow-pubsubshard-when-down": bool = true;
+        YesNo, runtime;
+    /// Secret every bus peer must prove it knows (HMAC-SHA256 challenge) before
+    /// anything it says is believed. Empty: none (as Redis, whose bus trusts
+    /// the network). Every node of a cluster needs the same.
+    cluster_bus_secret "cluster-bus-secret": Option<String> = None;
+        Password, fixed;
     /// Encoding threshold: most fields in a compact hash.
     hash_max_listpack_entries "hash-max-listpack-entries" | "hash-max-ziplist-entries": u64 = 128;
         int(0, LONG_MAX), runtime;
@@ -175,12 +190,6 @@ pub(super) fn check_together(config: &Config, given: &[&str]) -> Result<(), Refu
             )
         });
     }
-    if config.cluster_enabled && config.cluster_nodes.is_empty() {
-        return Err(Refusal::new(
-            "cluster-nodes",
-            "cluster-enabled needs the masters, each '<40-hex node id> <ip>:<port>'",
-        ));
-    }
     Ok(())
 }
 
@@ -195,7 +204,7 @@ mod tests {
     use super::*;
     use crate::config::{Cli, ConfigError, ConfigSetError, FileError};
 
-    /// Values every way must accept, per setting (`{A}`, `{B}`: node ids).
+    /// Values every way must accept, per setting.
     const VALID: &[(&str, &[&str])] = &[
         ("bind", &["127.0.0.1", "127.0.0.1 ::1", "0.0.0.0"]),
         ("port", &["0", "7000", "65535"]),
@@ -242,10 +251,11 @@ mod tests {
         ("cluster-enabled", &["no", "NO"]),
         ("cluster-config-file", &["nodes.conf", "dir/n.conf"]),
         ("cluster-port", &["0", "17000", "65535"]),
-        (
-            "cluster-nodes",
-            &["", "{A} 127.0.0.1:7000", "{A} 127.0.0.1:7000 {B} ::1:7001"],
-        ),
+        ("cluster-node-timeout", &["1", "2000", "15000"]),
+        ("cluster-require-full-coverage", &["yes", "no"]),
+        ("cluster-allow-reads-when-down", &["yes", "no"]),
+        ("cluster-allow-pubsubshard-when-down", &["yes", "no"]),
+        ("cluster-bus-secret", &["", "s3cret"]),
         (
             "hash-max-listpack-entries",
             &["0", "128", "9223372036854775807"],
@@ -308,15 +318,11 @@ mod tests {
         ("cluster-enabled", &["maybe", "true"]),
         ("cluster-config-file", &[]),
         ("cluster-port", &["65536", "x"]),
-        (
-            "cluster-nodes",
-            &[
-                "x",
-                "{A} nohost",
-                "{A}",
-                "{A} 127.0.0.1:7000 {A} 127.0.0.1:7001",
-            ],
-        ),
+        ("cluster-node-timeout", &["0", "-1", "x"]),
+        ("cluster-require-full-coverage", &["maybe"]),
+        ("cluster-allow-reads-when-down", &["1"]),
+        ("cluster-allow-pubsubshard-when-down", &["on"]),
+        ("cluster-bus-secret", &[]),
         ("hash-max-listpack-entries", &["-1", "x"]),
         ("hash-max-listpack-value", &["-1", "1x"]),
         ("set-max-intset-entries", &["-1"]),
@@ -337,17 +343,12 @@ mod tests {
         ("databases", &["2", "16"]),
     ];
 
-    fn with_ids(text: &str) -> String {
-        text.replace("{A}", "7f0a1c9e3b5d4f6a8c2e0b1d3f5a7c9e1b3d5f70")
-            .replace("{B}", "2b4d6f8a0c1e3a5c7e9b1d3f5a7c9e0b2d4f6a81")
-    }
-
     fn samples(
         table: &'static [(&'static str, &'static [&'static str])],
     ) -> impl Iterator<Item = (&'static Setting, String)> {
         table.iter().flat_map(|(name, values)| {
             let setting = Setting::find(name).unwrap();
-            values.iter().map(move |v| (setting, with_ids(v)))
+            values.iter().map(move |v| (setting, v.to_string()))
         })
     }
 
@@ -547,25 +548,6 @@ mod tests {
             "invalid configuration: 'proto-max-bulk-len' - can't be larger than client-query-buffer-limit"
         );
         std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn a_cluster_needs_its_masters() {
-        let nodes = with_ids("cluster-nodes = [\"{A} 127.0.0.1:7000\"]");
-        let refusal = Refusal::new(
-            "cluster-nodes",
-            "cluster-enabled needs the masters, each '<40-hex node id> <ip>:<port>'",
-        );
-        assert_eq!(
-            Config::from_toml("cluster-enabled = true")
-                .unwrap_err()
-                .to_string(),
-            refusal.to_string()
-        );
-        let config = Config::from_toml(&format!("cluster-enabled = true\n{nodes}")).unwrap();
-        assert!(config.cluster_enabled && config.cluster_nodes.len() == 1);
-        let cli = Cli::try_parse_from(["ringkv-server", "--cluster-enabled", "yes"]).unwrap();
-        assert!(matches!(Config::load(&cli), Err(ConfigError::Invalid(r)) if r == refusal));
     }
 
     #[test]

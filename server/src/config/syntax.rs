@@ -250,36 +250,6 @@ impl Syntax<Vec<String>> for Ips {
     }
 }
 
-/// The cluster's masters: `<40-hex node id> <ip>:<port>` each, separated by
-/// spaces (in the file, one array item each); empty without a cluster.
-pub(super) struct Nodes;
-
-impl Syntax<Vec<String>> for Nodes {
-    fn parse(&self, text: &str, _: &Vec<String>) -> Result<Vec<String>, String> {
-        let words: Vec<&str> = text.split_whitespace().collect();
-        let entries: Vec<String> = words.chunks(2).map(|pair| pair.join(" ")).collect();
-        if !entries.is_empty() {
-            crate::cluster::parse_members(&entries).map_err(|e| e.to_string())?;
-        }
-        Ok(entries)
-    }
-
-    fn show(&self, value: &Vec<String>) -> String {
-        value.join(" ")
-    }
-
-    fn to_file(&self, value: &Vec<String>) -> toml::Value {
-        Ips.to_file(value)
-    }
-
-    fn shape(&self) -> Shape {
-        Shape {
-            hint: "NODE",
-            list: true,
-        }
-    }
-}
-
 /// Keyspace event classes in Redis's letters (`Ex`, `KEA`), as
 /// [`crate::notify`] flags.
 pub(super) struct Events;
@@ -366,25 +336,5 @@ mod tests {
             parse("65536"),
             Err("argument must be between 0 and 70000 inclusive".to_string())
         );
-    }
-
-    #[test]
-    fn cluster_nodes_are_word_pairs() {
-        let id = "7f0a1c9e3b5d4f6a8c2e0b1d3f5a7c9e1b3d5f70";
-        let other = "2b4d6f8a0c1e3a5c7e9b1d3f5a7c9e0b2d4f6a81";
-        let text = format!("{id} 127.0.0.1:7000 {other} 127.0.0.1:7001");
-        let nodes = Nodes.parse(&text, &Vec::new()).unwrap();
-        assert_eq!(
-            nodes,
-            [
-                format!("{id} 127.0.0.1:7000"),
-                format!("{other} 127.0.0.1:7001")
-            ]
-        );
-        assert_eq!(Nodes.show(&nodes), text);
-        assert!(Nodes
-            .parse(&format!("{id} 127.0.0.1:7000 {other}"), &Vec::new())
-            .is_err());
-        assert_eq!(Nodes.parse("", &Vec::new()), Ok(Vec::new()));
     }
 }

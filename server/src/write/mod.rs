@@ -123,6 +123,31 @@ pub fn expired(data: &Dataset, key: &[u8]) {
     }
 }
 
+/// Deletes every key of `slot`, which this node no longer serves (another
+/// master took it under a newer epoch): one unit of work per slot, each key a
+/// `del` as Redis's `delKeysInSlot` makes it.
+pub fn drop_slot(data: &Dataset, slot: u16, now: Millis) -> usize {
+    let mut locks = Locked::new(&data.keyspace);
+    locks.acquire([slot]);
+    let keys: Vec<Vec<u8>> = locks.with_slot(slot, |table| {
+        table.iter().map(|(k, _)| k.as_bytes().to_vec()).collect()
+    });
+    if keys.is_empty() {
+        return 0;
+    }
+    let mut changes = Changes::default();
+    changes.begin(data.feed.is_active());
+    locks.with_slot(slot, |table| {
+        for key in &keys {
+            table.remove(key, now);
+            changes.record(1, notify::GENERIC, "del", key);
+            changes.command(&[b"DEL", key]);
+        }
+    });
+    commit(data, &mut locks, &mut changes, now);
+    keys.len()
+}
+
 /// Records `key`'s whole state as it is now in `table`, for values no command
 /// of the protocol recreates (locks, fill leases, cached absences) and for
 /// changes with a value chosen here: `RESTORE key <expiry> <payload> REPLACE
