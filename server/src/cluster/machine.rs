@@ -28,8 +28,11 @@ const RECONNECT_EVERY: Millis = 100;
 pub const TICK: Millis = 100;
 /// How long a `RING ASSIGN` keeps asking planned owners that did not claim.
 const ASSIGN_FOR: Millis = 60_000;
-/// Gossip entries about random nodes per message (failing ones come on top).
+/// Gossip entries about random nodes per message (failing and fresh ones come
+/// on top).
 const GOSSIP_RANDOM: usize = 3;
+/// Most gossip entries per message about nodes learned of lately.
+const GOSSIP_FRESH: usize = 4;
 
 /// Settings of the rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,6 +240,9 @@ struct Pools {
     gossip: Vec<Id>,
     /// Those of them flagged `fail?` or `fail`: every message mentions them.
     failing: Vec<Id>,
+    /// Those learned of less than `T` ago: messages mention up to
+    /// [`GOSSIP_FRESH`] of them.
+    fresh: Vec<Id>,
 }
 
 /// This node's view of the cluster and the machine that keeps it.
@@ -263,6 +269,8 @@ pub struct Cluster {
     table_version: u64,
     rng: StdRng,
     ticks: u64,
+    /// The time of the latest tick or message.
+    now: Millis,
     outputs: Vec<Output>,
     save: bool,
 }
@@ -439,6 +447,7 @@ impl Cluster {
             table_version: 0,
             rng,
             ticks: 0,
+            now: 0,
             outputs: Vec::new(),
             save: false,
         }
@@ -518,6 +527,9 @@ impl Cluster {
     /// pings, suspicion (rules 1, 6 to 8, 11, 13), the cluster state.
     pub fn tick(&mut self, now: Millis) {
         self.ticks += 1;
+        self.now = now;
+        // Reachability (rule 20) depends on the time.
+        self.state_dirty = true;
         self.refresh_pools();
         let timeout = self.settings.node_timeout;
         self.banned.retain(|&(_, until)| until > now);
@@ -633,12 +645,14 @@ impl Cluster {
 
     /// A message arrived on `link`; `from` is the link's peer IP.
     pub fn receive(&mut self, link: Link, from: std::net::IpAddr, message: Message, now: Millis) {
+        self.now = now;
         let header = &message.header;
         let sender = header.sender;
         if sender == self.myself {
             return;
         }
         // A handshake node learns its real id from its first answer (rule 1).
+        let mut joined = None;
         if let Link::To(temp) = link {
             if temp != sender {
                 match self.nodes.get(&temp) {
@@ -647,6 +661,7 @@ impl Cluster {
                             self.remove_node(temp);
                             return;
                         }
+                        joined = Some((sender, node.meet));
                         self.rename(temp, sender);
                     }
                     Some(_) => {
@@ -715,6 +730,9 @@ impl Cluster {
             let header = self.header_for(sender, message.header.your_claim_digest);
             self.outputs
                 .push(Output::Send(link, Message { header, body }));
+        }
+        if let Some((id, met)) = joined {
+            self.announce(id, met, now);
         }
         self.update_state();
     }
@@ -1080,10 +1098,11 @@ impl Cluster {
 
     /// Sends `body` to `id` on this node's link to it (if open).
     fn send(&mut self, id: Id, body: Body, now: Millis) {
+        // An empty gossip section is filled here; a full one is sent as given.
         let body = match body {
-            Body::Meet(_) => Body::Meet(self.gossip_for(Some(id), now)),
-            Body::Ping(_) => Body::Ping(self.gossip_for(Some(id), now)),
-            Body::Pong(_) => Body::Pong(self.gossip_for(Some(id), now)),
+            Body::Meet(g) if g.is_empty() => Body::Meet(self.gossip_for(Some(id), now)),
+            Body::Ping(g) if g.is_empty() => Body::Ping(self.gossip_for(Some(id), now)),
+            Body::Pong(g) if g.is_empty() => Body::Pong(self.gossip_for(Some(id), now)),
             other => other,
         };
         let current = self.my_digest;
@@ -1128,6 +1147,20 @@ impl Cluster {
     fn gossip_for(&mut self, to: Option<Id>, now: Millis) -> Vec<Gossip> {
         let usable = |id: &Id| Some(*id) != to && self.nodes.contains_key(id);
         let mut chosen: Vec<Id> = self.pools.failing.iter().copied().filter(usable).collect();
+        // Nodes learned of lately spread in every message: a join reaches
+        // everyone in about one ping period rather than by chance.
+        let fresh = &self.pools.fresh;
+        let first = if fresh.len() > GOSSIP_FRESH {
+            self.rng.random_range(0..fresh.len())
+        } else {
+            0
+        };
+        for k in 0..fresh.len().min(GOSSIP_FRESH) {
+            let id = fresh[(first + k) % fresh.len()];
+            if usable(&id) && !chosen.contains(&id) {
+                chosen.push(id);
+            }
+        }
         let failing = chosen.len();
         let pool = &self.pools.gossip;
         for _ in 0..GOSSIP_RANDOM * 3 {
@@ -1141,17 +1174,47 @@ impl Cluster {
         }
         chosen
             .into_iter()
-            .map(|id| {
-                let n = &self.nodes[&id];
-                Gossip {
-                    id,
-                    shard: n.shard,
-                    addr: n.addr,
-                    flags: n.flags,
-                    pong_age: now.saturating_sub(n.pong_recv).min(u32::MAX as u64) as u32,
-                }
-            })
+            .map(|id| self.gossip_entry(id, now))
             .collect()
+    }
+
+    /// What gossip says of known node `id`.
+    fn gossip_entry(&self, id: Id, now: Millis) -> Gossip {
+        let n = &self.nodes[&id];
+        Gossip {
+            id,
+            shard: n.shard,
+            addr: n.addr,
+            flags: n.flags,
+            pong_age: now.saturating_sub(n.pong_recv).min(u32::MAX as u64) as u32,
+        }
+    }
+
+    /// A handshake with `new` completed (rule 1): every linked node hears of
+    /// it at once, and a node this one met by `CLUSTER MEET` hears of every
+    /// node, so a join spreads in one exchange rather than by chance.
+    fn announce(&mut self, new: Id, met: bool, now: Millis) {
+        let entry = self.gossip_entry(new, now);
+        for peer in self.linked_peers() {
+            if peer == new {
+                continue;
+            }
+            let mut gossip = self.gossip_for(Some(peer), now);
+            if !gossip.iter().any(|g| g.id == new) {
+                gossip.push(entry.clone());
+            }
+            self.send(peer, Body::Pong(gossip), now);
+        }
+        if met {
+            let everyone: Vec<Gossip> = self
+                .pools
+                .gossip
+                .iter()
+                .filter(|&&id| id != new && self.nodes.contains_key(&id))
+                .map(|&id| self.gossip_entry(id, now))
+                .collect();
+            self.send(new, Body::Pong(everyone), now);
+        }
     }
 
     /// Refreshes the nodes gossip is drawn from (once per tick: a pool a tick
@@ -1159,6 +1222,7 @@ impl Cluster {
     fn refresh_pools(&mut self) {
         self.pools.gossip.clear();
         self.pools.failing.clear();
+        self.pools.fresh.clear();
         for n in self.nodes.values() {
             if n.id == self.myself || n.in_handshake() || n.flags.has(Flags::NOADDR) {
                 continue;
@@ -1166,6 +1230,8 @@ impl Cluster {
             self.pools.gossip.push(n.id);
             if n.failing() {
                 self.pools.failing.push(n.id);
+            } else if self.now.saturating_sub(n.created) < self.settings.node_timeout {
+                self.pools.fresh.push(n.id);
             }
         }
     }
@@ -1383,12 +1449,16 @@ impl Cluster {
             node.flags.set(Flags::PFAIL, false);
             self.state_dirty = true;
         }
+        let node = &self.nodes[&id];
         if node.flags.has(Flags::FAIL) {
-            let undo = !node.is_master()
-                || node.slots.is_empty()
-                || now.saturating_sub(node.fail_time) > 2 * timeout;
+            let failed_for = now.saturating_sub(node.fail_time);
+            let undo = !node.is_master() || node.slots.is_empty() || failed_for > 2 * timeout;
+            // Waiting lets a replica take over; with none, nobody will.
+            let undo = undo || !self.nodes.values().any(|n| n.master == Some(id));
             if undo {
-                node.flags.set(Flags::FAIL, false);
+                if let Some(node) = self.nodes.get_mut(&id) {
+                    node.flags.set(Flags::FAIL, false);
+                }
                 self.save = true;
                 self.state_dirty = true;
             }
@@ -1482,6 +1552,8 @@ impl Cluster {
         if !std::mem::take(&mut self.state_dirty) {
             return;
         }
+        let timeout = self.settings.node_timeout;
+        let now = self.now;
         let full = !self.settings.require_full_coverage
             || self
                 .owners
@@ -1492,7 +1564,14 @@ impl Cluster {
         for node in self.nodes.values() {
             if node.is_master() && !node.slots.is_empty() {
                 size += 1;
-                if !node.failing() {
+                // Rule 20: silent for `T` with a ping unanswered counts as
+                // unreachable here before it is suspected, so a master cut off
+                // from the majority stops taking writes within `T`.
+                let silent = node.id != self.myself
+                    && node.ping_sent.is_some()
+                    && now.saturating_sub(node.pong_recv) > timeout
+                    && now.saturating_sub(node.data_recv) > timeout / 2;
+                if !node.failing() && !silent {
                     reachable += 1;
                 }
             }

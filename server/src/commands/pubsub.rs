@@ -197,6 +197,11 @@ impl<'a> Command<'a> for Publish<'a> {
             self.message,
             ctx.shared.data.pubsub_output_limit(),
         );
+        // In cluster mode every other node delivers it too (over the bus); the
+        // reply counts this node's receivers, as Redis's does.
+        ctx.shared
+            .cluster
+            .step(|c, now| c.publish(self.channel, self.message, now));
         ctx.out.int(receivers as i64);
         Ok(())
     }
