@@ -90,6 +90,23 @@ impl Dataset {
         self.config.output_limit(ClientClass::Pubsub)
     }
 
+    /// Delivers `message` on ordinary `channel` to this node's subscribers (of
+    /// the channel and of the patterns matching it); the number reached. The
+    /// local half of `PUBLISH`, which the cluster bus also calls for messages
+    /// published on other nodes.
+    pub fn publish(&self, channel: &[u8], message: &[u8]) -> usize {
+        self.pubsub
+            .publish(channel, message, self.pubsub_output_limit())
+    }
+
+    /// Delivers `message` to this node's subscribers of shard channel
+    /// `channel`; the number reached. The local half of `SPUBLISH`, which the
+    /// cluster bus also calls for messages published on other nodes of the shard.
+    pub fn publish_shard(&self, channel: &[u8], message: &[u8]) -> usize {
+        self.pubsub
+            .publish_shard(channel, message, self.pubsub_output_limit())
+    }
+
     /// Publishes a keyspace event if `notify-keyspace-events` asks for its class.
     pub fn notify(&self, class: u32, event: &str, key: &[u8]) {
         let flags = self.config.notify_flags();

@@ -1,9 +1,13 @@
-//! Publish/subscribe: channels, patterns, and each subscriber's mailbox.
+//! Publish/subscribe: channels, patterns, shard channels, and each subscriber's
+//! mailbox.
 //!
 //! ```text
-//! PUBLISH ch msg ──▶ subscribers of ch and matching patterns ──▶ mailbox (encoded
-//!                    in the subscriber's protocol) ──▶ its connection writes it out
+//! PUBLISH ch msg  ──▶ subscribers of ch and matching patterns ─┐
+//! SPUBLISH ch msg ──▶ subscribers of shard channel ch ─────────┴▶ mailbox (encoded
+//!                     in the subscriber's protocol) ──▶ its connection writes it out
 //! ```
+//! Shard channels are a namespace of their own, as in Redis 7: `PUBLISH` and
+//! patterns never reach them, `SPUBLISH` reaches nothing else.
 //! A subscriber that reads slower than messages arrive fills its mailbox; past the
 //! `client-output-buffer-limit` for pub/sub (hard limit at once, soft limit after it
 //! held for the given seconds) it is disconnected, as Redis does, so a slow reader
@@ -75,17 +79,25 @@ impl Mailbox {
     }
 }
 
-/// All subscriptions of the server.
-#[derive(Debug, Default)]
-pub struct PubSub {
-    channels: RwLock<HashMap<Vec<u8>, Vec<Arc<Mailbox>>>>,
-    patterns: RwLock<Vec<(Vec<u8>, Arc<Mailbox>)>>,
+/// What a client subscribes to: Redis keeps three separate namespaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Ordinary channels (`SUBSCRIBE`, `PUBLISH`).
+    Channel,
+    /// Glob patterns over ordinary channels (`PSUBSCRIBE`).
+    Pattern,
+    /// Shard channels (`SSUBSCRIBE`, `SPUBLISH`): not reached by `PUBLISH` nor by
+    /// patterns; in a cluster a shard channel lives in its slot's shard.
+    Shard,
 }
 
-impl PubSub {
-    /// Subscribes `mailbox` to `channel`; false if it already was.
-    pub fn subscribe(&self, channel: &[u8], mailbox: &Arc<Mailbox>) -> bool {
-        let mut channels = self.channels.write();
+/// Channels and their subscribers, for one namespace.
+#[derive(Debug, Default)]
+struct Channels(RwLock<HashMap<Vec<u8>, Vec<Arc<Mailbox>>>>);
+
+impl Channels {
+    fn subscribe(&self, channel: &[u8], mailbox: &Arc<Mailbox>) -> bool {
+        let mut channels = self.0.write();
         let subs = channels.entry(channel.to_vec()).or_default();
         if subs.iter().any(|m| Arc::ptr_eq(m, mailbox)) {
             return false;
@@ -94,9 +106,8 @@ impl PubSub {
         true
     }
 
-    /// Unsubscribes `mailbox` from `channel`; false if it was not subscribed.
-    pub fn unsubscribe(&self, channel: &[u8], mailbox: &Arc<Mailbox>) -> bool {
-        let mut channels = self.channels.write();
+    fn unsubscribe(&self, channel: &[u8], mailbox: &Arc<Mailbox>) -> bool {
+        let mut channels = self.0.write();
         let Some(subs) = channels.get_mut(channel) else {
             return false;
         };
@@ -109,48 +120,101 @@ impl PubSub {
         removed
     }
 
-    /// Subscribes `mailbox` to `pattern`; false if it already was.
-    pub fn psubscribe(&self, pattern: &[u8], mailbox: &Arc<Mailbox>) -> bool {
-        let mut patterns = self.patterns.write();
-        if patterns
-            .iter()
-            .any(|(p, m)| p == pattern && Arc::ptr_eq(m, mailbox))
-        {
-            return false;
-        }
-        patterns.push((pattern.to_vec(), mailbox.clone()));
-        true
-    }
-
-    /// Unsubscribes `mailbox` from `pattern`; false if it was not subscribed.
-    pub fn punsubscribe(&self, pattern: &[u8], mailbox: &Arc<Mailbox>) -> bool {
-        let mut patterns = self.patterns.write();
-        let before = patterns.len();
-        patterns.retain(|(p, m)| !(p == pattern && Arc::ptr_eq(m, mailbox)));
-        patterns.len() != before
-    }
-
-    /// True if nobody subscribes to anything (publishing is then free).
-    pub fn is_empty(&self) -> bool {
-        self.channels.read().is_empty() && self.patterns.read().is_empty()
-    }
-
-    /// Delivers `message` on `channel`; the number of subscriptions reached.
-    /// Subscribers whose pending output passes `limit` are disconnected.
-    pub fn publish(&self, channel: &[u8], message: &[u8], limit: OutputLimit) -> usize {
+    /// Delivers one message to every subscriber of `channel`, encoded by
+    /// `encode` once per protocol; the number reached.
+    fn deliver(&self, channel: &[u8], limit: OutputLimit, encode: impl Fn(&mut Reply)) -> usize {
         let mut encoded: [Option<Vec<u8>>; 2] = [None, None];
-        let mut receivers = 0;
-        if let Some(subs) = self.channels.read().get(channel) {
-            for mailbox in subs {
-                Self::deliver(mailbox, limit, &mut encoded, |out| {
-                    out.push(3);
-                    out.bulk(b"message");
-                    out.bulk(channel);
-                    out.bulk(message);
-                });
-                receivers += 1;
+        let channels = self.0.read();
+        let Some(subs) = channels.get(channel) else {
+            return 0;
+        };
+        for mailbox in subs {
+            PubSub::deliver(mailbox, limit, &mut encoded, &encode);
+        }
+        subs.len()
+    }
+
+    fn names(&self, pattern: Option<&[u8]>) -> Vec<Vec<u8>> {
+        self.0
+            .read()
+            .keys()
+            .filter(|c| pattern.is_none_or(|p| glob_match(p, c, false)))
+            .cloned()
+            .collect()
+    }
+
+    fn numsub(&self, channel: &[u8]) -> usize {
+        self.0.read().get(channel).map_or(0, Vec::len)
+    }
+
+    fn len(&self) -> usize {
+        self.0.read().len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.read().is_empty()
+    }
+}
+
+/// All subscriptions of the server.
+#[derive(Debug, Default)]
+pub struct PubSub {
+    channels: Channels,
+    shard_channels: Channels,
+    patterns: RwLock<Vec<(Vec<u8>, Arc<Mailbox>)>>,
+}
+
+impl PubSub {
+    /// Subscribes `mailbox` to `name` of `kind`; false if it already was.
+    pub fn subscribe(&self, kind: Kind, name: &[u8], mailbox: &Arc<Mailbox>) -> bool {
+        match kind {
+            Kind::Channel => self.channels.subscribe(name, mailbox),
+            Kind::Shard => self.shard_channels.subscribe(name, mailbox),
+            Kind::Pattern => {
+                let mut patterns = self.patterns.write();
+                if patterns
+                    .iter()
+                    .any(|(p, m)| p == name && Arc::ptr_eq(m, mailbox))
+                {
+                    return false;
+                }
+                patterns.push((name.to_vec(), mailbox.clone()));
+                true
             }
         }
+    }
+
+    /// Unsubscribes `mailbox` from `name` of `kind`; false if it was not
+    /// subscribed.
+    pub fn unsubscribe(&self, kind: Kind, name: &[u8], mailbox: &Arc<Mailbox>) -> bool {
+        match kind {
+            Kind::Channel => self.channels.unsubscribe(name, mailbox),
+            Kind::Shard => self.shard_channels.unsubscribe(name, mailbox),
+            Kind::Pattern => {
+                let mut patterns = self.patterns.write();
+                let before = patterns.len();
+                patterns.retain(|(p, m)| !(p == name && Arc::ptr_eq(m, mailbox)));
+                patterns.len() != before
+            }
+        }
+    }
+
+    /// True if nobody subscribes to an ordinary channel or a pattern (keyspace
+    /// events are then free: they never go to shard channels).
+    pub fn is_empty(&self) -> bool {
+        self.channels.is_empty() && self.patterns.read().is_empty()
+    }
+
+    /// Delivers `message` on ordinary `channel` to its subscribers and to the
+    /// patterns matching it; the number of subscriptions reached.
+    /// Subscribers whose pending output passes `limit` are disconnected.
+    pub fn publish(&self, channel: &[u8], message: &[u8], limit: OutputLimit) -> usize {
+        let mut receivers = self.channels.deliver(channel, limit, |out| {
+            out.push(3);
+            out.bulk(b"message");
+            out.bulk(channel);
+            out.bulk(message);
+        });
         for (pattern, mailbox) in self.patterns.read().iter() {
             if glob_match(pattern, channel, false) {
                 // Pattern messages name their pattern, so they are encoded per pattern.
@@ -165,6 +229,17 @@ impl PubSub {
             }
         }
         receivers
+    }
+
+    /// Delivers `message` to the subscribers of shard channel `channel` (as
+    /// `smessage`); the number reached. Patterns never match shard channels.
+    pub fn publish_shard(&self, channel: &[u8], message: &[u8], limit: OutputLimit) -> usize {
+        self.shard_channels.deliver(channel, limit, |out| {
+            out.push(3);
+            out.bulk(b"smessage");
+            out.bulk(channel);
+            out.bulk(message);
+        })
     }
 
     fn deliver(
@@ -196,19 +271,25 @@ impl PubSub {
         mailbox.notify.notify_one();
     }
 
-    /// Channels with subscribers, optionally only those matching `pattern`.
+    /// Ordinary channels with subscribers, optionally only those matching
+    /// `pattern`.
     pub fn channels(&self, pattern: Option<&[u8]>) -> Vec<Vec<u8>> {
-        self.channels
-            .read()
-            .keys()
-            .filter(|c| pattern.is_none_or(|p| glob_match(p, c, false)))
-            .cloned()
-            .collect()
+        self.channels.names(pattern)
     }
 
-    /// Subscribers of `channel`.
+    /// Shard channels with subscribers, optionally only those matching `pattern`.
+    pub fn shard_channels(&self, pattern: Option<&[u8]>) -> Vec<Vec<u8>> {
+        self.shard_channels.names(pattern)
+    }
+
+    /// Subscribers of ordinary `channel`.
     pub fn numsub(&self, channel: &[u8]) -> usize {
-        self.channels.read().get(channel).map_or(0, Vec::len)
+        self.channels.numsub(channel)
+    }
+
+    /// Subscribers of shard channel `channel`.
+    pub fn shard_numsub(&self, channel: &[u8]) -> usize {
+        self.shard_channels.numsub(channel)
     }
 
     /// Pattern subscriptions in total.
@@ -216,9 +297,14 @@ impl PubSub {
         self.patterns.read().len()
     }
 
-    /// Number of channels with subscribers.
+    /// Number of ordinary channels with subscribers.
     pub fn channel_count(&self) -> usize {
-        self.channels.read().len()
+        self.channels.len()
+    }
+
+    /// Number of shard channels with subscribers.
+    pub fn shard_channel_count(&self) -> usize {
+        self.shard_channels.len()
     }
 }
 
@@ -240,9 +326,9 @@ mod tests {
     fn messages_reach_channel_and_pattern_subscribers() {
         let ps = PubSub::default();
         let (a, b) = (mailbox(1), mailbox(2));
-        assert!(ps.subscribe(b"news", &a));
-        assert!(!ps.subscribe(b"news", &a));
-        assert!(ps.psubscribe(b"n*", &b));
+        assert!(ps.subscribe(Kind::Channel, b"news", &a));
+        assert!(!ps.subscribe(Kind::Channel, b"news", &a));
+        assert!(ps.subscribe(Kind::Pattern, b"n*", &b));
         assert_eq!(ps.publish(b"news", b"hi", DEFAULT), 2);
         assert_eq!(
             a.take(),
@@ -253,8 +339,9 @@ mod tests {
             b"*4\r\n$8\r\npmessage\r\n$2\r\nn*\r\n$4\r\nnews\r\n$2\r\nhi\r\n"
         );
         assert_eq!(ps.publish(b"other", b"x", DEFAULT), 0);
-        assert!(ps.unsubscribe(b"news", &a));
-        assert!(ps.punsubscribe(b"n*", &b));
+        assert!(ps.unsubscribe(Kind::Channel, b"news", &a));
+        assert!(!ps.unsubscribe(Kind::Channel, b"news", &a));
+        assert!(ps.unsubscribe(Kind::Pattern, b"n*", &b));
         assert!(ps.is_empty());
     }
 
@@ -262,9 +349,47 @@ mod tests {
     fn resp3_subscribers_get_push_frames() {
         let ps = PubSub::default();
         let a = Mailbox::new(1, Protocol::Resp3, CancellationToken::new());
-        ps.subscribe(b"c", &a);
+        ps.subscribe(Kind::Channel, b"c", &a);
         ps.publish(b"c", b"m", DEFAULT);
         assert_eq!(a.take(), b">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n");
+    }
+
+    #[test]
+    fn shard_channels_are_a_namespace_of_their_own() {
+        let ps = PubSub::default();
+        let (plain, pattern, shard) = (mailbox(1), mailbox(2), mailbox(3));
+        ps.subscribe(Kind::Channel, b"orders", &plain);
+        ps.subscribe(Kind::Pattern, b"*", &pattern);
+        assert!(ps.subscribe(Kind::Shard, b"orders", &shard));
+        assert!(!ps.subscribe(Kind::Shard, b"orders", &shard));
+        assert_eq!(ps.publish_shard(b"orders", b"m", DEFAULT), 1);
+        assert_eq!(
+            shard.take(),
+            b"*3\r\n$8\r\nsmessage\r\n$6\r\norders\r\n$1\r\nm\r\n"
+        );
+        assert!(plain.take().is_empty() && pattern.take().is_empty());
+        assert_eq!(ps.publish(b"orders", b"n", DEFAULT), 2);
+        assert!(
+            shard.take().is_empty(),
+            "PUBLISH never reaches shard channels"
+        );
+        assert_eq!(ps.shard_channels(None), [b"orders".to_vec()]);
+        assert!(ps.shard_channels(Some(b"x*")).is_empty());
+        assert_eq!((ps.shard_numsub(b"orders"), ps.numsub(b"orders")), (1, 1));
+        assert_eq!((ps.shard_channel_count(), ps.channel_count()), (1, 1));
+        // Unsubscribing in one namespace leaves the other alone.
+        assert!(ps.unsubscribe(Kind::Shard, b"orders", &shard));
+        assert_eq!((ps.shard_channel_count(), ps.channel_count()), (0, 1));
+        assert_eq!(ps.publish_shard(b"orders", b"m", DEFAULT), 0);
+    }
+
+    #[test]
+    fn resp3_shard_subscribers_get_smessage_push_frames() {
+        let ps = PubSub::default();
+        let a = Mailbox::new(1, Protocol::Resp3, CancellationToken::new());
+        ps.subscribe(Kind::Shard, b"c", &a);
+        ps.publish_shard(b"c", b"m", DEFAULT);
+        assert_eq!(a.take(), b">3\r\n$8\r\nsmessage\r\n$1\r\nc\r\n$1\r\nm\r\n");
     }
 
     #[test]
@@ -277,7 +402,7 @@ mod tests {
         };
         let kill = CancellationToken::new();
         let a = Mailbox::new(1, Protocol::Resp2, kill.clone());
-        ps.subscribe(b"c", &a);
+        ps.subscribe(Kind::Channel, b"c", &a);
         for _ in 0..100 {
             ps.publish(b"c", &[b'x'; 50], limit);
         }

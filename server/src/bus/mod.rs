@@ -365,9 +365,10 @@ impl Bus {
                 shard,
             } => {
                 let data = &self.shared.data;
-                let limit = data.pubsub_output_limit();
-                if !shard {
-                    data.pubsub.publish(&channel, &message, limit);
+                if shard {
+                    data.publish_shard(&channel, &message);
+                } else {
+                    data.publish(&channel, &message);
                 }
             }
             Output::SlotsLost(slots) => {

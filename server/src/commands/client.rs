@@ -239,7 +239,7 @@ impl<'a> Command<'a> for List {
         ctx.session.handle.set_activity(ctx.session.activity(false));
         for client in ctx.shared.clients.list() {
             let kind = match client.activity() {
-                a if a.sub + a.psub > 0 => Kind::PubSub,
+                a if a.subscribed() => Kind::PubSub,
                 _ => Kind::Normal,
             };
             if self.kind.is_none_or(|k| k == kind)
@@ -401,7 +401,7 @@ pub fn write_help(ctx: &mut Ctx<'_, '_>, command: &str, lines: &[&str]) {
         ctx.out.simple(line);
     }
     ctx.out.simple("HELP");
-    ctx.out.simple("    Print this help.");
+    ctx.out.simple("    Prints this help.");
 }
 
 /// `CLIENT HELP`.

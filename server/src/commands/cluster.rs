@@ -19,6 +19,7 @@ use crate::cluster::machine::AdminError;
 use crate::cluster::message::Addr;
 use crate::cluster::slots::SlotSet;
 use crate::cluster::{ClusterView, ViewNode};
+use crate::config::LiveConfig;
 use crate::keyspace::{key_slot, KeySlots, SLOTS};
 use crate::protocol::Reply;
 
@@ -747,15 +748,17 @@ impl<'a> Command<'a> for RingAssign {
 
 /// In cluster mode, where a command may run, as Redis decides it: all its
 /// keys in one slot (and, inside MULTI, the transaction's slot), that slot
-/// served, the cluster up (or, with `reads_when_down`, the command a read),
-/// and the slot this node's. Commands with no keys run anywhere; commands over
-/// the whole keyspace run on this node's share. Returns the keys' slot.
+/// served, the cluster up (or the command let through while it is down:
+/// reads with `cluster-allow-reads-when-down`, sharded pub/sub with
+/// `cluster-allow-pubsubshard-when-down`), and the slot this node's. Commands
+/// with no keys run anywhere; commands over the whole keyspace run on this
+/// node's share. Returns the keys' slot.
 pub fn route(
     cluster: &ClusterView,
     command: &super::table::Command,
     keys: &KeySlots<'_>,
     transaction_slot: Option<u16>,
-    reads_when_down: bool,
+    config: &LiveConfig,
 ) -> Result<Option<u16>, CommandError> {
     if command.has(ALL_SLOTS) {
         return Ok(None);
@@ -775,10 +778,13 @@ pub fn route(
         return Err(CommandError::SlotNotServed);
     };
     if !cluster.state_ok() {
-        if !reads_when_down {
+        if command.has(PUBSUB) {
+            if !config.cluster_allow_pubsubshard_when_down() {
+                return Err(CommandError::ClusterDown);
+            }
+        } else if !config.cluster_allow_reads_when_down() {
             return Err(CommandError::ClusterDown);
-        }
-        if command.has(WRITE) {
+        } else if command.has(WRITE) {
             return Err(CommandError::ClusterDownReadOnly);
         }
     }

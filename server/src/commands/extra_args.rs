@@ -69,6 +69,13 @@ const VARIABLE: &[(&str, Extra)] = &[
         ),
     ),
     ("PUBSUB NUMSUB x", Accepted),
+    (
+        "PUBSUB SHARDCHANNELS x",
+        Error(
+            "ERR unknown subcommand or wrong number of arguments for 'SHARDCHANNELS'. Try PUBSUB HELP.",
+        ),
+    ),
+    ("PUBSUB SHARDNUMSUB x", Accepted),
     ("AUTH default pw", Syntax),
     ("BLMPOP 0.01 1 l LEFT", Syntax),
     (
@@ -153,9 +160,11 @@ const VARIABLE: &[(&str, Extra)] = &[
     ("SRANDMEMBER st 1", Syntax),
     ("SREM st a", Accepted),
     ("SSCAN st 0", Syntax),
+    ("SSUBSCRIBE c", Accepted),
     ("SUBSCRIBE c", Accepted),
     ("SUNION st", Accepted),
     ("SUNIONSTORE d st", Accepted),
+    ("SUNSUBSCRIBE c", Accepted),
     ("TOUCH s", Accepted),
     ("UNLINK s", Accepted),
     ("UNSUBSCRIBE c", Accepted),

@@ -226,6 +226,11 @@ fn stats(shared: &Shared, out: &mut String) {
     field(out, "keyspace_misses", t.misses);
     field(out, "pubsub_channels", shared.data.pubsub.channel_count());
     field(out, "pubsub_patterns", shared.data.pubsub.numpat());
+    field(
+        out,
+        "pubsubshard_channels",
+        shared.data.pubsub.shard_channel_count(),
+    );
     field(out, "total_error_replies", t.error_replies);
 }
 

@@ -82,7 +82,8 @@ fn write_info(out: &mut Reply, cmd: &Cmd) {
         .map(|(_, n)| *n)
         .collect();
     if spec.keys.movable() {
-        flags.push("movablekeys");
+        let at = flags.iter().position(|&f| f == "allow_busy");
+        flags.insert(at.unwrap_or(flags.len()), "movablekeys");
     }
     out.set(flags.len());
     for f in flags {
@@ -115,7 +116,9 @@ fn write_key_specs(out: &mut Reply, spec: &CommandSpec) {
     out.map(3);
     out.bulk(b"flags");
     out.array(1);
-    out.simple(if spec.flags & flag::WRITE != 0 {
+    out.simple(if k.not_key {
+        "not_key"
+    } else if spec.flags & flag::WRITE != 0 {
         "RW"
     } else {
         "RO"
@@ -331,10 +334,11 @@ impl<'a> Command<'a> for GetKeys<'a> {
                 "Invalid number of arguments specified for command",
             ));
         }
-        let keys: Vec<&[u8]> = cmd
-            .spec
-            .keys
+        // Shard channels route like keys but are not keys: Redis lists none.
+        let spec = cmd.spec.keys;
+        let keys: Vec<&[u8]> = spec
             .positions(self.request)
+            .filter(|_| !spec.not_key)
             .filter_map(|i| self.request.get(i))
             .collect();
         if keys.is_empty() {

@@ -312,13 +312,12 @@ pub fn execute(
     let keys = key_slots(checked.command, args);
     if let Some(Some(state)) = shared.cluster.view().as_deref() {
         let transaction_slot = session.multi.as_ref().and_then(|tx| tx.slot);
-        let reads_when_down = shared.config.cluster_allow_reads_when_down();
         match cluster::route(
             state,
             checked.command,
             &keys,
             transaction_slot,
-            reads_when_down,
+            &shared.config,
         ) {
             Ok(slot) => {
                 if let Some(tx) = &mut session.multi {

@@ -50,28 +50,35 @@ pub mod flag {
     pub const NO_QUEUE: u32 = 1 << 14;
     /// Allowed while a RESP2 client is subscribed. Internal.
     pub const PUBSUB_CONTEXT: u32 = 1 << 15;
+    /// A pub/sub command (the `@pubsub` category). Cluster clients route the
+    /// commands with this flag by their channel argument (redis-py's
+    /// RedisCluster looks for it in `COMMAND`).
+    pub const PUBSUB: u32 = 1 << 16;
 
-    /// Names in `COMMAND INFO` order.
+    /// Names in `COMMAND INFO` order (Redis's; `movablekeys`, which is not a
+    /// flag here, comes right before `allow_busy`).
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
         (READONLY, "readonly"),
         (DENYOOM, "denyoom"),
         (ADMIN, "admin"),
+        (PUBSUB, "pubsub"),
         (NOSCRIPT, "noscript"),
+        (BLOCKING, "blocking"),
         (LOADING, "loading"),
         (STALE, "stale"),
         (SKIP_SLOWLOG, "skip_slowlog"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
-        (ALLOW_BUSY, "allow_busy"),
         (NO_MULTI, "no_multi"),
-        (BLOCKING, "blocking"),
+        (ALLOW_BUSY, "allow_busy"),
     ];
 }
 
 /// Where a command's keys are: Redis's legacy (first, last, step) range, plus
 /// optionally a count argument followed by that many keys (`LMPOP numkeys key ...`,
-/// `ZUNIONSTORE dest numkeys key ...`).
+/// `ZUNIONSTORE dest numkeys key ...`). The range may name shard channels
+/// instead of keys ([`KeySpec::channels`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeySpec {
     /// Position of the first key of the range (0: no range).
@@ -82,6 +89,9 @@ pub struct KeySpec {
     pub step: i32,
     /// Position of a key count followed by the keys (0: none).
     pub numkeys: i32,
+    /// The range holds shard channels, not keys (Redis's `not_key` key spec):
+    /// they route and lock by slot like keys, but `COMMAND GETKEYS` skips them.
+    pub not_key: bool,
 }
 
 impl KeySpec {
@@ -91,6 +101,7 @@ impl KeySpec {
         last: 0,
         step: 0,
         numkeys: 0,
+        not_key: false,
     };
     /// One key, the first argument.
     pub const ONE: KeySpec = KeySpec {
@@ -98,6 +109,7 @@ impl KeySpec {
         last: 1,
         step: 1,
         numkeys: 0,
+        not_key: false,
     };
     /// Every argument is a key.
     pub const ALL: KeySpec = KeySpec {
@@ -105,6 +117,7 @@ impl KeySpec {
         last: -1,
         step: 1,
         numkeys: 0,
+        not_key: false,
     };
 
     /// Keys from `first` to `last` every `step`.
@@ -114,6 +127,17 @@ impl KeySpec {
             last,
             step,
             numkeys: 0,
+            not_key: false,
+        }
+    }
+
+    /// Shard channels from `first` to `last` every `step`: in a cluster they
+    /// must share a slot this node serves, as keys must (`SSUBSCRIBE`,
+    /// `SPUBLISH`).
+    pub const fn channels(first: i32, last: i32, step: i32) -> KeySpec {
+        KeySpec {
+            not_key: true,
+            ..KeySpec::range(first, last, step)
         }
     }
 
@@ -124,6 +148,7 @@ impl KeySpec {
             last: 0,
             step: 0,
             numkeys: at,
+            not_key: false,
         }
     }
 
@@ -138,7 +163,7 @@ impl KeySpec {
         self.numkeys > 0
     }
 
-    /// Positions of the keys in `args` (the whole request).
+    /// Positions of the keys (or shard channels) in `args` (the whole request).
     pub fn positions(self, args: Args<'_>) -> impl Iterator<Item = usize> {
         let argc = args.len() as i32;
         let last = if self.last < 0 {
@@ -303,7 +328,8 @@ impl Command {
             "hash" => cats.push("@hash"),
             "set" => cats.push("@set"),
             "sorted-set" => cats.push("@sortedset"),
-            "pubsub" => cats.push("@pubsub"),
+            // PUBSUB HELP is of the group but not of the category, as in Redis.
+            "pubsub" if flags & flag::PUBSUB != 0 => cats.push("@pubsub"),
             "transactions" => cats.push("@transaction"),
             _ => {}
         }
@@ -460,6 +486,37 @@ mod tests {
     }
 
     #[test]
+    fn pubsub_commands_carry_the_flag_cluster_clients_route_by() {
+        let reg = registry();
+        for name in [
+            "subscribe",
+            "unsubscribe",
+            "psubscribe",
+            "punsubscribe",
+            "ssubscribe",
+            "sunsubscribe",
+            "publish",
+            "spublish",
+            "pubsub|channels",
+            "pubsub|numsub",
+            "pubsub|numpat",
+            "pubsub|shardchannels",
+            "pubsub|shardnumsub",
+        ] {
+            let cmd = reg.all().find(|c| c.full_name == name).unwrap();
+            assert!(cmd.has(flag::PUBSUB), "{name}");
+            assert_eq!(cmd.acl_categories()[0], "@pubsub", "{name}");
+        }
+        let help = reg.all().find(|c| c.full_name == "pubsub|help").unwrap();
+        assert_eq!(help.acl_categories(), ["@slow"]);
+        for name in ["ssubscribe", "sunsubscribe", "spublish"] {
+            let keys = reg.lookup(name.as_bytes()).unwrap().spec.keys;
+            assert!(keys.not_key && keys.first == 1, "{name}");
+        }
+        assert_eq!(reg.lookup(b"publish").unwrap().spec.keys, KeySpec::NONE);
+    }
+
+    #[test]
     fn lookup_ignores_case() {
         let reg = registry();
         assert_eq!(reg.lookup(b"GeT").unwrap().full_name, "get");
@@ -502,6 +559,15 @@ mod tests {
         assert_eq!(
             positions(zstore, &["zunionstore", "d", "2", "a", "b"]),
             [1, 3, 4]
+        );
+        // Shard channels sit where keys would, for routing.
+        assert_eq!(
+            positions(KeySpec::channels(1, -1, 1), &["ssubscribe", "a", "b"]),
+            [1, 2]
+        );
+        assert_eq!(
+            positions(KeySpec::channels(1, 1, 1), &["spublish", "c", "m"]),
+            [1]
         );
         // A count larger than the arguments never reaches past them.
         assert_eq!(positions(KeySpec::counted(1), &["lmpop", "9", "a"]), [2]);

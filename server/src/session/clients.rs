@@ -29,6 +29,8 @@ pub struct Activity {
     pub sub: usize,
     /// Patterns subscribed.
     pub psub: usize,
+    /// Shard channels subscribed.
+    pub ssub: usize,
     /// Commands queued in an open transaction; `None` outside `MULTI`.
     pub multi: Option<usize>,
     /// Keys watched.
@@ -38,10 +40,15 @@ pub struct Activity {
 }
 
 impl Activity {
+    /// True while subscribed to anything (`CLIENT LIST TYPE pubsub`, flag `P`).
+    pub fn subscribed(&self) -> bool {
+        self.sub + self.psub + self.ssub > 0
+    }
+
     /// `CLIENT LIST`'s flags letters.
     fn flags(&self) -> String {
         let mut flags = String::new();
-        if self.sub + self.psub > 0 {
+        if self.subscribed() {
             flags.push('P');
         }
         if self.multi.is_some() {
@@ -219,7 +226,7 @@ impl ClientHandle {
         let mut line = String::with_capacity(256);
         let _ = write!(
             line,
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db=0 sub={} psub={} ssub=0 \
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db=0 sub={} psub={} ssub={} \
              multi={} watch={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs={} rbp={} obl={} oll=0 \
              omem={} tot-mem={} events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
@@ -232,6 +239,7 @@ impl ClientHandle {
             activity.flags(),
             activity.sub,
             activity.psub,
+            activity.ssub,
             multi,
             activity.watch,
             qbuf,

@@ -64,6 +64,7 @@ impl Session {
         Activity {
             sub: self.subscriptions.channels(),
             psub: self.subscriptions.patterns(),
+            ssub: self.subscriptions.shard_channels(),
             multi: self.multi.as_ref().map(Transaction::queued),
             watch: self.watching.len(),
             blocked,

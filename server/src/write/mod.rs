@@ -199,7 +199,8 @@ mod tests {
             Arc::new(Stats::new(0)),
         );
         let mailbox = Mailbox::new(1, Protocol::Resp2, Default::default());
-        data.pubsub.psubscribe(b"__keyevent@0__:*", &mailbox);
+        data.pubsub
+            .subscribe(crate::pubsub::Kind::Pattern, b"__keyevent@0__:*", &mailbox);
         (data, mailbox)
     }
 
