@@ -72,7 +72,12 @@ fn cluster(config: &Config) -> std::io::Result<(ClusterHandle, Option<BusConfig>
     let bus = BusConfig {
         listener,
         source_ip: Some(ip),
-        secret: config.cluster_bus_secret.clone().map(String::into_bytes),
+        // A cluster whose nodes share a password needs no separate secret.
+        secret: config
+            .cluster_bus_secret
+            .clone()
+            .or_else(|| config.requirepass.clone())
+            .map(String::into_bytes),
     };
     Ok((handle, Some(bus)))
 }

@@ -447,3 +447,49 @@ fn publish_through_the_redis_crate_cluster_client_reaches_every_node() {
         assert_eq!(message.get_payload::<String>().unwrap(), "disk full");
     }
 }
+
+#[test]
+fn with_a_bus_secret_only_nodes_that_know_it_are_believed() {
+    let mut args = NODE_TIMEOUT.to_vec();
+    args.extend(["--cluster-bus-secret", "s3cret"]);
+    let cluster = TestCluster::fresh("secret", 2, &args);
+    let mut first = cluster.connect(0);
+    let _: () = q(
+        &mut first,
+        &[
+            "CLUSTER",
+            "MEET",
+            "127.0.0.1",
+            &cluster.ports[1].to_string(),
+        ],
+    );
+    assert!(cluster.wait(Duration::from_secs(10), |c| c.all_know(2)));
+
+    // Nodes with another secret, or none, are refused both ways.
+    for (name, secret) in [("wrong", Some("guess")), ("none", None)] {
+        let mut args = NODE_TIMEOUT.to_vec();
+        if let Some(secret) = secret {
+            args.extend(["--cluster-bus-secret", secret]);
+        }
+        let intruder = TestCluster::fresh(name, 1, &args);
+        let port = intruder.ports[0].to_string();
+        let _: () = q(&mut first, &["CLUSTER", "MEET", "127.0.0.1", &port]);
+        let _: () = q(
+            &mut intruder.connect(0),
+            &[
+                "CLUSTER",
+                "MEET",
+                "127.0.0.1",
+                &cluster.ports[0].to_string(),
+            ],
+        );
+        // Handshakes that never complete are dropped after the node timeout.
+        std::thread::sleep(Duration::from_millis(TIMEOUT_MS + 1500));
+        assert!(cluster.all_know(2), "{name}: {:?}", cluster.nodes(0));
+        assert_eq!(
+            intruder.info_field(0, "cluster_known_nodes").as_deref(),
+            Some("1"),
+            "{name}"
+        );
+    }
+}

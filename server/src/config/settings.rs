@@ -119,8 +119,9 @@ settings! {
     cluster_allow_pubsubshard_when_down "cluster-allow-pubsubshard-when-down": bool = true;
         YesNo, runtime;
     /// Secret every bus peer must prove it knows (HMAC-SHA256 challenge) before
-    /// anything it says is believed. Empty: none (as Redis, whose bus trusts
-    /// the network). Every node of a cluster needs the same.
+    /// anything it says is believed; every node of a cluster needs the same.
+    /// Empty: requirepass as it was at start, or with no password none (as
+    /// Redis, whose bus trusts the network).
     cluster_bus_secret "cluster-bus-secret": Option<String> = None;
         Password, fixed;
     /// Encoding threshold: most fields in a compact hash.
