@@ -55,6 +55,7 @@ fn cluster(config: &Config) -> std::io::Result<(ClusterHandle, Option<BusConfig>
         cport,
     };
     let path = std::path::Path::new(&config.cluster_config_file);
+    let config_lock = lock_config_file(path)?;
     let settings = Settings {
         node_timeout: config.cluster_node_timeout,
         require_full_coverage: config.cluster_require_full_coverage,
@@ -71,6 +72,7 @@ fn cluster(config: &Config) -> std::io::Result<(ClusterHandle, Option<BusConfig>
     handle.save()?;
     let bus = BusConfig {
         listener,
+        config_lock,
         source_ip: Some(ip),
         // A cluster whose nodes share a password needs no separate secret.
         secret: config
@@ -80,6 +82,27 @@ fn cluster(config: &Config) -> std::io::Result<(ClusterHandle, Option<BusConfig>
             .map(String::into_bytes),
     };
     Ok((handle, Some(bus)))
+}
+
+/// Locks `<path>.lock` for as long as the node runs: two nodes sharing one
+/// config file would share an identity (Redis locks its file the same way).
+fn lock_config_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&name)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(std::io::Error::other(format!(
+            "the cluster configuration file {} is already used by another ringkv node; \
+             each node needs its own cluster-config-file",
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
 }
 
 /// A server bound to its addresses, ready to run.

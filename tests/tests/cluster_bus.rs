@@ -493,3 +493,32 @@ fn with_a_bus_secret_only_nodes_that_know_it_are_believed() {
         );
     }
 }
+
+#[test]
+fn a_second_node_on_the_same_config_file_refuses_to_start() {
+    let cluster = TestCluster::fresh("lock", 1, NODE_TIMEOUT);
+    let file = cluster.dir.join(format!("nodes-{}.conf", cluster.ports[0]));
+    let port = ringkv_tests::cluster::cluster_ports(1)[0].to_string();
+    let second = run(
+        Command::new(ringkv_tests::server_binary()).args([
+            "--port",
+            &port,
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            file.to_str().unwrap(),
+        ]),
+        Duration::from_secs(20),
+    );
+    assert!(!second.status.success());
+    assert!(
+        text(&second).contains("is already used by another ringkv node"),
+        "{}",
+        text(&second)
+    );
+    // The first node still runs with its identity.
+    assert_eq!(
+        cluster.info_field(0, "cluster_known_nodes").as_deref(),
+        Some("1")
+    );
+}

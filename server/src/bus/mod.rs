@@ -48,6 +48,8 @@ const MAX_FRAME: usize = 1 << 20;
 pub struct BusConfig {
     /// The bus port's listener.
     pub listener: std::net::TcpListener,
+    /// The lock on the cluster config file, held while the bus runs.
+    pub config_lock: std::fs::File,
     /// The node's own IP: links it opens start there, so peers see it.
     pub source_ip: Option<IpAddr>,
     /// `cluster-bus-secret`.
@@ -68,6 +70,7 @@ pub fn start(shared: Arc<Shared>, config: BusConfig) -> io::Result<std::thread::
         .name("ringkv-bus".into())
         .spawn(move || {
             runtime.block_on(async move {
+                let _held = config.config_lock;
                 match TcpListener::from_std(config.listener) {
                     Ok(listener) => {
                         Bus::new(shared, config.source_ip, config.secret, outputs)
