@@ -15,7 +15,7 @@ use arc_swap::{ArcSwap, ArcSwapOption, Guard};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use super::id::Id;
-use super::machine::{Cluster, Output};
+use super::machine::{Cluster, Output, TICK};
 use super::message::Body;
 use super::nodes_conf;
 use super::view::ClusterView;
@@ -62,9 +62,18 @@ impl MessageCounts {
     }
 }
 
+/// The state machine, and when its view was last built.
+struct Stepped {
+    cluster: Cluster,
+    /// [`Cluster::view_digest`] of the last view built.
+    digest: u64,
+    /// When it was built.
+    built: Millis,
+}
+
 /// The machine and what surrounds it, in cluster mode.
 struct Machine {
-    cluster: Mutex<Cluster>,
+    cluster: Mutex<Stepped>,
     conf_path: PathBuf,
     outputs: UnboundedSender<Output>,
     receiver: Mutex<Option<UnboundedReceiver<Output>>>,
@@ -106,7 +115,11 @@ impl ClusterHandle {
         ClusterHandle {
             view: ArcSwapOption::new(Some(Arc::new(view))),
             machine: Some(Machine {
-                cluster: Mutex::new(cluster),
+                cluster: Mutex::new(Stepped {
+                    digest: cluster.view_digest(),
+                    cluster,
+                    built: 0,
+                }),
                 conf_path: conf_path.to_path_buf(),
                 outputs,
                 receiver: Mutex::new(Some(receiver)),
@@ -138,34 +151,42 @@ impl ClusterHandle {
     /// standalone mode.
     pub fn step<R>(&self, event: impl FnOnce(&mut Cluster, Millis) -> R) -> Option<R> {
         let machine = self.machine.as_ref()?;
-        let mut cluster = lock(&machine.cluster);
-        let result = event(&mut cluster, SystemClock.now_ms());
-        for output in cluster.take_outputs() {
+        let mut stepped = lock(&machine.cluster);
+        let now = SystemClock.now_ms();
+        let result = event(&mut stepped.cluster, now);
+        for output in stepped.cluster.take_outputs() {
             match output {
-                Output::Save => save_or_die(&machine.conf_path, &cluster),
+                Output::Save => save_or_die(&machine.conf_path, &stepped.cluster),
                 // The bus thread ends only with the server.
                 output => drop(machine.outputs.send(output)),
             }
         }
-        let previous = self.view.load_full();
-        let view = ClusterView::of(&cluster, previous.as_deref());
-        self.view.store(Some(Arc::new(view)));
+        // A view shows ping and pong times up to a tick old: most messages
+        // change nothing else, and building a view costs more than a step.
+        let digest = stepped.cluster.view_digest();
+        if digest != stepped.digest || now.saturating_sub(stepped.built) >= TICK {
+            let previous = self.view.load_full();
+            let view = ClusterView::of(&stepped.cluster, previous.as_deref());
+            self.view.store(Some(Arc::new(view)));
+            stepped.digest = digest;
+            stepped.built = now;
+        }
         Some(result)
     }
 
     /// Reads the machine at the wall clock's time without stepping it.
     pub fn inspect<R>(&self, read: impl FnOnce(&Cluster, Millis) -> R) -> Option<R> {
         let machine = self.machine.as_ref()?;
-        let cluster = lock(&machine.cluster);
-        Some(read(&cluster, SystemClock.now_ms()))
+        let stepped = lock(&machine.cluster);
+        Some(read(&stepped.cluster, SystemClock.now_ms()))
     }
 
     /// Saves the config file now (`CLUSTER SAVECONFIG`, and at start).
     pub fn save(&self) -> std::io::Result<()> {
         match &self.machine {
             Some(machine) => {
-                let cluster = lock(&machine.cluster);
-                nodes_conf::save(&machine.conf_path, &cluster.durable())
+                let stepped = lock(&machine.cluster);
+                nodes_conf::save(&machine.conf_path, &stepped.cluster.durable())
             }
             None => Ok(()),
         }

@@ -493,6 +493,30 @@ impl Cluster {
         self.table_version
     }
 
+    /// A digest of what the view shows but times: the slot table, the state,
+    /// the epochs, and each node's flags, master, config epoch and link. Equal
+    /// digests mean a view built now would differ only in ping and pong times.
+    pub fn view_digest(&self) -> u64 {
+        let mut digest = self.table_version
+            ^ u64::from(self.state_ok) << 63
+            ^ self.current_epoch.rotate_left(17);
+        for n in self.nodes.values() {
+            let master = n.master.map_or(0, |m| {
+                u64::from_le_bytes(m.0[..8].try_into().unwrap_or_default())
+            });
+            let id = u64::from_le_bytes(n.id.0[..8].try_into().unwrap_or_default());
+            let link = matches!(n.link, LinkState::Up) as u64;
+            digest = digest.rotate_left(5)
+                ^ id
+                ^ master.rotate_left(7)
+                ^ u64::from(n.flags.0) << 40
+                ^ n.config_epoch.rotate_left(23)
+                ^ link << 62;
+            digest = digest.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+        digest
+    }
+
     /// The masters serving at least one slot.
     pub fn size(&self) -> usize {
         self.nodes
