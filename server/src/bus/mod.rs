@@ -39,6 +39,8 @@ use link::{Link, LinkError, LinkReader, LinkWriter};
 /// Frames a link's writer may hold before the link counts as stuck and is
 /// closed (the machine then reconnects).
 const QUEUE: usize = 1024;
+/// Most links from peers still in set-up (authenticating) at once.
+const MAX_SETTING_UP: usize = 256;
 /// The longest frame other than a publish: a header with a full claim plus
 /// gossip about many failing nodes.
 const MAX_FRAME: usize = 1 << 20;
@@ -231,6 +233,16 @@ impl Bus {
     }
 
     fn accept(&mut self, stream: TcpStream, ip: IpAddr) {
+        let setting_up = self
+            .links
+            .values()
+            .filter(|e| e.outbound.is_none() && e.queue.is_none())
+            .count();
+        if setting_up >= MAX_SETTING_UP {
+            // Strangers opening connections and saying nothing must not pile up.
+            tracing::warn!("cluster bus: {setting_up} links from peers in set-up; refused {ip}");
+            return;
+        }
         let number = self.number();
         let (set_up, events, within) =
             (self.set_up.clone(), self.events_tx.clone(), self.timeout());
