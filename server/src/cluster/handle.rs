@@ -272,21 +272,11 @@ fn save_or_die(path: &Path, cluster: &Cluster) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::machine::Settings;
-    use crate::cluster::message::Addr;
+    use crate::cluster::machine::lone_node;
     use crate::cluster::slots::SlotSet;
 
     fn handle(dir: &Path) -> ClusterHandle {
-        let settings = Settings {
-            node_timeout: 2000,
-            require_full_coverage: true,
-        };
-        let addr = Addr {
-            ip: "127.0.0.1".parse().unwrap(),
-            port: 7000,
-            cport: 17000,
-        };
-        ClusterHandle::new(Cluster::new(settings, addr, 1, 1), &dir.join("nodes.conf"))
+        ClusterHandle::new(lone_node(1), &dir.join("nodes.conf"))
     }
 
     fn temp_dir(name: &str) -> PathBuf {

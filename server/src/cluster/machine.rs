@@ -1604,3 +1604,19 @@ impl Cluster {
         self.state_ok = full && reachable >= quorum;
     }
 }
+
+/// A node alone at 127.0.0.1:7000 (bus port 17000), node timeout 2 s, for
+/// the tests of what builds on the machine.
+#[cfg(test)]
+pub(crate) fn lone_node(seed: u64) -> Cluster {
+    let settings = Settings {
+        node_timeout: 2000,
+        require_full_coverage: true,
+    };
+    let addr = Addr {
+        ip: std::net::Ipv4Addr::LOCALHOST.into(),
+        port: 7000,
+        cport: 17000,
+    };
+    Cluster::new(settings, addr, seed, 1)
+}

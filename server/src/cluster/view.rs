@@ -199,24 +199,11 @@ pub struct SlotCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::machine::Settings;
-
-    fn alone() -> Cluster {
-        let settings = Settings {
-            node_timeout: 2000,
-            require_full_coverage: true,
-        };
-        let addr = Addr {
-            ip: "127.0.0.1".parse().unwrap(),
-            port: 7000,
-            cport: 17000,
-        };
-        Cluster::new(settings, addr, 7, 1)
-    }
+    use crate::cluster::machine::lone_node;
 
     #[test]
     fn the_view_follows_the_slot_table_and_shares_it_until_it_changes() {
-        let mut cluster = alone();
+        let mut cluster = lone_node(7);
         let empty = ClusterView::of(&cluster, None);
         assert!(!empty.is_mine(0) && empty.owner(0).is_none());
         assert_eq!(empty.slot_counts().assigned, 0);

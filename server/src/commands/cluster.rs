@@ -53,10 +53,10 @@ pub const COMMANDS: &[CommandSpec] = &[
         spec("count-failure-reports", 3, ADMIN_STALE, "Returns the number of active failure reports active for a node.", handler!(FailureReports)),
         spec("meet", -4, ADMIN_STALE, "Forces a node to handshake with another node.", handler!(Meet)),
         spec("forget", 3, ADMIN_STALE, "Removes a node from the nodes table.", handler!(Forget)),
-        spec("addslots", -3, ADMIN_STALE, "Assigns new hash slots to a node.", handler!(AddSlots)),
-        spec("addslotsrange", -4, ADMIN_STALE, "Assigns new hash slot ranges to a node.", handler!(AddSlotsRange)).since("7.0.0"),
-        spec("delslots", -3, ADMIN_STALE, "Sets hash slots as unbound for a node.", handler!(DelSlots)),
-        spec("delslotsrange", -4, ADMIN_STALE, "Sets hash slot ranges as unbound for a node.", handler!(DelSlotsRange)).since("7.0.0"),
+        spec("addslots", -3, ADMIN_STALE, "Assigns new hash slots to a node.", handler!(ChangeSlots<true, false>)),
+        spec("addslotsrange", -4, ADMIN_STALE, "Assigns new hash slot ranges to a node.", handler!(ChangeSlots<true, true>)).since("7.0.0"),
+        spec("delslots", -3, ADMIN_STALE, "Sets hash slots as unbound for a node.", handler!(ChangeSlots<false, false>)),
+        spec("delslotsrange", -4, ADMIN_STALE, "Sets hash slot ranges as unbound for a node.", handler!(ChangeSlots<false, true>)).since("7.0.0"),
         spec("flushslots", 2, ADMIN_STALE, "Deletes all slots information from a node.", handler!(FlushSlots)),
         spec("set-config-epoch", 3, ADMIN_STALE, "Sets the configuration epoch for a new node.", handler!(SetConfigEpoch)),
         spec("bumpepoch", 2, ADMIN_STALE, "Advances the cluster config epoch.", handler!(BumpEpoch)),
@@ -550,61 +550,29 @@ fn slot_ranges(p: &mut Parser<'_>) -> Result<SlotSet, CommandError> {
     each_once(slots)
 }
 
-/// `CLUSTER ADDSLOTS slot...`.
-struct AddSlots(SlotSet);
+/// `CLUSTER ADDSLOTS|DELSLOTS slot...` and `CLUSTER ADDSLOTSRANGE|DELSLOTSRANGE
+/// first last...`: `ADD` claims the slots, else unassigns them; `RANGES` takes
+/// them as pairs.
+struct ChangeSlots<const ADD: bool, const RANGES: bool>(SlotSet);
 
-impl<'a> Command<'a> for AddSlots {
+impl<'a, const ADD: bool, const RANGES: bool> Command<'a> for ChangeSlots<ADD, RANGES> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        Ok(AddSlots(slot_list(p)?))
+        let slots = if RANGES {
+            slot_ranges(p)?
+        } else {
+            slot_list(p)?
+        };
+        Ok(ChangeSlots(slots))
     }
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
-        step(ctx, |c, _| c.add_slots(&self.0))?;
-        ctx.out.ok();
-        Ok(())
-    }
-}
-
-/// `CLUSTER ADDSLOTSRANGE first last...`.
-struct AddSlotsRange(SlotSet);
-
-impl<'a> Command<'a> for AddSlotsRange {
-    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        Ok(AddSlotsRange(slot_ranges(p)?))
-    }
-
-    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
-        step(ctx, |c, _| c.add_slots(&self.0))?;
-        ctx.out.ok();
-        Ok(())
-    }
-}
-
-/// `CLUSTER DELSLOTS slot...`.
-struct DelSlots(SlotSet);
-
-impl<'a> Command<'a> for DelSlots {
-    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        Ok(DelSlots(slot_list(p)?))
-    }
-
-    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
-        step(ctx, |c, _| c.del_slots(&self.0))?;
-        ctx.out.ok();
-        Ok(())
-    }
-}
-
-/// `CLUSTER DELSLOTSRANGE first last...`.
-struct DelSlotsRange(SlotSet);
-
-impl<'a> Command<'a> for DelSlotsRange {
-    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        Ok(DelSlotsRange(slot_ranges(p)?))
-    }
-
-    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
-        step(ctx, |c, _| c.del_slots(&self.0))?;
+        step(ctx, |c, _| {
+            if ADD {
+                c.add_slots(&self.0)
+            } else {
+                c.del_slots(&self.0)
+            }
+        })?;
         ctx.out.ok();
         Ok(())
     }
