@@ -1,5 +1,5 @@
 //! ringkv's cluster bus side by side with Redis 7's, on loopback: six fresh
-//! masters built by `redis-cli --cluster create`, then a quiet minute's bus
+//! masters built by `redis-cli --cluster create`, then half a quiet minute's bus
 //! traffic, `kill -9` of a master and its restart, a lost majority (three of
 //! six masters stopped with SIGSTOP) and its return, and a seventh node joined
 //! with `CLUSTER MEET`. Each timing is taken by polling every node every 20 ms
