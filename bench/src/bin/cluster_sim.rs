@@ -64,6 +64,7 @@ fn main() {
     for &n in &options.sizes {
         let mut sim = Sim::new(n, settings, Network::default(), options.seed);
         sim.set_checks(false);
+        sim.set_configs(false);
         for j in 1..n {
             sim.meet(j, 0);
         }
