@@ -124,7 +124,9 @@ pub struct Node {
     pub claim: Box<SlotSet>,
     /// The slots it owns in this node's table.
     pub slots: Box<SlotSet>,
-    /// How many slots the table gives it (kept by `Cluster::set_owner`).
+    /// How many slots the table gives it (kept by `Cluster::set_owner`): the
+    /// size of `slots`, which `assign` and `unassign` change with the table,
+    /// read without touching the bitmap.
     owned: usize,
     /// Masters that reported it failing, and when.
     pub fail_reports: Vec<(Id, Millis)>,
@@ -532,7 +534,7 @@ impl Cluster {
     pub fn size(&self) -> usize {
         self.nodes
             .values()
-            .filter(|n| n.is_master() && !n.slots.is_empty())
+            .filter(|n| n.is_master() && n.owned > 0)
             .count()
     }
 
@@ -1493,7 +1495,7 @@ impl Cluster {
         let mut size = 0;
         let mut reachable = 0;
         for node in self.nodes.values() {
-            if node.is_master() && !node.slots.is_empty() {
+            if node.is_master() && node.owned > 0 {
                 size += 1;
                 if !node.failing() {
                     reachable += 1;
