@@ -7,6 +7,7 @@
 use ringkv_server::cluster::machine::Settings;
 use ringkv_server::cluster::message::Flags;
 use ringkv_server::cluster::sim::{Network, Sim, Violation};
+use ringkv_server::cluster::slots::SlotSet;
 
 const TIMEOUT: u64 = 1_000;
 
@@ -166,4 +167,16 @@ fn a_restarted_master_rejoins_with_its_identity_and_slots() {
         })();
         check(seed, result);
     }
+}
+
+#[test]
+fn convergence_names_a_slot_two_nodes_serve_differently() {
+    let mut sim = formed(3, Network::default(), 1).expect("forms");
+    let dropped: SlotSet = [0].into_iter().collect();
+    // Before node 1's next step, its table differs in slot 0 and nothing else.
+    sim.with(1, |c, _| c.del_slots(&dropped).expect("slot 0 is assigned"));
+    let Err(Violation(what)) = sim.converged() else {
+        panic!("converged with slot 0 dropped on node 1");
+    };
+    assert!(what.starts_with("I4: node 1 has slot 0 at None"), "{what}");
 }

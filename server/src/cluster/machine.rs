@@ -6,7 +6,7 @@
 //! saves and link requests out (see [`Output`]). No sockets, no clocks: the bus
 //! thread and the simulator drive it the same way.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -21,9 +21,6 @@ use crate::keyspace::SLOTS;
 
 /// How long a forgotten node stays banned from gossip (Redis: 60 s).
 const FORGET_BAN: Millis = 60_000;
-/// Pause between attempts to open a link to a node (Redis retries every cron
-/// run): a broken link must cost far less than the node timeout.
-const RECONNECT_EVERY: Millis = 100;
 /// Ticks happen every this many milliseconds.
 pub const TICK: Millis = 100;
 /// How long a `RING ASSIGN` keeps asking planned owners that did not claim.
@@ -122,9 +119,15 @@ pub struct Node {
     /// The config epoch of its claim.
     pub config_epoch: u64,
     /// The slots it claims, as it last said (for this node: its slots).
-    pub claim: SlotSet,
+    /// Boxed, as `slots`: a view of a thousand nodes walks the small fields
+    /// every tick, and the bitmaps (2 KiB each) would spread them out.
+    pub claim: Box<SlotSet>,
     /// The slots it owns in this node's table.
-    pub slots: SlotSet,
+    pub slots: Box<SlotSet>,
+    /// How many slots the table gives it (kept by `Cluster::set_owner`): the
+    /// size of `slots`, which `assign` and `unassign` change with the table,
+    /// read without touching the bitmap.
+    owned: usize,
     /// Masters that reported it failing, and when.
     pub fail_reports: Vec<(Id, Millis)>,
     /// When it was flagged `fail`.
@@ -156,8 +159,9 @@ impl Node {
             ping_sent: None,
             pong_recv: 0,
             config_epoch: 0,
-            claim: SlotSet::default(),
-            slots: SlotSet::default(),
+            claim: Box::default(),
+            slots: Box::default(),
+            owned: 0,
             fail_reports: Vec::new(),
             fail_time: 0,
             link: LinkState::Down(now),
@@ -183,6 +187,33 @@ impl Node {
 
     fn digest(&self) -> u64 {
         claim_digest(self.config_epoch, &self.claim)
+    }
+
+    /// What a tick owes this node's link: open it, give it up, or ping.
+    fn due(&self, now: Millis, timeout: Millis) -> Option<Due> {
+        match self.link {
+            LinkState::Down(retry_at) if retry_at <= now && !self.flags.has(Flags::NOADDR) => {
+                Some(Due::Connect(self.addr))
+            }
+            // A connect that hangs (a peer behind a partition) is given up and
+            // tried again.
+            LinkState::Connecting if now.saturating_sub(self.link_since) > timeout / 2 => {
+                Some(Due::DropLink)
+            }
+            LinkState::Up => match self.ping_sent {
+                // Rule 7: a stuck link must not look like a dead self.
+                Some(sent)
+                    if now.saturating_sub(sent) > timeout / 2
+                        && now.saturating_sub(self.link_since) > timeout
+                        && now.saturating_sub(self.data_recv) > timeout / 2 =>
+                {
+                    Some(Due::DropLink)
+                }
+                None if now.saturating_sub(self.pong_recv) > timeout / 2 => Some(Due::Ping),
+                _ => None,
+            },
+            _ => None,
+        }
     }
 }
 
@@ -233,6 +264,16 @@ struct Assigning {
     until: Millis,
 }
 
+/// What a tick found a node due.
+enum Due {
+    /// Open a link to it, at this address.
+    Connect(Addr),
+    /// Close the link to it.
+    DropLink,
+    /// Ping it.
+    Ping,
+}
+
 /// The nodes gossip entries are drawn from, refreshed every tick.
 #[derive(Debug, Default)]
 struct Pools {
@@ -250,6 +291,8 @@ pub struct Cluster {
     settings: Settings,
     myself: Id,
     nodes: BTreeMap<Id, Node>,
+    /// The addresses of the nodes in handshake (at most one each).
+    handshakes: HashSet<Addr>,
     /// Each slot's owner.
     owners: Vec<Option<Id>>,
     current_epoch: u64,
@@ -267,6 +310,10 @@ pub struct Cluster {
     state_dirty: bool,
     /// Counts changes of the slot table.
     table_version: u64,
+    /// A digest of the slot table, kept as it changes (see [`Cluster::table_digest`]).
+    table_digest: u64,
+    /// How many slots the table assigns.
+    assigned: usize,
     rng: StdRng,
     ticks: u64,
     /// The time of the latest tick or message.
@@ -355,15 +402,15 @@ impl Cluster {
             node.pong_recv = now;
             node.fail_time = now;
             let slots = SlotSet(bits_from_ranges(&line.slots));
-            node.claim = slots.clone();
+            node.claim = Box::new(slots.clone());
             if line.flags.myself {
                 node.link = LinkState::Up;
             }
-            for slot in slots.iter() {
-                cluster.owners[slot as usize] = Some(node_id);
-            }
-            node.slots = slots;
+            node.slots = Box::new(slots.clone());
             cluster.nodes.insert(node_id, node);
+            for slot in slots.iter() {
+                cluster.set_owner(slot, Some(node_id));
+            }
         }
         let highest = cluster
             .nodes
@@ -435,6 +482,7 @@ impl Cluster {
             settings,
             myself,
             nodes: BTreeMap::new(),
+            handshakes: HashSet::new(),
             owners: vec![None; SLOTS],
             current_epoch: 0,
             last_vote_epoch: 0,
@@ -445,6 +493,8 @@ impl Cluster {
             my_digest: 0,
             state_dirty: true,
             table_version: 0,
+            table_digest: 0,
+            assigned: 0,
             rng,
             ticks: 0,
             now: 0,
@@ -517,11 +567,18 @@ impl Cluster {
         digest
     }
 
+    /// A digest of the slot table (every slot's owner): nodes whose digests
+    /// differ serve different tables; equal digests make equal tables likely
+    /// (compare them slot by slot to be sure). Kept up to date as slots move.
+    pub fn table_digest(&self) -> u64 {
+        self.table_digest
+    }
+
     /// The masters serving at least one slot.
     pub fn size(&self) -> usize {
         self.nodes
             .values()
-            .filter(|n| n.is_master() && !n.slots.is_empty())
+            .filter(|n| n.is_master() && n.owned > 0)
             .count()
     }
 
@@ -554,30 +611,62 @@ impl Cluster {
         self.now = now;
         // Reachability (rule 20) depends on the time.
         self.state_dirty = true;
-        self.refresh_pools();
         let timeout = self.settings.node_timeout;
         self.banned.retain(|&(_, until)| until > now);
         let handshake_timeout = timeout.max(1000);
-        let expired: Vec<Id> = self
-            .nodes
-            .values()
-            .filter(|n| n.in_handshake() && now.saturating_sub(n.created) > handshake_timeout)
-            .map(|n| n.id)
-            .collect();
+        // One pass over the nodes decides everything a tick does to them (a
+        // view of a thousand nodes is walked every 100 ms), then the steps
+        // run in order: expired handshakes go, links and pings, suspicion.
+        // The decisions cannot change between the pass and the steps: each
+        // step changes only its own node, and never what suspicion reads.
+        self.pools.gossip.clear();
+        self.pools.failing.clear();
+        self.pools.fresh.clear();
+        let mut expired = Vec::new();
+        let mut due = Vec::new();
+        let mut suspected = Vec::new();
+        for node in self.nodes.values() {
+            if node.id == self.myself {
+                continue;
+            }
+            if node.in_handshake() {
+                if now.saturating_sub(node.created) > handshake_timeout {
+                    expired.push(node.id);
+                    continue;
+                }
+            } else {
+                // Gossip is drawn from these (a pool a tick old only delays
+                // news by a tick).
+                if !node.flags.has(Flags::NOADDR) {
+                    self.pools.gossip.push(node.id);
+                    if node.failing() {
+                        self.pools.failing.push(node.id);
+                    } else if now.saturating_sub(node.created) < timeout {
+                        self.pools.fresh.push(node.id);
+                    }
+                }
+                // As Redis 7: late only if nothing at all came from it either
+                // (its own pings on its link prove it alive while ours go
+                // unanswered).
+                let late = node
+                    .ping_sent
+                    .is_some_and(|sent| now.saturating_sub(sent) > timeout)
+                    && now.saturating_sub(node.data_recv) > timeout;
+                let newly = late && !node.failing();
+                if newly || node.flags.has(Flags::PFAIL) {
+                    suspected.push((node.id, newly));
+                }
+            }
+            if let Some(step) = node.due(now, timeout) {
+                due.push((node.id, step));
+            }
+        }
         for id in expired {
             self.remove_node(id);
         }
-        let ids: Vec<Id> = self
-            .nodes
-            .keys()
-            .copied()
-            .filter(|&id| id != self.myself)
-            .collect();
-        for &id in &ids {
-            let node = &self.nodes[&id];
-            match node.link {
-                LinkState::Down(retry_at) if retry_at <= now && !node.flags.has(Flags::NOADDR) => {
-                    let addr = node.addr;
+        for (id, step) in due {
+            match step {
+                Due::Connect(addr) => {
                     let node = self.nodes.get_mut(&id).expect("known");
                     node.link = LinkState::Connecting;
                     node.link_since = now;
@@ -586,54 +675,22 @@ impl Cluster {
                     node.ping_sent.get_or_insert(now);
                     self.outputs.push(Output::Connect { peer: id, addr });
                 }
-                LinkState::Connecting if now.saturating_sub(node.link_since) > timeout / 2 => {
-                    // A connect that hangs (a peer behind a partition) is
-                    // given up and tried again.
-                    self.drop_link(id, now);
-                }
-                LinkState::Up => {
-                    match node.ping_sent {
-                        Some(sent)
-                            if now.saturating_sub(sent) > timeout / 2
-                                && now.saturating_sub(node.link_since) > timeout
-                                && now.saturating_sub(node.data_recv) > timeout / 2 =>
-                        {
-                            // Rule 7: a stuck link must not look like a dead node.
-                            self.drop_link(id, now);
-                        }
-                        None if now.saturating_sub(node.pong_recv) > timeout / 2 => {
-                            self.ping(id, now);
-                        }
-                        _ => {}
-                    }
-                }
-                _ => {}
+                Due::DropLink => self.drop_link(id, now),
+                Due::Ping => self.ping(id, now),
             }
         }
         if self.ticks.is_multiple_of(10) {
             self.ping_oldest_of_five(now);
             self.ask_for_slots(now);
         }
-        for &id in &ids {
-            let Some(node) = self.nodes.get_mut(&id) else {
-                continue;
-            };
-            if node.in_handshake() {
-                continue;
+        for (id, newly) in suspected {
+            if newly {
+                if let Some(node) = self.nodes.get_mut(&id) {
+                    node.flags.set(Flags::PFAIL, true);
+                    self.state_dirty = true;
+                }
             }
-            // As Redis 7: late only if nothing at all came from it either (its
-            // own pings on its link prove it alive while ours go unanswered).
-            let late = node
-                .ping_sent
-                .is_some_and(|sent| now.saturating_sub(sent) > timeout)
-                && now.saturating_sub(node.data_recv) > timeout;
-            if late && !node.failing() {
-                node.flags.set(Flags::PFAIL, true);
-                self.state_dirty = true;
-            }
-            if node.flags.has(Flags::PFAIL) {
-                self.mark_failing_if_needed(id, now);
-            }
+            self.mark_failing_if_needed(id, now);
         }
         self.update_state();
     }
@@ -660,10 +717,12 @@ impl Cluster {
         }
     }
 
-    /// This node's link to `peer` closed or could not open.
+    /// This node's link to `peer` closed or could not open: the next tick
+    /// tries again (as Redis retries every cron run), so a broken link costs
+    /// far less than the node timeout.
     pub fn link_down(&mut self, peer: Id, now: Millis) {
         if let Some(node) = self.nodes.get_mut(&peer) {
-            node.link = LinkState::Down(now + RECONNECT_EVERY);
+            node.link = LinkState::Down(now);
         }
     }
 
@@ -863,8 +922,7 @@ impl Cluster {
     /// claim its share. Returns how many slots were planned.
     pub fn ring_assign(&mut self, now: Millis) -> usize {
         let masters: Vec<&Node> = self
-            .nodes
-            .values()
+            .nodes()
             .filter(|n| n.is_master() && !n.in_handshake() && !n.failing())
             .collect();
         let shards: BTreeMap<String, Id> = masters
@@ -1020,11 +1078,7 @@ impl Cluster {
     // ----- Rules -----
 
     fn start_handshake(&mut self, addr: Addr, meet: bool, now: Millis) {
-        let in_progress = self
-            .nodes
-            .values()
-            .any(|n| n.in_handshake() && n.addr == addr);
-        if in_progress {
+        if !self.handshakes.insert(addr) {
             return;
         }
         let id = Id::random(&mut self.rng);
@@ -1037,6 +1091,7 @@ impl Cluster {
         let Some(mut node) = self.nodes.remove(&temp) else {
             return;
         };
+        self.handshakes.remove(&node.addr);
         node.id = real;
         node.flags.set(Flags::HANDSHAKE, false);
         self.nodes.insert(real, node);
@@ -1048,19 +1103,27 @@ impl Cluster {
     }
 
     fn remove_node(&mut self, id: Id) {
-        if self.nodes.remove(&id).is_none() {
+        let Some(node) = self.nodes.remove(&id) else {
+            return;
+        };
+        self.outputs.push(Output::Disconnect(id));
+        if node.in_handshake() {
+            // Not saved, owning nothing, reporting nothing: only its address
+            // is kept, to start no second handshake with it.
+            self.handshakes.remove(&node.addr);
             return;
         }
-        for owner in self.owners.iter_mut() {
-            if *owner == Some(id) {
-                *owner = None;
+        if node.owned > 0 {
+            for slot in 0..SLOTS as u16 {
+                if self.owners[slot as usize] == Some(id) {
+                    self.set_owner(slot, None);
+                }
             }
+            self.table_changed();
         }
-        self.table_changed();
         for node in self.nodes.values_mut() {
             node.fail_reports.retain(|&(by, _)| by != id);
         }
-        self.outputs.push(Output::Disconnect(id));
         self.save = true;
     }
 
@@ -1156,7 +1219,7 @@ impl Cluster {
             claim_digest: digest,
             your_claim_digest: self.nodes.get(&to).map_or(0, Node::digest),
             knows_you: self.nodes.get(&to).is_some_and(|n| !n.in_handshake()),
-            claim: needs.then(|| Box::new(me.claim.clone())),
+            claim: needs.then(|| me.claim.clone()),
         };
         if needs {
             if let Some(node) = self.nodes.get_mut(&to) {
@@ -1241,25 +1304,6 @@ impl Cluster {
         }
     }
 
-    /// Refreshes the nodes gossip is drawn from (once per tick: a pool a tick
-    /// old only delays news by a tick).
-    fn refresh_pools(&mut self) {
-        self.pools.gossip.clear();
-        self.pools.failing.clear();
-        self.pools.fresh.clear();
-        for n in self.nodes.values() {
-            if n.id == self.myself || n.in_handshake() || n.flags.has(Flags::NOADDR) {
-                continue;
-            }
-            self.pools.gossip.push(n.id);
-            if n.failing() {
-                self.pools.failing.push(n.id);
-            } else if self.now.saturating_sub(n.created) < self.settings.node_timeout {
-                self.pools.fresh.push(n.id);
-            }
-        }
-    }
-
     /// Rules 3 and 14 to 17 for a message from a known node.
     fn process_header(&mut self, header: &Header, replying: bool, now: Millis) {
         let sender = header.sender;
@@ -1306,15 +1350,17 @@ impl Cluster {
 
     /// Rules 15 and 16: `claimer` claims `slots` at `config_epoch`.
     fn apply_claim(&mut self, claimer: Id, config_epoch: u64, slots: &SlotSet, now: Millis) {
-        match self.nodes.get_mut(&claimer) {
+        // Whether durable state (its config epoch, the table) changes: a claim
+        // already known needs no save (a large cluster repeats them often).
+        let mut changed = match self.nodes.get_mut(&claimer) {
             // A claim older than one already applied arrived late: ignore it.
             Some(node) if node.config_epoch > config_epoch => return,
             Some(node) => {
-                node.config_epoch = config_epoch;
-                node.claim = slots.clone();
+                *node.claim = slots.clone();
+                std::mem::replace(&mut node.config_epoch, config_epoch) != config_epoch
             }
             None => return,
-        }
+        };
         let mut lost = SlotSet::default();
         let mut newer_owner: Option<Id> = None;
         for slot in slots.iter() {
@@ -1327,11 +1373,15 @@ impl Cluster {
                             lost.insert(slot);
                         }
                         self.assign(slot, claimer);
+                        changed = true;
                     } else if owner_epoch > config_epoch {
                         newer_owner = Some(owner);
                     }
                 }
-                None => self.assign(slot, claimer),
+                None => {
+                    self.assign(slot, claimer);
+                    changed = true;
+                }
             }
         }
         if let Some(owner) = newer_owner {
@@ -1339,7 +1389,7 @@ impl Cluster {
             let body = Body::Update {
                 node: owner,
                 config_epoch: o.config_epoch,
-                slots: Box::new(o.slots.clone()),
+                slots: o.slots.clone(),
             };
             self.send(claimer, body, now);
         }
@@ -1347,7 +1397,9 @@ impl Cluster {
             self.claim_changed();
             self.outputs.push(Output::SlotsLost(Box::new(lost)));
         }
-        self.save = true;
+        if changed {
+            self.save = true;
+        }
     }
 
     /// Rule 17: of two masters with one config epoch, the smaller id moves on.
@@ -1532,7 +1584,7 @@ impl Cluster {
                 node.slots.remove(slot);
             }
         }
-        self.owners[slot as usize] = Some(owner);
+        self.set_owner(slot, Some(owner));
         if let Some(node) = self.nodes.get_mut(&owner) {
             node.slots.insert(slot);
         }
@@ -1540,12 +1592,26 @@ impl Cluster {
     }
 
     fn unassign(&mut self, slot: u16) {
-        if let Some(old) = self.owners[slot as usize].take() {
+        if let Some(old) = self.owners[slot as usize] {
             if let Some(node) = self.nodes.get_mut(&old) {
                 node.slots.remove(slot);
             }
         }
+        self.set_owner(slot, None);
         self.table_changed();
+    }
+
+    /// Sets `slot`'s owner in the table, keeping its digest and counts.
+    fn set_owner(&mut self, slot: u16, owner: Option<Id>) {
+        let old = std::mem::replace(&mut self.owners[slot as usize], owner);
+        self.table_digest ^= slot_digest(slot, old) ^ slot_digest(slot, owner);
+        self.assigned = self.assigned + usize::from(owner.is_some()) - usize::from(old.is_some());
+        if let Some(node) = old.and_then(|id| self.nodes.get_mut(&id)) {
+            node.owned -= 1;
+        }
+        if let Some(node) = owner.and_then(|id| self.nodes.get_mut(&id)) {
+            node.owned += 1;
+        }
     }
 
     fn table_changed(&mut self) {
@@ -1578,15 +1644,18 @@ impl Cluster {
         }
         let timeout = self.settings.node_timeout;
         let now = self.now;
+        // Every slot assigned, to a node not `fail`: counted, not looked up
+        // slot by slot (a large cluster recomputes this on every claim).
         let full = !self.settings.require_full_coverage
-            || self
-                .owners
-                .iter()
-                .all(|owner| owner.is_some_and(|id| !self.nodes[&id].flags.has(Flags::FAIL)));
+            || (self.assigned == SLOTS
+                && self
+                    .nodes
+                    .values()
+                    .all(|n| n.owned == 0 || !n.flags.has(Flags::FAIL)));
         let mut size = 0;
         let mut reachable = 0;
         for node in self.nodes.values() {
-            if node.is_master() && !node.slots.is_empty() {
+            if node.is_master() && node.owned > 0 {
                 size += 1;
                 // Rule 20: silent for `T` with a ping unanswered counts as
                 // unreachable here before it is suspected, so a master cut off
@@ -1605,6 +1674,25 @@ impl Cluster {
     }
 }
 
+/// One slot's share of the table digest: an XOR of these over the slots is
+/// order-free, so a change of owner updates it in O(1).
+fn slot_digest(slot: u16, owner: Option<Id>) -> u64 {
+    let Some(Id(bytes)) = owner else {
+        return 0;
+    };
+    let word = |range: std::ops::Range<usize>| {
+        bytes[range]
+            .iter()
+            .fold(0u64, |acc, &b| acc << 8 | u64::from(b))
+    };
+    // splitmix64's finaliser over the id's words and the slot.
+    let mut x = word(0..8) ^ word(8..16).rotate_left(21) ^ word(16..20).rotate_left(42);
+    x ^= u64::from(slot).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
 /// A node alone at 127.0.0.1:7000 (bus port 17000), node timeout 2 s, for
 /// the tests of what builds on the machine.
 #[cfg(test)]
@@ -1619,4 +1707,57 @@ pub(crate) fn lone_node(seed: u64) -> Cluster {
         cport: 17000,
     };
     Cluster::new(settings, addr, seed, 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    const SETTINGS: Settings = Settings {
+        node_timeout: 1_000,
+        require_full_coverage: true,
+    };
+    const ADDR: Addr = Addr {
+        ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        port: 7000,
+        cport: 17000,
+    };
+
+    #[test]
+    fn the_table_digest_follows_the_table_and_survives_a_restore() {
+        let mut c = Cluster::new(SETTINGS, ADDR, 1, 0);
+        assert_eq!(c.table_digest(), 0);
+        let hundred: SlotSet = (0..100).collect();
+        c.add_slots(&hundred).expect("free");
+        let with = c.table_digest();
+        assert_ne!(with, 0);
+        let restored = Cluster::restore(SETTINGS, &c.durable(), ADDR, 2, 0).expect("restores");
+        assert_eq!(restored.table_digest(), with);
+        let ten: SlotSet = (0..10).collect();
+        c.del_slots(&ten).expect("assigned");
+        assert_ne!(c.table_digest(), with);
+        c.add_slots(&ten).expect("free");
+        assert_eq!(c.table_digest(), with);
+        c.flush_slots();
+        assert_eq!(c.table_digest(), 0);
+    }
+
+    #[test]
+    fn the_cluster_is_ok_only_with_every_slot_assigned() {
+        let mut c = Cluster::new(SETTINGS, ADDR, 1, 0);
+        let all: SlotSet = (0..SLOTS as u16).collect();
+        c.add_slots(&all).expect("free");
+        c.tick(100);
+        assert!(c.state_ok());
+        let last: SlotSet = [SLOTS as u16 - 1].into_iter().collect();
+        c.del_slots(&last).expect("assigned");
+        c.tick(200);
+        assert!(!c.state_ok());
+        let restored = Cluster::restore(SETTINGS, &c.durable(), ADDR, 2, 0).expect("restores");
+        assert_eq!(restored.table_digest(), c.table_digest());
+        c.add_slots(&last).expect("free");
+        c.tick(300);
+        assert!(c.state_ok());
+    }
 }
