@@ -189,7 +189,7 @@ fn redis_benchmark_runs_in_cluster_mode_without_errors() {
     }
 }
 
-/// A base port whose next two ports are free too.
+/// A base port whose next two ports are free too, and their bus ports (+10000).
 fn three_free_ports() -> u16 {
     for _ in 0..200 {
         let base = TcpListener::bind("127.0.0.1:0")
@@ -197,10 +197,13 @@ fn three_free_ports() -> u16 {
             .local_addr()
             .unwrap()
             .port();
-        if base > 65_000 {
+        if base > 55_000 {
             continue;
         }
-        let free = (0..3).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok());
+        let free = (0..3).all(|i| {
+            TcpListener::bind(("127.0.0.1", base + i)).is_ok()
+                && TcpListener::bind(("127.0.0.1", base + i + 10_000)).is_ok()
+        });
         if free {
             return base;
         }

@@ -9,9 +9,10 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use arc_swap::{ArcSwap, ArcSwapOption, Guard};
+use parking_lot::Mutex;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use super::id::Id;
@@ -151,7 +152,7 @@ impl ClusterHandle {
     /// standalone mode.
     pub fn step<R>(&self, event: impl FnOnce(&mut Cluster, Millis) -> R) -> Option<R> {
         let machine = self.machine.as_ref()?;
-        let mut stepped = lock(&machine.cluster);
+        let mut stepped = machine.cluster.lock();
         let now = SystemClock.now_ms();
         let result = event(&mut stepped.cluster, now);
         for output in stepped.cluster.take_outputs() {
@@ -177,7 +178,7 @@ impl ClusterHandle {
     /// Reads the machine at the wall clock's time without stepping it.
     pub fn inspect<R>(&self, read: impl FnOnce(&Cluster, Millis) -> R) -> Option<R> {
         let machine = self.machine.as_ref()?;
-        let stepped = lock(&machine.cluster);
+        let stepped = machine.cluster.lock();
         Some(read(&stepped.cluster, SystemClock.now_ms()))
     }
 
@@ -185,7 +186,7 @@ impl ClusterHandle {
     pub fn save(&self) -> std::io::Result<()> {
         match &self.machine {
             Some(machine) => {
-                let stepped = lock(&machine.cluster);
+                let stepped = machine.cluster.lock();
                 nodes_conf::save(&machine.conf_path, &stepped.cluster.durable())
             }
             None => Ok(()),
@@ -194,14 +195,14 @@ impl ClusterHandle {
 
     /// The outputs for the bus thread to carry out; given once.
     pub fn take_receiver(&self) -> Option<UnboundedReceiver<Output>> {
-        lock(&self.machine.as_ref()?.receiver).take()
+        self.machine.as_ref()?.receiver.lock().take()
     }
 
     /// `DEBUG CLUSTER-BUS-DROP`: from now on drop the traffic `drop` names for
     /// `node` (`None`: every node), or stop dropping it (`drop` `None`).
     pub fn set_drop(&self, node: Option<Id>, drop: Option<BusDrop>) {
         let Some(machine) = &self.machine else { return };
-        let mut drops = lock(&machine.drops);
+        let mut drops = machine.drops.lock();
         drops.retain(|(n, _)| *n != node);
         if let Some(drop) = drop {
             drops.push((node, drop));
@@ -217,7 +218,7 @@ impl ClusterHandle {
         if !machine.dropping.load(Relaxed) {
             return false;
         }
-        lock(&machine.drops).iter().any(|&(node, drop)| {
+        machine.drops.lock().iter().any(|&(node, drop)| {
             let applies = node.is_none() || node == peer;
             let way = match drop {
                 BusDrop::Both => true,
@@ -247,13 +248,6 @@ impl ClusterHandle {
     pub fn message_counts(&self) -> Option<(&MessageCounts, &MessageCounts)> {
         self.machine.as_ref().map(|m| (&m.sent, &m.received))
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A step that panicked left nothing half-done worth refusing to read.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Saves the durable state or stops the process, as Redis does
