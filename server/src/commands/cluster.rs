@@ -99,12 +99,17 @@ fn admin_error(e: AdminError) -> CommandError {
     CommandError::err(text.strip_prefix("ERR ").unwrap_or(&text))
 }
 
-fn slot_arg(p: &mut Parser<'_>) -> Result<u16, CommandError> {
+/// The next argument as a slot, or Redis's error `invalid` (its wording
+/// differs between subcommands).
+fn slot_arg(p: &mut Parser<'_>, invalid: &str) -> Result<u16, CommandError> {
     match p.next_i64() {
         Ok(n) if (0..SLOTS as i64).contains(&n) => Ok(n as u16),
-        _ => Err(CommandError::err("Invalid or out of range slot")),
+        _ => Err(CommandError::err(invalid)),
     }
 }
+
+/// What ADDSLOTS and DELSLOTS answer to a bad slot.
+const OUT_OF_RANGE: &str = "Invalid or out of range slot";
 
 fn node_arg(p: &mut Parser<'_>) -> Result<(Id, String), CommandError> {
     let text = String::from_utf8_lossy(p.arg()?).into_owned();
@@ -349,10 +354,7 @@ struct CountKeys(u16);
 
 impl<'a> Command<'a> for CountKeys {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        match p.next_i64() {
-            Ok(n) if (0..SLOTS as i64).contains(&n) => Ok(CountKeys(n as u16)),
-            _ => Err(CommandError::err("Invalid slot")),
-        }
+        Ok(CountKeys(slot_arg(p, "Invalid slot")?))
     }
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
@@ -371,10 +373,7 @@ struct GetKeys {
 
 impl<'a> Command<'a> for GetKeys {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        let slot = match p.next_i64() {
-            Ok(n) if (0..SLOTS as i64).contains(&n) => n as u16,
-            _ => return Err(CommandError::err("Invalid slot")),
-        };
+        let slot = slot_arg(p, "Invalid slot")?;
         let count = usize::try_from(p.next_i64()?)
             .map_err(|_| CommandError::err("Invalid number of keys"))?;
         Ok(GetKeys { slot, count })
@@ -528,7 +527,7 @@ fn each_once(slots: impl IntoIterator<Item = u16>) -> Result<SlotSet, CommandErr
 fn slot_list(p: &mut Parser<'_>) -> Result<SlotSet, CommandError> {
     let mut slots = Vec::with_capacity(p.remaining());
     while p.remaining() > 0 {
-        slots.push(slot_arg(p)?);
+        slots.push(slot_arg(p, OUT_OF_RANGE)?);
     }
     each_once(slots)
 }
@@ -539,7 +538,7 @@ fn slot_ranges(p: &mut Parser<'_>) -> Result<SlotSet, CommandError> {
     }
     let mut slots = Vec::new();
     while p.remaining() > 0 {
-        let (first, last) = (slot_arg(p)?, slot_arg(p)?);
+        let (first, last) = (slot_arg(p, OUT_OF_RANGE)?, slot_arg(p, OUT_OF_RANGE)?);
         if first > last {
             return Err(CommandError::err(format!(
                 "start slot number {first} is greater than end slot number {last}"
