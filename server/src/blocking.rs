@@ -65,6 +65,12 @@ pub enum BlockedOp {
         /// Lease in milliseconds.
         ttl: Millis,
     },
+    /// Wait until replicas acknowledged the stream up to `offset` (`WAIT`);
+    /// replies how many did. Waits on no key: the replication state wakes it.
+    Replicas {
+        /// The feed offset to reach.
+        offset: u64,
+    },
 }
 
 /// What serving a blocked client did, for its connection to reply with.
@@ -99,6 +105,8 @@ pub enum Outcome {
     Locked(u64),
     /// The operation met a key of the wrong type (a move's destination).
     WrongType,
+    /// Enough replicas acknowledged (`WAIT`): how many did.
+    Replicas(usize),
 }
 
 /// How a wait ended.
@@ -155,7 +163,9 @@ impl Waiter {
         self.outcome.lock().take()
     }
 
-    fn wake(&self, wake: Wake) {
+    /// Ends the wait with `wake` (the registry does this for waiters on keys;
+    /// others are woken by whoever they wait for).
+    pub fn wake(&self, wake: Wake) {
         *self.outcome.lock() = Some(wake);
         self.notify.notify_one();
     }

@@ -26,11 +26,30 @@ struct Background {
     defrag: ActiveDefrag,
 }
 
+/// Pings a master's replicas through the stream every
+/// `repl-ping-replica-period`, so they can tell a quiet master from a dead
+/// link (the ping is part of the stream, as in Redis).
+fn ping_replicas(shared: &Shared, last: &mut Instant) {
+    let period = Duration::from_millis(shared.config.replication().ping_period_ms);
+    if last.elapsed() < period {
+        return;
+    }
+    *last = Instant::now();
+    let replication = &shared.replication;
+    if replication.is_replica() || replication.replicas.is_empty() {
+        return;
+    }
+    let mut ping = Vec::new();
+    crate::protocol::encode_command(&mut ping, &[b"PING"]);
+    shared.data.feed.append(&ping, 1);
+}
+
 /// Runs until shutdown.
 pub async fn run(shared: Arc<Shared>) {
     let mut ticker = tokio::time::interval(PERIOD);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut background = Background::default();
+    let mut last_ping = Instant::now();
     loop {
         tokio::select! {
             _ = shared.shutdown.cancelled() => return,
@@ -40,8 +59,14 @@ pub async fn run(shared: Arc<Shared>) {
             .stats
             .sample(shared.started.elapsed().as_millis() as u64);
         shared.data.keyspace.fit_sketch();
-        hand_on_expired_locks(&shared);
         shared.note_memory(crate::memory::used());
+        ping_replicas(&shared, &mut last_ping);
+        // A replica neither expires nor evicts: its master's stream says what
+        // goes (R4).
+        if shared.replication.is_replica() {
+            continue;
+        }
+        hand_on_expired_locks(&shared);
         let task_shared = shared.clone();
         let cycle = tokio::task::spawn_blocking(move || {
             let started = Instant::now();

@@ -57,6 +57,7 @@ impl Dataset {
             stats,
             dirty: AtomicU64::new(0),
         };
+        data.keyspace.name_expired_while(data.feed.activity());
         data.apply_settings();
         data
     }

@@ -1,7 +1,7 @@
 //! ringkv: a Redis-protocol cache and lock server.
 //!
 //! ```text
-//! server ─ binds, runs ─▶ net (sockets, one task per connection), cron, apply
+//! server ─ binds, runs ─▶ net (sockets: clients, replicas, the master link), cron, apply
 //!                            │ requests
 //!                            ▼
 //!                         commands (lookup, checks, routing; parse + apply)
@@ -40,14 +40,18 @@ pub mod config;
 pub mod dataset;
 // The write path.
 pub mod write;
+// Replication state: roles, replicas and their acknowledgements, full syncs.
+pub mod replication;
 // Connection state.
 pub mod session;
 // What a node's tasks share.
 pub mod shared;
 // Commands.
 pub mod commands;
-// What runs commands and the bus: connections, the cluster bus, the cron, the feed's applier.
+// The feed's applier: runs a master's records as commands, with no connection.
 pub mod apply;
+// What runs commands and the bus: connections (clients, replicas, the link to a
+// master), the cluster bus, the cron.
 pub mod bus;
 mod cron;
 mod net;

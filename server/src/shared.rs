@@ -16,6 +16,7 @@ use crate::clock::Clock;
 use crate::cluster::ClusterHandle;
 use crate::config::LiveConfig;
 use crate::dataset::Dataset;
+use crate::replication::Replication;
 use crate::session::Clients;
 use crate::stats::Stats;
 
@@ -31,6 +32,8 @@ pub struct Shared {
     pub clients: Clients,
     /// This node's view of the cluster (none in standalone mode).
     pub cluster: ClusterHandle,
+    /// This node's replication role, replicas and ids.
+    pub replication: Replication,
     /// Time source for expiry.
     pub clock: Arc<dyn Clock>,
     /// Cancelled to stop the server.
@@ -74,6 +77,7 @@ impl Shared {
             stats,
             clients: Clients::default(),
             cluster,
+            replication: Replication::default(),
             started_unix: clock.now_ms() / 1000,
             clock,
             shutdown: CancellationToken::new(),

@@ -17,12 +17,13 @@ use rand::{RngExt, SeedableRng};
 use redis_protocol::resp2::decode::decode_bytes_mut;
 use redis_protocol::resp2::types::BytesFrame;
 use ringkv_server::apply::Applier;
+use ringkv_server::apply::ApplyError;
 use ringkv_server::blocking::Waiter;
 use ringkv_server::clock::{Clock, ManualClock, Millis};
 use ringkv_server::cluster::ClusterHandle;
 use ringkv_server::config::{Config, LiveConfig};
 use ringkv_server::keyspace::{dump_value, ActiveExpire, Locked};
-use ringkv_server::protocol::{Args, Protocol, Reply};
+use ringkv_server::protocol::{Args, Decoded, Protocol, Reply, RequestDecoder, RequestLimits};
 use ringkv_server::session::{ClientHandle, Session};
 use ringkv_server::{commands, Shared};
 
@@ -223,6 +224,37 @@ impl Gen {
     }
 }
 
+/// Feeds the applier whole records from pieces cut anywhere, as a replica's
+/// link does.
+#[derive(Default)]
+struct Records {
+    pending: Vec<u8>,
+    decoder: RequestDecoder,
+    applier: Applier,
+}
+
+impl Records {
+    fn apply(&mut self, shared: &Shared, piece: &[u8]) -> Result<(), ApplyError> {
+        self.pending.extend_from_slice(piece);
+        let limits = RequestLimits {
+            max_bulk_len: u64::MAX,
+            authenticated: true,
+        };
+        let mut consumed = 0;
+        let mut result = Ok(());
+        while let Ok(Decoded::Request { consumed: used }) =
+            self.decoder.decode(&self.pending[consumed..], limits)
+        {
+            let args = self.decoder.args(&self.pending[consumed..]);
+            result = result.and(self.applier.run(shared, args));
+            self.decoder.release();
+            consumed += used;
+        }
+        self.pending.drain(..consumed);
+        result
+    }
+}
+
 fn bytes(args: Vec<String>) -> Vec<Vec<u8>> {
     args.into_iter().map(String::into_bytes).collect()
 }
@@ -247,7 +279,7 @@ fn run_case(seed: u64, steps: usize) {
     // B follows as a replica does, applying what arrived after each step (at
     // the same time, as the feed flows while A runs), in pieces cut anywhere.
     let mut b = Node::new(clock.clone());
-    let mut applier = Applier::new();
+    let mut applier = Records::default();
     let mut applied = 0;
     for _ in 0..steps {
         gen.now = clock.now_ms();

@@ -53,7 +53,7 @@ fn parse_timeout(arg: &[u8]) -> Result<u64, CommandError> {
 /// Blocks the client on `keys` (or, inside a transaction, replies nil at once).
 pub(super) fn block(ctx: &mut Ctx<'_, '_>, keys: Vec<Vec<u8>>, op: BlockedOp, timeout_ms: u64) {
     if !ctx.may_block {
-        write_timeout(&op, ctx.out);
+        write_timeout(ctx.shared, &op, ctx.out);
         return;
     }
     let deadline: Option<Millis> = (timeout_ms > 0).then(|| ctx.now + timeout_ms);
@@ -64,8 +64,11 @@ pub(super) fn block(ctx: &mut Ctx<'_, '_>, keys: Vec<Vec<u8>>, op: BlockedOp, ti
 
 /// The reply of a blocked command whose wait timed out: a null array for pops,
 /// a null string for moves and locks, `[wait]` for a cache read.
-pub fn write_timeout(op: &BlockedOp, out: &mut Reply) {
+pub fn write_timeout(shared: &Shared, op: &BlockedOp, out: &mut Reply) {
     match op {
+        BlockedOp::Replicas { offset } => {
+            out.int(shared.replication.replicas.acked(*offset) as i64)
+        }
         BlockedOp::ListMove { .. } | BlockedOp::LockAcquire { .. } => out.null(),
         BlockedOp::CacheRead { .. } => super::cache_reply(out, CacheRead::Wait),
         BlockedOp::ListPop { .. } | BlockedOp::ZPop { .. } => out.null_array(),
@@ -102,6 +105,7 @@ pub fn write_outcome(shared: &Shared, session: &mut Session, outcome: &Outcome, 
         Outcome::Cached(None) => super::cache_reply(out, CacheRead::Null),
         Outcome::Lease(token) => super::cache_reply(out, CacheRead::Lease(*token)),
         Outcome::Locked(token) => out.int(*token as i64),
+        Outcome::Replicas(count) => out.int(*count as i64),
         Outcome::WrongType => super::reply_error(shared, session, out, &CommandError::WrongType),
     }
 }

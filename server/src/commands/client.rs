@@ -278,6 +278,8 @@ struct KillFilter {
     laddr: Option<SocketAddr>,
     user: Option<Vec<u8>>,
     skip_me: bool,
+    /// `TYPE`: only replicas (`Some(true)`), only other clients (`Some(false)`).
+    replicas: Option<bool>,
     /// False when TYPE names a kind ringkv has no clients of.
     any_type: bool,
     max_age: Option<u64>,
@@ -330,8 +332,15 @@ impl<'a> Command<'a> for Kill {
                 }
                 "TYPE" => {
                     filter.any_type = match value.to_ascii_lowercase().as_slice() {
-                        b"normal" => true,
-                        b"master" | b"replica" | b"slave" | b"pubsub" => false,
+                        b"normal" => {
+                            filter.replicas = Some(false);
+                            true
+                        }
+                        b"replica" | b"slave" => {
+                            filter.replicas = Some(true);
+                            true
+                        }
+                        b"master" | b"pubsub" => false,
                         _ => {
                             return Err(CommandError::err(format!(
                                 "Unknown client type '{}'",
@@ -360,8 +369,21 @@ impl<'a> Command<'a> for Kill {
         let f = &self.filter;
         let me = ctx.session.handle.id;
         let mut killed = 0;
+        let replicas: Vec<u64> = match f.replicas {
+            Some(_) => ctx
+                .shared
+                .replication
+                .replicas
+                .list()
+                .iter()
+                .map(|r| r.id)
+                .collect(),
+            None => Vec::new(),
+        };
         for client in ctx.shared.clients.list() {
             let matches = f.any_type
+                && f.replicas
+                    .is_none_or(|want| replicas.contains(&client.id) == want)
                 && f.id.is_none_or(|id| id == client.id)
                 && f.addr.is_none_or(|a| a == client.addr)
                 && f.laddr.is_none_or(|a| a == client.laddr)

@@ -110,6 +110,21 @@ pub enum CommandError {
     /// The cluster is down and `cluster-allow-reads-when-down` lets only reads run.
     #[error("CLUSTERDOWN The cluster is down and only accepts read commands")]
     ClusterDownReadOnly,
+    /// A write on a read-only replica.
+    #[error("READONLY You can't write against a read only replica.")]
+    ReadOnlyReplica,
+    /// A replica is loading its master's full sync.
+    #[error("LOADING Redis is loading the dataset in memory")]
+    Loading,
+    /// A replica's link is down and it may not serve stale data.
+    #[error("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.")]
+    MasterDown,
+    /// Too few replicas acknowledged lately (`min-replicas-to-write`).
+    #[error("NOREPLICAS Not enough good replicas to write.")]
+    NoReplicas,
+    /// A replica asked to sync from a node that cannot serve it now.
+    #[error("NOMASTERLINK Can't SYNC while not connected with my master")]
+    NoMasterLink,
     /// Any other `ERR` error, with its message.
     #[error("ERR {0}")]
     Other(String),
@@ -149,6 +164,11 @@ impl CommandError {
             Moved { .. } => "MOVED",
             CrossSlot => "CROSSSLOT",
             SlotNotServed | ClusterDown | ClusterDownReadOnly => "CLUSTERDOWN",
+            ReadOnlyReplica => "READONLY",
+            Loading => "LOADING",
+            MasterDown => "MASTERDOWN",
+            NoReplicas => "NOREPLICAS",
+            NoMasterLink => "NOMASTERLINK",
         }
     }
 }
@@ -200,6 +220,11 @@ mod tests {
             SlotNotServed,
             ClusterDown,
             ClusterDownReadOnly,
+            ReadOnlyReplica,
+            Loading,
+            MasterDown,
+            NoReplicas,
+            NoMasterLink,
             Other("message".into()),
         ];
         for e in &all {
@@ -230,6 +255,11 @@ mod tests {
                 | SlotNotServed
                 | ClusterDown
                 | ClusterDownReadOnly
+                | ReadOnlyReplica
+                | Loading
+                | MasterDown
+                | NoReplicas
+                | NoMasterLink
                 | Other(_) => {}
             }
         }

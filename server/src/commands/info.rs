@@ -1,6 +1,7 @@
 //! The text of `INFO`, section by section, with Redis's field names.
 
 use std::fmt::Write;
+use std::sync::atomic::Ordering::Relaxed;
 
 use super::table::registry;
 use crate::memory;
@@ -232,21 +233,91 @@ fn stats(shared: &Shared, out: &mut String) {
         shared.data.pubsub.shard_channel_count(),
     );
     field(out, "total_error_replies", t.error_replies);
+    let syncs = &shared.replication.stats;
+    field(out, "sync_full", syncs.full.load(Relaxed));
+    field(out, "sync_partial_ok", syncs.partial_ok.load(Relaxed));
+    field(out, "sync_partial_err", syncs.partial_err.load(Relaxed));
 }
 
 fn replication(shared: &Shared, out: &mut String) {
+    let replication = &shared.replication;
+    let ids = replication.ids();
+    let feed = &shared.data.feed;
+    let offset = feed.offset();
     out.push_str("# Replication\r\n");
-    field(out, "role", "master");
-    field(out, "connected_slaves", 0);
+    match &ids.master {
+        None => field(out, "role", "master"),
+        Some(master) => {
+            let now = shared.clock.now_ms();
+            let link = replication.link();
+            let settings = shared.config.replication();
+            field(out, "role", "slave");
+            field(out, "master_host", &master.host);
+            field(out, "master_port", master.port);
+            let up = replication.link_is_up();
+            field(out, "master_link_status", if up { "up" } else { "down" });
+            let io_ago = match link.last_io {
+                0 => -1,
+                at => (now.saturating_sub(at) / 1000) as i64,
+            };
+            field(out, "master_last_io_seconds_ago", io_ago);
+            field(
+                out,
+                "master_sync_in_progress",
+                u8::from(replication.loading()),
+            );
+            field(out, "slave_read_repl_offset", offset);
+            field(out, "slave_repl_offset", offset);
+            if let Some(since) = link.down_since.filter(|_| !up) {
+                field(
+                    out,
+                    "master_link_down_since_seconds",
+                    now.saturating_sub(since) / 1000,
+                );
+            }
+            field(out, "slave_priority", settings.priority);
+            field(out, "slave_read_only", u8::from(settings.read_only));
+            field(out, "replica_announced", 1);
+        }
+    }
+    let replicas = replication.replicas.list();
+    field(out, "connected_slaves", replicas.len());
+    for (i, replica) in replicas.iter().enumerate() {
+        let line = format!(
+            "ip={},port={},state={},offset={},lag={}",
+            replica.ip,
+            replica.port,
+            replica.state().name(),
+            replica.acked(),
+            replication.replicas.lag_seconds(replica),
+        );
+        field(out, &format!("slave{i}"), line);
+    }
+    let (wanted, lag) = shared.config.min_replicas();
+    if wanted > 0 {
+        field(
+            out,
+            "min_slaves_good_slaves",
+            replication.replicas.good(lag * 1000),
+        );
+    }
     field(out, "master_failover_state", "no-failover");
-    field(out, "master_replid", &shared.run_id);
-    field(out, "master_replid2", "0".repeat(40));
-    field(out, "master_repl_offset", 0);
-    field(out, "second_repl_offset", -1);
-    field(out, "repl_backlog_active", 0);
-    field(out, "repl_backlog_size", 1_048_576);
-    field(out, "repl_backlog_first_byte_offset", 0);
-    field(out, "repl_backlog_histlen", 0);
+    field(out, "master_replid", &ids.replid);
+    field(out, "master_replid2", &ids.replid2);
+    field(out, "master_repl_offset", offset);
+    let second = ids.second_offset.map_or(-1, |o| o as i64);
+    field(out, "second_repl_offset", second);
+    let backlog = feed.backlog();
+    field(out, "repl_backlog_active", u8::from(backlog.is_some()));
+    let size = backlog.map_or(shared.config.replication().backlog_size, |b| b.size);
+    field(out, "repl_backlog_size", size);
+    // As Redis counts it: the first byte's offset + 1.
+    field(
+        out,
+        "repl_backlog_first_byte_offset",
+        backlog.map_or(0, |b| b.first + 1),
+    );
+    field(out, "repl_backlog_histlen", backlog.map_or(0, |b| b.len));
 }
 
 fn cpu(out: &mut String) {

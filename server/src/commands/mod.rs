@@ -32,6 +32,7 @@ mod locks;
 mod object;
 pub mod pubsub;
 mod random;
+mod replication;
 mod scan;
 mod server;
 mod sets;
@@ -56,6 +57,7 @@ use crate::eviction::Policy;
 use crate::keyspace::types::EncodingLimits;
 use crate::keyspace::{KeySlots, Locked};
 use crate::protocol::{Args, Protocol, Reply};
+use crate::replication::Refusal;
 use crate::session::Session;
 use crate::shared::Shared;
 use crate::stats::Outcome;
@@ -81,6 +83,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     cluster::COMMANDS,
     transactions::COMMANDS,
     pubsub::COMMANDS,
+    replication::COMMANDS,
 ];
 
 /// A command's parse and apply steps.
@@ -310,30 +313,18 @@ pub fn execute(
     let now = session.command_start().1;
     session.handle.touch(checked.command.id, now);
     let keys = key_slots(checked.command, args);
-    if let Some(Some(state)) = shared.cluster.view().as_deref() {
-        let transaction_slot = session.multi.as_ref().and_then(|tx| tx.slot);
-        match cluster::route(
-            state,
-            checked.command,
-            &keys,
-            transaction_slot,
-            &shared.config,
-        ) {
-            Ok(slot) => {
-                if let Some(tx) = &mut session.multi {
-                    tx.slot = tx.slot.or(slot);
-                }
+    if !session.master_link {
+        if let Err(err) = may_run(shared, session, checked.command, &keys) {
+            reject(shared, session, out, checked.command.id, &err);
+            if let Some(tx) = &mut session.multi {
+                tx.failed = true;
             }
-            Err(err) => {
-                reject(shared, session, out, checked.command.id, &err);
-                if let Some(tx) = &mut session.multi {
-                    tx.failed = true;
-                }
-                return None;
-            }
+            return None;
         }
     }
-    let limited = checked.command.has(flag::DENYOOM) && shared.config.maxmemory() != 0;
+    let limited = checked.command.has(flag::DENYOOM)
+        && shared.config.maxmemory() != 0
+        && !session.master_link;
     if limited && crate::write::make_room(&shared.data, now).is_err() {
         out_of_memory(shared, session, out, checked.command.id);
         return None;
@@ -350,6 +341,51 @@ pub fn execute(
     waiter
 }
 
+/// Whether a client's command may run on this node now: the cluster's routing
+/// (which also fixes a transaction's slot), then the replication role's
+/// refusals (a read-only replica, a sync loading, too few replicas).
+#[inline]
+fn may_run(
+    shared: &Shared,
+    session: &mut Session,
+    command: &table::Command,
+    keys: &KeySlots<'_>,
+) -> Result<(), CommandError> {
+    if let Some(Some(state)) = shared.cluster.view().as_deref() {
+        let transaction_slot = session.multi.as_ref().and_then(|tx| tx.slot);
+        let slot = cluster::route(state, command, keys, transaction_slot, &shared.config)?;
+        if let Some(tx) = &mut session.multi {
+            tx.slot = tx.slot.or(slot);
+        }
+    }
+    let flags = crate::replication::Flags {
+        loading: command.has(flag::LOADING),
+        stale: command.has(flag::STALE),
+    };
+    match shared
+        .replication
+        .refusal(&shared.config, command.has(flag::WRITE), flags)
+    {
+        None => Ok(()),
+        Some(Refusal::ReadOnly) => Err(CommandError::ReadOnlyReplica),
+        Some(Refusal::Loading) => Err(CommandError::Loading),
+        Some(Refusal::MasterDown) => Err(CommandError::MasterDown),
+        Some(Refusal::NoReplicas) => Err(CommandError::NoReplicas),
+    }
+}
+
+/// Before a unit of work over several slots changes anything: a full sync
+/// under way may need some of them snapshotted first (see
+/// `replication::snapshot`).
+#[inline]
+pub(crate) fn before_unit(shared: &Shared, locks: &mut Locked<'_>, now: Millis) {
+    let syncs = &shared.replication.syncs;
+    if syncs.active() {
+        let held: smallvec::SmallVec<[u16; 8]> = locks.held().collect();
+        syncs.before_unit(locks, &held, now);
+    }
+}
+
 /// Locks the command's slots, runs it, and releases them.
 #[inline]
 fn run_locked(
@@ -361,8 +397,12 @@ fn run_locked(
     keys: &KeySlots<'_>,
     admit: bool,
 ) -> Option<Arc<Waiter>> {
-    let mut locks = Locked::new(&shared.data.keyspace);
+    let mut locks = match session.master_link {
+        true => Locked::upstream(&shared.data.keyspace),
+        false => Locked::new(&shared.data.keyspace),
+    };
     locks.acquire_slotted(keys);
+    before_unit(shared, &mut locks, session.command_start().1);
     run(
         shared,
         session,

@@ -174,6 +174,12 @@ impl<'a> Command<'a> for ConfigSet<'a> {
             .set(&self.pairs)
             .map_err(|e| CommandError::err(e.to_string()))?;
         ctx.shared.data.apply_settings();
+        if changed.replication {
+            let (data, config) = (&ctx.shared.data, &ctx.shared.config);
+            ctx.shared
+                .replication
+                .settings_changed(&data.feed, &data.keyspace, config);
+        }
         if changed.memory {
             // A lower limit takes effect at once, as in Redis. Inside EXEC slots
             // may be held; the cron then does it a moment later.

@@ -188,6 +188,7 @@ impl<'a> Command<'a> for Exec {
             });
             ctx.locks.acquire_keys(keys);
         }
+        super::before_unit(ctx.shared, ctx.locks, ctx.now);
         let touched = ctx.session.watch_flag.load(Ordering::Acquire)
             || ctx
                 .session

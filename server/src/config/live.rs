@@ -64,6 +64,32 @@ pub struct Changed {
     /// A memory setting changed: the server must put the memory settings in
     /// force again (tracking, eviction pool) and evict down to `maxmemory`.
     pub memory: bool,
+    /// A replication setting changed: the backlog's size or how a replica
+    /// treats expired keys (see `Replication::settings_changed`).
+    pub replication: bool,
+}
+
+/// The replication settings in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplSettings {
+    /// `repl-backlog-size`.
+    pub backlog_size: usize,
+    /// `repl-timeout` in milliseconds.
+    pub timeout_ms: u64,
+    /// `repl-ping-replica-period` in milliseconds.
+    pub ping_period_ms: u64,
+    /// `replica-read-only`.
+    pub read_only: bool,
+    /// `replica-serve-stale-data`.
+    pub serve_stale_data: bool,
+    /// `replica-priority`.
+    pub priority: u64,
+    /// `masteruser` and `masterauth`.
+    pub auth: Option<(Option<String>, String)>,
+    /// `min-replicas-to-write`.
+    pub min_replicas: u64,
+    /// `min-replicas-max-lag` in seconds.
+    pub min_replicas_max_lag: u64,
 }
 
 impl LiveConfig {
@@ -281,6 +307,59 @@ impl LiveConfig {
     /// After a memory setting changed: the caller must put them in force.
     pub(super) fn memory_changed(&self, changed: &mut Changed) {
         changed.memory = true;
+    }
+
+    /// After a replication setting changed: the server puts it in force.
+    pub(super) fn replication_changed(&self, changed: &mut Changed) {
+        changed.replication = true;
+    }
+
+    /// The replication settings in force.
+    pub fn replication(&self) -> ReplSettings {
+        let c = &self.cells;
+        let masterauth = c.masterauth.read().clone();
+        ReplSettings {
+            backlog_size: usize::try_from(c.repl_backlog_size.load(Relaxed)).unwrap_or(usize::MAX),
+            timeout_ms: c.repl_timeout.load(Relaxed).saturating_mul(1000),
+            ping_period_ms: c
+                .repl_ping_replica_period
+                .load(Relaxed)
+                .saturating_mul(1000),
+            read_only: c.replica_read_only.load(Relaxed),
+            serve_stale_data: c.replica_serve_stale_data.load(Relaxed),
+            priority: c.replica_priority.load(Relaxed),
+            auth: masterauth.map(|pass| (c.masteruser.read().clone(), pass)),
+            min_replicas: c.min_replicas_to_write.load(Relaxed),
+            min_replicas_max_lag: c.min_replicas_max_lag.load(Relaxed),
+        }
+    }
+
+    /// `min-replicas-to-write` and `min-replicas-max-lag` (seconds), read per
+    /// write.
+    pub fn min_replicas(&self) -> (u64, u64) {
+        let c = &self.cells;
+        (
+            c.min_replicas_to_write.load(Relaxed),
+            c.min_replicas_max_lag.load(Relaxed),
+        )
+    }
+
+    /// The first address the server listens on (a replica's link to its
+    /// master leaves from it, as Redis's does), unless it is a wildcard.
+    pub fn first_bind(&self) -> Option<std::net::IpAddr> {
+        let bind: Vec<String> = Stored::load(&self.cells.bind);
+        let ip: std::net::IpAddr = bind.first()?.parse().ok()?;
+        (!ip.is_unspecified()).then_some(ip)
+    }
+
+    /// `replica-serve-stale-data`.
+    pub fn replica_serve_stale_data(&self) -> bool {
+        self.cells.replica_serve_stale_data.load(Relaxed)
+    }
+
+    /// `replica-read-only`, read per command on a replica.
+    pub fn replica_read_only(&self) -> bool {
+        self.cells.replica_read_only.load(Relaxed)
     }
 }
 

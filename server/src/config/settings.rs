@@ -90,6 +90,46 @@ settings! {
     /// Minutes for an LFU counter to lose one point (0: never).
     lfu_decay_time "lfu-decay-time": u32 = 1;
         int(0, INT_MAX), runtime, then LiveConfig::memory_changed;
+    /// Bytes of the replication stream a master keeps (once a replica has
+    /// connected) so a replica that reconnects continues where it stopped
+    /// instead of syncing everything again.
+    repl_backlog_size "repl-backlog-size": MemSize = MemSize(MB);
+        size(16 * 1024, LONG_MAX as u64), runtime, then LiveConfig::replication_changed;
+    /// Seconds without a byte from the other side after which a replica drops
+    /// its link to the master (and the master the replica).
+    repl_timeout "repl-timeout": u64 = 60;
+        int(1, INT_MAX), runtime;
+    /// Seconds between the pings a master sends its replicas through the
+    /// stream, so they can tell a quiet master from a dead link.
+    repl_ping_replica_period "repl-ping-replica-period" | "repl-ping-slave-period": u64 = 10;
+        int(1, INT_MAX), runtime;
+    /// A replica refuses writes from clients (-READONLY); its master's stream
+    /// is its only writer.
+    replica_read_only "replica-read-only" | "slave-read-only": bool = true;
+        YesNo, runtime, then LiveConfig::replication_changed;
+    /// A replica whose link to the master is down still answers from the
+    /// data it has; "no": -MASTERDOWN instead.
+    replica_serve_stale_data "replica-serve-stale-data" | "slave-serve-stale-data": bool = true;
+        YesNo, runtime;
+    /// Reported in INFO (replica_priority); a replica with 0 is never
+    /// promoted by Sentinel-like tools.
+    replica_priority "replica-priority" | "slave-priority": u64 = 100;
+        int(0, INT_MAX), runtime;
+    /// Password a replica gives its master (the master's requirepass).
+    /// Empty: none.
+    masterauth "masterauth": Option<String> = None;
+        Password, runtime;
+    /// User a replica authenticates as with masterauth. Empty: the default
+    /// user.
+    masteruser "masteruser": Option<String> = None;
+        Password, runtime;
+    /// A master refuses writes (-NOREPLICAS) while fewer replicas than this
+    /// acknowledged within min-replicas-max-lag seconds (0: never refuses).
+    min_replicas_to_write "min-replicas-to-write" | "min-slaves-to-write": u64 = 0;
+        int(0, INT_MAX), runtime;
+    /// See min-replicas-to-write.
+    min_replicas_max_lag "min-replicas-max-lag" | "min-slaves-max-lag": u64 = 10;
+        int(0, INT_MAX), runtime;
     /// Who may run DEBUG, whose subcommands exist for tests: no, yes or local
     /// (loopback clients only).
     enable_debug_command "enable-debug-command": DebugAccess = DebugAccess::No;
@@ -248,6 +288,16 @@ mod tests {
         ("maxmemory-samples", &["1", "64"]),
         ("lfu-log-factor", &["0", "10", "2147483647"]),
         ("lfu-decay-time", &["0", "2147483647"]),
+        ("repl-backlog-size", &["1mb", "16kb", "100mb"]),
+        ("repl-timeout", &["1", "60"]),
+        ("repl-ping-replica-period", &["1", "10"]),
+        ("replica-read-only", &["yes", "no"]),
+        ("replica-serve-stale-data", &["yes", "no"]),
+        ("replica-priority", &["0", "100"]),
+        ("masterauth", &["", "secret"]),
+        ("masteruser", &["", "repl"]),
+        ("min-replicas-to-write", &["0", "3"]),
+        ("min-replicas-max-lag", &["0", "10"]),
         ("enable-debug-command", &["no", "yes", "local", "LOCAL"]),
         ("cluster-enabled", &["no", "NO"]),
         ("cluster-config-file", &["nodes.conf", "dir/n.conf"]),
@@ -315,6 +365,16 @@ mod tests {
         ("maxmemory-samples", &["0", "65"]),
         ("lfu-log-factor", &["-1", "2147483648"]),
         ("lfu-decay-time", &["-1", "2147483648"]),
+        ("repl-backlog-size", &["1kb", "-1", "x"]),
+        ("repl-timeout", &["0", "-1"]),
+        ("repl-ping-replica-period", &["0"]),
+        ("replica-read-only", &["maybe"]),
+        ("replica-serve-stale-data", &["1"]),
+        ("replica-priority", &["-1", "x"]),
+        ("masterauth", &[]),
+        ("masteruser", &[]),
+        ("min-replicas-to-write", &["-1"]),
+        ("min-replicas-max-lag", &["x"]),
         ("enable-debug-command", &["maybe", ""]),
         ("cluster-enabled", &["maybe", "true"]),
         ("cluster-config-file", &[]),

@@ -32,6 +32,7 @@ mod value;
 mod walk;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard, RwLock};
 use smallvec::SmallVec;
@@ -41,7 +42,7 @@ pub use dump::{dump_value, restore_value, DumpError};
 pub use expire::{ActiveExpire, ExpireCycle};
 pub use sketch::{FrequencySketch, MAX_FREQUENCY};
 pub use slot::{hash_tag, key_slot, SLOTS};
-pub use table::{key_hash, Expiry, KeyHasher, SlotTable, Sweep};
+pub use table::{key_hash, Expiring, Expiry, KeyHasher, SlotTable, Sweep};
 pub use value::{Blob, Entry, Key, Value};
 
 use crate::clock::Millis;
@@ -66,6 +67,11 @@ pub struct Keyspace {
     expired_keys: AtomicU64,
     /// Keep the names of expired keys (keyspace notifications want them).
     record_expired: AtomicBool,
+    /// Set while the write feed keeps records: expired keys are then named
+    /// too, so their deletion reaches the feed.
+    feed_active: std::sync::OnceLock<Arc<AtomicBool>>,
+    /// Lookups hide expired keys instead of removing them (see [`Expiring`]).
+    hide_expired: AtomicBool,
     /// How key accesses are stamped ([`Tracking::pack`]).
     tracking: AtomicU64,
     /// Request frequencies for the TinyLFU policy, while it is in force.
@@ -184,6 +190,8 @@ pub struct Locked<'a> {
     known: SmallVec<[(usize, usize, u16); 12]>,
     /// Keys that expired in slots locked only briefly ([`Locked::with_slot`]).
     expired: Vec<Vec<u8>>,
+    /// Lookups see expired keys as live ([`Locked::upstream`]).
+    upstream: bool,
 }
 
 impl<'a> Locked<'a> {
@@ -194,7 +202,27 @@ impl<'a> Locked<'a> {
             guards: SmallVec::new(),
             known: SmallVec::new(),
             expired: Vec::new(),
+            upstream: false,
         }
+    }
+
+    /// Holds nothing yet, for applying a master's stream on a replica: keys
+    /// past their expiry stay live until the stream removes them
+    /// ([`Expiring::Ignore`]).
+    pub fn upstream(keyspace: &'a Keyspace) -> Self {
+        Locked {
+            upstream: true,
+            ..Locked::new(keyspace)
+        }
+    }
+
+    /// Locks one slot, its table set up for this holder.
+    fn lock(&self, slot: u16) -> SlotGuard<'a> {
+        let mut guard = self.keyspace.lock(slot);
+        if self.upstream {
+            guard.table.expiring = Expiring::Ignore;
+        }
+        guard
     }
 
     /// Locks `slots` (any order, repeats allowed) besides those already held.
@@ -214,7 +242,7 @@ impl<'a> Locked<'a> {
             "slots must be locked in ascending order"
         );
         for slot in wanted {
-            self.guards.push((slot, self.keyspace.lock(slot)));
+            self.guards.push((slot, self.lock(slot)));
         }
     }
 
@@ -237,7 +265,7 @@ impl<'a> Locked<'a> {
             // Most commands name one key, and hold nothing yet.
             &[(key, slot)] if self.guards.is_empty() && self.known.is_empty() => {
                 self.known.push((key.as_ptr() as usize, key.len(), slot));
-                self.guards.push((slot, self.keyspace.lock(slot)));
+                self.guards.push((slot, self.lock(slot)));
             }
             many => {
                 for &(key, slot) in many.iter().take(self.known.inline_size()) {
@@ -269,7 +297,10 @@ impl<'a> Locked<'a> {
         match self.index(slot) {
             Ok(_) => true,
             Err(at) => match self.keyspace.try_lock(slot) {
-                Some(guard) => {
+                Some(mut guard) => {
+                    if self.upstream {
+                        guard.table.expiring = Expiring::Ignore;
+                    }
                     self.guards.insert(at, (slot, guard));
                     true
                 }
@@ -281,6 +312,11 @@ impl<'a> Locked<'a> {
     /// True if any slot is held.
     pub fn holds_any(&self) -> bool {
         !self.guards.is_empty()
+    }
+
+    /// The slots held, ascending.
+    pub fn held(&self) -> impl Iterator<Item = u16> + '_ {
+        self.guards.iter().map(|(slot, _)| *slot)
     }
 
     /// True if `slot` is held.
@@ -302,7 +338,7 @@ impl<'a> Locked<'a> {
                 // A key the command table does not declare: a bug. Lock it anyway
                 // rather than fail the command; tests catch the case.
                 debug_assert!(false, "slot {slot} of an undeclared key");
-                self.guards.insert(at, (slot, self.keyspace.lock(slot)));
+                self.guards.insert(at, (slot, self.lock(slot)));
                 at
             }
         };
@@ -333,7 +369,7 @@ impl<'a> Locked<'a> {
         match self.index(slot) {
             Ok(index) => f(&mut self.guards[index].1),
             Err(_) => {
-                let mut guard = self.keyspace.lock(slot);
+                let mut guard = self.lock(slot);
                 let result = f(&mut guard);
                 self.expired.append(&mut guard.expired_names);
                 result
@@ -382,6 +418,8 @@ impl Keyspace {
                 .collect(),
             expired_keys: AtomicU64::new(0),
             record_expired: AtomicBool::new(false),
+            feed_active: std::sync::OnceLock::new(),
+            hide_expired: AtomicBool::new(false),
             tracking: AtomicU64::new(Tracking::default().pack()),
             sketch: RwLock::new(None),
             tokens: FencingTokens::default(),
@@ -396,6 +434,12 @@ impl Keyspace {
     /// Accounts for a token granted elsewhere (see [`FencingTokens::observe`]).
     pub fn observe_token(&self, token: u64) -> Result<(), TokenOutOfRange> {
         self.tokens.observe(token)
+    }
+
+    /// Keeps the names of expired keys whenever `active` is set (the write
+    /// feed's activity, see `Feed::activity`).
+    pub fn name_expired_while(&self, active: Arc<AtomicBool>) {
+        let _ = self.feed_active.set(active);
     }
 
     /// Starts or stops keeping the names of expired keys.
@@ -476,8 +520,22 @@ impl Keyspace {
 
     /// Hands a just-locked table the settings it works with.
     fn prepare(&self, table: &mut SlotTable) {
-        table.record_expired = self.record_expired.load(Ordering::Relaxed);
+        table.record_expired = self.record_expired.load(Ordering::Relaxed)
+            || self
+                .feed_active
+                .get()
+                .is_some_and(|active| active.load(Ordering::Relaxed));
         table.tracking = self.tracking();
+        table.expiring = match self.hide_expired.load(Ordering::Relaxed) {
+            true => Expiring::Hide,
+            false => Expiring::Delete,
+        };
+    }
+
+    /// Makes lookups hide keys past their expiry instead of removing them (a
+    /// read-only replica), or remove them again.
+    pub fn hide_expired(&self, on: bool) {
+        self.hide_expired.store(on, Ordering::Relaxed);
     }
 
     /// Locks the slot of `key`.

@@ -102,6 +102,23 @@ pub struct SlotTable {
     pub(super) record_expired: bool,
     /// Names of expired keys not yet handed to the keyspace's log.
     pub(super) expired_names: Vec<Vec<u8>>,
+    /// What a lookup does with a key past its expiry; set by whoever locks
+    /// the table.
+    pub(super) expiring: Expiring,
+}
+
+/// What a lookup does with a key whose expiry has passed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Expiring {
+    /// Removes it (a master, which then announces the expiry).
+    #[default]
+    Delete,
+    /// Hides it but keeps it (a read-only replica: only its master's stream
+    /// removes keys, so both hold the same keys at the same offset).
+    Hide,
+    /// Sees it as live (the replica applying its master's stream, which says
+    /// when the key goes).
+    Ignore,
 }
 
 thread_local! {
@@ -150,7 +167,11 @@ impl SlotTable {
         let index = self.position(key, key_hash)?;
         let expire_at = self.expire_of(index);
         if expire_at != 0 && expire_at <= now {
-            self.expire_index(index);
+            match self.expiring {
+                Expiring::Delete => self.expire_index(index),
+                Expiring::Hide => return None,
+                Expiring::Ignore => return Some(index),
+            }
             return None;
         }
         Some(index)
@@ -495,6 +516,7 @@ impl SlotTable {
         let empty = SlotTable {
             tracking: self.tracking,
             record_expired: self.record_expired,
+            expiring: self.expiring,
             ..SlotTable::default()
         };
         let mut taken = std::mem::replace(self, empty);

@@ -45,6 +45,9 @@ enum Stop {
     Close,
     /// Close at once, discarding what is buffered.
     Abort,
+    /// The client is a replica that sent `PSYNC`: the connection becomes its
+    /// replication stream.
+    Replica,
     /// A command blocked; its request (`len` bytes at the front of the input)
     /// stays unconsumed until it is served, times out, or must run again.
     Blocked { waiter: Arc<Waiter>, len: usize },
@@ -201,6 +204,17 @@ impl Connection {
                     Stop::Close | Stop::Abort => {
                         self.publish(false);
                         return Ok(());
+                    }
+                    Stop::Replica => {
+                        self.publish(false);
+                        let Connection {
+                            shared,
+                            socket,
+                            input,
+                            session,
+                            ..
+                        } = self;
+                        return super::replica::serve(shared, socket, input, session).await;
                     }
                     Stop::Drained => break,
                     Stop::OutputFull => {}
@@ -366,7 +380,7 @@ impl Connection {
             // the arguments already decoded (big ones are no longer in the input).
             Some(Wake::Retry) => self.decoder.replay(len),
             None => {
-                commands::blocking::write_timeout(&waiter.op, &mut self.output);
+                commands::blocking::write_timeout(&self.shared, &waiter.op, &mut self.output);
                 self.input.consume(len);
                 self.decoder.release();
             }
@@ -448,6 +462,7 @@ impl Connection {
                     }
                     match ran {
                         Ran::Done if session.close_after_reply => break Stop::Close,
+                        Ran::Done if session.replconf.psync.is_some() => break Stop::Replica,
                         Ran::Done => {}
                         Ran::Blocked(waiter) => {
                             // The request stays in the buffer until it is served.

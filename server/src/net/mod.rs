@@ -1,14 +1,18 @@
-//! Network I/O: accepting clients and serving each connection. The only module
-//! that touches sockets.
+//! Network I/O: accepting clients and serving each connection, a master's
+//! stream to each of its replicas, and a replica's link to its master. With the
+//! cluster bus, the only module that touches sockets.
 //! Uses the shared node state, sessions and commands.
 
 mod buffer;
 mod connection;
 mod listen;
+mod replica;
 mod socket;
+mod upstream;
 mod workers;
 
 pub use listen::{listen, warn_if_capped};
+pub use upstream::follow_master;
 pub use workers::Workers;
 
 use std::net::IpAddr;

@@ -24,6 +24,17 @@ use crate::stats::LocalStats;
 use crate::watch::{WatchFlag, Watches};
 use crate::write::Changes;
 
+/// What a replica told its master before `PSYNC`.
+#[derive(Debug, Default, Clone)]
+pub struct ReplConf {
+    /// The port it serves clients on (`REPLCONF listening-port`).
+    pub listening_port: Option<u16>,
+    /// It understands ringkv's snapshot records (`REPLCONF capa ringkv`).
+    pub ringkv: bool,
+    /// Its `PSYNC replid offset` (`SYNC`: `?`, -1).
+    pub psync: Option<(Vec<u8>, i64)>,
+}
+
 /// The state of one connection that commands read and change.
 #[derive(Debug)]
 pub struct Session {
@@ -50,6 +61,12 @@ pub struct Session {
     /// A key the last command stored, for TinyLFU admission once its slot is
     /// released (only under memory pressure with `allkeys-tinylfu`).
     pub admit: Option<Vec<u8>>,
+    /// What a replica said of itself (`REPLCONF`), and its `PSYNC` once sent:
+    /// the connection then becomes its replication stream.
+    pub replconf: ReplConf,
+    /// This session applies the master's stream on a replica: no routing,
+    /// no read-only refusal, keys past their expiry still live.
+    pub master_link: bool,
     /// Wall-clock time at `batch_start`, so later commands of the batch derive
     /// theirs from the cheaper monotonic clock.
     batch_wall: Millis,
@@ -86,6 +103,8 @@ impl Session {
             subscriptions: Subscriptions::default(),
             changes: Changes::default(),
             admit: None,
+            replconf: ReplConf::default(),
+            master_link: false,
             batch_wall: 0,
             batch_start: now,
             mark: now,

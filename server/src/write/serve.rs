@@ -52,6 +52,8 @@ fn serve_one(
     leases: &mut u64,
 ) -> Option<Wake> {
     let outcome = match &waiter.op {
+        // Waits on no key: never in the registry.
+        BlockedOp::Replicas { .. } => return None,
         BlockedOp::ListPop { end, count } => {
             let table = locks.table(key);
             let list = match table.get(key, now)?.value {

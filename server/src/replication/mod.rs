@@ -1,0 +1,404 @@
+//! Replication state: this node's role and replication ids, the replicas a
+//! master streams to and what they acknowledged, the checks commands pass on a
+//! replica, and full syncs' slot snapshots (docs/CLUSTER.md, R1-R8).
+//!
+//! ```text
+//! master: unit commit ─▶ feed ─▶ backlog
+//!                          └──▶ each replica's outbox ─▶ its socket (repl_io::primary)
+//!           slot snapshots ─┘   (a full sync: slot by slot, each under its slot lock)
+//! replica:  socket ─▶ repl_io::upstream ─▶ records applied as commands; the
+//!           master's bytes appended to this node's feed; REPLCONF ACK ─▶ master
+//!           ─▶ acknowledgements ─▶ WAIT, min-replicas-to-write
+//! ```
+//! Below the commands, which check it and change it; the I/O tasks that move the
+//! stream (`repl_io`) sit above them. Uses the keyspace, the feed, the blocked
+//! clients' waiters and the settings.
+
+mod acks;
+pub mod snapshot;
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+pub use acks::{Replica, ReplicaState, Replicas};
+
+use crate::clock::Millis;
+use crate::config::LiveConfig;
+use crate::feed::Feed;
+use crate::keyspace::Keyspace;
+
+/// The gate's bits: what commands must check (all clear on a plain master).
+mod gate {
+    /// This node is a replica.
+    pub const REPLICA: u8 = 1;
+    /// A full sync is being applied: the dataset is incomplete.
+    pub const LOADING: u8 = 2;
+    /// The link to the master is down.
+    pub const LINK_DOWN: u8 = 4;
+}
+
+/// A master to replicate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Its host name or address.
+    pub host: String,
+    /// Its client port.
+    pub port: u16,
+}
+
+/// Where a replica's link to its master stands (`ROLE`, `INFO`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    /// Not connected; trying again soon.
+    Connect,
+    /// Connecting and handshaking.
+    Connecting,
+    /// Receiving a full sync.
+    Sync,
+    /// Following the stream.
+    Connected,
+}
+
+impl LinkState {
+    /// The name `ROLE` prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkState::Connect => "connect",
+            LinkState::Connecting => "connecting",
+            LinkState::Sync => "sync",
+            LinkState::Connected => "connected",
+        }
+    }
+}
+
+/// What a replica's link reports.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkInfo {
+    /// Where it stands.
+    pub state: LinkState,
+    /// When it last received a byte (ms on the node's clock).
+    pub last_io: Millis,
+    /// Since when it has been down (ms), if it is.
+    pub down_since: Option<Millis>,
+}
+
+/// The node's replication identity: ids and the master it follows.
+#[derive(Debug, Clone)]
+pub struct Ids {
+    /// The id of the history this node's feed continues (40 hex).
+    pub replid: String,
+    /// The id of the history before the last promotion (R2), valid up to
+    /// `second_offset`.
+    pub replid2: String,
+    /// The first offset (as PSYNC counts: the feed's offset + 1) not part of
+    /// `replid2`'s history; `None` without a second id.
+    pub second_offset: Option<u64>,
+    /// The master this node follows, if it is a replica.
+    pub master: Option<Target>,
+}
+
+/// A new random replication id.
+fn new_replid() -> String {
+    (0..40)
+        .map(|_| char::from_digit(rand::random_range(0..16), 16).unwrap_or('0'))
+        .collect()
+}
+
+/// The id Redis prints for "no second id".
+pub const NO_REPLID: &str = "0000000000000000000000000000000000000000";
+
+/// How a master answers `PSYNC replid offset`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Psync {
+    /// Continue from this feed offset (`+CONTINUE`).
+    Continue(u64),
+    /// Send everything (`+FULLRESYNC`).
+    Full,
+}
+
+/// Why a command may not run on this node now (by replication state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A write on a read-only replica.
+    ReadOnly,
+    /// A full sync is being applied.
+    Loading,
+    /// The link to the master is down and stale data is not served.
+    MasterDown,
+    /// Too few replicas acknowledged lately (`min-replicas-to-write`).
+    NoReplicas,
+}
+
+/// How `PSYNC`s were answered (`INFO stats`).
+#[derive(Debug, Default)]
+pub struct SyncStats {
+    /// Full syncs served.
+    pub full: AtomicU64,
+    /// Partial resyncs accepted.
+    pub partial_ok: AtomicU64,
+    /// Partial resyncs asked for and refused (a full sync instead).
+    pub partial_err: AtomicU64,
+}
+
+/// One node's replication state.
+#[derive(Debug)]
+pub struct Replication {
+    /// How `PSYNC`s were answered.
+    pub stats: SyncStats,
+    ids: Mutex<Ids>,
+    gate: AtomicU8,
+    link: Mutex<LinkInfo>,
+    /// The replicas this node streams to.
+    pub replicas: Replicas,
+    /// Full syncs under way.
+    pub syncs: snapshot::Syncs,
+    target: watch::Sender<Option<Target>>,
+}
+
+impl Default for Replication {
+    fn default() -> Self {
+        Replication::new()
+    }
+}
+
+impl Replication {
+    /// A master with a new history.
+    pub fn new() -> Self {
+        Replication {
+            ids: Mutex::new(Ids {
+                replid: new_replid(),
+                replid2: NO_REPLID.to_owned(),
+                second_offset: None,
+                master: None,
+            }),
+            gate: AtomicU8::new(0),
+            link: Mutex::new(LinkInfo {
+                state: LinkState::Connect,
+                last_io: 0,
+                down_since: None,
+            }),
+            stats: SyncStats::default(),
+            replicas: Replicas::default(),
+            syncs: snapshot::Syncs::default(),
+            target: watch::Sender::new(None),
+        }
+    }
+
+    /// The ids and the master followed.
+    pub fn ids(&self) -> Ids {
+        self.ids.lock().clone()
+    }
+
+    /// True on a replica.
+    pub fn is_replica(&self) -> bool {
+        self.gate.load(Relaxed) & gate::REPLICA != 0
+    }
+
+    /// True while a full sync is being applied.
+    pub fn loading(&self) -> bool {
+        self.gate.load(Relaxed) & gate::LOADING != 0
+    }
+
+    /// True while the link to the master is up (on a replica).
+    pub fn link_is_up(&self) -> bool {
+        self.gate.load(Relaxed) & gate::LINK_DOWN == 0
+    }
+
+    /// The link to the master (meaningful on a replica).
+    pub fn link(&self) -> LinkInfo {
+        *self.link.lock()
+    }
+
+    /// Follows the master the node should replicate (for the link task).
+    pub fn subscribe(&self) -> watch::Receiver<Option<Target>> {
+        self.target.subscribe()
+    }
+
+    /// Why a command with `flags` (see `commands::table::flag`) may not run
+    /// now, checked only where something could refuse it: one load on a
+    /// plain master without `min-replicas-to-write`.
+    #[inline]
+    pub fn refusal(&self, config: &LiveConfig, write: bool, flags: Flags) -> Option<Refusal> {
+        let gate = self.gate.load(Relaxed);
+        if gate == 0 {
+            return match write {
+                true => self.too_few_replicas(config),
+                false => None,
+            };
+        }
+        self.refusal_slow(config, gate, write, flags)
+    }
+
+    #[cold]
+    fn refusal_slow(
+        &self,
+        config: &LiveConfig,
+        gate: u8,
+        write: bool,
+        flags: Flags,
+    ) -> Option<Refusal> {
+        if gate & gate::LOADING != 0 && !flags.loading {
+            return Some(Refusal::Loading);
+        }
+        let stale = gate & (gate::LINK_DOWN | gate::LOADING) != 0;
+        if stale && !flags.stale && !config.replica_serve_stale_data() {
+            return Some(Refusal::MasterDown);
+        }
+        if write && gate & gate::REPLICA != 0 && config.replica_read_only() {
+            return Some(Refusal::ReadOnly);
+        }
+        None
+    }
+
+    #[inline]
+    fn too_few_replicas(&self, config: &LiveConfig) -> Option<Refusal> {
+        let (wanted, max_lag) = config.min_replicas();
+        if wanted == 0 {
+            return None;
+        }
+        let good = self.replicas.good(max_lag.saturating_mul(1000));
+        (good < wanted as usize).then_some(Refusal::NoReplicas)
+    }
+
+    /// How to answer `PSYNC replid offset` (`offset` as PSYNC counts: the
+    /// next byte wanted, the feed's offset + 1), per R3.
+    pub fn psync(&self, feed: &Feed, replid: &[u8], offset: i64) -> Psync {
+        let ids = self.ids.lock();
+        let Ok(next) = u64::try_from(offset) else {
+            return Psync::Full;
+        };
+        let ours = replid == ids.replid.as_bytes();
+        let before =
+            replid == ids.replid2.as_bytes() && ids.second_offset.is_some_and(|end| next <= end);
+        if next == 0 || !(ours || before) {
+            return Psync::Full;
+        }
+        let from = next - 1;
+        let backlog = feed.backlog();
+        let held = backlog.is_some_and(|b| from >= b.first) && from <= feed.offset();
+        match held {
+            true => Psync::Continue(from),
+            false => Psync::Full,
+        }
+    }
+
+    /// Makes this node a replica of `target` (`REPLICAOF host port`): client
+    /// writes are refused at once, the feed becomes the master's stream, and
+    /// the link task connects. False if it already follows `target`.
+    pub fn follow(
+        &self,
+        feed: &Feed,
+        keyspace: &Keyspace,
+        config: &LiveConfig,
+        target: Target,
+    ) -> bool {
+        let mut ids = self.ids.lock();
+        if ids.master.as_ref() == Some(&target) {
+            return false;
+        }
+        ids.master = Some(target.clone());
+        feed.set_upstream(true);
+        keyspace.hide_expired(config.replica_read_only());
+        self.gate.fetch_or(gate::REPLICA | gate::LINK_DOWN, Relaxed);
+        self.set_link(LinkState::Connect, 0);
+        // Replicas of this node sync again, from the history it joins.
+        self.replicas.disconnect_all();
+        self.target.send_replace(Some(target));
+        true
+    }
+
+    /// Makes this node a master (`REPLICAOF NO ONE`, a promotion): a new
+    /// history whose second id is the one it followed, so its siblings can
+    /// continue from it (R2). False if it was a master already.
+    pub fn promote(&self, feed: &Feed, keyspace: &Keyspace) -> bool {
+        let mut ids = self.ids.lock();
+        if ids.master.take().is_none() {
+            return false;
+        }
+        ids.replid2 = std::mem::replace(&mut ids.replid, new_replid());
+        ids.second_offset = Some(feed.offset() + 1);
+        feed.set_upstream(false);
+        keyspace.hide_expired(false);
+        self.gate.store(0, Relaxed);
+        self.target.send_replace(None);
+        true
+    }
+
+    /// A full sync from the master started: a new history at `offset` named
+    /// `replid`; the dataset is being replaced.
+    pub fn sync_started(&self, replid: &str, offset: u64, feed: &Feed, now: Millis) {
+        let mut ids = self.ids.lock();
+        ids.replid = replid.to_owned();
+        ids.replid2 = NO_REPLID.to_owned();
+        ids.second_offset = None;
+        feed.restart(offset, true);
+        self.gate.fetch_or(gate::LOADING, Relaxed);
+        self.set_link(LinkState::Sync, now);
+    }
+
+    /// The master continues this node's history (`+CONTINUE`), under a new id
+    /// if it was promoted since.
+    pub fn continued(&self, replid: Option<&str>, feed: &Feed, now: Millis) {
+        let mut ids = self.ids.lock();
+        if let Some(replid) = replid.filter(|id| *id != ids.replid) {
+            ids.replid2 = std::mem::replace(&mut ids.replid, replid.to_owned());
+            ids.second_offset = Some(feed.offset() + 1);
+        }
+        self.link_up(now);
+    }
+
+    /// The last slot of a full sync was applied.
+    pub fn sync_done(&self, now: Millis) {
+        self.gate.fetch_and(!gate::LOADING, Relaxed);
+        self.link_up(now);
+    }
+
+    fn link_up(&self, now: Millis) {
+        self.gate.fetch_and(!gate::LINK_DOWN, Relaxed);
+        let mut link = self.link.lock();
+        link.state = if self.loading() {
+            LinkState::Sync
+        } else {
+            LinkState::Connected
+        };
+        link.last_io = now;
+        link.down_since = None;
+    }
+
+    /// The link task reports where it stands (connecting, down).
+    pub fn set_link(&self, state: LinkState, now: Millis) {
+        let mut link = self.link.lock();
+        if matches!(state, LinkState::Connect | LinkState::Connecting) {
+            self.gate.fetch_or(gate::LINK_DOWN, Relaxed);
+            link.down_since.get_or_insert(now);
+        }
+        link.state = state;
+    }
+
+    /// The link received bytes at `now`.
+    pub fn link_io(&self, now: Millis) {
+        self.link.lock().last_io = now;
+    }
+
+    /// Puts changed settings in force: the backlog's size, and whether a
+    /// replica hides or removes expired keys.
+    pub fn settings_changed(&self, feed: &Feed, keyspace: &Keyspace, config: &LiveConfig) {
+        if feed.backlog().is_some() {
+            feed.keep_backlog(config.replication().backlog_size);
+        }
+        if self.is_replica() {
+            keyspace.hide_expired(config.replica_read_only());
+        }
+    }
+}
+
+/// The command flags the replication checks read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Flags {
+    /// May run while a full sync loads (`loading`).
+    pub loading: bool,
+    /// May run on stale data (`stale`).
+    pub stale: bool,
+}
