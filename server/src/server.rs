@@ -147,6 +147,16 @@ impl Server {
         let live = LiveConfig::new(&effective, on_loglevel);
         let (cluster, bus) = cluster(&effective)?;
         let shared = Shared::new(live, clock, port, registry().len(), cluster);
+        if let Some((host, port)) = config.replicaof.as_deref().and_then(|t| t.split_once(' ')) {
+            let target = crate::replication::Target {
+                host: host.to_owned(),
+                port: port.parse().map_err(std::io::Error::other)?,
+            };
+            let data = &shared.data;
+            shared
+                .replication
+                .follow(&data.feed, &data.keyspace, &shared.config, target);
+        }
         Ok(Server {
             shared: Arc::new(shared),
             listeners,

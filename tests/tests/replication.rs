@@ -385,3 +385,20 @@ fn psync_from_a_replica_that_is_not_ringkv_is_refused_clearly() {
         "ERR Invalid master port"
     );
 }
+
+#[test]
+fn a_node_started_with_replicaof_syncs_from_its_master() {
+    let master = TestServer::start();
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query(&mut master.connect())
+        .unwrap();
+    let port = master.port.to_string();
+    let replica = TestServer::start_with(&["--replicaof", "127.0.0.1", &port]);
+    let mut r = replica.connect();
+    wait_for("the replica's sync", || in_sync(&mut r));
+    assert_eq!(q::<String>(&mut r, &["GET", "k"]), "v");
+    let shown: Vec<String> = q(&mut r, &["CONFIG", "GET", "replicaof"]);
+    assert_eq!(shown[1], format!("127.0.0.1 {port}"));
+}

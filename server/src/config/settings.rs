@@ -8,7 +8,9 @@
 use super::cells::Stored;
 use super::live::LiveConfig;
 use super::output_limits::{BufferLimits, REDIS_DEFAULT};
-use super::syntax::{int, only, size, Choice, Events, Ips, Password, Syntax, Text, YesNo};
+use super::syntax::{
+    int, only, size, Choice, Events, HostPort, Ips, Password, Syntax, Text, YesNo,
+};
 use super::table::{settings, Setting};
 use super::{DebugAccess, LogLevel, MemSize, Policy, Refusal};
 use crate::protocol::OutputLimit;
@@ -90,6 +92,10 @@ settings! {
     /// Minutes for an LFU counter to lose one point (0: never).
     lfu_decay_time "lfu-decay-time": u32 = 1;
         int(0, INT_MAX), runtime, then LiveConfig::memory_changed;
+    /// Start as a replica of this master ("host port"; REPLICAOF changes it
+    /// at runtime). Standalone mode only. Empty: start as a master.
+    replicaof "replicaof" | "slaveof": Option<String> = None;
+        HostPort, fixed;
     /// Bytes of the replication stream a master keeps (once a replica has
     /// connected) so a replica that reconnects continues where it stopped
     /// instead of syncing everything again.
@@ -217,6 +223,12 @@ settings! {
 /// with its flags, or of a whole `CONFIG SET`. `given` names the settings that
 /// were just given, so the refusal names the one to blame.
 pub(super) fn check_together(config: &Config, given: &[&str]) -> Result<(), Refusal> {
+    if config.cluster_enabled && config.replicaof.is_some() {
+        return Err(Refusal::new(
+            "replicaof",
+            "not allowed in cluster mode (use CLUSTER REPLICATE)",
+        ));
+    }
     if config.proto_max_bulk_len > config.client_query_buffer_limit {
         let limit_given = given.contains(&"client-query-buffer-limit");
         return Err(if limit_given && !given.contains(&"proto-max-bulk-len") {
@@ -288,6 +300,7 @@ mod tests {
         ("maxmemory-samples", &["1", "64"]),
         ("lfu-log-factor", &["0", "10", "2147483647"]),
         ("lfu-decay-time", &["0", "2147483647"]),
+        ("replicaof", &["", "127.0.0.1 6379", "master.example 7000"]),
         ("repl-backlog-size", &["1mb", "16kb", "100mb"]),
         ("repl-timeout", &["1", "60"]),
         ("repl-ping-replica-period", &["1", "10"]),
@@ -365,6 +378,7 @@ mod tests {
         ("maxmemory-samples", &["0", "65"]),
         ("lfu-log-factor", &["-1", "2147483648"]),
         ("lfu-decay-time", &["-1", "2147483648"]),
+        ("replicaof", &["host", "host port", "host 70000", "a b c"]),
         ("repl-backlog-size", &["1kb", "-1", "x"]),
         ("repl-timeout", &["0", "-1"]),
         ("repl-ping-replica-period", &["0"]),

@@ -219,6 +219,31 @@ impl Syntax<Option<String>> for Password {
     }
 }
 
+/// A master to replicate, `host port`; empty means none.
+pub(super) struct HostPort;
+
+impl Syntax<Option<String>> for HostPort {
+    fn parse(&self, text: &str, _: &Option<String>) -> Result<Option<String>, String> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        match words.as_slice() {
+            [] => Ok(None),
+            [host, port] if port.parse::<u16>().is_ok() => Ok(Some(format!("{host} {port}"))),
+            _ => Err("expected '<host> <port>'".to_string()),
+        }
+    }
+
+    fn show(&self, value: &Option<String>) -> String {
+        value.clone().unwrap_or_default()
+    }
+
+    fn shape(&self) -> Shape {
+        Shape {
+            hint: "HOST PORT",
+            list: true,
+        }
+    }
+}
+
 /// One or more IP addresses, separated by spaces.
 pub(super) struct Ips;
 
