@@ -402,3 +402,33 @@ fn a_node_started_with_replicaof_syncs_from_its_master() {
     let shown: Vec<String> = q(&mut r, &["CONFIG", "GET", "replicaof"]);
     assert_eq!(shown[1], format!("127.0.0.1 {port}"));
 }
+
+#[test]
+fn a_replica_that_sends_garbage_is_disconnected() {
+    use std::io::{Read, Write};
+    let master = TestServer::start();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", master.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let hello = ringkv_tests::request(&[b"REPLCONF", b"capa", b"ringkv"]);
+    let psync = ringkv_tests::request(&[b"PSYNC", b"?", b"-1"]);
+    stream.write_all(&[hello, psync].concat()).unwrap();
+    stream.write_all(b"*x\r\n").unwrap();
+    let started = Instant::now();
+    let mut buf = vec![0; 64 * 1024];
+    let mut received = Vec::new();
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => received.extend_from_slice(&buf[..n]),
+            Err(err) => panic!("not disconnected: {err}"),
+        }
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(received.starts_with(b"+OK\r\n+FULLRESYNC "));
+    let mut m = master.connect();
+    wait_for("the replica to be forgotten", || {
+        info(&mut m, "replication", "connected_slaves") == "0"
+    });
+}

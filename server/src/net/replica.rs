@@ -20,6 +20,9 @@ use crate::shared::Shared;
 
 /// Bytes of slot snapshots sent per step before the task yields.
 const STEP_BYTES: usize = 256 * 1024;
+/// Most bytes a replica may send that do not yet form a request (it sends
+/// only short acknowledgements).
+const MAX_INPUT: usize = 64 * 1024;
 /// How often the acknowledgements' age is checked against `repl-timeout`.
 const TIMEOUT_CHECK: Duration = Duration::from_millis(500);
 
@@ -149,7 +152,10 @@ impl Stream<'_> {
         }
         let mut next_slot = 0;
         loop {
-            self.read_acks();
+            if !self.read_acks() {
+                tracing::warn!("disconnecting a replica that sent no valid acknowledgement");
+                return Ok(());
+            }
             if let Some(s) = &sync {
                 if self.out.len() < threshold {
                     let keyspace = &self.shared.data.keyspace;
@@ -191,17 +197,20 @@ impl Stream<'_> {
         }
     }
 
-    /// Takes the replica's `REPLCONF ACK offset`s from the input.
-    fn read_acks(&mut self) {
+    /// Takes the replica's `REPLCONF ACK offset`s from the input; false if
+    /// it sent something that is no request, or too much of one.
+    fn read_acks(&mut self) -> bool {
         let limits = RequestLimits {
-            max_bulk_len: 1 << 20,
+            max_bulk_len: MAX_INPUT as u64,
             authenticated: true,
         };
         let mut consumed = 0;
-        loop {
+        let result = loop {
             let buf = &self.input.filled()[consumed..];
-            let Ok(Decoded::Request { consumed: used }) = self.decoder.decode(buf, limits) else {
-                break;
+            let used = match self.decoder.decode(buf, limits) {
+                Ok(Decoded::Request { consumed: used }) => used,
+                Ok(Decoded::Incomplete) => break buf.len() <= MAX_INPUT,
+                Err(_) => break false,
             };
             let args = self.decoder.args(buf);
             let is_ack = args.len() >= 3
@@ -217,8 +226,9 @@ impl Stream<'_> {
             }
             self.decoder.release();
             consumed += used;
-        }
+        };
         self.input.consume(consumed);
+        result
     }
 
     /// Writes `bytes` whole; false if the replica was killed meanwhile.
