@@ -14,7 +14,7 @@ const TIMEOUT: u64 = 1_000;
 fn settings() -> Settings {
     Settings {
         node_timeout: TIMEOUT,
-        require_full_coverage: true,
+        ..Settings::DEFAULT
     }
 }
 

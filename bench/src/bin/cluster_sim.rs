@@ -58,7 +58,7 @@ fn main() {
     let options = Options::parse();
     let settings = Settings {
         node_timeout: options.node_timeout,
-        require_full_coverage: true,
+        ..Settings::DEFAULT
     };
     println!(
         "| nodes | all know all (s) | same slot table (s) | bytes/node/s out (mean, max) | in (mean, max) | messages/node/s | with a claim |"

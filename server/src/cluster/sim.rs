@@ -102,6 +102,10 @@ struct SimNode {
     seen_config: u64,
     /// When each node was flagged `fail` by this node (first time).
     failed: BTreeSet<Id>,
+    /// The replication offset the data plane reports (see [`Sim::set_offset`]).
+    offset: u64,
+    /// Its id, as last seen (kept while crashed).
+    id: Id,
 }
 
 /// A broken invariant.
@@ -174,6 +178,7 @@ impl Sim {
             };
             let node_seed = sim.rng.random::<u64>();
             let cluster = Cluster::new(settings, addr, node_seed, sim.now);
+            let id = cluster.myself();
             sim.nodes.push(SimNode {
                 addr,
                 cluster: Some(cluster),
@@ -186,6 +191,8 @@ impl Sim {
                 seen_current: 0,
                 seen_config: 0,
                 failed: BTreeSet::new(),
+                offset: 0,
+                id,
             });
             // Ticks start at random offsets, as real nodes' crons do.
             let first = sim.now + sim.rng.random_range(0..TICK);
@@ -236,10 +243,38 @@ impl Sim {
     /// Runs `f` on node `i`'s machine (if up), then handles what it produced.
     pub fn with(&mut self, i: usize, f: impl FnOnce(&mut Cluster, Millis)) {
         let now = self.now;
+        let offset = self.nodes[i].offset;
         if let Some(cluster) = self.nodes[i].cluster.as_mut() {
+            cluster.set_repl_offset(offset);
             f(cluster, now);
+            self.nodes[i].id = cluster.myself();
             self.drain(i);
         }
+    }
+
+    /// Node `i`'s id (it keeps it across restarts).
+    pub fn id(&self, i: usize) -> Id {
+        match &self.nodes[i].cluster {
+            Some(c) => c.myself(),
+            None => self.nodes[i].id,
+        }
+    }
+
+    /// Sets the replication offset node `i`'s data plane reports from now
+    /// on (a master's stream, a replica's applied offset).
+    pub fn set_offset(&mut self, i: usize, offset: u64) {
+        self.nodes[i].offset = offset;
+    }
+
+    /// Sets node `i`'s `cluster-replica-no-failover`.
+    pub fn set_no_failover(&mut self, i: usize, on: bool) {
+        self.with(i, |c, _| {
+            let settings = Settings {
+                replica_no_failover: on,
+                ..c.settings()
+            };
+            c.set_settings(settings);
+        });
     }
 
     /// Node `i` meets node `j` (`CLUSTER MEET`).
@@ -405,16 +440,7 @@ impl Sim {
                 } => eprintln!(
                     "{} deliver {from}->{to} via {via} as {link:?}: {} claim={} digest={:x} your={:x} cfg={}",
                     self.now,
-                    match message.body {
-                        super::message::Body::Meet(_) => "meet",
-                        super::message::Body::Ping(_) => "ping",
-                        super::message::Body::Pong(_) => "pong",
-                        super::message::Body::Fail(_) => "fail",
-                        super::message::Body::Update { .. } => "update",
-                        super::message::Body::AddSlots { .. } => "addslots",
-                        super::message::Body::Publish { .. } => "publish",
-                        super::message::Body::PublishShard { .. } => "spublish",
-                    },
+                    super::message::Body::KINDS[message.body.kind()],
                     message.header.claim.is_some(),
                     message.header.claim_digest,
                     message.header.your_claim_digest,
