@@ -37,7 +37,7 @@ const GOSSIP_FRESH: usize = 4;
 /// Most pings unanswered on one link before it counts as stuck.
 const MAX_PINGS_OUT: usize = 64;
 
-pub use failover::Role;
+pub use failover::{Role, MANUAL_TIMEOUT, PAUSE_SETTLE};
 pub use in_sync::InSync;
 
 /// Settings of the rules.
@@ -804,7 +804,14 @@ impl Cluster {
         let mut expired = Vec::new();
         let mut due = Vec::new();
         let mut suspected = Vec::new();
-        let i_serve = self.me().serves();
+        // L3: a master with replicas keeps fresh round trips with the other
+        // slot-serving masters (without one, no successor can be elected).
+        let myself = self.myself;
+        let followed = self
+            .nodes
+            .values()
+            .any(|n| !n.is_master() && n.master == Some(myself));
+        let round_trips = self.me().serves() && followed;
         for node in self.nodes.values() {
             if node.id == self.myself {
                 continue;
@@ -837,7 +844,7 @@ impl Cluster {
                     suspected.push((node.id, newly));
                 }
             }
-            if let Some(step) = node.due(now, timeout, i_serve && node.serves()) {
+            if let Some(step) = node.due(now, timeout, round_trips && node.serves()) {
                 due.push((node.id, step));
             }
         }
@@ -1005,7 +1012,7 @@ impl Cluster {
                     version: *version,
                     members: members.clone(),
                 };
-                self.in_sync_received(link, sender, set);
+                self.in_sync_received(link, sender, set, now);
             }
             Body::InSyncAck { version } if known => self.in_sync_acked(sender, *version),
             _ => {}

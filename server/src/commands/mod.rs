@@ -317,6 +317,7 @@ pub fn execute(
             checked.command,
             &keys,
             transaction_slot,
+            session.readonly,
             &shared.config,
         ) {
             Ok(slot) => {

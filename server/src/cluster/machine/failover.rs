@@ -226,6 +226,11 @@ impl Cluster {
         if !manual && factor > 0 && age > REPL_PING_PERIOD + timeout.saturating_mul(factor) {
             return;
         }
+        // F1: a replica that holds nothing of a master that wrote something
+        // (restarted, not synced yet) would lose it all.
+        if self.repl_offset == 0 && master.repl_offset > 0 && !manual {
+            return;
+        }
         // F1, L2: a replica outside the set the voters hold is refused.
         if master
             .in_sync
@@ -295,13 +300,17 @@ impl Cluster {
     }
 
     /// F2: the replicas of this node's master, others than this one, that
-    /// may fail over and hold more of the stream.
+    /// may fail over and hold more of the stream, or as much with a smaller
+    /// id. Redis counts only larger offsets; the tie-break gives replicas
+    /// with equal offsets (an idle master's) different delays, so they do
+    /// not split the votes and wait `4T` to try again.
     fn rank(&self) -> usize {
+        let mine = (self.repl_offset, std::cmp::Reverse(self.myself));
         self.siblings()
             .into_iter()
             .filter(|id| {
                 let n = &self.nodes[id];
-                !n.flags.has(Flags::NOFAILOVER) && n.repl_offset > self.repl_offset
+                !n.flags.has(Flags::NOFAILOVER) && (n.repl_offset, std::cmp::Reverse(n.id)) > mine
             })
             .count()
     }

@@ -101,6 +101,11 @@ impl Cluster {
         self.proposal.confirmed >= version
     }
 
+    /// L2: the newest version of this master's set in force (0: none).
+    pub fn in_sync_in_force(&self) -> u64 {
+        self.proposal.confirmed
+    }
+
     /// Sends the current set to every linked node that has not stored it.
     fn announce_in_sync(&mut self, now: Millis) {
         let Some(set) = self.proposal.current.clone() else {
@@ -138,12 +143,23 @@ impl Cluster {
     }
 
     /// `master`'s set arrived: stored if newer, and acknowledged on `link`
-    /// once saved (the step's save comes before its messages).
-    pub(super) fn in_sync_received(&mut self, link: Link, master: Id, set: InSync) {
+    /// once saved (the step's save comes before its messages). Not from a
+    /// master being replaced: one that serves no slot here any more, or one
+    /// a replica of which this node voted for lately (a shrink confirmed
+    /// after that election would not keep its winner out, see L2).
+    pub(super) fn in_sync_received(&mut self, link: Link, master: Id, set: InSync, now: Millis) {
         let version = set.version;
+        let election = 2 * (2 * self.settings.node_timeout).max(2_000);
         let Some(node) = self.nodes.get_mut(&master) else {
             return;
         };
+        let replaced = !node.serves()
+            || node
+                .voted_time
+                .is_some_and(|at| now.saturating_sub(at) < election);
+        if replaced {
+            return;
+        }
         if node
             .in_sync
             .as_ref()
@@ -185,11 +201,19 @@ impl Cluster {
 
     /// L3: when this node last heard a majority of the slot-serving masters,
     /// itself counting as now: the `q - 1`-th most recent time another one
-    /// answered its ping. `None` on a replica (which grants nothing).
+    /// answered its ping. `None` on a replica (which grants nothing); now
+    /// on a master no replica follows (no successor can be elected).
     fn majority_heard(&self, now: Millis) -> Option<Millis> {
         let me = self.me();
         if !me.is_master() {
             return None;
+        }
+        if !self
+            .nodes
+            .values()
+            .any(|n| !n.is_master() && n.master == Some(self.myself))
+        {
+            return Some(now);
         }
         let quorum = self.size() / 2 + 1;
         let needed = quorum.saturating_sub(usize::from(me.serves()));

@@ -98,12 +98,12 @@ fn a_voter_keeps_only_the_newest_set_and_across_a_restart() {
     assert!(second > first);
     // An old set arriving late changes nothing.
     let (m0, r5) = (sim.id(0), sim.id(5));
-    sim.with(2, |c, _| {
+    sim.with(2, |c, now| {
         let old = InSync {
             version: first,
             members: vec![r5],
         };
-        c.in_sync_received(Link::From(1), m0, old);
+        c.in_sync_received(Link::From(1), m0, old, now);
     });
     assert_eq!(held(&sim, 2).unwrap().version, second);
     sim.crash(2);
