@@ -300,8 +300,19 @@ fn locks_granted_before_failovers_pauses_and_splits_are_never_lost_or_regranted(
                 let victim = masters_now[((seed + round) as usize) % masters_now.len()];
                 match (seed + round) % 4 {
                     0 => {
+                        // Restarted only once replaced: a master back empty
+                        // before its failover is L5's case (lock-delay).
+                        let slot = (0..16384u16)
+                            .find(|&s| sim.cluster(victim).unwrap().owner(s) == Some(sim.id(victim)))
+                            .expect("a master serves slots");
                         sim.crash(victim);
-                        sim.run_for(4 * TIMEOUT)?;
+                        let crashed = sim.now();
+                        while agreed_master(&sim, slot).is_none_or(|m| m == victim) {
+                            if sim.now() - crashed > 12 * TIMEOUT {
+                                return Err(Violation("the crashed master was not replaced".into()));
+                            }
+                            sim.run_for(100)?;
+                        }
                         sim.restart(victim)?;
                     }
                     1 => {

@@ -469,5 +469,58 @@ mod tests {
         let handle = ClusterHandle::standalone();
         assert!(handle.view().is_none());
         assert!(handle.step(|_, _| ()).is_none());
+        // The data plane's side: nothing to follow, nothing to wait for.
+        assert!(handle.role().is_none());
+        assert!(handle.may_grant() && handle.majority_heard_at().is_none());
+        assert_eq!(handle.propose_in_sync(vec![Id([1; 20])]), 0);
+        assert!(handle.in_sync_confirmed(7));
+        assert_eq!(handle.writes_paused_until(), 0);
+    }
+
+    #[test]
+    fn the_data_plane_sets_the_offset_and_follows_the_role() {
+        let dir = temp_dir("handle-plane");
+        let handle = handle(&dir);
+        let mut role = handle.role().unwrap();
+        assert_eq!(*role.borrow_and_update(), Role::Master);
+        handle.set_repl_offset(42);
+        handle.step(|c, now| c.tick(now)).unwrap();
+        assert_eq!(handle.inspect(|c, _| c.repl_offset()), Some(42));
+        // A master no replica follows has no successor to fear (L3).
+        assert!(handle.may_grant());
+        let version = handle.propose_in_sync(Vec::new());
+        assert!(version > 0 && handle.in_sync_confirmed(version));
+        assert!(!handle.in_sync_confirmed(version + 1));
+        // Restarted as a replica: the role says so from the start, and a
+        // reset makes it a master again.
+        let mut conf = handle.inspect(|c, _| c.durable()).unwrap();
+        let master = Id([0xab; 20]).to_string();
+        let mut line = conf.nodes[0].clone();
+        line.id = master.clone();
+        line.flags.myself = false;
+        line.port = 7001;
+        line.slots = vec![(0, 100)];
+        conf.nodes[0].flags.master = false;
+        conf.nodes[0].flags.replica = true;
+        conf.nodes[0].master = Some(master.clone());
+        conf.nodes.push(line);
+        let settings = handle.inspect(|c, _| c.settings()).unwrap();
+        let addr = handle.inspect(|c, _| c.node(c.myself()).unwrap().addr).unwrap();
+        let replica = Cluster::restore(settings, &conf, addr, 3, 1).unwrap();
+        let handle = ClusterHandle::new(replica, &dir.join("nodes.conf"));
+        let mut role = handle.role().unwrap();
+        let expected = Role::Replica {
+            master: Id([0xab; 20]),
+            ip: addr.ip,
+            port: 7001,
+        };
+        assert_eq!(*role.borrow_and_update(), expected);
+        handle.step(|c, now| c.tick(now)).unwrap();
+        assert!(!role.has_changed().unwrap());
+        assert!(!handle.may_grant() && handle.majority_heard_at().is_none());
+        handle.step(|c, now| c.reset(false, now)).unwrap();
+        assert!(role.has_changed().unwrap());
+        assert_eq!(*role.borrow_and_update(), Role::Master);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

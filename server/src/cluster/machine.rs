@@ -1,5 +1,7 @@
 //! The cluster as one node sees it, and the rules it follows (docs/CLUSTER.md,
-//! Rules): membership, liveness, failure detection, epochs and slot authority.
+//! Rules): membership, liveness, failure detection, epochs and slot authority;
+//! replicas (`replicas`), failover (`failover`) and the lock rules' cluster
+//! part (`in_sync`) in submodules.
 //!
 //! A plain state machine: events (a tick, a message, a link up or down, an
 //! operator command) with the time and a seeded random source in; messages,
@@ -126,6 +128,8 @@ pub enum Output {
         shard: bool,
     },
     /// This node lost these slots to a newer claim: their keys must go.
+    /// Not asked when the node lost every slot and became a replica (F6): the
+    /// full sync from its new master replaces all its keys.
     SlotsLost(Box<SlotSet>),
 }
 

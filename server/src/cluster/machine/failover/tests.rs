@@ -407,3 +407,36 @@ fn no_failover_replicas_and_stale_replicas_do_not_stand() {
     assert!(!sim.cluster(3).unwrap().role().is_master());
     assert!(node(&sim, 1, 3).flags.has(Flags::NOFAILOVER));
 }
+
+#[test]
+fn a_replica_migrates_to_a_master_left_without_any() {
+    let mut sim = shard_cluster(3, 4, 15);
+    // Master 0 has replicas 3 and 6; master 1 only 4.
+    let follows = |sim: &Sim, r: usize| match sim.cluster(r).unwrap().role() {
+        Role::Replica { master, .. } => master,
+        Role::Master => sim.id(r),
+    };
+    assert_eq!((follows(&sim, 3), follows(&sim, 6)), (sim.id(0), sim.id(0)));
+    sim.crash(4);
+    sim.run_for(T + 4_000).unwrap();
+    assert_eq!((follows(&sim, 3), follows(&sim, 6)), (sim.id(0), sim.id(0)), "within the delay");
+    sim.run_for(3_000).unwrap();
+    let moved: Vec<usize> = [3, 6].into_iter().filter(|&r| follows(&sim, r) == sim.id(1)).collect();
+    assert_eq!(moved.len(), 1, "one of master 0's replicas moved to master 1");
+    let smaller = if sim.id(3) < sim.id(6) { 3 } else { 6 };
+    assert_eq!(moved, [smaller]);
+    // With the migration off, nobody moves.
+    let mut sim = shard_cluster(3, 4, 16);
+    for r in [3, 6] {
+        sim.with(r, |c, _| {
+            let settings = Settings {
+                allow_replica_migration: false,
+                ..c.settings()
+            };
+            c.set_settings(settings);
+        });
+    }
+    sim.crash(4);
+    sim.run_for(T + 8_000).unwrap();
+    assert_eq!((follows(&sim, 3), follows(&sim, 6)), (sim.id(0), sim.id(0)));
+}
