@@ -303,13 +303,17 @@ fn locks_granted_before_failovers_pauses_and_splits_are_never_lost_or_regranted(
                         // Restarted only once replaced: a master back empty
                         // before its failover is L5's case (lock-delay).
                         let slot = (0..16384u16)
-                            .find(|&s| sim.cluster(victim).unwrap().owner(s) == Some(sim.id(victim)))
+                            .find(|&s| {
+                                sim.cluster(victim).unwrap().owner(s) == Some(sim.id(victim))
+                            })
                             .expect("a master serves slots");
                         sim.crash(victim);
                         let crashed = sim.now();
                         while agreed_master(&sim, slot).is_none_or(|m| m == victim) {
                             if sim.now() - crashed > 12 * TIMEOUT {
-                                return Err(Violation("the crashed master was not replaced".into()));
+                                return Err(Violation(
+                                    "the crashed master was not replaced".into(),
+                                ));
                             }
                             sim.run_for(100)?;
                         }

@@ -505,7 +505,9 @@ mod tests {
         conf.nodes[0].master = Some(master.clone());
         conf.nodes.push(line);
         let settings = handle.inspect(|c, _| c.settings()).unwrap();
-        let addr = handle.inspect(|c, _| c.node(c.myself()).unwrap().addr).unwrap();
+        let addr = handle
+            .inspect(|c, _| c.node(c.myself()).unwrap().addr)
+            .unwrap();
         let replica = Cluster::restore(settings, &conf, addr, 3, 1).unwrap();
         let handle = ClusterHandle::new(replica, &dir.join("nodes.conf"));
         let mut role = handle.role().unwrap();

@@ -348,7 +348,7 @@ fn a_manual_failover_waits_for_the_paused_offset_then_swaps_roles() {
     let master = sim.cluster(0).unwrap();
     assert!(master.writes_paused_until() > sim.now());
     // The replica has not caught up: no election yet.
-    assert_eq!(sim.cluster(3).unwrap().role().is_master(), false);
+    assert!(!sim.cluster(3).unwrap().role().is_master());
     assert_eq!(sim.cluster(3).unwrap().manual.master_offset, Some(500));
     sim.set_offset(3, 500);
     sim.run_for(400).unwrap();
@@ -419,10 +419,21 @@ fn a_replica_migrates_to_a_master_left_without_any() {
     assert_eq!((follows(&sim, 3), follows(&sim, 6)), (sim.id(0), sim.id(0)));
     sim.crash(4);
     sim.run_for(T + 4_000).unwrap();
-    assert_eq!((follows(&sim, 3), follows(&sim, 6)), (sim.id(0), sim.id(0)), "within the delay");
+    assert_eq!(
+        (follows(&sim, 3), follows(&sim, 6)),
+        (sim.id(0), sim.id(0)),
+        "within the delay"
+    );
     sim.run_for(3_000).unwrap();
-    let moved: Vec<usize> = [3, 6].into_iter().filter(|&r| follows(&sim, r) == sim.id(1)).collect();
-    assert_eq!(moved.len(), 1, "one of master 0's replicas moved to master 1");
+    let moved: Vec<usize> = [3, 6]
+        .into_iter()
+        .filter(|&r| follows(&sim, r) == sim.id(1))
+        .collect();
+    assert_eq!(
+        moved.len(),
+        1,
+        "one of master 0's replicas moved to master 1"
+    );
     let smaller = if sim.id(3) < sim.id(6) { 3 } else { 6 };
     assert_eq!(moved, [smaller]);
     // With the migration off, nobody moves.
