@@ -1204,6 +1204,33 @@ impl Cluster {
         let Some(mut plan) = self.assigning.take() else {
             return;
         };
+        // A planned owner that turned out to be a replica (the planner had
+        // not heard of its `CLUSTER REPLICATE`) ignores the request: its share
+        // goes to its master, under the master's planned epoch if it has one.
+        let replicas: Vec<(Id, Id)> = plan
+            .asks
+            .keys()
+            .filter_map(|id| {
+                let n = self.nodes.get(id)?;
+                n.master.filter(|_| !n.is_master()).map(|m| (*id, m))
+            })
+            .collect();
+        for (replica, master) in replicas {
+            let Some((epoch, slots)) = plan.asks.remove(&replica) else {
+                continue;
+            };
+            if master == self.myself {
+                self.add_slots_asked(&slots, epoch, now);
+                continue;
+            }
+            let entry = plan
+                .asks
+                .entry(master)
+                .or_insert((epoch, SlotSet::default()));
+            for (word, add) in entry.1 .0.iter_mut().zip(slots.0) {
+                *word |= add;
+            }
+        }
         plan.asks.retain(|_, (_, slots)| {
             let free: SlotSet = slots
                 .iter()
@@ -1839,8 +1866,8 @@ impl Cluster {
     /// under config epoch `epoch`.
     fn add_slots_asked(&mut self, slots: &SlotSet, epoch: u64, now: Millis) {
         if !self.me().is_master() {
-            // The planner did not know yet: those slots stay unassigned
-            // until the next `RING ASSIGN`, which plans without this node.
+            // The planner did not know yet: once it does, it asks this
+            // node's master instead.
             return;
         }
         let free: SlotSet = slots
