@@ -118,7 +118,9 @@ fn ping(claim: bool) -> Frame {
         config_epoch: 5,
         claim_digest: 1,
         your_claim_digest: 2,
+        offset: 0,
         knows_you: true,
+        paused: false,
         claim: claim.then(|| Box::new((0..5461).collect::<SlotSet>())),
     };
     Frame::Message(Message {

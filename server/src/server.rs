@@ -59,6 +59,10 @@ fn cluster(config: &Config) -> std::io::Result<(ClusterHandle, Option<BusConfig>
     let settings = Settings {
         node_timeout: config.cluster_node_timeout,
         require_full_coverage: config.cluster_require_full_coverage,
+        replica_no_failover: config.cluster_replica_no_failover,
+        replica_validity_factor: config.cluster_replica_validity_factor,
+        allow_replica_migration: config.cluster_allow_replica_migration,
+        migration_barrier: config.cluster_migration_barrier,
     };
     let seed = rand::random();
     let now = SystemClock.now_ms();

@@ -1,10 +1,11 @@
 //! Clusters of real `ringkv-server` processes on loopback: fresh nodes, joined
 //! with `CLUSTER MEET` and given slots with `CLUSTER RING ASSIGN` (or left for
-//! a test to join its own way), each node restartable on its port with its
-//! config file.
+//! a test to join its own way), with replicas (`CLUSTER REPLICATE`) or not,
+//! each node restartable on its port with its config file.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::{query, TestServer};
@@ -70,11 +71,42 @@ impl TestCluster {
     /// `n` nodes joined by `CLUSTER MEET` and given every slot by the ring,
     /// every node agreeing and `cluster_state:ok`.
     pub fn start(name: &str, n: usize, args: &[&str]) -> TestCluster {
+        TestCluster::with_replicas(name, n, 0, args)
+    }
+
+    /// `masters` masters with every slot (by the ring) and `per` replicas
+    /// each: node `masters + k` replicates master `k % masters`. Every node
+    /// sees every replica as one and says `cluster_state:ok`.
+    pub fn with_replicas(name: &str, masters: usize, per: usize, args: &[&str]) -> TestCluster {
+        let n = masters * (1 + per);
         let cluster = TestCluster::fresh(name, n, args);
         cluster.meet_all();
         assert!(
             cluster.wait(Duration::from_secs(20), |c| c.all_know(n)),
             "the nodes did not all meet"
+        );
+        for r in masters..n {
+            let master = cluster.id(r % masters);
+            // Known by id once its handshake completed (the count above
+            // includes nodes still in handshake).
+            let replicated = cluster.wait(Duration::from_secs(10), |c| {
+                redis::cmd("CLUSTER")
+                    .arg("REPLICATE")
+                    .arg(&master)
+                    .query::<()>(&mut c.connect(r))
+                    .is_ok()
+            });
+            assert!(replicated, "node {r} could not replicate {master}");
+        }
+        let replicas = n - masters;
+        assert!(
+            cluster.wait(Duration::from_secs(20), |c| {
+                c.running().into_iter().all(|i| {
+                    c.nodes(i)
+                        .is_some_and(|text| count_replicas(&text) == replicas)
+                })
+            }),
+            "the replicas are not known everywhere"
         );
         let planned: i64 = query(&mut cluster.connect(0), &["CLUSTER", "RING", "ASSIGN"]);
         assert_eq!(planned, 16384);
@@ -197,6 +229,61 @@ impl TestCluster {
     pub fn id(&self, i: usize) -> String {
         query(&mut self.connect(i), &["CLUSTER", "MYID"])
     }
+
+    /// Node `i`'s master as node `observer` sees it (`None`: a master, or
+    /// no answer).
+    pub fn master_of(&self, observer: usize, i: &str) -> Option<String> {
+        let nodes = self.nodes(observer)?;
+        let line = nodes.lines().find(|l| l.starts_with(i))?;
+        let fields: Vec<&str> = line.split(' ').collect();
+        let replica = fields.get(2)?.split(',').any(|f| f == "slave");
+        replica
+            .then(|| fields.get(3).map(|m| m.to_string()))
+            .flatten()
+    }
+}
+
+/// The replica lines of a `CLUSTER NODES` reply.
+pub fn count_replicas(nodes: &str) -> usize {
+    nodes
+        .lines()
+        .filter(|l| {
+            l.split(' ')
+                .nth(2)
+                .is_some_and(|flags| flags.split(',').any(|f| f == "slave"))
+        })
+        .count()
+}
+
+/// Runs `command`, killing it after `limit` (`redis-cli --cluster` waits for
+/// a cluster join forever).
+pub fn run_limited(command: &mut Command, limit: Duration) -> Output {
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(output) => output.expect("output"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("{command:?} did not finish in {limit:?}");
+        }
+    }
+}
+
+/// A command's stdout and stderr, as text.
+pub fn output_text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }
 
 fn rand_suffix() -> u64 {

@@ -5,45 +5,15 @@
 //! PUBLISH reaching subscribers on other nodes.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ringkv_tests::cluster::TestCluster;
+use ringkv_tests::cluster::{output_text as text, run_limited as run, TestCluster};
 use ringkv_tests::{error_text, have_program, query as q};
 
 /// `cluster-node-timeout` of these tests, in ms.
 const TIMEOUT_MS: u64 = 2000;
 const NODE_TIMEOUT: &[&str] = &["--cluster-node-timeout", "2000"];
-
-/// Runs `command`, killing it after `limit` (redis-cli waits for a cluster
-/// join forever).
-fn run(command: &mut Command, limit: Duration) -> Output {
-    let child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(output) => output.expect("output"),
-        Err(_) => {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            panic!("{command:?} did not finish in {limit:?}");
-        }
-    }
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 /// The flags node `id` has in `nodes` (a `CLUSTER NODES` reply).
 fn flags_of(nodes: &str, id: &str) -> Option<String> {

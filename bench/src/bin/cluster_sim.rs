@@ -4,11 +4,16 @@
 //! same slot table after `CLUSTER RING ASSIGN`, and the bus bytes per node per
 //! second once the cluster is quiet. Times are checked every 100 simulated ms,
 //! their granularity. Invariant checks and saved configs are off (nothing
-//! crashes here; the tests check the invariants): at 1,000 nodes a run still
+//! restarts here; the tests check the invariants): at 1,000 nodes a run still
 //! takes about 10 minutes and 7 GB (a thousand views of a thousand nodes).
 //!
+//! Then, for clusters of masters with one replica each, a master crash: how
+//! long until every survivor flags it `fail`, until its replica won the
+//! election, and until every node serves the new master's claim and is `ok`
+//! again (checked every 10 simulated ms), in simulated time.
+//!
 //! ```text
-//! cargo run --release -p ringkv-bench --bin cluster_sim -- --sizes 10,100,1000
+//! cargo run --release -p ringkv-bench --bin cluster_sim -- --sizes 10,100,1000 --failover-sizes 6,20,100
 //! ```
 
 use clap::Parser;
@@ -31,6 +36,12 @@ struct Options {
     /// Seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Cluster sizes (masters and as many replicas) for the failover runs.
+    #[arg(long, value_delimiter = ',', default_value = "6,20,100")]
+    failover_sizes: Vec<usize>,
+    /// Failover runs (seeds) per size.
+    #[arg(long, default_value_t = 5)]
+    failover_runs: u64,
 }
 
 /// True when every node knows all `n` nodes by id (no handshakes left).
@@ -54,12 +65,117 @@ fn wait(sim: &mut Sim, step: u64, limit: u64, done: impl Fn(&Sim) -> bool) -> Op
     None
 }
 
+/// `n` nodes, half of them masters with the slots, each other one a replica
+/// of one of them; converged. `None` if it did not converge in 10 minutes.
+fn shards(n: usize, settings: Settings, seed: u64) -> Option<Sim> {
+    let masters = n / 2;
+    let mut sim = Sim::new(n, settings, Network::default(), seed);
+    sim.set_checks(false);
+    sim.set_configs(false);
+    for j in 1..n {
+        sim.meet(j, 0);
+    }
+    let limit = 600_000;
+    wait(&mut sim, 100, limit, |s| everyone_knows_everyone(s, n))?;
+    for r in masters..n {
+        let master = sim.id(r - masters);
+        sim.with(r, |c, now| {
+            c.replicate(master, false, now).expect("a master")
+        });
+    }
+    wait(&mut sim, 100, limit, |s| {
+        (0..n).all(|i| {
+            let c = s.cluster(i).expect("up");
+            (masters..n).all(|r| c.node(s.id(r)).is_some_and(|x| x.flags.has(Flags::REPLICA)))
+        })
+    })?;
+    sim.with(0, |c, now| {
+        c.ring_assign(now);
+    });
+    wait(&mut sim, 100, limit, |s| s.converged().is_ok())?;
+    Some(sim)
+}
+
+/// Crashes a master of `sim` (`n` nodes, the first half masters) and times
+/// the failover: every survivor flags it `fail`, its replica is master,
+/// every node serves the replica's claim and is `ok`.
+fn failover(mut sim: Sim, n: usize) -> Option<(u64, u64, u64)> {
+    let masters = n / 2;
+    let (victim, replica) = (1, 1 + masters);
+    let (victim_id, replica_id) = (sim.id(victim), sim.id(replica));
+    let slot =
+        (0..16384u16).find(|&s| sim.cluster(0).and_then(|c| c.owner(s)) == Some(victim_id))?;
+    sim.crash(victim);
+    let limit = 600_000;
+    let failed = wait(&mut sim, 10, limit, |s| {
+        (0..n).filter(|&i| i != victim).all(|i| {
+            let c = s.cluster(i).expect("up");
+            c.node(victim_id).is_some_and(|x| x.flags.has(Flags::FAIL))
+        })
+    })?;
+    let elected = failed
+        + wait(&mut sim, 10, limit, |s| {
+            s.cluster(replica).is_some_and(|c| c.role().is_master())
+        })?;
+    let served = elected
+        + wait(&mut sim, 10, limit, |s| {
+            (0..n).filter(|&i| i != victim).all(|i| {
+                let c = s.cluster(i).expect("up");
+                c.state_ok() && c.owner(slot) == Some(replica_id)
+            })
+        })?;
+    Some((failed, elected, served))
+}
+
 fn main() {
     let options = Options::parse();
     let settings = Settings {
         node_timeout: options.node_timeout,
-        require_full_coverage: true,
+        ..Settings::DEFAULT
     };
+    run_bus(&options, settings);
+    println!();
+    println!(
+        "Failover, cluster-node-timeout {} ms: simulated seconds after the crash (median, max of {} runs)",
+        options.node_timeout, options.failover_runs
+    );
+    println!();
+    println!(
+        "| nodes (masters + replicas) | all flag it fail | replica elected | all serve it, ok |"
+    );
+    println!("|---:|---:|---:|---:|");
+    for &n in &options.failover_sizes {
+        let started = std::time::Instant::now();
+        let mut runs: Vec<(u64, u64, u64)> = (0..options.failover_runs)
+            .filter_map(|k| shards(n, settings, options.seed + k).and_then(|sim| failover(sim, n)))
+            .collect();
+        let show = |mut v: Vec<u64>| {
+            v.sort_unstable();
+            match (v.get(v.len() / 2), v.last()) {
+                (Some(mid), Some(max)) => {
+                    format!("{:.2}, {:.2}", *mid as f64 / 1000.0, *max as f64 / 1000.0)
+                }
+                _ => "-".to_string(),
+            }
+        };
+        runs.sort_unstable();
+        println!(
+            "| {n} ({} + {}) | {} | {} | {} |",
+            n / 2,
+            n - n / 2,
+            show(runs.iter().map(|r| r.0).collect()),
+            show(runs.iter().map(|r| r.1).collect()),
+            show(runs.iter().map(|r| r.2).collect()),
+        );
+        eprintln!(
+            "{n} nodes: {} failovers, {:.0} s to simulate",
+            runs.len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+fn run_bus(options: &Options, settings: Settings) {
     println!(
         "| nodes | all know all (s) | same slot table (s) | bytes/node/s out (mean, max) | in (mean, max) | messages/node/s | with a claim |"
     );

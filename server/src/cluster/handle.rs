@@ -6,17 +6,43 @@
 //! [`ClusterHandle::step`]. A step saves the config file first when durable
 //! state changed (docs/CLUSTER.md: saved before acted on), publishes the new
 //! view, and hands the rest of its outputs to the bus thread, in order.
+//!
+//! # The replication data plane's interface
+//!
+//! The data plane (replication, the lock commands) and the cluster logic
+//! meet here and nowhere else:
+//!
+//! - data plane to cluster: [`ClusterHandle::set_repl_offset`] (a master's
+//!   stream offset, a replica's applied offset: headers carry it, replicas
+//!   rank by it, a manual failover waits for it);
+//!   [`ClusterHandle::propose_in_sync`] and
+//!   [`ClusterHandle::in_sync_confirmed`] (L2: a shrunk set is in force once
+//!   a majority of masters stored it).
+//! - cluster to data plane: [`ClusterHandle::role`] (a `watch` of the
+//!   [`Role`] this node should have: follow it as `REPLICAOF`; it changes on
+//!   `CLUSTER REPLICATE`, a promotion and F6);
+//!   [`ClusterHandle::writes_paused_until`] (F7: refuse or hold client
+//!   writes until then); [`ClusterHandle::may_grant`] and
+//!   [`ClusterHandle::majority_heard_at`] (L3, checked when the command
+//!   runs).
+//!
+//! A node that becomes a replica keeps its keys: the machine does not ask
+//! for the slots it lost to be emptied (no `Output::SlotsLost`), as the full
+//! sync from its new master replaces the whole dataset; the data plane must
+//! refuse writes from the moment the role says replica.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, ArcSwapOption, Guard};
 use parking_lot::Mutex;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::watch;
 
 use super::id::Id;
-use super::machine::{Cluster, Output, TICK};
+use super::machine::{Cluster, Output, Role, TICK};
 use super::message::Body;
 use super::nodes_conf;
 use super::view::ClusterView;
@@ -83,6 +109,63 @@ struct Machine {
     links: ArcSwap<Vec<LinkInfo>>,
     sent: MessageCounts,
     received: MessageCounts,
+    /// What the data plane follows, and what it tells the machine.
+    plane: Plane,
+}
+
+/// The values the data plane reads and writes without the machine's lock.
+struct Plane {
+    /// This node's replication offset, passed into every step.
+    offset: AtomicU64,
+    /// The role this node should have.
+    role: watch::Sender<Role>,
+    /// Unix ms until which client writes are paused (0: not paused).
+    paused_until: AtomicU64,
+    /// The newest in-sync set version in force.
+    confirmed: AtomicU64,
+    /// When a majority of masters was last heard, as nanoseconds since
+    /// `base` (`u64::MAX`: never, or a replica).
+    heard: AtomicU64,
+    /// Half the node timeout, in ms (L3's window).
+    half_timeout: AtomicU64,
+    base: Instant,
+}
+
+impl Plane {
+    fn new(cluster: &Cluster) -> Plane {
+        Plane {
+            offset: AtomicU64::new(0),
+            role: watch::Sender::new(cluster.role()),
+            paused_until: AtomicU64::new(0),
+            confirmed: AtomicU64::new(0),
+            heard: AtomicU64::new(u64::MAX),
+            half_timeout: AtomicU64::new(cluster.settings().node_timeout / 2),
+            base: Instant::now(),
+        }
+    }
+
+    /// Publishes what a step changed: the role first, then the pause (a
+    /// write held by the pause sees the new role when it is let go).
+    fn publish(&self, cluster: &Cluster, now: Millis) {
+        let role = cluster.role();
+        self.role.send_if_modified(|old| {
+            let changed = *old != role;
+            *old = role;
+            changed
+        });
+        self.paused_until
+            .store(cluster.writes_paused_until(), Relaxed);
+        self.confirmed.store(cluster.in_sync_in_force(), Relaxed);
+        self.half_timeout
+            .store(cluster.settings().node_timeout / 2, Relaxed);
+        let heard = cluster.heard_majority().and_then(|heard| {
+            let ago = Duration::from_millis(now.saturating_sub(heard));
+            let at = Instant::now().checked_sub(ago)?;
+            let nanos = at.checked_duration_since(self.base)?.as_nanos();
+            u64::try_from(nanos).ok()
+        });
+        self.heard.store(heard.unwrap_or(u64::MAX), Relaxed);
+    }
 }
 
 /// The cluster of a node: none in standalone mode.
@@ -112,6 +195,7 @@ impl ClusterHandle {
     /// `conf_path`.
     pub fn new(cluster: Cluster, conf_path: &Path) -> Self {
         let view = ClusterView::of(&cluster, None);
+        let plane = Plane::new(&cluster);
         let (outputs, receiver) = unbounded_channel();
         ClusterHandle {
             view: ArcSwapOption::new(Some(Arc::new(view))),
@@ -129,6 +213,7 @@ impl ClusterHandle {
                 links: ArcSwap::default(),
                 sent: MessageCounts::default(),
                 received: MessageCounts::default(),
+                plane,
             }),
         }
     }
@@ -154,6 +239,8 @@ impl ClusterHandle {
         let machine = self.machine.as_ref()?;
         let mut stepped = machine.cluster.lock();
         let now = SystemClock.now_ms();
+        let plane = &machine.plane;
+        stepped.cluster.set_repl_offset(plane.offset.load(Relaxed));
         let result = event(&mut stepped.cluster, now);
         for output in stepped.cluster.take_outputs() {
             match output {
@@ -172,7 +259,74 @@ impl ClusterHandle {
             stepped.digest = digest;
             stepped.built = now;
         }
+        plane.publish(&stepped.cluster, now);
         Some(result)
+    }
+
+    /// Sets this node's replication offset (the data plane, as it changes):
+    /// a master's stream offset, a replica's applied offset. The machine
+    /// reads it at its next step (at least every 100 ms).
+    pub fn set_repl_offset(&self, offset: u64) {
+        if let Some(machine) = &self.machine {
+            machine.plane.offset.store(offset, Relaxed);
+        }
+    }
+
+    /// The role this node should have, as a `watch` that changes on
+    /// `CLUSTER REPLICATE`, a promotion and F6 (`None` in standalone mode,
+    /// where `REPLICAOF` alone decides).
+    pub fn role(&self) -> Option<watch::Receiver<Role>> {
+        self.machine.as_ref().map(|m| m.plane.role.subscribe())
+    }
+
+    /// Until when (Unix ms) client writes are paused for a manual failover
+    /// (F7); 0 when they are not. A write checks it before it runs and,
+    /// paused, waits (or fails) and is routed again afterwards. The machine
+    /// calls its offset final only [`PAUSE_SETTLE`](super::machine::PAUSE_SETTLE)
+    /// ms after the pause began: a write must not take longer than that
+    /// between its check and its entry in the stream.
+    pub fn writes_paused_until(&self) -> Millis {
+        self.machine
+            .as_ref()
+            .map_or(0, |m| m.plane.paused_until.load(Relaxed))
+    }
+
+    /// L2: proposes this master's in-sync set of replicas; returns its
+    /// version (0 on a replica or standalone). A set that only adds
+    /// replicas is in force at once; one that drops any is in force once a
+    /// majority of the slot-serving masters stored it.
+    pub fn propose_in_sync(&self, members: Vec<Id>) -> u64 {
+        self.step(|c, now| c.propose_in_sync(members, now))
+            .unwrap_or(0)
+    }
+
+    /// L2: whether the in-sync set of `version` (or a newer one) is in
+    /// force: only then may a lock change acknowledged by its members alone
+    /// be answered. Always true in standalone mode.
+    pub fn in_sync_confirmed(&self, version: u64) -> bool {
+        self.machine
+            .as_ref()
+            .is_none_or(|m| m.plane.confirmed.load(Relaxed) >= version)
+    }
+
+    /// L3: when this master last heard a majority of the slot-serving
+    /// masters (`None` on a replica, or never).
+    pub fn majority_heard_at(&self) -> Option<Instant> {
+        let machine = self.machine.as_ref()?;
+        let nanos = machine.plane.heard.load(Relaxed);
+        (nanos != u64::MAX).then(|| machine.plane.base + Duration::from_nanos(nanos))
+    }
+
+    /// L3: whether this node may grant or extend a lock (or take a write)
+    /// now: it heard a majority of the slot-serving masters within half the
+    /// node timeout. Always true in standalone mode.
+    pub fn may_grant(&self) -> bool {
+        let Some(machine) = &self.machine else {
+            return true;
+        };
+        let window = Duration::from_millis(machine.plane.half_timeout.load(Relaxed));
+        self.majority_heard_at()
+            .is_some_and(|heard| heard.elapsed() <= window)
     }
 
     /// Reads the machine at the wall clock's time without stepping it.
@@ -315,5 +469,60 @@ mod tests {
         let handle = ClusterHandle::standalone();
         assert!(handle.view().is_none());
         assert!(handle.step(|_, _| ()).is_none());
+        // The data plane's side: nothing to follow, nothing to wait for.
+        assert!(handle.role().is_none());
+        assert!(handle.may_grant() && handle.majority_heard_at().is_none());
+        assert_eq!(handle.propose_in_sync(vec![Id([1; 20])]), 0);
+        assert!(handle.in_sync_confirmed(7));
+        assert_eq!(handle.writes_paused_until(), 0);
+    }
+
+    #[test]
+    fn the_data_plane_sets_the_offset_and_follows_the_role() {
+        let dir = temp_dir("handle-plane");
+        let handle = handle(&dir);
+        let mut role = handle.role().unwrap();
+        assert_eq!(*role.borrow_and_update(), Role::Master);
+        handle.set_repl_offset(42);
+        handle.step(|c, now| c.tick(now)).unwrap();
+        assert_eq!(handle.inspect(|c, _| c.repl_offset()), Some(42));
+        // A master no replica follows has no successor to fear (L3).
+        assert!(handle.may_grant());
+        let version = handle.propose_in_sync(Vec::new());
+        assert!(version > 0 && handle.in_sync_confirmed(version));
+        assert!(!handle.in_sync_confirmed(version + 1));
+        // Restarted as a replica: the role says so from the start, and a
+        // reset makes it a master again.
+        let mut conf = handle.inspect(|c, _| c.durable()).unwrap();
+        let master = Id([0xab; 20]).to_string();
+        let mut line = conf.nodes[0].clone();
+        line.id = master.clone();
+        line.flags.myself = false;
+        line.port = 7001;
+        line.slots = vec![(0, 100)];
+        conf.nodes[0].flags.master = false;
+        conf.nodes[0].flags.replica = true;
+        conf.nodes[0].master = Some(master.clone());
+        conf.nodes.push(line);
+        let settings = handle.inspect(|c, _| c.settings()).unwrap();
+        let addr = handle
+            .inspect(|c, _| c.node(c.myself()).unwrap().addr)
+            .unwrap();
+        let replica = Cluster::restore(settings, &conf, addr, 3, 1).unwrap();
+        let handle = ClusterHandle::new(replica, &dir.join("nodes.conf"));
+        let mut role = handle.role().unwrap();
+        let expected = Role::Replica {
+            master: Id([0xab; 20]),
+            ip: addr.ip,
+            port: 7001,
+        };
+        assert_eq!(*role.borrow_and_update(), expected);
+        handle.step(|c, now| c.tick(now)).unwrap();
+        assert!(!role.has_changed().unwrap());
+        assert!(!handle.may_grant() && handle.majority_heard_at().is_none());
+        handle.step(|c, now| c.reset(false, now)).unwrap();
+        assert!(role.has_changed().unwrap());
+        assert_eq!(*role.borrow_and_update(), Role::Master);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -1,19 +1,25 @@
 //! The cluster as one node sees it, and the rules it follows (docs/CLUSTER.md,
-//! Rules): membership, liveness, failure detection, epochs and slot authority.
+//! Rules): membership, liveness, failure detection, epochs and slot authority;
+//! replicas (`replicas`), failover (`failover`) and the lock rules' cluster
+//! part (`in_sync`) in submodules.
 //!
 //! A plain state machine: events (a tick, a message, a link up or down, an
 //! operator command) with the time and a seeded random source in; messages,
 //! saves and link requests out (see [`Output`]). No sockets, no clocks: the bus
 //! thread and the simulator drive it the same way.
 
-use std::collections::{BTreeMap, HashSet};
+mod failover;
+mod in_sync;
+mod replicas;
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 use super::id::Id;
 use super::message::{claim_digest, Addr, Body, Flags, Gossip, Header, Message};
-use super::nodes_conf::{bits_from_ranges, NodeFlags, NodeLine, NodesConf};
+use super::nodes_conf::{bits_from_ranges, InSyncLine, NodeFlags, NodeLine, NodesConf};
 use super::ring::{Ring, RingConfig};
 use super::slots::SlotSet;
 use crate::clock::Millis;
@@ -30,6 +36,11 @@ const ASSIGN_FOR: Millis = 60_000;
 const GOSSIP_RANDOM: usize = 3;
 /// Most gossip entries per message about nodes learned of lately.
 const GOSSIP_FRESH: usize = 4;
+/// Most pings unanswered on one link before it counts as stuck.
+const MAX_PINGS_OUT: usize = 64;
+
+pub use failover::{Role, MANUAL_TIMEOUT, PAUSE_SETTLE};
+pub use in_sync::InSync;
 
 /// Settings of the rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +49,38 @@ pub struct Settings {
     pub node_timeout: Millis,
     /// `cluster-require-full-coverage`.
     pub require_full_coverage: bool,
+    /// `cluster-replica-no-failover`: this replica never starts an automatic
+    /// failover (a manual one still works).
+    pub replica_no_failover: bool,
+    /// `cluster-replica-validity-factor`: a replica cut off from its master
+    /// for longer than `T * factor` plus the ping period does not stand for
+    /// election (0: no limit).
+    pub replica_validity_factor: u64,
+    /// `cluster-allow-replica-migration`: a replica whose master lost every
+    /// slot to another master follows that master, and a replica of a master
+    /// with enough replicas moves to an orphaned master.
+    pub allow_replica_migration: bool,
+    /// `cluster-migration-barrier`: the replicas a master keeps before one of
+    /// them may migrate to an orphaned master.
+    pub migration_barrier: u64,
+}
+
+impl Settings {
+    /// Redis's defaults.
+    pub const DEFAULT: Settings = Settings {
+        node_timeout: 15_000,
+        require_full_coverage: true,
+        replica_no_failover: false,
+        replica_validity_factor: 10,
+        allow_replica_migration: true,
+        migration_barrier: 1,
+    };
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings::DEFAULT
+    }
 }
 
 /// A link as the machine names it.
@@ -85,6 +128,8 @@ pub enum Output {
         shard: bool,
     },
     /// This node lost these slots to a newer claim: their keys must go.
+    /// Not asked when the node lost every slot and became a replica (F6): the
+    /// full sync from its new master replaces all its keys.
     SlotsLost(Box<SlotSet>),
 }
 
@@ -112,6 +157,24 @@ pub struct Node {
     pub flags: Flags,
     /// A replica's master.
     pub master: Option<Id>,
+    /// Its replication offset, as its last header said.
+    pub repl_offset: u64,
+    /// When this node last voted for a replica of it (F4: at most one such
+    /// vote per `2T`).
+    voted_time: Option<Millis>,
+    /// A master's in-sync set of replicas, the newest version heard (L2).
+    pub in_sync: Option<InSync>,
+    /// When each `Ping` or `Meet` still unanswered on this node's link to it
+    /// was sent, oldest first: its answers come back in order (L3).
+    pings_out: VecDeque<Millis>,
+    /// When it last answered one of this node's pings: it heard this node
+    /// then or later (L3).
+    pub heard_us: Millis,
+    /// A master that has or had replicas: replicas may migrate to it when it
+    /// has none left (Redis's `MIGRATE_TO`).
+    migrate_to: bool,
+    /// Since when it is a master left without working replicas.
+    orphaned_since: Option<Millis>,
     /// When the ping we await an answer to was sent.
     pub ping_sent: Option<Millis>,
     /// When we last learned it is alive.
@@ -156,6 +219,13 @@ impl Node {
             addr,
             flags: Flags(flags),
             master: None,
+            repl_offset: 0,
+            voted_time: None,
+            in_sync: None,
+            pings_out: VecDeque::new(),
+            heard_us: 0,
+            migrate_to: false,
+            orphaned_since: None,
             ping_sent: None,
             pong_recv: 0,
             config_epoch: 0,
@@ -177,6 +247,12 @@ impl Node {
         self.flags.has(Flags::MASTER)
     }
 
+    /// A master serving at least one slot in this node's table: one of the
+    /// masters that vote and count for quorums.
+    fn serves(&self) -> bool {
+        self.is_master() && self.owned > 0
+    }
+
     fn in_handshake(&self) -> bool {
         self.flags.has(Flags::HANDSHAKE)
     }
@@ -190,7 +266,9 @@ impl Node {
     }
 
     /// What a tick owes this node's link: open it, give it up, or ping.
-    fn due(&self, now: Millis, timeout: Millis) -> Option<Due> {
+    /// `round_trips`: this node needs answers from it every `T/4` (L3: both
+    /// are masters serving slots).
+    fn due(&self, now: Millis, timeout: Millis, round_trips: bool) -> Option<Due> {
         match self.link {
             LinkState::Down(retry_at) if retry_at <= now && !self.flags.has(Flags::NOADDR) => {
                 Some(Due::Connect(self.addr))
@@ -210,6 +288,9 @@ impl Node {
                     Some(Due::DropLink)
                 }
                 None if now.saturating_sub(self.pong_recv) > timeout / 2 => Some(Due::Ping),
+                None if round_trips && now.saturating_sub(self.heard_us) > timeout / 4 => {
+                    Some(Due::Ping)
+                }
                 _ => None,
             },
             _ => None,
@@ -240,6 +321,35 @@ pub enum AdminError {
     /// `SET-CONFIG-EPOCH` on a node whose epoch is set.
     #[error("ERR Node config epoch is already non-zero")]
     EpochSet,
+    /// `CLUSTER REPLICATE` of this node.
+    #[error("ERR Can't replicate myself")]
+    ReplicateMyself,
+    /// `CLUSTER REPLICATE` of a replica.
+    #[error("ERR I can only replicate a master, not a replica.")]
+    ReplicateReplica,
+    /// `CLUSTER REPLICATE` on a master with slots or keys.
+    #[error("ERR To set a master the node must be empty and without assigned slots.")]
+    NotEmpty,
+    /// `CLUSTER REPLICAS` of a replica.
+    #[error("ERR The specified node is not a master")]
+    NotMaster,
+    /// `CLUSTER FORGET` of this replica's master.
+    #[error("ERR Can't forget my master!")]
+    ForgetMyMaster,
+    /// `CLUSTER FAILOVER` on a master.
+    #[error("ERR You should send CLUSTER FAILOVER to a replica")]
+    FailoverOnMaster,
+    /// `CLUSTER FAILOVER` on a replica whose master is not known.
+    #[error("ERR I'm a replica but my master is unknown to me")]
+    MasterUnknown,
+    /// `CLUSTER ADDSLOTS` on a replica (Redis lets it change the replica's
+    /// own table, which then routes writes to the replica; ringkv refuses,
+    /// in the words of Redis's `SETSLOT` on a replica).
+    #[error("ERR Please use ADDSLOTS only with masters.")]
+    AddSlotsOnReplica,
+    /// `CLUSTER FAILOVER` without `FORCE` while the master is unreachable.
+    #[error("ERR Master is down or failed, please use CLUSTER FAILOVER FORCE")]
+    MasterDown,
 }
 
 /// Why a saved cluster config cannot be restored.
@@ -297,6 +407,17 @@ pub struct Cluster {
     owners: Vec<Option<Id>>,
     current_epoch: u64,
     last_vote_epoch: u64,
+    /// This node's replication offset, as the data plane last set it.
+    repl_offset: u64,
+    /// The election this replica runs or last ran (F2 to F5).
+    election: failover::Election,
+    /// A manual failover under way (F7), on either side.
+    manual: failover::Manual,
+    /// This master's own in-sync set, as proposed and confirmed (L2).
+    proposal: in_sync::Proposal,
+    /// When this node last heard a majority of the slot-serving masters
+    /// (L3), as of the last tick; `None` while a replica.
+    heard_majority: Option<Millis>,
     /// Forgotten nodes and until when gossip may not bring them back.
     banned: Vec<(Id, Millis)>,
     state_ok: bool,
@@ -342,6 +463,7 @@ impl Cluster {
         me.link = LinkState::Up;
         let mut cluster = Cluster::empty(settings, myself, rng);
         cluster.nodes.insert(myself, me);
+        cluster.update_my_flags();
         cluster.claim_changed();
         cluster
     }
@@ -412,6 +534,21 @@ impl Cluster {
                 cluster.set_owner(slot, Some(node_id));
             }
         }
+        for line in &conf.in_sync {
+            let master = id(&line.master)?;
+            let members = line
+                .members
+                .iter()
+                .map(|m| id(m))
+                .collect::<Result<_, _>>()?;
+            if let Some(node) = cluster.nodes.get_mut(&master) {
+                node.in_sync = Some(InSync {
+                    version: line.version,
+                    members,
+                });
+            }
+        }
+        cluster.proposal = in_sync::Proposal::restored(cluster.me().in_sync.as_ref());
         let highest = cluster
             .nodes
             .values()
@@ -419,6 +556,7 @@ impl Cluster {
             .max()
             .unwrap_or(0);
         cluster.current_epoch = cluster.current_epoch.max(highest);
+        cluster.update_my_flags();
         cluster.claim_changed();
         Ok(cluster)
     }
@@ -431,15 +569,38 @@ impl Cluster {
                 .nodes
                 .values()
                 .filter(|n| !n.in_handshake())
-                .map(|n| self.node_line(n))
+                .map(|n| {
+                    let mut line = self.node_line(n);
+                    // A replica's own epoch, not its master's as shown: it
+                    // is the one that must never go back (I1).
+                    line.config_epoch = n.config_epoch;
+                    line
+                })
                 .collect(),
             current_epoch: self.current_epoch,
             last_vote_epoch: self.last_vote_epoch,
+            in_sync: self
+                .nodes
+                .values()
+                .filter_map(|n| {
+                    let set = n.in_sync.as_ref()?;
+                    Some(InSyncLine {
+                        master: n.id.to_string(),
+                        version: set.version,
+                        members: set.members.iter().map(Id::to_string).collect(),
+                    })
+                })
+                .collect(),
         }
     }
 
-    /// `node` as a line of `CLUSTER NODES` and of the config file.
+    /// `node` as a line of `CLUSTER NODES` (a replica shows its master's
+    /// config epoch, as in Redis).
     pub fn node_line(&self, n: &Node) -> NodeLine {
+        let config_epoch = match n.master.and_then(|m| self.nodes.get(&m)) {
+            Some(master) if !n.is_master() => master.config_epoch,
+            _ => n.config_epoch,
+        };
         NodeLine {
             id: n.id.to_string(),
             ip: n.addr.ip.to_string(),
@@ -460,7 +621,7 @@ impl Cluster {
             master: n.master.map(|m| m.to_string()),
             ping_sent: n.ping_sent.unwrap_or(0),
             pong_recv: n.pong_recv,
-            config_epoch: n.config_epoch,
+            config_epoch,
             connected: n.id == self.myself || n.link == LinkState::Up,
             slots: n.slots.ranges(),
             migrating: Vec::new(),
@@ -474,7 +635,24 @@ impl Cluster {
             self.state_dirty = true;
         }
         self.settings = settings;
+        self.update_my_flags();
         self.update_state();
+    }
+
+    /// `nofailover` on this node follows `cluster-replica-no-failover`, as in
+    /// Redis (others see it in headers).
+    fn update_my_flags(&mut self) {
+        let on = self.settings.replica_no_failover;
+        let me = self.me_mut();
+        if me.flags.has(Flags::NOFAILOVER) != on {
+            me.flags.set(Flags::NOFAILOVER, on);
+            self.save = true;
+        }
+    }
+
+    /// The rules' settings in force.
+    pub fn settings(&self) -> Settings {
+        self.settings
     }
 
     fn empty(settings: Settings, myself: Id, rng: StdRng) -> Cluster {
@@ -486,6 +664,11 @@ impl Cluster {
             owners: vec![None; SLOTS],
             current_epoch: 0,
             last_vote_epoch: 0,
+            repl_offset: 0,
+            election: failover::Election::default(),
+            manual: failover::Manual::default(),
+            proposal: in_sync::Proposal::default(),
+            heard_majority: None,
             banned: Vec::new(),
             state_ok: false,
             pools: Pools::default(),
@@ -625,6 +808,14 @@ impl Cluster {
         let mut expired = Vec::new();
         let mut due = Vec::new();
         let mut suspected = Vec::new();
+        // L3: a master with replicas keeps fresh round trips with the other
+        // slot-serving masters (without one, no successor can be elected).
+        let myself = self.myself;
+        let followed = self
+            .nodes
+            .values()
+            .any(|n| !n.is_master() && n.master == Some(myself));
+        let round_trips = self.me().serves() && followed;
         for node in self.nodes.values() {
             if node.id == self.myself {
                 continue;
@@ -657,7 +848,7 @@ impl Cluster {
                     suspected.push((node.id, newly));
                 }
             }
-            if let Some(step) = node.due(now, timeout) {
+            if let Some(step) = node.due(now, timeout, round_trips && node.serves()) {
                 due.push((node.id, step));
             }
         }
@@ -693,6 +884,10 @@ impl Cluster {
             self.mark_failing_if_needed(id, now);
         }
         self.update_state();
+        self.replicas_tick(now);
+        self.failover_tick(now);
+        self.in_sync_tick(now);
+        self.update_state();
     }
 
     /// This node's link to `peer` opened: greet it.
@@ -704,6 +899,7 @@ impl Cluster {
         node.link = LinkState::Up;
         node.link_since = now;
         node.needs_claim = true;
+        node.pings_out.clear();
         let sent = node.ping_sent;
         let body = if node.meet {
             Body::Meet(Vec::new())
@@ -723,6 +919,7 @@ impl Cluster {
     pub fn link_down(&mut self, peer: Id, now: Millis) {
         if let Some(node) = self.nodes.get_mut(&peer) {
             node.link = LinkState::Down(now);
+            node.pings_out.clear();
         }
     }
 
@@ -803,9 +1000,38 @@ impl Cluster {
                     shard: true,
                 })
             }
+            Body::FailoverAuthRequest {
+                config_epoch,
+                slots,
+                manual,
+            } if known => {
+                let request = (*config_epoch, &**slots, *manual);
+                let epoch = message.header.current_epoch;
+                self.vote_requested(link, sender, epoch, request, now);
+            }
+            Body::FailoverAuthAck { epoch } if known => self.vote_received(sender, *epoch, now),
+            Body::MfStart if known => self.manual_start_asked(sender, now),
+            Body::InSync { version, members } if known => {
+                let set = InSync {
+                    version: *version,
+                    members: members.clone(),
+                };
+                self.in_sync_received(link, sender, set, now);
+            }
+            Body::InSyncAck { version } if known => self.in_sync_acked(sender, *version),
             _ => {}
         }
         if matches!(message.body, Body::Pong(_)) {
+            if matches!(link, Link::To(_)) {
+                // An answer to this node's oldest unanswered ping on its own
+                // link (a node answers only there; its own pongs come on the
+                // link it opened): the sender heard this node then (L3).
+                if let Some(node) = self.nodes.get_mut(&sender) {
+                    if let Some(sent) = node.pings_out.pop_front() {
+                        node.heard_us = node.heard_us.max(sent);
+                    }
+                }
+            }
             self.pong_from(sender, now);
         }
         if reply {
@@ -838,6 +1064,9 @@ impl Cluster {
         if !self.nodes.contains_key(&id) {
             return Err(AdminError::UnknownNode(id.to_string()));
         }
+        if !self.me().is_master() && self.me().master == Some(id) {
+            return Err(AdminError::ForgetMyMaster);
+        }
         self.remove_node(id);
         self.banned.push((id, now + FORGET_BAN));
         self.update_state();
@@ -846,6 +1075,9 @@ impl Cluster {
 
     /// `CLUSTER ADDSLOTS`: claims unassigned `slots` at this node's config epoch.
     pub fn add_slots(&mut self, slots: &SlotSet) -> Result<(), AdminError> {
+        if !self.me().is_master() {
+            return Err(AdminError::AddSlotsOnReplica);
+        }
         if let Some(busy) = slots.iter().find(|&s| self.owners[s as usize].is_some()) {
             return Err(AdminError::SlotBusy(busy));
         }
@@ -972,6 +1204,33 @@ impl Cluster {
         let Some(mut plan) = self.assigning.take() else {
             return;
         };
+        // A planned owner that turned out to be a replica (the planner had
+        // not heard of its `CLUSTER REPLICATE`) ignores the request: its share
+        // goes to its master, under the master's planned epoch if it has one.
+        let replicas: Vec<(Id, Id)> = plan
+            .asks
+            .keys()
+            .filter_map(|id| {
+                let n = self.nodes.get(id)?;
+                n.master.filter(|_| !n.is_master()).map(|m| (*id, m))
+            })
+            .collect();
+        for (replica, master) in replicas {
+            let Some((epoch, slots)) = plan.asks.remove(&replica) else {
+                continue;
+            };
+            if master == self.myself {
+                self.add_slots_asked(&slots, epoch, now);
+                continue;
+            }
+            let entry = plan
+                .asks
+                .entry(master)
+                .or_insert((epoch, SlotSet::default()));
+            for (word, add) in entry.1 .0.iter_mut().zip(slots.0) {
+                *word |= add;
+            }
+        }
         plan.asks.retain(|_, (_, slots)| {
             let free: SlotSet = slots
                 .iter()
@@ -1012,9 +1271,18 @@ impl Cluster {
         }
         self.banned.clear();
         self.assigning = None;
+        self.election = failover::Election::default();
+        self.reset_manual();
+        self.proposal = in_sync::Proposal::default();
+        let shard = Id::random(&mut self.rng);
         let me = self.me_mut();
-        me.flags = Flags(Flags::MASTER);
+        if me.master.is_some() {
+            // A replica leaves its master's shard to lead one of its own.
+            me.shard = shard;
+        }
+        me.flags = Flags(Flags::MASTER | (me.flags.0 & Flags::NOFAILOVER));
         me.master = None;
+        me.in_sync = None;
         if hard {
             let mut me = self
                 .nodes
@@ -1130,6 +1398,7 @@ impl Cluster {
     fn drop_link(&mut self, id: Id, now: Millis) {
         if let Some(node) = self.nodes.get_mut(&id) {
             node.link = LinkState::Down(now);
+            node.pings_out.clear();
         }
         self.outputs.push(Output::Disconnect(id));
     }
@@ -1192,6 +1461,21 @@ impl Cluster {
             Body::Pong(g) if g.is_empty() => Body::Pong(self.gossip_for(Some(id), now)),
             other => other,
         };
+        if matches!(body, Body::Meet(_) | Body::Ping(_)) {
+            // Its answer will tell when the node last heard this one (L3).
+            let Some(node) = self.nodes.get_mut(&id) else {
+                return;
+            };
+            if node.link == LinkState::Up {
+                if node.pings_out.len() >= MAX_PINGS_OUT {
+                    // So many unanswered: the link is stuck; a new one starts
+                    // the count afresh.
+                    self.drop_link(id, now);
+                    return;
+                }
+                node.pings_out.push_back(now);
+            }
+        }
         let current = self.my_digest;
         let header = self.header_for(id, current);
         self.outputs
@@ -1218,7 +1502,9 @@ impl Cluster {
             config_epoch: me.config_epoch,
             claim_digest: digest,
             your_claim_digest: self.nodes.get(&to).map_or(0, Node::digest),
+            offset: self.repl_offset,
             knows_you: self.nodes.get(&to).is_some_and(|n| !n.in_handshake()),
+            paused: self.paused_now(),
             claim: needs.then(|| me.claim.clone()),
         };
         if needs {
@@ -1317,23 +1603,33 @@ impl Cluster {
             return;
         };
         node.meet = !header.knows_you;
-        node.shard = header.shard;
-        node.master = header.master;
-        node.flags
-            .set(Flags::MASTER, header.flags.has(Flags::MASTER));
-        node.flags
-            .set(Flags::REPLICA, header.flags.has(Flags::REPLICA));
-        node.flags
-            .set(Flags::NOFAILOVER, header.flags.has(Flags::NOFAILOVER));
+        let nofailover = header.flags.has(Flags::NOFAILOVER);
+        if node.flags.has(Flags::NOFAILOVER) != nofailover {
+            node.flags.set(Flags::NOFAILOVER, nofailover);
+            self.save = true;
+        }
         if header.your_claim_digest != my_digest {
             node.needs_claim = true;
         }
+        if self.role_from_header(header) {
+            self.save = true;
+        }
+        self.manual_header(header);
+        let node = &self.nodes[&sender];
         let stale_copy = header.claim.is_none() && header.claim_digest != node.digest();
         match &header.claim {
             Some(claim) if header.flags.has(Flags::MASTER) => {
                 self.apply_claim(sender, header.config_epoch, claim, now)
             }
-            _ => {}
+            Some(claim) => {
+                // A replica claims nothing in the table; its copy is kept
+                // so that digests agree.
+                if let Some(node) = self.nodes.get_mut(&sender) {
+                    *node.claim = (**claim).clone();
+                    node.config_epoch = node.config_epoch.max(header.config_epoch);
+                }
+            }
+            None => {}
         }
         // Either side holding a stale copy asks the other at once, so claims
         // spread in one exchange rather than at the next ping.
@@ -1363,6 +1659,14 @@ impl Cluster {
         };
         let mut lost = SlotSet::default();
         let mut newer_owner: Option<Id> = None;
+        // The master this node serves for (itself, or its master): F6.
+        let me = self.me();
+        let shard_master = if me.is_master() {
+            Some(self.myself)
+        } else {
+            me.master
+        };
+        let mut migrated = 0;
         for slot in slots.iter() {
             match self.owners[slot as usize] {
                 Some(owner) if owner == claimer => {}
@@ -1371,6 +1675,9 @@ impl Cluster {
                     if owner_epoch < config_epoch {
                         if owner == self.myself {
                             lost.insert(slot);
+                        }
+                        if Some(owner) == shard_master {
+                            migrated += 1;
                         }
                         self.assign(slot, claimer);
                         changed = true;
@@ -1393,7 +1700,11 @@ impl Cluster {
             };
             self.send(claimer, body, now);
         }
-        if !lost.is_empty() {
+        // F6: a node that becomes a replica keeps its keys for now: the data
+        // plane's full sync from the new master replaces them all, and
+        // deleting them meanwhile would only race with it.
+        let followed = self.follow_if_emptied(claimer, migrated, slots.len(), now);
+        if !lost.is_empty() && !followed {
             self.claim_changed();
             self.outputs.push(Output::SlotsLost(Box::new(lost)));
         }
@@ -1554,6 +1865,11 @@ impl Cluster {
     /// Another node's `CLUSTER RING ASSIGN` asks this one to claim `slots`
     /// under config epoch `epoch`.
     fn add_slots_asked(&mut self, slots: &SlotSet, epoch: u64, now: Millis) {
+        if !self.me().is_master() {
+            // The planner did not know yet: once it does, it asks this
+            // node's master instead.
+            return;
+        }
         let free: SlotSet = slots
             .iter()
             .filter(|&s| self.owners[s as usize].is_none())
@@ -1699,7 +2015,7 @@ fn slot_digest(slot: u16, owner: Option<Id>) -> u64 {
 pub(crate) fn lone_node(seed: u64) -> Cluster {
     let settings = Settings {
         node_timeout: 2000,
-        require_full_coverage: true,
+        ..Settings::DEFAULT
     };
     let addr = Addr {
         ip: std::net::Ipv4Addr::LOCALHOST.into(),
@@ -1716,7 +2032,7 @@ mod tests {
 
     const SETTINGS: Settings = Settings {
         node_timeout: 1_000,
-        require_full_coverage: true,
+        ..Settings::DEFAULT
     };
     const ADDR: Addr = Addr {
         ip: IpAddr::V4(Ipv4Addr::LOCALHOST),

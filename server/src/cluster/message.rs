@@ -79,9 +79,15 @@ pub struct Header {
     pub claim_digest: u64,
     /// Digest of the receiver's claim as the sender holds it.
     pub your_claim_digest: u64,
+    /// The sender's replication offset: a master's stream offset, a
+    /// replica's applied offset (failover ranks replicas by it, F2).
+    pub offset: u64,
     /// The sender knows the receiver (not only as a handshake): otherwise the
     /// receiver greets it with `Meet` again.
     pub knows_you: bool,
+    /// The sender is a master whose client writes are paused for a manual
+    /// failover, and `offset` is final (F7).
+    pub paused: bool,
     /// The sender's claimed slots, when the receiver needs them.
     pub claim: Option<Box<SlotSet>>,
 }
@@ -143,12 +149,43 @@ pub enum Body {
         /// The message.
         message: Vec<u8>,
     },
+    /// A replica asks for a vote to replace its master (F3); the election's
+    /// epoch is the header's current epoch.
+    FailoverAuthRequest {
+        /// The master's config epoch, as the candidate knows it.
+        config_epoch: u64,
+        /// The master's slots, as the candidate knows them.
+        slots: Box<SlotSet>,
+        /// A manual failover's request: granted although the master is not
+        /// `fail` (F7).
+        manual: bool,
+    },
+    /// A master's vote for the receiver in the election of this epoch (F4).
+    FailoverAuthAck {
+        /// The election's epoch.
+        epoch: u64,
+    },
+    /// A replica asks its master to pause writes and send its final offset
+    /// (`CLUSTER FAILOVER`, F7).
+    MfStart,
+    /// The sender's in-sync set of replicas (L2), newest version wins.
+    InSync {
+        /// Grows with every change of the set.
+        version: u64,
+        /// The replicas in the set.
+        members: Vec<Id>,
+    },
+    /// The receiver's in-sync set of this version was stored (L2).
+    InSyncAck {
+        /// The version stored.
+        version: u64,
+    },
 }
 
 impl Body {
     /// The kinds, in [`Body::kind`]'s numbering, by the names `CLUSTER INFO`
     /// counts them under.
-    pub const KINDS: [&'static str; 8] = [
+    pub const KINDS: [&'static str; 13] = [
         "ping",
         "pong",
         "meet",
@@ -157,6 +194,11 @@ impl Body {
         "addslots",
         "publish",
         "publishshard",
+        "auth-req",
+        "auth-ack",
+        "mfstart",
+        "insync",
+        "insync-ack",
     ];
 
     /// This body's kind, an index into [`Body::KINDS`].
@@ -170,6 +212,11 @@ impl Body {
             Body::AddSlots { .. } => 5,
             Body::Publish { .. } => 6,
             Body::PublishShard { .. } => 7,
+            Body::FailoverAuthRequest { .. } => 8,
+            Body::FailoverAuthAck { .. } => 9,
+            Body::MfStart => 10,
+            Body::InSync { .. } => 11,
+            Body::InSyncAck { .. } => 12,
         }
     }
 }

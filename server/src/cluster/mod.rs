@@ -17,5 +17,6 @@ mod view;
 pub mod wire;
 
 pub use handle::{BusDrop, ClusterHandle, LinkInfo, MessageCounts};
+pub use machine::Role;
 pub use ring::{Ring, RingConfig};
 pub use view::{ClusterView, SlotCounts, ViewNode};

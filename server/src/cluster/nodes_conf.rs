@@ -238,6 +238,55 @@ pub struct NodesConf {
     pub current_epoch: u64,
     /// The last epoch this node voted in.
     pub last_vote_epoch: u64,
+    /// The newest in-sync set of replicas heard from each master (ringkv's
+    /// lock rule L2), saved as `inSync <master>:<version>:<id>,<id>...` pairs
+    /// on the `vars` line (Redis skips names it does not know).
+    pub in_sync: Vec<InSyncLine>,
+}
+
+/// A master's in-sync set of replicas, as the `vars` line keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InSyncLine {
+    /// The master's id.
+    pub master: String,
+    /// The set's version.
+    pub version: u64,
+    /// The replicas' ids.
+    pub members: Vec<String>,
+}
+
+impl InSyncLine {
+    fn parse(text: &str) -> Option<InSyncLine> {
+        let mut parts = text.splitn(3, ':');
+        let master = parts.next().filter(|id| is_node_id(id))?.to_string();
+        let version = decimal(parts.next()?)?;
+        let members = parts.next()?;
+        let members = if members.is_empty() {
+            Vec::new()
+        } else {
+            members
+                .split(',')
+                .map(|id| is_node_id(id).then(|| id.to_string()))
+                .collect::<Option<_>>()?
+        };
+        Some(InSyncLine {
+            master,
+            version,
+            members,
+        })
+    }
+}
+
+impl std::fmt::Display for InSyncLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}",
+            self.master,
+            self.version,
+            self.members.join(",")
+        )
+    }
 }
 
 /// Why a line cannot be used.
@@ -594,6 +643,12 @@ fn parse_vars(tokens: &[&str], conf: &mut NodesConf) -> Result<(), LineError> {
         return Err(LineError::BadVars("a name without a value".to_string()));
     }
     for pair in pairs.chunks_exact(2) {
+        if pair[0].eq_ignore_ascii_case("inSync") {
+            let line = InSyncLine::parse(pair[1])
+                .ok_or_else(|| LineError::BadVars(format!("inSync '{}'", pair[1])))?;
+            conf.in_sync.push(line);
+            continue;
+        }
         let target = if pair[0].eq_ignore_ascii_case("currentEpoch") {
             &mut conf.current_epoch
         } else if pair[0].eq_ignore_ascii_case("lastVoteEpoch") {
@@ -619,6 +674,7 @@ pub fn parse(text: &str) -> Result<NodesConf, NodesConfError> {
         nodes: Vec::new(),
         current_epoch: 0,
         last_vote_epoch: 0,
+        in_sync: Vec::new(),
     };
     let mut ids = std::collections::HashSet::new();
     // Index into `conf.nodes` of each slot's owner so far.
@@ -678,7 +734,7 @@ pub fn parse(text: &str) -> Result<NodesConf, NodesConfError> {
 
 /// The file form: a line per node (`handshake` nodes left out, as Redis
 /// does: their ids are provisional), then `vars currentEpoch N
-/// lastVoteEpoch M`, each line ending in `\n`.
+/// lastVoteEpoch M` (and `inSync` pairs), each line ending in `\n`.
 pub fn format(conf: &NodesConf) -> String {
     let mut out = String::new();
     for node in conf.nodes.iter().filter(|n| !n.flags.handshake) {
@@ -686,10 +742,14 @@ pub fn format(conf: &NodesConf) -> String {
         out.push('\n');
     }
     out.push_str(&std::format!(
-        "vars currentEpoch {} lastVoteEpoch {}\n",
+        "vars currentEpoch {} lastVoteEpoch {}",
         conf.current_epoch,
         conf.last_vote_epoch
     ));
+    for line in &conf.in_sync {
+        out.push_str(&std::format!(" inSync {line}"));
+    }
+    out.push('\n');
     out
 }
 
@@ -1557,10 +1617,21 @@ vars currentEpoch 4 lastVoteEpoch 0
                         nodes[me].importing.push((slot, peer));
                     }
                 }
+                let in_sync = nodes
+                    .iter()
+                    .take(2)
+                    .enumerate()
+                    .map(|(k, n)| InSyncLine {
+                        master: n.id.clone(),
+                        version: current + k as u64,
+                        members: nodes.iter().skip(k).take(2).map(|m| m.id.clone()).collect(),
+                    })
+                    .collect();
                 NodesConf {
                     nodes,
                     current_epoch: current,
                     last_vote_epoch: voted,
+                    in_sync,
                 }
             })
     }

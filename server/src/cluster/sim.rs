@@ -4,6 +4,10 @@
 //! pauses and restarts. Seeded: one seed, one run. It checks the protocol's
 //! invariants (docs/CLUSTER.md) after every step and reports the first broken.
 
+mod plane;
+
+pub use plane::PlaneCounts;
+
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::net::{IpAddr, Ipv4Addr};
@@ -15,6 +19,7 @@ use super::id::Id;
 use super::machine::{Cluster, Link, Output, Settings, TICK};
 use super::message::{Addr, Flags, Message};
 use super::nodes_conf;
+use super::slots::SlotSet;
 use crate::clock::Millis;
 use crate::keyspace::SLOTS;
 
@@ -50,6 +55,8 @@ impl Default for Network {
 #[derive(Debug, Clone)]
 enum Event {
     Tick(usize),
+    /// A lock client asks for a grant (with [`Sim::set_locks`]).
+    Client,
     LinkUp {
         node: usize,
         peer: Id,
@@ -102,6 +109,10 @@ struct SimNode {
     seen_config: u64,
     /// When each node was flagged `fail` by this node (first time).
     failed: BTreeSet<Id>,
+    /// The replication offset the data plane reports (see [`Sim::set_offset`]).
+    offset: u64,
+    /// Its id, as last seen (kept while crashed).
+    id: Id,
 }
 
 /// A broken invariant.
@@ -133,6 +144,10 @@ pub struct Sim {
     /// Of those, messages that carried their sender's full claim.
     pub claims: u64,
     violation: Option<Violation>,
+    /// The data plane's model (with [`Sim::set_locks`]).
+    plane: Option<plane::Plane>,
+    /// Every claim made, by config epoch: who claimed which slots (I6).
+    claimed: BTreeMap<u64, Vec<(Id, SlotSet)>>,
     /// Print every event (`RINGKV_SIM_TRACE`).
     trace: bool,
     /// Check the invariants (off for large benchmark runs).
@@ -162,6 +177,8 @@ impl Sim {
             messages: 0,
             claims: 0,
             violation: None,
+            plane: None,
+            claimed: BTreeMap::new(),
             trace: std::env::var_os("RINGKV_SIM_TRACE").is_some(),
             checks: true,
             configs: true,
@@ -174,6 +191,7 @@ impl Sim {
             };
             let node_seed = sim.rng.random::<u64>();
             let cluster = Cluster::new(settings, addr, node_seed, sim.now);
+            let id = cluster.myself();
             sim.nodes.push(SimNode {
                 addr,
                 cluster: Some(cluster),
@@ -186,6 +204,8 @@ impl Sim {
                 seen_current: 0,
                 seen_config: 0,
                 failed: BTreeSet::new(),
+                offset: 0,
+                id,
             });
             // Ticks start at random offsets, as real nodes' crons do.
             let first = sim.now + sim.rng.random_range(0..TICK);
@@ -236,10 +256,38 @@ impl Sim {
     /// Runs `f` on node `i`'s machine (if up), then handles what it produced.
     pub fn with(&mut self, i: usize, f: impl FnOnce(&mut Cluster, Millis)) {
         let now = self.now;
+        let offset = self.plane_offset(i).unwrap_or(self.nodes[i].offset);
         if let Some(cluster) = self.nodes[i].cluster.as_mut() {
+            cluster.set_repl_offset(offset);
             f(cluster, now);
+            self.nodes[i].id = cluster.myself();
             self.drain(i);
         }
+    }
+
+    /// Node `i`'s id (it keeps it across restarts).
+    pub fn id(&self, i: usize) -> Id {
+        match &self.nodes[i].cluster {
+            Some(c) => c.myself(),
+            None => self.nodes[i].id,
+        }
+    }
+
+    /// Sets the replication offset node `i`'s data plane reports from now
+    /// on (a master's stream, a replica's applied offset).
+    pub fn set_offset(&mut self, i: usize, offset: u64) {
+        self.nodes[i].offset = offset;
+    }
+
+    /// Sets node `i`'s `cluster-replica-no-failover`.
+    pub fn set_no_failover(&mut self, i: usize, on: bool) {
+        self.with(i, |c, _| {
+            let settings = Settings {
+                replica_no_failover: on,
+                ..c.settings()
+            };
+            c.set_settings(settings);
+        });
     }
 
     /// Node `i` meets node `j` (`CLUSTER MEET`).
@@ -274,6 +322,7 @@ impl Sim {
     /// Crashes node `i`: its state and links are gone.
     pub fn crash(&mut self, i: usize) {
         self.nodes[i].cluster = None;
+        self.plane_crashed(i);
         let dead: Vec<u64> = self
             .links
             .iter()
@@ -405,16 +454,7 @@ impl Sim {
                 } => eprintln!(
                     "{} deliver {from}->{to} via {via} as {link:?}: {} claim={} digest={:x} your={:x} cfg={}",
                     self.now,
-                    match message.body {
-                        super::message::Body::Meet(_) => "meet",
-                        super::message::Body::Ping(_) => "ping",
-                        super::message::Body::Pong(_) => "pong",
-                        super::message::Body::Fail(_) => "fail",
-                        super::message::Body::Update { .. } => "update",
-                        super::message::Body::AddSlots { .. } => "addslots",
-                        super::message::Body::Publish { .. } => "publish",
-                        super::message::Body::PublishShard { .. } => "spublish",
-                    },
+                    super::message::Body::KINDS[message.body.kind()],
                     message.header.claim.is_some(),
                     message.header.claim_digest,
                     message.header.your_claim_digest,
@@ -455,8 +495,12 @@ impl Sim {
                 if self.nodes[i].paused {
                     return;
                 }
+                if self.plane.is_some() {
+                    self.plane_tick(i);
+                }
                 self.with(i, |c, now| c.tick(now));
             }
+            Event::Client => self.client(),
             Event::LinkUp { node, peer, link } => {
                 if self.nodes[node].paused {
                     // It learns of the connection when it runs again.
@@ -724,7 +768,14 @@ impl Sim {
             let version = node.cluster.as_ref().map_or(0, Cluster::table_version);
             changed |= std::mem::replace(&mut node.table_version, version) != version;
         }
-        if !changed {
+        if changed {
+            self.check_claims();
+            if let Some(plane) = &mut self.plane {
+                plane.dirty = true;
+            }
+        }
+        self.check_plane();
+        if !changed || self.violation.is_some() {
             return;
         }
         let live: Vec<&Cluster> = self
@@ -750,6 +801,39 @@ impl Sim {
                     Some(_) => {}
                     None => seen.push((epoch, owner)),
                 }
+            }
+        }
+    }
+
+    /// I6: two nodes never claim a slot under one config epoch, across the
+    /// whole run (a claim is recorded when made, and kept).
+    fn check_claims(&mut self) {
+        for i in 0..self.nodes.len() {
+            let Some(c) = self.nodes[i].cluster.as_ref() else {
+                continue;
+            };
+            let me = c.node(c.myself()).expect("myself");
+            if !c.role().is_master() || me.claim.is_empty() {
+                continue;
+            }
+            let claims = self.claimed.entry(me.config_epoch).or_default();
+            for (other, slots) in claims.iter() {
+                let shared = (0..slots.0.len()).find(|&w| slots.0[w] & me.claim.0[w] != 0);
+                if *other != me.id && shared.is_some() {
+                    self.violation = Some(Violation(format!(
+                        "I6: node {i} ({:?}) claims slots {other:?} claimed under config epoch {}",
+                        me.id, me.config_epoch
+                    )));
+                    return;
+                }
+            }
+            match claims.iter_mut().find(|(id, _)| *id == me.id) {
+                Some((_, slots)) => {
+                    for (w, word) in slots.0.iter_mut().enumerate() {
+                        *word |= me.claim.0[w];
+                    }
+                }
+                None => claims.push((me.id, (*me.claim).clone())),
             }
         }
     }

@@ -20,6 +20,11 @@ pub struct ViewNode {
     pub shard: Id,
     /// Where it listens.
     pub addr: Addr,
+    /// A replica's master.
+    pub master: Option<Id>,
+    /// Its replication offset (this node's own: as the data plane last set
+    /// it; another's: as its last header said).
+    pub repl_offset: u64,
     /// Its `CLUSTER NODES` line.
     pub line: NodeLine,
 }
@@ -33,6 +38,11 @@ impl ViewNode {
     /// Flagged `fail?` or `fail`.
     pub fn failing(&self) -> bool {
         self.line.flags.pfail || self.line.flags.fail
+    }
+
+    /// A replica (of some master).
+    pub fn is_replica(&self) -> bool {
+        !self.line.flags.master && self.master.is_some()
     }
 }
 
@@ -83,6 +93,12 @@ impl ClusterView {
                 id: n.id,
                 shard: n.shard,
                 addr: n.addr,
+                master: n.master,
+                repl_offset: if n.id == cluster.myself() {
+                    cluster.repl_offset()
+                } else {
+                    n.repl_offset
+                },
                 line: cluster.node_line(n),
             })
             .collect();
@@ -117,6 +133,19 @@ impl ClusterView {
             .binary_search_by_key(&id, |n| n.id)
             .ok()
             .map(|i| &self.nodes[i])
+    }
+
+    /// The replicas of master `id`, in id order.
+    pub fn replicas_of(&self, id: Id) -> impl Iterator<Item = &ViewNode> {
+        self.nodes
+            .iter()
+            .filter(move |n| n.is_replica() && n.master == Some(id))
+    }
+
+    /// This node's master, when it is a replica.
+    pub fn my_master(&self) -> Option<Id> {
+        let me = self.myself();
+        me.master.filter(|_| me.is_replica())
     }
 
     /// The node serving `slot`, if assigned.

@@ -133,6 +133,11 @@ enum Kind {
     AddSlots = 0x15,
     Publish = 0x16,
     PublishShard = 0x17,
+    AuthRequest = 0x18,
+    AuthAck = 0x19,
+    MfStart = 0x1a,
+    InSync = 0x1b,
+    InSyncAck = 0x1c,
 }
 
 impl Kind {
@@ -149,6 +154,11 @@ impl Kind {
             0x15 => Kind::AddSlots,
             0x16 => Kind::Publish,
             0x17 => Kind::PublishShard,
+            0x18 => Kind::AuthRequest,
+            0x19 => Kind::AuthAck,
+            0x1a => Kind::MfStart,
+            0x1b => Kind::InSync,
+            0x1c => Kind::InSyncAck,
             _ => return None,
         })
     }
@@ -167,6 +177,11 @@ impl Kind {
                 Body::AddSlots { .. } => Kind::AddSlots,
                 Body::Publish { .. } => Kind::Publish,
                 Body::PublishShard { .. } => Kind::PublishShard,
+                Body::FailoverAuthRequest { .. } => Kind::AuthRequest,
+                Body::FailoverAuthAck { .. } => Kind::AuthAck,
+                Body::MfStart => Kind::MfStart,
+                Body::InSync { .. } => Kind::InSync,
+                Body::InSyncAck { .. } => Kind::InSyncAck,
             },
         }
     }
@@ -199,7 +214,7 @@ pub fn message_len(message: &Message) -> usize {
 fn header_len(header: &Header) -> usize {
     let master = header.master.map_or(0, |_| 20);
     let claim = header.claim.as_ref().map_or(0, |_| SLOT_BYTES);
-    20 + 20 + 2 + 1 + master + 2 + 2 + 4 * 8 + 1 + 1 + claim
+    20 + 20 + 2 + 1 + master + 2 + 2 + 5 * 8 + 1 + 1 + 1 + claim
 }
 
 fn body_len(body: &Body) -> usize {
@@ -213,7 +228,17 @@ fn body_len(body: &Body) -> usize {
         Body::Publish { channel, message } | Body::PublishShard { channel, message } => {
             4 + channel.len() + 4 + message.len()
         }
+        Body::FailoverAuthRequest { .. } => 8 + SLOT_BYTES + 1,
+        Body::FailoverAuthAck { .. } | Body::InSyncAck { .. } => 8,
+        Body::MfStart => 0,
+        Body::InSync { members, .. } => 8 + 2 + 20 * sent_members(members).len(),
     }
+}
+
+/// The members an in-sync set carries: a count is a `u16` (a shard has far
+/// fewer replicas).
+fn sent_members(members: &[Id]) -> &[Id] {
+    &members[..members.len().min(usize::from(u16::MAX))]
 }
 
 fn gossip_len(gossip: &Gossip) -> usize {
@@ -292,10 +317,12 @@ fn put_header(out: &mut Vec<u8>, header: &Header) {
         header.config_epoch,
         header.claim_digest,
         header.your_claim_digest,
+        header.offset,
     ] {
         out.extend_from_slice(&n.to_be_bytes());
     }
     out.push(u8::from(header.knows_you));
+    out.push(u8::from(header.paused));
     match &header.claim {
         Some(claim) => {
             out.push(1);
@@ -333,6 +360,26 @@ fn put_body(out: &mut Vec<u8>, body: &Body) {
             out.extend_from_slice(channel);
             put_u32(out, message.len());
             out.extend_from_slice(message);
+        }
+        Body::FailoverAuthRequest {
+            config_epoch,
+            slots,
+            manual,
+        } => {
+            out.extend_from_slice(&config_epoch.to_be_bytes());
+            put_slots(out, slots);
+            out.push(u8::from(*manual));
+        }
+        Body::FailoverAuthAck { epoch } => out.extend_from_slice(&epoch.to_be_bytes()),
+        Body::InSyncAck { version } => out.extend_from_slice(&version.to_be_bytes()),
+        Body::MfStart => {}
+        Body::InSync { version, members } => {
+            out.extend_from_slice(&version.to_be_bytes());
+            let members = sent_members(members);
+            out.extend_from_slice(&(members.len() as u16).to_be_bytes());
+            for id in members {
+                out.extend_from_slice(&id.0);
+            }
         }
     }
 }
@@ -463,6 +510,22 @@ impl<'a> Reader<'a> {
                     message: r.blob("message length")?,
                 })
             })?,
+            Kind::AuthRequest => self.message(|r| {
+                Ok(Body::FailoverAuthRequest {
+                    config_epoch: r.u64()?,
+                    slots: r.slots()?,
+                    manual: r.present("manual")?,
+                })
+            })?,
+            Kind::AuthAck => self.message(|r| Ok(Body::FailoverAuthAck { epoch: r.u64()? }))?,
+            Kind::MfStart => self.message(|_| Ok(Body::MfStart))?,
+            Kind::InSync => self.message(|r| {
+                Ok(Body::InSync {
+                    version: r.u64()?,
+                    members: r.id_list()?,
+                })
+            })?,
+            Kind::InSyncAck => self.message(|r| Ok(Body::InSyncAck { version: r.u64()? }))?,
         })
     }
 
@@ -493,7 +556,9 @@ impl<'a> Reader<'a> {
             config_epoch: self.u64()?,
             claim_digest: self.u64()?,
             your_claim_digest: self.u64()?,
+            offset: self.u64()?,
             knows_you: self.present("knows-you")?,
+            paused: self.present("paused")?,
             claim: match self.present("claim presence")? {
                 true => Some(self.slots()?),
                 false => None,
@@ -526,6 +591,19 @@ impl<'a> Reader<'a> {
             });
         }
         Ok(gossip)
+    }
+
+    fn id_list(&mut self) -> Result<Vec<Id>, WireError> {
+        let count = usize::from(self.u16()?);
+        // Room for `count` ids, before allocating for them.
+        if count * 20 > self.rest.len() {
+            return Err(WireError::Exceeds {
+                what: "member count",
+                value: count,
+                left: self.rest.len(),
+            });
+        }
+        (0..count).map(|_| self.id()).collect()
     }
 
     fn ip(&mut self) -> Result<IpAddr, WireError> {
@@ -643,7 +721,7 @@ mod tests {
         max_publish: 4 << 20,
     };
     /// A header without master or claim.
-    const HEADER_LEN: usize = 81;
+    const HEADER_LEN: usize = 90;
     /// Where a message's body starts: prefix, type byte, header.
     const BODY_AT: usize = PREFIX_LEN + 1 + HEADER_LEN;
 
@@ -705,7 +783,9 @@ mod tests {
             config_epoch: 9,
             claim_digest: 0x0123_4567_89ab_cdef,
             your_claim_digest: 0xfedc_ba98_7654_3210,
+            offset: 0x1122_3344,
             knows_you: true,
+            paused: false,
             claim: claim.map(Box::new),
         }
     }
@@ -786,7 +866,47 @@ mod tests {
                     message: Vec::new(),
                 },
             ),
+            message(
+                paused_master(),
+                Body::FailoverAuthRequest {
+                    config_epoch: 7,
+                    slots: Box::new((0..100).collect()),
+                    manual: true,
+                },
+            ),
+            message(
+                header(None),
+                Body::FailoverAuthRequest {
+                    config_epoch: 0,
+                    slots: Box::default(),
+                    manual: false,
+                },
+            ),
+            message(header(None), Body::FailoverAuthAck { epoch: 12 }),
+            message(header(None), Body::MfStart),
+            message(
+                header(None),
+                Body::InSync {
+                    version: 3,
+                    members: vec![Id([1; 20]), Id([2; 20])],
+                },
+            ),
+            message(
+                header(None),
+                Body::InSync {
+                    version: 4,
+                    members: Vec::new(),
+                },
+            ),
+            message(header(None), Body::InSyncAck { version: 4 }),
         ]
+    }
+
+    /// A master's header during a manual failover: writes paused.
+    fn paused_master() -> Header {
+        let mut header = header(None);
+        header.paused = true;
+        header
     }
 
     #[test]
@@ -893,7 +1013,7 @@ mod tests {
 
     #[test]
     fn unknown_types_are_refused_before_their_body_arrives() {
-        for kind in [0, 4, 0x0f, 0x18, 0xff] {
+        for kind in [0, 4, 0x0f, 0x1d, 0xff] {
             let mut buf = BytesMut::from(&100u32.to_be_bytes()[..]);
             buf.extend_from_slice(&[kind]);
             let mut decoder = FrameDecoder::new(LIMITS);
@@ -996,10 +1116,14 @@ mod tests {
         let bytes = bytes_of(&message(header(None), Body::Ping(vec![gossip(1)])));
         let master_presence = PREFIX_LEN + 1 + 42;
         let claim_presence = BODY_AT - 1;
+        let paused = BODY_AT - 2;
+        let knows_you = BODY_AT - 3;
         let family = BODY_AT + 2 + 40;
         for (at, what, value) in [
             (master_presence, "master presence", 2),
             (claim_presence, "claim presence", 0xff),
+            (paused, "paused", 2),
+            (knows_you, "knows-you", 7),
             (family, "address family", 5),
         ] {
             let mut bad = bytes.clone();
@@ -1014,6 +1138,34 @@ mod tests {
             value: 31,
         });
         assert_eq!(decode_one(&proof), refused);
+        let request = Body::FailoverAuthRequest {
+            config_epoch: 1,
+            slots: Box::default(),
+            manual: false,
+        };
+        let mut bad = bytes_of(&message(header(None), request));
+        *bad.last_mut().unwrap() = 2;
+        let refused = Err(WireError::Malformed {
+            what: "manual",
+            value: 2,
+        });
+        assert_eq!(decode_one(&bad), refused);
+    }
+
+    #[test]
+    fn an_in_sync_member_count_over_what_the_frame_holds_is_refused() {
+        let set = Body::InSync {
+            version: 1,
+            members: vec![Id([3; 20])],
+        };
+        let mut bad = bytes_of(&message(header(None), set));
+        bad[BODY_AT + 8..BODY_AT + 10].copy_from_slice(&2u16.to_be_bytes());
+        let refused = Err(WireError::Exceeds {
+            what: "member count",
+            value: 2,
+            left: 20,
+        });
+        assert_eq!(decode_one(&bad), refused);
     }
 
     #[test]
@@ -1069,13 +1221,13 @@ mod tests {
     }
 
     #[test]
-    fn a_typical_ping_is_253_bytes_and_2301_with_its_claim() {
+    fn a_typical_ping_is_262_bytes_and_2310_with_its_claim() {
         let gossip = vec![gossip(1), gossip(2), gossip(3)];
         let ping = message(header(None), Body::Ping(gossip.clone()));
         let claim: SlotSet = (0..5461).collect();
         let with_claim = message(header(Some(claim)), Body::Ping(gossip));
-        assert_eq!(bytes_of(&ping).len(), 253);
-        assert_eq!(bytes_of(&with_claim).len(), 253 + SLOT_BYTES);
+        assert_eq!(bytes_of(&ping).len(), 262);
+        assert_eq!(bytes_of(&with_claim).len(), 262 + SLOT_BYTES);
     }
 
     fn id() -> impl Strategy<Value = Id> {
@@ -1129,11 +1281,16 @@ mod tests {
         (
             (id(), id(), flags(), proptest::option::of(id())),
             (any::<u16>(), any::<u16>()),
-            any::<[u64; 4]>(),
-            (proptest::option::of(slots()), any::<bool>()),
+            any::<[u64; 5]>(),
+            (proptest::option::of(slots()), any::<bool>(), any::<bool>()),
         )
             .prop_map(
-                |((sender, shard, flags, master), (port, cport), epochs, (claim, knows_you))| {
+                |(
+                    (sender, shard, flags, master),
+                    (port, cport),
+                    epochs,
+                    (claim, knows_you, paused),
+                )| {
                     Header {
                         sender,
                         shard,
@@ -1145,7 +1302,9 @@ mod tests {
                         config_epoch: epochs[1],
                         claim_digest: epochs[2],
                         your_claim_digest: epochs[3],
+                        offset: epochs[4],
                         knows_you,
+                        paused,
                         claim,
                     }
                 },
@@ -1170,6 +1329,18 @@ mod tests {
             (any::<u64>(), slots()).prop_map(|(epoch, slots)| Body::AddSlots { epoch, slots }),
             (blob(), blob()).prop_map(|(channel, message)| Body::Publish { channel, message }),
             (blob(), blob()).prop_map(|(channel, message)| Body::PublishShard { channel, message }),
+            (any::<u64>(), slots(), any::<bool>()).prop_map(|(config_epoch, slots, manual)| {
+                Body::FailoverAuthRequest {
+                    config_epoch,
+                    slots,
+                    manual,
+                }
+            }),
+            any::<u64>().prop_map(|epoch| Body::FailoverAuthAck { epoch }),
+            Just(Body::MfStart),
+            (any::<u64>(), proptest::collection::vec(id(), 0..5))
+                .prop_map(|(version, members)| Body::InSync { version, members }),
+            any::<u64>().prop_map(|version| Body::InSyncAck { version }),
         ]
     }
 

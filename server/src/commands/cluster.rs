@@ -1,9 +1,10 @@
 //! Cluster commands: what the cluster looks like (CLUSTER INFO / NODES / SLOTS /
-//! SHARDS / LINKS / MYID / MYSHARDID / KEYSLOT / COUNTKEYSINSLOT /
-//! GETKEYSINSLOT / COUNT-FAILURE-REPORTS), changing it (MEET / FORGET /
-//! ADDSLOTS[RANGE] / DELSLOTS[RANGE] / FLUSHSLOTS / SET-CONFIG-EPOCH /
-//! BUMPEPOCH / RESET / SAVECONFIG, and ringkv's RING ASSIGN), READONLY,
-//! READWRITE, ASKING, and where a keyed command may run ([`route`]).
+//! SHARDS / REPLICAS / SLAVES / LINKS / MYID / MYSHARDID / KEYSLOT /
+//! COUNTKEYSINSLOT / GETKEYSINSLOT / COUNT-FAILURE-REPORTS), changing it (MEET /
+//! FORGET / REPLICATE / FAILOVER / ADDSLOTS[RANGE] / DELSLOTS[RANGE] /
+//! FLUSHSLOTS / SET-CONFIG-EPOCH / BUMPEPOCH / RESET / SAVECONFIG, and ringkv's
+//! RING ASSIGN), READONLY, READWRITE, ASKING, and where a keyed command may
+//! run ([`route`]).
 //! Replies and errors follow Redis Cluster's, so `redis-cli --cluster` and
 //! cluster clients work unchanged. Changes step the node's cluster machine
 //! (`ClusterHandle::step`), which saves the config before the reply.
@@ -50,6 +51,10 @@ pub const COMMANDS: &[CommandSpec] = &[
         spec("countkeysinslot", 3, STALE, "Returns the number of keys in a hash slot.", handler!(CountKeys)),
         spec("getkeysinslot", 4, STALE, "Returns the key names in a hash slot.", handler!(GetKeys)),
         spec("links", 2, STALE, "Returns a list of all TCP links to and from peer nodes.", handler!(Links)).since("7.0.0"),
+        spec("replicas", 3, ADMIN_STALE, "Lists the replica nodes of a master node.", handler!(Replicas)).since("5.0.0"),
+        spec("slaves", 3, ADMIN_STALE, "Lists the replica nodes of a master node.", handler!(Replicas)),
+        spec("replicate", 3, ADMIN_STALE, "Configure a node as replica of a master node.", handler!(Replicate)),
+        spec("failover", -2, ADMIN_STALE, "Forces a replica to perform a manual failover of its master.", handler!(Failover)),
         spec("count-failure-reports", 3, ADMIN_STALE, "Returns the number of active failure reports active for a node.", handler!(FailureReports)),
         spec("meet", -4, ADMIN_STALE, "Forces a node to handshake with another node.", handler!(Meet)),
         spec("forget", 3, ADMIN_STALE, "Removes a node from the nodes table.", handler!(Forget)),
@@ -64,8 +69,8 @@ pub const COMMANDS: &[CommandSpec] = &[
         spec("saveconfig", 2, ADMIN_STALE, "Forces a node to save the cluster configuration to disk.", handler!(SaveConfig)),
         spec("ring", 3, ADMIN_STALE, "ringkv: ASSIGN gives every unassigned slot to the masters by the consistent-hashing ring, under new epochs.", handler!(RingAssign)).since("0.1.0"),
     ]),
-    spec("readonly", 1, FAST | LOADING | STALE, "Enables read-only queries for a connection to a Redis Cluster replica node.", handler!(Ok_)),
-    spec("readwrite", 1, FAST | LOADING | STALE, "Enables read-write queries for a connection to a Redis Cluster replica node.", handler!(Ok_)),
+    spec("readonly", 1, FAST | LOADING | STALE, "Enables read-only queries for a connection to a Redis Cluster replica node.", handler!(ReadOnly<true>)),
+    spec("readwrite", 1, FAST | LOADING | STALE, "Enables read-write queries for a connection to a Redis Cluster replica node.", handler!(ReadOnly<false>)),
     spec("asking", 1, FAST, "Signals that a cluster client is following an -ASK redirect.", handler!(Ok_)),
 ];
 
@@ -119,7 +124,24 @@ fn node_arg(p: &mut Parser<'_>) -> Result<(Id, String), CommandError> {
     }
 }
 
-/// `READONLY`, `READWRITE`, `ASKING`: accepted (no replicas or migrations yet).
+/// `READONLY` (reads of the slots this replica's master serves run on the
+/// replica) and `READWRITE` (they are redirected again), per connection.
+struct ReadOnly<const ON: bool>;
+
+impl<'a, const ON: bool> Command<'a> for ReadOnly<ON> {
+    fn parse(_: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(ReadOnly)
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        cluster(ctx)?;
+        ctx.session.readonly = ON;
+        ctx.out.ok();
+        Ok(())
+    }
+}
+
+/// `ASKING`: accepted (no slot migrations yet).
 struct Ok_;
 
 impl<'a> Command<'a> for Ok_ {
@@ -204,7 +226,14 @@ fn node_entry(out: &mut Reply, node: &ViewNode) {
     out.map(0);
 }
 
-/// `CLUSTER SLOTS`: `[first, last, [ip, port, id, {}]]` per range.
+/// A replica `CLUSTER SLOTS` lists: not failing, and synced (Redis's
+/// `isReplicaAvailable`: a replica at offset 0 has not loaded yet).
+fn available(node: &ViewNode) -> bool {
+    !node.failing() && node.repl_offset != 0
+}
+
+/// `CLUSTER SLOTS`: `[first, last, [ip, port, id, {}], replicas...]` per
+/// range.
 struct Slots;
 
 impl<'a> Command<'a> for Slots {
@@ -221,10 +250,15 @@ impl<'a> Command<'a> for Slots {
             .collect();
         ctx.out.array(ranges.len());
         for (first, last, owner) in ranges {
-            ctx.out.array(3);
+            let replicas: Vec<&ViewNode> =
+                c.replicas_of(owner.id).filter(|r| available(r)).collect();
+            ctx.out.array(3 + replicas.len());
             ctx.out.int(i64::from(first));
             ctx.out.int(i64::from(last));
             node_entry(ctx.out, owner);
+            for replica in replicas {
+                node_entry(ctx.out, replica);
+            }
         }
         Ok(())
     }
@@ -255,7 +289,13 @@ impl<'a> Command<'a> for Shards {
                 .iter()
                 .filter(|n| n.shard == shard && !n.line.flags.handshake)
                 .collect();
-            let ranges: Vec<(u16, u16)> = nodes.iter().flat_map(|n| n.line.slots.clone()).collect();
+            // The shard's slots are its master's (a replica's line has none,
+            // and an old master's leftovers are not the shard's).
+            let ranges: Vec<(u16, u16)> = nodes
+                .iter()
+                .filter(|n| n.line.flags.master)
+                .flat_map(|n| n.line.slots.clone())
+                .collect();
             ctx.out.map(2);
             ctx.out.bulk(b"slots");
             ctx.out.array(ranges.len() * 2);
@@ -288,10 +328,12 @@ impl<'a> Command<'a> for Shards {
                 };
                 ctx.out.bulk(role);
                 ctx.out.bulk(b"replication-offset");
-                ctx.out.int(0);
+                ctx.out.int(n.repl_offset as i64);
                 ctx.out.bulk(b"health");
-                let health: &[u8] = if n.line.flags.fail {
-                    b"failed"
+                let health: &[u8] = if n.failing() {
+                    b"fail"
+                } else if n.line.flags.replica && n.repl_offset == 0 {
+                    b"loading"
                 } else {
                     b"online"
                 };
@@ -448,6 +490,86 @@ impl<'a> Command<'a> for FailureReports {
             .ok_or_else(disabled)?
             .ok_or_else(|| CommandError::err(format!("Unknown node {}", self.1)))?;
         ctx.out.int(reports as i64);
+        Ok(())
+    }
+}
+
+/// `CLUSTER REPLICAS|SLAVES node-id`: the replicas' `CLUSTER NODES` lines.
+struct Replicas(Id, String);
+
+impl<'a> Command<'a> for Replicas {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let (id, text) = node_arg(p)?;
+        Ok(Replicas(id, text))
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let c = cluster(ctx)?;
+        let master = c
+            .node(self.0)
+            .ok_or_else(|| CommandError::err(format!("Unknown node {}", self.1)))?;
+        if master.is_replica() {
+            return Err(admin_error(AdminError::NotMaster));
+        }
+        let lines: Vec<String> = c
+            .replicas_of(self.0)
+            .map(|r| r.line.to_cluster_nodes_line())
+            .collect();
+        ctx.out.array(lines.len());
+        for line in lines {
+            ctx.out.bulk(line.as_bytes());
+        }
+        Ok(())
+    }
+}
+
+/// `CLUSTER REPLICATE node-id`: this node becomes a replica of that master.
+struct Replicate(Id, String);
+
+impl<'a> Command<'a> for Replicate {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let (id, text) = node_arg(p)?;
+        Ok(Replicate(id, text))
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        cluster(ctx)?;
+        let has_keys = !ctx.shared.data.keyspace.is_empty();
+        let text = self.1;
+        step(ctx, |c, now| {
+            c.replicate(self.0, has_keys, now).map_err(|e| match e {
+                AdminError::UnknownNode(_) => AdminError::UnknownNode(text),
+                e => e,
+            })
+        })?;
+        ctx.out.ok();
+        Ok(())
+    }
+}
+
+/// `CLUSTER FAILOVER [FORCE|TAKEOVER]` (docs/CLUSTER.md, F7).
+struct Failover {
+    force: bool,
+    takeover: bool,
+}
+
+impl<'a> Command<'a> for Failover {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let (force, takeover) = match p.next_keyword() {
+            None => (false, false),
+            Some(k) if k.as_str() == "FORCE" => (true, false),
+            Some(k) if k.as_str() == "TAKEOVER" => (true, true),
+            Some(_) => return Err(CommandError::Syntax),
+        };
+        if p.remaining() > 0 {
+            return Err(p.subcommand_error());
+        }
+        Ok(Failover { force, takeover })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        step(ctx, |c, now| c.failover(self.force, self.takeover, now))?;
+        ctx.out.ok();
         Ok(())
     }
 }
@@ -717,14 +839,16 @@ impl<'a> Command<'a> for RingAssign {
 /// keys in one slot (and, inside MULTI, the transaction's slot), that slot
 /// served, the cluster up (or the command let through while it is down:
 /// reads with `cluster-allow-reads-when-down`, sharded pub/sub with
-/// `cluster-allow-pubsubshard-when-down`), and the slot this node's. Commands
-/// with no keys run anywhere; commands over the whole keyspace run on this
-/// node's share. Returns the keys' slot.
+/// `cluster-allow-pubsubshard-when-down`), and the slot this node's, or, on
+/// a `READONLY` connection (`readonly`) to a replica, its master's for a
+/// command that does not write. Commands with no keys run anywhere; commands
+/// over the whole keyspace run on this node's share. Returns the keys' slot.
 pub fn route(
     cluster: &ClusterView,
     command: &super::table::Command,
     keys: &KeySlots<'_>,
     transaction_slot: Option<u16>,
+    readonly: bool,
     config: &LiveConfig,
 ) -> Result<Option<u16>, CommandError> {
     if command.has(ALL_SLOTS) {
@@ -755,7 +879,11 @@ pub fn route(
             return Err(CommandError::ClusterDownReadOnly);
         }
     }
-    if cluster.is_mine(slot) {
+    // Redis lets sharded pub/sub run on a replica of the slot's master too.
+    let replica_read = (readonly || command.has(PUBSUB))
+        && !command.has(WRITE)
+        && cluster.my_master() == Some(owner.id);
+    if cluster.is_mine(slot) || replica_read {
         Ok(Some(slot))
     } else {
         Err(CommandError::Moved {

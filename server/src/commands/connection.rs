@@ -306,6 +306,7 @@ impl<'a> Command<'a> for Reset {
         ctx.session.handle.set_name(b"");
         ctx.session.authenticated = !ctx.shared.config.has_password();
         ctx.session.multi = None;
+        ctx.session.readonly = false;
         ctx.session.unwatch_all(&ctx.shared.data.watches);
         ctx.session.unsubscribe_all(&ctx.shared.data.pubsub);
         ctx.out.simple("RESET");

@@ -353,7 +353,14 @@ fn may_run(
 ) -> Result<(), CommandError> {
     if let Some(Some(state)) = shared.cluster.view().as_deref() {
         let transaction_slot = session.multi.as_ref().and_then(|tx| tx.slot);
-        let slot = cluster::route(state, command, keys, transaction_slot, &shared.config)?;
+        let slot = cluster::route(
+            state,
+            command,
+            keys,
+            transaction_slot,
+            session.readonly,
+            &shared.config,
+        )?;
         if let Some(tx) = &mut session.multi {
             tx.slot = tx.slot.or(slot);
         }

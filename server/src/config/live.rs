@@ -184,6 +184,10 @@ impl LiveConfig {
         crate::cluster::machine::Settings {
             node_timeout: self.cells.cluster_node_timeout.load(Relaxed),
             require_full_coverage: self.cells.cluster_require_full_coverage.load(Relaxed),
+            replica_no_failover: self.cells.cluster_replica_no_failover.load(Relaxed),
+            replica_validity_factor: self.cells.cluster_replica_validity_factor.load(Relaxed),
+            allow_replica_migration: self.cells.cluster_allow_replica_migration.load(Relaxed),
+            migration_barrier: self.cells.cluster_migration_barrier.load(Relaxed),
         }
     }
 

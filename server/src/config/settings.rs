@@ -164,6 +164,22 @@ settings! {
     /// Serve sharded pub/sub while the cluster is down.
     cluster_allow_pubsubshard_when_down "cluster-allow-pubsubshard-when-down": bool = true;
         YesNo, runtime;
+    /// A replica that never starts an automatic failover of its master (a
+    /// manual CLUSTER FAILOVER still works).
+    cluster_replica_no_failover "cluster-replica-no-failover" | "cluster-slave-no-failover": bool = false;
+        YesNo, runtime;
+    /// A replica cut off from its master for longer than node-timeout times
+    /// this (plus 10 s) does not fail over: its data may be too old (0: any age).
+    cluster_replica_validity_factor "cluster-replica-validity-factor" | "cluster-slave-validity-factor": u64 = 10;
+        int(0, INT_MAX), runtime;
+    /// Replicas move to masters left without any, and a replica whose master
+    /// lost every slot to another master follows that master.
+    cluster_allow_replica_migration "cluster-allow-replica-migration": bool = true;
+        YesNo, runtime;
+    /// Replicas a master keeps before one of them may migrate to an orphaned
+    /// master.
+    cluster_migration_barrier "cluster-migration-barrier": u64 = 1;
+        int(0, INT_MAX), runtime;
     /// Secret every bus peer must prove it knows (HMAC-SHA256 challenge) before
     /// anything it says is believed; every node of a cluster needs the same.
     /// Empty: requirepass as it was at start, or with no password none (as
@@ -319,6 +335,13 @@ mod tests {
         ("cluster-require-full-coverage", &["yes", "no"]),
         ("cluster-allow-reads-when-down", &["yes", "no"]),
         ("cluster-allow-pubsubshard-when-down", &["yes", "no"]),
+        ("cluster-replica-no-failover", &["yes", "no"]),
+        (
+            "cluster-replica-validity-factor",
+            &["0", "10", "2147483647"],
+        ),
+        ("cluster-allow-replica-migration", &["yes", "no"]),
+        ("cluster-migration-barrier", &["0", "1", "2147483647"]),
         ("cluster-bus-secret", &["", "s3cret"]),
         (
             "hash-max-listpack-entries",
@@ -397,6 +420,13 @@ mod tests {
         ("cluster-require-full-coverage", &["maybe"]),
         ("cluster-allow-reads-when-down", &["1"]),
         ("cluster-allow-pubsubshard-when-down", &["on"]),
+        ("cluster-replica-no-failover", &["1"]),
+        (
+            "cluster-replica-validity-factor",
+            &["-1", "2147483648", "x"],
+        ),
+        ("cluster-allow-replica-migration", &["maybe"]),
+        ("cluster-migration-barrier", &["-1", "x"]),
         ("cluster-bus-secret", &[]),
         ("hash-max-listpack-entries", &["-1", "x"]),
         ("hash-max-listpack-value", &["-1", "1x"]),

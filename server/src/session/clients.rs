@@ -37,6 +37,8 @@ pub struct Activity {
     pub watch: usize,
     /// Waiting in a blocking command.
     pub blocked: bool,
+    /// `READONLY`: reads may run on a cluster replica.
+    pub readonly: bool,
 }
 
 impl Activity {
@@ -56,6 +58,9 @@ impl Activity {
         }
         if self.blocked {
             flags.push('b');
+        }
+        if self.readonly {
+            flags.push('r');
         }
         if flags.is_empty() {
             flags.push('N');

@@ -50,6 +50,9 @@ pub struct Session {
     pub lookup: LookupCache,
     /// The transaction being collected after MULTI.
     pub multi: Option<Transaction>,
+    /// `READONLY` (cluster mode): reads of slots this replica's master
+    /// serves run here instead of being redirected.
+    pub readonly: bool,
     /// Watched keys, with the expiry each had when watched.
     pub watching: Vec<(Vec<u8>, Option<Millis>)>,
     /// Set when a watched key is touched.
@@ -85,6 +88,7 @@ impl Session {
             multi: self.multi.as_ref().map(Transaction::queued),
             watch: self.watching.len(),
             blocked,
+            readonly: self.readonly,
         }
     }
 
@@ -98,6 +102,7 @@ impl Session {
             stats: LocalStats::default(),
             lookup: LookupCache::default(),
             multi: None,
+            readonly: false,
             watching: Vec::new(),
             watch_flag: WatchFlag::default(),
             subscriptions: Subscriptions::default(),

@@ -1,0 +1,268 @@
+//! Replicas and failover between real processes on loopback: `CLUSTER
+//! REPLICATE` seen by every node, a killed master replaced by its replica and
+//! back as the replica of its successor, `CLUSTER FAILOVER` in its three
+//! forms, routing on a replica (`-MOVED`, `READONLY`), and `redis-cli
+//! --cluster` building and growing clusters with replicas. The data itself
+//! does not move yet (the replication data plane comes separately): these
+//! check the cluster's decisions.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ringkv_tests::cluster::{count_replicas, output_text, run_limited, TestCluster};
+use ringkv_tests::{expect_err, have_program, query as q};
+
+/// `cluster-node-timeout` of these tests, in ms.
+const TIMEOUT_MS: u64 = 2000;
+const NODE_TIMEOUT: &[&str] = &["--cluster-node-timeout", "2000"];
+
+/// Whether node `i` says it is a master (its `myself` line).
+fn is_master(cluster: &TestCluster, i: usize) -> bool {
+    cluster.nodes(i).is_some_and(|text| {
+        text.lines()
+            .find(|l| l.contains("myself"))
+            .and_then(|l| l.split(' ').nth(2))
+            .is_some_and(|flags| flags.split(',').any(|f| f == "master"))
+    })
+}
+
+/// Every running node serves slot `slot` from node `owner` and is `ok`.
+fn all_serve(cluster: &TestCluster, owner: &str, key: &str) -> bool {
+    cluster.running().into_iter().all(|i| {
+        let ok = cluster.info_field(i, "cluster_state").as_deref() == Some("ok");
+        let owns = cluster.nodes(i).is_some_and(|text| {
+            let slot = key_slot_of(cluster, key);
+            text.lines()
+                .find(|l| l.starts_with(owner))
+                .is_some_and(|l| serves(l, slot))
+        });
+        ok && owns
+    })
+}
+
+fn key_slot_of(cluster: &TestCluster, key: &str) -> u16 {
+    let i = cluster.running()[0];
+    let slot: i64 = q(&mut cluster.connect(i), &["CLUSTER", "KEYSLOT", key]);
+    slot as u16
+}
+
+/// Whether a `CLUSTER NODES` line lists `slot`.
+fn serves(line: &str, slot: u16) -> bool {
+    line.split(' ')
+        .skip(8)
+        .any(|range| match range.split_once('-') {
+            Some((a, b)) => {
+                a.parse().is_ok_and(|a: u16| a <= slot) && b.parse().is_ok_and(|b: u16| slot <= b)
+            }
+            None => range.parse() == Ok(slot),
+        })
+}
+
+/// A key whose slot master `i` serves.
+fn key_of(cluster: &TestCluster, i: usize) -> String {
+    let mut con = cluster.connect(i);
+    (0..)
+        .map(|n| format!("k{n}"))
+        .find(|key| {
+            redis::cmd("GET")
+                .arg(key)
+                .query::<Option<String>>(&mut con)
+                .is_ok()
+        })
+        .expect("the master serves some slot")
+}
+
+#[test]
+fn replicas_are_slaves_everywhere_take_over_a_killed_master_and_switch_roles_on_demand() {
+    let mut cluster = TestCluster::with_replicas("failover", 3, 1, NODE_TIMEOUT);
+    let ids: Vec<String> = (0..6).map(|i| cluster.id(i)).collect();
+    // Every node lists node 3 as node 0's replica, in NODES and REPLICAS.
+    for i in 0..6 {
+        assert_eq!(
+            cluster.master_of(i, &ids[3]).as_deref(),
+            Some(ids[0].as_str())
+        );
+        let replicas: Vec<String> = q(&mut cluster.connect(i), &["CLUSTER", "REPLICAS", &ids[0]]);
+        assert_eq!(replicas.len(), 1);
+        assert!(replicas[0].starts_with(&ids[3]), "{replicas:?}");
+    }
+    let mut master = cluster.connect(0);
+    assert_eq!(
+        expect_err(&mut master, &["CLUSTER", "FAILOVER"]),
+        "ERR You should send CLUSTER FAILOVER to a replica"
+    );
+    assert_eq!(
+        expect_err(&mut master, &["CLUSTER", "REPLICATE", &ids[1]]),
+        "ERR To set a master the node must be empty and without assigned slots."
+    );
+    assert_eq!(
+        expect_err(&mut cluster.connect(3), &["CLUSTER", "REPLICAS", &ids[3]]),
+        "ERR The specified node is not a master"
+    );
+    // A replica redirects keys to its master; READONLY lets reads run there.
+    let key = key_of(&cluster, 0);
+    let mut replica = cluster.connect(3);
+    let moved = expect_err(&mut replica, &["GET", &key]);
+    assert!(
+        moved.starts_with("MOVED ") && moved.ends_with(&format!(":{}", cluster.ports[0])),
+        "{moved}"
+    );
+    let _: () = q(&mut replica, &["READONLY"]);
+    let none: Option<String> = q(&mut replica, &["GET", &key]);
+    assert_eq!(none, None);
+    assert!(expect_err(&mut replica, &["SET", &key, "v"]).starts_with("MOVED "));
+    let _: () = q(&mut replica, &["READWRITE"]);
+    assert!(expect_err(&mut replica, &["GET", &key]).starts_with("MOVED "));
+
+    // kill -9 of master 0: its replica takes its slots.
+    let killed = Instant::now();
+    cluster.kill(0);
+    assert!(
+        cluster.wait(Duration::from_secs(15), |c| is_master(c, 3)
+            && all_serve(c, &ids[3], &key)),
+        "the replica did not take over"
+    );
+    let took = killed.elapsed();
+    eprintln!("failover after kill -9: {took:?}");
+    assert!(
+        took <= Duration::from_millis(2 * TIMEOUT_MS + 1_500),
+        "took {took:?}, over 2 x node-timeout + 1.5 s"
+    );
+    // The old master comes back as the replica of its successor.
+    cluster.restart(0);
+    assert!(
+        cluster.wait(Duration::from_secs(15), |c| {
+            (0..6).all(|i| c.master_of(i, &ids[0]).as_deref() == Some(ids[3].as_str()))
+        }),
+        "the old master did not come back as a replica"
+    );
+    assert!(cluster.wait(Duration::from_secs(10), |c| c.all_ok()));
+
+    // CLUSTER FAILOVER: the old master takes its slots back. A master votes
+    // for a replica of one master at most once per 2 x node-timeout (F4),
+    // as in Redis: each election here waits that long after the last.
+    let two_timeouts = Duration::from_millis(2 * TIMEOUT_MS + 200);
+    std::thread::sleep(two_timeouts.saturating_sub(killed.elapsed()));
+    let _: () = q(&mut cluster.connect(0), &["CLUSTER", "FAILOVER"]);
+    let manual = Instant::now();
+    assert!(
+        cluster.wait(Duration::from_secs(10), |c| is_master(c, 0)
+            && all_serve(c, &ids[0], &key)),
+        "the manual failover did not happen"
+    );
+    assert!(cluster.wait(Duration::from_secs(10), |c| {
+        (0..6).all(|i| c.master_of(i, &ids[3]).as_deref() == Some(ids[0].as_str()))
+    }));
+    // FORCE, then TAKEOVER.
+    std::thread::sleep(two_timeouts.saturating_sub(manual.elapsed()));
+    let _: () = q(&mut cluster.connect(3), &["CLUSTER", "FAILOVER", "FORCE"]);
+    assert!(
+        cluster.wait(Duration::from_secs(10), |c| is_master(c, 3)
+            && all_serve(c, &ids[3], &key)),
+        "FORCE did not switch the roles"
+    );
+    assert!(cluster.wait(Duration::from_secs(10), |c| c
+        .master_of(0, &ids[0])
+        .is_some()));
+    let _: () = q(
+        &mut cluster.connect(0),
+        &["CLUSTER", "FAILOVER", "TAKEOVER"],
+    );
+    assert!(
+        cluster.wait(Duration::from_secs(10), |c| is_master(c, 0)
+            && all_serve(c, &ids[0], &key)),
+        "TAKEOVER did not switch the roles"
+    );
+    assert_eq!(
+        expect_err(&mut cluster.connect(3), &["CLUSTER", "FAILOVER", "NOW"]),
+        "ERR syntax error"
+    );
+}
+
+#[test]
+fn redis_cli_creates_three_masters_with_a_replica_each_and_adds_replicas() {
+    if !have_program("redis-cli") {
+        eprintln!("redis-cli not installed; skipped");
+        return;
+    }
+    let cluster = TestCluster::fresh("cli-replicas", 9, NODE_TIMEOUT);
+    let addrs: Vec<String> = cluster
+        .ports
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect();
+    let created = run_limited(
+        Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs[..6])
+            .args(["--cluster-replicas", "1", "--cluster-yes"]),
+        Duration::from_secs(60),
+    );
+    let out = output_text(&created);
+    assert!(
+        out.contains("[OK] All nodes agree about slots configuration."),
+        "{out}"
+    );
+    assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
+    assert!(cluster.wait(Duration::from_secs(10), |c| {
+        (0..6).all(|i| c.nodes(i).is_some_and(|t| count_replicas(&t) == 3))
+    }));
+    let checked = run_limited(
+        Command::new("redis-cli").args(["--cluster", "check", &addrs[0]]),
+        Duration::from_secs(30),
+    );
+    let out = output_text(&checked);
+    assert!(checked.status.success(), "{out}");
+    assert_eq!(out.matches("1 additional replica(s)").count(), 3, "{out}");
+    // A new node as the replica of the master with the fewest (a tie: any).
+    let added = run_limited(
+        Command::new("redis-cli").args([
+            "--cluster",
+            "add-node",
+            &addrs[6],
+            &addrs[0],
+            "--cluster-slave",
+        ]),
+        Duration::from_secs(60),
+    );
+    let out = output_text(&added);
+    assert!(out.contains("[OK] New node added correctly."), "{out}");
+    let first = cluster.id(6);
+    assert!(cluster.wait(Duration::from_secs(10), |c| c
+        .master_of(0, &first)
+        .is_some()));
+    let chosen = cluster.master_of(0, &first).expect("a replica");
+    // And one as the replica of a chosen master, another one.
+    let master = (0..6)
+        .map(|i| cluster.id(i))
+        .find(|id| *id != chosen && cluster.master_of(0, id).is_none())
+        .expect("another master");
+    let added = run_limited(
+        Command::new("redis-cli").args([
+            "--cluster",
+            "add-node",
+            &addrs[7],
+            &addrs[0],
+            "--cluster-slave",
+            "--cluster-master-id",
+            &master,
+        ]),
+        Duration::from_secs(60),
+    );
+    let out = output_text(&added);
+    assert!(out.contains("[OK] New node added correctly."), "{out}");
+    let new = cluster.id(7);
+    assert!(cluster.wait(Duration::from_secs(10), |c| {
+        (0..8).all(|i| c.master_of(i, &new).as_deref() == Some(master.as_str()))
+    }));
+    let checked = run_limited(
+        Command::new("redis-cli").args(["--cluster", "check", &addrs[7]]),
+        Duration::from_secs(30),
+    );
+    let out = output_text(&checked);
+    assert!(checked.status.success(), "{out}");
+    assert_eq!(out.matches("2 additional replica(s)").count(), 2, "{out}");
+    assert!(cluster.wait(Duration::from_secs(10), |c| {
+        (0..8).all(|i| c.info_field(i, "cluster_state").as_deref() == Some("ok"))
+    }));
+}
