@@ -65,6 +65,9 @@ pub enum BlockedOp {
         /// Lease in milliseconds.
         ttl: Millis,
     },
+    /// A write held while a manual failover pauses writes (F7): at the
+    /// deadline the command runs again (and is routed again).
+    Paused,
     /// Wait until replicas acknowledged the stream up to `offset` (`WAIT`);
     /// replies how many did. Waits on no key: the replication state wakes it.
     Replicas {

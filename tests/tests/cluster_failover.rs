@@ -266,3 +266,122 @@ fn redis_cli_creates_three_masters_with_a_replica_each_and_adds_replicas() {
         (0..8).all(|i| c.info_field(i, "cluster_state").as_deref() == Some("ok"))
     }));
 }
+
+/// Whether node `i` is a replica whose link is up and whose sync is done.
+fn synced(cluster: &TestCluster, i: usize) -> bool {
+    let Some(server) = cluster.servers[i].as_ref() else {
+        return false;
+    };
+    let Ok(text) = redis::Client::open(server.url())
+        .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
+        .and_then(|mut con| {
+            redis::cmd("INFO")
+                .arg("replication")
+                .query::<String>(&mut con)
+        })
+    else {
+        return false;
+    };
+    text.contains("master_link_status:up") && text.contains("master_sync_in_progress:0")
+}
+
+/// Writes `count` keys `{tag}:prefix:n` on node `i`, each acknowledged by a
+/// replica (`WAIT 1`) in batches.
+fn write_acknowledged(cluster: &TestCluster, i: usize, tag: &str, prefix: &str, count: usize) {
+    let mut con = cluster.connect(i);
+    for batch in (0..count).collect::<Vec<_>>().chunks(100) {
+        for n in batch {
+            let _: () = q(
+                &mut con,
+                &["SET", &format!("{{{tag}}}:{prefix}:{n}"), &n.to_string()],
+            );
+        }
+        assert_eq!(
+            q::<i64>(&mut con, &["WAIT", "1", "2000"]),
+            1,
+            "a replica acknowledged"
+        );
+    }
+}
+
+/// The keys `{tag}:prefix:0..count` node `i` is missing.
+fn missing(cluster: &TestCluster, i: usize, tag: &str, prefix: &str, count: usize) -> usize {
+    let mut con = cluster.connect(i);
+    (0..count)
+        .filter(|n| {
+            let key = format!("{{{tag}}}:{prefix}:{n}");
+            q::<Option<String>>(&mut con, &["GET", &key]) != Some(n.to_string())
+        })
+        .count()
+}
+
+#[test]
+fn acknowledged_writes_survive_a_killed_master_and_a_manual_failover_under_load() {
+    let mut cluster = TestCluster::with_replicas("failover-data", 3, 1, NODE_TIMEOUT);
+    assert!(cluster.wait(Duration::from_secs(20), |c| synced(c, 3)));
+    let tag = key_of(&cluster, 0);
+    let ids: Vec<String> = (0..6).map(|i| cluster.id(i)).collect();
+    write_acknowledged(&cluster, 0, &tag, "before-kill", 1000);
+    let killed = Instant::now();
+    cluster.kill(0);
+    assert!(
+        cluster.wait(Duration::from_secs(15), |c| is_master(c, 3)
+            && all_serve(c, &ids[3], &tag)),
+        "the replica did not take over"
+    );
+    eprintln!("kill -9 to the replica serving: {:?}", killed.elapsed());
+    assert_eq!(
+        missing(&cluster, 3, &tag, "before-kill", 1000),
+        0,
+        "acknowledged writes lost"
+    );
+    let _: () = q(
+        &mut cluster.connect(3),
+        &["SET", &format!("{{{tag}}}:after"), "1"],
+    );
+
+    // The old master comes back as a replica and syncs; then a manual
+    // failover under a write load: every write answered OK is kept.
+    cluster.restart(0);
+    assert!(cluster.wait(Duration::from_secs(20), |c| synced(c, 0)));
+    let two_timeouts = Duration::from_millis(2 * TIMEOUT_MS + 200);
+    std::thread::sleep(two_timeouts.saturating_sub(killed.elapsed()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, mut con, tag) = (stop.clone(), cluster.connect(3), tag.clone());
+        std::thread::spawn(move || {
+            let mut acknowledged = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let key = format!("{{{tag}}}:load:{acknowledged}");
+                match redis::cmd("SET")
+                    .arg(&key)
+                    .arg(acknowledged)
+                    .query::<()>(&mut con)
+                {
+                    Ok(()) => acknowledged += 1,
+                    // Redirected: the failover happened.
+                    Err(_) => break,
+                }
+            }
+            acknowledged
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let _: () = q(&mut cluster.connect(0), &["CLUSTER", "FAILOVER"]);
+    let manual = Instant::now();
+    assert!(
+        cluster.wait(Duration::from_secs(10), |c| is_master(c, 0)),
+        "the manual failover did not happen"
+    );
+    let took = manual.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acknowledged = writer.join().unwrap();
+    eprintln!("manual failover under load: {took:?}, {acknowledged} writes acknowledged");
+    assert!(acknowledged > 0);
+    assert_eq!(
+        missing(&cluster, 0, &tag, "load", acknowledged),
+        0,
+        "acknowledged writes lost"
+    );
+    assert_eq!(missing(&cluster, 0, &tag, "before-kill", 1000), 0);
+}

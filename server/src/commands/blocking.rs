@@ -69,7 +69,10 @@ pub fn write_timeout(shared: &Shared, op: &BlockedOp, out: &mut Reply) {
         BlockedOp::Replicas { offset } => {
             out.int(shared.replication.replicas.acked(*offset) as i64)
         }
-        BlockedOp::ListMove { .. } | BlockedOp::LockAcquire { .. } => out.null(),
+        // Never answered by a timeout: the connection runs the command again.
+        BlockedOp::ListMove { .. } | BlockedOp::LockAcquire { .. } | BlockedOp::Paused => {
+            out.null()
+        }
         BlockedOp::CacheRead { .. } => super::cache_reply(out, CacheRead::Wait),
         BlockedOp::ListPop { .. } | BlockedOp::ZPop { .. } => out.null_array(),
     }

@@ -34,23 +34,27 @@ const fn spec(
     CommandSpec::new(name, arity, flags, "cluster", summary, handler).since("3.0.0")
 }
 
-/// What changes the cluster: admin, allowed on a stale replica.
-const ADMIN_STALE: u32 = ADMIN | STALE;
+/// What changes the cluster: admin, allowed on a stale replica and while a
+/// replica loads its full sync (which, slot by slot, lasts longer than
+/// Redis's RDB load; cluster tools must keep working meanwhile).
+const ADMIN_STALE: u32 = ADMIN | STALE | LOADING;
+/// What reads the cluster's state, not the keys: allowed while loading too.
+const META: u32 = STALE | LOADING;
 
 /// The cluster family.
 #[rustfmt::skip]
 pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec::container("cluster", "cluster", "3.0.0", "A container for Redis Cluster commands.", &[
-        spec("info", 2, STALE, "Returns information about the state of a node.", handler!(Info)),
-        spec("nodes", 2, STALE, "Returns the cluster configuration for a node.", handler!(Nodes)),
-        spec("slots", 2, STALE, "Returns the mapping of cluster slots to nodes.", handler!(Slots)),
-        spec("shards", 2, STALE, "Returns the mapping of cluster slots to shards.", handler!(Shards)).since("7.0.0"),
-        spec("myid", 2, STALE, "Returns the ID of a node.", handler!(MyId)),
-        spec("myshardid", 2, STALE, "Returns the shard ID of a node.", handler!(MyShardId)).since("7.2.0"),
-        spec("keyslot", 3, STALE, "Returns the hash slot for a key.", handler!(KeySlot<'_>)),
+        spec("info", 2, META, "Returns information about the state of a node.", handler!(Info)),
+        spec("nodes", 2, META, "Returns the cluster configuration for a node.", handler!(Nodes)),
+        spec("slots", 2, META, "Returns the mapping of cluster slots to nodes.", handler!(Slots)),
+        spec("shards", 2, META, "Returns the mapping of cluster slots to shards.", handler!(Shards)).since("7.0.0"),
+        spec("myid", 2, META, "Returns the ID of a node.", handler!(MyId)),
+        spec("myshardid", 2, META, "Returns the shard ID of a node.", handler!(MyShardId)).since("7.2.0"),
+        spec("keyslot", 3, META, "Returns the hash slot for a key.", handler!(KeySlot<'_>)),
         spec("countkeysinslot", 3, STALE, "Returns the number of keys in a hash slot.", handler!(CountKeys)),
         spec("getkeysinslot", 4, STALE, "Returns the key names in a hash slot.", handler!(GetKeys)),
-        spec("links", 2, STALE, "Returns a list of all TCP links to and from peer nodes.", handler!(Links)).since("7.0.0"),
+        spec("links", 2, META, "Returns a list of all TCP links to and from peer nodes.", handler!(Links)).since("7.0.0"),
         spec("replicas", 3, ADMIN_STALE, "Lists the replica nodes of a master node.", handler!(Replicas)).since("5.0.0"),
         spec("slaves", 3, ADMIN_STALE, "Lists the replica nodes of a master node.", handler!(Replicas)),
         spec("replicate", 3, ADMIN_STALE, "Configure a node as replica of a master node.", handler!(Replicate)),

@@ -110,6 +110,11 @@ pub enum CommandError {
     /// The cluster is down and `cluster-allow-reads-when-down` lets only reads run.
     #[error("CLUSTERDOWN The cluster is down and only accepts read commands")]
     ClusterDownReadOnly,
+    /// A master that has not heard a majority of masters lately (L3).
+    #[error(
+        "CLUSTERDOWN This master has not heard a majority of masters within half the node timeout"
+    )]
+    MinorityMaster,
     /// A write on a read-only replica.
     #[error("READONLY You can't write against a read only replica.")]
     ReadOnlyReplica,
@@ -163,7 +168,7 @@ impl CommandError {
             ExecAbort | ExecAbortBecause(_) => "EXECABORT",
             Moved { .. } => "MOVED",
             CrossSlot => "CROSSSLOT",
-            SlotNotServed | ClusterDown | ClusterDownReadOnly => "CLUSTERDOWN",
+            SlotNotServed | ClusterDown | ClusterDownReadOnly | MinorityMaster => "CLUSTERDOWN",
             ReadOnlyReplica => "READONLY",
             Loading => "LOADING",
             MasterDown => "MASTERDOWN",
@@ -220,6 +225,7 @@ mod tests {
             SlotNotServed,
             ClusterDown,
             ClusterDownReadOnly,
+            MinorityMaster,
             ReadOnlyReplica,
             Loading,
             MasterDown,
@@ -255,6 +261,7 @@ mod tests {
                 | SlotNotServed
                 | ClusterDown
                 | ClusterDownReadOnly
+                | MinorityMaster
                 | ReadOnlyReplica
                 | Loading
                 | MasterDown

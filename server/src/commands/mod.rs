@@ -314,6 +314,9 @@ pub fn execute(
     session.handle.touch(checked.command.id, now);
     let keys = key_slots(checked.command, args);
     if !session.master_link {
+        if let Some(waiter) = paused(shared, session, checked.command, now) {
+            return Some(waiter);
+        }
         if let Err(err) = may_run(shared, session, checked.command, &keys) {
             reject(shared, session, out, checked.command.id, &err);
             if let Some(tx) = &mut session.multi {
@@ -365,20 +368,54 @@ fn may_run(
             tx.slot = tx.slot.or(slot);
         }
     }
+    let write = command.has(flag::WRITE);
+    // L3: a master that has not heard a majority of masters within half the
+    // node timeout may already have a successor; it grants no lock or lease.
+    let grants = matches!(command.spec.group, "lock" | "cache");
+    if write && grants && !shared.replication.is_replica() && !shared.cluster.may_grant() {
+        return Err(CommandError::MinorityMaster);
+    }
     let flags = crate::replication::Flags {
         loading: command.has(flag::LOADING),
         stale: command.has(flag::STALE),
     };
-    match shared
-        .replication
-        .refusal(&shared.config, command.has(flag::WRITE), flags)
-    {
+    match shared.replication.refusal(&shared.config, write, flags) {
         None => Ok(()),
         Some(Refusal::ReadOnly) => Err(CommandError::ReadOnlyReplica),
         Some(Refusal::Loading) => Err(CommandError::Loading),
         Some(Refusal::MasterDown) => Err(CommandError::MasterDown),
         Some(Refusal::NoReplicas) => Err(CommandError::NoReplicas),
     }
+}
+
+/// How often a write held by a manual failover's pause checks again.
+const PAUSE_POLL: Millis = 20;
+
+/// A write (or `EXEC`) arriving while a manual failover pauses writes (F7)
+/// waits, then runs again and is routed again: by then the node may be a
+/// replica and answer `-MOVED`.
+#[inline]
+fn paused(
+    shared: &Shared,
+    session: &Session,
+    command: &table::Command,
+    now: Millis,
+) -> Option<Arc<Waiter>> {
+    let until = shared.cluster.writes_paused_until();
+    if until <= now || session.multi.is_some() {
+        return None;
+    }
+    let write = command.has(flag::WRITE) || command.full_name == "exec";
+    write.then(|| {
+        let deadline = until.min(now + PAUSE_POLL);
+        let op = crate::blocking::BlockedOp::Paused;
+        Arc::new(Waiter::new(
+            session.handle.id,
+            Vec::new(),
+            op,
+            Some(deadline),
+        ))
+    })
 }
 
 /// Before a unit of work over several slots changes anything: a full sync

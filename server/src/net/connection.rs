@@ -17,7 +17,7 @@ use tokio_util::sync::WaitForCancellationFuture;
 
 use super::buffer::InputBuffer;
 use super::socket::Socket;
-use crate::blocking::{Blocked, Waiter, Wake};
+use crate::blocking::{Blocked, BlockedOp, Waiter, Wake};
 use crate::commands;
 use crate::config::ClientClass;
 use crate::protocol::{Args, Decoded, Protocol, Reply, RequestDecoder, RequestLimits};
@@ -379,6 +379,8 @@ impl Connection {
             // Not consumed: the command runs again with the next `process`, with
             // the arguments already decoded (big ones are no longer in the input).
             Some(Wake::Retry) => self.decoder.replay(len),
+            // The pause of writes ended (or its check is due): run it again.
+            None if matches!(waiter.op, BlockedOp::Paused) => self.decoder.replay(len),
             None => {
                 commands::blocking::write_timeout(&self.shared, &waiter.op, &mut self.output);
                 self.input.consume(len);

@@ -13,6 +13,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::apply::Applier;
+use crate::cluster::Role;
 use crate::keyspace::SLOTS;
 use crate::protocol::{encode_command, Decoded, RequestDecoder, RequestLimits};
 use crate::replication::snapshot::{self, Loaded, SNAPSHOT};
@@ -42,8 +43,49 @@ enum LinkError {
 }
 
 /// Follows the master the replication state names (none: waits), until
-/// shutdown.
+/// shutdown; in cluster mode the cluster decides the role.
 pub async fn follow_master(shared: Arc<Shared>) {
+    tokio::join!(follow_targets(&shared), follow_cluster_role(&shared));
+}
+
+/// Puts the role the cluster decides in force (`CLUSTER REPLICATE`, a
+/// promotion, a master that lost its slots following their new owner).
+async fn follow_cluster_role(shared: &Shared) {
+    let Some(mut roles) = shared.cluster.role() else {
+        return;
+    };
+    loop {
+        let role = *roles.borrow_and_update();
+        let (data, replication) = (&shared.data, &shared.replication);
+        match role {
+            Role::Master => {
+                if replication.promote(&data.feed, &data.keyspace) {
+                    tracing::info!("the cluster made this node a master");
+                }
+            }
+            Role::Replica { master, ip, port } => {
+                let target = Target {
+                    host: ip.to_string(),
+                    port,
+                };
+                if replication.follow(&data.feed, &data.keyspace, &shared.config, target) {
+                    tracing::info!(%master, "the cluster made this node a replica");
+                }
+            }
+        }
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            changed = roles.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Keeps a link to whichever master the replication state names.
+async fn follow_targets(shared: &Shared) {
     let mut targets = shared.replication.subscribe();
     loop {
         let target = targets.borrow_and_update().clone();
@@ -54,7 +96,7 @@ pub async fn follow_master(shared: Arc<Shared>) {
                     return;
                 }
             }
-            _ = follow(&shared, target) => {}
+            _ = follow(shared, target) => {}
         }
     }
 }
@@ -336,6 +378,7 @@ impl Apply {
         }
         pending.drain(..consumed);
         self.applier.flush_stats(shared);
+        shared.cluster.set_repl_offset(feed.offset());
         Ok(ack)
     }
 }

@@ -53,7 +53,7 @@ fn serve_one(
 ) -> Option<Wake> {
     let outcome = match &waiter.op {
         // Waits on no key: never in the registry.
-        BlockedOp::Replicas { .. } => return None,
+        BlockedOp::Replicas { .. } | BlockedOp::Paused => return None,
         BlockedOp::ListPop { end, count } => {
             let table = locks.table(key);
             let list = match table.get(key, now)?.value {
