@@ -607,6 +607,31 @@ impl Cluster {
         true
     }
 
+    /// One line per node: its `cluster_state`, its flags as it sees itself and
+    /// its `master_link_status`, for a report of why it is not healthy.
+    pub fn describe(&mut self) -> String {
+        (0..self.len())
+            .map(|i| {
+                if !self.is_running(i) {
+                    return format!("node {i} (port {}): not running", self.ports[i]);
+                }
+                let state = self.info_field(i, "cluster_state");
+                let me = self
+                    .nodes(i)
+                    .and_then(|n| n.into_iter().find(|n| n.has("myself")));
+                let link = self.replication_field(i, "master_link_status");
+                format!(
+                    "node {i} (port {}): cluster_state {}, flags {}, master_link_status {}",
+                    self.ports[i],
+                    state.as_deref().unwrap_or("?"),
+                    me.map_or("?".into(), |m| m.flags.join(",")),
+                    link.as_deref().unwrap_or("-"),
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// The running nodes' view (from the first that answers): masters serving
     /// slots, by node index.
     pub fn masters(&mut self) -> Vec<usize> {

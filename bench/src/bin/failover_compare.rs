@@ -101,8 +101,9 @@ fn cluster(server: &Server, options: &Options) -> std::io::Result<Cluster> {
     .is_none()
     {
         return Err(std::io::Error::other(format!(
-            "{}: the new cluster did not become healthy (3 masters, each with a synced replica)",
-            server.name()
+            "{}: the new cluster did not become healthy (3 masters, each with a synced replica):\n{}",
+            server.name(),
+            cluster.describe()
         )));
     }
     Ok(cluster)

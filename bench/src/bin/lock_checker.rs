@@ -473,8 +473,9 @@ fn run(server: &Server, options: &Options) -> std::io::Result<String> {
     cluster.create(1)?;
     if !heal(&mut cluster, Duration::from_secs(60)) {
         return Err(std::io::Error::other(format!(
-            "{}: the new cluster did not become healthy (3 masters, each with a synced replica)",
-            server.name()
+            "{}: the new cluster did not become healthy (3 masters, each with a synced replica):\n{}",
+            server.name(),
+            cluster.describe()
         )));
     }
     let urls: Vec<String> = (0..cluster.len()).map(|i| cluster.url(i)).collect();
