@@ -10,16 +10,17 @@
 //! lower ones; it logs every grant's accepted writes as an interval (first and
 //! last accepted write, on this process's one monotonic clock). At the end:
 //! **overlaps** (two grants' accepted intervals overlap: two owners acted at
-//! once), **token regressions** (a write with a token below one already
-//! accepted), duplicate tokens, and what the clients saw (grants, maybe-lost
-//! and lost reports, errors). The last line is a machine-readable summary.
+//! once), **token regressions** (grants that presented a token below one
+//! already accepted), duplicate tokens (grants that presented another grant's
+//! token), refused writes, and what the clients saw (grants, maybe-lost and
+//! lost reports, errors). The last line is a machine-readable summary.
 //!
 //! ```text
 //! bench/lock-checker.sh --servers redis --faults 200
 //! target/release/lock_checker --servers ringkv --faults 200 --kinds kill,pause,cut
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -142,8 +143,12 @@ struct Resource {
     highest: Option<(u64, u64)>,
     intervals: HashMap<u64, Interval>,
     writes: u64,
-    regressions: u64,
-    duplicate_tokens: u64,
+    /// Writes refused (token below the highest, or the highest of another grant).
+    refused: u64,
+    /// Grants that presented a token below one already accepted.
+    regressed: HashSet<u64>,
+    /// Grants that presented the token another grant had presented.
+    duplicated: HashSet<u64>,
 }
 
 impl Resource {
@@ -152,11 +157,13 @@ impl Resource {
         if let Some(token) = token {
             match self.highest {
                 Some((highest, _)) if token < highest => {
-                    self.regressions += 1;
+                    self.refused += 1;
+                    self.regressed.insert(grant);
                     return false;
                 }
                 Some((highest, by)) if token == highest && by != grant => {
-                    self.duplicate_tokens += 1;
+                    self.refused += 1;
+                    self.duplicated.insert(grant);
                     return false;
                 }
                 _ => self.highest = Some((token, grant)),
@@ -336,11 +343,13 @@ fn heal(cluster: &mut Cluster, limit: Duration) -> bool {
 }
 
 /// Injects `options.faults` faults one after another, each once the cluster
-/// is healthy again; stops early if `stop` is set.
+/// is healthy again, logging each at its time on `clock`; stops early if
+/// `stop` is set.
 fn drive_faults(
     cluster: &mut Cluster,
     options: &Options,
     kinds: &[String],
+    clock: Instant,
     stop: &AtomicBool,
 ) -> Faults {
     let mut faults = Faults::default();
@@ -366,7 +375,10 @@ fn drive_faults(
                 }
             }
             if !heal(cluster, limit) {
-                eprintln!("the cluster stays unhealthy: stopping the faults");
+                eprintln!(
+                    "the cluster stays unhealthy: stopping the faults\n{}",
+                    cluster.describe()
+                );
                 break;
             }
         }
@@ -415,9 +427,10 @@ fn drive_faults(
             faults.failovers += 1;
         }
         eprintln!(
-            "fault {:>3}: {kind:<5} node {victim}{} for {:.1} s, healthy {:.1} s later; \
-             lock's master node {} -> {}",
+            "fault {:>3} at {:.3} s: {kind:<5} node {victim}{} for {:.1} s, healthy {:.1} s \
+             later; lock's master node {} -> {}",
             n + 1,
+            (started - clock).as_secs_f64(),
             if Some(victim) == lock_shard {
                 " (the lock's master)"
             } else {
@@ -509,7 +522,7 @@ fn run(server: &Server, options: &Options) -> std::io::Result<String> {
         )));
     }
 
-    let faults = drive_faults(&mut cluster, options, &kinds, &stop);
+    let faults = drive_faults(&mut cluster, options, &kinds, clock, &stop);
     stop.store(true, Ordering::Relaxed);
     let wait_end = Duration::from_millis(options.wait_ms) + Duration::from_secs(15);
     runtime.block_on(async {
@@ -563,7 +576,7 @@ fn run(server: &Server, options: &Options) -> std::io::Result<String> {
     Ok(format!(
         "LOCK_CHECKER server={} mode={mode_name} clients={} faults={} kill={} pause={} cut={} \
          failovers={} unhealed={} grants={} writes={} overlaps={} regressions={} \
-         duplicate_tokens={} maybe_lost={} lost={} not_acquired={} acquire_errors={} \
+         duplicate_tokens={} refused_writes={} maybe_lost={} lost={} not_acquired={} acquire_errors={} \
          token_errors={} release_lost={} release_errors={} secs={secs:.0}",
         server.name(),
         options.clients,
@@ -576,8 +589,9 @@ fn run(server: &Server, options: &Options) -> std::io::Result<String> {
         n(&counts.grants),
         resource.writes,
         overlapping.len(),
-        resource.regressions,
-        resource.duplicate_tokens,
+        resource.regressed.len(),
+        resource.duplicated.len(),
+        resource.refused,
         n(&counts.maybe_lost),
         n(&counts.lost),
         n(&counts.not_acquired),
@@ -634,7 +648,12 @@ mod tests {
             "same token, other grant"
         );
         assert!(resource.write(4, 3, None, at(50)), "no token: no fencing");
-        assert_eq!((resource.regressions, resource.duplicate_tokens), (1, 1));
+        assert!(!resource.write(1, 0, Some(5), at(35)), "again");
+        assert_eq!(
+            (resource.regressed.len(), resource.duplicated.len()),
+            (1, 1)
+        );
+        assert_eq!(resource.refused, 3);
         assert_eq!(resource.intervals[&1].last, at(10));
         assert_eq!(resource.writes, 4);
     }
