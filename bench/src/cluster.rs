@@ -608,28 +608,31 @@ impl Cluster {
     }
 
     /// One line per node: its `cluster_state`, its flags as it sees itself and
-    /// its `master_link_status`, for a report of why it is not healthy.
+    /// its `master_link_status`, and the whole `CLUSTER NODES` of a node whose
+    /// state is not `ok`: a report of why the cluster is not healthy.
     pub fn describe(&mut self) -> String {
-        (0..self.len())
-            .map(|i| {
-                if !self.is_running(i) {
-                    return format!("node {i} (port {}): not running", self.ports[i]);
-                }
-                let state = self.info_field(i, "cluster_state");
-                let me = self
-                    .nodes(i)
-                    .and_then(|n| n.into_iter().find(|n| n.has("myself")));
-                let link = self.replication_field(i, "master_link_status");
-                format!(
-                    "node {i} (port {}): cluster_state {}, flags {}, master_link_status {}",
-                    self.ports[i],
-                    state.as_deref().unwrap_or("?"),
-                    me.map_or("?".into(), |m| m.flags.join(",")),
-                    link.as_deref().unwrap_or("-"),
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        let mut text = String::new();
+        for i in 0..self.len() {
+            if !self.is_running(i) {
+                text.push_str(&format!("node {i} (port {}): not running\n", self.ports[i]));
+                continue;
+            }
+            let state = self.info_field(i, "cluster_state");
+            let nodes = self.text(i, &["CLUSTER", "NODES"]).unwrap_or_default();
+            let me = parse_nodes(&nodes).into_iter().find(|n| n.has("myself"));
+            let link = self.replication_field(i, "master_link_status");
+            text.push_str(&format!(
+                "node {i} (port {}): cluster_state {}, flags {}, master_link_status {}\n",
+                self.ports[i],
+                state.as_deref().unwrap_or("?"),
+                me.map_or("?".into(), |m| m.flags.join(",")),
+                link.as_deref().unwrap_or("-"),
+            ));
+            if state.as_deref() != Some("ok") {
+                text.push_str(&nodes);
+            }
+        }
+        text
     }
 
     /// The running nodes' view (from the first that answers): masters serving

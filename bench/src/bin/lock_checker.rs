@@ -362,7 +362,8 @@ fn drive_faults(
         if !heal(cluster, limit) {
             faults.unhealed += 1;
             eprintln!(
-                "fault {n}: the cluster did not heal within {limit:?}; restarting what is down"
+                "fault {n}: the cluster did not heal within {limit:?}; restarting what is down:\n{}",
+                cluster.describe()
             );
             for i in 0..cluster.len() {
                 if cluster.is_running(i) {
