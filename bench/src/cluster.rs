@@ -376,11 +376,29 @@ impl Cluster {
         let program: &Path = match &self.server {
             Server::Ringkv(path) => path,
             Server::Redis => {
+                // No persistence: a restarted node comes back empty. A
+                // replica's full sync still writes an RDB file (diskless
+                // loading is off by default) and a restart would load it,
+                // so each node has its own file, removed before each start.
+                let rdb = format!("dump-{port}.rdb");
+                match std::fs::remove_file(self.dir.join(&rdb)) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
                 let dir = self.dir.to_str().expect("utf-8 temp path");
                 args.extend(
-                    ["--save", "", "--appendonly", "no", "--dir", dir]
-                        .iter()
-                        .map(|s| s.to_string()),
+                    [
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        "--dir",
+                        dir,
+                        "--dbfilename",
+                        &rdb,
+                    ]
+                    .iter()
+                    .map(|s| s.to_string()),
                 );
                 Path::new("redis-server")
             }
