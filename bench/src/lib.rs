@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use ringkv_server::memory;
 
+pub mod cluster;
 pub mod trace;
 
 /// A free loopback port.

@@ -16,10 +16,71 @@ pub enum Error {
     /// protects anything.
     #[error("lock '{0}' was lost")]
     LockLost(String),
+    /// A held lock's shard moved, went down or could not be reached, and the
+    /// server could not be asked yet whether the lock is still this guard's:
+    /// act as if it were lost until a renewal succeeds.
+    #[error("lock '{name}' may have been lost: {cause}")]
+    LockMaybeLost {
+        /// The lock.
+        name: String,
+        /// What happened (the redirect, outage or connection error).
+        cause: String,
+    },
     /// The server answered something this client does not understand.
     #[error("unexpected reply: {0}")]
     Protocol(String),
     /// The loader of `get_or_load` failed.
     #[error("loader failed: {0}")]
     Load(String),
+}
+
+/// Error codes worth another attempt within a lock's wait besides the ones the
+/// `redis` crate retries itself: too few replicas to acknowledge a lock change
+/// (`NOREPLICAS`, as `min-replicas-to-write` refuses writes in Redis).
+const TRANSIENT_CODES: &[&str] = &["NOREPLICAS"];
+
+impl Error {
+    /// A failure that may pass: a redirect, a cluster outage (`CLUSTERDOWN`,
+    /// `TRYAGAIN`, `MASTERDOWN`, `LOADING`, `READONLY`), a lost or refused
+    /// connection, a timeout.
+    pub(crate) fn is_transient(&self) -> bool {
+        match self {
+            Error::Timeout(_) => true,
+            Error::Redis(err) => {
+                !matches!(err.retry_method(), redis::RetryMethod::NoRetry)
+                    || err.is_io_error()
+                    || err
+                        .code()
+                        .is_some_and(|code| TRANSIENT_CODES.contains(&code))
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server_error(text: &str) -> Error {
+        let reply = redis::parse_redis_value(format!("-{text}\r\n").as_bytes()).unwrap();
+        Error::Redis(reply.extract_error().unwrap_err())
+    }
+
+    #[test]
+    fn cluster_outages_and_redirects_are_transient_but_refusals_are_not() {
+        assert!(server_error("CLUSTERDOWN The cluster is down").is_transient());
+        assert!(
+            server_error("TRYAGAIN Multiple keys request during rehashing of slot").is_transient()
+        );
+        assert!(server_error("MOVED 3999 127.0.0.1:6381").is_transient());
+        assert!(server_error("NOREPLICAS Not enough good replicas to write.").is_transient());
+        assert!(
+            !server_error("WRONGTYPE Operation against a key holding the wrong kind of value")
+                .is_transient()
+        );
+        assert!(!server_error("ERR syntax error").is_transient());
+        assert!(Error::Timeout(std::time::Duration::from_secs(1)).is_transient());
+        assert!(!Error::NotAcquired("l".into()).is_transient());
+    }
 }

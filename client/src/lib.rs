@@ -5,8 +5,13 @@
 //!   connections for commands that block, a timeout on every request.
 //! * [`Lock`]: native ringkv locks (fair queueing, fencing tokens) or a
 //!   Redis-compatible mode (`SET NX PX`, compare-and-delete); the guard renews
-//!   its lease every TTL/3 while it lives and releases on drop.
-//! * [`Redlock`]: the Redlock algorithm over independent servers.
+//!   its lease every TTL/3 while it lives, reports a lock that a failover, a
+//!   moved slot or a lost connection may have taken away
+//!   ([`LockGuard::state`], [`LockGuard::lost`]) and releases on drop. What
+//!   each mode promises across failovers is in [`Lock`]'s module docs
+//!   (rendered on [`LockGuard`]).
+//! * [`Redlock`]: the Redlock algorithm over independent servers (what it
+//!   does not promise: see [`Redlock`]).
 //! * [`Cache`]: `get_or_load` with the server's fill leases and cached
 //!   absences, TTL jitter, and in-process single-flight.
 //!
@@ -36,5 +41,5 @@ mod slot;
 pub use cache::{Cache, Loaded};
 pub use client::Client;
 pub use error::Error;
-pub use lock::{Lock, LockGuard, LockMode};
+pub use lock::{Lock, LockGuard, LockMode, LockState};
 pub use redlock::{Redlock, RedlockGuard};

@@ -4,11 +4,35 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
-use crate::lock::{compare_and_delete, owner_id};
+use crate::lock::{compare_and_delete, compare_and_expire, owner_id};
 use crate::slot::key_slot;
 use crate::{Client, Error};
 
 /// A lock held on a majority of independent servers.
+///
+/// # What Redlock promises, and what it does not
+///
+/// It promises what Redis's page on distributed locks claims for it: while
+/// the guard's [`RedlockGuard::remaining`] validity lasts, no other client
+/// holds the key on a majority of the servers, *provided* the servers' and the
+/// client's clocks advance at nearly the same rate (the validity keeps back
+/// TTL/100 + 2 ms for drift), no process pauses longer than the validity, and
+/// a server that restarts comes back with every key it acknowledged (Redis:
+/// `appendfsync always`) or stays away for the longest TTL ("delayed
+/// restarts").
+///
+/// It does not promise:
+///
+/// * **fencing**: there is no token that only grows, so a holder paused past
+///   its validity cannot be told apart from the current one by the resource;
+/// * **safety across a failover**: each server of the majority is one master;
+///   if it is a Redis master with replicas, a key acknowledged by it may not
+///   reach the replica promoted after it crashes (replication is
+///   asynchronous), and that replica grants the key again. Redis's page
+///   describes exactly this double grant ("Why failover-based implementations
+///   are not enough"); [`Redlock::over_cluster`] over Redis Cluster masters is
+///   exposed to it on every instance that fails over. A ringkv cluster's
+///   native lock ([`crate::Lock`]) is the one that survives failovers.
 #[derive(Debug, Clone)]
 pub struct Redlock {
     servers: Vec<Client>,
@@ -211,7 +235,8 @@ impl RedlockGuard {
         self.validity.saturating_sub(self.acquired.elapsed())
     }
 
-    /// Extends the lock to `ttl` from now on a majority (`SET ... IFEQ`);
+    /// Extends the lock to `ttl` from now on a majority (`SET ... IFEQ`, or
+    /// the compare-and-expire script where the server lacks `IFEQ`);
     /// [`Error::LockLost`] if too few servers still had it.
     pub async fn extend(&mut self, ttl: Duration) -> Result<(), Error> {
         let ttl_ms = ttl.as_millis().max(1) as u64;
@@ -222,18 +247,11 @@ impl RedlockGuard {
             |index, server| {
                 let (name, token) = (self.redlock.key(&self.name, index), self.token.clone());
                 async move {
-                    let set: Option<String> = server
-                        .query(
-                            redis::cmd("SET")
-                                .arg(&name)
-                                .arg(&token)
-                                .arg("IFEQ")
-                                .arg(&token)
-                                .arg("PX")
-                                .arg(ttl_ms),
-                        )
-                        .await?;
-                    Ok(set.is_some())
+                    compare_and_expire(&server, &name, &token, ttl_ms, |cmd| {
+                        let server = server.clone();
+                        async move { server.query(&cmd).await }
+                    })
+                    .await
                 }
             },
         )

@@ -4,8 +4,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ringkv_client::{Cache, Client, Error, Lock, LockMode, Redlock};
-use ringkv_tests::TestServer;
+use ringkv_client::{Cache, Client, Error, Lock, LockMode, LockState, Redlock};
+use ringkv_tests::{have_program, TestServer};
 
 async fn client(server: &TestServer) -> Client {
     Client::connect(&server.url()).await.expect("connect")
@@ -107,6 +107,151 @@ async fn the_redis_compatible_mode_uses_set_nx_and_compare_and_delete() {
         .await
         .unwrap();
     assert_eq!(exists, 0);
+}
+
+/// Polls `done` every 20 ms for up to `limit`; true once it holds.
+async fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    done()
+}
+
+/// Sends `signal` (`STOP`, `CONT`) to the server process.
+fn signal(server: &mut TestServer, signal: &str) {
+    let pid = server.child().id().to_string();
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guard_whose_renewal_times_out_is_maybe_lost_until_the_server_confirms_it() {
+    let mut server = TestServer::start();
+    let client = client(&server).await;
+    // Renewals every 2 s, each allowed 2 s.
+    let guard = Lock::new(&client, "paused")
+        .ttl(Duration::from_secs(6))
+        .acquire()
+        .await
+        .unwrap();
+    let token = guard.fencing_token();
+    // Stopped across the first renewal and its timeout, resumed well within
+    // the lease.
+    signal(&mut server, "STOP");
+    let reported = tokio::time::timeout(Duration::from_millis(4_500), guard.lost()).await;
+    signal(&mut server, "CONT");
+    // The renewal that got no reply made the guard stop vouching for the lock...
+    assert_eq!(reported, Ok(LockState::MaybeLost));
+    assert!(!guard.is_held());
+    // ...until the server, answering again, showed the same grant.
+    assert!(eventually(Duration::from_secs(5), || guard.is_held()).await);
+    assert_eq!(guard.fencing_token(), token);
+    guard.renew().await.unwrap();
+    guard.release().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guard_whose_server_restarts_without_its_lock_reports_it_lost() {
+    let port = ringkv_tests::cluster::cluster_ports(1)[0];
+    let mut server = TestServer::start_on(port, &[]);
+    let client = client(&server).await;
+    for mode in [LockMode::Native, LockMode::RedisCompatible] {
+        let guard = Lock::new(&client, "restarted")
+            .mode(mode)
+            .ttl(Duration::from_millis(900))
+            .acquire()
+            .await
+            .unwrap();
+        // kill -9, and a fresh process on the same port: the lock is gone.
+        drop(server);
+        server = TestServer::start_on(port, &[]);
+        assert!(
+            eventually(Duration::from_secs(10), || guard.state() == LockState::Lost).await,
+            "{mode:?}: {:?}",
+            guard.state()
+        );
+        assert!(!guard.is_held());
+        assert!(matches!(guard.renew().await, Err(Error::LockLost(_))));
+        assert!(matches!(guard.release().await, Err(Error::LockLost(_))));
+    }
+    drop(server);
+}
+
+/// A `redis-server` on a free loopback port, killed when dropped.
+struct RedisServer(std::process::Child, u16);
+
+impl RedisServer {
+    fn start() -> RedisServer {
+        let port = ringkv_tests::cluster::cluster_ports(1)[0];
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server");
+        let server = RedisServer(child, port);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_compatible_mode_renews_and_releases_by_script_on_redis_7() {
+    if !have_program("redis-server") {
+        eprintln!("redis-server not installed: skipped");
+        return;
+    }
+    let redis = RedisServer::start();
+    let client = Client::connect(&format!("redis://127.0.0.1:{}/", redis.1))
+        .await
+        .unwrap();
+    let guard = Lock::new(&client, "compat")
+        .mode(LockMode::RedisCompatible)
+        .ttl(Duration::from_millis(300))
+        .acquire()
+        .await
+        .unwrap();
+    // Redis 7 has no SET ... IFEQ: the watchdog renews by script, past
+    // several leases.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert!(guard.is_held());
+    let busy = Lock::new(&client, "compat")
+        .mode(LockMode::RedisCompatible)
+        .acquire()
+        .await;
+    assert!(matches!(busy, Err(Error::NotAcquired(_))), "{busy:?}");
+    guard.release().await.unwrap();
+    let exists: i64 = client
+        .query(redis::cmd("EXISTS").arg("compat"))
+        .await
+        .unwrap();
+    assert_eq!(exists, 0);
+    // Redlock's extension takes the same way.
+    let redlock = Redlock::new(vec![client.clone()]).retries(0);
+    let mut guard = redlock.lock("R", Duration::from_secs(5)).await.unwrap();
+    guard.extend(Duration::from_secs(5)).await.unwrap();
+    guard.release().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

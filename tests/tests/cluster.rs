@@ -323,3 +323,59 @@ async fn the_rust_client_locks_and_loads_through_a_cluster() {
     cluster.kill(1);
     assert!(redlock.lock("report", ttl).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lock_guard_whose_slot_moves_to_another_master_reports_the_lock_lost() {
+    use ringkv_client::{Client, Error, Lock, LockState};
+    use std::time::Duration;
+
+    let cluster = start_cluster("lock-moved", 3);
+    let client = Client::connect(&cluster.server(0).url()).await.unwrap();
+    let name = "lock:moving";
+    let guard = Lock::new(&client, name)
+        .ttl(Duration::from_millis(1_500))
+        .acquire()
+        .await
+        .unwrap();
+    let slot = ringkv_server::keyspace::key_slot(name.as_bytes()).to_string();
+    let slots: Vec<SlotRange> = q(&mut cluster.connect(0), &["CLUSTER", "SLOTS"]);
+    let owner_port = slots
+        .iter()
+        .find(|(first, last, _)| (*first..=*last).contains(&slot.parse().unwrap()))
+        .map(|(_, _, node)| node.1)
+        .unwrap();
+    let owner = (0..3)
+        .find(|&i| i64::from(cluster.ports[i]) == owner_port)
+        .unwrap();
+    let taker = (owner + 1) % 3;
+    // The slot moves without its keys: the owner lets it go, another master
+    // claims it under a newer epoch.
+    let _: () = q(&mut cluster.connect(owner), &["CLUSTER", "DELSLOTS", &slot]);
+    let mut con = cluster.connect(taker);
+    let _: () = q(&mut con, &["CLUSTER", "DELSLOTS", &slot]);
+    let _: String = q(&mut con, &["CLUSTER", "BUMPEPOCH"]);
+    let _: () = q(&mut con, &["CLUSTER", "ADDSLOTS", &slot]);
+
+    // The next renewal meets CLUSTERDOWN or MOVED; the re-check on the new
+    // master finds no such lock.
+    let reported = tokio::time::timeout(Duration::from_secs(10), guard.lost())
+        .await
+        .expect("the moved slot is noticed");
+    assert_ne!(reported, LockState::Held);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while guard.state() != LockState::Lost && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(guard.state(), LockState::Lost);
+    assert!(matches!(guard.release().await, Err(Error::LockLost(_))));
+    // Acquiring follows the redirect to the new master.
+    let again = Lock::new(&client, name)
+        .wait(Duration::from_secs(10))
+        .acquire()
+        .await
+        .unwrap();
+    let mut con = cluster.connect(taker);
+    let info: Option<Vec<redis::Value>> = q(&mut con, &["LOCK.INFO", name]);
+    assert!(info.is_some(), "the new grant is on the new master");
+    again.release().await.unwrap();
+}

@@ -19,14 +19,14 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use ringkv_bench::{have_program, median, ringkv_release_binary};
+use ringkv_bench::cluster::{flags_of, poll, Cluster, Server, Settings};
+use ringkv_bench::{have_program, median};
 
 /// Compare ringkv's cluster bus with Redis's.
 #[derive(Debug, Parser)]
@@ -54,8 +54,6 @@ struct Options {
 
 /// Masters the cluster is created with.
 const MASTERS: usize = 6;
-/// Poll period of every wait.
-const POLL: Duration = Duration::from_millis(20);
 /// Node that is killed and restarted (never the one the join goes through).
 const VICTIM: usize = 5;
 /// Node the seventh is met through ("node 4").
@@ -63,263 +61,25 @@ const MEET_THROUGH: usize = 3;
 /// Masters stopped to take the majority away.
 const STOPPED: [usize; 3] = [3, 4, 5];
 
-/// Which server a cluster runs.
-#[derive(Debug, Clone)]
-enum Server {
-    /// `ringkv-server` at this path.
-    Ringkv(PathBuf),
-    /// `redis-server` from `PATH`.
-    Redis,
-}
-
-impl Server {
-    fn name(&self) -> &'static str {
-        match self {
-            Server::Ringkv(_) => "ringkv",
-            Server::Redis => "redis",
-        }
-    }
-}
-
-/// `n` client ports whose bus ports (port + 10000) are free too.
-fn cluster_ports(n: usize) -> Vec<u16> {
-    let mut held = Vec::new();
-    let mut ports = Vec::new();
-    while ports.len() < n {
-        let client = TcpListener::bind("127.0.0.1:0").expect("a free port");
-        let port = client.local_addr().expect("bound").port();
-        if port > 55_000 {
-            continue;
-        }
-        if let Ok(bus) = TcpListener::bind(("127.0.0.1", port + 10_000)) {
-            ports.push(port);
-            held.push((client, bus));
-        }
-    }
-    ports
-}
-
-/// A cluster's processes, each killed (and the directory removed) on drop.
-/// Every running node has a pid file in the directory, so a wrapper script can
-/// kill what is left if this process itself is killed.
-struct Cluster {
-    server: Server,
-    dir: PathBuf,
-    ports: Vec<u16>,
-    node_timeout: u64,
-    children: Vec<Option<Child>>,
-    /// One connection per node, reopened after an error.
-    connections: Vec<Option<redis::Connection>>,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for i in 0..self.children.len() {
-            self.kill(i);
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl Cluster {
-    /// `n` fresh cluster nodes, each alone, accepting connections.
-    fn fresh(server: &Server, n: usize, options: &Options) -> std::io::Result<Cluster> {
-        let base = options.workdir.clone().unwrap_or_else(std::env::temp_dir);
-        let dir = base.join(format!(
-            "busc-{}-{}-{}",
-            server.name(),
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        std::fs::create_dir_all(&dir)?;
-        let mut cluster = Cluster {
-            server: server.clone(),
-            dir,
-            ports: cluster_ports(n),
-            node_timeout: options.node_timeout,
-            children: (0..n).map(|_| None).collect(),
-            connections: (0..n).map(|_| None).collect(),
-        };
-        for i in 0..n {
-            cluster.launch(i)?;
-        }
-        Ok(cluster)
-    }
-
-    /// Starts node `i` on its port with its config file (kept across restarts).
-    fn launch(&mut self, i: usize) -> std::io::Result<()> {
-        let port = self.ports[i].to_string();
-        let conf = self.dir.join(format!("nodes-{port}.conf"));
-        let conf = conf.to_str().expect("utf-8 temp path").to_string();
-        let timeout = self.node_timeout.to_string();
-        let mut args: Vec<String> = [
-            "--port",
-            &port,
-            "--bind",
-            "127.0.0.1",
-            "--cluster-enabled",
-            "yes",
-            "--cluster-config-file",
-            &conf,
-            "--cluster-node-timeout",
-            &timeout,
-        ]
-        .iter()
-        .map(|s| s.to_string())
+/// Bus bytes (sent, received) of each node, from `ss`, per socket.
+fn bus_sockets(cluster: &Cluster) -> std::io::Result<HashMap<SocketKey, (u64, u64)>> {
+    let out = Command::new("ss")
+        .args(["-tinpH", "state", "established"])
+        .output()?;
+    let pids: HashMap<u32, usize> = (0..cluster.ports.len())
+        .filter_map(|i| Some((cluster.pid(i)?, i)))
         .collect();
-        let program: &Path = match &self.server {
-            Server::Ringkv(path) => path,
-            Server::Redis => {
-                let dir = self.dir.to_str().expect("utf-8 temp path");
-                args.extend(
-                    ["--save", "", "--appendonly", "no", "--dir", dir]
-                        .iter()
-                        .map(|s| s.to_string()),
-                );
-                Path::new("redis-server")
-            }
+    let bus: Vec<u16> = cluster.ports.iter().map(|p| p + 10_000).collect();
+    let mut sockets = HashMap::new();
+    for (key, sent, received) in parse_ss(&String::from_utf8_lossy(&out.stdout)) {
+        let Some(&node) = pids.get(&key.pid) else {
+            continue;
         };
-        let log = std::fs::File::create(self.dir.join(format!("node-{port}.log")))?;
-        let child = Command::new(program)
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()?;
-        std::fs::write(self.pid_file(i), child.id().to_string())?;
-        self.children[i] = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.connection(i).is_none() {
-            if Instant::now() > deadline {
-                return Err(std::io::Error::other(format!(
-                    "{} did not start on port {port}",
-                    self.server.name()
-                )));
-            }
-            std::thread::sleep(POLL);
-        }
-        Ok(())
-    }
-
-    fn pid_file(&self, i: usize) -> PathBuf {
-        self.dir.join(format!("node-{}.pid", self.ports[i]))
-    }
-
-    /// `kill -9` of node `i` (also a stopped one); waits for it to be gone.
-    fn kill(&mut self, i: usize) {
-        self.connections[i] = None;
-        if let Some(mut child) = self.children[i].take() {
-            let _ = child.kill();
-            let _ = child.wait();
-            let _ = std::fs::remove_file(self.pid_file(i));
+        if key.local_port == bus[node] || bus.contains(&key.peer_port) {
+            sockets.insert(key, (sent, received));
         }
     }
-
-    /// Sends `signal` (`STOP`, `CONT`) to node `i`.
-    fn signal(&self, i: usize, signal: &str) -> std::io::Result<()> {
-        let pid = self
-            .pid(i)
-            .ok_or_else(|| std::io::Error::other("not running"))?;
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &pid.to_string()])
-            .status()?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(std::io::Error::other(format!(
-                "kill -{signal} {pid} failed"
-            )))
-        }
-    }
-
-    fn pid(&self, i: usize) -> Option<u32> {
-        self.children[i].as_ref().map(Child::id)
-    }
-
-    /// The open connection to node `i`, opened if needed; `None` if it does not answer.
-    fn connection(&mut self, i: usize) -> Option<&mut redis::Connection> {
-        // A node that is not running has no connection to open.
-        self.children[i].as_ref()?;
-        if self.connections[i].is_none() {
-            let client =
-                redis::Client::open(format!("redis://127.0.0.1:{}/", self.ports[i])).ok()?;
-            let con = client
-                .get_connection_with_timeout(Duration::from_millis(500))
-                .ok()?;
-            con.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
-            con.set_write_timeout(Some(Duration::from_secs(1))).ok()?;
-            self.connections[i] = Some(con);
-        }
-        self.connections[i].as_mut()
-    }
-
-    /// Runs `args` on node `i`. A reply error is returned as `Ok(Err(code))`; a
-    /// lost connection as `None` (and the connection is reopened next time).
-    fn call(&mut self, i: usize, args: &[&str]) -> Option<Result<redis::Value, String>> {
-        let mut cmd = redis::cmd(args[0]);
-        for a in &args[1..] {
-            cmd.arg(*a);
-        }
-        let con = self.connection(i)?;
-        match cmd.query::<redis::Value>(con) {
-            Ok(v) => Some(Ok(v)),
-            Err(e) => match e.code() {
-                Some(code) => Some(Err(code.to_string())),
-                None => {
-                    self.connections[i] = None;
-                    None
-                }
-            },
-        }
-    }
-
-    /// A text reply (`CLUSTER INFO`, `CLUSTER NODES`, `CLUSTER MYID`) of node `i`.
-    fn text(&mut self, i: usize, args: &[&str]) -> Option<String> {
-        match self.call(i, args)? {
-            Ok(v) => redis::from_redis_value::<String>(v).ok(),
-            Err(_) => None,
-        }
-    }
-
-    fn info_field(&mut self, i: usize, field: &str) -> Option<String> {
-        let info = self.text(i, &["CLUSTER", "INFO"])?;
-        info_field(&info, field).map(str::to_string)
-    }
-
-    /// Every node of `nodes` says `cluster_state:<state>`.
-    fn all_state(&mut self, nodes: &[usize], state: &str) -> bool {
-        nodes
-            .iter()
-            .all(|&i| self.info_field(i, "cluster_state").as_deref() == Some(state))
-    }
-
-    /// A key in a slot node `i` serves.
-    fn key_served_by(&mut self, i: usize) -> Option<String> {
-        (0..100_000)
-            .map(|n| format!("k{n}"))
-            .find(|key| matches!(self.call(i, &["GET", key.as_str()]), Some(Ok(_))))
-    }
-
-    /// Bus bytes (sent, received) of each node, from `ss`, per socket.
-    fn bus_sockets(&self) -> std::io::Result<HashMap<SocketKey, (u64, u64)>> {
-        let out = Command::new("ss")
-            .args(["-tinpH", "state", "established"])
-            .output()?;
-        let pids: HashMap<u32, usize> = (0..self.ports.len())
-            .filter_map(|i| Some((self.pid(i)?, i)))
-            .collect();
-        let bus: Vec<u16> = self.ports.iter().map(|p| p + 10_000).collect();
-        let mut sockets = HashMap::new();
-        for (key, sent, received) in parse_ss(&String::from_utf8_lossy(&out.stdout)) {
-            let Some(&node) = pids.get(&key.pid) else {
-                continue;
-            };
-            if key.local_port == bus[node] || bus.contains(&key.peer_port) {
-                sockets.insert(key, (sent, received));
-            }
-        }
-        Ok(sockets)
-    }
+    Ok(sockets)
 }
 
 /// One TCP socket of one process, as `ss` lists it.
@@ -366,41 +126,6 @@ fn parse_ss(text: &str) -> Vec<(SocketKey, u64, u64)> {
     sockets
 }
 
-/// `field:value` of a `CLUSTER INFO` text.
-fn info_field<'a>(info: &'a str, field: &str) -> Option<&'a str> {
-    info.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .map(str::trim)
-}
-
-/// The flags `CLUSTER NODES` shows for node `id` (`None`: not listed).
-fn flags_of<'a>(nodes: &'a str, id: &str) -> Option<Vec<&'a str>> {
-    nodes.lines().find_map(|line| {
-        let mut fields = line.split_whitespace();
-        (fields.next()? == id).then(|| {
-            fields
-                .nth(1)
-                .map(|f| f.split(',').collect())
-                .unwrap_or_default()
-        })
-    })
-}
-
-/// Polls `done` every 20 ms until it holds; the time since `since` when it was
-/// first seen to hold, or `None` after `limit`.
-fn poll(since: Instant, limit: Duration, mut done: impl FnMut() -> bool) -> Option<f64> {
-    loop {
-        let round = Instant::now();
-        if done() {
-            return Some(since.elapsed().as_secs_f64());
-        }
-        if since.elapsed() > limit {
-            return None;
-        }
-        std::thread::sleep(POLL.saturating_sub(round.elapsed()));
-    }
-}
-
 /// One run's measurements, in seconds, bytes and messages (`None`: timed out).
 #[derive(Debug, Default)]
 struct Run {
@@ -424,7 +149,12 @@ struct Run {
 
 fn one_run(server: &Server, options: &Options) -> std::io::Result<Run> {
     let mut run = Run::default();
-    let mut cluster = Cluster::fresh(server, MASTERS + 1, options)?;
+    let settings = Settings {
+        node_timeout: options.node_timeout,
+        workdir: options.workdir.clone(),
+        extra: Vec::new(),
+    };
+    let mut cluster = Cluster::fresh(server, MASTERS + 1, &settings)?;
     let masters: Vec<usize> = (0..MASTERS).collect();
 
     // redis-cli --cluster create; every node polled while it works.
@@ -440,8 +170,8 @@ fn one_run(server: &Server, options: &Options) -> std::io::Result<Run> {
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     let started = Instant::now();
-    let mut child = cli.spawn()?;
-    let stdout = child.stdout.take().expect("piped");
+    let mut child = ringkv_bench::cluster::Spawned::start(&mut cli)?;
+    let stdout = child.child().and_then(|c| c.stdout.take()).expect("piped");
     let (tx, rx) = mpsc::channel();
     let reader = std::thread::spawn(move || {
         let mut text = String::new();
@@ -488,10 +218,10 @@ fn one_run(server: &Server, options: &Options) -> std::io::Result<Run> {
             .collect()
     };
     let (sent0, received0) = (stats(&mut cluster, "sent"), stats(&mut cluster, "received"));
-    let before = cluster.bus_sockets()?;
+    let before = bus_sockets(&cluster)?;
     let idle_start = Instant::now();
     std::thread::sleep(Duration::from_secs(options.idle_secs));
-    let after = cluster.bus_sockets()?;
+    let after = bus_sockets(&cluster)?;
     let secs = idle_start.elapsed().as_secs_f64();
     let (sent1, received1) = (stats(&mut cluster, "sent"), stats(&mut cluster, "received"));
     let mut per_node = [(0u64, 0u64); MASTERS];
@@ -586,7 +316,7 @@ fn one_run(server: &Server, options: &Options) -> std::io::Result<Run> {
     }
     run.minority_refuses = poll(stopped, limit, || {
         minority.iter().zip(&keys).all(|(&i, key)| {
-            matches!(cluster.call(i, &["SET", key.as_str(), "v"]), Some(Err(code)) if code == "CLUSTERDOWN")
+            matches!(cluster.call(i, &["SET", key.as_str(), "v"]), Some(Err(error)) if error.starts_with("CLUSTERDOWN"))
         })
     });
     let resumed = Instant::now();
@@ -832,6 +562,7 @@ fn failover_main(options: &Options) {
 
 fn main() {
     let options = Options::parse();
+    ringkv_bench::cluster::stop_on_interrupt();
     if !have_program("redis-cli") {
         eprintln!("redis-cli is needed");
         std::process::exit(1);
@@ -842,13 +573,9 @@ fn main() {
     }
     let mut results: Vec<(String, Vec<Run>)> = Vec::new();
     for name in &options.servers {
-        let server = match name.as_str() {
-            "ringkv" => Server::Ringkv(ringkv_release_binary()),
-            "redis" => Server::Redis,
-            other => {
-                eprintln!("unknown server {other} (ringkv, redis)");
-                std::process::exit(2);
-            }
+        let Some(server) = Server::named(name) else {
+            eprintln!("unknown server {name} (ringkv, redis)");
+            std::process::exit(2);
         };
         let mut runs = Vec::new();
         for r in 0..options.runs {
@@ -980,17 +707,5 @@ mod tests {
                 )
             ]
         );
-    }
-
-    #[test]
-    fn reads_flags_and_info_fields() {
-        let nodes = "abc 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-5460\n\
-                     def 127.0.0.1:7001@17001 master,fail - 0 0 2 connected\n";
-        assert_eq!(flags_of(nodes, "def"), Some(vec!["master", "fail"]));
-        assert_eq!(flags_of(nodes, "xyz"), None);
-        let info = "cluster_state:ok\r\ncluster_stats_messages_sent:12\r\n";
-        assert_eq!(info_field(info, "cluster_state"), Some("ok"));
-        assert_eq!(info_field(info, "cluster_stats_messages_sent"), Some("12"));
-        assert_eq!(info_field(info, "cluster_stats"), None);
     }
 }
