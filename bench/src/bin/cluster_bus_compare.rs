@@ -402,7 +402,12 @@ fn replica_of(nodes: &str, id: &str) -> Option<String> {
 fn failover_run(server: &Server, options: &Options) -> std::io::Result<FailoverRun> {
     const NODES: usize = 6;
     let mut run = FailoverRun::default();
-    let mut cluster = Cluster::fresh(server, NODES, options)?;
+    let settings = Settings {
+        node_timeout: options.node_timeout,
+        workdir: options.workdir.clone(),
+        extra: Vec::new(),
+    };
+    let mut cluster = Cluster::fresh(server, NODES, &settings)?;
     let all: Vec<usize> = (0..NODES).collect();
     let created = Command::new("redis-cli")
         .args(["--cluster", "create"])
@@ -506,9 +511,9 @@ fn failover_run(server: &Server, options: &Options) -> std::io::Result<FailoverR
 fn failover_main(options: &Options) {
     let mut results: Vec<(String, Vec<FailoverRun>)> = Vec::new();
     for name in &options.servers {
-        let server = match name.as_str() {
-            "ringkv" => Server::Ringkv(ringkv_release_binary()),
-            _ => Server::Redis,
+        let Some(server) = Server::named(name) else {
+            eprintln!("unknown server {name} (ringkv, redis)");
+            std::process::exit(2);
         };
         let mut runs = Vec::new();
         for r in 0..options.runs {
