@@ -43,6 +43,10 @@ const VARIABLE: &[(&str, Extra)] = &[
     ),
     ("CLUSTER ADDSLOTSRANGE 1 2", Arity),
     (
+        "CLUSTER FAILOVER FORCE",
+        Error("ERR unknown subcommand or wrong number of arguments for 'FAILOVER'. Try CLUSTER HELP."),
+    ),
+    (
         "CLUSTER DELSLOTS 1",
         Error("ERR Invalid or out of range slot"),
     ),
