@@ -147,6 +147,8 @@ impl Server {
         let live = LiveConfig::new(&effective, on_loglevel);
         let (cluster, bus) = cluster(&effective)?;
         let shared = Shared::new(live, clock, port, registry().len(), cluster);
+        // No data survives a restart, nor the lock grants made before it (L5).
+        shared.replication.started();
         Ok(Server {
             shared: Arc::new(shared),
             listeners,

@@ -16,7 +16,7 @@ pub const FIXTURES: &[&[&str]] = &[
     &[
         "ZADD", "fz:zset", "1", "a", "2", "b", "3", "c", "-inf", "d", "+inf", "e",
     ],
-    &["LOCK.ACQUIRE", "fz:lock", "owner", "600000"],
+    &["LOCK.ACQUIRE", "fz:lock", "owner", "60000"],
     &["CACHE.GET", "fz:lease", "LEASE", "600000"],
 ];
 
