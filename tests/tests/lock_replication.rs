@@ -158,6 +158,7 @@ fn a_lock_change_the_stopped_replica_does_not_acknowledge_is_undone_on_both() {
     let (mut m, mut r) = (master.connect(), replica.connect());
     // Acknowledged: held by alice on both. The replica just acknowledged.
     let kept = acquire(&mut m, "kept", "alice").unwrap().expect("free");
+    assert_eq!(info(&mut m, "replication", "lock_in_sync_replicas"), "1");
     let pid: u32 = info(&mut r, "server", "process_id").parse().unwrap();
     signal("STOP", pid);
     let started = Instant::now();
@@ -182,6 +183,7 @@ fn a_lock_change_the_stopped_replica_does_not_acknowledge_is_undone_on_both() {
     // Silent for longer than the timeout plus a second, the replica is out
     // of the in-sync set: lock changes are refused at once.
     std::thread::sleep(Duration::from_millis(1_500));
+    assert_eq!(info(&mut m, "replication", "lock_in_sync_replicas"), "0");
     let started = Instant::now();
     assert_eq!(
         error_text(&acquire(&mut m, "L", "bob").unwrap_err()),
@@ -303,6 +305,10 @@ fn a_started_node_refuses_new_grants_for_its_lock_delay() {
     let server = TestServer::start_with(&["--lock-delay", "1500"]);
     let started = Instant::now();
     let mut con = server.connect();
+    let remaining: u64 = info(&mut con, "replication", "lock_delay_remaining_ms")
+        .parse()
+        .unwrap();
+    assert!(remaining > 0 && remaining <= 1500, "{remaining}");
     let err = expect_err(&mut con, &["LOCK.ACQUIRE", "L", "a", "1000"]);
     assert!(err.starts_with("LOCKDELAY "), "{err}");
     let left: u64 = err
@@ -349,6 +355,10 @@ fn a_started_node_refuses_new_grants_for_its_lock_delay() {
     assert_eq!(q::<i64>(&mut con, &["LOCK.RELEASE", "held", "owner"]), 0);
     wait_for("the delay to end", || acquire(&mut con, "L", "a").is_ok());
     assert!(started.elapsed() >= Duration::from_millis(1_400));
+    assert_eq!(
+        info(&mut con, "replication", "lock_delay_remaining_ms"),
+        "0"
+    );
     assert!(waiting.join().unwrap().is_some(), "served after the delay");
     // Leases are capped by lock-max-ttl.
     assert_eq!(

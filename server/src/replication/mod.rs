@@ -421,6 +421,11 @@ impl Replication {
         (LockGate::Open { acks, delay }, members)
     }
 
+    /// For how many ms still new lock grants are refused (L5, `INFO`).
+    pub fn lock_delay_left(&self, config: &LiveConfig) -> Millis {
+        self.grant_delay(&config.locks())
+    }
+
     /// For how many ms still new lock grants are refused (L5).
     fn grant_delay(&self, settings: &LockSettings) -> Millis {
         let mut lost = self.grants_lost.lock();
