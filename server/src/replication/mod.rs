@@ -540,3 +540,89 @@ pub struct Flags {
     /// May run on stale data (`stale`).
     pub stale: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::config::Config;
+
+    fn config(pairs: &[(&[u8], &[u8])]) -> LiveConfig {
+        let live = LiveConfig::new(&Config::default(), None);
+        live.set(pairs).unwrap();
+        live
+    }
+
+    fn acks(gate: LockGate) -> Option<(usize, Millis)> {
+        match gate {
+            LockGate::Open { acks, .. } => acks,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn lock_changes_wait_for_the_in_sync_replicas_once_one_is_online() {
+        let replication = Replication::new();
+        let live = config(&[]);
+        let (gate, members) = replication.lock_gate(&live);
+        assert_eq!(acks(gate), None, "no replica: answered at once");
+        assert!(members.is_empty());
+        let ip = IpAddr::from([127, 0, 0, 1]);
+        let syncing = replication
+            .replicas
+            .add(1, ip, 7000, false, CancellationToken::new());
+        assert_eq!(acks(replication.lock_gate(&live).0), None, "still syncing");
+        syncing.online();
+        let (gate, members) = replication.lock_gate(&live);
+        assert_eq!(acks(gate), Some((1, 1000)));
+        assert_eq!(members.len(), 1);
+        // Asked for two: refused with one in sync.
+        let two = config(&[(b"lock-replicas-to-ack", b"2")]);
+        let refused = LockRefusal::NoReplicas {
+            in_sync: 1,
+            wanted: 2,
+        };
+        assert_eq!(replication.lock_gate(&two).0, LockGate::Refused(refused));
+        let none = config(&[(b"lock-replicas-to-ack", b"0")]);
+        assert_eq!(acks(replication.lock_gate(&none).0), None);
+    }
+
+    #[test]
+    fn grants_wait_for_lock_delay_after_a_start_or_an_unfollowed_promotion() {
+        let (feed, keyspace) = (Feed::default(), Keyspace::new());
+        let live = config(&[(b"lock-delay", b"60000")]);
+        let delay =
+            |replication: &Replication, live: &LiveConfig| match replication.lock_gate(live).0 {
+                LockGate::Open { delay, .. } => delay,
+                other => panic!("{other:?}"),
+            };
+        let replication = Replication::new();
+        assert_eq!(delay(&replication, &live), 0, "nothing lost yet");
+        replication.started();
+        assert!(delay(&replication, &live) > 59_000);
+        let off = config(&[(b"lock-delay", b"0")]);
+        assert_eq!(delay(&replication, &off), 0);
+        // Promoted with its link down: it may miss grants.
+        let target = Target {
+            host: "127.0.0.1".into(),
+            port: 1,
+        };
+        let cut_off = Replication::new();
+        cut_off.follow(&feed, &keyspace, &live, target.clone());
+        assert!(cut_off.promote(&feed, &keyspace));
+        assert!(delay(&cut_off, &live) > 59_000);
+        // Promoted while following, after a start: every acknowledged grant
+        // came with the stream, unless grants were not acknowledged.
+        let following = Replication::new();
+        following.started();
+        following.follow(&feed, &keyspace, &live, target);
+        following.sync_done(0);
+        assert!(following.promote(&feed, &keyspace));
+        assert_eq!(delay(&following, &live), 0);
+        let unacked = config(&[(b"lock-delay", b"60000"), (b"lock-replicas-to-ack", b"0")]);
+        assert!(delay(&following, &unacked) > 59_000);
+    }
+}
