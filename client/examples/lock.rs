@@ -1,9 +1,13 @@
 //! A critical section under a native lock, with its fencing token.
 //!
 //! ```text
-//! cargo run --release -p ringkv-server &
+//! cargo run --release -p ringkv-server -- --lock-delay 0 &
 //! cargo run -p ringkv-client --example lock [redis://127.0.0.1:6379]
 //! ```
+//!
+//! (`--lock-delay 0`: grant at once after the start; by default a server
+//! refuses new grants for a minute after it starts, having forgotten the
+//! grants of its previous life.)
 
 use std::time::Duration;
 

@@ -115,9 +115,11 @@ pub async fn run(shared: Arc<Shared>) {
     }
 }
 
-/// Serves the first waiter of each lock or cache fill whose lease ran out: an
-/// expiring key makes no write that would serve the queue. Each hand-over is a
-/// unit of work of its own.
+/// Serves the first waiter of each lock or cache fill whose lease ran out (or
+/// that a lock gate kept waiting: too few in-sync replicas, lock-delay): an
+/// expiring key makes no write that would serve the queue. Each hand-over is
+/// a unit of work of its own; a grant it makes waits for acknowledgements as
+/// any lock change does.
 fn hand_on_expired_locks(shared: &Shared) {
     let mut changes = crate::write::Changes::default();
     for key in shared.data.blocked.lease_keys() {
@@ -125,10 +127,12 @@ fn hand_on_expired_locks(shared: &Shared) {
         let mut locks = crate::keyspace::Locked::new(&shared.data.keyspace);
         locks.acquire_key(&key);
         changes.begin(shared.data.feed.is_active());
+        let members = crate::commands::held::open(shared, &mut changes);
         // Looking the key up expires its lease; the commit then serves the queue.
         locks.table(&key).peek(&key, now);
         locks.take_expired(|key| changes.expired(key));
         changes.ready(&key);
         crate::write::commit(&shared.data, &mut locks, &mut changes, now);
+        crate::commands::held::close(shared, &mut locks, &mut changes, members, now);
     }
 }

@@ -74,6 +74,27 @@ impl Dataset {
             .record_expired(flags & notify::EXPIRED != 0 && flags & events != 0);
     }
 
+    /// The fencing token for a lock or lease granted at `now`. A token past
+    /// the block reserved reserves the next one first, its bound written to
+    /// the feed ahead of the grant (L4).
+    pub fn next_token(&self, now: crate::clock::Millis) -> u64 {
+        self.keyspace.next_token_reserved(now, |bound| {
+            if self.feed.is_active() {
+                self.feed.append_token_bound(bound);
+            }
+        })
+    }
+
+    /// Writes the bound of the fencing tokens reserved to the feed: a full
+    /// sync starts, whose replica must not issue tokens below it once
+    /// promoted (the slot snapshots carry only the tokens of live locks).
+    pub fn announce_token_bound(&self) {
+        let bound = self.keyspace.reserved_tokens();
+        if bound > 0 {
+            self.feed.append_token_bound(bound);
+        }
+    }
+
     /// Changes made to the dataset since start.
     pub fn dirty(&self) -> u64 {
         self.dirty.load(Relaxed)

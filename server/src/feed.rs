@@ -21,6 +21,11 @@ use parking_lot::Mutex;
 
 use crate::protocol::encode_command;
 
+/// The record that reserves fencing tokens (docs/CLUSTER.md, L4):
+/// `RINGKV.TOKENS <bound>`. Whoever applies it issues tokens only above
+/// `bound`; it never stands for a change of the dataset.
+pub const TOKENS: &[u8] = b"RINGKV.TOKENS";
+
 /// Called with each appended piece of the feed and the offset it starts at.
 pub type Follower = Box<dyn FnMut(u64, &[u8]) + Send>;
 
@@ -207,6 +212,14 @@ impl Feed {
         let mut inner = self.inner.lock();
         debug_assert!(inner.upstream, "a master's bytes on a master's own feed");
         inner.push(bytes);
+    }
+
+    /// Appends the bound of the fencing tokens reserved (see [`TOKENS`]).
+    pub fn append_token_bound(&self, bound: u64) {
+        let mut record = Vec::new();
+        let bound = itoa::Buffer::new().format(bound).as_bytes().to_vec();
+        encode_command(&mut record, &[TOKENS, &bound]);
+        self.append(&record, 1);
     }
 
     /// Appends one unit's `records` (`count` commands), wrapped in

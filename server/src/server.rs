@@ -161,6 +161,8 @@ impl Server {
                 .replication
                 .follow(&data.feed, &data.keyspace, &shared.config, target);
         }
+        // No data survives a restart, nor the lock grants made before it (L5).
+        shared.replication.started();
         Ok(Server {
             shared: Arc::new(shared),
             listeners,

@@ -59,8 +59,16 @@ impl TestServer {
 
     /// Starts a server on `port` (0: any free one) with extra flags; cluster
     /// tests need to know every node's port before starting any.
+    ///
+    /// Unless the flags set it, `lock-delay` is 0: a fresh server grants locks
+    /// at once (by default it refuses new grants for a minute after it
+    /// starts, having forgotten the grants of its previous life).
     pub fn start_on(port: u16, args: &[&str]) -> TestServer {
         let port = port.to_string();
+        let lock_delay: &[&str] = match args.contains(&"--lock-delay") {
+            true => &[],
+            false => &["--lock-delay", "0"],
+        };
         let mut child = Command::new(server_binary())
             .args([
                 "--bind",
@@ -70,6 +78,7 @@ impl TestServer {
                 "--loglevel",
                 "notice",
             ])
+            .args(lock_delay)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -99,7 +99,7 @@ fn a_replica_gets_every_key_and_every_write_made_during_its_full_sync() {
         .arg(600_000)
         .query(&mut con)
         .unwrap();
-    let token: i64 = q(&mut con, &["LOCK.ACQUIRE", "lock", "owner", "600000"]);
+    let token: i64 = q(&mut con, &["LOCK.ACQUIRE", "lock", "owner", "60000"]);
     // Writes keep coming while the replica syncs, many across slots: moves
     // between lists and renames read one slot to write another.
     let stop = Arc::new(AtomicBool::new(false));

@@ -3,9 +3,14 @@
 //! (`SET NX PX` + `DELIFEQ`), and with Redis's classic pattern (`SET NX PX` +
 //! a Lua compare-and-delete), each client on its own lock name.
 //!
+//! With `--replica`, each server gets a replica, and the native pattern is
+//! measured with the lock changes acknowledged by it (the default,
+//! docs/CLUSTER.md L1) and answered at once (`lock-replicas-to-ack 0`); Redis's
+//! pattern with `WAIT 1` after each step is its acknowledged counterpart.
+//!
 //! ```text
 //! cargo build --release -p ringkv-server -p ringkv-bench
-//! target/release/lock_bench --clients 1,16 --seconds 5
+//! target/release/lock_bench --clients 1,16 --seconds 5 [--replica]
 //! ```
 
 use std::time::{Duration, Instant};
@@ -22,6 +27,10 @@ struct Options {
     /// Seconds per measurement.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
+    /// Give each server a replica, and measure with and without
+    /// acknowledgements.
+    #[arg(long)]
+    replica: bool,
 }
 
 /// How a lock is taken and given back.
@@ -30,6 +39,8 @@ enum Pattern {
     Native,
     SetNxDelIfEq,
     SetNxLua,
+    /// `SET NX PX`, `WAIT 1`, the Lua release, `WAIT 1`.
+    SetNxLuaWait,
 }
 
 const RELEASE_SCRIPT: &str =
@@ -52,7 +63,14 @@ fn pair(
             let left: i64 = redis::cmd("LOCK.RELEASE").arg(name).arg(owner).query(con)?;
             assert_eq!(left, 0);
         }
-        Pattern::SetNxDelIfEq | Pattern::SetNxLua => {
+        Pattern::SetNxDelIfEq | Pattern::SetNxLua | Pattern::SetNxLuaWait => {
+            let wait = |con: &mut redis::Connection| -> redis::RedisResult<()> {
+                if matches!(pattern, Pattern::SetNxLuaWait) {
+                    let acked: i64 = redis::cmd("WAIT").arg(1).arg(1000).query(con)?;
+                    assert_eq!(acked, 1, "the replica did not acknowledge");
+                }
+                Ok(())
+            };
             let set: Option<String> = redis::cmd("SET")
                 .arg(name)
                 .arg(owner)
@@ -61,6 +79,7 @@ fn pair(
                 .arg(10_000)
                 .query(con)?;
             assert!(set.is_some(), "uncontended lock not granted");
+            wait(con)?;
             let deleted: i64 = match pattern {
                 Pattern::SetNxDelIfEq => redis::cmd("DELIFEQ").arg(name).arg(owner).query(con)?,
                 _ => redis::cmd("EVAL")
@@ -71,6 +90,7 @@ fn pair(
                     .query(con)?,
             };
             assert_eq!(deleted, 1);
+            wait(con)?;
         }
     }
     Ok(())
@@ -105,9 +125,99 @@ fn measure(port: u16, pattern: Pattern, clients: usize, seconds: u64) -> (f64, f
     (rate, median(&mut all), p99)
 }
 
+/// Starts a replica of `master` (started by `start`) and waits until its
+/// master counts it online.
+fn with_replica(
+    master: &ServerProcess,
+    start: impl FnOnce() -> std::io::Result<ServerProcess>,
+) -> ServerProcess {
+    let replica = start().expect("start replica");
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}/", replica.port)).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let _: String = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(master.port)
+        .query(&mut con)
+        .unwrap();
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}/", master.port)).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query(&mut con)
+            .unwrap();
+        if info.contains("state=online") {
+            return replica;
+        }
+        assert!(Instant::now() < deadline, "the replica did not sync");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn set_config(port: u16, name: &str, value: &str) {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let _: String = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg(name)
+        .arg(value)
+        .query(&mut con)
+        .unwrap();
+}
+
+/// `--replica`: lock round trips with lock changes acknowledged by a replica
+/// and answered at once, against Redis with and without `WAIT 1`.
+fn replicated(o: &Options) {
+    // Granting at once after the start (the default refuses grants for
+    // lock-max-ttl after a start, L5).
+    let binary = ringkv_release_binary();
+    let start = || ServerProcess::ringkv(&binary, &["--lock-delay", "0"]);
+    let ringkv = start().expect("start ringkv");
+    let _ringkv_replica = with_replica(&ringkv, start);
+    let redis =
+        have_program("redis-server").then(|| ServerProcess::redis(&[]).expect("start redis"));
+    let _redis_replica = redis
+        .as_ref()
+        .map(|redis| with_replica(redis, || ServerProcess::redis(&[])));
+    println!(
+        "acquire + release pairs with one replica, each client on its own lock, {} s per row",
+        o.seconds
+    );
+    println!();
+    println!("| server | pattern | clients | pairs/s | p50 µs | p99 µs |");
+    println!("|---|---|---:|---:|---:|---:|");
+    for &clients in &o.clients {
+        for (acks, label) in [
+            ("-1", "LOCK.ACQUIRE + LOCK.RELEASE, acknowledged"),
+            ("0", "LOCK.ACQUIRE + LOCK.RELEASE, lock-replicas-to-ack 0"),
+        ] {
+            set_config(ringkv.port, "lock-replicas-to-ack", acks);
+            let (rate, p50, p99) = measure(ringkv.port, Pattern::Native, clients, o.seconds);
+            println!("| ringkv | {label} | {clients} | {rate:.0} | {p50:.1} | {p99:.1} |");
+        }
+        if let Some(redis) = &redis {
+            for (pattern, label) in [
+                (
+                    Pattern::SetNxLuaWait,
+                    "SET NX PX + WAIT 1 + EVAL release + WAIT 1",
+                ),
+                (Pattern::SetNxLua, "SET NX PX + EVAL release"),
+            ] {
+                let (rate, p50, p99) = measure(redis.port, pattern, clients, o.seconds);
+                println!("| redis | {label} | {clients} | {rate:.0} | {p50:.1} | {p99:.1} |");
+            }
+        }
+    }
+}
+
 fn main() {
     let o = Options::parse();
-    let ringkv = ServerProcess::ringkv(&ringkv_release_binary(), &[]).expect("start ringkv");
+    if o.replica {
+        return replicated(&o);
+    }
+    let ringkv = ServerProcess::ringkv(&ringkv_release_binary(), &["--lock-delay", "0"])
+        .expect("start ringkv");
     let redis =
         have_program("redis-server").then(|| ServerProcess::redis(&[]).expect("start redis"));
     println!(

@@ -44,7 +44,7 @@ const fn spec(
 /// The cache family.
 #[rustfmt::skip]
 pub const COMMANDS: &[CommandSpec] = &[
-    spec("cache.get", -2, WRITE | DENYOOM | FAST | BLOCKING, "Reads a cached value telling a value, a cached absence and a miss apart; a miss grants a fill lease, and readers meanwhile wait (or block with WAIT) for the fill.", handler!(Get<'_>)),
+    spec("cache.get", -2, WRITE | DENYOOM | FAST | BLOCKING | LOCKING, "Reads a cached value telling a value, a cached absence and a miss apart; a miss grants a fill lease, and readers meanwhile wait (or block with WAIT) for the fill.", handler!(Get<'_>)),
     spec("cache.fill", -4, WRITE | DENYOOM, "Stores a value (or a known absence) for a key, only with the lease a miss granted and no write since; optional TTL and jitter.", handler!(Fill<'_>)),
     spec("cache.release", 3, WRITE | FAST, "Gives a fill lease back unfilled (the load failed), so the next waiting reader gets the lease at once.", handler!(ReleaseLease<'_>)),
 ];
@@ -127,7 +127,11 @@ impl<'a> Command<'a> for Get<'a> {
         let found = ctx.session.stats.lookup(table.get(key, now));
         match found.map(|e| &*e.value) {
             None => {
-                let token = ctx.shared.data.keyspace.next_token(now);
+                // A lease granted is a lock change (L1), not a lock grant:
+                // lock-delay does not refuse it (a lease lost in a crash
+                // costs one more load; its fill is refused as stale).
+                ctx.lock_change(key)?;
+                let token = ctx.shared.data.next_token(now);
                 let table = ctx.locks.table(key);
                 table.insert(key, Value::Lease(token), Expiry::At(now + self.lease), now);
                 ctx.changed(notify::GENERIC, "cache.lease", key);

@@ -130,6 +130,24 @@ pub enum CommandError {
     /// A replica asked to sync from a node that cannot serve it now.
     #[error("NOMASTERLINK Can't SYNC while not connected with my master")]
     NoMasterLink,
+    /// A lock change the lock gate refused (too few in-sync replicas, or the
+    /// node's lock-delay).
+    #[error("{0}")]
+    Lock(crate::write::LockRefusal),
+    /// A lock change its in-sync replicas did not acknowledge in time: it
+    /// was undone (`restored`), or left where the lock changed since.
+    #[error(
+        "NOREPLICAS Lock change not acknowledged by {replicas} replica(s) within {timeout_ms} ms; {}",
+        if *.restored { "undone" } else { "not undone: the lock changed since" }
+    )]
+    LockNotAcknowledged {
+        /// Replicas that had to acknowledge.
+        replicas: usize,
+        /// `lock-ack-timeout` when the change ran.
+        timeout_ms: u64,
+        /// Every changed lock was put back.
+        restored: bool,
+    },
     /// Any other `ERR` error, with its message.
     #[error("ERR {0}")]
     Other(String),
@@ -172,7 +190,8 @@ impl CommandError {
             ReadOnlyReplica => "READONLY",
             Loading => "LOADING",
             MasterDown => "MASTERDOWN",
-            NoReplicas => "NOREPLICAS",
+            NoReplicas | LockNotAcknowledged { .. } => "NOREPLICAS",
+            Lock(refusal) => refusal.code(),
             NoMasterLink => "NOMASTERLINK",
         }
     }
@@ -231,6 +250,16 @@ mod tests {
             MasterDown,
             NoReplicas,
             NoMasterLink,
+            Lock(crate::write::LockRefusal::NoReplicas {
+                in_sync: 0,
+                wanted: 1,
+            }),
+            Lock(crate::write::LockRefusal::Delay { left: 100 }),
+            LockNotAcknowledged {
+                replicas: 1,
+                timeout_ms: 1000,
+                restored: true,
+            },
             Other("message".into()),
         ];
         for e in &all {
@@ -267,6 +296,8 @@ mod tests {
                 | MasterDown
                 | NoReplicas
                 | NoMasterLink
+                | Lock(_)
+                | LockNotAcknowledged { .. }
                 | Other(_) => {}
             }
         }
@@ -279,6 +310,21 @@ mod tests {
             let text = e.to_string();
             assert_eq!(text.split(' ').next(), Some(e.code()), "{text}");
         }
+    }
+
+    #[test]
+    fn lock_errors_say_what_to_do() {
+        let late = CommandError::LockNotAcknowledged {
+            replicas: 2,
+            timeout_ms: 1000,
+            restored: false,
+        };
+        assert_eq!(
+            late.to_string(),
+            "NOREPLICAS Lock change not acknowledged by 2 replica(s) within 1000 ms; not undone: the lock changed since"
+        );
+        let delay = CommandError::Lock(crate::write::LockRefusal::Delay { left: 250 });
+        assert!(delay.to_string().ends_with("retry in 250 ms"));
     }
 
     #[test]

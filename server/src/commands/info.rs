@@ -293,6 +293,13 @@ fn replication(shared: &Shared, out: &mut String) {
         );
         field(out, &format!("slave{i}"), line);
     }
+    // The lock rules' state (docs/CLUSTER.md, L1 and L5).
+    if !replication.is_replica() {
+        let in_sync = replication.in_sync(&shared.config).len();
+        field(out, "lock_in_sync_replicas", in_sync);
+    }
+    let delay = replication.lock_delay_left(&shared.config);
+    field(out, "lock_delay_remaining_ms", delay);
     let (wanted, lag) = shared.config.min_replicas();
     if wanted > 0 {
         field(

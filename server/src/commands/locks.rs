@@ -7,6 +7,11 @@
 //! first waiter (`crate::blocking`). The rules themselves are plain code in
 //! `keyspace::types::Lock`.
 //!
+//! Every change is a lock change (docs/CLUSTER.md, L1): refused while too few
+//! replicas are in sync, and answered only once they acknowledged it. A new
+//! grant is also refused during the node's `lock-delay` (L5). Leases are at
+//! most `lock-max-ttl`.
+//!
 //! ```text
 //! LOCK.ACQUIRE name owner ttl-ms [WAIT timeout-ms]  -> token | nil (busy, timed out)
 //! LOCK.RELEASE name owner                           -> holds left (0: free) | -1 (not yours)
@@ -37,9 +42,9 @@ const fn spec(
 /// The lock family.
 #[rustfmt::skip]
 pub const COMMANDS: &[CommandSpec] = &[
-    spec("lock.acquire", -4, WRITE | DENYOOM | FAST | BLOCKING, "Takes a lock for an owner with a lease in milliseconds, or once more if the owner holds it; with WAIT, queues in arrival order. Replies the fencing token, or nil.", handler!(Acquire<'_>)),
-    spec("lock.release", 3, WRITE | FAST, "Gives back one hold of a lock; at zero the lock is free and the first waiter gets it. Replies the holds left, or -1 if the owner does not hold it.", handler!(Release_<'_>)),
-    spec("lock.extend", 4, WRITE | FAST, "Sets a held lock's lease to the given milliseconds from now. Replies 1, or 0 if the owner does not hold it.", handler!(Extend<'_>)),
+    spec("lock.acquire", -4, WRITE | DENYOOM | FAST | BLOCKING | LOCKING, "Takes a lock for an owner with a lease in milliseconds, or once more if the owner holds it; with WAIT, queues in arrival order. Replies the fencing token, or nil.", handler!(Acquire<'_>)),
+    spec("lock.release", 3, WRITE | FAST | LOCKING, "Gives back one hold of a lock; at zero the lock is free and the first waiter gets it. Replies the holds left, or -1 if the owner does not hold it.", handler!(Release_<'_>)),
+    spec("lock.extend", 4, WRITE | FAST | LOCKING, "Sets a held lock's lease to the given milliseconds from now. Replies 1, or 0 if the owner does not hold it.", handler!(Extend<'_>)),
     spec("lock.info", 2, READONLY | FAST, "Describes a lock: owner, holds, fencing token, lease left in milliseconds and waiters; nil if free.", handler!(Info<'_>)),
 ];
 
@@ -49,6 +54,18 @@ fn held(value: Option<&mut Value>) -> Result<Option<&mut Lock>, CommandError> {
         None => Ok(None),
         Some(Value::Lock(lock)) => Ok(Some(lock)),
         Some(_) => Err(CommandError::WrongType),
+    }
+}
+
+/// Refuses a lease longer than `lock-max-ttl`: a node that lost its grants
+/// waits that long before granting again (L5).
+fn check_lease(ctx: &Ctx<'_, '_>, ttl: Millis) -> CommandResult {
+    let max = ctx.shared.config.locks().max_ttl_ms;
+    match ttl <= max {
+        true => Ok(()),
+        false => Err(CommandError::err(format!(
+            "lease is longer than lock-max-ttl ({max} ms)"
+        ))),
     }
 }
 
@@ -87,28 +104,38 @@ impl<'a> Command<'a> for Acquire<'a> {
     }
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        check_lease(ctx, self.ttl)?;
         let (now, name) = (ctx.now, self.name);
         let queued = ctx.shared.data.blocked.has_waiters(name);
         let table = ctx.locks.table(name);
-        let entry = table.get(name, now);
-        match held(entry.map(|e| e.value))? {
-            Some(lock) => {
-                if lock.reenter(self.owner).is_some() {
-                    let token = lock.token();
-                    table.set_expire(name, Some(now + self.ttl), now);
-                    ctx.changed(notify::GENERIC, "lock.acquire", name);
-                    // Locks and leases travel whole, their tokens with them.
-                    ctx.propagate_state(name);
-                    ctx.out.int(token as i64);
-                    return Ok(());
-                }
+        let found = held(table.get(name, now).map(|e| e.value))?;
+        match found.map(|lock| lock.is_owned_by(self.owner)) {
+            // The owner again: one more hold, and a renewed lease (not a new
+            // grant: no lock-delay).
+            Some(true) => {
+                ctx.lock_change(name)?;
+                let table = ctx.locks.table(name);
+                let Some(Value::Lock(lock)) = table.get(name, now).map(|e| e.value) else {
+                    return Err(CommandError::WrongType);
+                };
+                lock.reenter(self.owner);
+                let token = lock.token();
+                table.set_expire(name, Some(now + self.ttl), now);
+                ctx.changed(notify::GENERIC, "lock.acquire", name);
+                // Locks and leases travel whole, their tokens with them.
+                ctx.propagate_state(name);
+                ctx.out.int(token as i64);
+                return Ok(());
             }
+            Some(false) => {}
             // Free, and nobody queued first: take it. With waiters queued (a
             // lease just ran out and the cron has not handed it on yet) the
             // newcomer goes behind them.
             None if !queued => {
-                let token = ctx.shared.data.keyspace.next_token(now);
+                ctx.lock_grant(name)?;
+                let token = ctx.shared.data.next_token(now);
                 let lock = Value::Lock(Box::new(Lock::new(self.owner, token)));
+                let table = ctx.locks.table(name);
                 table.insert(name, lock, Expiry::At(now + self.ttl), now);
                 ctx.changed(notify::GENERIC, "lock.acquire", name);
                 // Locks and leases travel whole, their tokens with them.
@@ -152,6 +179,12 @@ impl<'a> Command<'a> for Release_<'a> {
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let table = ctx.locks.table(self.name);
+        let owned = held(table.get(self.name, ctx.now).map(|e| e.value))?
+            .is_some_and(|lock| lock.is_owned_by(self.owner));
+        if owned {
+            ctx.lock_change(self.name)?;
+        }
+        let table = ctx.locks.table(self.name);
         let released = match held(table.get(self.name, ctx.now).map(|e| e.value))? {
             None => Release::NotOwner,
             Some(lock) => lock.release(self.owner),
@@ -190,10 +223,13 @@ impl<'a> Command<'a> for Extend<'a> {
     }
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        check_lease(ctx, self.ttl)?;
         let table = ctx.locks.table(self.name);
         let owned = held(table.get(self.name, ctx.now).map(|e| e.value))?
             .is_some_and(|lock| lock.is_owned_by(self.owner));
         if owned {
+            ctx.lock_change(self.name)?;
+            let table = ctx.locks.table(self.name);
             table.set_expire(self.name, Some(ctx.now + self.ttl), ctx.now);
             ctx.changed(notify::GENERIC, "lock.extend", self.name);
             // Locks and leases travel whole, their tokens with them.

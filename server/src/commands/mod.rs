@@ -24,6 +24,7 @@ mod connection;
 mod debug;
 mod expire;
 mod hashes;
+pub mod held;
 mod info;
 mod introspection;
 mod keys;
@@ -184,6 +185,30 @@ impl Ctx<'_, '_> {
         let changes = &mut self.session.changes;
         changes.rewritten();
         crate::write::record_state(changes, self.locks.table(key), key, self.now);
+    }
+
+    /// Notes that the command is about to change lock `key` (a lock, or a
+    /// fill lease): refused as the unit's lock gate says (too few in-sync
+    /// replicas), or allowed, the reply then waiting with the unit for
+    /// acknowledgements where lock changes do (docs/CLUSTER.md, L1). Call
+    /// before changing it, and only if it changes.
+    pub fn lock_change(&mut self, key: &[u8]) -> CommandResult {
+        self.noting_lock(key, false)
+    }
+
+    /// [`Ctx::lock_change`] for a new grant of a lock, which the node's
+    /// `lock-delay` also refuses (L5).
+    pub fn lock_grant(&mut self, key: &[u8]) -> CommandResult {
+        self.noting_lock(key, true)
+    }
+
+    fn noting_lock(&mut self, key: &[u8], grant: bool) -> CommandResult {
+        let table = self.locks.table(key);
+        let changes = &mut self.session.changes;
+        crate::write::lock_change(changes, table, key, self.now, grant)
+            .map_err(CommandError::Lock)?;
+        changes.own_lock_change();
+        Ok(())
     }
 
     /// Records the `del` event of a collection the command emptied, which is
@@ -513,8 +538,15 @@ fn run<'a>(
     let cmd = checked.command;
     let mark = out.len();
     let whole = matches!(unit, Unit::Whole { .. });
+    let mut lock_unit = None;
     if whole {
         session.changes.begin(shared.data.feed.is_active());
+        // A unit that may change a lock, or grant one to a waiter, opens the
+        // lock gate (a replica's stream changes locks as its master did).
+        let may_lock = cmd.has(flag::LOCKING) || shared.data.blocked.lease_waiters() > 0;
+        if may_lock && !session.master_link {
+            lock_unit = Some(held::open(shared, &mut session.changes));
+        }
     }
     let command = session.changes.start_command();
     let mut ctx = Ctx {
@@ -546,6 +578,9 @@ fn run<'a>(
         }
         crate::write::commit(&shared.data, locks, &mut session.changes, now);
     }
+    let held = lock_unit
+        .and_then(|members| held::close(shared, locks, &mut session.changes, members, now))
+        .and_then(|(held, own)| own.then_some(held));
     let usec = session.command_end(started);
     if out.is_full() {
         result = Err(reply_too_large(shared, session, cmd));
@@ -558,6 +593,11 @@ fn run<'a>(
             reply_error(shared, session, out, &err);
             session.stats.record(cmd.id, usec, Outcome::Failed);
         }
+    }
+    // The reply waits until the unit's lock changes are acknowledged.
+    if let Some(held) = held {
+        let reply = out.split_off(mark);
+        session.held = Some(crate::session::HeldReply { held, reply });
     }
     block
 }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use super::table::{flag::*, CommandSpec};
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
 use crate::blocking::{BlockedOp, Waiter};
-use crate::protocol::encode_command;
 use crate::replication::Target;
 
 /// The replication family.
@@ -243,9 +242,7 @@ impl Command<'_> for Wait {
             return Ok(());
         }
         // Ask for acknowledgements now rather than at the replicas' next second.
-        let mut getack = Vec::new();
-        encode_command(&mut getack, &[b"REPLCONF", b"GETACK", b"*"]);
-        shared.data.feed.append(&getack, 1);
+        replication.ask_acks(&shared.data.feed);
         ctx.block = Some(waiter);
         Ok(())
     }

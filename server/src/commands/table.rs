@@ -54,6 +54,9 @@ pub mod flag {
     /// commands with this flag by their channel argument (redis-py's
     /// RedisCluster looks for it in `COMMAND`).
     pub const PUBSUB: u32 = 1 << 16;
+    /// May change a lock or grant a fill lease: its unit opens the lock gate
+    /// (docs/CLUSTER.md, L1). Internal.
+    pub const LOCKING: u32 = 1 << 17;
 
     /// Names in `COMMAND INFO` order (Redis's; `movablekeys`, which is not a
     /// flag here, comes right before `allow_busy`).

@@ -50,7 +50,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec(
         "exec",
         1,
-        NO_QUEUE | SKIP_SLOWLOG,
+        NO_QUEUE | SKIP_SLOWLOG | LOCKING,
         KeySpec::NONE,
         "1.2.0",
         "Executes all commands in a transaction.",

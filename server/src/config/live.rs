@@ -69,6 +69,19 @@ pub struct Changed {
     pub replication: bool,
 }
 
+/// The lock settings in force (docs/CLUSTER.md, L1 and L5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockSettings {
+    /// `lock-replicas-to-ack` (-1: automatic).
+    pub replicas_to_ack: i64,
+    /// `lock-ack-timeout` in milliseconds.
+    pub ack_timeout_ms: u64,
+    /// `lock-max-ttl` in milliseconds.
+    pub max_ttl_ms: u64,
+    /// `lock-delay` in milliseconds, -1 resolved to `lock-max-ttl`.
+    pub delay_ms: u64,
+}
+
 /// The replication settings in force.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplSettings {
@@ -335,6 +348,18 @@ impl LiveConfig {
             auth: masterauth.map(|pass| (c.masteruser.read().clone(), pass)),
             min_replicas: c.min_replicas_to_write.load(Relaxed),
             min_replicas_max_lag: c.min_replicas_max_lag.load(Relaxed),
+        }
+    }
+
+    /// The lock settings, read per lock change.
+    pub fn locks(&self) -> LockSettings {
+        let c = &self.cells;
+        let max_ttl_ms = c.lock_max_ttl.load(Relaxed);
+        LockSettings {
+            replicas_to_ack: c.lock_replicas_to_ack.load(Relaxed),
+            ack_timeout_ms: c.lock_ack_timeout.load(Relaxed),
+            max_ttl_ms,
+            delay_ms: u64::try_from(c.lock_delay.load(Relaxed)).unwrap_or(max_ttl_ms),
         }
     }
 

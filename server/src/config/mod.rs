@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 pub use crate::eviction::Policy;
 pub use file::FileError;
 pub use flags::Cli;
-pub use live::{Changed, ConfigSetError, LiveConfig, LogLevelHook, ReplSettings};
+pub use live::{Changed, ConfigSetError, LiveConfig, LockSettings, LogLevelHook, ReplSettings};
 pub use output_limits::ClientClass;
 pub use settings::Config;
 pub use units::MemSize;

@@ -136,6 +136,27 @@ settings! {
     /// See min-replicas-to-write.
     min_replicas_max_lag "min-replicas-max-lag" | "min-slaves-max-lag": u64 = 10;
         int(0, INT_MAX), runtime;
+    /// A lock change (LOCK.ACQUIRE, LOCK.EXTEND, LOCK.RELEASE, a fill lease
+    /// granted) is answered only once every in-sync replica acknowledged it,
+    /// and refused (-NOREPLICAS) while fewer replicas than this are in sync.
+    /// -1: 1 while the master has an online replica, else 0 (answered at once).
+    lock_replicas_to_ack "lock-replicas-to-ack": i64 = -1;
+        int(-1, INT_MAX), runtime;
+    /// Milliseconds a lock change waits for its acknowledgements; after it the
+    /// change is undone and the client gets an error. A replica that has not
+    /// acknowledged for this long plus a second leaves the in-sync set.
+    lock_ack_timeout "lock-ack-timeout": u64 = 1000;
+        int(1, INT_MAX), runtime;
+    /// Longest lease in milliseconds LOCK.ACQUIRE and LOCK.EXTEND accept.
+    lock_max_ttl "lock-max-ttl": u64 = 60_000;
+        int(1, LONG_MAX), runtime;
+    /// Milliseconds a node that may have lost lock grants (it just started, or
+    /// was promoted without an acknowledged stream) refuses new lock grants
+    /// (-LOCKDELAY). -1: lock-max-ttl, so no lock granted before is still
+    /// held. 0: never, and a lock granted before a crash may have two owners
+    /// (fencing tokens still only grow).
+    lock_delay "lock-delay": i64 = -1;
+        int(-1, LONG_MAX), runtime;
     /// Who may run DEBUG, whose subcommands exist for tests: no, yes or local
     /// (loopback clients only).
     enable_debug_command "enable-debug-command": DebugAccess = DebugAccess::No;
@@ -327,6 +348,10 @@ mod tests {
         ("masteruser", &["", "repl"]),
         ("min-replicas-to-write", &["0", "3"]),
         ("min-replicas-max-lag", &["0", "10"]),
+        ("lock-replicas-to-ack", &["-1", "0", "2"]),
+        ("lock-ack-timeout", &["1", "1000"]),
+        ("lock-max-ttl", &["1", "60000", "86400000"]),
+        ("lock-delay", &["-1", "0", "30000"]),
         ("enable-debug-command", &["no", "yes", "local", "LOCAL"]),
         ("cluster-enabled", &["no", "NO"]),
         ("cluster-config-file", &["nodes.conf", "dir/n.conf"]),
@@ -412,6 +437,10 @@ mod tests {
         ("masteruser", &[]),
         ("min-replicas-to-write", &["-1"]),
         ("min-replicas-max-lag", &["x"]),
+        ("lock-replicas-to-ack", &["-2", "x"]),
+        ("lock-ack-timeout", &["0", "-1"]),
+        ("lock-max-ttl", &["0", "1s"]),
+        ("lock-delay", &["-2", "x"]),
         ("enable-debug-command", &["maybe", ""]),
         ("cluster-enabled", &["maybe", "true"]),
         ("cluster-config-file", &[]),

@@ -426,9 +426,20 @@ impl Keyspace {
         }
     }
 
-    /// The fencing token for a lock granted at `now`.
-    pub fn next_token(&self, now: Millis) -> u64 {
-        self.tokens.next(now)
+    /// The fencing token for a lock granted at `now`, reserving a new block
+    /// first if needed (see [`FencingTokens::next_reserved`]).
+    pub fn next_token_reserved(&self, now: Millis, reserve: impl FnOnce(u64)) -> u64 {
+        self.tokens.next_reserved(now, reserve)
+    }
+
+    /// The upper bound of the fencing tokens reserved last (0: none).
+    pub fn reserved_tokens(&self) -> u64 {
+        self.tokens.reserved()
+    }
+
+    /// Forgets the fencing tokens reserved (see [`FencingTokens::forget_reserved`]).
+    pub fn forget_reserved_tokens(&self) {
+        self.tokens.forget_reserved()
     }
 
     /// Accounts for a token granted elsewhere (see [`FencingTokens::observe`]).

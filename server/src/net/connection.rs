@@ -17,7 +17,8 @@ use tokio_util::sync::WaitForCancellationFuture;
 
 use super::buffer::InputBuffer;
 use super::socket::Socket;
-use crate::blocking::{Blocked, BlockedOp, Waiter, Wake};
+use crate::blocking::held::Phase;
+use crate::blocking::{Blocked, BlockedOp, Held, Waiter, Wake};
 use crate::commands;
 use crate::config::ClientClass;
 use crate::protocol::{Args, Decoded, Protocol, Reply, RequestDecoder, RequestLimits};
@@ -51,6 +52,9 @@ enum Stop {
     /// A command blocked; its request (`len` bytes at the front of the input)
     /// stays unconsumed until it is served, times out, or must run again.
     Blocked { waiter: Arc<Waiter>, len: usize },
+    /// A command's reply is held until its lock changes are acknowledged
+    /// (`Session::held`); nothing more runs before it is sent.
+    Held,
 }
 
 /// Removes a waiter from the registry however the wait ends (served, timed out,
@@ -224,6 +228,12 @@ impl Connection {
                             return Ok(());
                         }
                     }
+                    Stop::Held => {
+                        self.publish(true);
+                        if !self.wait_held(&mut killed).await? {
+                            return Ok(());
+                        }
+                    }
                 }
             }
             self.publish(false);
@@ -366,6 +376,20 @@ impl Connection {
         drop(guard);
         // A writer may have served us just as the wait ended.
         match wake.or_else(|| waiter.take()) {
+            Some(Wake::Held(outcome, held)) => {
+                self.input.consume(len);
+                self.decoder.release();
+                match self.settle(&held, killed).await? {
+                    None => return Ok(false),
+                    Some(Phase::Acked) => commands::blocking::write_outcome(
+                        &self.shared,
+                        &mut self.session,
+                        &outcome,
+                        &mut self.output,
+                    ),
+                    Some(_) => self.write_held_failure(&held),
+                }
+            }
             Some(Wake::Served(outcome)) => {
                 commands::blocking::write_outcome(
                     &self.shared,
@@ -388,6 +412,58 @@ impl Connection {
             }
         }
         Ok(true)
+    }
+
+    /// Waits until the held reply (`Session::held`) can go, then queues it, or
+    /// the error of a change undone. False when the connection must close.
+    async fn wait_held(&mut self, killed: &mut Killed<'_, '_>) -> std::io::Result<bool> {
+        let Some(held) = self.session.held.take() else {
+            return Ok(true);
+        };
+        match self.settle(&held.held, killed).await? {
+            None => return Ok(false),
+            Some(Phase::Acked) => self.output.append(held.reply),
+            Some(_) => self.write_held_failure(&held.held),
+        }
+        Ok(true)
+    }
+
+    /// Waits until `held` is acknowledged or undone (undoing it at its
+    /// deadline if nobody did yet). Keeps reading meanwhile, as a blocked
+    /// client does. `None` when the connection must close.
+    async fn settle(
+        &mut self,
+        held: &Held,
+        killed: &mut Killed<'_, '_>,
+    ) -> std::io::Result<Option<Phase>> {
+        let shared = self.shared.clone();
+        let left = held.deadline.saturating_sub(shared.clock.now_ms());
+        let deadline = tokio::time::sleep(Duration::from_millis(left));
+        tokio::pin!(deadline);
+        let mut expired = false;
+        loop {
+            self.input.reserve(READ_MIN, 0);
+            tokio::select! {
+                biased;
+                _ = killed.as_mut() => return Ok(None),
+                phase = held.settled() => return Ok(Some(phase)),
+                _ = &mut deadline, if !expired => {
+                    expired = true;
+                    commands::held::expire(&shared, held);
+                }
+                n = self.socket.read(&mut self.input) => {
+                    let n = n?;
+                    if n == 0 || self.pending_input() as u64 > shared.config.query_buffer_limit() {
+                        return Ok(None);
+                    }
+                    self.session.stats.net_in += n as u64;
+                }
+            }
+        }
+    }
+
+    fn write_held_failure(&mut self, held: &Held) {
+        commands::held::write_failure(&self.shared, &mut self.session, held, &mut self.output);
     }
 
     /// Bytes of requests received and not yet run: the input, and big arguments
@@ -465,6 +541,7 @@ impl Connection {
                     match ran {
                         Ran::Done if session.close_after_reply => break Stop::Close,
                         Ran::Done if session.replconf.psync.is_some() => break Stop::Replica,
+                        Ran::Done if session.held.is_some() => break Stop::Held,
                         Ran::Done => {}
                         Ran::Blocked(waiter) => {
                             // The request stays in the buffer until it is served.

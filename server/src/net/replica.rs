@@ -72,6 +72,9 @@ pub async fn serve(
         None => {
             let sync = replication.syncs.start(out.clone());
             let (id, start) = feed.follow(follower());
+            // Snapshots carry the tokens of live locks only; the bound covers
+            // every token issued (L4).
+            shared.data.announce_token_bound();
             (
                 id,
                 format!("+FULLRESYNC {} {start}\r\n", ids.replid),

@@ -23,7 +23,7 @@ use crate::shared::Shared;
 /// How long to wait before connecting again after the link failed.
 const RETRY: Duration = Duration::from_secs(1);
 /// How often the replica acknowledges its offset.
-const ACK_PERIOD: Duration = Duration::from_secs(1);
+const ACK_PERIOD: Duration = Duration::from_millis(crate::replication::ACK_PERIOD_MS);
 /// Longest handshake reply line accepted.
 const MAX_LINE: usize = 4096;
 

@@ -147,6 +147,23 @@ impl Reply {
         }
     }
 
+    /// Takes everything written after `len` out of the buffer (a reply held
+    /// back, to be appended later). Only between sends.
+    pub fn split_off(&mut self, len: usize) -> Vec<u8> {
+        debug_assert_eq!(self.sent, 0);
+        let mut tail = Vec::with_capacity(self.len().saturating_sub(len));
+        let mut at = 0;
+        for block in self.full.iter().chain(std::iter::once(&self.buf)) {
+            let end = at + block.len();
+            if end > len {
+                tail.extend_from_slice(&block[len.saturating_sub(at)..]);
+            }
+            at = end;
+        }
+        self.truncate(len);
+        tail
+    }
+
     /// Up to `slices.len()` unsent pieces, in order, for a vectored write;
     /// returns how many were filled.
     pub fn unsent<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
@@ -467,6 +484,31 @@ mod tests {
             r.array_at(mark, 2);
         });
         assert_eq!(out, "$6\r\nbefore\r\n*2\r\n:1\r\n:2\r\n");
+    }
+
+    #[test]
+    fn a_reply_split_off_leaves_the_ones_before_it_across_blocks() {
+        let mut r = Reply::new(Protocol::Resp2);
+        let mut before = Vec::new();
+        for i in 0..5_000 {
+            r.bulk_int(i);
+            before.extend_from_slice(format!("${}\r\n{i}\r\n", i.to_string().len()).as_bytes());
+        }
+        let mark = r.len();
+        let big = vec![b'y'; 2 * CHUNK];
+        r.int(7);
+        r.bulk(&big);
+        let held = r.split_off(mark);
+        assert_eq!(&held[..4], b":7\r\n");
+        assert_eq!(
+            held.len(),
+            4 + format!("${}\r\n", big.len()).len() + big.len() + 2
+        );
+        assert_eq!(r.len(), mark);
+        r.append(held.clone());
+        let all = r.into_vec();
+        assert_eq!(&all[..mark], &before[..]);
+        assert_eq!(&all[mark..], &held[..]);
     }
 
     #[test]

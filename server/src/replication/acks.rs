@@ -1,5 +1,6 @@
-//! The replicas a master streams to, what each acknowledged and when, and the
-//! clients waiting in `WAIT` for acknowledgements (R8).
+//! The replicas a master streams to, what each acknowledged and when, the
+//! clients waiting in `WAIT` for acknowledgements (R8), and the units whose
+//! lock changes wait for every replica of their in-sync set (L1).
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
@@ -9,7 +10,8 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::blocking::{Outcome, Waiter, Wake};
+use crate::blocking::held::Phase;
+use crate::blocking::{Held, Outcome, Waiter, Wake};
 
 /// Where a replica's sync stands (`INFO` prints these names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +74,22 @@ impl Replica {
 pub struct Replicas {
     list: Mutex<Vec<Arc<Replica>>>,
     waits: Mutex<Vec<(Arc<Waiter>, u64, usize)>>,
+    holds: Mutex<Vec<HeldWait>>,
     origin: Instant,
+}
+
+/// A held unit waiting until each of `members` acknowledged `offset`.
+#[derive(Debug)]
+struct HeldWait {
+    held: Arc<Held>,
+    offset: u64,
+    members: Vec<Arc<Replica>>,
+}
+
+impl HeldWait {
+    fn acknowledged(&self) -> bool {
+        self.members.iter().all(|r| r.acked() >= self.offset)
+    }
 }
 
 impl Default for Replicas {
@@ -80,6 +97,7 @@ impl Default for Replicas {
         Replicas {
             list: Mutex::default(),
             waits: Mutex::default(),
+            holds: Mutex::default(),
             origin: Instant::now(),
         }
     }
@@ -157,6 +175,27 @@ impl Replicas {
             .count()
     }
 
+    /// Online replicas that acknowledged within `max_age_ms`: the in-sync set
+    /// as this node alone can tell it (see `Replication::in_sync`).
+    pub fn fresh(&self, max_age_ms: u64) -> Vec<Arc<Replica>> {
+        let now = self.now();
+        self.list
+            .lock()
+            .iter()
+            .filter(|r| r.state() == ReplicaState::Online)
+            .filter(|r| now.saturating_sub(r.ack_at.load(Relaxed)) <= max_age_ms)
+            .cloned()
+            .collect()
+    }
+
+    /// True if some replica finished its sync and follows the stream.
+    pub fn any_online(&self) -> bool {
+        self.list
+            .lock()
+            .iter()
+            .any(|r| r.state() == ReplicaState::Online)
+    }
+
     /// How many replicas acknowledged `offset` or later.
     pub fn acked(&self, offset: u64) -> usize {
         self.list
@@ -171,6 +210,7 @@ impl Replicas {
     pub fn ack(&self, replica: &Replica, offset: u64) {
         replica.ack_offset.fetch_max(offset, Relaxed);
         replica.ack_at.store(self.now(), Relaxed);
+        self.settle_holds();
         let mut waits = self.waits.lock();
         if waits.is_empty() {
             return;
@@ -185,6 +225,36 @@ impl Replicas {
             waiter.wake(Wake::Served(Outcome::Replicas(count)));
             false
         });
+    }
+
+    /// Settles the held units every replica of their set acknowledged, and
+    /// forgets those settled otherwise (undone) or nobody waits for.
+    fn settle_holds(&self) {
+        let mut holds = self.holds.lock();
+        holds.retain(|wait| {
+            if wait.held.phase() != Phase::Pending || Arc::strong_count(&wait.held) == 1 {
+                return false;
+            }
+            if wait.acknowledged() {
+                wait.held.acknowledged();
+                return false;
+            }
+            true
+        });
+    }
+
+    /// Registers `held`, settled once each of `members` acknowledged
+    /// `offset` (at once if they all did already).
+    pub fn hold(&self, held: Arc<Held>, offset: u64, members: Vec<Arc<Replica>>) {
+        let wait = HeldWait {
+            held,
+            offset,
+            members,
+        };
+        // Registered before checking, so an acknowledgement in between
+        // settles it.
+        self.holds.lock().push(wait);
+        self.settle_holds();
     }
 
     /// Registers a `WAIT` for `wanted` replicas to acknowledge `offset`.
@@ -226,15 +296,46 @@ mod tests {
     }
 
     #[test]
+    fn a_held_unit_waits_for_every_replica_of_its_set() {
+        let replicas = Replicas::default();
+        let (a, b, c) = (
+            replica(&replicas, 1),
+            replica(&replicas, 2),
+            replica(&replicas, 3),
+        );
+        let held = Arc::new(Held::new(0, 2, 1000));
+        replicas.hold(held.clone(), 100, vec![a.clone(), b.clone()]);
+        replicas.ack(&c, 500);
+        replicas.ack(&a, 100);
+        assert_eq!(held.phase(), Phase::Pending, "c is not in its set");
+        replicas.ack(&b, 120);
+        assert_eq!(held.phase(), Phase::Acked);
+        // Acknowledged before it was registered: settled at once.
+        let early = Arc::new(Held::new(0, 1, 1000));
+        replicas.hold(early.clone(), 100, vec![a.clone()]);
+        assert_eq!(early.phase(), Phase::Acked);
+        // A unit undone meanwhile is forgotten.
+        let late = Arc::new(Held::new(0, 1, 1000));
+        replicas.hold(late.clone(), 900, vec![a.clone()]);
+        late.start_undo();
+        replicas.ack(&a, 1000);
+        assert_eq!(late.phase(), Phase::Undoing);
+        assert!(replicas.holds.lock().is_empty());
+    }
+
+    #[test]
     fn good_replicas_are_online_and_acknowledged_lately() {
         let replicas = Replicas::default();
         let a = replica(&replicas, 1);
         let ip = IpAddr::from([127, 0, 0, 1]);
         replicas.add(2, ip, 7001, false, CancellationToken::new());
         assert_eq!(replicas.good(10_000), 1, "the syncing one does not count");
+        assert_eq!(replicas.fresh(10_000).len(), 1);
+        assert!(replicas.any_online());
         a.ack_at.store(0, Relaxed);
         std::thread::sleep(std::time::Duration::from_millis(5));
         assert_eq!(replicas.good(1), 0, "too late");
+        assert!(replicas.fresh(1).is_empty());
         replicas.remove(&a);
         assert_eq!(replicas.len(), 1);
     }

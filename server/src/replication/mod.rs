@@ -10,24 +10,39 @@
 //!           master's bytes appended to this node's feed; REPLCONF ACK ─▶ master
 //!           ─▶ acknowledgements ─▶ WAIT, min-replicas-to-write
 //! ```
+//! Lock changes wait for the in-sync replicas (L1): [`Replication::lock_gate`]
+//! says what a unit may do with locks, [`Replication::hold`] waits for its
+//! acknowledgements; a node that may have lost grants refuses new ones for
+//! `lock-delay` (L5).
+//!
 //! Below the commands, which check it and change it; the I/O tasks that move the
 //! stream (`repl_io`) sit above them. Uses the keyspace, the feed, the blocked
-//! clients' waiters and the settings.
+//! clients' waiters, the write path's lock gate and the settings.
 
 mod acks;
 pub mod snapshot;
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Instant;
 
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
 pub use acks::{Replica, ReplicaState, Replicas};
 
+use crate::blocking::held::Phase;
+use crate::blocking::Held;
 use crate::clock::Millis;
-use crate::config::LiveConfig;
+use crate::config::{LiveConfig, LockSettings};
 use crate::feed::Feed;
 use crate::keyspace::Keyspace;
+use crate::protocol::encode_command;
+use crate::write::{LockGate, LockRefusal};
+
+/// How often a replica acknowledges its offset unasked (`repl_io::upstream`):
+/// a live replica's last acknowledgement is never much older.
+pub const ACK_PERIOD_MS: u64 = 1000;
 
 /// The gate's bits: what commands must check (all clear on a plain master).
 mod gate {
@@ -142,6 +157,17 @@ pub struct SyncStats {
     pub partial_err: AtomicU64,
 }
 
+/// Since when this node may have lost lock grants (L5).
+#[derive(Debug, Clone, Copy)]
+struct GrantsLost {
+    since: Instant,
+    /// It started, or was promoted from a stream it was not following: its
+    /// grants may be lost even where lock changes wait for acknowledgements.
+    /// Otherwise (promoted while following) only where they do not
+    /// (`lock-replicas-to-ack 0`).
+    even_if_acked: bool,
+}
+
 /// One node's replication state.
 #[derive(Debug)]
 pub struct Replication {
@@ -155,6 +181,10 @@ pub struct Replication {
     /// Full syncs under way.
     pub syncs: snapshot::Syncs,
     target: watch::Sender<Option<Target>>,
+    grants_lost: Mutex<Option<GrantsLost>>,
+    /// The feed offset after the last `REPLCONF GETACK` (0: none in this
+    /// history).
+    getack_end: AtomicU64,
 }
 
 impl Default for Replication {
@@ -183,6 +213,8 @@ impl Replication {
             replicas: Replicas::default(),
             syncs: snapshot::Syncs::default(),
             target: watch::Sender::new(None),
+            grants_lost: Mutex::new(None),
+            getack_end: AtomicU64::new(0),
         }
     }
 
@@ -319,11 +351,116 @@ impl Replication {
         }
         ids.replid2 = std::mem::replace(&mut ids.replid, new_replid());
         ids.second_offset = Some(feed.offset() + 1);
+        // Followed to the end, the stream brought every acknowledged grant;
+        // otherwise some may be missing (L5).
+        let following = self.gate.load(Relaxed) & (gate::LINK_DOWN | gate::LOADING) == 0;
+        *self.grants_lost.lock() = Some(GrantsLost {
+            since: Instant::now(),
+            even_if_acked: !following,
+        });
+        // Its tokens are above the old master's bounds; its own stream needs
+        // a bound of its own (L4).
+        keyspace.forget_reserved_tokens();
+        self.getack_end.store(0, Relaxed);
         feed.set_upstream(false);
         keyspace.hide_expired(false);
         self.gate.store(0, Relaxed);
         self.target.send_replace(None);
         true
+    }
+
+    /// This node just started with no data: lock grants it made before are
+    /// lost, and new ones are refused for `lock-delay` (L5).
+    pub fn started(&self) {
+        *self.grants_lost.lock() = Some(GrantsLost {
+            since: Instant::now(),
+            even_if_acked: true,
+        });
+    }
+
+    /// The in-sync set (L1): the replicas every lock change waits for. Here,
+    /// the online replicas that acknowledged within `lock-ack-timeout` plus
+    /// the acknowledgement period, so a replica leaves it on this node's word
+    /// alone. That is safe only where nobody may promote a replica outside
+    /// the set; in cluster mode the set shrinks only after the bus round
+    /// (L2), which replaces or confirms this.
+    pub fn in_sync(&self, config: &LiveConfig) -> Vec<Arc<Replica>> {
+        let window = config.locks().ack_timeout_ms.saturating_add(ACK_PERIOD_MS);
+        self.replicas.fresh(window)
+    }
+
+    /// What a unit of work may do with locks now (L1, L5), and the in-sync
+    /// replicas its lock changes wait for.
+    pub fn lock_gate(&self, config: &LiveConfig) -> (LockGate, Vec<Arc<Replica>>) {
+        let settings = config.locks();
+        // A replica changes locks only as its master's stream says.
+        if self.is_replica() {
+            let open = LockGate::Open {
+                acks: None,
+                delay: 0,
+            };
+            return (open, Vec::new());
+        }
+        let delay = self.grant_delay(&settings);
+        let wanted = match usize::try_from(settings.replicas_to_ack) {
+            Ok(n) => n,
+            Err(_) => usize::from(self.replicas.any_online()),
+        };
+        if wanted == 0 {
+            return (LockGate::Open { acks: None, delay }, Vec::new());
+        }
+        let members = self.in_sync(config);
+        if members.len() < wanted {
+            let refusal = LockRefusal::NoReplicas {
+                in_sync: members.len(),
+                wanted,
+            };
+            return (LockGate::Refused(refusal), Vec::new());
+        }
+        let acks = Some((members.len(), settings.ack_timeout_ms));
+        (LockGate::Open { acks, delay }, members)
+    }
+
+    /// For how many ms still new lock grants are refused (L5, `INFO`).
+    pub fn lock_delay_left(&self, config: &LiveConfig) -> Millis {
+        self.grant_delay(&config.locks())
+    }
+
+    /// For how many ms still new lock grants are refused (L5).
+    fn grant_delay(&self, settings: &LockSettings) -> Millis {
+        let mut lost = self.grants_lost.lock();
+        let Some(since) = *lost else {
+            return 0;
+        };
+        if !since.even_if_acked && settings.replicas_to_ack != 0 {
+            return 0;
+        }
+        let elapsed = since.since.elapsed().as_millis() as u64;
+        let left = settings.delay_ms.saturating_sub(elapsed);
+        if left == 0 {
+            *lost = None;
+        }
+        left
+    }
+
+    /// Waits for `held`, a unit that ended at feed offset `offset`, to be
+    /// acknowledged by every replica of `members` (its in-sync set), and asks
+    /// them to acknowledge at once.
+    pub fn hold(&self, feed: &Feed, held: Arc<Held>, offset: u64, members: Vec<Arc<Replica>>) {
+        self.replicas.hold(held.clone(), offset, members);
+        // One request after the unit's records is enough.
+        if held.phase() == Phase::Pending && self.getack_end.load(Relaxed) <= offset {
+            self.ask_acks(feed);
+        }
+    }
+
+    /// Asks the replicas to acknowledge their offset now (`REPLCONF GETACK
+    /// *` in the stream) rather than at their next period.
+    pub fn ask_acks(&self, feed: &Feed) {
+        let mut getack = Vec::new();
+        encode_command(&mut getack, &[b"REPLCONF", b"GETACK", b"*"]);
+        feed.append(&getack, 1);
+        self.getack_end.fetch_max(feed.offset(), Relaxed);
     }
 
     /// A full sync from the master started: a new history at `offset` named
@@ -334,6 +471,7 @@ impl Replication {
         ids.replid2 = NO_REPLID.to_owned();
         ids.second_offset = None;
         feed.restart(offset, true);
+        self.getack_end.store(0, Relaxed);
         self.gate.fetch_or(gate::LOADING, Relaxed);
         self.set_link(LinkState::Sync, now);
     }
@@ -401,4 +539,90 @@ pub struct Flags {
     pub loading: bool,
     /// May run on stale data (`stale`).
     pub stale: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::config::Config;
+
+    fn config(pairs: &[(&[u8], &[u8])]) -> LiveConfig {
+        let live = LiveConfig::new(&Config::default(), None);
+        live.set(pairs).unwrap();
+        live
+    }
+
+    fn acks(gate: LockGate) -> Option<(usize, Millis)> {
+        match gate {
+            LockGate::Open { acks, .. } => acks,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn lock_changes_wait_for_the_in_sync_replicas_once_one_is_online() {
+        let replication = Replication::new();
+        let live = config(&[]);
+        let (gate, members) = replication.lock_gate(&live);
+        assert_eq!(acks(gate), None, "no replica: answered at once");
+        assert!(members.is_empty());
+        let ip = IpAddr::from([127, 0, 0, 1]);
+        let syncing = replication
+            .replicas
+            .add(1, ip, 7000, false, CancellationToken::new());
+        assert_eq!(acks(replication.lock_gate(&live).0), None, "still syncing");
+        syncing.online();
+        let (gate, members) = replication.lock_gate(&live);
+        assert_eq!(acks(gate), Some((1, 1000)));
+        assert_eq!(members.len(), 1);
+        // Asked for two: refused with one in sync.
+        let two = config(&[(b"lock-replicas-to-ack", b"2")]);
+        let refused = LockRefusal::NoReplicas {
+            in_sync: 1,
+            wanted: 2,
+        };
+        assert_eq!(replication.lock_gate(&two).0, LockGate::Refused(refused));
+        let none = config(&[(b"lock-replicas-to-ack", b"0")]);
+        assert_eq!(acks(replication.lock_gate(&none).0), None);
+    }
+
+    #[test]
+    fn grants_wait_for_lock_delay_after_a_start_or_an_unfollowed_promotion() {
+        let (feed, keyspace) = (Feed::default(), Keyspace::new());
+        let live = config(&[(b"lock-delay", b"60000")]);
+        let delay =
+            |replication: &Replication, live: &LiveConfig| match replication.lock_gate(live).0 {
+                LockGate::Open { delay, .. } => delay,
+                other => panic!("{other:?}"),
+            };
+        let replication = Replication::new();
+        assert_eq!(delay(&replication, &live), 0, "nothing lost yet");
+        replication.started();
+        assert!(delay(&replication, &live) > 59_000);
+        let off = config(&[(b"lock-delay", b"0")]);
+        assert_eq!(delay(&replication, &off), 0);
+        // Promoted with its link down: it may miss grants.
+        let target = Target {
+            host: "127.0.0.1".into(),
+            port: 1,
+        };
+        let cut_off = Replication::new();
+        cut_off.follow(&feed, &keyspace, &live, target.clone());
+        assert!(cut_off.promote(&feed, &keyspace));
+        assert!(delay(&cut_off, &live) > 59_000);
+        // Promoted while following, after a start: every acknowledged grant
+        // came with the stream, unless grants were not acknowledged.
+        let following = Replication::new();
+        following.started();
+        following.follow(&feed, &keyspace, &live, target);
+        following.sync_done(0);
+        assert!(following.promote(&feed, &keyspace));
+        assert_eq!(delay(&following, &live), 0);
+        let unacked = config(&[(b"lock-delay", b"60000"), (b"lock-replicas-to-ack", b"0")]);
+        assert!(delay(&following, &unacked) > 59_000);
+    }
 }

@@ -4,7 +4,7 @@
 //!
 //! Below the commands: commands read and change a session; nothing here knows a
 //! command, only command ids. May use the write path's `Changes`, the watch and
-//! pub/sub registries, stats and the protocol.
+//! pub/sub registries, the blocked clients' types, stats and the protocol.
 
 mod clients;
 mod subscriptions;
@@ -18,6 +18,7 @@ pub use clients::{Activity, ClientHandle, Clients};
 pub use subscriptions::Subscriptions;
 pub use transaction::{Queued, Transaction};
 
+use crate::blocking::Held;
 use crate::clock::{Clock, Millis};
 use crate::pubsub::PubSub;
 use crate::stats::LocalStats;
@@ -33,6 +34,16 @@ pub struct ReplConf {
     pub ringkv: bool,
     /// Its `PSYNC replid offset` (`SYNC`: `?`, -1).
     pub psync: Option<(Vec<u8>, i64)>,
+}
+
+/// A reply cut from the output until its unit's lock changes are
+/// acknowledged (docs/CLUSTER.md, L1).
+#[derive(Debug)]
+pub struct HeldReply {
+    /// The unit.
+    pub held: Arc<Held>,
+    /// The reply, as encoded.
+    pub reply: Vec<u8>,
 }
 
 /// The state of one connection that commands read and change.
@@ -70,6 +81,9 @@ pub struct Session {
     /// This session applies the master's stream on a replica: no routing,
     /// no read-only refusal, keys past their expiry still live.
     pub master_link: bool,
+    /// The last command's reply, held for acknowledgements: the connection
+    /// sends it (or an error) once they came, before running anything more.
+    pub held: Option<HeldReply>,
     /// Wall-clock time at `batch_start`, so later commands of the batch derive
     /// theirs from the cheaper monotonic clock.
     batch_wall: Millis,
@@ -110,6 +124,7 @@ impl Session {
             admit: None,
             replconf: ReplConf::default(),
             master_link: false,
+            held: None,
             batch_wall: 0,
             batch_start: now,
             mark: now,

@@ -1,8 +1,14 @@
 //! What one unit of work changed: its effects, and (while someone follows the
 //! write feed) the records that reproduce them.
 
+use std::sync::Arc;
+
+use crate::blocking::Held;
+use crate::clock::Millis;
 use crate::notify;
 use crate::protocol::encode_command;
+
+use super::LockGate;
 
 /// What the commit does for one effect's key besides counting its changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +59,13 @@ pub struct Changes {
     covered: usize,
     /// The running command wrote its own records instead of its request.
     rewritten: bool,
+    /// What the unit may do with locks (set by its caller).
+    gate: LockGate,
+    /// The unit's lock changes held for acknowledgements, if any.
+    held: Option<Arc<Held>>,
+    /// A command of the unit changed a lock itself (its reply waits too),
+    /// beyond the grants the commit made to waiters.
+    own_lock_change: bool,
 }
 
 impl Changes {
@@ -64,6 +77,49 @@ impl Changes {
         }
         self.covered = 0;
         self.feeding = feeding;
+        self.gate = LockGate::Closed;
+        self.held = None;
+        self.own_lock_change = false;
+    }
+
+    /// Sets what the unit may do with locks (after [`Changes::begin`]).
+    pub fn set_lock_gate(&mut self, gate: LockGate) {
+        self.gate = gate;
+    }
+
+    /// What the unit may do with locks.
+    pub fn lock_gate(&self) -> LockGate {
+        self.gate
+    }
+
+    /// The unit's held lock changes, started at `now` if this is the first
+    /// (`replicas` must acknowledge them within `timeout` ms).
+    pub(super) fn held_unit(
+        &mut self,
+        now: Millis,
+        replicas: usize,
+        timeout: Millis,
+    ) -> &Arc<Held> {
+        self.held
+            .get_or_insert_with(|| Arc::new(Held::new(now, replicas, timeout)))
+    }
+
+    /// The unit's held lock changes, if any so far.
+    pub(super) fn held(&self) -> Option<&Arc<Held>> {
+        self.held.as_ref()
+    }
+
+    /// The lock change being noted is the running command's own (its reply
+    /// waits with the unit).
+    pub fn own_lock_change(&mut self) {
+        self.own_lock_change = true;
+    }
+
+    /// Takes the unit's held lock changes, and whether a command of the unit
+    /// made some itself (not only grants to waiters).
+    pub fn take_held(&mut self) -> Option<(Arc<Held>, bool)> {
+        let own = std::mem::take(&mut self.own_lock_change);
+        self.held.take().map(|held| (held, own))
     }
 
     /// True while the unit keeps records for the write feed.

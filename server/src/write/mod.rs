@@ -16,6 +16,7 @@
 
 mod changes;
 mod evict;
+mod locks;
 mod serve;
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -23,6 +24,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use changes::Notice;
 pub use changes::{Changes, CommandMark};
 pub use evict::{evict_while, make_room};
+pub use locks::{key_state, lock_change, seal, undo, LockGate, LockRefusal};
 
 use crate::clock::Millis;
 use crate::dataset::Dataset;

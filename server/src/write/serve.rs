@@ -1,5 +1,8 @@
 //! Serving blocked clients, part of the commit: each waiter's operation done on
 //! the key that got data, as an effect (and records) of the unit that gave it.
+//! A lock or lease granted to a waiter is a lock change of the unit: the
+//! unit's lock gate may refuse it (the waiter stays queued) or hold its reply
+//! for acknowledgements (`Wake::Held`).
 
 use crate::blocking::{BlockedOp, Outcome, Waiter, Wake};
 use crate::clock::Millis;
@@ -7,6 +10,7 @@ use crate::keyspace::types::{End, List, Lock};
 use crate::keyspace::{key_slot, Expiry, Locked, Value};
 use crate::notify;
 
+use super::locks::may_serve;
 use super::{record_state, Changes};
 
 /// Serves the clients blocked on `key`, whose slot `locks` holds, first come
@@ -21,7 +25,7 @@ pub(super) fn serve(
 ) -> u64 {
     let mut leases = 0;
     data.blocked.serve(key, |waiter| {
-        serve_one(locks, key, waiter, now, changes, &mut leases)
+        serve_one(data, locks, key, waiter, now, changes, &mut leases)
     });
     leases
 }
@@ -44,6 +48,7 @@ fn pop_names(end: End) -> (&'static str, &'static [u8]) {
 /// Performs `waiter`'s operation on `key` if it holds data; `None` leaves it
 /// waiting.
 fn serve_one(
+    data: &crate::dataset::Dataset,
     locks: &mut Locked<'_>,
     key: &[u8],
     waiter: &Waiter,
@@ -105,7 +110,10 @@ fn serve_one(
             Some(Value::Absent) => Outcome::Cached(None),
             Some(value) => Outcome::Cached(Some(value.string_bytes()?.into_owned())),
             None => {
-                let token = locks.keyspace().next_token(now);
+                if !may_serve(changes, locks.table(key), key, now, false) {
+                    return None;
+                }
+                let token = data.next_token(now);
                 let table = locks.table(key);
                 table.insert(key, Value::Lease(token), Expiry::At(now + lease), now);
                 changes.record(1, notify::GENERIC, "cache.lease", key);
@@ -116,10 +124,10 @@ fn serve_one(
         },
         BlockedOp::LockAcquire { owner, ttl } => {
             let table = locks.table(key);
-            if table.contains(key, now) {
+            if table.contains(key, now) || !may_serve(changes, table, key, now, true) {
                 return None;
             }
-            let token = locks.keyspace().next_token(now);
+            let token = data.next_token(now);
             let table = locks.table(key);
             let lock = Value::Lock(Box::new(Lock::new(owner, token)));
             table.insert(key, lock, Expiry::At(now + ttl), now);
@@ -177,7 +185,13 @@ fn serve_one(
             Outcome::Moved(item.as_bytes().to_vec())
         }
     };
-    Some(Wake::Served(outcome))
+    // A grant the unit holds for acknowledgements waits with it.
+    match (&outcome, changes.held()) {
+        (Outcome::Lease(_) | Outcome::Locked(_), Some(held)) => {
+            Some(Wake::Held(outcome, held.clone()))
+        }
+        _ => Some(Wake::Served(outcome)),
+    }
 }
 
 #[cfg(test)]
@@ -185,8 +199,16 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::blocking::Blocked;
+    use crate::config::{Config, LiveConfig};
+    use crate::dataset::Dataset;
     use crate::keyspace::Keyspace;
+    use crate::stats::Stats;
+    use crate::write::LockGate;
+
+    fn dataset() -> Dataset {
+        let config = Arc::new(LiveConfig::new(&Config::default(), None));
+        Dataset::new(config, Arc::new(Stats::new(0)))
+    }
 
     fn push(ks: &Keyspace, key: &[u8], items: &[&str]) {
         let mut list = List::default();
@@ -197,19 +219,28 @@ mod tests {
             .insert(key, Value::List(Box::new(list)), Expiry::Persist, 0);
     }
 
-    fn serve_all(blocked: &Blocked, locks: &mut Locked<'_>, key: &[u8], now: Millis) -> Changes {
+    /// Serves `key`'s waiters in a unit whose lock gate is `gate`.
+    fn serve_all(data: &Dataset, key: &[u8], now: Millis, gate: LockGate) -> Changes {
+        let mut locks = Locked::new(&data.keyspace);
+        locks.acquire_key(key);
         let mut changes = Changes::default();
+        changes.begin(true);
+        changes.set_lock_gate(gate);
         let mut leases = 0;
-        blocked.serve(key, |w| {
-            serve_one(locks, key, w, now, &mut changes, &mut leases)
+        data.blocked.serve(key, |w| {
+            serve_one(data, &mut locks, key, w, now, &mut changes, &mut leases)
         });
         changes
     }
 
+    const OPEN: LockGate = LockGate::Open {
+        acks: None,
+        delay: 0,
+    };
+
     #[test]
     fn pops_serve_waiters_in_order_while_data_lasts() {
-        let ks = Keyspace::new();
-        let blocked = Blocked::default();
+        let data = dataset();
         let waiter = |client| {
             Arc::new(Waiter::new(
                 client,
@@ -223,12 +254,11 @@ mod tests {
         };
         let (a, b, c) = (waiter(1), waiter(2), waiter(3));
         for w in [&a, &b, &c] {
-            blocked.register(w.clone());
+            data.blocked.register(w.clone());
         }
-        push(&ks, b"k", &["x", "y"]);
-        let mut locks = Locked::new(&ks);
-        locks.acquire_key(b"k");
-        let changes = serve_all(&blocked, &mut locks, b"k", 0);
+        push(&data.keyspace, b"k", &["x", "y"]);
+        // Pops need no open gate.
+        let changes = serve_all(&data, b"k", 0, LockGate::Closed);
         let popped = |item: &str| {
             Some(Wake::Served(Outcome::ListPop {
                 key: b"k".to_vec(),
@@ -240,51 +270,48 @@ mod tests {
         assert_eq!(b.take(), popped("y"));
         assert_eq!(c.take(), None);
         // The emptied list is gone, as Redis never keeps an empty one.
-        assert!(locks.table(b"k").peek(b"k", 0).is_none());
+        assert!(data.keyspace.lock_key(b"k").peek(b"k", 0).is_none());
         let events: Vec<_> = changes.events().map(|(_, e, _)| e).collect();
         assert_eq!(events, ["lpop", "lpop", "del"]);
         assert_eq!(changes.dirty(), 2);
     }
 
+    fn lock_waiter(client: u64, owner: &[u8]) -> Arc<Waiter> {
+        Arc::new(Waiter::new(
+            client,
+            vec![b"L".to_vec()],
+            BlockedOp::LockAcquire {
+                owner: owner.to_vec(),
+                ttl: 500,
+            },
+            None,
+        ))
+    }
+
     #[test]
     fn lock_waiters_get_the_lock_one_at_a_time_in_arrival_order() {
-        let keyspace = Keyspace::new();
-        let blocked = Blocked::default();
+        let data = dataset();
+        let keyspace = &data.keyspace;
         let held = Value::Lock(Box::new(Lock::new(b"holder", 1)));
         keyspace
             .lock_key(b"L")
             .insert(b"L", held, Expiry::At(1_000), 0);
-        let waiter = |client: u64, owner: &[u8]| {
-            Arc::new(Waiter::new(
-                client,
-                vec![b"L".to_vec()],
-                BlockedOp::LockAcquire {
-                    owner: owner.to_vec(),
-                    ttl: 500,
-                },
-                None,
-            ))
-        };
-        let (first, second) = (waiter(1, b"first"), waiter(2, b"second"));
-        blocked.register(first.clone());
-        blocked.register(second.clone());
-        assert_eq!(blocked.lease_keys(), [b"L".to_vec()]);
-        let serve_at = |now: Millis| {
-            let mut locks = Locked::new(&keyspace);
-            locks.acquire_key(b"L");
-            serve_all(&blocked, &mut locks, b"L", now);
-        };
+        let (first, second) = (lock_waiter(1, b"first"), lock_waiter(2, b"second"));
+        data.blocked.register(first.clone());
+        data.blocked.register(second.clone());
+        assert_eq!(data.blocked.lease_keys(), [b"L".to_vec()]);
+        assert_eq!(data.blocked.lease_waiters(), 2);
         // Still leased: nobody is served.
-        serve_at(999);
+        serve_all(&data, b"L", 999, OPEN);
         assert_eq!(first.take(), None);
         // The lease ran out: the first waiter, and only it, gets the lock.
-        serve_at(1_000);
+        serve_all(&data, b"L", 1_000, OPEN);
         assert!(matches!(
             first.take(),
             Some(Wake::Served(Outcome::Locked(_)))
         ));
         assert_eq!(second.take(), None);
-        assert_eq!(blocked.waiters_on(b"L"), 1);
+        assert_eq!(data.blocked.waiters_on(b"L"), 1);
         let owner = |now| match keyspace
             .lock_key(b"L")
             .peek(b"L", now)
@@ -295,11 +322,42 @@ mod tests {
         };
         assert_eq!(owner(1_000), b"first");
         // Its lease (500 ms) runs out in turn.
-        serve_at(1_400);
+        serve_all(&data, b"L", 1_400, OPEN);
         assert_eq!(second.take(), None);
-        serve_at(1_500);
+        serve_all(&data, b"L", 1_500, OPEN);
         assert!(matches!(second.take(), Some(Wake::Served(_))));
         assert_eq!(owner(1_500), b"second");
-        assert!(blocked.is_empty());
+        assert!(data.blocked.is_empty());
+        assert_eq!(data.blocked.lease_waiters(), 0);
+    }
+
+    #[test]
+    fn a_lock_gate_keeps_waiters_queued_or_holds_their_grant() {
+        let data = dataset();
+        let waiter = lock_waiter(1, b"w");
+        data.blocked.register(waiter.clone());
+        // A unit that cannot hold replies, or a node in its lock-delay,
+        // grants nothing.
+        serve_all(&data, b"L", 0, LockGate::Closed);
+        let delayed = LockGate::Open {
+            acks: None,
+            delay: 5,
+        };
+        serve_all(&data, b"L", 0, delayed);
+        assert_eq!(waiter.take(), None);
+        assert_eq!(data.blocked.waiters_on(b"L"), 1);
+        // Held for acknowledgements: the grant is made, its reply waits.
+        let held = LockGate::Open {
+            acks: Some((1, 100)),
+            delay: 0,
+        };
+        let mut changes = serve_all(&data, b"L", 0, held);
+        let (unit, own) = changes.take_held().expect("held");
+        assert!(!own);
+        match waiter.take() {
+            Some(Wake::Held(Outcome::Locked(_), h)) => assert!(Arc::ptr_eq(&h, &unit)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(unit.keys(), [b"L".to_vec()]);
     }
 }

@@ -16,7 +16,7 @@ pub const FIXTURES: &[&[&str]] = &[
     &[
         "ZADD", "fz:zset", "1", "a", "2", "b", "3", "c", "-inf", "d", "+inf", "e",
     ],
-    &["LOCK.ACQUIRE", "fz:lock", "owner", "600000"],
+    &["LOCK.ACQUIRE", "fz:lock", "owner", "60000"],
     &["CACHE.GET", "fz:lease", "LEASE", "600000"],
 ];
 
@@ -103,11 +103,12 @@ pub const ENCODING_PROFILES: &[&[(&str, &str)]] = &[
     ],
 ];
 
-/// Requests that rebuild the fixtures from nothing: FLUSHALL, [`FIXTURES`], and
-/// collections just past the compact encodings' default limits (128 entries,
-/// 8 KB list nodes).
+/// Requests that rebuild the fixtures from nothing: back to a master,
+/// FLUSHALL, [`FIXTURES`], and collections just past the compact encodings'
+/// default limits (128 entries, 8 KB list nodes).
 pub fn rebuild() -> Vec<Vec<Vec<u8>>> {
-    let mut requests = vec![words(&["FLUSHALL"])];
+    // A fuzzed REPLICAOF with a valid port ("-" 0) makes the server a replica.
+    let mut requests = vec![words(&["REPLICAOF", "NO", "ONE"]), words(&["FLUSHALL"])];
     requests.extend(FIXTURES.iter().map(|f| words(f)));
     let mut list = words(&["RPUSH", "fz:biglist"]);
     let mut set = words(&["SADD", "fz:bigset"]);

@@ -54,6 +54,9 @@ pub fn route(spec: &Spec) -> Route {
         | "sunsubscribe" => Route::PubSub,
         "quit" | "reset" | "hello" | "client|kill" => Route::Aside,
         "srandmember" | "hrandfield" | "zrandmember" => Route::Unbounded,
+        // WAIT blocks until replicas acknowledge, without Redis's `blocking`
+        // flag.
+        "wait" => Route::Blocking,
         _ if spec.has_flag("blocking") => Route::Blocking,
         _ => Route::Main,
     }

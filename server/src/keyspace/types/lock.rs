@@ -9,8 +9,16 @@
 //! server does not reuse tokens either. A token that arrives from elsewhere
 //! (`RESTORE`, and later replication or migration) goes through
 //! [`FencingTokens::observe`], so later grants stay above it.
+//!
+//! A master reserves tokens in blocks ([`FencingTokens::next_reserved`]): the
+//! block's upper bound is written to its replication stream before any token
+//! of the block is issued, so a promoted replica, which observed the bound,
+//! issues only above every token the old master could have issued
+//! (docs/CLUSTER.md, L4).
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering, Ordering::Relaxed};
+
+use parking_lot::Mutex;
 
 use crate::clock::Millis;
 
@@ -107,11 +115,21 @@ pub const MAX_OBSERVED_TOKEN: u64 = 1 << 62;
 #[error("fencing token {0} is out of range (at most {MAX_OBSERVED_TOKEN})")]
 pub struct TokenOutOfRange(pub u64);
 
+/// Tokens reserved at a time (L4). A million tokens are one second of the
+/// microsecond floor, so while grants follow the clock the stream carries one
+/// bound a second: nothing next to the grants' own records.
+pub const TOKEN_BLOCK: u64 = 1_000_000;
+
 /// Hands out fencing tokens: strictly increasing across all locks, above every
 /// token observed, and never below the current time in microseconds.
 #[derive(Debug, Default)]
 pub struct FencingTokens {
     last: AtomicU64,
+    /// The upper bound of the block reserved last (0: none).
+    reserved: AtomicU64,
+    /// Held while a new block is reserved, so no token of it is handed out
+    /// before its bound is written.
+    reserving: Mutex<()>,
 }
 
 impl FencingTokens {
@@ -126,6 +144,36 @@ impl FencingTokens {
             })
             .unwrap_or_default();
         previous.saturating_add(1).max(floor)
+    }
+
+    /// The next token at `now`, reserving a new block first when the token
+    /// passes the bound reserved: `reserve` gets the new bound and writes it
+    /// where replicas see it before the token is handed out.
+    pub fn next_reserved(&self, now: Millis, reserve: impl FnOnce(u64)) -> u64 {
+        let token = self.next(now);
+        if token > self.reserved.load(Ordering::Acquire) {
+            let _reserving = self.reserving.lock();
+            if token > self.reserved.load(Relaxed) {
+                let bound = token
+                    .saturating_add(TOKEN_BLOCK)
+                    .min(MAX_OBSERVED_TOKEN.max(token));
+                reserve(bound);
+                self.reserved.store(bound, Ordering::Release);
+            }
+        }
+        token
+    }
+
+    /// The upper bound reserved last (0: none).
+    pub fn reserved(&self) -> u64 {
+        self.reserved.load(Ordering::Acquire)
+    }
+
+    /// Forgets the block reserved: the node starts a new history (promoted),
+    /// whose stream must carry a bound of its own before its next grant.
+    pub fn forget_reserved(&self) {
+        let _reserving = self.reserving.lock();
+        self.reserved.store(0, Ordering::Release);
     }
 
     /// Accounts for `token`, granted elsewhere (a restored, replicated or
@@ -181,6 +229,28 @@ mod tests {
         let latest = tokens.next(1_000);
         tokens.observe(granted).unwrap();
         assert_eq!(tokens.next(1_000), latest + 1);
+    }
+
+    #[test]
+    fn a_block_is_reserved_before_its_first_token_is_handed_out() {
+        let tokens = FencingTokens::default();
+        let mut bounds = Vec::new();
+        let first = tokens.next_reserved(1_000, |b| bounds.push(b));
+        assert_eq!(bounds, [first + TOKEN_BLOCK]);
+        // Within the block: nothing more to write.
+        let second = tokens.next_reserved(1_000, |b| bounds.push(b));
+        assert_eq!((second, bounds.len()), (first + 1, 1));
+        // The clock moved past the block: a new one first.
+        let later = tokens.next_reserved(3_000, |b| bounds.push(b));
+        assert_eq!(bounds, [first + TOKEN_BLOCK, later + TOKEN_BLOCK]);
+        // A replica observes the bound; promoted, it issues above it however
+        // far behind its own clock is.
+        let replica = FencingTokens::default();
+        replica.observe(bounds[1]).unwrap();
+        assert!(replica.next(0) > later + TOKEN_BLOCK);
+        tokens.forget_reserved();
+        tokens.next_reserved(3_000, |b| bounds.push(b));
+        assert_eq!(bounds.len(), 3, "a new history reserves again");
     }
 
     #[test]

@@ -18,7 +18,7 @@ mod zset;
 
 pub use hash::Hash;
 pub use list::{End, List};
-pub use lock::{FencingTokens, Lock, Release, TokenOutOfRange};
+pub use lock::{FencingTokens, Lock, Release, TokenOutOfRange, TOKEN_BLOCK};
 pub use set::Set;
 pub use skiplist::compare as compare_scored;
 pub use string::Str;

@@ -11,7 +11,11 @@
 //! and under its slot locks, so a woken client always gets the element it was
 //! woken for and sees the state after the unit. The connection turns the outcome
 //! into its reply. Lock order is always slot locks, then this registry's mutex.
+//! A lock or lease granted to a waiter may have to wait for replicas'
+//! acknowledgements before its reply goes (`held`, L1).
 //! Uses only the clock and the keyspace's types.
+
+pub mod held;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -22,6 +26,8 @@ use tokio::sync::Notify;
 
 use crate::clock::Millis;
 use crate::keyspace::types::{EncodingLimits, End};
+
+pub use held::Held;
 
 /// What a blocked client wants done when one of its keys gets data.
 #[derive(Debug, Clone)]
@@ -76,6 +82,16 @@ pub enum BlockedOp {
     },
 }
 
+impl BlockedOp {
+    /// True for a wait on a lease: a lock, or a cache fill.
+    pub fn is_lease(&self) -> bool {
+        matches!(
+            self,
+            BlockedOp::LockAcquire { .. } | BlockedOp::CacheRead { .. }
+        )
+    }
+}
+
 /// What serving a blocked client did, for its connection to reply with.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -120,6 +136,9 @@ pub enum Wake {
     /// The key was ready but could not be served in place (a move whose destination
     /// slot was busy): run the command again.
     Retry,
+    /// Served with a lock or lease grant whose reply waits until the unit
+    /// that granted it is acknowledged (or undone: the client gets an error).
+    Held(Outcome, Arc<Held>),
 }
 
 /// One blocked client.
@@ -179,6 +198,8 @@ impl Waiter {
 pub struct Blocked {
     by_key: Mutex<HashMap<Vec<u8>, VecDeque<Arc<Waiter>>>>,
     waiters: AtomicUsize,
+    /// Waiters for a lock or a fill lease (see [`Blocked::lease_waiters`]).
+    leases: AtomicUsize,
 }
 
 impl Blocked {
@@ -190,6 +211,12 @@ impl Blocked {
     /// True when nobody is blocked: writes then skip serving entirely.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Number of clients waiting for a lock or a fill lease: while there are
+    /// some, any write may grant one, so units open the lock gate.
+    pub fn lease_waiters(&self) -> usize {
+        self.leases.load(Relaxed)
     }
 
     /// Number of keys someone is blocked on.
@@ -220,14 +247,7 @@ impl Blocked {
         self.by_key
             .lock()
             .iter()
-            .filter(|(_, queue)| {
-                queue.front().is_some_and(|w| {
-                    matches!(
-                        w.op,
-                        BlockedOp::LockAcquire { .. } | BlockedOp::CacheRead { .. }
-                    )
-                })
-            })
+            .filter(|(_, queue)| queue.front().is_some_and(|w| w.op.is_lease()))
             .map(|(key, _)| key.clone())
             .collect()
     }
@@ -243,6 +263,9 @@ impl Blocked {
                 .push_back(waiter.clone());
         }
         self.waiters.fetch_add(1, Relaxed);
+        if waiter.op.is_lease() {
+            self.leases.fetch_add(1, Relaxed);
+        }
     }
 
     /// Removes `waiter` from every queue (served, timed out or disconnected); a
@@ -266,6 +289,9 @@ impl Blocked {
         }
         if found {
             self.waiters.fetch_sub(1, Relaxed);
+            if waiter.op.is_lease() {
+                self.leases.fetch_sub(1, Relaxed);
+            }
         }
     }
 
