@@ -179,18 +179,23 @@ fn a_replica_refuses_client_writes_and_removes_keys_only_when_its_master_says() 
         expect_err(&mut r, &["SET", "k", "v"]),
         "READONLY You can't write against a read only replica."
     );
+    let set_at = Instant::now();
     let _: () = redis::cmd("SET")
         .arg("short")
         .arg("v")
         .arg("PX")
-        .arg(300)
+        .arg(2000)
         .query(&mut m)
         .unwrap();
     caught_up(&master, &replica);
     // Pause the master past the TTL: the replica hides the key but keeps it.
     let pid = master_pid(&master);
     signal("STOP", pid);
-    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        set_at.elapsed() < Duration::from_millis(1900),
+        "paused before the TTL"
+    );
+    std::thread::sleep(Duration::from_millis(2300).saturating_sub(set_at.elapsed()));
     let hidden: Option<String> = q(&mut r, &["GET", "short"]);
     let count: i64 = q(&mut r, &["DBSIZE"]);
     signal("CONT", pid);
