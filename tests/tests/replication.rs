@@ -4,51 +4,16 @@
 //! refusals (docs/CLUSTER.md, R1-R8).
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ringkv_tests::replication::{caught_up, follow, info, signal, wait_for};
 use ringkv_tests::{expect_err, query as q, TestServer};
-
-/// Waits until `done` holds, failing with `what` after 20 s.
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// One `INFO` field.
-fn info(con: &mut redis::Connection, section: &str, name: &str) -> String {
-    let text: String = q(con, &["INFO", section]);
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .unwrap_or_default()
-        .to_string()
-}
-
-/// Makes `replica` follow `master` and waits until its sync is done.
-fn follow(replica: &TestServer, master: &TestServer) {
-    let mut con = replica.connect();
-    let port = master.port.to_string();
-    let _: String = q(&mut con, &["REPLICAOF", "127.0.0.1", &port]);
-    wait_for("the replica's sync", || in_sync(&mut con));
-}
 
 fn in_sync(con: &mut redis::Connection) -> bool {
     info(con, "replication", "master_link_status") == "up"
         && info(con, "replication", "master_sync_in_progress") == "0"
-}
-
-/// Waits until `replica` applied everything `master` wrote so far.
-fn caught_up(master: &TestServer, replica: &TestServer) {
-    let (mut m, mut r) = (master.connect(), replica.connect());
-    let target = info(&mut m, "replication", "master_repl_offset");
-    wait_for("the replica to catch up", || {
-        info(&mut r, "replication", "master_repl_offset") == target
-    });
 }
 
 /// Every key with its value's `DUMP` and whether it has a TTL.
@@ -214,14 +179,6 @@ fn master_pid(server: &TestServer) -> u32 {
     info(&mut con, "server", "process_id").parse().unwrap()
 }
 
-fn signal(name: &str, pid: u32) {
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 #[test]
 fn a_replica_that_reconnects_continues_from_the_backlog() {
     let master = TestServer::start();
@@ -363,7 +320,11 @@ fn a_replica_authenticates_with_masterauth() {
         .get_connection()
         .unwrap();
     let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut m).unwrap();
-    follow(&replica, &master);
+    // The master needs a password, so only the replica's side is watched.
+    let mut r = replica.connect();
+    let port = master.port.to_string();
+    let _: String = q(&mut r, &["REPLICAOF", "127.0.0.1", &port]);
+    wait_for("the replica's sync", || in_sync(&mut r));
     assert_eq!(q::<String>(&mut replica.connect(), &["GET", "k"]), "v");
 }
 
