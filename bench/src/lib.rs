@@ -122,6 +122,13 @@ impl ServerProcess {
         let cpu = memory::cpu_of(Some(self.pid()));
         cpu.user + cpu.system
     }
+
+    /// CPU seconds the process and its reaped children (Redis's forked RDB
+    /// writers) have used so far.
+    pub fn cpu_seconds_with_children(&self) -> f64 {
+        let cpu = memory::cpu_of(Some(self.pid()));
+        cpu.user + cpu.system + cpu.children
+    }
 }
 
 impl Drop for ServerProcess {
@@ -134,13 +141,29 @@ impl Drop for ServerProcess {
 /// Peak resident set size in bytes of process `pid` so far (`VmHWM` in
 /// `/proc/<pid>/status`); 0 where unavailable.
 pub fn peak_rss_of(pid: u32) -> u64 {
+    status_kb(pid, "VmHWM:") * 1024
+}
+
+/// Resident set size in bytes of process `pid` now (`VmRSS`); 0 where unavailable.
+pub fn rss_of(pid: u32) -> u64 {
+    status_kb(pid, "VmRSS:") * 1024
+}
+
+/// Resets process `pid`'s peak resident set size (`VmHWM`) to its current
+/// size, so that [`peak_rss_of`] then reports the peak since this call.
+pub fn reset_peak_rss(pid: u32) -> std::io::Result<()> {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5")
+}
+
+/// A `kB` field of `/proc/<pid>/status`; 0 where unavailable.
+fn status_kb(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+            let line = s.lines().find(|l| l.starts_with(field))?;
             line.split_whitespace().nth(1)?.parse::<u64>().ok()
         })
-        .map_or(0, |kb| kb * 1024)
+        .unwrap_or(0)
 }
 
 /// CPU seconds used by this process's finished (waited-for) children, such as the

@@ -398,3 +398,36 @@ fn a_replica_that_sends_garbage_is_disconnected() {
         info(&mut m, "replication", "connected_slaves") == "0"
     });
 }
+
+#[test]
+fn a_master_answers_its_clients_between_the_steps_of_a_full_sync() {
+    // One worker thread: the replica's stream and this client share it.
+    let master = TestServer::start_with(&["--threads", "1"]);
+    let mut con = master.connect();
+    for batch in 0..200 {
+        let mut mset = redis::cmd("MSET");
+        for i in 0..1000 {
+            mset.arg(format!("key:{batch}:{i}")).arg("0123456789abcdef");
+        }
+        let _: () = mset.query(&mut con).unwrap();
+    }
+    let replica = TestServer::start();
+    let port = master.port.to_string();
+    let _: String = q(&mut replica.connect(), &["REPLICAOF", "127.0.0.1", &port]);
+    // INFOs are answered between the snapshot's steps (about 9 MB in 256 KB
+    // steps: some 35 of them), not once the whole dataset was sent.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut answered = 0;
+    loop {
+        assert!(Instant::now() < deadline, "the full sync never ended");
+        let text: String = q(&mut con, &["INFO", "replication"]);
+        if text.contains("state=online") {
+            break;
+        }
+        answered += u32::from(text.contains("state=send_bulk"));
+    }
+    assert!(
+        answered >= 5,
+        "{answered} INFOs answered while 200k keys were sent"
+    );
+}

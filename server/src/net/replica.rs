@@ -197,6 +197,13 @@ impl Stream<'_> {
             if send && !self.write_all(&self.out.take()).await? {
                 return Ok(());
             }
+            if sync.is_some() {
+                // A step holds this worker while it encodes; its other
+                // clients run between steps (no stop-the-world, R5). The
+                // select's yield does not do it: a step leaves the outbox
+                // ready, and a ready branch wins without yielding.
+                tokio::task::yield_now().await;
+            }
         }
     }
 
