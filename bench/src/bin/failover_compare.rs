@@ -155,7 +155,13 @@ fn checked_writer(port: u16, wait: bool, stop: Arc<AtomicBool>) -> JoinHandle<Ve
 /// have; `None` if that master is not running.
 fn missing(cluster: &mut Cluster, from: usize, keys: &[String]) -> Option<usize> {
     let slot = ringkv_server::keyspace::key_slot(TAG.as_bytes());
-    let (i, _) = cluster.shard_of(from, slot)?;
+    // A node busy after the failover may not answer the first time.
+    let mut master = None;
+    poll(Instant::now(), Duration::from_secs(5), || {
+        master = cluster.shard_of(from, slot).map(|(m, _)| m);
+        master.is_some()
+    });
+    let i = master?;
     if !cluster.is_running(i) {
         return None;
     }
