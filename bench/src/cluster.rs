@@ -557,26 +557,46 @@ impl Cluster {
     }
 
     /// `redis-cli --cluster create` over every node, `replicas` replicas per
-    /// master; returns once it exited successfully, with its output.
-    pub fn create(&mut self, replicas: usize) -> std::io::Result<String> {
+    /// master; returns once it exited successfully, with its output. It waits
+    /// for the nodes to agree with no end of its own, so it is killed after
+    /// `limit` (an error).
+    pub fn create(&mut self, replicas: usize, limit: Duration) -> std::io::Result<String> {
         let mut cli = Command::new("redis-cli");
         cli.args(["--cluster", "create"])
             .args(self.ports.iter().map(|p| format!("127.0.0.1:{p}")))
             .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::null());
         let mut child = Spawned::start(&mut cli)?;
         let stdout = child
             .child()
             .and_then(|c| c.stdout.take())
             .ok_or_else(|| std::io::Error::other("no stdout"))?;
-        let mut text = String::new();
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            text.push_str(&line);
-            text.push('\n');
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                text.push_str(&line);
+                text.push('\n');
+            }
+            text
+        });
+        let exited = poll(Instant::now(), limit, || {
+            child
+                .child()
+                .is_none_or(|c| !matches!(c.try_wait(), Ok(None)))
+        });
+        if exited.is_none() {
+            child.kill();
+            let text = reader.join().unwrap_or_default();
+            return Err(std::io::Error::other(format!(
+                "{}: redis-cli --cluster create did not finish within {limit:?}:\n{text}",
+                self.server.name()
+            )));
         }
-        if child.wait()?.success() {
+        let status = child.wait()?;
+        let text = reader.join().unwrap_or_default();
+        if status.success() {
             Ok(text)
         } else {
             Err(std::io::Error::other(format!(
@@ -584,6 +604,41 @@ impl Cluster {
                 self.server.name()
             )))
         }
+    }
+
+    /// A fresh cluster of `masters` masters with one replica each, created by
+    /// `redis-cli --cluster create` and healthy ([`Cluster::healthy`]). A
+    /// create that hangs or a cluster that does not become healthy within a
+    /// minute is thrown away and made again, up to three times.
+    pub fn with_replicas(
+        server: &Server,
+        masters: usize,
+        settings: &Settings,
+    ) -> std::io::Result<Cluster> {
+        let limit = Duration::from_secs(60);
+        let mut last = None;
+        for attempt in 1..=3 {
+            let mut cluster = Cluster::fresh(server, masters * 2, settings)?;
+            let made = cluster.create(1, limit).and_then(|_| {
+                match poll(Instant::now(), limit, || cluster.healthy(masters)) {
+                    Some(_) => Ok(()),
+                    None => Err(std::io::Error::other(format!(
+                        "{}: the new cluster did not become healthy ({masters} masters, each \
+                         with a synced replica):\n{}",
+                        server.name(),
+                        cluster.describe()
+                    ))),
+                }
+            });
+            match made {
+                Ok(()) => return Ok(cluster),
+                Err(e) => {
+                    eprintln!("cluster attempt {attempt}: {e}");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| std::io::Error::other("no attempt")))
     }
 
     /// Every running node answers, says `cluster_state:ok`, sees `masters`
@@ -623,6 +678,14 @@ impl Cluster {
             }
         }
         true
+    }
+
+    /// The last `lines` lines of node `i`'s log.
+    pub fn log_tail(&self, i: usize, lines: usize) -> String {
+        let log = self.dir.join(format!("node-{}.log", self.ports[i]));
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
     }
 
     /// One line per node: its `cluster_state`, its flags as it sees itself and

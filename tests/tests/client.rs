@@ -135,9 +135,9 @@ fn signal(server: &mut TestServer, signal: &str) {
 async fn a_guard_whose_renewal_times_out_is_maybe_lost_until_the_server_confirms_it() {
     let mut server = TestServer::start();
     let client = client(&server).await;
-    // Renewals every 2 s, each allowed 2 s.
+    // Renewals every 3 s, each allowed 3 s.
     let guard = Lock::new(&client, "paused")
-        .ttl(Duration::from_secs(6))
+        .ttl(Duration::from_secs(9))
         .acquire()
         .await
         .unwrap();
@@ -145,7 +145,7 @@ async fn a_guard_whose_renewal_times_out_is_maybe_lost_until_the_server_confirms
     // Stopped across the first renewal and its timeout, resumed well within
     // the lease.
     signal(&mut server, "STOP");
-    let reported = tokio::time::timeout(Duration::from_millis(4_500), guard.lost()).await;
+    let reported = tokio::time::timeout(Duration::from_millis(7_500), guard.lost()).await;
     // The renewal that got no reply made the guard stop vouching for the lock...
     let held_while_stopped = guard.is_held();
     signal(&mut server, "CONT");

@@ -367,7 +367,16 @@ async fn a_lock_guard_whose_slot_moves_to_another_master_reports_the_lock_lost()
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(guard.state(), LockState::Lost);
-    assert!(matches!(guard.release().await, Err(Error::LockLost(_))));
+    // Released where the slot now lives (not ours: LockLost), or refused while
+    // the slot is still settling: never a success.
+    let released = guard.release().await;
+    assert!(
+        matches!(
+            released,
+            Err(Error::LockLost(_) | Error::Redis(_) | Error::Timeout(_))
+        ),
+        "{released:?}"
+    );
     // Acquiring follows the redirect to the new master.
     let again = Lock::new(&client, name)
         .wait(Duration::from_secs(10))

@@ -483,15 +483,7 @@ fn run(server: &Server, options: &Options) -> std::io::Result<String> {
         workdir: options.workdir.clone(),
         extra,
     };
-    let mut cluster = Cluster::fresh(server, MASTERS * 2, &settings)?;
-    cluster.create(1)?;
-    if !heal(&mut cluster, Duration::from_secs(60)) {
-        return Err(std::io::Error::other(format!(
-            "{}: the new cluster did not become healthy (3 masters, each with a synced replica):\n{}",
-            server.name(),
-            cluster.describe()
-        )));
-    }
+    let mut cluster = Cluster::with_replicas(server, MASTERS, &settings)?;
     let urls: Vec<String> = (0..cluster.len()).map(|i| cluster.url(i)).collect();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
