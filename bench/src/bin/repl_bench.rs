@@ -320,6 +320,8 @@ fn wait(
 #[derive(Debug, Clone)]
 struct SyncRun {
     seconds: f64,
+    /// Until the replica also applied what the master wrote until `seconds`.
+    caught_up: f64,
     master_cpu: f64,
     replica_cpu: f64,
     /// The master's RSS before the sync and its peak during it, in bytes.
@@ -327,9 +329,10 @@ struct SyncRun {
     rss_peak: u64,
     /// Redis's fork: bytes its RDB child copied on write (`rdb_last_cow_size`).
     cow: Option<u64>,
-    /// Commands the master ran during the sync (the load's, with
-    /// `--sync-under-load`).
+    /// Commands the master ran until the replica caught up (the load's, with
+    /// `--sync-under-load`), over `commands_seconds`.
     commands: u64,
+    commands_seconds: f64,
     /// Round trips of a `PING` loop on the master during the sync.
     pings: Vec<Duration>,
 }
@@ -338,7 +341,7 @@ impl SyncRun {
     /// Commands per second the master ran for clients other than the `PING`
     /// loop during the sync.
     fn served_per_second(&self) -> f64 {
-        self.commands.saturating_sub(self.pings.len() as u64) as f64 / self.seconds
+        self.commands.saturating_sub(self.pings.len() as u64) as f64 / self.commands_seconds
     }
 
     /// The `q` quantile of the `PING` round trips, in ms.
@@ -395,9 +398,20 @@ fn sync_run(kind: Kind, o: &Options, bin: &Path, base: &Path) -> std::io::Result
         || synced(&mut replica, o.keys),
         || sampled_peak = sampled_peak.max(rss_of(pid)),
     )?;
+    // Redis ends its sync once the RDB is loaded and applies the writes made
+    // meanwhile after it; ringkv applies them during its sync. Both are timed
+    // to the master's offset at the sync's end too.
+    let target = repl_offset(&mut master)?;
+    let caught_up = wait(
+        "the replica to reach the sync's end",
+        started,
+        || offset(&mut replica.con, "slave_repl_offset").is_some_and(|at| at >= target),
+        || sampled_peak = sampled_peak.max(rss_of(pid)),
+    )?;
     let (master_cpu, replica_cpu) = (master.cpu() - master_cpu, replica.cpu() - replica_cpu);
     let rss_peak = peak_rss_of(pid).max(sampled_peak);
     let commands = commands_processed(&mut master)? - commands;
+    let commands_seconds = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     let pings = pinger
         .join()
@@ -428,7 +442,9 @@ fn sync_run(kind: Kind, o: &Options, bin: &Path, base: &Path) -> std::io::Result
             .field("persistence", "rdb_last_cow_size")
             .and_then(|v| v.parse().ok()),
         commands,
+        commands_seconds,
         pings,
+        caught_up,
     })
 }
 
@@ -439,13 +455,18 @@ fn commands_processed(node: &mut Node) -> std::io::Result<u64> {
         .ok_or_else(|| other("no total_commands_processed"))
 }
 
+/// The master's `master_repl_offset`.
+fn repl_offset(master: &mut Node) -> std::io::Result<u64> {
+    master
+        .field("replication", "master_repl_offset")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| other("no master_repl_offset"))
+}
+
 /// Waits until `replica` applied all `master` wrote, then compares the values
 /// of 1000 random keys of the `keys` filled.
 fn same_data(master: &mut Node, replica: &mut Node, keys: u64) -> std::io::Result<()> {
-    let last: u64 = master
-        .field("replication", "master_repl_offset")
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| other("no master_repl_offset"))?;
+    let last = repl_offset(master)?;
     wait(
         "the replica to catch up",
         Instant::now(),
@@ -715,8 +736,8 @@ fn print_sync(results: &[(Kind, Vec<SyncRun>)], o: &Options) {
         o.runs
     );
     println!();
-    println!("| server | sync s | master CPU s | replica CPU s | master RSS before MB | master peak RSS MB | peak / before | fork CoW MB | other commands/s on the master | PING p99 / max ms |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| server | sync s | caught up s | master CPU s | replica CPU s | master RSS before MB | master peak RSS MB | peak / before | fork CoW MB | other commands/s on the master | PING p99 / max ms |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (kind, runs) in results {
         let col = |f: &dyn Fn(&SyncRun) -> f64, digits| {
             summary(&runs.iter().map(f).collect::<Vec<_>>(), digits)
@@ -726,9 +747,10 @@ fn print_sync(results: &[(Kind, Vec<SyncRun>)], o: &Options) {
             None => "-".into(),
         };
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {cow} | {} | {} / {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {cow} | {} | {} / {} |",
             kind.name(),
             col(&|r| r.seconds, 2),
+            col(&|r| r.caught_up, 2),
             col(&|r| r.master_cpu, 2),
             col(&|r| r.replica_cpu, 2),
             col(&|r| r.rss_before as f64 / MB, 0),
@@ -822,9 +844,10 @@ fn main() {
                 match sync_run(kind, &o, &bin, &base) {
                     Ok(r) => {
                         eprintln!(
-                            "sync {} run {run}: {:.2} s, CPU {:.2} / {:.2} s, RSS {} -> {} MB, CoW {:?} B, {:.0} other commands/s, {} PINGs p99 {:.1} ms max {:.1} ms",
+                            "sync {} run {run}: {:.2} s, caught up {:.2} s, CPU {:.2} / {:.2} s, RSS {} -> {} MB, CoW {:?} B, {:.0} other commands/s, {} PINGs p99 {:.1} ms max {:.1} ms",
                             kind.name(),
                             r.seconds,
+                            r.caught_up,
                             r.master_cpu,
                             r.replica_cpu,
                             r.rss_before >> 20,
