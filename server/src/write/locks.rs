@@ -117,7 +117,7 @@ pub(super) fn may_serve(
 }
 
 /// Records, at the end of a held unit (its slots still held), the state it
-/// left each changed lock key in; returns the held unit.
+/// left each changed lock key in.
 pub fn seal(held: &Arc<Held>, locks: &mut Locked<'_>, now: Millis) {
     for key in held.keys() {
         let after = key_state(locks.table(&key), &key, now);
