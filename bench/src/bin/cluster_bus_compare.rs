@@ -253,8 +253,9 @@ impl Cluster {
         self.connections[i].as_mut()
     }
 
-    /// Runs `args` on node `i`. A reply error is returned as `Ok(Err(code))`; a
-    /// lost connection as `None` (and the connection is reopened next time).
+    /// Runs `args` on node `i`. A reply error is returned as `Ok(Err(text))`
+    /// (code first); a lost connection as `None` (and the connection is
+    /// reopened next time).
     fn call(&mut self, i: usize, args: &[&str]) -> Option<Result<redis::Value, String>> {
         let mut cmd = redis::cmd(args[0]);
         for a in &args[1..] {
@@ -264,7 +265,7 @@ impl Cluster {
         match cmd.query::<redis::Value>(con) {
             Ok(v) => Some(Ok(v)),
             Err(e) => match e.code() {
-                Some(code) => Some(Err(code.to_string())),
+                Some(code) => Some(Err(format!("{code} {}", e.detail().unwrap_or_default()))),
                 None => {
                     self.connections[i] = None;
                     None
@@ -586,7 +587,7 @@ fn one_run(server: &Server, options: &Options) -> std::io::Result<Run> {
     }
     run.minority_refuses = poll(stopped, limit, || {
         minority.iter().zip(&keys).all(|(&i, key)| {
-            matches!(cluster.call(i, &["SET", key.as_str(), "v"]), Some(Err(code)) if code == "CLUSTERDOWN")
+            matches!(cluster.call(i, &["SET", key.as_str(), "v"]), Some(Err(e)) if e.starts_with("CLUSTERDOWN "))
         })
     });
     let resumed = Instant::now();
@@ -681,7 +682,15 @@ fn failover_run(server: &Server, options: &Options) -> std::io::Result<FailoverR
         .stdin(Stdio::null())
         .output()?;
     let limit = Duration::from_secs(30);
-    let ok = poll(Instant::now(), limit, || cluster.all_state(&all, "ok"));
+    let replicas = |n: &str| n.lines().filter(|l| l.contains("slave")).count();
+    let ok = poll(Instant::now(), limit, || {
+        cluster.all_state(&all, "ok")
+            && all.iter().all(|&i| {
+                cluster
+                    .text(i, &["CLUSTER", "NODES"])
+                    .is_some_and(|n| replicas(&n) == NODES / 2)
+            })
+    });
     if !created.status.success() || ok.is_none() {
         return Err(std::io::Error::other(format!(
             "{}: create failed",
@@ -701,6 +710,21 @@ fn failover_run(server: &Server, options: &Options) -> std::io::Result<FailoverR
         .key_served_by(victim)
         .ok_or_else(|| std::io::Error::other("no key served"))?;
     let survivors: Vec<usize> = all.iter().copied().filter(|&i| i != victim).collect();
+    // A replica that never finished its first sync does not stand (Redis:
+    // its data counts as infinitely old): wait until every link is up (a
+    // server without `master_link_status` has no such link to wait for).
+    let synced = |c: &mut Cluster| {
+        poll(Instant::now(), limit, || {
+            all.iter().all(|&i| {
+                c.text(i, &["INFO", "replication"]).is_some_and(|info| {
+                    !info.contains("role:slave") || info.contains("master_link_status:up")
+                })
+            })
+        })
+    };
+    if synced(&mut cluster).is_none() {
+        return Err(std::io::Error::other("the replicas did not sync"));
+    }
     let is_master = |c: &mut Cluster, i: usize| {
         c.text(i, &["CLUSTER", "NODES"]).is_some_and(|n| {
             n.lines().any(|l| {
@@ -753,17 +777,31 @@ fn failover_run(server: &Server, options: &Options) -> std::io::Result<FailoverR
         })
     });
 
-    // A master votes for one replica of a master per 2 x node-timeout.
+    // A master votes for one replica of a master per 2 x node-timeout; the
+    // restarted node must hold its new master's data (Redis's manual failover
+    // waits for its offset to match).
     let election = killed + Duration::from_millis(2 * options.node_timeout + 500);
     std::thread::sleep(election.saturating_duration_since(Instant::now()));
+    if synced(&mut cluster).is_none() {
+        return Err(std::io::Error::other("the restarted node did not sync"));
+    }
+    // Asked again while refused (Redis refuses until its link to the new
+    // master is up: "Master is down or failed"); timed from the first ask.
     let asked = Instant::now();
-    match cluster.call(victim, &["CLUSTER", "FAILOVER"]) {
-        Some(Ok(_)) => {}
-        other => {
-            return Err(std::io::Error::other(format!(
-                "CLUSTER FAILOVER: {other:?}"
-            )))
+    let mut refused = None;
+    let accepted = poll(asked, limit, || {
+        match cluster.call(victim, &["CLUSTER", "FAILOVER"]) {
+            Some(Ok(_)) => true,
+            other => {
+                refused = Some(other);
+                false
+            }
         }
+    });
+    if accepted.is_none() {
+        return Err(std::io::Error::other(format!(
+            "CLUSTER FAILOVER: {refused:?}"
+        )));
     }
     run.manual = poll(asked, limit, || {
         is_master(&mut cluster, victim)
