@@ -6,9 +6,15 @@
 //! over open connections, on a fresh cluster per run; the median and maximum
 //! of the runs are printed as a Markdown table.
 //!
+//! `--scenario failover`: three masters with a replica each (`--cluster-replicas
+//! 1`), `kill -9` of a master until its replica serves writes for the shard, the
+//! old master restarted until it is its successor's replica, and `CLUSTER
+//! FAILOVER` on it until the roles are switched back.
+//!
 //! ```text
 //! bench/cluster-bus-compare.sh            # builds, runs, cleans up on any exit
 //! target/release/cluster_bus_compare --runs 3 --idle-secs 30
+//! bench/cluster-bus-compare.sh --scenario failover --runs 10
 //! ```
 
 use std::collections::HashMap;
@@ -41,6 +47,9 @@ struct Options {
     /// subdirectory per cluster, removed after it); the system temp dir if unset.
     #[arg(long)]
     workdir: Option<PathBuf>,
+    /// `bus` (six masters) or `failover` (three masters, a replica each).
+    #[arg(long, default_value = "bus")]
+    scenario: String,
 }
 
 /// Masters the cluster is created with.
@@ -636,11 +645,200 @@ fn summary_of(values: &[f64], digits: usize) -> String {
     format!("{:.digits$} ({:.digits$})", median(&mut v), max)
 }
 
+/// A failover run's measurements, in seconds from each event.
+#[derive(Debug, Default)]
+struct FailoverRun {
+    /// `kill -9`: every survivor flags the master `fail`.
+    flagged: Option<f64>,
+    /// Its replica says it is a master.
+    elected: Option<f64>,
+    /// Every survivor `ok` and the new master takes a write to the shard.
+    serving: Option<f64>,
+    /// Restarted: every node lists it as the new master's replica.
+    follows: Option<f64>,
+    /// `CLUSTER FAILOVER` on it: it takes writes again, every node `ok`.
+    manual: Option<f64>,
+}
+
+/// The replica of master `id` in a `CLUSTER NODES` reply.
+fn replica_of(nodes: &str, id: &str) -> Option<String> {
+    nodes.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let replica = fields.get(2)?.split(',').any(|f| f == "slave");
+        (replica && fields.get(3) == Some(&id)).then(|| fields[0].to_string())
+    })
+}
+
+fn failover_run(server: &Server, options: &Options) -> std::io::Result<FailoverRun> {
+    const NODES: usize = 6;
+    let mut run = FailoverRun::default();
+    let mut cluster = Cluster::fresh(server, NODES, options)?;
+    let all: Vec<usize> = (0..NODES).collect();
+    let created = Command::new("redis-cli")
+        .args(["--cluster", "create"])
+        .args(cluster.ports.iter().map(|p| format!("127.0.0.1:{p}")))
+        .args(["--cluster-replicas", "1", "--cluster-yes"])
+        .stdin(Stdio::null())
+        .output()?;
+    let limit = Duration::from_secs(30);
+    let ok = poll(Instant::now(), limit, || cluster.all_state(&all, "ok"));
+    if !created.status.success() || ok.is_none() {
+        return Err(std::io::Error::other(format!(
+            "{}: create failed",
+            server.name()
+        )));
+    }
+    let ids: Vec<String> = (0..NODES)
+        .map(|i| cluster.text(i, &["CLUSTER", "MYID"]).unwrap_or_default())
+        .collect();
+    let index = |id: &str| ids.iter().position(|x| x == id);
+    // A master whose replica every node lists.
+    let nodes = cluster.text(0, &["CLUSTER", "NODES"]).unwrap_or_default();
+    let (victim, replica) = (0..NODES)
+        .find_map(|i| Some((i, index(&replica_of(&nodes, &ids[i])?)?)))
+        .ok_or_else(|| std::io::Error::other("no replica"))?;
+    let key = cluster
+        .key_served_by(victim)
+        .ok_or_else(|| std::io::Error::other("no key served"))?;
+    let survivors: Vec<usize> = all.iter().copied().filter(|&i| i != victim).collect();
+    let is_master = |c: &mut Cluster, i: usize| {
+        c.text(i, &["CLUSTER", "NODES"]).is_some_and(|n| {
+            n.lines().any(|l| {
+                l.contains("myself")
+                    && l.split_whitespace()
+                        .nth(2)
+                        .is_some_and(|f| f.contains("master"))
+            })
+        })
+    };
+    let writes =
+        |c: &mut Cluster, i: usize| matches!(c.call(i, &["SET", key.as_str(), "v"]), Some(Ok(_)));
+
+    let killed = Instant::now();
+    cluster.kill(victim);
+    poll(killed, limit, || {
+        if run.flagged.is_none()
+            && survivors.iter().all(|&i| {
+                cluster
+                    .text(i, &["CLUSTER", "NODES"])
+                    .and_then(|n| Some(flags_of(&n, &ids[victim])?.contains(&"fail")))
+                    == Some(true)
+            })
+        {
+            run.flagged = Some(killed.elapsed().as_secs_f64());
+        }
+        if run.elected.is_none() && is_master(&mut cluster, replica) {
+            run.elected = Some(killed.elapsed().as_secs_f64());
+        }
+        if run.elected.is_some()
+            && run.serving.is_none()
+            && cluster.all_state(&survivors, "ok")
+            && writes(&mut cluster, replica)
+        {
+            run.serving = Some(killed.elapsed().as_secs_f64());
+        }
+        run.flagged.is_some() && run.serving.is_some()
+    });
+
+    std::thread::sleep(Duration::from_secs(1));
+    let restarted = Instant::now();
+    cluster.launch(victim)?;
+    run.follows = poll(restarted, limit, || {
+        all.iter().all(|&i| {
+            cluster
+                .text(i, &["CLUSTER", "NODES"])
+                .and_then(|n| replica_of(&n, &ids[replica]))
+                .as_deref()
+                == Some(ids[victim].as_str())
+        })
+    });
+
+    // A master votes for one replica of a master per 2 x node-timeout.
+    let election = killed + Duration::from_millis(2 * options.node_timeout + 500);
+    std::thread::sleep(election.saturating_duration_since(Instant::now()));
+    let asked = Instant::now();
+    match cluster.call(victim, &["CLUSTER", "FAILOVER"]) {
+        Some(Ok(_)) => {}
+        other => {
+            return Err(std::io::Error::other(format!(
+                "CLUSTER FAILOVER: {other:?}"
+            )))
+        }
+    }
+    run.manual = poll(asked, limit, || {
+        is_master(&mut cluster, victim)
+            && writes(&mut cluster, victim)
+            && cluster.all_state(&all, "ok")
+    });
+    Ok(run)
+}
+
+fn failover_main(options: &Options) {
+    let mut results: Vec<(String, Vec<FailoverRun>)> = Vec::new();
+    for name in &options.servers {
+        let server = match name.as_str() {
+            "ringkv" => Server::Ringkv(ringkv_release_binary()),
+            _ => Server::Redis,
+        };
+        let mut runs = Vec::new();
+        for r in 0..options.runs {
+            match failover_run(&server, options) {
+                Ok(run) => {
+                    eprintln!("{name} run {}: {run:?}", r + 1);
+                    runs.push(run);
+                }
+                Err(e) => {
+                    eprintln!("{name} run {}: {e}", r + 1);
+                    std::process::exit(1);
+                }
+            }
+        }
+        results.push((name.clone(), runs));
+    }
+    let header: Vec<&str> = results.iter().map(|(n, _)| n.as_str()).collect();
+    println!(
+        "\n{} runs, 3 masters + 3 replicas, cluster-node-timeout {} ms; times in s: median (max)\n",
+        options.runs, options.node_timeout
+    );
+    println!("| measurement | {} |", header.join(" | "));
+    println!("|---|{}", "---:|".repeat(header.len()));
+    type Timing = fn(&FailoverRun) -> Option<f64>;
+    let timings: [(&str, Timing); 5] = [
+        ("kill -9 of a master: every survivor flags it `fail`", |r| {
+            r.flagged
+        }),
+        ("kill -9: its replica is a master", |r| r.elected),
+        (
+            "kill -9: the replica takes writes, every survivor `cluster_state:ok`",
+            |r| r.serving,
+        ),
+        (
+            "restarted 1 s later: every node lists it as the new master's replica",
+            |r| r.follows,
+        ),
+        (
+            "`CLUSTER FAILOVER` on it: it takes writes, every node `ok`",
+            |r| r.manual,
+        ),
+    ];
+    for (label, get) in timings {
+        let cells: Vec<String> = results
+            .iter()
+            .map(|(_, runs)| summary(&runs.iter().map(get).collect::<Vec<_>>()))
+            .collect();
+        println!("| {label} | {} |", cells.join(" | "));
+    }
+}
+
 fn main() {
     let options = Options::parse();
     if !have_program("redis-cli") {
         eprintln!("redis-cli is needed");
         std::process::exit(1);
+    }
+    if options.scenario == "failover" {
+        failover_main(&options);
+        return;
     }
     let mut results: Vec<(String, Vec<Run>)> = Vec::new();
     for name in &options.servers {
