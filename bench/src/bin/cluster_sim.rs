@@ -99,8 +99,22 @@ fn shards(n: usize, settings: Settings, seed: u64) -> Option<Sim> {
 /// Crashes a master of `sim` (`n` nodes, the first half masters) and times
 /// the failover: every survivor flags it `fail`, its replica is master,
 /// every node serves the replica's claim and is `ok`.
-fn failover(mut sim: Sim, n: usize) -> Option<(u64, u64, u64)> {
+fn failover(mut sim: Sim, n: usize) -> Option<Failover> {
     let masters = n / 2;
+    // Quiet first: the bus bytes a master and a replica send (a master with a
+    // replica keeps T/4 round trips with the other masters, L3).
+    let before: Vec<u64> = (0..n).map(|i| sim.bytes(i).0).collect();
+    let quiet = 30_000;
+    sim.run_for(quiet).expect("checks are off");
+    let rate = |range: std::ops::Range<usize>| {
+        let count = range.len() as f64;
+        range
+            .map(|i| (sim.bytes(i).0 - before[i]) as f64)
+            .sum::<f64>()
+            / count
+            / (quiet as f64 / 1000.0)
+    };
+    let (master_rate, replica_rate) = (rate(0..masters), rate(masters..n));
     let (victim, replica) = (1, 1 + masters);
     let (victim_id, replica_id) = (sim.id(victim), sim.id(replica));
     let slot =
@@ -124,7 +138,23 @@ fn failover(mut sim: Sim, n: usize) -> Option<(u64, u64, u64)> {
                 c.state_ok() && c.owner(slot) == Some(replica_id)
             })
         })?;
-    Some((failed, elected, served))
+    Some(Failover {
+        failed,
+        elected,
+        served,
+        master_rate,
+        replica_rate,
+    })
+}
+
+/// One failover run: ms from the crash to each event, and the quiet bus
+/// bytes per second a master and a replica sent before it.
+struct Failover {
+    failed: u64,
+    elected: u64,
+    served: u64,
+    master_rate: f64,
+    replica_rate: f64,
 }
 
 fn main() {
@@ -141,12 +171,12 @@ fn main() {
     );
     println!();
     println!(
-        "| nodes (masters + replicas) | all flag it fail | replica elected | all serve it, ok |"
+        "| nodes (masters + replicas) | all flag it fail | replica elected | all serve it, ok | quiet bus bytes/s out: master, replica |"
     );
-    println!("|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|");
     for &n in &options.failover_sizes {
         let started = std::time::Instant::now();
-        let mut runs: Vec<(u64, u64, u64)> = (0..options.failover_runs)
+        let runs: Vec<Failover> = (0..options.failover_runs)
             .filter_map(|k| shards(n, settings, options.seed + k).and_then(|sim| failover(sim, n)))
             .collect();
         let show = |mut v: Vec<u64>| {
@@ -158,14 +188,17 @@ fn main() {
                 _ => "-".to_string(),
             }
         };
-        runs.sort_unstable();
+        let mean =
+            |f: fn(&Failover) -> f64| runs.iter().map(f).sum::<f64>() / runs.len().max(1) as f64;
         println!(
-            "| {n} ({} + {}) | {} | {} | {} |",
+            "| {n} ({} + {}) | {} | {} | {} | {:.0}, {:.0} |",
             n / 2,
             n - n / 2,
-            show(runs.iter().map(|r| r.0).collect()),
-            show(runs.iter().map(|r| r.1).collect()),
-            show(runs.iter().map(|r| r.2).collect()),
+            show(runs.iter().map(|r| r.failed).collect()),
+            show(runs.iter().map(|r| r.elected).collect()),
+            show(runs.iter().map(|r| r.served).collect()),
+            mean(|r| r.master_rate),
+            mean(|r| r.replica_rate),
         );
         eprintln!(
             "{n} nodes: {} failovers, {:.0} s to simulate",

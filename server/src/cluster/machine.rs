@@ -1614,7 +1614,7 @@ impl Cluster {
         if self.role_from_header(header) {
             self.save = true;
         }
-        self.manual_header(header);
+        self.manual_header(header, now);
         let node = &self.nodes[&sender];
         let stale_copy = header.claim.is_none() && header.claim_digest != node.digest();
         match &header.claim {

@@ -476,8 +476,9 @@ impl Cluster {
     }
 
     /// F7, the replica's side: a header from its master; a paused one
-    /// carries the final offset.
-    pub(super) fn manual_header(&mut self, header: &Header) {
+    /// carries the final offset. Already applied: the election starts now,
+    /// not at the next tick.
+    pub(super) fn manual_header(&mut self, header: &Header, now: Millis) {
         let from_master = self.me().master == Some(header.sender) && !self.me().is_master();
         if from_master && header.paused && self.manual.end != 0 && !self.manual.can_start {
             if self.manual.master_offset != Some(header.offset) {
@@ -487,6 +488,10 @@ impl Cluster {
                 );
             }
             self.manual.master_offset = Some(header.offset);
+            if header.offset == self.repl_offset {
+                self.manual.can_start = true;
+                self.failover_step(now);
+            }
         }
     }
 }
