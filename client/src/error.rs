@@ -36,8 +36,10 @@ pub enum Error {
 
 /// Error codes worth another attempt within a lock's wait besides the ones the
 /// `redis` crate retries itself: too few replicas to acknowledge a lock change
-/// (`NOREPLICAS`, as `min-replicas-to-write` refuses writes in Redis).
-const TRANSIENT_CODES: &[&str] = &["NOREPLICAS"];
+/// (`NOREPLICAS`, as `min-replicas-to-write` refuses writes in Redis), and a
+/// node refusing new grants for its `lock-delay` after a start or a promotion
+/// (`LOCKDELAY ...; retry in N ms`).
+const TRANSIENT_CODES: &[&str] = &["NOREPLICAS", "LOCKDELAY"];
 
 impl Error {
     /// A failure that may pass: a redirect, a cluster outage (`CLUSTERDOWN`,
@@ -55,6 +57,17 @@ impl Error {
             }
             _ => false,
         }
+    }
+
+    /// How long the server asked to wait before trying again (`LOCKDELAY
+    /// ...; retry in N ms`).
+    pub(crate) fn retry_after(&self) -> Option<std::time::Duration> {
+        let Error::Redis(err) = self else {
+            return None;
+        };
+        let detail = err.detail()?;
+        let ms = detail.rsplit_once("retry in ")?.1.strip_suffix(" ms")?;
+        ms.parse().ok().map(std::time::Duration::from_millis)
     }
 }
 
@@ -82,5 +95,16 @@ mod tests {
         assert!(!server_error("ERR syntax error").is_transient());
         assert!(Error::Timeout(std::time::Duration::from_secs(1)).is_transient());
         assert!(!Error::NotAcquired("l".into()).is_transient());
+    }
+
+    #[test]
+    fn a_lock_delay_is_transient_and_says_when_to_try_again() {
+        let delay = server_error("LOCKDELAY This node may have lost lock grants (it started or was promoted without acknowledged replication); new grants are refused for lock-delay, retry in 1234 ms");
+        assert!(delay.is_transient());
+        assert_eq!(
+            delay.retry_after(),
+            Some(std::time::Duration::from_millis(1234))
+        );
+        assert_eq!(server_error("NOREPLICAS Not enough").retry_after(), None);
     }
 }

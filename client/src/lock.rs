@@ -71,6 +71,12 @@ pub enum LockState {
 ///   restarted without data) refuses new grants for the longest lease it
 ///   allows (L5). So a lock is never granted to a second owner while the first
 ///   one's lease lasts, whether a master is killed, paused or cut off.
+/// * The refusals those rules make are told apart: `acquire` retries
+///   `NOREPLICAS` (no in-sync replica to acknowledge the grant; an attempt
+///   that was in fact granted is found on the next try, by its owner id) and
+///   `LOCKDELAY` (after the delay the server names) within its wait; a
+///   renewal refused with either makes the guard maybe lost, as an outage
+///   does, until the shard's master confirms the grant.
 ///
 /// ## Redis-compatible mode (`SET NX PX`)
 ///
@@ -178,7 +184,8 @@ impl Lock {
                     tracing::debug!(lock = %self.name, %err, "lock attempt failed; retrying");
                     let pause = backoff.mul_f64(0.5 + rand::random::<f64>() / 2.0);
                     backoff = (backoff * 2).min(MAX_BACKOFF);
-                    pause
+                    // A node in its lock-delay says when it grants again.
+                    err.retry_after().map_or(pause, |after| after.max(pause))
                 }
                 Err(err) => return Err(err),
             };

@@ -67,6 +67,9 @@ pub async fn run(shared: Arc<Shared>) {
         if shared.replication.is_replica() {
             continue;
         }
+        shared
+            .replication
+            .refresh_in_sync(&shared.config, &shared.cluster);
         hand_on_expired_locks(&shared);
         let task_shared = shared.clone();
         let cycle = tokio::task::spawn_blocking(move || {

@@ -10,6 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ringkv_tests::cluster::{count_replicas, output_text, run_limited, TestCluster};
+use ringkv_tests::replication::{info, signal};
 use ringkv_tests::{expect_err, have_program, query as q};
 
 /// `cluster-node-timeout` of these tests, in ms.
@@ -384,4 +385,54 @@ fn acknowledged_writes_survive_a_killed_master_and_a_manual_failover_under_load(
         "acknowledged writes lost"
     );
     assert_eq!(missing(&cluster, 0, &tag, "before-kill", 1000), 0);
+}
+
+/// The process id of node `i`.
+fn pid(cluster: &mut TestCluster, i: usize) -> u32 {
+    cluster.servers[i].as_mut().expect("running").child().id()
+}
+
+#[test]
+fn a_replica_that_let_a_lock_change_time_out_is_never_elected() {
+    let mut cluster = TestCluster::with_replicas("in-sync", 3, 1, NODE_TIMEOUT);
+    assert!(cluster.wait(Duration::from_secs(20), |c| synced(c, 3)));
+    let tag = key_of(&cluster, 0);
+    let in_sync = |c: &TestCluster, n: &str| {
+        info(&mut c.connect(0), "replication", "lock_in_sync_replicas") == n
+    };
+    assert!(cluster.wait(Duration::from_secs(10), |c| in_sync(c, "1")));
+    let mut master = cluster.connect(0);
+    let lock = |con: &mut redis::Connection, name: &str| {
+        redis::cmd("LOCK.ACQUIRE")
+            .arg(format!("{{{tag}}}{name}"))
+            .arg("me")
+            .arg(30_000)
+            .query::<i64>(con)
+    };
+    assert!(
+        lock(&mut master, "a").is_ok(),
+        "acknowledged by the replica"
+    );
+    // The replica stops: the next lock change is undone, and the master
+    // drops it from its in-sync set once a majority of masters stored that.
+    signal("STOP", pid(&mut cluster, 3));
+    let err = lock(&mut master, "b").unwrap_err();
+    assert_eq!(err.code(), Some("NOREPLICAS"), "{err}");
+    assert!(
+        cluster.wait(Duration::from_secs(10), |c| in_sync(c, "0")),
+        "the smaller set was not put in force"
+    );
+    // The master dies; the replica, back, must not take its slots: it may
+    // lack an acknowledged lock change (L2, F4).
+    cluster.kill(0);
+    signal("CONT", pid(&mut cluster, 3));
+    std::thread::sleep(Duration::from_millis(3 * TIMEOUT_MS + 2_000));
+    assert!(
+        !is_master(&cluster, 3),
+        "a replica outside the set was elected"
+    );
+    assert_eq!(
+        info(&mut cluster.connect(3), "replication", "role"),
+        "slave"
+    );
 }

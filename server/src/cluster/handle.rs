@@ -224,6 +224,11 @@ impl ClusterHandle {
         self.machine.is_some()
     }
 
+    /// This node's id (`None` in standalone mode).
+    pub fn myself(&self) -> Option<Id> {
+        self.inspect(|c, _| c.myself())
+    }
+
     /// The view now (`None` in standalone mode). Cheap; hold it for the
     /// duration of one decision, not across awaits.
     #[inline]

@@ -32,7 +32,9 @@ use super::CommandError;
 /// `Replication::lock_gate`); returns the in-sync replicas its changes wait
 /// for, to hand to [`close`].
 pub fn open(shared: &Shared, changes: &mut Changes) -> Vec<Arc<Replica>> {
-    let (gate, members) = shared.replication.lock_gate(&shared.config);
+    let (gate, members) = shared
+        .replication
+        .lock_gate(&shared.config, &shared.cluster);
     changes.set_lock_gate(gate);
     members
 }
@@ -53,7 +55,7 @@ pub fn close(
     let feed = &shared.data.feed;
     shared
         .replication
-        .hold(feed, held.clone(), feed.offset(), members);
+        .hold(feed, held.clone(), feed.offset(), members, &shared.cluster);
     Some((held, own))
 }
 

@@ -295,7 +295,7 @@ fn replication(shared: &Shared, out: &mut String) {
     }
     // The lock rules' state (docs/CLUSTER.md, L1 and L5).
     if !replication.is_replica() {
-        let in_sync = replication.in_sync(&shared.config).len();
+        let in_sync = replication.in_sync_len();
         field(out, "lock_in_sync_replicas", in_sync);
     }
     let delay = replication.lock_delay_left(&shared.config);

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::table::{flag::*, CommandSpec};
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
 use crate::blocking::{BlockedOp, Waiter};
+use crate::cluster::id::Id;
 use crate::replication::Target;
 
 /// The replication family.
@@ -97,6 +98,10 @@ impl<'a> Command<'a> for ReplConf<'a> {
                     conf.listening_port = Some(port);
                 }
                 b"capa" => conf.ringkv |= value.eq_ignore_ascii_case(b"ringkv"),
+                b"node-id" => {
+                    let id = std::str::from_utf8(value).ok().and_then(Id::parse);
+                    conf.node = Some(id.ok_or_else(|| CommandError::err("Invalid node id"))?);
+                }
                 // Acknowledgements come on a replica's stream, not here: as
                 // Redis, a stray one gets no reply.
                 b"ack" | b"getack" => return Ok(()),

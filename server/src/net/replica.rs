@@ -100,6 +100,7 @@ pub async fn serve(
         handle.id,
         handle.addr.ip(),
         port,
+        session.replconf.node,
         sync.is_none(),
         kill.clone(),
     );
@@ -231,7 +232,11 @@ impl Stream<'_> {
             if is_ack {
                 let offset = args.get(2).and_then(crate::protocol::number::parse_i64);
                 if let Some(offset) = offset.and_then(|o| u64::try_from(o).ok()) {
-                    self.shared.replication.replicas.ack(self.replica, offset);
+                    let may_answer = self.shared.cluster.may_grant();
+                    self.shared
+                        .replication
+                        .replicas
+                        .ack(self.replica, offset, may_answer);
                 }
             }
             self.decoder.release();

@@ -169,6 +169,12 @@ impl Link {
             .call(&[b"REPLCONF", b"capa", b"ringkv", b"capa", b"psync2"])
             .await?;
         link.expect_ok(reply)?;
+        // The master names this node to the cluster in its in-sync set (L2).
+        if let Some(id) = shared.cluster.myself() {
+            let id = id.to_string();
+            let reply = link.call(&[b"REPLCONF", b"node-id", id.as_bytes()]).await?;
+            link.expect_ok(reply)?;
+        }
         let replication = &shared.replication;
         let feed = &shared.data.feed;
         // Kept from the start, so that once promoted this node can continue

@@ -10,16 +10,18 @@
 //!           master's bytes appended to this node's feed; REPLCONF ACK ─▶ master
 //!           ─▶ acknowledgements ─▶ WAIT, min-replicas-to-write
 //! ```
-//! Lock changes wait for the in-sync replicas (L1): [`Replication::lock_gate`]
+//! Lock changes wait for the in-sync replicas (L1, L2): [`Replication::lock_gate`]
 //! says what a unit may do with locks, [`Replication::hold`] waits for its
-//! acknowledgements; a node that may have lost grants refuses new ones for
-//! `lock-delay` (L5).
+//! acknowledgements, [`Replication::refresh_in_sync`] keeps the set (in
+//! cluster mode, as the cluster puts it in force); a node that may have lost
+//! grants refuses new ones for `lock-delay` (L5).
 //!
 //! Below the commands, which check it and change it; the I/O tasks that move the
 //! stream (`repl_io`) sit above them. Uses the keyspace, the feed, the blocked
 //! clients' waiters, the write path's lock gate and the settings.
 
 mod acks;
+mod in_sync;
 pub mod snapshot;
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
@@ -29,11 +31,13 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-pub use acks::{Replica, ReplicaState, Replicas};
+pub use acks::{Replica, ReplicaState, Replicas, SetAuthority};
 
 use crate::blocking::held::Phase;
 use crate::blocking::Held;
 use crate::clock::Millis;
+use crate::cluster::id::Id;
+use crate::cluster::ClusterHandle;
 use crate::config::{LiveConfig, LockSettings};
 use crate::feed::Feed;
 use crate::keyspace::Keyspace;
@@ -337,6 +341,7 @@ impl Replication {
         self.set_link(LinkState::Connect, 0);
         // Replicas of this node sync again, from the history it joins.
         self.replicas.disconnect_all();
+        self.replicas.reset_in_sync();
         self.target.send_replace(Some(target));
         true
     }
@@ -361,6 +366,7 @@ impl Replication {
         // Its tokens are above the old master's bounds; its own stream needs
         // a bound of its own (L4).
         keyspace.forget_reserved_tokens();
+        self.replicas.reset_in_sync();
         self.getack_end.store(0, Relaxed);
         feed.set_upstream(false);
         keyspace.hide_expired(false);
@@ -378,20 +384,35 @@ impl Replication {
         });
     }
 
-    /// The in-sync set (L1): the replicas every lock change waits for. Here,
-    /// the online replicas that acknowledged within `lock-ack-timeout` plus
-    /// the acknowledgement period, so a replica leaves it on this node's word
-    /// alone. That is safe only where nobody may promote a replica outside
-    /// the set; in cluster mode the set shrinks only after the bus round
-    /// (L2), which replaces or confirms this.
-    pub fn in_sync(&self, config: &LiveConfig) -> Vec<Arc<Replica>> {
+    /// How many replicas the in-sync set in force has (L1, `INFO`).
+    pub fn in_sync_len(&self) -> usize {
+        self.replicas.in_sync().0
+    }
+
+    /// Decides the in-sync set again (L1, L2; the cron, ten times a second,
+    /// and a lock change that finds it too small): a replica that did not
+    /// acknowledge within `lock-ack-timeout` plus the acknowledgement period,
+    /// or let a lock change time out, leaves it; one that acknowledged every
+    /// lock change answered joins it. In cluster mode the cluster puts each
+    /// set in force (a smaller one once a majority of masters stored it);
+    /// standalone, it is in force at once, on this node's word alone (an
+    /// operator promoting a replica by hand must pick one that was in it).
+    pub fn refresh_in_sync(&self, config: &LiveConfig, cluster: &dyn SetAuthority) {
+        if self.is_replica() {
+            return;
+        }
         let window = config.locks().ack_timeout_ms.saturating_add(ACK_PERIOD_MS);
-        self.replicas.fresh(window)
+        self.replicas
+            .refresh_in_sync(window, cluster, cluster.may_answer());
     }
 
     /// What a unit of work may do with locks now (L1, L5), and the in-sync
     /// replicas its lock changes wait for.
-    pub fn lock_gate(&self, config: &LiveConfig) -> (LockGate, Vec<Arc<Replica>>) {
+    pub fn lock_gate(
+        &self,
+        config: &LiveConfig,
+        cluster: &dyn SetAuthority,
+    ) -> (LockGate, Vec<Arc<Replica>>) {
         let settings = config.locks();
         // A replica changes locks only as its master's stream says.
         if self.is_replica() {
@@ -409,10 +430,15 @@ impl Replication {
         if wanted == 0 {
             return (LockGate::Open { acks: None, delay }, Vec::new());
         }
-        let members = self.in_sync(config);
-        if members.len() < wanted {
+        let (mut in_force, mut members) = self.replicas.in_sync();
+        if in_force < wanted {
+            // A replica may have caught up since the cron last looked.
+            self.refresh_in_sync(config, cluster);
+            (in_force, members) = self.replicas.in_sync();
+        }
+        if in_force < wanted {
             let refusal = LockRefusal::NoReplicas {
-                in_sync: members.len(),
+                in_sync: in_force,
                 wanted,
             };
             return (LockGate::Refused(refusal), Vec::new());
@@ -445,9 +471,20 @@ impl Replication {
 
     /// Waits for `held`, a unit that ended at feed offset `offset`, to be
     /// acknowledged by every replica of `members` (its in-sync set), and asks
-    /// them to acknowledge at once.
-    pub fn hold(&self, feed: &Feed, held: Arc<Held>, offset: u64, members: Vec<Arc<Replica>>) {
-        self.replicas.hold(held.clone(), offset, members);
+    /// them to acknowledge at once. It is answered only if `cluster` says a
+    /// lock change may be (L3), checked again at each acknowledgement until
+    /// its deadline.
+    pub fn hold(
+        &self,
+        feed: &Feed,
+        held: Arc<Held>,
+        offset: u64,
+        members: Vec<Arc<Replica>>,
+        cluster: &dyn SetAuthority,
+    ) {
+        let may_answer = cluster.may_answer();
+        self.replicas
+            .hold(held.clone(), offset, members, may_answer);
         // One request after the unit's records is enough.
         if held.phase() == Phase::Pending && self.getack_end.load(Relaxed) <= offset {
             self.ask_acks(feed);
@@ -541,6 +578,26 @@ pub struct Flags {
     pub stale: bool,
 }
 
+/// The cluster puts in-sync sets in force (L2) and says whether this master
+/// may answer lock changes (L3); standalone, both at once.
+impl SetAuthority for ClusterHandle {
+    fn clustered(&self) -> bool {
+        self.enabled()
+    }
+
+    fn propose(&self, members: Vec<Id>) -> u64 {
+        self.propose_in_sync(members)
+    }
+
+    fn in_force(&self, version: u64) -> bool {
+        self.in_sync_confirmed(version)
+    }
+
+    fn may_answer(&self) -> bool {
+        self.may_grant()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::IpAddr;
@@ -567,16 +624,20 @@ mod tests {
     fn lock_changes_wait_for_the_in_sync_replicas_once_one_is_online() {
         let replication = Replication::new();
         let live = config(&[]);
-        let (gate, members) = replication.lock_gate(&live);
+        let (gate, members) = replication.lock_gate(&live, &ClusterHandle::standalone());
         assert_eq!(acks(gate), None, "no replica: answered at once");
         assert!(members.is_empty());
         let ip = IpAddr::from([127, 0, 0, 1]);
         let syncing = replication
             .replicas
-            .add(1, ip, 7000, false, CancellationToken::new());
-        assert_eq!(acks(replication.lock_gate(&live).0), None, "still syncing");
+            .add(1, ip, 7000, None, false, CancellationToken::new());
+        assert_eq!(
+            acks(replication.lock_gate(&live, &ClusterHandle::standalone()).0),
+            None,
+            "still syncing"
+        );
         syncing.online();
-        let (gate, members) = replication.lock_gate(&live);
+        let (gate, members) = replication.lock_gate(&live, &ClusterHandle::standalone());
         assert_eq!(acks(gate), Some((1, 1000)));
         assert_eq!(members.len(), 1);
         // Asked for two: refused with one in sync.
@@ -585,20 +646,28 @@ mod tests {
             in_sync: 1,
             wanted: 2,
         };
-        assert_eq!(replication.lock_gate(&two).0, LockGate::Refused(refused));
+        assert_eq!(
+            replication.lock_gate(&two, &ClusterHandle::standalone()).0,
+            LockGate::Refused(refused)
+        );
         let none = config(&[(b"lock-replicas-to-ack", b"0")]);
-        assert_eq!(acks(replication.lock_gate(&none).0), None);
+        assert_eq!(
+            acks(replication.lock_gate(&none, &ClusterHandle::standalone()).0),
+            None
+        );
     }
 
     #[test]
     fn grants_wait_for_lock_delay_after_a_start_or_an_unfollowed_promotion() {
         let (feed, keyspace) = (Feed::default(), Keyspace::new());
         let live = config(&[(b"lock-delay", b"60000")]);
-        let delay =
-            |replication: &Replication, live: &LiveConfig| match replication.lock_gate(live).0 {
-                LockGate::Open { delay, .. } => delay,
-                other => panic!("{other:?}"),
-            };
+        let delay = |replication: &Replication, live: &LiveConfig| match replication
+            .lock_gate(live, &ClusterHandle::standalone())
+            .0
+        {
+            LockGate::Open { delay, .. } => delay,
+            other => panic!("{other:?}"),
+        };
         let replication = Replication::new();
         assert_eq!(delay(&replication, &live), 0, "nothing lost yet");
         replication.started();

@@ -32,6 +32,9 @@ pub struct ReplConf {
     pub listening_port: Option<u16>,
     /// It understands ringkv's snapshot records (`REPLCONF capa ringkv`).
     pub ringkv: bool,
+    /// Its cluster node id (`REPLCONF node-id`, sent by ringkv replicas in
+    /// cluster mode): how the in-sync set names it to the cluster (L2).
+    pub node: Option<crate::cluster::id::Id>,
     /// Its `PSYNC replid offset` (`SYNC`: `?`, -1).
     pub psync: Option<(Vec<u8>, i64)>,
 }
