@@ -185,6 +185,9 @@ fn a_replica_that_reconnects_continues_from_the_backlog() {
     let replica = TestServer::start();
     follow(&replica, &master);
     let (mut m, mut r) = (master.connect(), replica.connect());
+    let listed: String = q(&mut m, &["CLIENT", "LIST", "TYPE", "replica"]);
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert!(listed.contains(" flags=S "), "{listed}");
     let killed: i64 = q(&mut m, &["CLIENT", "KILL", "TYPE", "replica"]);
     assert_eq!(killed, 1);
     let _: () = redis::cmd("SET")
@@ -367,6 +370,10 @@ fn a_node_started_with_replicaof_syncs_from_its_master() {
     assert_eq!(q::<String>(&mut r, &["GET", "k"]), "v");
     let shown: Vec<String> = q(&mut r, &["CONFIG", "GET", "replicaof"]);
     assert_eq!(shown[1], format!("127.0.0.1 {port}"));
+    // It shows where the node replicates from now.
+    let _: () = q(&mut r, &["REPLICAOF", "NO", "ONE"]);
+    let shown: Vec<String> = q(&mut r, &["CONFIG", "GET", "replicaof"]);
+    assert_eq!(shown[1], "");
 }
 
 #[test]

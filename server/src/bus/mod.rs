@@ -192,6 +192,16 @@ impl Bus {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let shutdown = self.shared.shutdown.clone();
         loop {
+            let wake = self.shared.cluster.inspect(|c, now| {
+                c.wake_at()
+                    .map(|at| Duration::from_millis(at.saturating_sub(now)))
+            });
+            let wake = async move {
+                match wake.flatten() {
+                    Some(after) => tokio::time::sleep(after).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 accepted = listener.accept() => match accepted {
@@ -202,14 +212,22 @@ impl Bus {
                         tokio::time::sleep(Duration::from_millis(TICK)).await;
                     }
                 },
-                Some(event) = self.events.recv() => self.event(event),
+                Some(event) = self.events.recv() => {
+                    self.sync_offset();
+                    self.event(event);
+                }
                 Some(output) = self.outputs.recv() => self.output(output),
                 _ = tick.tick() => {
+                    self.sync_offset();
                     let rules = self.shared.config.cluster_rules();
                     self.shared.cluster.step(|c, now| {
                         c.set_settings(rules);
                         c.tick(now);
                     });
+                }
+                _ = wake => {
+                    self.sync_offset();
+                    self.shared.cluster.step(|c, now| c.wake(now));
                 }
             }
             // A step's outputs are carried out before the next event.
@@ -221,6 +239,14 @@ impl Bus {
             }
         }
         self.links.clear();
+    }
+
+    /// Hands the machine this node's replication offset as of now: headers
+    /// carry it, and a paused master's must be final (F7), not as of the
+    /// cron's last look.
+    fn sync_offset(&self) {
+        let offset = self.shared.data.feed.offset();
+        self.shared.cluster.set_repl_offset(offset);
     }
 
     fn number(&mut self) -> u64 {

@@ -187,7 +187,7 @@ impl<'a> Command<'a> for SetInfo<'a> {
 enum Kind {
     Normal,
     PubSub,
-    /// Masters and replicas: there are none yet.
+    /// Replicas' streams (this node's master link is not a client).
     Replication,
 }
 
@@ -239,6 +239,7 @@ impl<'a> Command<'a> for List {
         ctx.session.handle.set_activity(ctx.session.activity(false));
         for client in ctx.shared.clients.list() {
             let kind = match client.activity() {
+                a if a.replica => Kind::Replication,
                 a if a.subscribed() => Kind::PubSub,
                 _ => Kind::Normal,
             };

@@ -139,7 +139,19 @@ impl<'a> Command<'a> for ConfigGet<'a> {
     }
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
-        let found = ctx.shared.config.get(&self.patterns);
+        let mut found = ctx.shared.config.get(&self.patterns);
+        // `replicaof` is where this node replicates from now (REPLICAOF and
+        // failovers change it), as Redis shows it.
+        for (name, value) in &mut found {
+            if matches!(*name, "replicaof" | "slaveof") {
+                *value = ctx
+                    .shared
+                    .replication
+                    .ids()
+                    .master
+                    .map_or_else(String::new, |m| format!("{} {}", m.host, m.port));
+            }
+        }
         ctx.out.map(found.len());
         for (name, value) in found {
             ctx.out.bulk(name.as_bytes());

@@ -104,6 +104,10 @@ pub async fn serve(
         sync.is_none(),
         kill.clone(),
     );
+    handle.set_activity(crate::session::Activity {
+        replica: true,
+        ..handle.activity()
+    });
     tracing::info!(
         replica = %handle.addr,
         full = sync.is_some(),

@@ -39,6 +39,8 @@ pub struct Activity {
     pub blocked: bool,
     /// `READONLY`: reads may run on a cluster replica.
     pub readonly: bool,
+    /// The connection is a replica's stream (flag `S`).
+    pub replica: bool,
 }
 
 impl Activity {
@@ -50,6 +52,9 @@ impl Activity {
     /// `CLIENT LIST`'s flags letters.
     fn flags(&self) -> String {
         let mut flags = String::new();
+        if self.replica {
+            flags.push('S');
+        }
         if self.subscribed() {
             flags.push('P');
         }

@@ -106,6 +106,7 @@ impl Session {
             watch: self.watching.len(),
             blocked,
             readonly: self.readonly,
+            replica: false,
         }
     }
 

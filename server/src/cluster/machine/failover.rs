@@ -79,6 +79,9 @@ pub(super) struct Manual {
     replica: Option<Id>,
     /// On the master: when writes were paused.
     started: Millis,
+    /// On the master: the replica was sent a paused header (the final
+    /// offset) since the pause settled.
+    settled_sent: bool,
 }
 
 impl Cluster {
@@ -119,6 +122,26 @@ impl Cluster {
     /// Whether headers now say this master is paused and its offset final.
     pub(super) fn paused_now(&self) -> bool {
         self.writes_paused_until() != 0 && self.now >= self.manual.started + PAUSE_SETTLE
+    }
+
+    /// When this node wants a step before its next tick: a paused master,
+    /// when its pause settles (F7), so that its replica hears the final
+    /// offset then rather than up to a tick later.
+    pub fn wake_at(&self) -> Option<Millis> {
+        let waiting = self.writes_paused_until() != 0 && !self.manual.settled_sent;
+        waiting.then_some(self.manual.started + PAUSE_SETTLE)
+    }
+
+    /// The step [`Cluster::wake_at`] asked for: a paused master whose pause
+    /// settled sends its replica the final offset.
+    pub fn wake(&mut self, now: Millis) {
+        self.now = now;
+        if self.paused_now() && !self.manual.settled_sent {
+            if let Some(replica) = self.manual.replica {
+                self.manual.settled_sent = true;
+                self.ping(replica, now);
+            }
+        }
     }
 
     /// `CLUSTER FAILOVER [FORCE|TAKEOVER]` (F7).
@@ -188,6 +211,7 @@ impl Cluster {
             // Keep the replica hearing the paused offset (Redis pings it
             // every cron run).
             if let Some(replica) = self.manual.replica {
+                self.manual.settled_sent |= self.paused_now();
                 self.ping(replica, now);
             }
             return;

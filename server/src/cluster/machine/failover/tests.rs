@@ -362,6 +362,27 @@ fn a_manual_failover_waits_for_the_paused_offset_then_swaps_roles() {
 }
 
 #[test]
+fn a_paused_master_sends_its_final_offset_as_soon_as_the_pause_settles() {
+    let mut sim = shard_cluster(3, 3, 13);
+    sim.run_for(T).unwrap();
+    let replica = sim.id(3);
+    let started = sim.now();
+    sim.with(0, |c, now| c.manual_start_asked(replica, now));
+    assert_eq!(
+        sim.cluster(0).unwrap().wake_at(),
+        Some(started + PAUSE_SETTLE)
+    );
+    let early = outputs_of(&mut sim, 0, |c, now| c.wake(now + PAUSE_SETTLE - 1));
+    assert!(early.is_empty(), "not settled yet");
+    let out = outputs_of(&mut sim, 0, |c, now| c.wake(now + PAUSE_SETTLE));
+    let paused = out
+        .iter()
+        .any(|o| matches!(o, Output::Send(_, m) if m.header.paused));
+    assert!(paused, "{out:?}");
+    assert_eq!(sim.cluster(0).unwrap().wake_at(), None);
+}
+
+#[test]
 fn a_manual_failover_that_cannot_finish_unpauses_the_master_after_5_s() {
     let mut sim = shard_cluster(3, 3, 12);
     sim.set_offset(0, 500);
