@@ -80,6 +80,19 @@ pub fn kill_all_started() {
     }
 }
 
+/// What every cluster harness does first: stops its processes on an
+/// interrupt ([`stop_on_interrupt`]) and exits unless each of `programs`
+/// (`redis-cli`, ...) is installed.
+pub fn harness_start(programs: &[&str]) {
+    stop_on_interrupt();
+    for program in programs {
+        if !crate::have_program(program) {
+            eprintln!("{program} is needed");
+            std::process::exit(1);
+        }
+    }
+}
+
 /// On SIGINT or SIGTERM, kills every process the harness started and exits
 /// with 130 (the directories are left for the wrapper script to remove).
 pub fn stop_on_interrupt() {

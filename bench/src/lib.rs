@@ -220,6 +220,22 @@ pub fn median(values: &mut [f64]) -> f64 {
     }
 }
 
+/// `median (max)` of `values` in seconds, with the runs that timed out
+/// (`None`) counted.
+pub fn median_max(values: &[Option<f64>]) -> String {
+    let mut done: Vec<f64> = values.iter().flatten().copied().collect();
+    let missed = values.len() - done.len();
+    if done.is_empty() {
+        return format!("timed out ({missed}/{})", values.len());
+    }
+    let max = done.iter().copied().fold(0.0, f64::max);
+    let mut text = format!("{:.2} ({:.2})", median(&mut done), max);
+    if missed > 0 {
+        text.push_str(&format!(", {missed} timed out"));
+    }
+    text
+}
+
 /// Appends `args` as one RESP command.
 pub fn encode_command<A: AsRef<[u8]>>(args: &[A], out: &mut Vec<u8>) {
     out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());

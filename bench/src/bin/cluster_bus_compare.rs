@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use ringkv_bench::cluster::{flags_of, poll, Cluster, Server, Settings};
-use ringkv_bench::{have_program, median};
+use ringkv_bench::{median, median_max};
 
 /// Compare ringkv's cluster bus with Redis's.
 #[derive(Debug, Parser)]
@@ -351,21 +351,6 @@ fn one_run(server: &Server, options: &Options) -> std::io::Result<Run> {
     Ok(run)
 }
 
-/// `median (max)` of `values` in seconds; timeouts counted.
-fn summary(values: &[Option<f64>]) -> String {
-    let mut done: Vec<f64> = values.iter().flatten().copied().collect();
-    let missed = values.len() - done.len();
-    if done.is_empty() {
-        return format!("timed out ({missed}/{})", values.len());
-    }
-    let max = done.iter().copied().fold(0.0, f64::max);
-    let mut text = format!("{:.2} ({:.2})", median(&mut done), max);
-    if missed > 0 {
-        text.push_str(&format!(", {missed} timed out"));
-    }
-    text
-}
-
 /// `median (max)` of plain values, with `digits` decimals.
 fn summary_of(values: &[f64], digits: usize) -> String {
     let mut v = values.to_vec();
@@ -375,11 +360,7 @@ fn summary_of(values: &[f64], digits: usize) -> String {
 
 fn main() {
     let options = Options::parse();
-    ringkv_bench::cluster::stop_on_interrupt();
-    if !have_program("redis-cli") {
-        eprintln!("redis-cli is needed");
-        std::process::exit(1);
-    }
+    ringkv_bench::cluster::harness_start(&["redis-cli"]);
     let mut results: Vec<(String, Vec<Run>)> = Vec::new();
     for name in &options.servers {
         let Some(server) = Server::named(name) else {
@@ -443,7 +424,7 @@ fn main() {
     for (label, get) in timings {
         let cells: Vec<String> = results
             .iter()
-            .map(|(_, runs)| summary(&runs.iter().map(get).collect::<Vec<_>>()))
+            .map(|(_, runs)| median_max(&runs.iter().map(get).collect::<Vec<_>>()))
             .collect();
         println!("| {label} | {} |", cells.join(" | "));
     }

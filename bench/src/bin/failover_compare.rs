@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use ringkv_bench::cluster::{poll, Cluster, Server, Settings, Spawned};
-use ringkv_bench::{have_program, median};
+use ringkv_bench::median_max;
 
 /// Failover under load: ringkv and Redis side by side.
 #[derive(Debug, Parser)]
@@ -213,61 +213,98 @@ fn write_succeeds(cluster: &mut Cluster, i: usize) -> bool {
     matches!(cluster.call(i, &["SET", &key, "v"]), Some(Ok(_)))
 }
 
-fn kill_run(server: &Server, options: &Options) -> std::io::Result<Run> {
-    let mut cluster = cluster(server, options)?;
-    let (master, replica) = shard(&mut cluster)?;
-    let mut load = start_load(&cluster, seed(master, replica), options.load_clients)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = checked_writer(cluster.ports[master], true, stop.clone());
-    std::thread::sleep(Duration::from_secs(options.load_secs));
-    let mut run = Run {
-        load_running: load
-            .child()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None))),
-        ..Run::default()
-    };
-    let killed = Instant::now();
-    cluster.kill(master);
-    stop.store(true, Ordering::Relaxed);
-    let running: Vec<usize> = (0..cluster.len()).filter(|&i| i != master).collect();
-    poll(killed, LIMIT, || {
-        if run.write_ok.is_none() && write_succeeds(&mut cluster, replica) {
-            run.write_ok = Some(killed.elapsed().as_secs_f64());
-        }
-        if run.all_ok.is_none() && all_agree(&mut cluster, &running, replica) {
-            run.all_ok = Some(killed.elapsed().as_secs_f64());
-        }
-        run.write_ok.is_some() && run.all_ok.is_some()
-    });
-    if run.write_ok.is_none() {
-        eprintln!(
-            "{}: no failover; the replica's log ends:\n{}",
-            server.name(),
-            cluster.log_tail(replica, 15)
-        );
+/// A fresh cluster under load, with the checked writer on the faulted
+/// shard's master, after `--load-secs` of it.
+struct Loaded {
+    cluster: Cluster,
+    master: usize,
+    replica: usize,
+    load: Spawned,
+    stop: Arc<AtomicBool>,
+    writer: JoinHandle<Vec<String>>,
+    run: Run,
+}
+
+impl Loaded {
+    /// `wait`: the writer counts a write once `WAIT 1` says a replica has it.
+    fn start(server: &Server, options: &Options, wait: bool) -> std::io::Result<Loaded> {
+        let mut cluster = cluster(server, options)?;
+        let (master, replica) = shard(&mut cluster)?;
+        let mut load = start_load(&cluster, seed(master, replica), options.load_clients)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = checked_writer(cluster.ports[master], wait, stop.clone());
+        std::thread::sleep(Duration::from_secs(options.load_secs));
+        let run = Run {
+            load_running: load
+                .child()
+                .is_some_and(|c| matches!(c.try_wait(), Ok(None))),
+            ..Run::default()
+        };
+        Ok(Loaded {
+            cluster,
+            master,
+            replica,
+            load,
+            stop,
+            writer,
+            run,
+        })
     }
-    load.kill();
-    let acked = writer.join().unwrap_or_default();
-    run.acked = acked.len();
-    run.missing = missing(&mut cluster, replica, &acked);
-    Ok(run)
+
+    /// Times, from `fault`, until a write succeeds on the replica and until
+    /// every node of `nodes` agrees it serves the shard; shows the replica's
+    /// log if it never took over.
+    fn measure(&mut self, server: &Server, fault: Instant, nodes: &[usize]) {
+        let (cluster, run, replica) = (&mut self.cluster, &mut self.run, self.replica);
+        poll(fault, LIMIT, || {
+            if run.write_ok.is_none() && write_succeeds(cluster, replica) {
+                run.write_ok = Some(fault.elapsed().as_secs_f64());
+            }
+            if run.all_ok.is_none() && all_agree(cluster, nodes, replica) {
+                run.all_ok = Some(fault.elapsed().as_secs_f64());
+            }
+            run.write_ok.is_some() && run.all_ok.is_some()
+        });
+        if run.write_ok.is_none() {
+            eprintln!(
+                "{}: no failover; the replica's log ends:\n{}",
+                server.name(),
+                cluster.log_tail(replica, 15)
+            );
+        }
+    }
+
+    /// Stops the load and the writer, and reads back from the replica what
+    /// the writer counted.
+    fn finish(mut self) -> Run {
+        self.stop.store(true, Ordering::Relaxed);
+        self.load.kill();
+        let acked = self.writer.join().unwrap_or_default();
+        self.run.acked = acked.len();
+        self.run.missing = missing(&mut self.cluster, self.replica, &acked);
+        self.run
+    }
+}
+
+fn kill_run(server: &Server, options: &Options) -> std::io::Result<Run> {
+    let mut loaded = Loaded::start(server, options, true)?;
+    let killed = Instant::now();
+    loaded.cluster.kill(loaded.master);
+    loaded.stop.store(true, Ordering::Relaxed);
+    let running: Vec<usize> = (0..loaded.cluster.len())
+        .filter(|&i| i != loaded.master)
+        .collect();
+    loaded.measure(server, killed, &running);
+    Ok(loaded.finish())
 }
 
 fn manual_run(server: &Server, options: &Options) -> std::io::Result<Run> {
-    let mut cluster = cluster(server, options)?;
-    let (master, replica) = shard(&mut cluster)?;
-    let mut load = start_load(&cluster, seed(master, replica), options.load_clients)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = checked_writer(cluster.ports[master], false, stop.clone());
-    std::thread::sleep(Duration::from_secs(options.load_secs));
-    let mut run = Run {
-        load_running: load
-            .child()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None))),
-        ..Run::default()
-    };
+    let mut loaded = Loaded::start(server, options, false)?;
     let started = Instant::now();
-    match cluster.call(replica, &["CLUSTER", "FAILOVER"]) {
+    match loaded
+        .cluster
+        .call(loaded.replica, &["CLUSTER", "FAILOVER"])
+    {
         Some(Ok(_)) => {}
         other => {
             return Err(std::io::Error::other(format!(
@@ -276,47 +313,12 @@ fn manual_run(server: &Server, options: &Options) -> std::io::Result<Run> {
             )))
         }
     }
-    let all: Vec<usize> = (0..cluster.len()).collect();
-    poll(started, LIMIT, || {
-        if run.write_ok.is_none() && write_succeeds(&mut cluster, replica) {
-            run.write_ok = Some(started.elapsed().as_secs_f64());
-        }
-        if run.all_ok.is_none() && all_agree(&mut cluster, &all, replica) {
-            run.all_ok = Some(started.elapsed().as_secs_f64());
-        }
-        run.write_ok.is_some() && run.all_ok.is_some()
-    });
-    if run.write_ok.is_none() {
-        eprintln!(
-            "{}: the failover did not complete; the replica's log ends:\n{}",
-            server.name(),
-            cluster.log_tail(replica, 15)
-        );
-    }
+    let all: Vec<usize> = (0..loaded.cluster.len()).collect();
+    loaded.measure(server, started, &all);
     // Writes the old master acknowledged up to the switch (it answers
     // MOVED after it, which ends the writer).
     std::thread::sleep(Duration::from_millis(200));
-    stop.store(true, Ordering::Relaxed);
-    load.kill();
-    let acked = writer.join().unwrap_or_default();
-    run.acked = acked.len();
-    run.missing = missing(&mut cluster, replica, &acked);
-    Ok(run)
-}
-
-/// `median (max)` of `values` in seconds; timeouts counted.
-fn summary(values: &[Option<f64>]) -> String {
-    let mut done: Vec<f64> = values.iter().flatten().copied().collect();
-    let missed = values.len() - done.len();
-    if done.is_empty() {
-        return format!("timed out ({missed}/{})", values.len());
-    }
-    let max = done.iter().copied().fold(0.0, f64::max);
-    let mut text = format!("{:.2} ({:.2})", median(&mut done), max);
-    if missed > 0 {
-        text.push_str(&format!(", {missed} timed out"));
-    }
-    text
+    Ok(loaded.finish())
 }
 
 /// `missing of acked` summed over the runs where the shard had a master to
@@ -337,13 +339,7 @@ fn losses(runs: &[Run]) -> String {
 
 fn main() {
     let options = Options::parse();
-    ringkv_bench::cluster::stop_on_interrupt();
-    for program in ["redis-cli", "redis-benchmark"] {
-        if !have_program(program) {
-            eprintln!("{program} is needed");
-            std::process::exit(1);
-        }
-    }
+    ringkv_bench::cluster::harness_start(&["redis-cli", "redis-benchmark"]);
     type Scenario = fn(&Server, &Options) -> std::io::Result<Run>;
     let mut table: Vec<(String, Vec<String>)> = Vec::new();
     let mut header = Vec::new();
@@ -394,8 +390,8 @@ fn main() {
             }
             let loaded = runs.iter().filter(|r| r.load_running).count();
             let values = [
-                summary(&runs.iter().map(|r| r.write_ok).collect::<Vec<_>>()),
-                summary(&runs.iter().map(|r| r.all_ok).collect::<Vec<_>>()),
+                median_max(&runs.iter().map(|r| r.write_ok).collect::<Vec<_>>()),
+                median_max(&runs.iter().map(|r| r.all_ok).collect::<Vec<_>>()),
                 losses(&runs),
                 format!("{loaded} of {}", runs.len()),
             ];

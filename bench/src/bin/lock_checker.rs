@@ -29,7 +29,6 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use rand::RngExt;
 use ringkv_bench::cluster::{Cluster, Server, Settings};
-use ringkv_bench::have_program;
 use ringkv_client::{Client, Error, Lock, LockMode, LockState};
 
 /// Check one lock across master failures.
@@ -597,11 +596,7 @@ fn run(server: &Server, options: &Options) -> std::io::Result<String> {
 
 fn main() {
     let options = Options::parse();
-    ringkv_bench::cluster::stop_on_interrupt();
-    if !have_program("redis-cli") {
-        eprintln!("redis-cli is needed");
-        std::process::exit(1);
-    }
+    ringkv_bench::cluster::harness_start(&["redis-cli"]);
     let mut lines = Vec::new();
     for name in &options.servers {
         let Some(server) = Server::named(name) else {
