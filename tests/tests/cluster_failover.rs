@@ -409,9 +409,11 @@ fn a_replica_that_let_a_lock_change_time_out_is_never_elected() {
             .arg(30_000)
             .query::<i64>(con)
     };
+    // Acknowledged by the replica (once the master's round trips with the
+    // other masters are fresh: it just gained a replica, L3).
     assert!(
-        lock(&mut master, "a").is_ok(),
-        "acknowledged by the replica"
+        cluster.wait(Duration::from_secs(5), |c| lock(&mut c.connect(0), "a")
+            .is_ok())
     );
     // The replica stops: the next lock change is undone, and the master
     // drops it from its in-sync set once a majority of masters stored that.
@@ -434,5 +436,76 @@ fn a_replica_that_let_a_lock_change_time_out_is_never_elected() {
     assert_eq!(
         info(&mut cluster.connect(3), "replication", "role"),
         "slave"
+    );
+}
+
+#[test]
+fn a_master_cut_off_from_the_majority_stops_granting_locks_before_a_successor_can_exist() {
+    let mut args = NODE_TIMEOUT.to_vec();
+    args.extend(["--enable-debug-command", "yes"]);
+    let cluster = TestCluster::with_replicas("cut-locks", 3, 1, &args);
+    assert!(cluster.wait(Duration::from_secs(20), |c| synced(c, 3)));
+    let tag = key_of(&cluster, 0);
+    let id = cluster.id(0);
+    let mut master = cluster.connect(0);
+    assert!(cluster.wait(Duration::from_secs(10), |c| info(
+        &mut c.connect(0),
+        "replication",
+        "lock_in_sync_replicas"
+    ) == "1"));
+    let acquire = |con: &mut redis::Connection, name: &str| {
+        redis::cmd("LOCK.ACQUIRE")
+            .arg(format!("{{{tag}}}{name}"))
+            .arg("me")
+            .arg(30_000)
+            .query::<i64>(con)
+    };
+    // A master that just gained its replica grants once its round trips
+    // with the other masters are fresh (L3).
+    assert!(cluster.wait(Duration::from_secs(5), |c| acquire(
+        &mut c.connect(0),
+        "held"
+    )
+    .is_ok()));
+    // Cut off from every other node's bus; its replica stream still flows.
+    let _: () = q(&mut master, &["DEBUG", "CLUSTER-BUS-DROP", "*", "both"]);
+    for i in 1..6 {
+        let _: () = q(
+            &mut cluster.connect(i),
+            &["DEBUG", "CLUSTER-BUS-DROP", &id, "both"],
+        );
+    }
+    let cut_at = Instant::now();
+    let refused = loop {
+        match acquire(&mut master, "new") {
+            Err(e) if e.code() == Some("CLUSTERDOWN") => break cut_at.elapsed(),
+            Err(e) => panic!("{e}"),
+            Ok(_) => {
+                let _: i64 = q(
+                    &mut master,
+                    &["LOCK.RELEASE", &format!("{{{tag}}}new"), "me"],
+                );
+            }
+        }
+        assert!(cut_at.elapsed() < Duration::from_secs(10), "never refused");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    eprintln!("lock grants refused {refused:?} after the cut");
+    // L3: within half the node timeout (plus a tick), long before an election
+    // can end (T + 500 ms at the earliest).
+    assert!(
+        refused <= Duration::from_millis(TIMEOUT_MS / 2 + 400),
+        "grants refused only after {refused:?}"
+    );
+    let err = redis::cmd("LOCK.EXTEND")
+        .arg(format!("{{{tag}}}held"))
+        .arg("me")
+        .arg(30_000)
+        .query::<i64>(&mut master)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("has not heard a majority of masters"),
+        "{err}"
     );
 }
