@@ -203,6 +203,20 @@ impl Lock {
                 valid_until: sent + lease(self.ttl),
             }),
         });
+        // A grant that came after a wait in the server's queue (or a slow
+        // reply) may have less lease left, by this client's clock, than it can
+        // vouch for: renewed at once, the lease counts from the renewal.
+        if sent.elapsed() >= self.ttl / 3 {
+            let again = Instant::now();
+            match held.extend(Route::Following).await {
+                Ok(true) => held.renewed(again),
+                Ok(false) => return Err(Error::LockLost(held.name.clone())),
+                Err(err) => {
+                    let _ = held.release().await;
+                    return Err(err);
+                }
+            }
+        }
         let watchdog = tokio::spawn(watchdog(held.clone()));
         Ok(LockGuard {
             held,

@@ -78,6 +78,32 @@ async fn the_watchdog_keeps_a_live_guard_past_several_leases() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guard_granted_after_a_wait_longer_than_its_lease_starts_held() {
+    let server = TestServer::start();
+    let client = client(&server).await;
+    let first = Lock::new(&client, "queued").acquire().await.unwrap();
+    let waiting = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            Lock::new(&client, "queued")
+                .ttl(Duration::from_millis(600))
+                .wait(Duration::from_secs(10))
+                .acquire()
+                .await
+        })
+    };
+    // Granted 1.5 s after it asked: more than its whole lease, counted from
+    // when it asked.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    first.release().await.unwrap();
+    let second = waiting.await.unwrap().unwrap();
+    assert!(second.is_held(), "{:?}", second.state());
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert!(second.is_held(), "renewed by its watchdog");
+    second.release().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_redis_compatible_mode_uses_set_nx_and_compare_and_delete() {
     let server = TestServer::start();
     let client = client(&server).await;

@@ -128,6 +128,9 @@ struct Plane {
     heard: AtomicU64,
     /// Half the node timeout, in ms (L3's window).
     half_timeout: AtomicU64,
+    /// A replica in a manual failover: the paused master's offset it waits
+    /// to reach (`u64::MAX`: none), so reaching it steps the machine at once.
+    manual_target: AtomicU64,
     base: Instant,
 }
 
@@ -140,6 +143,7 @@ impl Plane {
             confirmed: AtomicU64::new(0),
             heard: AtomicU64::new(u64::MAX),
             half_timeout: AtomicU64::new(cluster.settings().node_timeout / 2),
+            manual_target: AtomicU64::new(u64::MAX),
             base: Instant::now(),
         }
     }
@@ -158,6 +162,8 @@ impl Plane {
         self.confirmed.store(cluster.in_sync_in_force(), Relaxed);
         self.half_timeout
             .store(cluster.settings().node_timeout / 2, Relaxed);
+        self.manual_target
+            .store(cluster.manual_target().unwrap_or(u64::MAX), Relaxed);
         let heard = cluster.heard_majority().and_then(|heard| {
             let ago = Duration::from_millis(now.saturating_sub(heard));
             let at = Instant::now().checked_sub(ago)?;
@@ -270,10 +276,15 @@ impl ClusterHandle {
 
     /// Sets this node's replication offset (the data plane, as it changes):
     /// a master's stream offset, a replica's applied offset. The machine
-    /// reads it at its next step (at least every 100 ms).
+    /// reads it at its next step (at least every 100 ms); a replica that
+    /// just reached its paused master's offset in a manual failover steps
+    /// it now (F7), so its election does not wait for the next tick.
     pub fn set_repl_offset(&self, offset: u64) {
         if let Some(machine) = &self.machine {
             machine.plane.offset.store(offset, Relaxed);
+            if machine.plane.manual_target.load(Relaxed) == offset {
+                self.step(|c, now| c.manual_caught_up(now));
+            }
         }
     }
 

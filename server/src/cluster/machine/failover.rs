@@ -216,6 +216,22 @@ impl Cluster {
             }
             return;
         }
+        self.manual_caught_up(now);
+    }
+
+    /// A replica in a manual failover waits to apply its paused master's
+    /// stream up to this offset (F7); `None` otherwise.
+    pub fn manual_target(&self) -> Option<u64> {
+        let waiting = !self.me().is_master() && self.manual.end != 0 && !self.manual.can_start;
+        self.manual.master_offset.filter(|_| waiting)
+    }
+
+    /// A replica whose applied offset reached its paused master's may start
+    /// the manual failover's election; the election goes as far as it can.
+    pub fn manual_caught_up(&mut self, now: Millis) {
+        if self.me().is_master() {
+            return;
+        }
         let caught_up = self.manual.master_offset == Some(self.repl_offset);
         if self.manual.end != 0 && !self.manual.can_start && caught_up {
             tracing::info!("all the master's stream applied: the manual failover can start");

@@ -350,7 +350,15 @@ fn a_manual_failover_waits_for_the_paused_offset_then_swaps_roles() {
     // The replica has not caught up: no election yet.
     assert!(!sim.cluster(3).unwrap().role().is_master());
     assert_eq!(sim.cluster(3).unwrap().manual.master_offset, Some(500));
+    assert_eq!(sim.cluster(3).unwrap().manual_target(), Some(500));
+    // Reaching the offset starts the election at once, not at a tick.
     sim.set_offset(3, 500);
+    let out = outputs_of(&mut sim, 3, |c, now| c.manual_caught_up(now));
+    let asked = out.iter().any(
+        |o| matches!(o, Output::Send(_, m) if matches!(m.body, Body::FailoverAuthRequest { .. })),
+    );
+    assert!(asked, "{out:?}");
+    assert_eq!(sim.cluster(3).unwrap().manual_target(), None);
     sim.run_for(400).unwrap();
     assert_eq!(sim.cluster(3).unwrap().role(), Role::Master);
     sim.run_for(300).unwrap();
