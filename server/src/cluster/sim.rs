@@ -290,6 +290,38 @@ impl Sim {
         });
     }
 
+    /// A converged cluster: `masters` masters with the slots split by the
+    /// ring, then one more node per entry of `replica_of`, a replica of the
+    /// master it names.
+    pub fn with_replicas(
+        masters: usize,
+        replica_of: &[usize],
+        settings: Settings,
+        seed: u64,
+    ) -> Result<Sim, Violation> {
+        let n = masters + replica_of.len();
+        let mut sim = Sim::new(n, settings, Network::default(), seed);
+        for j in 1..n {
+            sim.meet(0, j);
+        }
+        let timeout = settings.node_timeout;
+        sim.run_for(3 * timeout)?;
+        for (k, &master) in replica_of.iter().enumerate() {
+            let master = sim.id(master);
+            sim.with(masters + k, |c, now| {
+                c.replicate(master, false, now)
+                    .expect("a fresh node replicates a master")
+            });
+        }
+        sim.run_for(timeout)?;
+        sim.with(0, |c, now| {
+            c.ring_assign(now);
+        });
+        sim.run_for(4 * timeout)?;
+        sim.converged()?;
+        Ok(sim)
+    }
+
     /// Node `i` meets node `j` (`CLUSTER MEET`).
     pub fn meet(&mut self, i: usize, j: usize) {
         let addr = self.nodes[j].addr;

@@ -15,25 +15,8 @@ fn settings() -> Settings {
 /// `masters` masters with the slots split by the ring, and `replicas` more
 /// nodes, node `masters + k` a replica of master `k % masters`; converged.
 fn shard_cluster(masters: usize, replicas: usize, seed: u64) -> Sim {
-    let n = masters + replicas;
-    let mut sim = Sim::new(n, settings(), Network::default(), seed);
-    for j in 1..n {
-        sim.meet(0, j);
-    }
-    sim.run_for(3 * T).unwrap();
-    for k in 0..replicas {
-        let master = sim.id(k % masters);
-        sim.with(masters + k, |c, now| {
-            c.replicate(master, false, now).unwrap()
-        });
-    }
-    sim.run_for(T).unwrap();
-    sim.with(0, |c, now| {
-        c.ring_assign(now);
-    });
-    sim.run_for(4 * T).unwrap();
-    sim.converged().unwrap();
-    sim
+    let replica_of: Vec<usize> = (0..replicas).map(|k| k % masters).collect();
+    Sim::with_replicas(masters, &replica_of, settings(), seed).unwrap()
 }
 
 /// Runs `f` on node `i` and returns what it produced (then carried out).

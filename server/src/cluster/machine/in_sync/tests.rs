@@ -1,6 +1,6 @@
 use super::*;
 use crate::cluster::machine::{Settings, TICK};
-use crate::cluster::sim::{Network, Sim};
+use crate::cluster::sim::Sim;
 
 const T: Millis = 1_000;
 
@@ -10,22 +10,7 @@ fn cluster(seed: u64) -> Sim {
         node_timeout: T,
         ..Settings::DEFAULT
     };
-    let mut sim = Sim::new(7, settings, Network::default(), seed);
-    for j in 1..7 {
-        sim.meet(0, j);
-    }
-    sim.run_for(3 * T).unwrap();
-    let m0 = sim.id(0);
-    for r in [5, 6] {
-        sim.with(r, |c, now| c.replicate(m0, false, now).unwrap());
-    }
-    sim.run_for(T).unwrap();
-    sim.with(0, |c, now| {
-        c.ring_assign(now);
-    });
-    sim.run_for(4 * T).unwrap();
-    sim.converged().unwrap();
-    sim
+    Sim::with_replicas(5, &[0, 0], settings, seed).unwrap()
 }
 
 fn propose(sim: &mut Sim, members: &[usize]) -> u64 {
