@@ -189,6 +189,23 @@ impl TestCluster {
             .map(|v| v.trim().to_string())
     }
 
+    /// Cuts node `i` off every other running node's bus (`mode` `both`),
+    /// or heals it (`none`), with the test-only drop command on both sides
+    /// (the nodes need `--enable-debug-command yes`).
+    pub fn bus_drop(&self, i: usize, mode: &str) {
+        let id = self.id(i);
+        let _: () = query(
+            &mut self.connect(i),
+            &["DEBUG", "CLUSTER-BUS-DROP", "*", mode],
+        );
+        for other in self.running().into_iter().filter(|&o| o != i) {
+            let _: () = query(
+                &mut self.connect(other),
+                &["DEBUG", "CLUSTER-BUS-DROP", &id, mode],
+            );
+        }
+    }
+
     /// Indexes of the running nodes.
     pub fn running(&self) -> Vec<usize> {
         (0..self.servers.len())

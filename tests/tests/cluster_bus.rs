@@ -314,17 +314,10 @@ fn a_master_cut_off_by_the_drop_command_refuses_writes_within_the_node_timeout()
     args.extend(["--enable-debug-command", "yes"]);
     let cluster = TestCluster::start("isolate", 3, &args);
     let cut = 0;
-    let id = cluster.id(cut);
     let key = key_served_by(&cluster, cut);
     let mut con = cluster.connect(cut);
     let _: () = q(&mut con, &["SET", &key, "before"]);
-    let _: () = q(&mut con, &["DEBUG", "CLUSTER-BUS-DROP", "*", "both"]);
-    for i in 1..3 {
-        let _: () = q(
-            &mut cluster.connect(i),
-            &["DEBUG", "CLUSTER-BUS-DROP", &id, "both"],
-        );
-    }
+    cluster.bus_drop(cut, "both");
     let cut_at = Instant::now();
     let refused = loop {
         match redis::cmd("SET")
@@ -345,13 +338,7 @@ fn a_master_cut_off_by_the_drop_command_refuses_writes_within_the_node_timeout()
         "writes refused only after {refused:?}"
     );
     // Healed, the cluster comes back.
-    let _: () = q(&mut con, &["DEBUG", "CLUSTER-BUS-DROP", "*", "none"]);
-    for i in 1..3 {
-        let _: () = q(
-            &mut cluster.connect(i),
-            &["DEBUG", "CLUSTER-BUS-DROP", &id, "none"],
-        );
-    }
+    cluster.bus_drop(cut, "none");
     assert!(cluster.wait(Duration::from_secs(15), |c| c.all_ok()));
 }
 

@@ -387,6 +387,15 @@ fn acknowledged_writes_survive_a_killed_master_and_a_manual_failover_under_load(
     assert_eq!(missing(&cluster, 0, &tag, "before-kill", 1000), 0);
 }
 
+/// `LOCK.ACQUIRE {tag}name me 30000`: the token.
+fn acquire(con: &mut redis::Connection, tag: &str, name: &str) -> redis::RedisResult<i64> {
+    redis::cmd("LOCK.ACQUIRE")
+        .arg(format!("{{{tag}}}{name}"))
+        .arg("me")
+        .arg(30_000)
+        .query(con)
+}
+
 /// The process id of node `i`.
 fn pid(cluster: &mut TestCluster, i: usize) -> u32 {
     cluster.servers[i].as_mut().expect("running").child().id()
@@ -402,13 +411,7 @@ fn a_replica_that_let_a_lock_change_time_out_is_never_elected() {
     };
     assert!(cluster.wait(Duration::from_secs(10), |c| in_sync(c, "1")));
     let mut master = cluster.connect(0);
-    let lock = |con: &mut redis::Connection, name: &str| {
-        redis::cmd("LOCK.ACQUIRE")
-            .arg(format!("{{{tag}}}{name}"))
-            .arg("me")
-            .arg(30_000)
-            .query::<i64>(con)
-    };
+    let lock = |con: &mut redis::Connection, name: &str| acquire(con, &tag, name);
     // Acknowledged by the replica (once the master's round trips with the
     // other masters are fresh: it just gained a replica, L3).
     assert!(
@@ -446,20 +449,13 @@ fn a_master_cut_off_from_the_majority_stops_granting_locks_before_a_successor_ca
     let cluster = TestCluster::with_replicas("cut-locks", 3, 1, &args);
     assert!(cluster.wait(Duration::from_secs(20), |c| synced(c, 3)));
     let tag = key_of(&cluster, 0);
-    let id = cluster.id(0);
     let mut master = cluster.connect(0);
     assert!(cluster.wait(Duration::from_secs(10), |c| info(
         &mut c.connect(0),
         "replication",
         "lock_in_sync_replicas"
     ) == "1"));
-    let acquire = |con: &mut redis::Connection, name: &str| {
-        redis::cmd("LOCK.ACQUIRE")
-            .arg(format!("{{{tag}}}{name}"))
-            .arg("me")
-            .arg(30_000)
-            .query::<i64>(con)
-    };
+    let acquire = |con: &mut redis::Connection, name: &str| acquire(con, &tag, name);
     // A master that just gained its replica grants once its round trips
     // with the other masters are fresh (L3).
     assert!(cluster.wait(Duration::from_secs(5), |c| acquire(
@@ -468,13 +464,7 @@ fn a_master_cut_off_from_the_majority_stops_granting_locks_before_a_successor_ca
     )
     .is_ok()));
     // Cut off from every other node's bus; its replica stream still flows.
-    let _: () = q(&mut master, &["DEBUG", "CLUSTER-BUS-DROP", "*", "both"]);
-    for i in 1..6 {
-        let _: () = q(
-            &mut cluster.connect(i),
-            &["DEBUG", "CLUSTER-BUS-DROP", &id, "both"],
-        );
-    }
+    cluster.bus_drop(0, "both");
     let cut_at = Instant::now();
     let refused = loop {
         match acquire(&mut master, "new") {
