@@ -187,25 +187,8 @@ fn convergence_names_a_slot_two_nodes_serve_differently() {
 /// `masters` masters with the slots split by the ring, each with `per`
 /// replicas (node `masters + k` replicates master `k % masters`).
 fn sharded(masters: usize, per: usize, network: Network, seed: u64) -> Result<Sim, Violation> {
-    let n = masters * (1 + per);
-    let mut sim = Sim::new(n, settings(), network, seed);
-    for j in 1..n {
-        sim.meet(0, j);
-    }
-    sim.run_for(3 * TIMEOUT)?;
-    for r in masters..n {
-        let master = sim.id(r % masters);
-        sim.with(r, |c, now| {
-            c.replicate(master, false, now).expect("a master");
-        });
-    }
-    sim.run_for(TIMEOUT)?;
-    sim.with(0, |c, now| {
-        c.ring_assign(now);
-    });
-    sim.run_for(5 * TIMEOUT)?;
-    sim.converged()?;
-    Ok(sim)
+    let replica_of: Vec<usize> = (0..masters * per).map(|k| k % masters).collect();
+    Sim::with_replicas(masters, &replica_of, settings(), network, seed)
 }
 
 /// The node serving `slot` as every live node sees it, if they agree and it

@@ -290,17 +290,18 @@ impl Sim {
         });
     }
 
-    /// A converged cluster: `masters` masters with the slots split by the
-    /// ring, then one more node per entry of `replica_of`, a replica of the
-    /// master it names.
+    /// A converged cluster on `network`: `masters` masters with the slots
+    /// split by the ring, then one more node per entry of `replica_of`, a
+    /// replica of the master it names.
     pub fn with_replicas(
         masters: usize,
         replica_of: &[usize],
         settings: Settings,
+        network: Network,
         seed: u64,
     ) -> Result<Sim, Violation> {
         let n = masters + replica_of.len();
-        let mut sim = Sim::new(n, settings, Network::default(), seed);
+        let mut sim = Sim::new(n, settings, network, seed);
         for j in 1..n {
             sim.meet(0, j);
         }
@@ -317,7 +318,7 @@ impl Sim {
         sim.with(0, |c, now| {
             c.ring_assign(now);
         });
-        sim.run_for(4 * timeout)?;
+        sim.run_for(5 * timeout)?;
         sim.converged()?;
         Ok(sim)
     }

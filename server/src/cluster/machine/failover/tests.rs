@@ -16,7 +16,7 @@ fn settings() -> Settings {
 /// nodes, node `masters + k` a replica of master `k % masters`; converged.
 fn shard_cluster(masters: usize, replicas: usize, seed: u64) -> Sim {
     let replica_of: Vec<usize> = (0..replicas).map(|k| k % masters).collect();
-    Sim::with_replicas(masters, &replica_of, settings(), seed).unwrap()
+    Sim::with_replicas(masters, &replica_of, settings(), Network::default(), seed).unwrap()
 }
 
 /// Runs `f` on node `i` and returns what it produced (then carried out).

@@ -1,6 +1,6 @@
 use super::*;
 use crate::cluster::machine::{Settings, TICK};
-use crate::cluster::sim::Sim;
+use crate::cluster::sim::{Network, Sim};
 
 const T: Millis = 1_000;
 
@@ -10,7 +10,7 @@ fn cluster(seed: u64) -> Sim {
         node_timeout: T,
         ..Settings::DEFAULT
     };
-    Sim::with_replicas(5, &[0, 0], settings, seed).unwrap()
+    Sim::with_replicas(5, &[0, 0], settings, Network::default(), seed).unwrap()
 }
 
 fn propose(sim: &mut Sim, members: &[usize]) -> u64 {
