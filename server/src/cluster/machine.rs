@@ -10,6 +10,7 @@
 
 mod failover;
 mod in_sync;
+mod open_slots;
 mod replicas;
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -41,6 +42,7 @@ const MAX_PINGS_OUT: usize = 64;
 
 pub use failover::{Role, MANUAL_TIMEOUT, PAUSE_SETTLE};
 pub use in_sync::InSync;
+pub use open_slots::SetSlot;
 
 /// Settings of the rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -350,6 +352,24 @@ pub enum AdminError {
     /// `CLUSTER FAILOVER` without `FORCE` while the master is unreachable.
     #[error("ERR Master is down or failed, please use CLUSTER FAILOVER FORCE")]
     MasterDown,
+    /// `CLUSTER SETSLOT` on a replica.
+    #[error("ERR Please use SETSLOT only with masters.")]
+    SetSlotOnReplica,
+    /// `SETSLOT slot MIGRATING` of a slot another node owns.
+    #[error("ERR I'm not the owner of hash slot {0}")]
+    NotOwner(u16),
+    /// `SETSLOT slot IMPORTING` of a slot this node owns.
+    #[error("ERR I'm already the owner of hash slot {0}")]
+    AlreadyOwner(u16),
+    /// `SETSLOT` naming a node nobody knows.
+    #[error("ERR I don't know about node {0}")]
+    UnknownSetSlotNode(String),
+    /// `SETSLOT` naming a replica.
+    #[error("ERR Target node is not a master")]
+    TargetNotMaster,
+    /// `SETSLOT slot NODE other` while keys of the slot are still here.
+    #[error("ERR Can't assign hashslot {0} to a different node while I still hold keys for this hash slot.")]
+    StillHoldsKeys(u16),
 }
 
 /// Why a saved cluster config cannot be restored.
@@ -415,6 +435,8 @@ pub struct Cluster {
     manual: failover::Manual,
     /// This master's own in-sync set, as proposed and confirmed (L2).
     proposal: in_sync::Proposal,
+    /// Slots this master is migrating or importing (M1).
+    open: open_slots::OpenSlots,
     /// When this node last heard a majority of the slot-serving masters
     /// (L3), as of the last tick; `None` while a replica.
     heard_majority: Option<Millis>,
@@ -549,6 +571,12 @@ impl Cluster {
             }
         }
         cluster.proposal = in_sync::Proposal::restored(cluster.me().in_sync.as_ref());
+        for (slot, peer) in &me.migrating {
+            cluster.open.migrating.insert(*slot, id(peer)?);
+        }
+        for (slot, peer) in &me.importing {
+            cluster.open.importing.insert(*slot, id(peer)?);
+        }
         let highest = cluster
             .nodes
             .values()
@@ -601,6 +629,11 @@ impl Cluster {
             Some(master) if !n.is_master() => master.config_epoch,
             _ => n.config_epoch,
         };
+        // Redis shows open slots on the `myself` line only.
+        let [migrating, importing] = match n.id == self.myself {
+            true => self.open_slot_lines(),
+            false => Default::default(),
+        };
         NodeLine {
             id: n.id.to_string(),
             ip: n.addr.ip.to_string(),
@@ -624,8 +657,8 @@ impl Cluster {
             config_epoch,
             connected: n.id == self.myself || n.link == LinkState::Up,
             slots: n.slots.ranges(),
-            migrating: Vec::new(),
-            importing: Vec::new(),
+            migrating,
+            importing,
         }
     }
 
@@ -668,6 +701,7 @@ impl Cluster {
             election: failover::Election::default(),
             manual: failover::Manual::default(),
             proposal: in_sync::Proposal::default(),
+            open: open_slots::OpenSlots::default(),
             heard_majority: None,
             banned: Vec::new(),
             state_ok: false,
@@ -732,7 +766,8 @@ impl Cluster {
     pub fn view_digest(&self) -> u64 {
         let mut digest = self.table_version
             ^ u64::from(self.state_ok) << 63
-            ^ self.current_epoch.rotate_left(17);
+            ^ self.current_epoch.rotate_left(17)
+            ^ self.open.version.rotate_left(41);
         for n in self.nodes.values() {
             let master = n.master.map_or(0, |m| {
                 u64::from_le_bytes(m.0[..8].try_into().unwrap_or_default())

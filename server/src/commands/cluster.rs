@@ -16,7 +16,7 @@ use std::sync::Arc;
 use super::table::{flag::*, CommandSpec, Handler};
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
 use crate::cluster::id::Id;
-use crate::cluster::machine::AdminError;
+use crate::cluster::machine::{AdminError, SetSlot};
 use crate::cluster::message::Addr;
 use crate::cluster::slots::SlotSet;
 use crate::cluster::{ClusterView, ViewNode};
@@ -67,6 +67,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         spec("delslots", -3, ADMIN_STALE, "Sets hash slots as unbound for a node.", handler!(ChangeSlots<false, false>)),
         spec("delslotsrange", -4, ADMIN_STALE, "Sets hash slot ranges as unbound for a node.", handler!(ChangeSlots<false, true>)).since("7.0.0"),
         spec("flushslots", 2, ADMIN_STALE, "Deletes all slots information from a node.", handler!(FlushSlots)),
+        spec("setslot", -4, ADMIN_STALE, "Binds a hash slot to a node.", handler!(SetSlotCmd)),
         spec("set-config-epoch", 3, ADMIN_STALE, "Sets the configuration epoch for a new node.", handler!(SetConfigEpoch)),
         spec("bumpepoch", 2, ADMIN_STALE, "Advances the cluster config epoch.", handler!(BumpEpoch)),
         spec("reset", -2, ADMIN | STALE | NOSCRIPT, "Resets a node.", handler!(Reset)),
@@ -523,6 +524,49 @@ impl<'a> Command<'a> for Replicas {
         for line in lines {
             ctx.out.bulk(line.as_bytes());
         }
+        Ok(())
+    }
+}
+
+/// `CLUSTER SETSLOT slot IMPORTING|MIGRATING|NODE node-id | STABLE`
+/// (docs/CLUSTER.md, M1, M5).
+struct SetSlotCmd {
+    slot: u16,
+    action: SetSlot,
+}
+
+impl<'a> Command<'a> for SetSlotCmd {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let slot = slot_arg(p, OUT_OF_RANGE)?;
+        let invalid = || {
+            CommandError::err(
+                "Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP",
+            )
+        };
+        let keyword = p.next_keyword().ok_or_else(invalid)?;
+        let node = |p: &mut Parser<'a>| -> Result<Id, CommandError> {
+            let text = String::from_utf8_lossy(p.arg().map_err(|_| invalid())?).into_owned();
+            Id::parse(&text.to_ascii_lowercase())
+                .ok_or_else(|| admin_error(AdminError::UnknownSetSlotNode(text)))
+        };
+        let action = match keyword.as_str() {
+            "MIGRATING" => SetSlot::Migrating(node(p)?),
+            "IMPORTING" => SetSlot::Importing(node(p)?),
+            "NODE" => SetSlot::Node(node(p)?),
+            "STABLE" => SetSlot::Stable,
+            _ => return Err(invalid()),
+        };
+        if p.remaining() > 0 {
+            return Err(invalid());
+        }
+        Ok(SetSlotCmd { slot, action })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        cluster(ctx)?;
+        let keys = ctx.shared.data.keyspace.slot_len(self.slot) as u64;
+        step(ctx, |c, now| c.set_slot(self.slot, self.action, keys, now))?;
+        ctx.out.ok();
         Ok(())
     }
 }

@@ -52,6 +52,10 @@ const VARIABLE: &[(&str, Extra)] = &[
     ),
     ("CLUSTER DELSLOTSRANGE 1 2", Arity),
     (
+        "CLUSTER SETSLOT 1 STABLE",
+        Error("ERR Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP"),
+    ),
+    (
         "CLUSTER RESET HARD",
         Error("ERR unknown subcommand or wrong number of arguments for 'RESET'. Try CLUSTER HELP."),
     ),
