@@ -76,6 +76,7 @@ fn setslot_opens_a_slot_on_both_sides_and_node_hands_it_over_everywhere() {
         expect_err(&mut src, &["CLUSTER", "SETSLOT", &slot, "SIDEWAYS"]),
         "ERR Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP"
     );
+    let _: () = q(&mut src, &["SET", &key, "v"]);
     // Open on both sides: shown on each node's own line, as Redis.
     let _: () = q(
         &mut dst,
@@ -89,7 +90,6 @@ fn setslot_opens_a_slot_on_both_sides_and_node_hands_it_over_everywhere() {
     assert!(line(&cluster, 1, 1).contains(&format!("[{slot}-<-{source}]")));
     assert!(!line(&cluster, 2, 0).contains("->-"), "not gossiped");
     // The source will not give the slot away while it holds a key of it.
-    let _: () = q(&mut src, &["SET", &key, "v"]);
     assert_eq!(
         expect_err(&mut src, &["CLUSTER", "SETSLOT", &slot, "NODE", &target]),
         format!(
@@ -122,4 +122,53 @@ fn setslot_opens_a_slot_on_both_sides_and_node_hands_it_over_everywhere() {
     );
     let none: Option<String> = q(&mut cluster.connect(1), &["GET", &key]);
     assert_eq!(none, None);
+}
+
+#[test]
+fn a_migrating_slot_serves_the_keys_it_still_has_and_asks_for_the_others() {
+    let cluster = TestCluster::start("ask", 3, NODE_TIMEOUT);
+    let (source, target) = (cluster.id(0), cluster.id(1));
+    let tag = key_of(&cluster, 0);
+    let slot = slot_of(&cluster, &tag).to_string();
+    let (here, gone) = (format!("{{{tag}}}here"), format!("{{{tag}}}gone"));
+    let (mut src, mut dst) = (cluster.connect(0), cluster.connect(1));
+    let _: () = q(&mut src, &["SET", &here, "v"]);
+    let _: () = q(
+        &mut dst,
+        &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &source],
+    );
+    let _: () = q(
+        &mut src,
+        &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &target],
+    );
+    let ask = format!("ASK {slot} 127.0.0.1:{}", cluster.ports[1]);
+    let moved = format!("MOVED {slot} 127.0.0.1:{}", cluster.ports[0]);
+    // The source: its keys run, the others are asked of the target (a write
+    // that would create one too), a mix is retried.
+    assert_eq!(q::<String>(&mut src, &["GET", &here]), "v");
+    assert_eq!(expect_err(&mut src, &["GET", &gone]), ask);
+    assert_eq!(expect_err(&mut src, &["SET", &gone, "w"]), ask);
+    assert_eq!(
+        expect_err(&mut src, &["MGET", &here, &gone]),
+        "TRYAGAIN Multiple keys request during rehashing of slot"
+    );
+    // The target: only right after ASKING, for one command.
+    assert_eq!(expect_err(&mut dst, &["GET", &gone]), moved);
+    let _: () = q(&mut dst, &["ASKING"]);
+    let _: () = q(&mut dst, &["SET", &gone, "w"]);
+    assert_eq!(expect_err(&mut dst, &["GET", &gone]), moved);
+    let _: () = q(&mut dst, &["ASKING"]);
+    assert_eq!(q::<String>(&mut dst, &["GET", &gone]), "w");
+    let _: () = q(&mut dst, &["ASKING"]);
+    assert_eq!(
+        expect_err(&mut dst, &["MGET", &gone, &here]),
+        "TRYAGAIN Multiple keys request during rehashing of slot"
+    );
+    // Closed again: the slot is the source's as before.
+    let _: () = q(&mut src, &["CLUSTER", "SETSLOT", &slot, "STABLE"]);
+    let _: () = q(&mut dst, &["CLUSTER", "SETSLOT", &slot, "STABLE"]);
+    let none: Option<String> = q(&mut src, &["GET", &gone]);
+    assert_eq!(none, None);
+    let _: () = q(&mut dst, &["ASKING"]);
+    assert_eq!(expect_err(&mut dst, &["GET", &gone]), moved);
 }

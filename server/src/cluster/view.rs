@@ -64,6 +64,10 @@ pub struct ClusterView {
     state_ok: bool,
     current_epoch: u64,
     size: usize,
+    /// Slots this node is migrating (with the target) and importing (with
+    /// the source), as `CLUSTER SETSLOT` opened them (M1).
+    migrating: Vec<(u16, Id)>,
+    importing: Vec<(u16, Id)>,
 }
 
 impl ClusterView {
@@ -109,6 +113,8 @@ impl ClusterView {
             state_ok: cluster.state_ok(),
             current_epoch: cluster.current_epoch(),
             size: cluster.size(),
+            migrating: cluster.migrating_slots(),
+            importing: cluster.importing_slots(),
         }
     }
 
@@ -157,6 +163,19 @@ impl ClusterView {
     #[inline]
     pub fn is_mine(&self, slot: u16) -> bool {
         self.table.mine.contains(slot)
+    }
+
+    /// The master this node migrates `slot` to (M1), if it does.
+    #[inline]
+    pub fn migrating_to(&self, slot: u16) -> Option<&ViewNode> {
+        let (_, target) = self.migrating.iter().find(|(s, _)| *s == slot)?;
+        self.node(*target)
+    }
+
+    /// True if this node imports `slot` (M1).
+    #[inline]
+    pub fn importing(&self, slot: u16) -> bool {
+        self.importing.iter().any(|(s, _)| *s == slot)
     }
 
     /// Whether the cluster serves (`cluster_state:ok`).

@@ -76,7 +76,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     ]),
     spec("readonly", 1, FAST | LOADING | STALE, "Enables read-only queries for a connection to a Redis Cluster replica node.", handler!(ReadOnly<true>)),
     spec("readwrite", 1, FAST | LOADING | STALE, "Enables read-write queries for a connection to a Redis Cluster replica node.", handler!(ReadOnly<false>)),
-    spec("asking", 1, FAST, "Signals that a cluster client is following an -ASK redirect.", handler!(Ok_)),
+    spec("asking", 1, FAST, "Signals that a cluster client is following an -ASK redirect.", handler!(Asking)),
 ];
 
 /// The cluster view, or Redis's error when cluster mode is off.
@@ -146,16 +146,17 @@ impl<'a, const ON: bool> Command<'a> for ReadOnly<ON> {
     }
 }
 
-/// `ASKING`: accepted (no slot migrations yet).
-struct Ok_;
+/// `ASKING`: the next command may run on a slot this node imports (M3).
+struct Asking;
 
-impl<'a> Command<'a> for Ok_ {
+impl<'a> Command<'a> for Asking {
     fn parse(_: &mut Parser<'a>) -> Result<Self, CommandError> {
-        Ok(Ok_)
+        Ok(Asking)
     }
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         cluster(ctx)?;
+        ctx.session.asking = true;
         ctx.out.ok();
         Ok(())
     }
@@ -889,14 +890,15 @@ impl<'a> Command<'a> for RingAssign {
 /// reads with `cluster-allow-reads-when-down`, sharded pub/sub with
 /// `cluster-allow-pubsubshard-when-down`), and the slot this node's, or, on
 /// a `READONLY` connection (`readonly`) to a replica, its master's for a
-/// command that does not write. Commands with no keys run anywhere; commands
+/// command that does not write, or, right after `ASKING` (`asking`), one
+/// this node imports (M3). Commands with no keys run anywhere; commands
 /// over the whole keyspace run on this node's share. Returns the keys' slot.
 pub fn route(
     cluster: &ClusterView,
     command: &super::table::Command,
     keys: &KeySlots<'_>,
     transaction_slot: Option<u16>,
-    readonly: bool,
+    (readonly, asking): (bool, bool),
     config: &LiveConfig,
 ) -> Result<Option<u16>, CommandError> {
     if command.has(ALL_SLOTS) {
@@ -931,7 +933,8 @@ pub fn route(
     let replica_read = (readonly || command.has(PUBSUB))
         && !command.has(WRITE)
         && cluster.my_master() == Some(owner.id);
-    if cluster.is_mine(slot) || replica_read {
+    // M3: after `ASKING`, a slot this node imports is served here.
+    if cluster.is_mine(slot) || replica_read || (asking && cluster.importing(slot)) {
         Ok(Some(slot))
     } else {
         Err(CommandError::Moved {

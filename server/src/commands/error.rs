@@ -87,9 +87,6 @@ pub enum CommandError {
     #[error("EXECABORT Transaction discarded because of: {0}")]
     ExecAbortBecause(String),
     /// In cluster mode, the keys' slot belongs to another node.
-    //
-    // `ASK` and `TRYAGAIN` (a slot being migrated) arrive with live slot
-    // migration.
     #[error("MOVED {slot} {addr}")]
     Moved {
         /// The keys' hash slot.
@@ -97,6 +94,19 @@ pub enum CommandError {
         /// The owner's client address, `ip:port`.
         addr: String,
     },
+    /// The keys' slot is migrating and they are not here (docs/CLUSTER.md,
+    /// M2): ask the target, after `ASKING`.
+    #[error("ASK {slot} {addr}")]
+    Ask {
+        /// The keys' hash slot.
+        slot: u16,
+        /// The target's client address, `ip:port`.
+        addr: String,
+    },
+    /// A multi-key command over a slot split between two nodes by a
+    /// migration (M2, M3).
+    #[error("TRYAGAIN Multiple keys request during rehashing of slot")]
+    TryAgain,
     /// In cluster mode, the keys of one request (or transaction) are in
     /// different slots.
     #[error("CROSSSLOT Keys in request don't hash to the same slot")]
@@ -185,6 +195,8 @@ impl CommandError {
             BusyKey => "BUSYKEY",
             ExecAbort | ExecAbortBecause(_) => "EXECABORT",
             Moved { .. } => "MOVED",
+            Ask { .. } => "ASK",
+            TryAgain => "TRYAGAIN",
             CrossSlot => "CROSSSLOT",
             SlotNotServed | ClusterDown | ClusterDownReadOnly | MinorityMaster => "CLUSTERDOWN",
             ReadOnlyReplica => "READONLY",
@@ -240,6 +252,11 @@ mod tests {
                 slot: 3999,
                 addr: "127.0.0.1:6381".into(),
             },
+            Ask {
+                slot: 3999,
+                addr: "127.0.0.1:6381".into(),
+            },
+            TryAgain,
             CrossSlot,
             SlotNotServed,
             ClusterDown,
@@ -286,6 +303,8 @@ mod tests {
                 | ExecAbort
                 | ExecAbortBecause(_)
                 | Moved { .. }
+                | Ask { .. }
+                | TryAgain
                 | CrossSlot
                 | SlotNotServed
                 | ClusterDown

@@ -338,11 +338,16 @@ pub fn execute(
     let now = session.command_start().1;
     session.handle.touch(checked.command.id, now);
     let keys = key_slots(checked.command, args);
+    // `ASKING` lasts one command (inside MULTI, until EXEC), as in Redis.
+    let asking = match session.multi {
+        Some(_) => session.asking,
+        None => std::mem::take(&mut session.asking),
+    };
     if !session.master_link {
         if let Some(waiter) = paused(shared, session, checked.command, now) {
             return Some(waiter);
         }
-        if let Err(err) = may_run(shared, session, checked.command, &keys) {
+        if let Err(err) = may_run(shared, session, checked.command, &keys, asking) {
             reject(shared, session, out, checked.command.id, &err);
             if let Some(tx) = &mut session.multi {
                 tx.failed = true;
@@ -378,6 +383,7 @@ fn may_run(
     session: &mut Session,
     command: &table::Command,
     keys: &KeySlots<'_>,
+    asking: bool,
 ) -> Result<(), CommandError> {
     if let Some(Some(state)) = shared.cluster.view().as_deref() {
         let transaction_slot = session.multi.as_ref().and_then(|tx| tx.slot);
@@ -386,7 +392,7 @@ fn may_run(
             command,
             keys,
             transaction_slot,
-            session.readonly,
+            (session.readonly, asking),
             &shared.config,
         )?;
         if let Some(tx) = &mut session.multi {
@@ -471,7 +477,14 @@ fn run_locked(
         false => Locked::new(&shared.data.keyspace),
     };
     locks.acquire_slotted(keys);
-    before_unit(shared, &mut locks, session.command_start().1);
+    let now = session.command_start().1;
+    if !session.master_link {
+        if let Some(err) = open_slot_refusal(shared, &mut locks, keys, now) {
+            reject(shared, session, out, checked.command.id, &err);
+            return None;
+        }
+    }
+    before_unit(shared, &mut locks, now);
     run(
         shared,
         session,
@@ -481,6 +494,39 @@ fn run_locked(
         args,
         Unit::Whole { admit },
     )
+}
+
+/// M2, M3: a command on a slot this node migrates or imports, decided with
+/// the slot locked (a key cannot move between the check and the run). On
+/// the source, keys all here run, none here are asked of the target (`-ASK`),
+/// some here get `-TRYAGAIN`; on the target, a multi-key command whose keys
+/// are not all here gets `-TRYAGAIN`.
+fn open_slot_refusal(
+    shared: &Shared,
+    locks: &mut Locked<'_>,
+    keys: &KeySlots<'_>,
+    now: Millis,
+) -> Option<CommandError> {
+    let (_, slot) = keys.first()?;
+    let view = shared.cluster.view()?;
+    let view = view.as_deref()?;
+    let target = view.migrating_to(slot);
+    if target.is_none() && !view.importing(slot) {
+        return None;
+    }
+    let (mut total, mut here) = (0, 0);
+    for key in keys.keys() {
+        total += 1;
+        here += usize::from(locks.table(key).is_live(key, now));
+    }
+    match target {
+        Some(target) if here == 0 => Some(CommandError::Ask {
+            slot,
+            addr: target.client_addr(),
+        }),
+        _ if here < total && (target.is_some() || total > 1) => Some(CommandError::TryAgain),
+        _ => None,
+    }
 }
 
 /// How a command run relates to its unit of work.

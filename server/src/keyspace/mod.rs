@@ -168,6 +168,11 @@ impl<'k> KeySlots<'k> {
         self.0.iter().map(|&(_, slot)| slot)
     }
 
+    /// The keys, in order (repeats included).
+    pub fn keys(&self) -> impl Iterator<Item = &'k [u8]> + '_ {
+        self.0.iter().map(|&(key, _)| key)
+    }
+
     /// The first key and its slot.
     pub fn first(&self) -> Option<(&'k [u8], u16)> {
         self.0.first().copied()

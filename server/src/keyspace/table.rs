@@ -227,6 +227,15 @@ impl SlotTable {
         self.find(key, now).is_some()
     }
 
+    /// True if `key` exists and has not expired, without expiring it (a
+    /// check that changes nothing, made before a unit decides to run).
+    pub fn is_live(&self, key: &[u8], now: Millis) -> bool {
+        self.position(key, hash(key)).is_some_and(|index| {
+            let expire_at = self.expire_of(index);
+            expire_at == 0 || expire_at > now
+        })
+    }
+
     /// Stores `value` under `key`, returning the value it replaced.
     pub fn insert(
         &mut self,

@@ -67,6 +67,9 @@ pub struct Session {
     /// `READONLY` (cluster mode): reads of slots this replica's master
     /// serves run here instead of being redirected.
     pub readonly: bool,
+    /// `ASKING` (cluster mode): the next command may run on a slot this
+    /// node imports (docs/CLUSTER.md, M3).
+    pub asking: bool,
     /// Watched keys, with the expiry each had when watched.
     pub watching: Vec<(Vec<u8>, Option<Millis>)>,
     /// Set when a watched key is touched.
@@ -121,6 +124,7 @@ impl Session {
             lookup: LookupCache::default(),
             multi: None,
             readonly: false,
+            asking: false,
             watching: Vec::new(),
             watch_flag: WatchFlag::default(),
             subscriptions: Subscriptions::default(),

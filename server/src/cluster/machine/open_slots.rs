@@ -104,6 +104,24 @@ impl Cluster {
         self.open.importing.get(&slot).copied()
     }
 
+    /// Every slot this node migrates, with its target, in slot order.
+    pub fn migrating_slots(&self) -> Vec<(u16, Id)> {
+        self.open
+            .migrating
+            .iter()
+            .map(|(s, id)| (*s, *id))
+            .collect()
+    }
+
+    /// Every slot this node imports, with its source, in slot order.
+    pub fn importing_slots(&self) -> Vec<(u16, Id)> {
+        self.open
+            .importing
+            .iter()
+            .map(|(s, id)| (*s, *id))
+            .collect()
+    }
+
     /// `id` names a known master.
     fn known_master(&self, id: Id) -> Result<(), AdminError> {
         match self.nodes.get(&id) {
