@@ -164,6 +164,16 @@ fn a_migrating_slot_serves_the_keys_it_still_has_and_asks_for_the_others() {
         expect_err(&mut dst, &["MGET", &gone, &here]),
         "TRYAGAIN Multiple keys request during rehashing of slot"
     );
+    // RESTORE-ASKING needs no ASKING (MIGRATE's way in, M4).
+    let dump: Vec<u8> = redis::cmd("DUMP").arg(&here).query(&mut src).unwrap();
+    let _: () = redis::cmd("RESTORE-ASKING")
+        .arg(&here)
+        .arg(0)
+        .arg(dump)
+        .query(&mut dst)
+        .unwrap();
+    let _: () = q(&mut dst, &["ASKING"]);
+    assert_eq!(q::<String>(&mut dst, &["GET", &here]), "v");
     // Closed again: the slot is the source's as before.
     let _: () = q(&mut src, &["CLUSTER", "SETSLOT", &slot, "STABLE"]);
     let _: () = q(&mut dst, &["CLUSTER", "SETSLOT", &slot, "STABLE"]);

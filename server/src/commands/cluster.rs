@@ -934,6 +934,7 @@ pub fn route(
         && !command.has(WRITE)
         && cluster.my_master() == Some(owner.id);
     // M3: after `ASKING`, a slot this node imports is served here.
+    let asking = asking || command.has(ASKING);
     if cluster.is_mine(slot) || replica_read || (asking && cluster.importing(slot)) {
         Ok(Some(slot))
     } else {

@@ -153,6 +153,7 @@ const VARIABLE: &[(&str, Extra)] = &[
     ("PUNSUBSCRIBE p", Accepted),
     ("QUIT", Accepted),
     ("RESTORE s2 0 $DUMP", Syntax),
+    ("RESTORE-ASKING s3 0 $DUMP", Syntax),
     ("RPOP l 1", Arity),
     ("RPUSH l a", Accepted),
     ("RPUSHX l a", Accepted),

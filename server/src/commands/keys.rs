@@ -41,6 +41,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec("randomkey", 1, READONLY | ALL_SLOTS, KeySpec::NONE, "1.0.0", "Returns a random key name from the database.", handler!(RandomKey)),
     spec("dump", 2, READONLY, ONE, "2.6.0", "Returns a serialized representation of the value stored at a key.", handler!(Dump<'_>)),
     spec("restore", -4, WRITE | DENYOOM, ONE, "2.6.0", "Creates a key from the serialized representation of a value.", handler!(Restore<'_>)),
+    spec("restore-asking", -4, WRITE | DENYOOM | ASKING, ONE, "3.0.0", "An internal command for migrating keys in a cluster.", handler!(Restore<'_>)),
 ];
 
 /// `DEL key [key ...]` and `UNLINK`.

@@ -57,6 +57,9 @@ pub mod flag {
     /// May change a lock or grant a fill lease: its unit opens the lock gate
     /// (docs/CLUSTER.md, L1). Internal.
     pub const LOCKING: u32 = 1 << 17;
+    /// Runs on a slot this node imports without a preceding `ASKING`
+    /// (`RESTORE-ASKING`, docs/CLUSTER.md M3, M4).
+    pub const ASKING: u32 = 1 << 18;
 
     /// Names in `COMMAND INFO` order (Redis's; `movablekeys`, which is not a
     /// flag here, comes right before `allow_busy`).
@@ -71,6 +74,7 @@ pub mod flag {
         (LOADING, "loading"),
         (STALE, "stale"),
         (SKIP_SLOWLOG, "skip_slowlog"),
+        (ASKING, "asking"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
         (NO_MULTI, "no_multi"),
