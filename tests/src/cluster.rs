@@ -206,6 +206,20 @@ impl TestCluster {
         }
     }
 
+    /// A key (`k0`, `k1`, ...) node `i` serves.
+    pub fn key_of(&self, i: usize) -> String {
+        let mut con = self.connect(i);
+        (0..)
+            .map(|n| format!("k{n}"))
+            .find(|key| {
+                redis::cmd("GET")
+                    .arg(key)
+                    .query::<Option<String>>(&mut con)
+                    .is_ok()
+            })
+            .expect("the node serves some slot")
+    }
+
     /// Indexes of the running nodes.
     pub fn running(&self) -> Vec<usize> {
         (0..self.servers.len())

@@ -28,20 +28,6 @@ fn is_fail(flags: &str) -> bool {
     flags.split(',').any(|f| f == "fail")
 }
 
-/// A key whose slot node `i` serves.
-fn key_served_by(cluster: &TestCluster, i: usize) -> String {
-    let mut con = cluster.connect(i);
-    (0..)
-        .map(|n| format!("k{n}"))
-        .find(|key| {
-            redis::cmd("GET")
-                .arg(key)
-                .query::<Option<String>>(&mut con)
-                .is_ok()
-        })
-        .expect("node serves some slot")
-}
-
 #[test]
 fn redis_cli_creates_checks_and_calls_a_cluster_of_six_fresh_nodes() {
     if !have_program("redis-cli") {
@@ -164,7 +150,7 @@ fn a_killed_master_is_failed_by_every_survivor_and_rejoins_with_its_slots() {
     let mut cluster = TestCluster::start("kill9", 6, NODE_TIMEOUT);
     let victim = 5;
     let id = cluster.id(victim);
-    let own_key = key_served_by(&cluster, victim);
+    let own_key = cluster.key_of(victim);
     let slots_before: String = cluster.nodes(0).expect("node 0 answers");
     let line_before = slots_before
         .lines()
@@ -204,7 +190,7 @@ fn a_killed_master_is_failed_by_every_survivor_and_rejoins_with_its_slots() {
         );
     }
     assert!(cluster.wait(Duration::from_secs(5), |c| c.all_ok()));
-    let served = key_served_by(&cluster, 0);
+    let served = cluster.key_of(0);
     let _: () = q(&mut con, &["SET", &served, "v"]);
     let err = redis::cmd("GET")
         .arg(&own_key)
@@ -314,7 +300,7 @@ fn a_master_cut_off_by_the_drop_command_refuses_writes_within_the_node_timeout()
     args.extend(["--enable-debug-command", "yes"]);
     let cluster = TestCluster::start("isolate", 3, &args);
     let cut = 0;
-    let key = key_served_by(&cluster, cut);
+    let key = cluster.key_of(cut);
     let mut con = cluster.connect(cut);
     let _: () = q(&mut con, &["SET", &key, "before"]);
     cluster.bus_drop(cut, "both");

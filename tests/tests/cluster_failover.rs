@@ -59,20 +59,6 @@ fn serves(line: &str, slot: u16) -> bool {
         })
 }
 
-/// A key whose slot master `i` serves.
-fn key_of(cluster: &TestCluster, i: usize) -> String {
-    let mut con = cluster.connect(i);
-    (0..)
-        .map(|n| format!("k{n}"))
-        .find(|key| {
-            redis::cmd("GET")
-                .arg(key)
-                .query::<Option<String>>(&mut con)
-                .is_ok()
-        })
-        .expect("the master serves some slot")
-}
-
 #[test]
 fn replicas_are_slaves_everywhere_take_over_a_killed_master_and_switch_roles_on_demand() {
     let mut cluster = TestCluster::with_replicas("failover", 3, 1, NODE_TIMEOUT);
@@ -101,7 +87,7 @@ fn replicas_are_slaves_everywhere_take_over_a_killed_master_and_switch_roles_on_
         "ERR The specified node is not a master"
     );
     // A replica redirects keys to its master; READONLY lets reads run there.
-    let key = key_of(&cluster, 0);
+    let key = cluster.key_of(0);
     let mut replica = cluster.connect(3);
     let moved = expect_err(&mut replica, &["GET", &key]);
     assert!(
@@ -320,7 +306,7 @@ fn missing(cluster: &TestCluster, i: usize, tag: &str, prefix: &str, count: usiz
 fn acknowledged_writes_survive_a_killed_master_and_a_manual_failover_under_load() {
     let mut cluster = TestCluster::with_replicas("failover-data", 3, 1, NODE_TIMEOUT);
     assert!(cluster.wait(Duration::from_secs(20), |c| synced(c, 3)));
-    let tag = key_of(&cluster, 0);
+    let tag = cluster.key_of(0);
     let ids: Vec<String> = (0..6).map(|i| cluster.id(i)).collect();
     write_acknowledged(&cluster, 0, &tag, "before-kill", 1000);
     let killed = Instant::now();
@@ -405,7 +391,7 @@ fn pid(cluster: &mut TestCluster, i: usize) -> u32 {
 fn a_replica_that_let_a_lock_change_time_out_is_never_elected() {
     let mut cluster = TestCluster::with_replicas("in-sync", 3, 1, NODE_TIMEOUT);
     assert!(cluster.wait(Duration::from_secs(20), |c| synced(c, 3)));
-    let tag = key_of(&cluster, 0);
+    let tag = cluster.key_of(0);
     let in_sync = |c: &TestCluster, n: &str| {
         info(&mut c.connect(0), "replication", "lock_in_sync_replicas") == n
     };
@@ -448,7 +434,7 @@ fn a_master_cut_off_from_the_majority_stops_granting_locks_before_a_successor_ca
     args.extend(["--enable-debug-command", "yes"]);
     let cluster = TestCluster::with_replicas("cut-locks", 3, 1, &args);
     assert!(cluster.wait(Duration::from_secs(20), |c| synced(c, 3)));
-    let tag = key_of(&cluster, 0);
+    let tag = cluster.key_of(0);
     let mut master = cluster.connect(0);
     assert!(cluster.wait(Duration::from_secs(10), |c| info(
         &mut c.connect(0),

@@ -13,20 +13,6 @@ fn slot_of(cluster: &TestCluster, key: &str) -> u16 {
     q::<i64>(&mut cluster.connect(0), &["CLUSTER", "KEYSLOT", key]) as u16
 }
 
-/// A key node `i` serves.
-fn key_of(cluster: &TestCluster, i: usize) -> String {
-    let mut con = cluster.connect(i);
-    (0..)
-        .map(|n| format!("k{n}"))
-        .find(|key| {
-            redis::cmd("GET")
-                .arg(key)
-                .query::<Option<String>>(&mut con)
-                .is_ok()
-        })
-        .expect("the node serves some slot")
-}
-
 /// Node `observer`'s `CLUSTER NODES` line for node `i`.
 fn line(cluster: &TestCluster, observer: usize, i: usize) -> String {
     let id = cluster.id(i);
@@ -39,11 +25,25 @@ fn line(cluster: &TestCluster, observer: usize, i: usize) -> String {
         .to_string()
 }
 
+/// Opens `slot` for a move from node 0 to node 1 (`IMPORTING` on the
+/// target, then `MIGRATING` on the source).
+fn open(cluster: &TestCluster, slot: &str) {
+    let (source, target) = (cluster.id(0), cluster.id(1));
+    let _: () = q(
+        &mut cluster.connect(1),
+        &["CLUSTER", "SETSLOT", slot, "IMPORTING", &source],
+    );
+    let _: () = q(
+        &mut cluster.connect(0),
+        &["CLUSTER", "SETSLOT", slot, "MIGRATING", &target],
+    );
+}
+
 #[test]
 fn setslot_opens_a_slot_on_both_sides_and_node_hands_it_over_everywhere() {
     let cluster = TestCluster::start("setslot", 3, NODE_TIMEOUT);
     let (source, target) = (cluster.id(0), cluster.id(1));
-    let key = key_of(&cluster, 0);
+    let key = cluster.key_of(0);
     let slot = slot_of(&cluster, &key).to_string();
     let (mut src, mut dst) = (cluster.connect(0), cluster.connect(1));
     // Redis's refusals.
@@ -78,14 +78,7 @@ fn setslot_opens_a_slot_on_both_sides_and_node_hands_it_over_everywhere() {
     );
     let _: () = q(&mut src, &["SET", &key, "v"]);
     // Open on both sides: shown on each node's own line, as Redis.
-    let _: () = q(
-        &mut dst,
-        &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &source],
-    );
-    let _: () = q(
-        &mut src,
-        &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &target],
-    );
+    open(&cluster, &slot);
     assert!(line(&cluster, 0, 0).contains(&format!("[{slot}->-{target}]")));
     assert!(line(&cluster, 1, 1).contains(&format!("[{slot}-<-{source}]")));
     assert!(!line(&cluster, 2, 0).contains("->-"), "not gossiped");
@@ -127,20 +120,12 @@ fn setslot_opens_a_slot_on_both_sides_and_node_hands_it_over_everywhere() {
 #[test]
 fn a_migrating_slot_serves_the_keys_it_still_has_and_asks_for_the_others() {
     let cluster = TestCluster::start("ask", 3, NODE_TIMEOUT);
-    let (source, target) = (cluster.id(0), cluster.id(1));
-    let tag = key_of(&cluster, 0);
+    let tag = cluster.key_of(0);
     let slot = slot_of(&cluster, &tag).to_string();
     let (here, gone) = (format!("{{{tag}}}here"), format!("{{{tag}}}gone"));
     let (mut src, mut dst) = (cluster.connect(0), cluster.connect(1));
     let _: () = q(&mut src, &["SET", &here, "v"]);
-    let _: () = q(
-        &mut dst,
-        &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &source],
-    );
-    let _: () = q(
-        &mut src,
-        &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &target],
-    );
+    open(&cluster, &slot);
     let ask = format!("ASK {slot} 127.0.0.1:{}", cluster.ports[1]);
     let moved = format!("MOVED {slot} 127.0.0.1:{}", cluster.ports[0]);
     // The source: its keys run, the others are asked of the target (a write
