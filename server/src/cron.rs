@@ -61,6 +61,7 @@ pub async fn run(shared: Arc<Shared>) {
         shared.data.keyspace.fit_sketch();
         shared.note_memory(crate::memory::used());
         ping_replicas(&shared, &mut last_ping);
+        shared.migrate_links.close_idle();
         shared.cluster.set_repl_offset(shared.data.feed.offset());
         // A replica neither expires nor evicts: its master's stream says what
         // goes (R4).

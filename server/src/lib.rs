@@ -42,6 +42,8 @@ pub mod dataset;
 pub mod write;
 // Replication state: roles, replicas and their acknowledgements, full syncs.
 pub mod replication;
+// Links that move keys to other nodes (MIGRATE's).
+pub mod migration;
 // Connection state.
 pub mod session;
 // What a node's tasks share.

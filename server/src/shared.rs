@@ -16,6 +16,7 @@ use crate::clock::Clock;
 use crate::cluster::ClusterHandle;
 use crate::config::LiveConfig;
 use crate::dataset::Dataset;
+use crate::migration::MigrateLinks;
 use crate::replication::Replication;
 use crate::session::Clients;
 use crate::stats::Stats;
@@ -44,6 +45,8 @@ pub struct Shared {
     pub started_unix: u64,
     /// Random id of this run (`INFO server`).
     pub run_id: String,
+    /// `MIGRATE`'s idle links to target nodes.
+    pub migrate_links: MigrateLinks,
     memory_peak: AtomicU64,
     port: u16,
 }
@@ -83,6 +86,7 @@ impl Shared {
             shutdown: CancellationToken::new(),
             started: Instant::now(),
             run_id,
+            migrate_links: MigrateLinks::default(),
             memory_peak: AtomicU64::new(0),
             port,
         }

@@ -295,6 +295,33 @@ impl Blocked {
         }
     }
 
+    /// The keys of `slot` someone is blocked on.
+    pub fn keys_in_slot(&self, slot: u16) -> Vec<Vec<u8>> {
+        if self.is_empty() {
+            return Vec::new();
+        }
+        let by_key = self.by_key.lock();
+        by_key
+            .keys()
+            .filter(|key| crate::keyspace::key_slot(key) == slot)
+            .cloned()
+            .collect()
+    }
+
+    /// Sends every client blocked on `key` to run its command again
+    /// ([`Wake::Retry`]): the key left this node, and the command run again is
+    /// redirected to where it went. Called by the write path's commit.
+    pub fn redirect(&self, key: &[u8]) {
+        let mut by_key = self.by_key.lock();
+        let Some(queue) = by_key.get(key).cloned() else {
+            return;
+        };
+        for waiter in queue {
+            self.remove(&mut by_key, &waiter);
+            waiter.wake(Wake::Retry);
+        }
+    }
+
     /// Serves the clients blocked on `key`, first come first served: `serve`
     /// performs the first waiter's operation and says how it ended, or `None`
     /// to leave it (and those behind it) waiting. Called by the write path's

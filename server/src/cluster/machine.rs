@@ -1710,6 +1710,7 @@ impl Cluster {
                     if owner_epoch < config_epoch {
                         if owner == self.myself {
                             lost.insert(slot);
+                            self.migrated_away(slot, claimer);
                         }
                         if Some(owner) == shard_master {
                             migrated += 1;

@@ -831,7 +831,8 @@ impl<'a> Command<'a> for Reset {
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         cluster(ctx)?;
-        if !ctx.shared.data.keyspace.is_empty() {
+        let replica = ctx.shared.replication.is_replica();
+        if !replica && !ctx.shared.data.keyspace.is_empty() {
             return Err(CommandError::err(
                 "CLUSTER RESET can't be called with master nodes containing keys",
             ));
@@ -840,6 +841,12 @@ impl<'a> Command<'a> for Reset {
             c.reset(self.hard, now);
             Ok(())
         })?;
+        // As Redis: a replica reset becomes an empty master (`redis-cli
+        // --cluster del-node` resets a node that followed another's slots).
+        if replica {
+            let removed = ctx.locks.flush(false);
+            ctx.session.changes.count(removed as u64);
+        }
         ctx.out.ok();
         Ok(())
     }

@@ -158,6 +158,10 @@ pub enum CommandError {
         /// Every changed lock was put back.
         restored: bool,
     },
+    /// `MIGRATE` could not connect to, write to or read from its target
+    /// (`connecting to the client`, `writing to target instance`, ...).
+    #[error("IOERR error or timeout {0}")]
+    Io(&'static str),
     /// Any other `ERR` error, with its message.
     #[error("ERR {0}")]
     Other(String),
@@ -205,6 +209,7 @@ impl CommandError {
             NoReplicas | LockNotAcknowledged { .. } => "NOREPLICAS",
             Lock(refusal) => refusal.code(),
             NoMasterLink => "NOMASTERLINK",
+            Io(_) => "IOERR",
         }
     }
 }
@@ -277,6 +282,7 @@ mod tests {
                 timeout_ms: 1000,
                 restored: true,
             },
+            Io("reading to target instance"),
             Other("message".into()),
         ];
         for e in &all {
@@ -317,6 +323,7 @@ mod tests {
                 | NoMasterLink
                 | Lock(_)
                 | LockNotAcknowledged { .. }
+                | Io(_)
                 | Other(_) => {}
             }
         }

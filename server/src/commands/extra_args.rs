@@ -141,6 +141,7 @@ const VARIABLE: &[(&str, Extra)] = &[
     ("LPUSH l a", Accepted),
     ("LPUSHX l a", Accepted),
     ("MGET s", Accepted),
+    ("MIGRATE 127.0.0.1 1 k 0 10 COPY", Syntax),
     ("MSET a b", Arity),
     ("MSETNX a b", Arity),
     ("PEXPIRE s 100", Error("ERR Unsupported option garbage")),

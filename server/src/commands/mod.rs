@@ -30,6 +30,7 @@ mod introspection;
 mod keys;
 mod lists;
 mod locks;
+mod migrate;
 mod object;
 pub mod pubsub;
 mod random;
@@ -72,6 +73,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     debug::COMMANDS,
     strings::COMMANDS,
     keys::COMMANDS,
+    migrate::COMMANDS,
     expire::COMMANDS,
     object::COMMANDS,
     lists::COMMANDS,
@@ -211,6 +213,12 @@ impl Ctx<'_, '_> {
         Ok(())
     }
 
+    /// Records that the command moved `key` to another node, deleting it
+    /// here: a `del`, whose blocked clients are redirected, not served.
+    pub fn left(&mut self, key: &[u8]) {
+        self.session.changes.left(key);
+    }
+
     /// Records the `del` event of a collection the command emptied, which is
     /// removed (its change was recorded already).
     pub fn emptied(&mut self, key: &[u8]) {
@@ -314,6 +322,7 @@ fn key_slots<'k>(command: &table::Command, args: Args<'k>) -> KeySlots<'k> {
             first,
             last,
             numkeys: 0,
+            keys_option: false,
             ..
         } if first > 0 && first == last => KeySlots::new(args.get(first as usize)),
         keys => KeySlots::new(keys.positions(args).filter_map(|i| args.get(i))),

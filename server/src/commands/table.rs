@@ -99,6 +99,9 @@ pub struct KeySpec {
     /// The range holds shard channels, not keys (Redis's `not_key` key spec):
     /// they route and lock by slot like keys, but `COMMAND GETKEYS` skips them.
     pub not_key: bool,
+    /// `MIGRATE`'s rule: when the key at `first` is empty, the keys are those
+    /// after the `KEYS` option instead (Redis's `migrateGetKeys`).
+    pub keys_option: bool,
 }
 
 impl KeySpec {
@@ -109,6 +112,7 @@ impl KeySpec {
         step: 0,
         numkeys: 0,
         not_key: false,
+        keys_option: false,
     };
     /// One key, the first argument.
     pub const ONE: KeySpec = KeySpec {
@@ -117,6 +121,7 @@ impl KeySpec {
         step: 1,
         numkeys: 0,
         not_key: false,
+        keys_option: false,
     };
     /// Every argument is a key.
     pub const ALL: KeySpec = KeySpec {
@@ -125,6 +130,7 @@ impl KeySpec {
         step: 1,
         numkeys: 0,
         not_key: false,
+        keys_option: false,
     };
 
     /// Keys from `first` to `last` every `step`.
@@ -135,6 +141,7 @@ impl KeySpec {
             step,
             numkeys: 0,
             not_key: false,
+            keys_option: false,
         }
     }
 
@@ -156,6 +163,7 @@ impl KeySpec {
             step: 0,
             numkeys: at,
             not_key: false,
+            keys_option: false,
         }
     }
 
@@ -165,20 +173,31 @@ impl KeySpec {
         self
     }
 
+    /// `MIGRATE`'s keys: the one at position 3, or those after `KEYS`.
+    pub const MIGRATE: KeySpec = KeySpec {
+        keys_option: true,
+        ..KeySpec::range(3, 3, 1)
+    };
+
     /// True when the key positions depend on the arguments (Redis's `movablekeys`).
     pub fn movable(self) -> bool {
-        self.numkeys > 0
+        self.numkeys > 0 || self.keys_option
     }
 
     /// Positions of the keys (or shard channels) in `args` (the whole request).
     pub fn positions(self, args: Args<'_>) -> impl Iterator<Item = usize> {
         let argc = args.len() as i32;
-        let last = if self.last < 0 {
+        let mut last = if self.last < 0 {
             argc + self.last
         } else {
             self.last.min(argc - 1)
         };
-        let (first, step) = (self.first, self.step.max(1));
+        let (mut first, step) = (self.first, self.step.max(1));
+        if self.keys_option && args.get(first as usize).is_some_and(<[u8]>::is_empty) {
+            if let Some(start) = keys_option_start(args, first as usize + 3) {
+                (first, last) = (start as i32, argc - 1);
+            }
+        }
         let range = (first..=last)
             .step_by(step as usize)
             .filter(move |_| first > 0);
@@ -196,6 +215,22 @@ impl KeySpec {
         };
         range.chain(counted).map(|p| p as usize)
     }
+}
+
+/// Where `MIGRATE`'s keys start after its `KEYS` option, reading the options
+/// from `at` as the command parses them (`AUTH` and `AUTH2` take arguments
+/// that may read `KEYS`).
+fn keys_option_start(args: Args<'_>, mut at: usize) -> Option<usize> {
+    while let Some(option) = args.get(at) {
+        at += match option.to_ascii_uppercase().as_slice() {
+            b"KEYS" => return Some(at + 1),
+            b"COPY" | b"REPLACE" => 1,
+            b"AUTH" => 2,
+            b"AUTH2" => 3,
+            _ => return None,
+        };
+    }
+    None
 }
 
 /// Static description of a command.
@@ -579,5 +614,29 @@ mod tests {
         // A count larger than the arguments never reaches past them.
         assert_eq!(positions(KeySpec::counted(1), &["lmpop", "9", "a"]), [2]);
         assert!(positions(KeySpec::counted(1), &["lmpop", "x", "a"]).is_empty());
+    }
+
+    #[test]
+    fn migrate_keys_are_its_key_or_those_after_its_keys_option() {
+        let m = KeySpec::MIGRATE;
+        let one = ["migrate", "h", "1", "k", "0", "5", "COPY"];
+        assert_eq!(positions(m, &one), [3]);
+        let many = [
+            "migrate", "h", "1", "", "0", "5", "REPLACE", "keys", "a", "b",
+        ];
+        assert_eq!(positions(m, &many), [8, 9]);
+        // A password that reads KEYS is a password.
+        let auth = [
+            "migrate", "h", "1", "", "0", "5", "AUTH", "keys", "KEYS", "a",
+        ];
+        assert_eq!(positions(m, &auth), [9]);
+        let auth2 = [
+            "migrate", "h", "1", "", "0", "5", "AUTH2", "u", "p", "KEYS", "a",
+        ];
+        assert_eq!(positions(m, &auth2), [10]);
+        // No KEYS option: the empty key is the key, as Redis reads it.
+        assert_eq!(positions(m, &["migrate", "h", "1", "", "0", "5"]), [3]);
+        let bad = ["migrate", "h", "1", "", "0", "5", "x", "KEYS", "a"];
+        assert_eq!(positions(m, &bad), [3]);
     }
 }

@@ -21,6 +21,10 @@ pub(super) enum Notice {
     Ready,
     /// Nothing: changes counted without a key (`FLUSHALL`'s own).
     Count,
+    /// The key left this node for another master (`MIGRATE`, a slot lost):
+    /// touch its watchers and publish this event, if any, and send its blocked
+    /// clients to run their commands again, to be redirected.
+    Left(Option<(u32, &'static str)>),
 }
 
 /// One recorded change: what to announce, and where its key lies in
@@ -149,6 +153,20 @@ impl Changes {
     /// for them without a change of this unit's (a lock or fill lease ran out).
     pub fn ready(&mut self, key: &[u8]) {
         self.push(0, Notice::Ready, key);
+    }
+
+    /// Records that `key` left this node for another master, deleted here as a
+    /// `del` (`MIGRATE`, a slot taken over): its blocked clients are sent
+    /// after it (they run again and are redirected) instead of being served
+    /// here, where a lock or lease granted anew would be granted twice.
+    pub fn left(&mut self, key: &[u8]) {
+        self.push(1, Notice::Left(Some((notify::GENERIC, "del"))), key);
+    }
+
+    /// Sends the clients blocked on `key`, which is not here and now belongs
+    /// to another master, to run their commands again (to be redirected).
+    pub fn redirect(&mut self, key: &[u8]) {
+        self.push(0, Notice::Left(None), key);
     }
 
     /// Records that `key` expired under the unit (found so by a lookup): its

@@ -84,6 +84,20 @@ fn commit_each(
                 Notice::Touch if watching => data.watches.touch(key),
                 Notice::Touch | Notice::Ready => {}
                 Notice::Count => continue,
+                Notice::Left(event) => {
+                    if let Some((class, event)) = event {
+                        if watching {
+                            data.watches.touch(key);
+                        }
+                        if flags != 0 {
+                            data.notify_with(flags, class, event, key);
+                        }
+                    }
+                    if serving {
+                        data.blocked.redirect(key);
+                    }
+                    continue;
+                }
             }
             // Only keys whose slot the unit holds (all it changed) can be served.
             if serving
@@ -127,14 +141,16 @@ pub fn expired(data: &Dataset, key: &[u8]) {
 
 /// Deletes every key of `slot`, which this node no longer serves (another
 /// master took it under a newer epoch): one unit of work per slot, each key a
-/// `del` as Redis's `delKeysInSlot` makes it.
+/// `del` as Redis's `delKeysInSlot` makes it. Clients blocked on keys of the
+/// slot run their commands again, and are redirected to the new owner.
 pub fn drop_slot(data: &Dataset, slot: u16, now: Millis) -> usize {
     let mut locks = Locked::new(&data.keyspace);
     locks.acquire([slot]);
     let keys: Vec<Vec<u8>> = locks.with_slot(slot, |table| {
         table.iter().map(|(k, _)| k.as_bytes().to_vec()).collect()
     });
-    if keys.is_empty() {
+    let waited = data.blocked.keys_in_slot(slot);
+    if keys.is_empty() && waited.is_empty() {
         return 0;
     }
     let mut changes = Changes::default();
@@ -142,10 +158,13 @@ pub fn drop_slot(data: &Dataset, slot: u16, now: Millis) -> usize {
     locks.with_slot(slot, |table| {
         for key in &keys {
             table.remove(key, now);
-            changes.record(1, notify::GENERIC, "del", key);
+            changes.left(key);
             changes.command(&[b"DEL", key]);
         }
     });
+    for key in &waited {
+        changes.redirect(key);
+    }
     commit(data, &mut locks, &mut changes, now);
     keys.len()
 }

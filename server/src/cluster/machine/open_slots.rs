@@ -122,6 +122,27 @@ impl Cluster {
             .collect()
     }
 
+    /// Forgets every open slot (this node became a replica).
+    pub(super) fn close_open_slots(&mut self) {
+        if !self.open.migrating.is_empty() || !self.open.importing.is_empty() {
+            self.open.migrating.clear();
+            self.open.importing.clear();
+            self.open.version += 1;
+            self.save = true;
+        }
+    }
+
+    /// `slot`, which this node migrated, now belongs to `owner` by a claim:
+    /// the migration is over (as Redis 7.2 clears it when another shard
+    /// claims the slot; a failover within this shard keeps it).
+    pub(super) fn migrated_away(&mut self, slot: u16, owner: Id) {
+        let other_shard = self.nodes.get(&owner).map(|n| n.shard) != Some(self.me().shard);
+        if other_shard && self.open.migrating.remove(&slot).is_some() {
+            self.open.version += 1;
+            self.save = true;
+        }
+    }
+
     /// `id` names a known master.
     fn known_master(&self, id: Id) -> Result<(), AdminError> {
         match self.nodes.get(&id) {

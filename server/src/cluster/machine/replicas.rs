@@ -78,6 +78,8 @@ impl Cluster {
             node.migrate_to = true;
         }
         self.reset_manual();
+        // A replica moves no slots (Redis's clusterCloseAllSlots).
+        self.close_open_slots();
         self.election = super::failover::Election::default();
         self.proposal = super::in_sync::Proposal::default();
         self.claim_changed();
