@@ -41,7 +41,7 @@ fn ping_replicas(shared: &Shared, last: &mut Instant) {
     }
     let mut ping = Vec::new();
     crate::protocol::encode_command(&mut ping, &[b"PING"]);
-    shared.data.feed.append(&ping, 1);
+    shared.data.feed.append(&ping, 1, crate::feed::Scope::Link);
 }
 
 /// Runs until shutdown.

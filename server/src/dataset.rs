@@ -18,6 +18,7 @@ use crate::notify;
 use crate::protocol::OutputLimit;
 use crate::pubsub::PubSub;
 use crate::stats::Stats;
+use crate::util::slot_bits::SlotBits;
 use crate::watch::Watches;
 
 /// The keyspace and what its changes reach.
@@ -39,6 +40,9 @@ pub struct Dataset {
     pub config: Arc<LiveConfig>,
     /// The node's counters.
     pub stats: Arc<Stats>,
+    /// Slots whose writes wait while a migration hands them to another master
+    /// (docs/CLUSTER.md, M10); no lock or lease is granted on them either.
+    pub paused: SlotBits,
     /// Changes made to the dataset since start.
     dirty: AtomicU64,
 }
@@ -55,6 +59,7 @@ impl Dataset {
             evictor: Evictor::default(),
             config,
             stats,
+            paused: SlotBits::default(),
             dirty: AtomicU64::new(0),
         };
         data.keyspace.name_expired_while(data.feed.activity());

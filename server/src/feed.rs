@@ -26,8 +26,24 @@ use crate::protocol::encode_command;
 /// `bound`; it never stands for a change of the dataset.
 pub const TOKENS: &[u8] = b"RINGKV.TOKENS";
 
-/// Called with each appended piece of the feed and the offset it starts at.
-pub type Follower = Box<dyn FnMut(u64, &[u8]) + Send>;
+/// What one piece of the feed is about, so a follower that wants only some
+/// slots (a migration's stream, docs/CLUSTER.md M8) can pick its pieces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Records of a unit that held this one slot.
+    Slot(u16),
+    /// The fencing token bound ([`TOKENS`]), which holds for every slot.
+    Tokens,
+    /// Pings and acknowledgement requests, for replicas only.
+    Link,
+    /// Records of a unit over several slots (or none known): a master's
+    /// stream replayed, `FLUSHALL`.
+    Several,
+}
+
+/// Called with each appended piece of the feed, the offset it starts at and
+/// what it is about.
+pub type Follower = Box<dyn FnMut(u64, &[u8], Scope) + Send>;
 
 /// The write feed of one server.
 #[derive(Default)]
@@ -56,14 +72,14 @@ impl Inner {
         active.store(on, Relaxed);
     }
 
-    fn push(&mut self, bytes: &[u8]) {
+    fn push(&mut self, bytes: &[u8], scope: Scope) {
         let start = self.offset;
         self.offset += bytes.len() as u64;
         if let Some(backlog) = &mut self.backlog {
             backlog.push(bytes);
         }
         for (_, follower) in &mut self.followers {
-            follower(start, bytes);
+            follower(start, bytes, scope);
         }
     }
 }
@@ -139,7 +155,7 @@ impl Feed {
                     end,
                 });
             };
-            follower(from, &bytes);
+            follower(from, &bytes, Scope::Several);
         }
         Ok(self.add(&mut inner, follower))
     }
@@ -211,7 +227,7 @@ impl Feed {
     pub fn append_upstream(&self, bytes: &[u8]) {
         let mut inner = self.inner.lock();
         debug_assert!(inner.upstream, "a master's bytes on a master's own feed");
-        inner.push(bytes);
+        inner.push(bytes, Scope::Several);
     }
 
     /// Appends the bound of the fencing tokens reserved (see [`TOKENS`]).
@@ -219,24 +235,24 @@ impl Feed {
         let mut record = Vec::new();
         let bound = itoa::Buffer::new().format(bound).as_bytes().to_vec();
         encode_command(&mut record, &[TOKENS, &bound]);
-        self.append(&record, 1);
+        self.append(&record, 1, Scope::Tokens);
     }
 
-    /// Appends one unit's `records` (`count` commands), wrapped in
-    /// `MULTI`/`EXEC` when there are several.
-    pub(super) fn append(&self, records: &[u8], count: usize) {
+    /// Appends one unit's `records` (`count` commands) about `scope`,
+    /// wrapped in `MULTI`/`EXEC` when there are several.
+    pub fn append(&self, records: &[u8], count: usize, scope: Scope) {
         let mut inner = self.inner.lock();
         if count == 0 || inner.upstream {
             return;
         }
         if count == 1 {
-            inner.push(records);
+            inner.push(records, scope);
         } else {
             let mut wrapped = Vec::with_capacity(records.len() + 32);
             encode_command(&mut wrapped, &[b"MULTI"]);
             wrapped.extend_from_slice(records);
             encode_command(&mut wrapped, &[b"EXEC"]);
-            inner.push(&wrapped);
+            inner.push(&wrapped, scope);
         }
     }
 }
@@ -322,7 +338,7 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
         let follower: Follower =
-            Box::new(move |offset, bytes: &[u8]| log.lock().push((offset, bytes.to_vec())));
+            Box::new(move |offset, bytes: &[u8], _| log.lock().push((offset, bytes.to_vec())));
         (seen, follower)
     }
 
@@ -336,11 +352,11 @@ mod tests {
         assert!(feed.is_active());
         let mut one = Vec::new();
         encode_command(&mut one, &[b"DEL", b"k"]);
-        feed.append(&one, 1);
+        feed.append(&one, 1, Scope::Slot(0));
         let mut two = one.clone();
         encode_command(&mut two, &[b"SET", b"k", b"v"]);
-        feed.append(&two, 2);
-        feed.append(b"", 0);
+        feed.append(&two, 2, Scope::Slot(0));
+        feed.append(b"", 0, Scope::Slot(0));
         let seen = seen.lock().clone();
         assert_eq!(seen.len(), 2);
         assert_eq!(seen[0], (0, one.clone()));
@@ -359,13 +375,13 @@ mod tests {
         let feed = Feed::default();
         feed.keep_backlog(10);
         assert!(feed.is_active(), "a kept backlog keeps records");
-        feed.append(b"0123456", 1);
-        feed.append(b"789ab", 1);
+        feed.append(b"0123456", 1, Scope::Slot(0));
+        feed.append(b"789ab", 1, Scope::Slot(0));
         let info = feed.backlog().unwrap();
         assert_eq!((info.size, info.first, info.len), (10, 2, 10));
         let (seen, follower) = recorder();
         feed.follow_from(4, follower).unwrap();
-        feed.append(b"c", 1);
+        feed.append(b"c", 1, Scope::Slot(0));
         assert_eq!(
             *seen.lock(),
             [(4, b"456789ab".to_vec()), (12, b"c".to_vec())]
@@ -399,7 +415,7 @@ mod tests {
         feed.keep_backlog(64);
         feed.restart(1000, true);
         assert!(!feed.is_active(), "the replica's units keep no records");
-        feed.append(b"local", 1);
+        feed.append(b"local", 1, Scope::Slot(0));
         assert_eq!(feed.offset(), 1000);
         feed.append_upstream(b"*1\r\n$4\r\nPING\r\n");
         assert_eq!(feed.offset(), 1014);
@@ -411,7 +427,7 @@ mod tests {
             feed.is_active(),
             "promoted: its own units feed its followers"
         );
-        feed.append(b"x", 1);
+        feed.append(b"x", 1, Scope::Slot(0));
         assert_eq!(feed.offset(), 1015);
     }
 }

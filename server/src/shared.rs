@@ -16,7 +16,7 @@ use crate::clock::Clock;
 use crate::cluster::ClusterHandle;
 use crate::config::LiveConfig;
 use crate::dataset::Dataset;
-use crate::migration::MigrateLinks;
+use crate::migration::{MigrateLinks, Migrations};
 use crate::replication::Replication;
 use crate::session::Clients;
 use crate::stats::Stats;
@@ -47,6 +47,8 @@ pub struct Shared {
     pub run_id: String,
     /// `MIGRATE`'s idle links to target nodes.
     pub migrate_links: MigrateLinks,
+    /// The atomic slot migrations this node sends or receives.
+    pub migrations: Migrations,
     memory_peak: AtomicU64,
     port: u16,
 }
@@ -87,6 +89,7 @@ impl Shared {
             started: Instant::now(),
             run_id,
             migrate_links: MigrateLinks::default(),
+            migrations: Migrations::default(),
             memory_peak: AtomicU64::new(0),
             port,
         }

@@ -265,7 +265,7 @@ fn run_case(seed: u64, steps: usize) {
     let mut a = Node::new(clock.clone());
     let feed = Arc::new(Mutex::new(Vec::new()));
     let log = feed.clone();
-    a.shared.data.feed.follow(Box::new(move |offset, piece| {
+    a.shared.data.feed.follow(Box::new(move |offset, piece, _| {
         let mut log = log.lock();
         assert_eq!(offset, log.len() as u64, "offsets follow each other");
         log.extend_from_slice(piece);

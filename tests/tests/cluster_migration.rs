@@ -1,7 +1,10 @@
 //! Slot migration end to end (docs/CLUSTER.md, M1-M13): Redis's resharding
 //! commands against real processes.
 
+use std::collections::HashMap;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ringkv_tests::cluster::{output_text, run_limited, TestCluster};
@@ -315,8 +318,8 @@ fn write_keys(url: &str, n: usize) {
 }
 
 /// Every key `key:0..n` reads back its value through a cluster client, and
-/// the masters hold `n` keys between them (none twice).
-fn check_keys(cluster: &TestCluster, masters: &[usize], n: usize) {
+/// the masters hold `total` keys between them (none twice).
+fn check_keys(cluster: &TestCluster, masters: &[usize], n: usize, total: usize) {
     let url = cluster.server(masters[0]).url();
     let client = redis::cluster::ClusterClient::new(vec![url]).unwrap();
     let mut con = client.get_connection().unwrap();
@@ -331,7 +334,7 @@ fn check_keys(cluster: &TestCluster, masters: &[usize], n: usize) {
         .iter()
         .map(|&m| q::<i64>(&mut cluster.connect(m), &["DBSIZE"]))
         .sum();
-    assert_eq!(held, n as i64, "keys held by the masters");
+    assert_eq!(held, total as i64, "keys held by the masters");
 }
 
 /// Runs `redis-cli --cluster <args>` (within two minutes) and returns its
@@ -378,12 +381,12 @@ fn redis_cli_adds_reshards_rebalances_and_removes_a_master() {
         "600",
         "--cluster-yes",
     ]);
-    check_keys(&cluster, &[0, 1, 2, 3], KEYS);
+    check_keys(&cluster, &[0, 1, 2, 3], KEYS, KEYS);
     assert!(q::<i64>(&mut cluster.connect(3), &["DBSIZE"]) > 0);
     // Weight 0: rebalance moves every slot of the new master back.
     let weight = format!("{new}=0");
     redis_cli_cluster(&["rebalance", &a, "--cluster-weight", &weight]);
-    check_keys(&cluster, &[0, 1, 2], KEYS);
+    check_keys(&cluster, &[0, 1, 2], KEYS, KEYS);
     let text = redis_cli_cluster(&["check", &a]);
     assert!(text.contains("[OK] All 16384 slots covered."), "{text}");
     assert!(!text.contains("[WARNING]"), "{text}");
@@ -391,5 +394,314 @@ fn redis_cli_adds_reshards_rebalances_and_removes_a_master() {
     assert!(cluster.wait(Duration::from_secs(10), |c| [0, 1, 2]
         .iter()
         .all(|&i| !c.nodes(i).unwrap_or_default().contains(&new))));
-    check_keys(&cluster, &[0, 1, 2], KEYS);
+    check_keys(&cluster, &[0, 1, 2], KEYS, KEYS);
+}
+
+/// The slots node `i` owns, by its own `CLUSTER NODES` line.
+fn owned_slots(cluster: &TestCluster, i: usize) -> Vec<u16> {
+    let me = line(cluster, i, i);
+    me.split(' ')
+        .skip(8)
+        .filter(|f| !f.starts_with('['))
+        .flat_map(|range| {
+            let (a, b) = range.split_once('-').unwrap_or((range, range));
+            a.parse::<u16>().unwrap()..=b.parse::<u16>().unwrap()
+        })
+        .collect()
+}
+
+/// `SLOTSRANGE` arguments for `slots` (ascending).
+fn ranges(slots: &[u16]) -> Vec<String> {
+    let mut args = Vec::new();
+    let mut start = slots[0];
+    for pair in slots.windows(2) {
+        if pair[1] != pair[0] + 1 {
+            args.extend([start.to_string(), pair[0].to_string()]);
+            start = pair[1];
+        }
+    }
+    args.extend([start.to_string(), slots[slots.len() - 1].to_string()]);
+    args
+}
+
+/// Node `i`'s `CLUSTER GETSLOTMIGRATIONS`, one map per migration.
+fn migrations(cluster: &TestCluster, i: usize) -> Vec<HashMap<String, String>> {
+    let rows: Vec<Vec<redis::Value>> =
+        q(&mut cluster.connect(i), &["CLUSTER", "GETSLOTMIGRATIONS"]);
+    rows.into_iter()
+        .map(|row| {
+            row.chunks(2)
+                .map(|kv| {
+                    let text = |v: &redis::Value| match v {
+                        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+                        redis::Value::Int(n) => n.to_string(),
+                        other => format!("{other:?}"),
+                    };
+                    (text(&kv[0]), text(&kv[1]))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Starts `CLUSTER MIGRATESLOTS` of `slots` from node `from` to node `to`
+/// and waits for it to end; returns its final state.
+fn migrate_slots(cluster: &TestCluster, from: usize, to: usize, slots: &[u16]) -> String {
+    let target = cluster.id(to);
+    let mut args = vec![
+        "CLUSTER".to_string(),
+        "MIGRATESLOTS".to_string(),
+        "SLOTSRANGE".to_string(),
+    ];
+    args.extend(ranges(slots));
+    args.extend(["NODE".to_string(), target]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let _: () = q(&mut cluster.connect(from), &args);
+    let state = |c: &TestCluster| {
+        migrations(c, from)
+            .last()
+            .map(|m| m["state"].clone())
+            .unwrap_or_default()
+    };
+    cluster.wait(Duration::from_secs(60), |c| {
+        matches!(state(c).as_str(), "success" | "failed" | "cancelled")
+    });
+    state(cluster)
+}
+
+#[test]
+fn an_atomic_migration_moves_slots_whole_under_writes_with_ttls_and_locks() {
+    let cluster = TestCluster::start("atomic", 3, NODE_TIMEOUT);
+    const KEYS: usize = 3000;
+    write_keys(&cluster.server(0).url(), KEYS);
+    let moving: Vec<u16> = owned_slots(&cluster, 0).into_iter().take(1500).collect();
+    let tag = (0..100_000)
+        .map(|i| format!("t{i}"))
+        .find(|t| moving.contains(&slot_of(&cluster, t)))
+        .unwrap();
+    let (lock, timed) = (format!("{{{tag}}}lock"), format!("{{{tag}}}timed"));
+    let mut src = cluster.connect(0);
+    let token: i64 = q(&mut src, &["LOCK.ACQUIRE", &lock, "me", "60000"]);
+    let _: () = q(&mut src, &["SET", &timed, "v", "PX", "100000"]);
+    // A writer keeps counting on keys of the moving slots all along; every
+    // increment acknowledged must be there after.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, url, tag) = (stop.clone(), cluster.server(0).url(), tag.clone());
+        std::thread::spawn(move || {
+            let client = redis::cluster::ClusterClient::new(vec![url]).unwrap();
+            let mut con = client.get_connection().unwrap();
+            let mut acked = vec![0i64; 8];
+            while !stop.load(Ordering::Relaxed) {
+                for (i, count) in acked.iter_mut().enumerate() {
+                    let key = format!("{{{tag}}}count{i}");
+                    if let Ok(n) = redis::cmd("INCR").arg(&key).query::<i64>(&mut con) {
+                        *count = n;
+                    }
+                }
+            }
+            acked
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(migrate_slots(&cluster, 0, 1, &moving), "success");
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    let acked = writer.join().unwrap();
+    assert!(
+        acked.iter().all(|&n| n > 0),
+        "the writer made progress: {acked:?}"
+    );
+    // Every slot moved, and only those: node 1 owns them everywhere.
+    let target = cluster.id(1);
+    assert!(cluster.wait(Duration::from_secs(10), |c| (0..3).all(|i| {
+        let nodes = c.nodes(i).unwrap_or_default();
+        let mine: Vec<u16> = owned_slots(c, 1);
+        moving.iter().all(|s| mine.contains(s)) && nodes.contains(&target)
+    })));
+    let imported = migrations(&cluster, 1);
+    assert_eq!(imported.last().unwrap()["state"], "success");
+    assert_eq!(imported.last().unwrap()["operation"], "IMPORT");
+    // Nothing lost, nothing twice.
+    check_keys(&cluster, &[0, 1, 2], KEYS, KEYS + 2 + 8);
+    let client = redis::cluster::ClusterClient::new(vec![cluster.server(1).url()]).unwrap();
+    let mut con = client.get_connection().unwrap();
+    for (i, &count) in acked.iter().enumerate() {
+        let key = format!("{{{tag}}}count{i}");
+        let now: i64 = redis::cmd("GET").arg(&key).query(&mut con).unwrap();
+        assert!(now >= count, "{key}: {now} < acknowledged {count}");
+    }
+    let mut dst = cluster.connect(1);
+    let ttl: i64 = q(&mut dst, &["PTTL", &timed]);
+    assert!(ttl > 50_000 && ttl <= 100_000, "{ttl}");
+    assert_eq!(
+        lock_field(&mut dst, &lock, "token"),
+        Some(token.to_string())
+    );
+    let next: i64 = q(
+        &mut dst,
+        &["LOCK.ACQUIRE", &format!("{{{tag}}}other"), "me", "60000"],
+    );
+    assert!(
+        next > token,
+        "the target's next token {next} is above {token}"
+    );
+    // The source kept none of the moved keys.
+    for &slot in &moving {
+        let left: i64 = q(&mut src, &["CLUSTER", "COUNTKEYSINSLOT", &slot.to_string()]);
+        assert_eq!(left, 0, "slot {slot} still has keys on the source");
+    }
+}
+
+/// The hash slot of `key` (one without a hash tag), as Redis computes it.
+fn key_slot(key: &str) -> u16 {
+    const CRC16: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::CRC_16_XMODEM);
+    CRC16.checksum(key.as_bytes()) % 16384
+}
+
+/// Writes `count` keys of `size` bytes into `slots` through node `i`
+/// (pipelined), so that a migration of them lasts; returns their names.
+fn fill(cluster: &TestCluster, i: usize, slots: &[u16], count: usize, size: usize) -> Vec<String> {
+    let keys: Vec<String> = (0..)
+        .map(|n| format!("big:{n}"))
+        .filter(|k| slots.contains(&key_slot(k)))
+        .take(count)
+        .collect();
+    let mut con = cluster.connect(i);
+    for batch in keys.chunks(100) {
+        let mut pipe = redis::pipe();
+        for key in batch {
+            pipe.cmd("SET").arg(key).arg(value_of(key, size)).ignore();
+        }
+        let _: () = pipe.query(&mut con).unwrap();
+    }
+    keys
+}
+
+fn value_of(key: &str, size: usize) -> String {
+    let mut value = format!("{key}:");
+    while value.len() < size {
+        value.push('x');
+    }
+    value
+}
+
+/// Waits until node `i`'s newest migration reports `state`.
+fn wait_state(cluster: &TestCluster, i: usize, states: &[&str]) -> String {
+    let mut found = String::new();
+    for _ in 0..6000 {
+        if let Some(last) = migrations(cluster, i).last() {
+            found = last["state"].clone();
+            if states.contains(&found.as_str()) {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    found
+}
+
+/// Every key of `keys` reads back its value through a cluster client, and
+/// `masters` hold exactly that many keys between them.
+fn check_big_keys(cluster: &TestCluster, masters: &[usize], keys: &[String], size: usize) {
+    let url = cluster.server(masters[0]).url();
+    let client = redis::cluster::ClusterClient::new(vec![url]).unwrap();
+    let mut con = client.get_connection().unwrap();
+    for key in keys {
+        let value: Option<String> = redis::cmd("GET").arg(key).query(&mut con).unwrap();
+        assert_eq!(
+            value.as_deref(),
+            Some(value_of(key, size).as_str()),
+            "{key}"
+        );
+    }
+    let held: i64 = masters
+        .iter()
+        .map(|&m| q::<i64>(&mut cluster.connect(m), &["DBSIZE"]))
+        .sum();
+    assert_eq!(held, keys.len() as i64, "keys held by the masters");
+}
+
+const BIG: usize = 10_000;
+
+#[test]
+fn a_target_killed_mid_move_leaves_every_key_with_the_source() {
+    let mut cluster = TestCluster::start("kill-target", 3, NODE_TIMEOUT);
+    let moving: Vec<u16> = owned_slots(&cluster, 0).into_iter().take(1000).collect();
+    let keys = fill(&cluster, 0, &moving, 8000, BIG);
+    let target = cluster.id(1);
+    let mut args = vec![
+        "CLUSTER".to_string(),
+        "MIGRATESLOTS".to_string(),
+        "SLOTSRANGE".to_string(),
+    ];
+    args.extend(ranges(&moving));
+    args.extend(["NODE".to_string(), target]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let _: () = q(&mut cluster.connect(0), &args);
+    let seen = wait_state(&cluster, 0, &["streaming", "success", "failed"]);
+    cluster.kill(1);
+    let end = wait_state(&cluster, 0, &["success", "failed"]);
+    if seen != "streaming" || end != "failed" {
+        eprintln!("the move was not caught mid-stream ({seen} then {end}); nothing to check");
+        return;
+    }
+    // The source kept the slots and every key; the target, back, has none.
+    cluster.restart(1);
+    assert!(cluster.wait(Duration::from_secs(20), |c| c.all_ok()));
+    let mine = owned_slots(&cluster, 0);
+    assert!(
+        moving.iter().all(|s| mine.contains(s)),
+        "the source lost slots"
+    );
+    check_big_keys(&cluster, &[0, 1, 2], &keys, BIG);
+}
+
+#[test]
+fn a_source_killed_mid_move_leaves_every_key_with_its_promoted_replica() {
+    let mut cluster = TestCluster::with_replicas("kill-source", 3, 1, NODE_TIMEOUT);
+    let moving: Vec<u16> = owned_slots(&cluster, 0).into_iter().take(1000).collect();
+    let keys = fill(&cluster, 0, &moving, 8000, BIG);
+    assert!(
+        cluster.wait(Duration::from_secs(30), |c| {
+            q::<i64>(&mut c.connect(3), &["DBSIZE"]) == keys.len() as i64
+        }),
+        "the replica never caught up"
+    );
+    let target = cluster.id(1);
+    let mut args = vec![
+        "CLUSTER".to_string(),
+        "MIGRATESLOTS".to_string(),
+        "SLOTSRANGE".to_string(),
+    ];
+    args.extend(ranges(&moving));
+    args.extend(["NODE".to_string(), target]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let _: () = q(&mut cluster.connect(0), &args);
+    let seen = wait_state(&cluster, 0, &["streaming", "success", "failed"]);
+    cluster.kill(0);
+    if seen != "streaming" {
+        eprintln!("the move was not caught mid-stream ({seen}); nothing to check");
+        return;
+    }
+    // The replica takes over; the target drops what it took in.
+    assert_eq!(wait_state(&cluster, 1, &["success", "failed"]), "failed");
+    assert!(
+        cluster.wait(Duration::from_secs(30), |c| {
+            let promoted = owned_slots(c, 3);
+            moving.iter().all(|s| promoted.contains(s))
+                && [1, 2, 3]
+                    .iter()
+                    .all(|&i| c.info_field(i, "cluster_state").as_deref() == Some("ok"))
+        }),
+        "the replica did not take the source's slots over"
+    );
+    for &slot in &moving {
+        let left: i64 = q(
+            &mut cluster.connect(1),
+            &["CLUSTER", "COUNTKEYSINSLOT", &slot.to_string()],
+        );
+        assert_eq!(left, 0, "slot {slot}: the target kept keys");
+    }
+    check_big_keys(&cluster, &[1, 2, 3], &keys, BIG);
 }

@@ -9,6 +9,7 @@
 //! thread and the simulator drive it the same way.
 
 mod failover;
+mod handoff;
 mod in_sync;
 mod open_slots;
 mod replicas;
@@ -370,6 +371,18 @@ pub enum AdminError {
     /// `SETSLOT slot NODE other` while keys of the slot are still here.
     #[error("ERR Can't assign hashslot {0} to a different node while I still hold keys for this hash slot.")]
     StillHoldsKeys(u16),
+    /// An atomic migration of a slot that `SETSLOT` opened (M1).
+    #[error("ERR Slot {0} is in a MIGRATING or IMPORTING state")]
+    SlotOpen(u16),
+    /// An atomic migration to this node itself.
+    #[error("ERR Can't migrate slots to myself")]
+    MigrateToMyself,
+    /// An import of a slot its would-be source does not own here.
+    #[error("ERR Slot {0} is not served by the source node")]
+    NotSourceSlot(u16),
+    /// An atomic migration on a replica.
+    #[error("ERR Slot migration is only possible between masters")]
+    MigrationOnReplica,
 }
 
 /// Why a saved cluster config cannot be restored.

@@ -9,6 +9,7 @@ mod handle;
 pub mod id;
 pub mod machine;
 pub mod message;
+pub mod migration;
 pub mod nodes_conf;
 pub mod ring;
 pub mod sim;

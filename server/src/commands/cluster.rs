@@ -72,6 +72,10 @@ pub const COMMANDS: &[CommandSpec] = &[
         spec("bumpepoch", 2, ADMIN_STALE, "Advances the cluster config epoch.", handler!(BumpEpoch)),
         spec("reset", -2, ADMIN | STALE | NOSCRIPT, "Resets a node.", handler!(Reset)),
         spec("saveconfig", 2, ADMIN_STALE, "Forces a node to save the cluster configuration to disk.", handler!(SaveConfig)),
+        super::slot_migration::MIGRATESLOTS,
+        super::slot_migration::GETSLOTMIGRATIONS,
+        super::slot_migration::CANCELSLOTMIGRATIONS,
+        super::slot_migration::SYNCSLOTS,
         spec("ring", 3, ADMIN_STALE, "ringkv: ASSIGN gives every unassigned slot to the masters by the consistent-hashing ring, under new epochs.", handler!(RingAssign)).since("0.1.0"),
     ]),
     spec("readonly", 1, FAST | LOADING | STALE, "Enables read-only queries for a connection to a Redis Cluster replica node.", handler!(ReadOnly<true>)),
@@ -80,7 +84,7 @@ pub const COMMANDS: &[CommandSpec] = &[
 ];
 
 /// The cluster view, or Redis's error when cluster mode is off.
-fn cluster(ctx: &Ctx<'_, '_>) -> Result<Arc<ClusterView>, CommandError> {
+pub(super) fn cluster(ctx: &Ctx<'_, '_>) -> Result<Arc<ClusterView>, CommandError> {
     ctx.shared
         .cluster
         .view()
@@ -93,7 +97,7 @@ fn disabled() -> CommandError {
 }
 
 /// Runs an operator command on the node's machine; its error as Redis words it.
-fn step<R>(
+pub(super) fn step<R>(
     ctx: &Ctx<'_, '_>,
     event: impl FnOnce(&mut crate::cluster::machine::Cluster, u64) -> Result<R, AdminError>,
 ) -> Result<R, CommandError> {
@@ -104,14 +108,14 @@ fn step<R>(
     }
 }
 
-fn admin_error(e: AdminError) -> CommandError {
+pub(super) fn admin_error(e: AdminError) -> CommandError {
     let text = e.to_string();
     CommandError::err(text.strip_prefix("ERR ").unwrap_or(&text))
 }
 
 /// The next argument as a slot, or Redis's error `invalid` (its wording
 /// differs between subcommands).
-fn slot_arg(p: &mut Parser<'_>, invalid: &str) -> Result<u16, CommandError> {
+pub(super) fn slot_arg(p: &mut Parser<'_>, invalid: &str) -> Result<u16, CommandError> {
     match p.next_i64() {
         Ok(n) if (0..SLOTS as i64).contains(&n) => Ok(n as u16),
         _ => Err(CommandError::err(invalid)),
@@ -119,7 +123,7 @@ fn slot_arg(p: &mut Parser<'_>, invalid: &str) -> Result<u16, CommandError> {
 }
 
 /// What ADDSLOTS and DELSLOTS answer to a bad slot.
-const OUT_OF_RANGE: &str = "Invalid or out of range slot";
+pub(super) const OUT_OF_RANGE: &str = "Invalid or out of range slot";
 
 fn node_arg(p: &mut Parser<'_>) -> Result<(Id, String), CommandError> {
     let text = String::from_utf8_lossy(p.arg()?).into_owned();
@@ -430,6 +434,11 @@ impl<'a> Command<'a> for GetKeys {
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         cluster(ctx)?;
         let now = ctx.now;
+        // A slot still being imported shows no keys (M9).
+        if ctx.shared.data.keyspace.is_hidden(self.slot) {
+            ctx.out.array(0);
+            return Ok(());
+        }
         let keys: Vec<Vec<u8>> = ctx.locks.with_slot(self.slot, |table| {
             table
                 .iter()

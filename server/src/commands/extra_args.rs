@@ -52,6 +52,11 @@ const VARIABLE: &[(&str, Extra)] = &[
     ),
     ("CLUSTER DELSLOTSRANGE 1 2", Arity),
     (
+        "CLUSTER MIGRATESLOTS SLOTSRANGE 1 2 NODE 0000000000000000000000000000000000000000",
+        Syntax,
+    ),
+    ("CLUSTER SYNCSLOTS FINISH 1", Syntax),
+    (
         "CLUSTER SETSLOT 1 STABLE",
         Error("ERR Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP"),
     ),

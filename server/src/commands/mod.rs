@@ -38,6 +38,7 @@ mod replication;
 mod scan;
 mod server;
 mod sets;
+mod slot_migration;
 mod strings;
 pub mod transactions;
 mod zsets;
@@ -446,16 +447,50 @@ fn paused(
         return None;
     }
     let write = command.has(flag::WRITE) || command.full_name == "exec";
-    write.then(|| {
-        let deadline = until.min(now + PAUSE_POLL);
-        let op = crate::blocking::BlockedOp::Paused;
-        Arc::new(Waiter::new(
-            session.handle.id,
-            Vec::new(),
-            op,
-            Some(deadline),
-        ))
-    })
+    write.then(|| pause_waiter(session, until.min(now + PAUSE_POLL)))
+}
+
+/// A wait for a pause of writes, until `deadline`: the command then runs
+/// again (and is routed again).
+fn pause_waiter(session: &Session, deadline: Millis) -> Arc<Waiter> {
+    let op = crate::blocking::BlockedOp::Paused;
+    Arc::new(Waiter::new(
+        session.handle.id,
+        Vec::new(),
+        op,
+        Some(deadline),
+    ))
+}
+
+/// M10: a write to a slot whose migration is handing it off waits, decided
+/// under the slot's lock so that once the migration took that lock every
+/// write still to come sees the pause (`EXEC` checks its slots itself, with
+/// [`handoff_wait`]).
+fn migration_paused(
+    shared: &Shared,
+    session: &Session,
+    command: &table::Command,
+    keys: &KeySlots<'_>,
+    now: Millis,
+) -> Option<Arc<Waiter>> {
+    let paused = &shared.data.paused;
+    if paused.is_empty() || !command.has(flag::WRITE) {
+        return None;
+    }
+    let (_, slot) = keys.first()?;
+    paused
+        .contains(slot)
+        .then(|| pause_waiter(session, now + PAUSE_POLL))
+}
+
+/// [`migration_paused`] for a unit that locked its slots itself (`EXEC`):
+/// the wait if one of them is being handed off.
+pub(crate) fn handoff_wait(ctx: &Ctx<'_, '_>) -> Option<Arc<Waiter>> {
+    let paused = &ctx.shared.data.paused;
+    if paused.is_empty() || !ctx.locks.held().any(|slot| paused.contains(slot)) {
+        return None;
+    }
+    Some(pause_waiter(ctx.session, ctx.now + PAUSE_POLL))
 }
 
 /// Before a unit of work over several slots changes anything: a full sync
@@ -488,6 +523,10 @@ fn run_locked(
     locks.acquire_slotted(keys);
     let now = session.command_start().1;
     if !session.master_link {
+        let waiter = migration_paused(shared, session, checked.command, keys, now);
+        if waiter.is_some() {
+            return waiter;
+        }
         if let Some(err) = open_slot_refusal(shared, &mut locks, keys, now) {
             reject(shared, session, out, checked.command.id, &err);
             return None;

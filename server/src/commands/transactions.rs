@@ -188,6 +188,13 @@ impl<'a> Command<'a> for Exec {
             });
             ctx.locks.acquire_keys(keys);
         }
+        // A slot being handed to another master (M10): wait, then run again.
+        if let Some(waiter) = super::handoff_wait(ctx) {
+            drop(queued);
+            ctx.session.multi = Some(tx);
+            ctx.block = Some(waiter);
+            return Ok(());
+        }
         super::before_unit(ctx.shared, ctx.locks, ctx.now);
         let touched = ctx.session.watch_flag.load(Ordering::Acquire)
             || ctx

@@ -82,6 +82,17 @@ pub struct LockSettings {
     pub delay_ms: u64,
 }
 
+/// The atomic slot migration settings in force (docs/CLUSTER.md, M7-M10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotMigrationSettings {
+    /// `cluster-slot-migration-handoff-max-lag-bytes`.
+    pub max_lag: u64,
+    /// `cluster-slot-migration-pause-timeout`.
+    pub pause_timeout_ms: u64,
+    /// `cluster-slot-migration-log-max-len`.
+    pub log_max_len: usize,
+}
+
 /// The replication settings in force.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplSettings {
@@ -348,6 +359,17 @@ impl LiveConfig {
             auth: masterauth.map(|pass| (c.masteruser.read().clone(), pass)),
             min_replicas: c.min_replicas_to_write.load(Relaxed),
             min_replicas_max_lag: c.min_replicas_max_lag.load(Relaxed),
+        }
+    }
+
+    /// The atomic slot migration settings, read when a migration starts.
+    pub fn slot_migration(&self) -> SlotMigrationSettings {
+        let c = &self.cells;
+        SlotMigrationSettings {
+            max_lag: c.cluster_slot_migration_handoff_max_lag_bytes.load(Relaxed),
+            pause_timeout_ms: c.cluster_slot_migration_pause_timeout.load(Relaxed),
+            log_max_len: usize::try_from(c.cluster_slot_migration_log_max_len.load(Relaxed))
+                .unwrap_or(usize::MAX),
         }
     }
 

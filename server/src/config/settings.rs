@@ -201,6 +201,19 @@ settings! {
     /// master.
     cluster_migration_barrier "cluster-migration-barrier": u64 = 1;
         int(0, INT_MAX), runtime;
+    /// Atomic slot migration: writes to the moving slots pause once the
+    /// target is this close behind the source's stream (docs/CLUSTER.md, M10).
+    cluster_slot_migration_handoff_max_lag_bytes "cluster-slot-migration-handoff-max-lag-bytes": MemSize = MemSize(1 << 20);
+        size(0, SIZE_MAX), runtime;
+    /// Atomic slot migration: longest pause of writes to the moving slots
+    /// before the handoff is sent; past it the migration fails and the
+    /// source keeps the slots (milliseconds).
+    cluster_slot_migration_pause_timeout "cluster-slot-migration-pause-timeout": u64 = 2_000;
+        int(1, LONG_MAX), runtime;
+    /// Atomic slot migration: finished migrations `CLUSTER GETSLOTMIGRATIONS`
+    /// keeps showing.
+    cluster_slot_migration_log_max_len "cluster-slot-migration-log-max-len": u64 = 1_000;
+        int(0, LONG_MAX), runtime;
     /// Secret every bus peer must prove it knows (HMAC-SHA256 challenge) before
     /// anything it says is believed; every node of a cluster needs the same.
     /// Empty: requirepass as it was at start, or with no password none (as
@@ -367,6 +380,12 @@ mod tests {
         ),
         ("cluster-allow-replica-migration", &["yes", "no"]),
         ("cluster-migration-barrier", &["0", "1", "2147483647"]),
+        (
+            "cluster-slot-migration-handoff-max-lag-bytes",
+            &["0", "1mb", "64kb"],
+        ),
+        ("cluster-slot-migration-pause-timeout", &["1", "2000"]),
+        ("cluster-slot-migration-log-max-len", &["0", "1000"]),
         ("cluster-bus-secret", &["", "s3cret"]),
         (
             "hash-max-listpack-entries",
@@ -456,6 +475,9 @@ mod tests {
         ),
         ("cluster-allow-replica-migration", &["maybe"]),
         ("cluster-migration-barrier", &["-1", "x"]),
+        ("cluster-slot-migration-handoff-max-lag-bytes", &["-1", "x"]),
+        ("cluster-slot-migration-pause-timeout", &["0", "-1"]),
+        ("cluster-slot-migration-log-max-len", &["-1", "x"]),
         ("cluster-bus-secret", &[]),
         ("hash-max-listpack-entries", &["-1", "x"]),
         ("hash-max-listpack-value", &["-1", "1x"]),

@@ -113,6 +113,13 @@ impl Evictor {
             let Some(victim) = victim else {
                 return Err(OutOfMemory);
             };
+            // Sampling passes over hidden slots, but a key admitted or pooled
+            // before its slot was hidden may still come up: a hidden slot's
+            // keys go only when the stream they are imported from says so.
+            if keyspace.is_hidden(victim.slot) {
+                misses += 1;
+                continue;
+            }
             let mut locks = Locked::new(keyspace);
             locks.acquire([victim.slot]);
             let removed = locks.table(&victim.key).evict(&victim.key, volatile, now);
@@ -146,7 +153,8 @@ fn sketch_score(estimate: u8, idle: u64) -> u64 {
     u64::from(MAX_FREQUENCY.saturating_sub(estimate)) << 32 | idle
 }
 
-/// A random slot holding keys (keys with a TTL if `volatile`).
+/// A random slot holding keys (keys with a TTL if `volatile`), never a hidden
+/// one (its counts read 0).
 fn random_slot(keyspace: &Keyspace, volatile: bool) -> Option<u16> {
     let has_keys = |slot: u16| {
         if volatile {

@@ -229,3 +229,42 @@ fn locks_and_fill_leases_are_never_evicted() {
     assert_eq!(keyspace.len(), 100);
     assert_eq!(evictor.evicted(), 1);
 }
+
+#[test]
+fn keys_of_hidden_slots_are_never_evicted() {
+    let hidden = crate::keyspace::key_slot(b"h");
+    assert_ne!(crate::keyspace::key_slot(b"v"), hidden);
+    for policy in <Policy as clap::ValueEnum>::value_variants()
+        .iter()
+        .copied()
+        .filter(|&p| p != Policy::NoEviction)
+    {
+        let keyspace = keyspace_for(policy);
+        // The best victims by every policy: idle longest, nearest expiry
+        // (already past it), never read.
+        for i in 0..500 {
+            put(&keyspace, &format!("{{h}}{i}"), Some(1_000), T0);
+        }
+        keyspace.hide_slot(hidden);
+        let later = T0 + 10_000;
+        for i in 0..50 {
+            put(&keyspace, &format!("{{v}}{i}"), Some(600_000), later);
+        }
+        let evictor = Evictor::default();
+        assert_eq!(
+            shrink_to(&evictor, &keyspace, policy, 0, later),
+            Ok(50),
+            "{policy:?}"
+        );
+        // Nor one admitted or pooled by name.
+        put(&keyspace, "{v}new", Some(600_000), later);
+        evictor.admit(&keyspace, hidden, b"{h}0");
+        assert_eq!(
+            shrink_to(&evictor, &keyspace, policy, 0, later),
+            Ok(1),
+            "{policy:?}"
+        );
+        keyspace.show_slot(hidden);
+        assert_eq!(keyspace.len(), 500, "{policy:?}");
+    }
+}

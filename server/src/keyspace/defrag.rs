@@ -69,7 +69,8 @@ impl ActiveDefrag {
         while within_budget() {
             let slot = self.next_slot as u16;
             self.next_slot += 1;
-            if keyspace.slot_len(slot) > 0 {
+            // Hidden slots' tables too: their memory fragments like any other.
+            if keyspace.stored_len(slot) > 0 {
                 keyspace.lock(slot).reallocate();
             }
             if self.next_slot == SLOTS {

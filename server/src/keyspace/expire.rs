@@ -2,10 +2,10 @@
 //!
 //! Lazy expiry removes a key when it is touched; this cycle finds the others. Each
 //! cycle (ten per second, from the server cron) walks the slots that hold keys with a
-//! TTL, from where the previous cycle stopped, sweeping a few entries in each. Like
-//! Redis, it works harder while the share of expired keys it meets is above 10%,
-//! within the caller's time budget, so a burst of expiries is cleaned up quickly while
-//! a calm keyspace costs almost nothing.
+//! TTL, hidden slots aside, from where the previous cycle stopped, sweeping a few
+//! entries in each. Like Redis, it works harder while the share of expired keys it
+//! meets is above 10%, within the caller's time budget, so a burst of expiries is
+//! cleaned up quickly while a calm keyspace costs almost nothing.
 
 use super::{Keyspace, Sweep, SLOTS};
 use crate::clock::Millis;
@@ -50,6 +50,8 @@ impl ActiveExpire {
         for _ in 0..SLOTS {
             let slot = self.next_slot as u16;
             self.next_slot = (self.next_slot + 1) % SLOTS;
+            // Hidden slots count none: their keys go only when the stream
+            // they are imported from says so.
             if keyspace.slot_volatile(slot) == 0 {
                 continue;
             }
@@ -146,5 +148,25 @@ mod tests {
         let cycle = ActiveExpire::default().run_cycle(&ks, u64::MAX, || true, |_| {});
         assert_eq!(cycle, ExpireCycle::default());
         assert_eq!(ks.len(), 1_000);
+    }
+
+    #[test]
+    fn hidden_slots_keep_their_expired_keys_until_shown() {
+        let ks = Keyspace::new();
+        for i in 0..100 {
+            add(&ks, &format!("{{h}}{i}"), Expiry::At(100));
+        }
+        add(&ks, "other", Expiry::At(100));
+        let slot = crate::keyspace::key_slot(b"h");
+        ks.hide_slot(slot);
+        let mut active = ActiveExpire::default();
+        let cycle = active.run_cycle(&ks, 200, || true, |_| {});
+        assert_eq!(cycle.swept.expired, 1);
+        assert_eq!(ks.lock(slot).len(), 100);
+        ks.show_slot(slot);
+        let cycle = active.run_cycle(&ks, 200, || true, |_| {});
+        assert_eq!(cycle.swept.expired, 100);
+        assert!(ks.is_empty());
+        assert_eq!(ks.expired_keys(), 101);
     }
 }

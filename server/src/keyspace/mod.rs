@@ -12,6 +12,10 @@
 //! without scanning the rest (cluster commands, migration), and no table ever
 //! rehashes more than one slot's keys at once.
 //!
+//! A slot can be hidden while a master imports it (docs/CLUSTER.md, M9): its
+//! keys are stored, but not counted, listed, expired or evicted until it is
+//! shown at the handoff.
+//!
 //! The locks are `parking_lot` mutexes rather than async ones: every critical
 //! section is a few hash-table operations and never awaits, so blocking briefly is
 //! cheaper than a task switch. A command holds the slots of all its keys in a
@@ -79,6 +83,11 @@ pub struct Keyspace {
     /// Fencing tokens of native locks: here, not in the tables, so no delete,
     /// expiry or eviction of a lock can make a token repeat.
     tokens: FencingTokens,
+    /// Hidden slots, one bit each ([`Keyspace::hide_slot`]).
+    hidden: [AtomicU64; SLOTS / 64],
+    /// How many bits of `hidden` are set, so that the usual case (none)
+    /// costs the counting walks one load.
+    hidden_count: AtomicU32,
 }
 
 impl Default for Keyspace {
@@ -428,6 +437,8 @@ impl Keyspace {
             tracking: AtomicU64::new(Tracking::default().pack()),
             sketch: RwLock::new(None),
             tokens: FencingTokens::default(),
+            hidden: [const { AtomicU64::new(0) }; SLOTS / 64],
+            hidden_count: AtomicU32::new(0),
         }
     }
 
@@ -559,36 +570,91 @@ impl Keyspace {
         self.lock(key_slot(key))
     }
 
-    /// Number of keys in `slot` (expired ones not yet removed included), lock-free.
+    /// Hides `slot` (a master importing it, docs/CLUSTER.md M9): its keys
+    /// stay stored and reachable through its table, but are not counted
+    /// ([`Keyspace::len`], [`Keyspace::slot_len`]), listed (`KEYS`, `SCAN`,
+    /// `RANDOMKEY`), expired by the active cycle or evicted until
+    /// [`Keyspace::show_slot`]. Readers see the change without taking the
+    /// slot's lock, so hide a slot before its first key arrives. Hiding a
+    /// hidden slot does nothing.
+    pub fn hide_slot(&self, slot: u16) {
+        let (word, bit) = hidden_bit(slot);
+        if self.hidden[word].fetch_or(bit, Ordering::SeqCst) & bit == 0 {
+            self.hidden_count.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Shows a hidden slot again (the handoff): its keys count, list, expire
+    /// and can be evicted like any other. Showing a visible slot does nothing.
+    pub fn show_slot(&self, slot: u16) {
+        let (word, bit) = hidden_bit(slot);
+        if self.hidden[word].fetch_and(!bit, Ordering::SeqCst) & bit != 0 {
+            self.hidden_count.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// True while `slot` is hidden ([`Keyspace::hide_slot`]).
+    #[inline]
+    pub fn is_hidden(&self, slot: u16) -> bool {
+        let (word, bit) = hidden_bit(slot);
+        self.hidden[word].load(Ordering::Relaxed) & bit != 0
+    }
+
+    /// True if any slot is hidden.
+    #[inline]
+    pub fn any_hidden(&self) -> bool {
+        self.hidden_count.load(Ordering::Relaxed) != 0
+    }
+
+    /// Number of keys in `slot` (expired ones not yet removed included),
+    /// lock-free; 0 while the slot is hidden.
     pub fn slot_len(&self, slot: u16) -> usize {
+        match self.is_hidden(slot) {
+            true => 0,
+            false => self.stored_len(slot),
+        }
+    }
+
+    /// Number of keys stored in `slot`, hidden or not, lock-free.
+    fn stored_len(&self, slot: u16) -> usize {
         self.slots[usize::from(slot)].len.load(Ordering::Relaxed) as usize
     }
 
-    /// Number of keys with a TTL in `slot`, lock-free.
+    /// Number of keys with a TTL in `slot`, lock-free; 0 while the slot is
+    /// hidden, so that neither active expiry nor eviction visits it.
     pub fn slot_volatile(&self, slot: u16) -> usize {
-        self.slots[usize::from(slot)]
-            .volatile
-            .load(Ordering::Relaxed) as usize
+        match self.is_hidden(slot) {
+            true => 0,
+            false => self.slots[usize::from(slot)]
+                .volatile
+                .load(Ordering::Relaxed) as usize,
+        }
     }
 
-    /// Number of keys, like `DBSIZE`.
+    /// Number of keys, like `DBSIZE`: hidden slots' keys are not counted.
     pub fn len(&self) -> usize {
-        self.slots
-            .iter()
-            .map(|c| c.len.load(Ordering::Relaxed) as usize)
-            .sum()
+        self.visible_sum(|cell| &cell.len)
     }
 
-    /// True when there are no keys.
+    /// True when there are no keys (hidden slots' keys aside).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Number of keys with a TTL.
+    /// Number of keys with a TTL: hidden slots' keys are not counted.
     pub fn volatile_len(&self) -> usize {
-        self.slots
-            .iter()
-            .map(|c| c.volatile.load(Ordering::Relaxed) as usize)
+        self.visible_sum(|cell| &cell.volatile)
+    }
+
+    /// The sum of one of the slots' counts over the slots not hidden.
+    fn visible_sum(&self, count: impl Fn(&SlotCell) -> &AtomicU32) -> usize {
+        let load = |cell: &SlotCell| count(cell).load(Ordering::Relaxed) as usize;
+        if !self.any_hidden() {
+            return self.slots.iter().map(load).sum();
+        }
+        (0..SLOTS as u16)
+            .filter(|&slot| !self.is_hidden(slot))
+            .map(|slot| load(&self.slots[usize::from(slot)]))
             .sum()
     }
 
@@ -596,6 +662,11 @@ impl Keyspace {
     pub fn expired_keys(&self) -> u64 {
         self.expired_keys.load(Ordering::Relaxed)
     }
+}
+
+/// The word of `Keyspace::hidden` that holds `slot`'s bit, and the bit.
+fn hidden_bit(slot: u16) -> (usize, u64) {
+    (usize::from(slot) / 64, 1 << (slot % 64))
 }
 
 #[cfg(test)]
@@ -710,5 +781,119 @@ mod tests {
             );
         }
         assert_eq!(ks.expired_keys(), 1);
+    }
+
+    fn put(ks: &Keyspace, key: &str, expiry: Expiry) {
+        ks.lock_key(key.as_bytes())
+            .insert(key.as_bytes(), Value::Int(1), expiry, 0);
+    }
+
+    /// A keyspace with `{h}0`..`{h}99` in one slot (half with a TTL at 100)
+    /// and `a`, `b` (with a TTL at 100) and `c` elsewhere; and the slot of
+    /// the `{h}` keys.
+    fn with_hidable_slot() -> (Keyspace, u16) {
+        let ks = Keyspace::new();
+        for i in 0..100 {
+            let expiry = if i % 2 == 0 {
+                Expiry::At(100)
+            } else {
+                Expiry::Persist
+            };
+            put(&ks, &format!("{{h}}{i}"), expiry);
+        }
+        put(&ks, "a", Expiry::At(100));
+        put(&ks, "b", Expiry::At(100));
+        put(&ks, "c", Expiry::Persist);
+        let slot = key_slot(b"h");
+        assert!([b"a", b"b", b"c"].iter().all(|k| key_slot(*k) != slot));
+        (ks, slot)
+    }
+
+    #[test]
+    fn hidden_slots_are_not_counted_until_shown() {
+        let (ks, slot) = with_hidable_slot();
+        assert_eq!((ks.len(), ks.volatile_len()), (103, 52));
+        assert!(!ks.any_hidden());
+        ks.hide_slot(slot);
+        assert!(ks.any_hidden() && ks.is_hidden(slot) && !ks.is_hidden(key_slot(b"a")));
+        assert_eq!((ks.len(), ks.volatile_len()), (3, 2));
+        assert_eq!((ks.slot_len(slot), ks.slot_volatile(slot)), (0, 0));
+        assert!(!ks.is_empty());
+        // Held or not, the slot counts nothing, in DBSIZE's count too.
+        let mut locked = Locked::new(&ks);
+        assert_eq!((locked.slot_len(slot), locked.key_count()), (0, 3));
+        locked.acquire([slot]);
+        assert_eq!((locked.slot_len(slot), locked.key_count()), (0, 3));
+        // The keys are still there, and writable.
+        locked
+            .table(b"{h}new")
+            .insert(b"{h}new", Value::Int(1), Expiry::Persist, 0);
+        assert_eq!(locked.with_slot(slot, |t| t.len()), 101);
+        drop(locked);
+        assert_eq!(ks.len(), 3);
+        ks.show_slot(slot);
+        assert!(!ks.any_hidden() && !ks.is_hidden(slot));
+        assert_eq!((ks.len(), ks.volatile_len()), (104, 52));
+        assert_eq!((ks.slot_len(slot), ks.slot_volatile(slot)), (101, 50));
+    }
+
+    #[test]
+    fn hiding_and_showing_twice_counts_once() {
+        let ks = Keyspace::new();
+        ks.hide_slot(7);
+        ks.hide_slot(7);
+        ks.hide_slot(SLOTS as u16 - 1);
+        ks.show_slot(7);
+        assert!(ks.any_hidden() && !ks.is_hidden(7) && ks.is_hidden(SLOTS as u16 - 1));
+        ks.show_slot(7);
+        ks.show_slot(SLOTS as u16 - 1);
+        assert!(!ks.any_hidden() && !ks.is_hidden(SLOTS as u16 - 1));
+    }
+
+    #[test]
+    fn walks_pass_over_hidden_slots() {
+        let (ks, slot) = with_hidable_slot();
+        ks.hide_slot(slot);
+        let visible: HashSet<Vec<u8>> = [b"a", b"b", b"c"].map(|k| k.to_vec()).into();
+        assert_eq!(scan_all(&ks, 10, || {}), visible);
+        // SCAN MATCH on the slot's hash tag walks only that slot.
+        let mut seen = 0;
+        assert_eq!(
+            Locked::new(&ks).scan_slot(slot, 0, 1_000, 0, |_, _| seen += 1),
+            (0, 0)
+        );
+        assert_eq!(seen, 0);
+        // A transaction holding every slot walks the same keys.
+        let mut locked = Locked::new(&ks);
+        locked.acquire_all();
+        assert_eq!(locked.scan(0, 1_000, 0, |_, _| seen += 1), 0);
+        assert_eq!(seen, 3);
+        drop(locked);
+        for _ in 0..50 {
+            let key = Locked::new(&ks).random_key(0).unwrap();
+            assert_ne!(key_slot(&key), slot);
+        }
+        ks.show_slot(slot);
+        assert_eq!(scan_all(&ks, 10, || {}).len(), 103);
+    }
+
+    #[test]
+    fn random_key_finds_nothing_when_only_hidden_slots_hold_keys() {
+        let ks = Keyspace::new();
+        put(&ks, "{h}1", Expiry::Persist);
+        ks.hide_slot(key_slot(b"h"));
+        assert_eq!(Locked::new(&ks).random_key(0), None);
+        ks.show_slot(key_slot(b"h"));
+        assert_eq!(Locked::new(&ks).random_key(0), Some(b"{h}1".to_vec()));
+    }
+
+    #[test]
+    fn flush_removes_hidden_slots_too() {
+        let (ks, slot) = with_hidable_slot();
+        ks.hide_slot(slot);
+        assert_eq!(Locked::new(&ks).flush(false), 103);
+        assert_eq!(ks.lock(slot).len(), 0);
+        ks.show_slot(slot);
+        assert!(ks.is_empty());
     }
 }

@@ -1,33 +1,43 @@
 //! Walks over the whole keyspace (`KEYS`, `SCAN`, `RANDOMKEY`, `DBSIZE`,
 //! `FLUSHALL`), slot by slot through a [`Locked`] set, so they work both on their
 //! own (each slot locked briefly) and inside a transaction that holds every slot.
+//! All but `FLUSHALL` pass over [hidden slots](super::Keyspace::hide_slot).
 
 use super::{Entry, Key, Locked, Value, SLOTS};
 use crate::clock::Millis;
 
 impl Locked<'_> {
-    /// Number of keys in `slot` (expired ones not yet removed included).
+    /// Number of keys in `slot` (expired ones not yet removed included); 0
+    /// while the slot is hidden.
     pub fn slot_len(&mut self, slot: u16) -> usize {
-        if self.holds(slot) {
-            self.with_slot(slot, |t| t.len())
-        } else {
-            self.keyspace().slot_len(slot)
+        match self.keyspace().is_hidden(slot) {
+            true => 0,
+            false => self.stored_len(slot),
         }
     }
 
-    /// Number of keys, like `DBSIZE`.
+    /// Number of keys stored in `slot`, hidden or not.
+    fn stored_len(&mut self, slot: u16) -> usize {
+        if self.holds(slot) {
+            self.with_slot(slot, |t| t.len())
+        } else {
+            self.keyspace().stored_len(slot)
+        }
+    }
+
+    /// Number of keys, like `DBSIZE` (hidden slots' keys not counted).
     pub fn key_count(&mut self) -> usize {
         (0..SLOTS as u16).map(|s| self.slot_len(s)).sum()
     }
 
-    /// Removes every key, returning how many there were. With `lazy`, the memory
-    /// is freed on a background thread (`FLUSHALL ASYNC`), so the caller does not
-    /// wait for millions of frees.
+    /// Removes every key, hidden slots' included, returning how many there
+    /// were. With `lazy`, the memory is freed on a background thread
+    /// (`FLUSHALL ASYNC`), so the caller does not wait for millions of frees.
     pub fn flush(&mut self, lazy: bool) -> usize {
         let mut removed = 0;
         let mut taken = Vec::new();
         for slot in 0..SLOTS as u16 {
-            if self.slot_len(slot) == 0 {
+            if self.stored_len(slot) == 0 {
                 continue;
             }
             let map = self.with_slot(slot, |table| {
@@ -81,7 +91,7 @@ impl Locked<'_> {
 
     /// Walks one slot from `position` (0: from the top) visiting at most `budget`
     /// entries; returns the position to resume at (0: slot done) and how many
-    /// entries were looked at.
+    /// entries were looked at. A hidden slot is done at once.
     pub fn scan_slot(
         &mut self,
         slot: u16,
@@ -114,7 +124,7 @@ impl Locked<'_> {
         })
     }
 
-    /// A uniformly chosen live key, if any (`RANDOMKEY`).
+    /// A uniformly chosen live key outside hidden slots, if any (`RANDOMKEY`).
     pub fn random_key(&mut self, now: Millis) -> Option<Vec<u8>> {
         // Expired keys found on the way are removed; give up after a few tries so
         // a keyspace of only expired keys cannot loop for long.

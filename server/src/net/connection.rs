@@ -49,6 +49,9 @@ enum Stop {
     /// The client is a replica that sent `PSYNC`: the connection becomes its
     /// replication stream.
     Replica,
+    /// The client is a migration source that sent `CLUSTER SYNCSLOTS
+    /// BEGIN`: the connection becomes that import's stream.
+    Import,
     /// A command blocked; its request (`len` bytes at the front of the input)
     /// stays unconsumed until it is served, times out, or must run again.
     Blocked { waiter: Arc<Waiter>, len: usize },
@@ -219,6 +222,17 @@ impl Connection {
                             ..
                         } = self;
                         return super::replica::serve(shared, socket, input, session).await;
+                    }
+                    Stop::Import => {
+                        self.publish(false);
+                        let Connection {
+                            shared,
+                            socket,
+                            input,
+                            session,
+                            ..
+                        } = self;
+                        return super::import::serve(shared, socket, input, session).await;
                     }
                     Stop::Drained => break,
                     Stop::OutputFull => {}
@@ -541,6 +555,7 @@ impl Connection {
                     match ran {
                         Ran::Done if session.close_after_reply => break Stop::Close,
                         Ran::Done if session.replconf.psync.is_some() => break Stop::Replica,
+                        Ran::Done if session.import.is_some() => break Stop::Import,
                         Ran::Done if session.held.is_some() => break Stop::Held,
                         Ran::Done => {}
                         Ran::Blocked(waiter) => {

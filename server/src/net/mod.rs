@@ -5,12 +5,15 @@
 
 mod buffer;
 mod connection;
+mod export;
+mod import;
 mod listen;
 mod replica;
 mod socket;
 mod upstream;
 mod workers;
 
+pub use export::run_exports;
 pub use listen::{listen, warn_if_capped};
 pub use upstream::follow_master;
 pub use workers::Workers;

@@ -59,7 +59,7 @@ pub async fn serve(
     let out = Outbox::new(limit, kill.clone());
     let follower = || -> Follower {
         let out = out.clone();
-        Box::new(move |_, bytes| out.push(bytes))
+        Box::new(move |_, bytes, _| out.push(bytes))
     };
     feed.keep_backlog(shared.config.replication().backlog_size);
     let ids = replication.ids();

@@ -284,7 +284,7 @@ impl Link {
 
 /// Connects from this node's own address (so peers on distinct loopback
 /// addresses see who connects), as Redis binds its replication link.
-async fn connect(shared: &Shared, target: &Target) -> io::Result<TcpStream> {
+pub(super) async fn connect(shared: &Shared, target: &Target) -> io::Result<TcpStream> {
     let addrs = tokio::net::lookup_host((target.host.as_str(), target.port)).await?;
     let mut last = io::Error::other(format!("{} resolves to no address", target.host));
     for addr in addrs {

@@ -496,7 +496,7 @@ impl Replication {
     pub fn ask_acks(&self, feed: &Feed) {
         let mut getack = Vec::new();
         encode_command(&mut getack, &[b"REPLCONF", b"GETACK", b"*"]);
-        feed.append(&getack, 1);
+        feed.append(&getack, 1, crate::feed::Scope::Link);
         self.getack_end.fetch_max(feed.offset(), Relaxed);
     }
 

@@ -12,6 +12,10 @@
 //! `RINGKV.SNAPSHOT <slot> <1: first of the slot | 0> [key expire-at payload]...`
 //! (expire-at in Unix ms, 0 for none; payload as `DUMP`), and
 //! `RINGKV.SNAPSHOT DONE` after the last slot.
+//!
+//! A slot migration's stream (docs/CLUSTER.md, M8) sends only its slots, each
+//! key as `RESTORE key expire-at payload REPLACE ABSTTL`, which the target runs
+//! as a command: through its write path, so its own replicas get the keys.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
@@ -37,6 +41,8 @@ const CHUNK: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct Outbox {
     pending: Mutex<(Vec<u8>, Option<Instant>)>,
+    /// Bytes ever queued: the stream's offset.
+    pushed: AtomicU64,
     notify: Notify,
     limit: OutputLimit,
     kill: CancellationToken,
@@ -47,6 +53,7 @@ impl Outbox {
     pub fn new(limit: OutputLimit, kill: CancellationToken) -> Arc<Self> {
         Arc::new(Outbox {
             pending: Mutex::default(),
+            pushed: AtomicU64::new(0),
             notify: Notify::new(),
             limit,
             kill,
@@ -57,6 +64,7 @@ impl Outbox {
     pub fn push(&self, bytes: &[u8]) {
         let mut pending = self.pending.lock();
         pending.0.extend_from_slice(bytes);
+        self.pushed.fetch_add(bytes.len() as u64, Relaxed);
         let (data, over_soft_since) = &mut *pending;
         if self
             .limit
@@ -70,6 +78,22 @@ impl Outbox {
         }
         drop(pending);
         self.notify.notify_one();
+    }
+
+    /// Queues the record `encode` makes of the stream's offset before it
+    /// (nothing can slip in between).
+    pub fn push_at_end(&self, encode: impl FnOnce(u64) -> Vec<u8>) {
+        let mut pending = self.pending.lock();
+        let bytes = encode(self.pushed.load(Relaxed));
+        pending.0.extend_from_slice(&bytes);
+        self.pushed.fetch_add(bytes.len() as u64, Relaxed);
+        drop(pending);
+        self.notify.notify_one();
+    }
+
+    /// Bytes ever queued: the offset of the stream's end.
+    pub fn pushed(&self) -> u64 {
+        self.pushed.load(Relaxed)
     }
 
     /// Bytes queued.
@@ -101,11 +125,22 @@ impl Outbox {
     }
 }
 
-/// One full sync under way: which slots its replica has been sent.
+/// How a sync writes a slot's keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// `RINGKV.SNAPSHOT` records, then `RINGKV.SNAPSHOT DONE` (a replica).
+    Snapshot,
+    /// One `RESTORE` per key, nothing at the end (a migration target).
+    Restore,
+}
+
+/// One full sync under way: which slots its replica (or migration target)
+/// has been sent.
 #[derive(Debug)]
 pub struct Sync {
     sent: Box<[AtomicU64]>,
     out: Arc<Outbox>,
+    format: Format,
 }
 
 impl Sync {
@@ -126,7 +161,10 @@ impl Sync {
             return 0;
         }
         let mut bytes = Vec::new();
-        encode_slot(table, slot, now, &mut bytes);
+        match self.format {
+            Format::Snapshot => encode_slot(table, slot, now, &mut bytes),
+            Format::Restore => encode_restores(table, now, &mut bytes),
+        }
         self.out.push(&bytes);
         self.mark_sent(slot);
         bytes.len()
@@ -138,6 +176,10 @@ impl Sync {
         let mut sent = 0;
         while *next < SLOTS as u32 && sent < budget {
             let slot = *next as u16;
+            if self.is_sent(slot) {
+                *next += 1;
+                continue;
+            }
             let mut locks = Locked::new(keyspace);
             locks.acquire([slot]);
             sent += locks.with_slot(slot, |table| self.send(table, slot, now));
@@ -146,9 +188,11 @@ impl Sync {
         if *next < SLOTS as u32 {
             return false;
         }
-        let mut done = Vec::new();
-        encode_command(&mut done, &[SNAPSHOT, b"DONE"]);
-        self.out.push(&done);
+        if self.format == Format::Snapshot {
+            let mut done = Vec::new();
+            encode_command(&mut done, &[SNAPSHOT, b"DONE"]);
+            self.out.push(&done);
+        }
         true
     }
 }
@@ -163,10 +207,30 @@ pub struct Syncs {
 impl Syncs {
     /// Starts a full sync whose stream goes to `out`.
     pub fn start(&self, out: Arc<Outbox>) -> Arc<Sync> {
-        let sync = Arc::new(Sync {
+        let sync = Sync {
             sent: (0..SLOTS / 64).map(|_| AtomicU64::new(0)).collect(),
             out,
-        });
+            format: Format::Snapshot,
+        };
+        self.add(sync)
+    }
+
+    /// Starts sending `slots` (and no other) to a migration target, whose
+    /// stream goes to `out` (see the module docs).
+    pub fn start_slots(&self, out: Arc<Outbox>, slots: &[u16]) -> Arc<Sync> {
+        let sync = Sync {
+            sent: (0..SLOTS / 64).map(|_| AtomicU64::new(u64::MAX)).collect(),
+            out,
+            format: Format::Restore,
+        };
+        for &slot in slots {
+            sync.sent[usize::from(slot) / 64].fetch_and(!(1 << (slot % 64)), Relaxed);
+        }
+        self.add(sync)
+    }
+
+    fn add(&self, sync: Sync) -> Arc<Sync> {
+        let sync = Arc::new(sync);
         let mut list = self.list.write();
         list.push(sync.clone());
         self.count.store(list.len(), Relaxed);
@@ -246,6 +310,31 @@ fn encode_slot(table: &mut SlotTable, slot: u16, now: Millis, out: &mut Vec<u8>)
     }
     if first || !chunk.is_empty() {
         flush(&mut chunk, &mut first);
+    }
+}
+
+/// Encodes `table`'s live keys as `RESTORE key expire-at payload REPLACE
+/// ABSTTL` commands.
+fn encode_restores(table: &mut SlotTable, now: Millis, out: &mut Vec<u8>) {
+    for (key, entry) in table.iter() {
+        let at = entry.expire_at().unwrap_or(0);
+        if at != 0 && at <= now {
+            // Expired here: the source's own expiry will say so.
+            continue;
+        }
+        let payload = dump_value(entry.value);
+        let at = itoa::Buffer::new().format(at).as_bytes().to_vec();
+        encode_command(
+            out,
+            &[
+                b"RESTORE",
+                key.as_bytes(),
+                &at,
+                &payload,
+                b"REPLACE",
+                b"ABSTTL",
+            ],
+        );
     }
 }
 

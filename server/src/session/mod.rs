@@ -87,6 +87,9 @@ pub struct Session {
     /// This session applies the master's stream on a replica: no routing,
     /// no read-only refusal, keys past their expiry still live.
     pub master_link: bool,
+    /// This connection sent `CLUSTER SYNCSLOTS BEGIN`: after the reply it is
+    /// the stream of that import (docs/CLUSTER.md, M8).
+    pub import: Option<u64>,
     /// The last command's reply, held for acknowledgements: the connection
     /// sends it (or an error) once they came, before running anything more.
     pub held: Option<HeldReply>,
@@ -132,6 +135,7 @@ impl Session {
             admit: None,
             replconf: ReplConf::default(),
             master_link: false,
+            import: None,
             held: None,
             batch_wall: 0,
             batch_start: now,

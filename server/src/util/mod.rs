@@ -2,6 +2,7 @@
 //! Uses nothing else of the crate.
 
 pub mod glob;
+pub mod slot_bits;
 
 use std::net::IpAddr;
 

@@ -28,6 +28,7 @@ pub use locks::{key_state, lock_change, seal, undo, LockGate, LockRefusal};
 
 use crate::clock::Millis;
 use crate::dataset::Dataset;
+use crate::feed::Scope;
 use crate::keyspace::{dump_value, Locked, SlotTable};
 use crate::notify;
 use crate::protocol::encode_command;
@@ -121,7 +122,12 @@ fn commit_each(
     data.add_dirty(changes.dirty());
     let (records, count) = changes.records();
     if count > 0 {
-        data.feed.append(records, count);
+        let mut held = locks.held();
+        let scope = match (held.next(), held.next()) {
+            (Some(slot), None) => Scope::Slot(slot),
+            _ => Scope::Several,
+        };
+        data.feed.append(records, count, scope);
     }
     changes.clear();
 }
@@ -135,7 +141,8 @@ pub fn expired(data: &Dataset, key: &[u8]) {
     if data.feed.is_active() {
         let mut del = Vec::new();
         encode_command(&mut del, &[b"DEL", key]);
-        data.feed.append(&del, 1);
+        let slot = crate::keyspace::key_slot(key);
+        data.feed.append(&del, 1, Scope::Slot(slot));
     }
 }
 

@@ -56,6 +56,11 @@ fn serve_one(
     changes: &mut Changes,
     leases: &mut u64,
 ) -> Option<Wake> {
+    // A slot being handed to another master grants nothing: the grant would
+    // not reach the new owner (M10); the waiter is redirected once it moved.
+    if waiter.op.is_lease() && data.paused.contains(key_slot(key)) {
+        return None;
+    }
     let outcome = match &waiter.op {
         // Waits on no key: never in the registry.
         BlockedOp::Replicas { .. } | BlockedOp::Paused => return None,

@@ -1,0 +1,217 @@
+//! A migration target's end of an atomic slot migration (docs/CLUSTER.md,
+//! M8-M10): the connection that said `CLUSTER SYNCSLOTS BEGIN` is the
+//! source's stream. Its records are applied as a replica applies its
+//! master's (through this node's write path, so its own replicas follow),
+//! the applied offset is acknowledged every 100 ms, and `RINGKV.HANDOFF`
+//! makes this node claim the slots. A stream that ends any other way drops
+//! what it brought.
+
+use std::io::{self, IoSlice};
+use std::time::{Duration, Instant};
+
+use super::buffer::InputBuffer;
+use super::socket::Socket;
+use crate::apply::Applier;
+use crate::protocol::{Decoded, RequestDecoder, RequestLimits};
+use crate::session::Session;
+use crate::shared::Shared;
+
+/// The record that ends the stream: `RINGKV.HANDOFF <offset>`, the stream's
+/// offset before it.
+pub const HANDOFF: &[u8] = b"RINGKV.HANDOFF";
+/// How often the applied offset is acknowledged.
+const ACK_EVERY: Duration = Duration::from_millis(100);
+
+/// How applying the stream ended.
+enum End {
+    /// The source handed off at this offset.
+    Handoff(u64),
+    /// The stream failed, for this reason.
+    Failed(String),
+}
+
+/// Serves the import this connection began (see `Session::import`) until
+/// its handoff or its end.
+pub async fn serve(
+    shared: &Shared,
+    socket: &Socket,
+    input: &mut InputBuffer,
+    session: &Session,
+) -> io::Result<()> {
+    let Some(id) = session.import else {
+        return Ok(());
+    };
+    let Some(import) = shared.migrations.import(id) else {
+        return Ok(());
+    };
+    let keyspace = &shared.data.keyspace;
+    let now = shared.clock.now_ms();
+    // Whatever an earlier, failed import left goes first; then the slots
+    // stay out of sight until the handoff (M9).
+    for slot in import.slots.iter() {
+        crate::write::drop_slot(&shared.data, slot, now);
+        keyspace.hide_slot(slot);
+    }
+    tracing::info!(
+        source = %import.source,
+        slots = import.slots.len(),
+        "slot migration: importing"
+    );
+    let mut stream = Stream {
+        shared,
+        socket,
+        input,
+        decoder: RequestDecoder::new(),
+        applier: Applier::new(),
+        applied: 0,
+    };
+    let end = stream.run(id, session, &import.stop).await;
+    shared.migrations.imported(id, stream.applied);
+    let keep = shared.config.slot_migration().log_max_len;
+    let now = shared.clock.now_ms();
+    let claimed = match end {
+        End::Handoff(offset) if offset == stream.applied => {
+            shared.migrations.claim_import(id, now, keep, |slots| {
+                shared
+                    .cluster
+                    .step(|c, now| c.claim_import(slots, now))
+                    .and_then(Result::ok)
+            })
+        }
+        End::Handoff(offset) => {
+            tracing::warn!(
+                offset,
+                applied = stream.applied,
+                "slot migration: the handoff does not match what was applied"
+            );
+            None
+        }
+        End::Failed(why) => {
+            tracing::warn!(source = %import.source, "slot migration: import failed: {why}");
+            None
+        }
+    };
+    match claimed {
+        Some(epoch) => {
+            for slot in import.slots.iter() {
+                keyspace.show_slot(slot);
+            }
+            tracing::info!(
+                epoch,
+                slots = import.slots.len(),
+                "slot migration: slots taken over"
+            );
+            stream
+                .write(format!("+HANDOFF {epoch}\r\n").as_bytes())
+                .await
+        }
+        None => {
+            // The keys go as a slot lost to another master's go; the slots
+            // stay hidden while they do, so nothing half-deleted shows.
+            shared.migrations.drop_import(id, now, keep);
+            for slot in import.slots.iter() {
+                crate::write::drop_slot(&shared.data, slot, now);
+                keyspace.show_slot(slot);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The stream of one import.
+struct Stream<'a> {
+    shared: &'a Shared,
+    socket: &'a Socket,
+    input: &'a mut InputBuffer,
+    decoder: RequestDecoder,
+    applier: Applier,
+    /// Stream bytes applied.
+    applied: u64,
+}
+
+impl Stream<'_> {
+    async fn run(
+        &mut self,
+        id: u64,
+        session: &Session,
+        stop: &tokio_util::sync::CancellationToken,
+    ) -> End {
+        let kill = session.handle.kill.clone();
+        let timeout = Duration::from_millis(self.shared.config.replication().timeout_ms);
+        let mut acks = tokio::time::interval(ACK_EVERY);
+        let mut last_input = Instant::now();
+        loop {
+            match self.apply() {
+                Ok(Some(offset)) => return End::Handoff(offset),
+                Ok(None) => {}
+                Err(why) => return End::Failed(why),
+            }
+            self.input.reserve(64 * 1024, 0);
+            tokio::select! {
+                biased;
+                _ = kill.cancelled() => return End::Failed("connection killed".into()),
+                _ = stop.cancelled() => return End::Failed("stopped by the source".into()),
+                // Before reads, so a busy stream is still acknowledged.
+                _ = acks.tick() => {
+                    self.shared.migrations.imported(id, self.applied);
+                    let ack = format!("+ACK {}\r\n", self.applied);
+                    if let Err(err) = self.write(ack.as_bytes()).await {
+                        return End::Failed(err.to_string());
+                    }
+                    if last_input.elapsed() > timeout {
+                        return End::Failed("no data within repl-timeout".into());
+                    }
+                }
+                n = self.socket.read(self.input) => match n {
+                    Ok(0) => return End::Failed("the source closed the stream".into()),
+                    Ok(_) => last_input = Instant::now(),
+                    Err(err) => return End::Failed(err.to_string()),
+                },
+            }
+        }
+    }
+
+    /// Applies every complete record in the input. Returns the handoff's
+    /// offset if it came (nothing after it is applied).
+    fn apply(&mut self) -> Result<Option<u64>, String> {
+        let limits = RequestLimits {
+            max_bulk_len: u64::MAX,
+            authenticated: true,
+        };
+        let mut consumed = 0;
+        let mut handoff = None;
+        while handoff.is_none() {
+            let buf = &self.input.filled()[consumed..];
+            let used = match self.decoder.decode(buf, limits) {
+                Ok(Decoded::Incomplete) => break,
+                Ok(Decoded::Request { consumed: used }) => used,
+                Err(err) => return Err(format!("malformed stream: {err}")),
+            };
+            let args = self.decoder.args(buf);
+            if args.get(0).is_some_and(|n| n.eq_ignore_ascii_case(HANDOFF)) {
+                let offset = args.get(1).and_then(crate::protocol::number::parse_u64);
+                handoff = Some(offset.ok_or("malformed handoff")?);
+            } else if let Err(err) = self.applier.run(self.shared, args) {
+                return Err(err.to_string());
+            } else {
+                self.applied += used as u64;
+            }
+            self.decoder.release();
+            consumed += used;
+        }
+        self.input.consume(consumed);
+        self.applier.flush_stats(self.shared);
+        Ok(handoff)
+    }
+
+    /// Writes `bytes` whole to the source.
+    async fn write(&self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            match self.socket.try_write(&[IoSlice::new(bytes)])? {
+                Some(n) => bytes = &bytes[n..],
+                None => self.socket.writable().await?,
+            }
+        }
+        Ok(())
+    }
+}
