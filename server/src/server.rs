@@ -204,6 +204,7 @@ impl Server {
         tracker.spawn(cron::run(self.shared.clone()));
         tracker.spawn(net::follow_master(self.shared.clone()));
         tracker.spawn(net::run_exports(self.shared.clone()));
+        tracker.spawn(net::run_rebalancer(self.shared.clone()));
         let bus = match self.bus {
             Some(config) => Some(bus::start(self.shared.clone(), config)?),
             None => None,

@@ -705,3 +705,91 @@ fn a_source_killed_mid_move_leaves_every_key_with_its_promoted_replica() {
     }
     check_big_keys(&cluster, &[1, 2, 3], &keys, BIG);
 }
+
+/// Node 0 meets node `i`.
+fn meet(cluster: &TestCluster, i: usize) {
+    let port = cluster.ports[i].to_string();
+    let _: () = q(
+        &mut cluster.connect(0),
+        &["CLUSTER", "MEET", "127.0.0.1", &port],
+    );
+}
+
+/// Field `name` of node `i`'s `CLUSTER RING STATUS`.
+fn ring_status(cluster: &TestCluster, i: usize, name: &str) -> i64 {
+    let status: Vec<redis::Value> = q(&mut cluster.connect(i), &["CLUSTER", "RING", "STATUS"]);
+    let at = status
+        .iter()
+        .position(|v| matches!(v, redis::Value::BulkString(b) if b == name.as_bytes()))
+        .unwrap();
+    match status[at + 1] {
+        redis::Value::Int(n) => n,
+        ref other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_ring_rebalances_a_joining_master_in_and_a_draining_one_out() {
+    let cluster = TestCluster::fresh("ring", 4, NODE_TIMEOUT);
+    meet(&cluster, 1);
+    meet(&cluster, 2);
+    assert!(cluster.wait(Duration::from_secs(20), |c| (0..3)
+        .all(|i| { c.nodes(i).unwrap_or_default().lines().count() == 3 })));
+    let planned: i64 = q(&mut cluster.connect(0), &["CLUSTER", "RING", "ASSIGN"]);
+    assert_eq!(planned, 16384);
+    assert!(cluster.wait(Duration::from_secs(20), |c| (0..3)
+        .all(|i| { c.info_field(i, "cluster_state").as_deref() == Some("ok") })));
+    const KEYS: usize = 3000;
+    write_keys(&cluster.server(0).url(), KEYS);
+    // A master joins: the ring moves it its share, and only that.
+    meet(&cluster, 3);
+    assert!(cluster.wait(Duration::from_secs(20), |c| c.all_know(4)));
+    let differing: i64 = q(&mut cluster.connect(1), &["CLUSTER", "RING", "REBALANCE"]);
+    assert!(
+        differing > 0 && differing as f64 <= 1.1 * 4096.0,
+        "{differing}"
+    );
+    assert!(
+        cluster.wait(Duration::from_secs(60), |c| ring_status(
+            c,
+            1,
+            "rebalancing"
+        ) == 0),
+        "the rebalance did not finish"
+    );
+    let share = owned_slots(&cluster, 3).len();
+    assert!(
+        share as f64 >= 0.9 * 4096.0 && share as f64 <= 1.1 * 4096.0,
+        "{share}"
+    );
+    assert_eq!(ring_status(&cluster, 1, "slots_differing"), 0);
+    assert_eq!(ring_status(&cluster, 1, "slots_moved"), differing);
+    check_keys(&cluster, &[0, 1, 2, 3], KEYS, KEYS);
+    // It leaves: drained, its slots go back to their ring owners.
+    let _: () = q(&mut cluster.connect(3), &["CLUSTER", "RING", "DRAIN"]);
+    assert!(
+        cluster.wait(Duration::from_secs(60), |c| owned_slots(c, 3).is_empty()),
+        "the drained master kept slots"
+    );
+    check_keys(&cluster, &[0, 1, 2], KEYS, KEYS);
+    assert!(cluster.wait(Duration::from_secs(20), |c| (0..3)
+        .all(|i| { c.info_field(i, "cluster_state").as_deref() == Some("ok") })));
+    // With cluster-auto-rebalance, a master that joins gets its share alone.
+    for i in 0..4 {
+        let _: () = q(
+            &mut cluster.connect(i),
+            &["CONFIG", "SET", "cluster-auto-rebalance", "yes"],
+        );
+    }
+    let _: () = q(&mut cluster.connect(3), &["CLUSTER", "RESET"]);
+    meet(&cluster, 3);
+    assert!(
+        cluster.wait(Duration::from_secs(60), |c| {
+            let share = owned_slots(c, 3).len();
+            share as f64 >= 0.9 * 4096.0
+                && (0..4).all(|i| c.info_field(i, "cluster_state").as_deref() == Some("ok"))
+        }),
+        "the joining master never got its share"
+    );
+    check_keys(&cluster, &[0, 1, 2, 3], KEYS, KEYS);
+}

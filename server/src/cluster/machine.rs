@@ -12,6 +12,7 @@ mod failover;
 mod handoff;
 mod in_sync;
 mod open_slots;
+mod rebalance;
 mod replicas;
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -44,6 +45,7 @@ const MAX_PINGS_OUT: usize = 64;
 pub use failover::{Role, MANUAL_TIMEOUT, PAUSE_SETTLE};
 pub use in_sync::InSync;
 pub use open_slots::SetSlot;
+pub use rebalance::{RingMove, RingPlan};
 
 /// Settings of the rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -543,6 +545,7 @@ impl Cluster {
                 (line.flags.fail, Flags::FAIL),
                 (line.flags.noaddr, Flags::NOADDR),
                 (line.flags.nofailover, Flags::NOFAILOVER),
+                (line.flags.draining, Flags::DRAINING),
             ] {
                 if on {
                     flags |= bit;
@@ -663,6 +666,7 @@ impl Cluster {
                 handshake: n.in_handshake(),
                 noaddr: n.flags.has(Flags::NOADDR),
                 nofailover: n.flags.has(Flags::NOFAILOVER),
+                draining: n.flags.has(Flags::DRAINING),
             },
             master: n.master.map(|m| m.to_string()),
             ping_sent: n.ping_sent.unwrap_or(0),
@@ -1542,7 +1546,9 @@ impl Cluster {
         let header = Header {
             sender: self.myself,
             shard: me.shard,
-            flags: Flags(me.flags.0 & (Flags::MASTER | Flags::REPLICA | Flags::NOFAILOVER)),
+            flags: Flags(
+                me.flags.0 & (Flags::MASTER | Flags::REPLICA | Flags::NOFAILOVER | Flags::DRAINING),
+            ),
             master: me.master,
             port: me.addr.port,
             cport: me.addr.cport,
@@ -1651,10 +1657,13 @@ impl Cluster {
             return;
         };
         node.meet = !header.knows_you;
-        let nofailover = header.flags.has(Flags::NOFAILOVER);
-        if node.flags.has(Flags::NOFAILOVER) != nofailover {
-            node.flags.set(Flags::NOFAILOVER, nofailover);
-            self.save = true;
+        // Flags a node sets on itself, learnt from what it says.
+        for bit in [Flags::NOFAILOVER, Flags::DRAINING] {
+            let on = header.flags.has(bit);
+            if node.flags.has(bit) != on {
+                node.flags.set(bit, on);
+                self.save = true;
+            }
         }
         if header.your_claim_digest != my_digest {
             node.needs_claim = true;

@@ -24,6 +24,9 @@ impl Flags {
     pub const NOADDR: u16 = 1 << 5;
     /// A replica that never fails over.
     pub const NOFAILOVER: u16 = 1 << 6;
+    /// A master leaving: the ring plans without it, so its slots move to
+    /// their ring owners (docs/CLUSTER.md, M13).
+    pub const DRAINING: u16 = 1 << 7;
 
     /// True if every bit of `bits` is set.
     pub fn has(self, bits: u16) -> bool {

@@ -60,11 +60,13 @@ pub struct NodeFlags {
     pub noaddr: bool,
     /// `nofailover`: a replica that will not start a failover.
     pub nofailover: bool,
+    /// `draining`: a master leaving the ring (ringkv's own, M13).
+    pub draining: bool,
 }
 
 impl NodeFlags {
     /// Each flag with its name, in the order Redis prints them.
-    fn named(&self) -> [(bool, &'static str); 8] {
+    fn named(&self) -> [(bool, &'static str); 9] {
         [
             (self.myself, "myself"),
             (self.master, "master"),
@@ -74,6 +76,7 @@ impl NodeFlags {
             (self.handshake, "handshake"),
             (self.noaddr, "noaddr"),
             (self.nofailover, "nofailover"),
+            (self.draining, "draining"),
         ]
     }
 
@@ -91,6 +94,7 @@ impl NodeFlags {
                 "handshake" => &mut flags.handshake,
                 "noaddr" => &mut flags.noaddr,
                 "nofailover" => &mut flags.nofailover,
+                "draining" => &mut flags.draining,
                 "noflags" => continue,
                 _ => return Err(LineError::UnknownFlag(name.to_string())),
             };
@@ -1097,10 +1101,11 @@ vars currentEpoch 4 lastVoteEpoch 0
             handshake: true,
             noaddr: true,
             nofailover: true,
+            draining: true,
         };
         assert_eq!(
             all.to_string(),
-            "myself,master,slave,fail?,fail,handshake,noaddr,nofailover"
+            "myself,master,slave,fail?,fail,handshake,noaddr,nofailover,draining"
         );
         assert_eq!(NodeFlags::parse(&all.to_string()), Ok(all));
     }
@@ -1513,6 +1518,7 @@ vars currentEpoch 4 lastVoteEpoch 0
             handshake: false,
             noaddr: f[4],
             nofailover: f[5],
+            draining: f[6],
         });
         let ip = prop_oneof![
             Just(String::new()),

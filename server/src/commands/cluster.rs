@@ -76,7 +76,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         super::slot_migration::GETSLOTMIGRATIONS,
         super::slot_migration::CANCELSLOTMIGRATIONS,
         super::slot_migration::SYNCSLOTS,
-        spec("ring", 3, ADMIN_STALE, "ringkv: ASSIGN gives every unassigned slot to the masters by the consistent-hashing ring, under new epochs.", handler!(RingAssign)).since("0.1.0"),
+        spec("ring", -3, ADMIN_STALE, "ringkv: ASSIGN gives every unassigned slot to the masters by the consistent-hashing ring; REBALANCE moves the slots whose ring owner is another master; DRAIN [CANCEL] makes this master leave the ring; STATUS shows progress.", handler!(Ring)).since("0.1.0"),
     ]),
     spec("readonly", 1, FAST | LOADING | STALE, "Enables read-only queries for a connection to a Redis Cluster replica node.", handler!(ReadOnly<true>)),
     spec("readwrite", 1, FAST | LOADING | STALE, "Enables read-write queries for a connection to a Redis Cluster replica node.", handler!(ReadOnly<false>)),
@@ -880,22 +880,72 @@ impl<'a> Command<'a> for SaveConfig {
     }
 }
 
-/// `CLUSTER RING ASSIGN`: plans every unassigned slot on the ring of the
-/// known masters and has each claim its share under an epoch of its own
-/// (docs/CLUSTER.md, rule 19). Replies with the number of slots planned.
-struct RingAssign;
+/// ringkv's `CLUSTER RING` (docs/CLUSTER.md, rules 19 and M13): `ASSIGN`
+/// plans every unassigned slot on the ring of the known masters and has each
+/// claim its share under an epoch of its own (replies the slots planned);
+/// `REBALANCE` moves, a bounded number at a time, every slot whose ring owner
+/// is another master (replies the slots that differ now); `DRAIN [CANCEL]`
+/// makes this master leave the ring (its slots move to their ring owners), or
+/// stay; `STATUS` shows where rebalancing stands.
+enum Ring {
+    Assign,
+    Rebalance,
+    Drain(bool),
+    Status,
+}
 
-impl<'a> Command<'a> for RingAssign {
+impl<'a> Command<'a> for Ring {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        match p.next_keyword() {
-            Some(k) if k.as_str() == "ASSIGN" => Ok(RingAssign),
+        let ring = match p.next_keyword() {
+            Some(k) if k.as_str() == "ASSIGN" => Ring::Assign,
+            Some(k) if k.as_str() == "REBALANCE" => Ring::Rebalance,
+            Some(k) if k.as_str() == "DRAIN" => Ring::Drain(!p.eat("CANCEL")),
+            Some(k) if k.as_str() == "STATUS" => Ring::Status,
+            _ => return Err(p.subcommand_error()),
+        };
+        match p.remaining() {
+            0 => Ok(ring),
             _ => Err(p.subcommand_error()),
         }
     }
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
-        let planned = step(ctx, |c, now| Ok(c.ring_assign(now)))?;
-        ctx.out.int(planned as i64);
+        let migrations = &ctx.shared.migrations;
+        match self {
+            Ring::Assign => {
+                let planned = step(ctx, |c, now| Ok(c.ring_assign(now)))?;
+                ctx.out.int(planned as i64);
+            }
+            Ring::Rebalance => {
+                let plan = step(ctx, |c, _| Ok(c.ring_plan(0)))?;
+                migrations.set_ring_status(|s| s.differing = plan.differing);
+                migrations.request_rebalance();
+                ctx.out.int(plan.differing as i64);
+            }
+            Ring::Drain(on) => {
+                step(ctx, |c, now| c.set_draining(on, now))?;
+                if on {
+                    migrations.request_rebalance();
+                }
+                ctx.out.ok();
+            }
+            Ring::Status => {
+                let status = migrations.ring_status();
+                let draining = cluster(ctx)?.myself().line.flags.draining;
+                let out = &mut *ctx.out;
+                out.map(5);
+                out.bulk(b"rebalancing");
+                out.int(i64::from(status.requested));
+                out.bulk(b"slots_differing");
+                out.int(status.differing as i64);
+                out.bulk(b"slots_moving");
+                out.int(status.moving as i64);
+                out.bulk(b"slots_moved");
+                out.int(status.moved as i64);
+                out.bulk(b"draining");
+                out.int(i64::from(draining));
+            }
+        }
         Ok(())
     }
 }

@@ -57,6 +57,10 @@ const VARIABLE: &[(&str, Extra)] = &[
     ),
     ("CLUSTER SYNCSLOTS FINISH 1", Syntax),
     (
+        "CLUSTER RING STATUS",
+        Error("ERR unknown subcommand or wrong number of arguments for 'RING'. Try CLUSTER HELP."),
+    ),
+    (
         "CLUSTER SETSLOT 1 STABLE",
         Error("ERR Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP"),
     ),

@@ -60,16 +60,27 @@ pub fn render(shared: &Shared, requested: &[&[u8]]) -> String {
             "replication" => replication(shared, &mut out),
             "cpu" => cpu(&mut out),
             "errorstats" => errorstats(shared, &mut out),
-            "cluster" => {
-                let enabled = u8::from(shared.cluster.enabled());
-                out.push_str(&format!("# Cluster\r\ncluster_enabled:{enabled}\r\n"));
-            }
+            "cluster" => cluster(shared, &mut out),
             "keyspace" => keyspace(shared, &mut out),
             "commandstats" => commandstats(shared, &mut out),
             _ => {}
         }
     }
     out
+}
+
+fn cluster(shared: &Shared, out: &mut String) {
+    let enabled = shared.cluster.enabled();
+    out.push_str("# Cluster\r\n");
+    field(out, "cluster_enabled", u8::from(enabled));
+    if enabled {
+        // ringkv's own: where the ring's rebalancing stands (M13).
+        let ring = shared.migrations.ring_status();
+        field(out, "cluster_ring_rebalancing", u8::from(ring.requested));
+        field(out, "cluster_ring_slots_differing", ring.differing);
+        field(out, "cluster_ring_slots_moving", ring.moving);
+        field(out, "cluster_ring_slots_moved", ring.moved);
+    }
 }
 
 fn field(out: &mut String, name: &str, value: impl std::fmt::Display) {

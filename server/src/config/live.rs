@@ -91,6 +91,10 @@ pub struct SlotMigrationSettings {
     pub pause_timeout_ms: u64,
     /// `cluster-slot-migration-log-max-len`.
     pub log_max_len: usize,
+    /// `cluster-auto-rebalance`.
+    pub auto_rebalance: bool,
+    /// `cluster-rebalance-max-slots`.
+    pub rebalance_max_slots: usize,
 }
 
 /// The replication settings in force.
@@ -369,6 +373,9 @@ impl LiveConfig {
             max_lag: c.cluster_slot_migration_handoff_max_lag_bytes.load(Relaxed),
             pause_timeout_ms: c.cluster_slot_migration_pause_timeout.load(Relaxed),
             log_max_len: usize::try_from(c.cluster_slot_migration_log_max_len.load(Relaxed))
+                .unwrap_or(usize::MAX),
+            auto_rebalance: c.cluster_auto_rebalance.load(Relaxed),
+            rebalance_max_slots: usize::try_from(c.cluster_rebalance_max_slots.load(Relaxed))
                 .unwrap_or(usize::MAX),
         }
     }

@@ -214,6 +214,14 @@ settings! {
     /// keeps showing.
     cluster_slot_migration_log_max_len "cluster-slot-migration-log-max-len": u64 = 1_000;
         int(0, LONG_MAX), runtime;
+    /// The ring rebalances itself: every 10 s the planner (the serving master
+    /// with the smallest id) moves the slots whose ring owner is another
+    /// master, joining or leaving (docs/CLUSTER.md, M13).
+    cluster_auto_rebalance "cluster-auto-rebalance": bool = false;
+        YesNo, runtime;
+    /// Most slots a rebalance moves at once.
+    cluster_rebalance_max_slots "cluster-rebalance-max-slots": u64 = 256;
+        int(1, 16384), runtime;
     /// Secret every bus peer must prove it knows (HMAC-SHA256 challenge) before
     /// anything it says is believed; every node of a cluster needs the same.
     /// Empty: requirepass as it was at start, or with no password none (as
@@ -386,6 +394,8 @@ mod tests {
         ),
         ("cluster-slot-migration-pause-timeout", &["1", "2000"]),
         ("cluster-slot-migration-log-max-len", &["0", "1000"]),
+        ("cluster-auto-rebalance", &["yes", "no"]),
+        ("cluster-rebalance-max-slots", &["1", "256", "16384"]),
         ("cluster-bus-secret", &["", "s3cret"]),
         (
             "hash-max-listpack-entries",
@@ -478,6 +488,8 @@ mod tests {
         ("cluster-slot-migration-handoff-max-lag-bytes", &["-1", "x"]),
         ("cluster-slot-migration-pause-timeout", &["0", "-1"]),
         ("cluster-slot-migration-log-max-len", &["-1", "x"]),
+        ("cluster-auto-rebalance", &["maybe"]),
+        ("cluster-rebalance-max-slots", &["0", "16385"]),
         ("cluster-bus-secret", &[]),
         ("hash-max-listpack-entries", &["-1", "x"]),
         ("hash-max-listpack-value", &["-1", "1x"]),

@@ -6,4 +6,4 @@ mod links;
 mod registry;
 
 pub use links::{timed_out, Link, MigrateLinks};
-pub use registry::{Import, ImportPhase, Listed, Migrations, StartError};
+pub use registry::{Import, ImportPhase, Listed, Migrations, RingStatus, StartError};

@@ -129,6 +129,7 @@ impl Inner {
 pub struct Migrations {
     inner: Mutex<Inner>,
     started: Notify,
+    ring: Mutex<RingStatus>,
 }
 
 /// One row of `CLUSTER GETSLOTMIGRATIONS`.
@@ -334,5 +335,36 @@ impl Migrations {
             ended: i.ended,
         });
         exports.chain(imports).collect()
+    }
+}
+
+/// Where the ring's rebalancing stands (`CLUSTER RING STATUS`, `INFO
+/// cluster`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RingStatus {
+    /// An operator asked for a rebalance that has not finished.
+    pub requested: bool,
+    /// Slots whose owner is not their ring owner, at the last plan.
+    pub differing: usize,
+    /// Slots of the moves under way.
+    pub moving: usize,
+    /// Slots moved by rebalancing since start.
+    pub moved: u64,
+}
+
+impl Migrations {
+    /// Where rebalancing stands.
+    pub fn ring_status(&self) -> RingStatus {
+        *self.ring.lock()
+    }
+
+    /// `CLUSTER RING REBALANCE`: rebalance until the table is the ring's.
+    pub fn request_rebalance(&self) {
+        self.ring.lock().requested = true;
+    }
+
+    /// Updates where rebalancing stands.
+    pub fn set_ring_status(&self, update: impl FnOnce(&mut RingStatus)) {
+        update(&mut self.ring.lock());
     }
 }

@@ -376,7 +376,7 @@ fn address(shared: &Shared, id: Id) -> Result<Target, String> {
 
 /// Connects to node `target` (authenticating as a replica would) and sends
 /// `request`; returns the connection and the first reply line.
-async fn call(
+pub(super) async fn call(
     shared: &Shared,
     target: Id,
     request: &[&[u8]],

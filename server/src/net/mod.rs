@@ -8,6 +8,7 @@ mod connection;
 mod export;
 mod import;
 mod listen;
+mod rebalance;
 mod replica;
 mod socket;
 mod upstream;
@@ -15,6 +16,7 @@ mod workers;
 
 pub use export::run_exports;
 pub use listen::{listen, warn_if_capped};
+pub use rebalance::run_rebalancer;
 pub use upstream::follow_master;
 pub use workers::Workers;
 
