@@ -19,52 +19,10 @@ if [ -z "$server" ]; then
 fi
 mkdir -p "$data"
 
-for i in 0 1 2; do
-    port=$((base + i))
-    {
-        echo "# ringkv master $((i + 1)) of a local three-master cluster (written by start.sh)."
-        echo "bind = [\"127.0.0.1\"]"
-        echo "port = $port"
-        echo "cluster-enabled = true"
-        echo "# Relative to the directory the node runs in (RINGKV_CLUSTER_DIR)."
-        echo "cluster-config-file = \"nodes-$port.conf\""
-        echo "cluster-node-timeout = 5000"
-    } > "$data/node-$port.toml"
-done
+. "$here/lib.sh"
 
-for i in 0 1 2; do
-    port=$((base + i))
-    if [ -f "$data/node-$port.pid" ] && kill -0 "$(cat "$data/node-$port.pid")" 2>/dev/null; then
-        echo "node on port $port is already running" >&2
-        exit 1
-    fi
-    (cd "$data" && exec "$server" --config "node-$port.toml" > "node-$port.log" 2>&1) &
-    echo $! > "$data/node-$port.pid"
-done
-
-# Sends one inline command to the node on port $1 over plain bash TCP (no
-# redis-cli needed) and prints the reply: a status, integer or error line, or
-# a bulk string's text.
-call() {
-    local port=$1 line body
-    shift
-    exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
-    printf '%s\r\n' "$*" >&3
-    if IFS= read -r -t 2 line <&3; then
-        line="${line%$'\r'}"
-        if [[ "$line" == '$'* && "${line:1}" -gt 0 ]]; then
-            IFS= read -r -t 2 -N "${line:1}" body <&3 && printf '%s\n' "${body//$'\r'/}"
-        else
-            printf '%s\n' "$line"
-        fi
-    fi
-    exec 3>&-
-}
-
-# The value of CLUSTER INFO field $2 on the node on port $1.
-info() {
-    call "$1" CLUSTER INFO 2>/dev/null | sed -n "s/^$2://p"
-}
+for i in 0 1 2; do write_config $((base + i)); done
+for i in 0 1 2; do start_node $((base + i)) || exit 1; done
 
 # Until every node answers.
 for _ in $(seq 1 100); do

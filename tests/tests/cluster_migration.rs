@@ -369,6 +369,14 @@ fn redis_cli_adds_reshards_rebalances_and_removes_a_master() {
     let text = redis_cli_cluster(&["add-node", &d, &a]);
     assert!(text.contains("[OK] New node added correctly."), "{text}");
     assert!(cluster.wait(Duration::from_secs(20), |c| c.all_know(4)));
+    // redis-cli refuses to reshard until every node shows the same table.
+    let agreed = cluster.wait(Duration::from_secs(20), |_| {
+        let mut check = Command::new("redis-cli");
+        check.args(["--cluster", "check", &a]);
+        output_text(&run_limited(&mut check, Duration::from_secs(20)))
+            .contains("[OK] All nodes agree about slots configuration.")
+    });
+    assert!(agreed, "the nodes never agreed on the table");
     let new = cluster.id(3);
     redis_cli_cluster(&[
         "reshard",
@@ -444,9 +452,8 @@ fn migrations(cluster: &TestCluster, i: usize) -> Vec<HashMap<String, String>> {
         .collect()
 }
 
-/// Starts `CLUSTER MIGRATESLOTS` of `slots` from node `from` to node `to`
-/// and waits for it to end; returns its final state.
-fn migrate_slots(cluster: &TestCluster, from: usize, to: usize, slots: &[u16]) -> String {
+/// Starts `CLUSTER MIGRATESLOTS` of `slots` from node `from` to node `to`.
+fn start_migration(cluster: &TestCluster, from: usize, to: usize, slots: &[u16]) {
     let target = cluster.id(to);
     let mut args = vec![
         "CLUSTER".to_string(),
@@ -457,6 +464,12 @@ fn migrate_slots(cluster: &TestCluster, from: usize, to: usize, slots: &[u16]) -
     args.extend(["NODE".to_string(), target]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let _: () = q(&mut cluster.connect(from), &args);
+}
+
+/// Migrates `slots` from node `from` to node `to` atomically and waits for
+/// the move to end; returns its final state.
+fn migrate_slots(cluster: &TestCluster, from: usize, to: usize, slots: &[u16]) -> String {
+    start_migration(cluster, from, to, slots);
     let state = |c: &TestCluster| {
         migrations(c, from)
             .last()
@@ -629,16 +642,7 @@ fn a_target_killed_mid_move_leaves_every_key_with_the_source() {
     let mut cluster = TestCluster::start("kill-target", 3, NODE_TIMEOUT);
     let moving: Vec<u16> = owned_slots(&cluster, 0).into_iter().take(1000).collect();
     let keys = fill(&cluster, 0, &moving, 8000, BIG);
-    let target = cluster.id(1);
-    let mut args = vec![
-        "CLUSTER".to_string(),
-        "MIGRATESLOTS".to_string(),
-        "SLOTSRANGE".to_string(),
-    ];
-    args.extend(ranges(&moving));
-    args.extend(["NODE".to_string(), target]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let _: () = q(&mut cluster.connect(0), &args);
+    start_migration(&cluster, 0, 1, &moving);
     let seen = wait_state(&cluster, 0, &["streaming", "success", "failed"]);
     cluster.kill(1);
     let end = wait_state(&cluster, 0, &["success", "failed"]);
@@ -668,16 +672,7 @@ fn a_source_killed_mid_move_leaves_every_key_with_its_promoted_replica() {
         }),
         "the replica never caught up"
     );
-    let target = cluster.id(1);
-    let mut args = vec![
-        "CLUSTER".to_string(),
-        "MIGRATESLOTS".to_string(),
-        "SLOTSRANGE".to_string(),
-    ];
-    args.extend(ranges(&moving));
-    args.extend(["NODE".to_string(), target]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let _: () = q(&mut cluster.connect(0), &args);
+    start_migration(&cluster, 0, 1, &moving);
     let seen = wait_state(&cluster, 0, &["streaming", "success", "failed"]);
     cluster.kill(0);
     if seen != "streaming" {

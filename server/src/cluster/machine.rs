@@ -385,6 +385,9 @@ pub enum AdminError {
     /// An atomic migration on a replica.
     #[error("ERR Slot migration is only possible between masters")]
     MigrationOnReplica,
+    /// A claim of imported slots while this master hands slots off itself.
+    #[error("ERR This node is handing slots off; try again once that is done")]
+    HandoffInFlight,
 }
 
 /// Why a saved cluster config cannot be restored.
@@ -452,6 +455,9 @@ pub struct Cluster {
     proposal: in_sync::Proposal,
     /// Slots this master is migrating or importing (M1).
     open: open_slots::OpenSlots,
+    /// Handoffs this master sent whose outcome it does not know yet: while
+    /// any is, it takes no new config epoch (M10).
+    handoffs: u32,
     /// When this node last heard a majority of the slot-serving masters
     /// (L3), as of the last tick; `None` while a replica.
     heard_majority: Option<Millis>,
@@ -719,6 +725,7 @@ impl Cluster {
             manual: failover::Manual::default(),
             proposal: in_sync::Proposal::default(),
             open: open_slots::OpenSlots::default(),
+            handoffs: 0,
             heard_majority: None,
             banned: Vec::new(),
             state_ok: false,
@@ -1676,7 +1683,8 @@ impl Cluster {
         let stale_copy = header.claim.is_none() && header.claim_digest != node.digest();
         match &header.claim {
             Some(claim) if header.flags.has(Flags::MASTER) => {
-                self.apply_claim(sender, header.config_epoch, claim, now)
+                self.apply_claim(sender, header.config_epoch, claim, now);
+                self.release_unclaimed(sender, claim);
             }
             Some(claim) => {
                 // A replica claims nothing in the table; its copy is kept
@@ -1784,6 +1792,9 @@ impl Cluster {
             || sender < self.myself
             || me.claim.is_empty()
             || !sender_claims
+            // A handoff in flight holds this master's epoch (M10); the
+            // collision is settled once it is over.
+            || self.handoffs > 0
         {
             return;
         }
@@ -1907,6 +1918,29 @@ impl Cluster {
                 self.save = true;
                 self.state_dirty = true;
             }
+        }
+    }
+
+    /// Rule 15b: a master's own claim is its whole set. A slot this table
+    /// gives `claimer` that its claim (applied, so not older than what this
+    /// node knew) leaves out was given away: it is no longer `claimer`'s, so
+    /// the claim of whoever took it wins whatever `claimer`'s later config
+    /// epochs (M10: a source that handed a slot off and later took a higher
+    /// epoch must not keep it here).
+    fn release_unclaimed(&mut self, claimer: Id, claim: &SlotSet) {
+        let current = self.nodes.get(&claimer).map(|n| (*n.claim).clone());
+        if current.as_ref() != Some(claim) {
+            // The claim was older than one applied already: nothing to learn.
+            return;
+        }
+        let released: Vec<u16> = self
+            .nodes
+            .get(&claimer)
+            .map(|n| n.slots.iter().filter(|&s| !claim.contains(s)).collect())
+            .unwrap_or_default();
+        for slot in released {
+            self.unassign(slot);
+            self.save = true;
         }
     }
 

@@ -4,8 +4,10 @@
 //! pauses and restarts. Seeded: one seed, one run. It checks the protocol's
 //! invariants (docs/CLUSTER.md) after every step and reports the first broken.
 
+mod moves;
 mod plane;
 
+pub use moves::MoveCounts;
 pub use plane::PlaneCounts;
 
 use std::cmp::Reverse;
@@ -57,6 +59,16 @@ enum Event {
     Tick(usize),
     /// A lock client asks for a grant (with [`Sim::set_locks`]).
     Client,
+    /// A client writes a key (with [`Sim::set_moves`]).
+    MoveWrite,
+    /// A slot migration may start (with [`Sim::set_moves`]).
+    MoveStart,
+    /// A slot migration's message between source and target.
+    Move {
+        from: usize,
+        to: usize,
+        msg: Box<moves::MoveMsg>,
+    },
     LinkUp {
         node: usize,
         peer: Id,
@@ -115,6 +127,11 @@ struct SimNode {
     id: Id,
 }
 
+/// Whether `c` serves `slot` as a master.
+fn serves(c: &Cluster, slot: u16) -> bool {
+    c.role().is_master() && c.owner(slot) == Some(c.myself())
+}
+
 /// A broken invariant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation(pub String);
@@ -146,6 +163,8 @@ pub struct Sim {
     violation: Option<Violation>,
     /// The data plane's model (with [`Sim::set_locks`]).
     plane: Option<plane::Plane>,
+    /// The slot migration model (with [`Sim::set_moves`]).
+    moves: Option<moves::Moves>,
     /// Every claim made, by config epoch: who claimed which slots (I6).
     claimed: BTreeMap<u64, Vec<(Id, SlotSet)>>,
     /// Print every event (`RINGKV_SIM_TRACE`).
@@ -178,6 +197,7 @@ impl Sim {
             claims: 0,
             violation: None,
             plane: None,
+            moves: None,
             claimed: BTreeMap::new(),
             trace: std::env::var_os("RINGKV_SIM_TRACE").is_some(),
             checks: true,
@@ -356,6 +376,7 @@ impl Sim {
     pub fn crash(&mut self, i: usize) {
         self.nodes[i].cluster = None;
         self.plane_crashed(i);
+        self.moves_crashed(i);
         let dead: Vec<u64> = self
             .links
             .iter()
@@ -532,8 +553,14 @@ impl Sim {
                     self.plane_tick(i);
                 }
                 self.with(i, |c, now| c.tick(now));
+                if self.moves.is_some() && self.nodes[i].cluster.is_some() {
+                    self.moves_tick(i);
+                }
             }
             Event::Client => self.client(),
+            Event::MoveWrite => self.move_write(),
+            Event::MoveStart => self.move_start(),
+            Event::Move { from, to, msg } => self.move_deliver(from, to, *msg),
             Event::LinkUp { node, peer, link } => {
                 if self.nodes[node].paused {
                     // It learns of the connection when it runs again.
@@ -590,7 +617,8 @@ impl Sim {
                         self.nodes[i].saved_epochs = (c.current_epoch(), config);
                     }
                 }
-                Output::Deliver { .. } | Output::SlotsLost(_) => {}
+                Output::Deliver { .. } => {}
+                Output::SlotsLost(slots) => self.moves_lost_slots(i, &slots),
                 Output::Connect { peer, addr } => {
                     let target = self.nodes.iter().position(|n| n.addr == addr);
                     let number = self.next_link;
@@ -869,6 +897,22 @@ impl Sim {
                 None => claims.push((me.id, (*me.claim).clone())),
             }
         }
+    }
+
+    /// The node a client's request for `slot` runs on: a random node, or
+    /// the owner it redirects to (one redirect), if that one serves the slot
+    /// as a master and runs.
+    fn client_target(&mut self, slot: u16) -> Option<usize> {
+        let mut at = self.rng.random_range(0..self.nodes.len());
+        for _ in 0..2 {
+            let up = self.nodes[at].cluster.is_some() && !self.nodes[at].paused;
+            let c = self.nodes[at].cluster.as_ref().filter(|_| up)?;
+            if serves(c, slot) {
+                return Some(at);
+            }
+            at = c.owner(slot).and_then(|owner| self.index_of(owner))?;
+        }
+        None
     }
 
     fn index_of(&self, id: Id) -> Option<usize> {

@@ -55,7 +55,7 @@ const VARIABLE: &[(&str, Extra)] = &[
         "CLUSTER MIGRATESLOTS SLOTSRANGE 1 2 NODE 0000000000000000000000000000000000000000",
         Syntax,
     ),
-    ("CLUSTER SYNCSLOTS FINISH 1", Syntax),
+    ("CLUSTER SYNCSLOTS FINISH 1 1-2", Error("ERR Invalid or out of range slot")),
     (
         "CLUSTER RING STATUS",
         Error("ERR unknown subcommand or wrong number of arguments for 'RING'. Try CLUSTER HELP."),

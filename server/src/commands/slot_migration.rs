@@ -217,7 +217,7 @@ impl<'a> Command<'a> for CancelSlotMigrations {
 }
 
 /// `CLUSTER SYNCSLOTS BEGIN id source-id start-end...` and `CLUSTER
-/// SYNCSLOTS FINISH id`.
+/// SYNCSLOTS FINISH id start-end...`.
 enum SyncSlots {
     Begin {
         id: u64,
@@ -226,7 +226,28 @@ enum SyncSlots {
     },
     Finish {
         id: u64,
+        slots: Box<SlotSet>,
     },
+}
+
+/// `start-end` arguments (at least one) into a slot set.
+fn range_args(p: &mut Parser<'_>) -> Result<SlotSet, CommandError> {
+    let mut slots = SlotSet::default();
+    while let Some(range) = p.try_arg() {
+        let range = std::str::from_utf8(range).unwrap_or_default();
+        let (a, b) = range.split_once('-').unwrap_or((range, range));
+        let (Ok(a), Ok(b)) = (a.parse::<u16>(), b.parse::<u16>()) else {
+            return Err(CommandError::err(OUT_OF_RANGE));
+        };
+        if a > b || usize::from(b) >= crate::keyspace::SLOTS {
+            return Err(CommandError::err(OUT_OF_RANGE));
+        }
+        (a..=b).for_each(|s| slots.insert(s));
+    }
+    match slots.is_empty() {
+        true => Err(CommandError::Syntax),
+        false => Ok(slots),
+    }
 }
 
 fn job_id(p: &mut Parser<'_>) -> Result<u64, CommandError> {
@@ -244,28 +265,14 @@ impl<'a> Command<'a> for SyncSlots {
             "BEGIN" => {
                 let id = job_id(p)?;
                 let source = node(p)?;
-                let mut slots = SlotSet::default();
-                while let Some(range) = p.try_arg() {
-                    let range = std::str::from_utf8(range).unwrap_or_default();
-                    let (a, b) = range.split_once('-').unwrap_or((range, range));
-                    let (Ok(a), Ok(b)) = (a.parse::<u16>(), b.parse::<u16>()) else {
-                        return Err(CommandError::err(OUT_OF_RANGE));
-                    };
-                    if a > b || usize::from(b) >= crate::keyspace::SLOTS {
-                        return Err(CommandError::err(OUT_OF_RANGE));
-                    }
-                    (a..=b).for_each(|s| slots.insert(s));
-                }
-                if slots.is_empty() {
-                    return Err(CommandError::Syntax);
-                }
-                Ok(SyncSlots::Begin {
-                    id,
-                    source,
-                    slots: Box::new(slots),
-                })
+                let slots = Box::new(range_args(p)?);
+                Ok(SyncSlots::Begin { id, source, slots })
             }
-            "FINISH" => Ok(SyncSlots::Finish { id: job_id(p)? }),
+            "FINISH" => {
+                let id = job_id(p)?;
+                let slots = Box::new(range_args(p)?);
+                Ok(SyncSlots::Finish { id, slots })
+            }
             _ => Err(CommandError::Syntax),
         }
     }
@@ -282,10 +289,22 @@ impl<'a> Command<'a> for SyncSlots {
                 ctx.session.import = Some(id);
                 ctx.out.ok();
             }
-            SyncSlots::Finish { id } => match ctx.shared.migrations.finish_import(id) {
-                Some(epoch) => ctx.out.simple(&format!("HANDOFF {epoch}")),
-                None => ctx.out.simple("CANCELLED"),
-            },
+            // M10: claimed, or (an import this node does not know: it
+            // restarted) the slots are its own since; otherwise the import
+            // is over for good and never claims.
+            SyncSlots::Finish { id, slots } => {
+                let claimed = ctx.shared.migrations.finish_import(id).or_else(|| {
+                    let view = ctx.shared.cluster.view();
+                    let view = view.as_deref().and_then(Option::as_deref)?;
+                    let me = view.myself();
+                    let owns = slots.iter().any(|s| view.is_mine(s));
+                    owns.then_some(me.line.config_epoch)
+                });
+                match claimed {
+                    Some(epoch) => ctx.out.simple(&format!("HANDOFF {epoch}")),
+                    None => ctx.out.simple("CANCELLED"),
+                }
+            }
         }
         Ok(())
     }

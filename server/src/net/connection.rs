@@ -212,7 +212,7 @@ impl Connection {
                         self.publish(false);
                         return Ok(());
                     }
-                    Stop::Replica => {
+                    Stop::Replica | Stop::Import => {
                         self.publish(false);
                         let Connection {
                             shared,
@@ -221,18 +221,12 @@ impl Connection {
                             session,
                             ..
                         } = self;
-                        return super::replica::serve(shared, socket, input, session).await;
-                    }
-                    Stop::Import => {
-                        self.publish(false);
-                        let Connection {
-                            shared,
-                            socket,
-                            input,
-                            session,
-                            ..
-                        } = self;
-                        return super::import::serve(shared, socket, input, session).await;
+                        return match stop {
+                            Stop::Replica => {
+                                super::replica::serve(shared, socket, input, session).await
+                            }
+                            _ => super::import::serve(shared, socket, input, session).await,
+                        };
                     }
                     Stop::Drained => break,
                     Stop::OutputFull => {}

@@ -66,6 +66,7 @@ async fn export(shared: Arc<Shared>, id: u64, mut events: UnboundedReceiver<Even
         internal: tx,
         out: None,
         over: false,
+        held: false,
     };
     tracing::info!(target = %job.target, slots = job.slots.len(), "slot migration: starting");
     match export.open().await {
@@ -95,6 +96,8 @@ struct Export {
     out: Option<Arc<Outbox>>,
     /// The job ended.
     over: bool,
+    /// A handoff is in flight: this master holds its epoch (M10).
+    held: bool,
 }
 
 impl Export {
@@ -139,21 +142,32 @@ impl Export {
             match action {
                 Action::Pause => self.pause(),
                 Action::SendHandoff(_) => {
+                    let epoch = shared.cluster.step(|c, _| {
+                        c.hold_epoch(true);
+                        c.current_epoch()
+                    });
+                    self.held = true;
                     if let Some(out) = &self.out {
+                        let epoch = epoch.unwrap_or(0).to_string();
                         out.push_at_end(|offset| {
                             let mut record = Vec::new();
                             let offset = offset.to_string();
-                            encode_command(&mut record, &[HANDOFF, offset.as_bytes()]);
+                            let args = [HANDOFF, offset.as_bytes(), epoch.as_bytes()];
+                            encode_command(&mut record, &args);
                             record
                         });
                     }
                 }
-                Action::Resume => self.resume(),
+                Action::Resume => {
+                    self.release();
+                    self.resume();
+                }
                 Action::GiveUp(epoch) => {
                     let (target, slots) = (self.target, self.slots.clone());
                     shared
                         .cluster
                         .step(|c, now| c.handed_off(target, epoch, &slots, now));
+                    self.release();
                     self.resume();
                 }
                 Action::AskOutcome => self.ask_outcome(),
@@ -183,6 +197,13 @@ impl Export {
         });
     }
 
+    /// The handoff's outcome is known: this master may take epochs again.
+    fn release(&mut self) {
+        if std::mem::take(&mut self.held) {
+            self.shared.cluster.step(|c, _| c.hold_epoch(false));
+        }
+    }
+
     fn resume(&self) {
         for slot in self.slots.iter() {
             self.shared.data.paused.remove(slot);
@@ -193,12 +214,18 @@ impl Export {
     /// answer comes back as an event.
     fn ask_outcome(&self) {
         let id = format!("{:016x}", self.id);
-        let request: Vec<Vec<u8>> = vec![
+        let mut request: Vec<Vec<u8>> = vec![
             b"CLUSTER".to_vec(),
             b"SYNCSLOTS".to_vec(),
             b"FINISH".to_vec(),
             id.into_bytes(),
         ];
+        request.extend(
+            self.slots
+                .ranges()
+                .iter()
+                .map(|(a, b)| format!("{a}-{b}").into_bytes()),
+        );
         let (shared, target) = (self.shared.clone(), self.target);
         let internal = self.internal.clone();
         tokio::spawn(async move {

@@ -16,16 +16,17 @@ use crate::protocol::{Decoded, RequestDecoder, RequestLimits};
 use crate::session::Session;
 use crate::shared::Shared;
 
-/// The record that ends the stream: `RINGKV.HANDOFF <offset>`, the stream's
-/// offset before it.
+/// The record that ends the stream: `RINGKV.HANDOFF <offset> <epoch>`, the
+/// stream's offset before it and the source's current epoch then (the
+/// target's claim goes above it, M10).
 pub const HANDOFF: &[u8] = b"RINGKV.HANDOFF";
 /// How often the applied offset is acknowledged.
 const ACK_EVERY: Duration = Duration::from_millis(100);
 
 /// How applying the stream ended.
 enum End {
-    /// The source handed off at this offset.
-    Handoff(u64),
+    /// The source handed off at this offset, with this current epoch.
+    Handoff(u64, u64),
     /// The stream failed, for this reason.
     Failed(String),
 }
@@ -70,15 +71,15 @@ pub async fn serve(
     let keep = shared.config.slot_migration().log_max_len;
     let now = shared.clock.now_ms();
     let claimed = match end {
-        End::Handoff(offset) if offset == stream.applied => {
+        End::Handoff(offset, source_epoch) if offset == stream.applied => {
             shared.migrations.claim_import(id, now, keep, |slots| {
                 shared
                     .cluster
-                    .step(|c, now| c.claim_import(slots, now))
+                    .step(|c, now| c.claim_import(slots, source_epoch, now))
                     .and_then(Result::ok)
             })
         }
-        End::Handoff(offset) => {
+        End::Handoff(offset, _) => {
             tracing::warn!(
                 offset,
                 applied = stream.applied,
@@ -142,7 +143,7 @@ impl Stream<'_> {
         let mut last_input = Instant::now();
         loop {
             match self.apply() {
-                Ok(Some(offset)) => return End::Handoff(offset),
+                Ok(Some((offset, epoch))) => return End::Handoff(offset, epoch),
                 Ok(None) => {}
                 Err(why) => return End::Failed(why),
             }
@@ -172,8 +173,8 @@ impl Stream<'_> {
     }
 
     /// Applies every complete record in the input. Returns the handoff's
-    /// offset if it came (nothing after it is applied).
-    fn apply(&mut self) -> Result<Option<u64>, String> {
+    /// offset and epoch if it came (nothing after it is applied).
+    fn apply(&mut self) -> Result<Option<(u64, u64)>, String> {
         let limits = RequestLimits {
             max_bulk_len: u64::MAX,
             authenticated: true,
@@ -189,8 +190,11 @@ impl Stream<'_> {
             };
             let args = self.decoder.args(buf);
             if args.get(0).is_some_and(|n| n.eq_ignore_ascii_case(HANDOFF)) {
-                let offset = args.get(1).and_then(crate::protocol::number::parse_u64);
-                handoff = Some(offset.ok_or("malformed handoff")?);
+                let number = |i| args.get(i).and_then(crate::protocol::number::parse_u64);
+                handoff = Some((
+                    number(1).ok_or("malformed handoff")?,
+                    number(2).ok_or("malformed handoff")?,
+                ));
             } else if let Err(err) = self.applier.run(self.shared, args) {
                 return Err(err.to_string());
             } else {

@@ -57,14 +57,35 @@ impl Cluster {
         }
     }
 
+    /// M10, the source: a handoff is sent (`true`) or its outcome known
+    /// (`false`). While one is in flight this master takes no new config
+    /// epoch, so the target's claim, above every epoch the source had seen
+    /// when it handed off, stays above the source's own.
+    pub fn hold_epoch(&mut self, on: bool) {
+        match on {
+            true => self.handoffs += 1,
+            false => self.handoffs = self.handoffs.saturating_sub(1),
+        }
+    }
+
     /// M10, the target: claims `slots`, imported whole, under a config epoch
-    /// above every one this node has seen (saved by the step before its
-    /// answer goes, and announced to every node now). Returns the epoch.
-    pub fn claim_import(&mut self, slots: &SlotSet, now: Millis) -> Result<u64, AdminError> {
+    /// above every one this node has seen and above `source_epoch` (the
+    /// source's current epoch when it handed off); saved by the step before
+    /// its answer goes, and announced to every node now. Returns the epoch.
+    /// Refused while this master has a handoff of its own in flight.
+    pub fn claim_import(
+        &mut self,
+        slots: &SlotSet,
+        source_epoch: u64,
+        now: Millis,
+    ) -> Result<u64, AdminError> {
         if !self.me().is_master() {
             return Err(AdminError::MigrationOnReplica);
         }
-        self.current_epoch += 1;
+        if self.handoffs > 0 {
+            return Err(AdminError::HandoffInFlight);
+        }
+        self.current_epoch = self.current_epoch.max(source_epoch) + 1;
         let epoch = self.current_epoch;
         self.me_mut().config_epoch = epoch;
         for slot in slots.iter() {
@@ -141,7 +162,7 @@ mod tests {
             Err(AdminError::NotOwner(slot))
         );
         let mut epoch = 0;
-        sim.with(1, |c, now| epoch = c.claim_import(&moving, now).unwrap());
+        sim.with(1, |c, now| epoch = c.claim_import(&moving, 0, now).unwrap());
         let highest = (0..3).map(|i| node(&sim, i).me().config_epoch).max();
         assert_eq!(highest, Some(epoch), "the single highest config epoch");
         sim.with(0, |c, now| c.handed_off(target, epoch, &moving, now));

@@ -135,7 +135,7 @@ mod tests {
             let source = (0..sim.len()).find(|&i| sim.id(i) == m.source).unwrap();
             let mut epoch = 0;
             sim.with(target, |c, now| {
-                epoch = c.claim_import(&m.slots, now).unwrap()
+                epoch = c.claim_import(&m.slots, 0, now).unwrap()
             });
             sim.with(source, |c, now| {
                 c.handed_off(m.target, epoch, &m.slots, now)

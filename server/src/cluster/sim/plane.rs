@@ -117,10 +117,7 @@ impl Plane {
     }
 }
 
-/// Whether `c` serves `slot` as a master.
-fn serves(c: &Cluster, slot: u16) -> bool {
-    c.role().is_master() && c.owner(slot) == Some(c.myself())
-}
+use super::serves;
 
 impl Sim {
     /// Turns on the data-plane model with `locks` locks (on slots spread
@@ -347,23 +344,13 @@ impl Sim {
         };
         let lock = self.rng.random_range(0..locks);
         let slot = self.plane.as_ref().map_or(0, |p| p.slots[lock]);
-        let mut at = self.rng.random_range(0..self.nodes.len());
-        for _ in 0..2 {
-            let up = self.nodes[at].cluster.is_some() && !self.nodes[at].paused;
-            let Some(c) = self.nodes[at].cluster.as_ref().filter(|_| up) else {
-                break;
-            };
-            if serves(c, slot) {
-                self.grant(at, lock);
-                return;
+        match self.client_target(slot) {
+            Some(at) => self.grant(at, lock),
+            None => {
+                if let Some(plane) = &mut self.plane {
+                    plane.counts.refused += 1;
+                }
             }
-            match c.owner(slot).and_then(|owner| self.index_of(owner)) {
-                Some(next) => at = next,
-                None => break,
-            }
-        }
-        if let Some(plane) = &mut self.plane {
-            plane.counts.refused += 1;
         }
     }
 
