@@ -26,6 +26,14 @@ use crate::protocol::encode_command;
 /// `bound`; it never stands for a change of the dataset.
 pub const TOKENS: &[u8] = b"RINGKV.TOKENS";
 
+/// The records that hide (or show again) slots being imported by an atomic
+/// slot migration on a replica of the target (docs/CLUSTER.md, M9):
+/// `RINGKV.HIDE <slot>...` and `RINGKV.SHOW <slot>...`. Like [`TOKENS`],
+/// they change no key.
+pub const HIDE: &[u8] = b"RINGKV.HIDE";
+/// See [`HIDE`].
+pub const SHOW: &[u8] = b"RINGKV.SHOW";
+
 /// What one piece of the feed is about, so a follower that wants only some
 /// slots (a migration's stream, docs/CLUSTER.md M8) can pick its pieces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,6 +244,20 @@ impl Feed {
         let bound = itoa::Buffer::new().format(bound).as_bytes().to_vec();
         encode_command(&mut record, &[TOKENS, &bound]);
         self.append(&record, 1, Scope::Tokens);
+    }
+
+    /// Appends `RINGKV.HIDE` (or, `hide` false, `RINGKV.SHOW`) for `slots`,
+    /// for replicas only.
+    pub fn append_hidden(&self, slots: impl IntoIterator<Item = u16>, hide: bool) {
+        let names: Vec<String> = slots.into_iter().map(|s| s.to_string()).collect();
+        if names.is_empty() {
+            return;
+        }
+        let mut args: Vec<&[u8]> = vec![if hide { HIDE } else { SHOW }];
+        args.extend(names.iter().map(String::as_bytes));
+        let mut record = Vec::new();
+        encode_command(&mut record, &args);
+        self.append(&record, 1, Scope::Link);
     }
 
     /// Appends one unit's `records` (`count` commands) about `scope`,

@@ -141,6 +141,22 @@ fn a_migrating_slot_serves_the_keys_it_still_has_and_asks_for_the_others() {
         expect_err(&mut src, &["MGET", &here, &gone]),
         "TRYAGAIN Multiple keys request during rehashing of slot"
     );
+    // A transaction is checked whole at EXEC, and discarded if refused.
+    let mut raw = RawConnection::connect(cluster.ports[0]);
+    let exec = |raw: &mut RawConnection, keys: &[&str]| {
+        assert_eq!(raw.call(&["MULTI"]), "+OK");
+        for key in keys {
+            assert_eq!(raw.call(&["GET", key]), "+QUEUED");
+        }
+        raw.call(&["EXEC"])
+    };
+    assert_eq!(exec(&mut raw, &[&gone]), format!("-{ask}"));
+    assert_eq!(
+        exec(&mut raw, &[&here, &gone]),
+        "-TRYAGAIN Multiple keys request during rehashing of slot"
+    );
+    assert_eq!(raw.call(&["EXEC"]), "-ERR EXEC without MULTI");
+    assert!(exec(&mut raw, &[&here]).contains('v'));
     // The target: only right after ASKING, for one command.
     assert_eq!(expect_err(&mut dst, &["GET", &gone]), moved);
     let _: () = q(&mut dst, &["ASKING"]);

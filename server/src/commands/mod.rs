@@ -544,12 +544,13 @@ fn run_locked(
     )
 }
 
-/// M2, M3: a command on a slot this node migrates or imports, decided with
-/// the slot locked (a key cannot move between the check and the run). On
+/// M2, M3: a command (or a transaction's commands, `EXEC`) on a slot this
+/// node migrates or imports, decided with the slot locked (a key cannot move
+/// between the check and the run). On
 /// the source, keys all here run, none here are asked of the target (`-ASK`),
 /// some here get `-TRYAGAIN`; on the target, a multi-key command whose keys
 /// are not all here gets `-TRYAGAIN`.
-fn open_slot_refusal(
+pub(crate) fn open_slot_refusal(
     shared: &Shared,
     locks: &mut Locked<'_>,
     keys: &KeySlots<'_>,

@@ -195,6 +195,20 @@ impl<'a> Command<'a> for Exec {
             ctx.block = Some(waiter);
             return Ok(());
         }
+        // A slot moving by `MIGRATE` (M2): the whole transaction is asked of
+        // the target or retried, and discarded here, as Redis does.
+        let keys = crate::keyspace::KeySlots::new(queued.iter().flat_map(|&(checked, args)| {
+            checked
+                .command
+                .spec
+                .keys
+                .positions(args)
+                .filter_map(move |i| args.get(i))
+        }));
+        if let Some(err) = super::open_slot_refusal(ctx.shared, ctx.locks, &keys, ctx.now) {
+            ctx.session.unwatch_all(&ctx.shared.data.watches);
+            return Err(err);
+        }
         super::before_unit(ctx.shared, ctx.locks, ctx.now);
         let touched = ctx.session.watch_flag.load(Ordering::Acquire)
             || ctx

@@ -53,6 +53,8 @@ pub async fn serve(
         crate::write::drop_slot(&shared.data, slot, now);
         keyspace.hide_slot(slot);
     }
+    // This node's replicas hide them too.
+    shared.data.feed.append_hidden(import.slots.iter(), true);
     tracing::info!(
         source = %import.source,
         slots = import.slots.len(),
@@ -97,6 +99,7 @@ pub async fn serve(
             for slot in import.slots.iter() {
                 keyspace.show_slot(slot);
             }
+            shared.data.feed.append_hidden(import.slots.iter(), false);
             tracing::info!(
                 epoch,
                 slots = import.slots.len(),
@@ -114,6 +117,7 @@ pub async fn serve(
                 crate::write::drop_slot(&shared.data, slot, now);
                 keyspace.show_slot(slot);
             }
+            shared.data.feed.append_hidden(import.slots.iter(), false);
             Ok(())
         }
     }

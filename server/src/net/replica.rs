@@ -75,6 +75,12 @@ pub async fn serve(
             // Snapshots carry the tokens of live locks only; the bound covers
             // every token issued (L4).
             shared.data.announce_token_bound();
+            // Slots being imported stay hidden on the new replica too (M9).
+            let keyspace = &shared.data.keyspace;
+            if keyspace.any_hidden() {
+                let hidden = (0..crate::keyspace::SLOTS as u16).filter(|&s| keyspace.is_hidden(s));
+                shared.data.feed.append_hidden(hidden, true);
+            }
             (
                 id,
                 format!("+FULLRESYNC {} {start}\r\n", ids.replid),

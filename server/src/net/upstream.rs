@@ -61,6 +61,7 @@ async fn follow_cluster_role(shared: &Shared) {
             Role::Master => {
                 if replication.promote(&data.feed, &data.keyspace) {
                     tracing::info!("the cluster made this node a master");
+                    drop_orphan_imports(shared);
                 }
             }
             Role::Replica { master, ip, port } => {
@@ -82,6 +83,31 @@ async fn follow_cluster_role(shared: &Shared) {
             }
         }
     }
+}
+
+/// A replica promoted while its master imported slots (M9) holds their keys
+/// hidden, with no stream to finish them: they go, and the slots show again.
+fn drop_orphan_imports(shared: &Shared) {
+    let keyspace = &shared.data.keyspace;
+    if !keyspace.any_hidden() {
+        return;
+    }
+    let now = shared.clock.now_ms();
+    let hidden: Vec<u16> = (0..SLOTS as u16)
+        .filter(|&s| keyspace.is_hidden(s))
+        .collect();
+    for &slot in &hidden {
+        crate::write::drop_slot(&shared.data, slot, now);
+        keyspace.show_slot(slot);
+    }
+    shared
+        .data
+        .feed
+        .append_hidden(hidden.iter().copied(), false);
+    tracing::warn!(
+        slots = hidden.len(),
+        "dropped the keys of an import the old master left unfinished"
+    );
 }
 
 /// Keeps a link to whichever master the replication state names.
@@ -305,10 +331,13 @@ pub(super) async fn connect(shared: &Shared, target: &Target) -> io::Result<TcpS
     Err(last)
 }
 
-/// Empties every slot: a full sync replaces the dataset.
+/// Empties every slot: a full sync replaces the dataset (and what its master
+/// hides, it says again).
 fn flush(shared: &Shared) {
+    let keyspace = &shared.data.keyspace;
     for slot in 0..SLOTS as u16 {
-        drop(shared.data.keyspace.lock(slot).take());
+        drop(keyspace.lock(slot).take());
+        keyspace.show_slot(slot);
     }
 }
 
