@@ -534,6 +534,15 @@ fn an_atomic_migration_moves_slots_whole_under_writes_with_ttls_and_locks() {
     };
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(migrate_slots(&cluster, 0, 1, &moving), "success");
+    // Nothing is seen twice, even before the source deleted its copy.
+    let held: i64 = (0..3)
+        .map(|i| q::<i64>(&mut cluster.connect(i), &["DBSIZE"]))
+        .sum();
+    assert_eq!(
+        held,
+        (KEYS + 2 + 8) as i64,
+        "keys seen right after the handoff"
+    );
     std::thread::sleep(Duration::from_millis(200));
     stop.store(true, Ordering::Relaxed);
     let acked = writer.join().unwrap();

@@ -164,9 +164,19 @@ impl Export {
                 }
                 Action::GiveUp(epoch) => {
                     let (target, slots) = (self.target, self.slots.clone());
-                    shared
-                        .cluster
-                        .step(|c, now| c.handed_off(target, epoch, &slots, now));
+                    let lost = shared.cluster.step(|c, now| {
+                        c.handed_off(target, epoch, &slots, now);
+                        let me = c.myself();
+                        slots
+                            .iter()
+                            .filter(|&s| c.owner(s) != Some(me))
+                            .collect::<Vec<u16>>()
+                    });
+                    // Their keys stay out of sight until deleted (the target
+                    // shows them now: nothing is seen twice, M9).
+                    for slot in lost.unwrap_or_default() {
+                        shared.data.keyspace.hide_slot(slot);
+                    }
                     self.release();
                     self.resume();
                 }

@@ -158,6 +158,7 @@ pub fn drop_slot(data: &Dataset, slot: u16, now: Millis) -> usize {
     });
     let waited = data.blocked.keys_in_slot(slot);
     if keys.is_empty() && waited.is_empty() {
+        data.keyspace.show_slot(slot);
         return 0;
     }
     let mut changes = Changes::default();
@@ -173,6 +174,9 @@ pub fn drop_slot(data: &Dataset, slot: u16, now: Millis) -> usize {
         changes.redirect(key);
     }
     commit(data, &mut locks, &mut changes, now);
+    // Hidden while it went (a migration's source hides a slot it handed
+    // off at once, M9): gone, it shows again, empty.
+    data.keyspace.show_slot(slot);
     keys.len()
 }
 
