@@ -174,29 +174,6 @@ impl<'a> Command<'a> for Exec {
             ctx.session.unwatch_all(&ctx.shared.data.watches);
             return Err(CommandError::OutOfMemory);
         }
-        // Hold every slot the transaction touches for its whole run.
-        if queued.iter().any(|(c, _)| c.command.has(ALL_SLOTS)) {
-            ctx.locks.acquire_all();
-        } else {
-            let keys = queued.iter().flat_map(|&(checked, args)| {
-                checked
-                    .command
-                    .spec
-                    .keys
-                    .positions(args)
-                    .filter_map(move |i| args.get(i))
-            });
-            ctx.locks.acquire_keys(keys);
-        }
-        // A slot being handed to another master (M10): wait, then run again.
-        if let Some(waiter) = super::handoff_wait(ctx) {
-            drop(queued);
-            ctx.session.multi = Some(tx);
-            ctx.block = Some(waiter);
-            return Ok(());
-        }
-        // A slot moving by `MIGRATE` (M2): the whole transaction is asked of
-        // the target or retried, and discarded here, as Redis does.
         let keys = crate::keyspace::KeySlots::new(queued.iter().flat_map(|&(checked, args)| {
             checked
                 .command
@@ -205,6 +182,22 @@ impl<'a> Command<'a> for Exec {
                 .positions(args)
                 .filter_map(move |i| args.get(i))
         }));
+        // Hold every slot the transaction touches for its whole run.
+        if queued.iter().any(|(c, _)| c.command.has(ALL_SLOTS)) {
+            ctx.locks.acquire_all();
+        } else {
+            ctx.locks.acquire_slotted(&keys);
+        }
+        // A slot being handed to another master (M10): wait, then run again.
+        if let Some(waiter) = super::handoff_wait(ctx) {
+            drop(keys);
+            drop(queued);
+            ctx.session.multi = Some(tx);
+            ctx.block = Some(waiter);
+            return Ok(());
+        }
+        // A slot moving by `MIGRATE` (M2): the whole transaction is asked of
+        // the target or retried, and discarded here, as Redis does.
         if let Some(err) = super::open_slot_refusal(ctx.shared, ctx.locks, &keys, ctx.now) {
             ctx.session.unwatch_all(&ctx.shared.data.watches);
             return Err(err);
