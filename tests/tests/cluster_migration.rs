@@ -558,8 +558,14 @@ fn an_atomic_migration_moves_slots_whole_under_writes_with_ttls_and_locks() {
         moving.iter().all(|s| mine.contains(s)) && nodes.contains(&target)
     })));
     let imported = migrations(&cluster, 1);
-    assert_eq!(imported.last().unwrap()["state"], "success");
-    assert_eq!(imported.last().unwrap()["operation"], "IMPORT");
+    let (export, import) = (&migrations(&cluster, 0)[0], imported.last().unwrap());
+    assert_eq!(import["state"], "success");
+    assert_eq!(import["operation"], "IMPORT");
+    assert_eq!(export["operation"], "EXPORT");
+    let count = |m: &HashMap<String, String>, f: &str| m[f].parse::<u64>().unwrap();
+    assert!(count(export, "keys") > 100, "{export:?}");
+    assert!(count(import, "keys") >= count(export, "keys"), "{import:?}");
+    assert!(count(import, "bytes") > 0 && count(export, "bytes_per_sec") > 0);
     // Nothing lost, nothing twice.
     check_keys(&cluster, &[0, 1, 2], KEYS, KEYS + 2 + 8);
     let client = redis::cluster::ClusterClient::new(vec![cluster.server(1).url()]).unwrap();

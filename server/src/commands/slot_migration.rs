@@ -174,7 +174,7 @@ impl<'a> Command<'a> for GetSlotMigrations {
             let end = m.ended.unwrap_or(ctx.now);
             let seconds = end.saturating_sub(m.started).max(1) as f64 / 1000.0;
             let out = &mut *ctx.out;
-            out.map(10);
+            out.map(11);
             out.bulk(b"id");
             out.bulk(format!("{:016x}", m.id).as_bytes());
             out.bulk(b"operation");
@@ -189,6 +189,8 @@ impl<'a> Command<'a> for GetSlotMigrations {
             out.bulk(m.state.as_bytes());
             out.bulk(b"last_error");
             out.bulk(m.error.unwrap_or_default().as_bytes());
+            out.bulk(b"keys");
+            out.int(m.keys as i64);
             out.bulk(b"bytes");
             out.int(m.bytes as i64);
             out.bulk(b"bytes_per_sec");

@@ -49,6 +49,8 @@ pub struct Import {
     pub phase: ImportPhase,
     /// Stream bytes applied.
     pub applied: u64,
+    /// Records applied (a key of the snapshots, or a write).
+    pub records: u64,
     /// When it started.
     pub started: Millis,
     /// When it ended, once over.
@@ -62,6 +64,8 @@ pub struct Import {
 struct Export {
     job: Job,
     events: mpsc::UnboundedSender<Event>,
+    /// Keys its snapshots sent.
+    keys: u64,
 }
 
 /// Why a migration could not start.
@@ -149,6 +153,8 @@ pub struct Listed {
     pub error: Option<String>,
     /// Stream bytes sent (source) or applied (target).
     pub bytes: u64,
+    /// Keys sent by the snapshots (source), or records applied (target).
+    pub keys: u64,
     /// When it started and ended.
     pub started: Millis,
     /// When it ended, once over.
@@ -166,7 +172,14 @@ impl Migrations {
         for job in jobs {
             let (events, receiver) = mpsc::unbounded_channel();
             let id = job.id;
-            inner.exports.insert(id, Export { job, events });
+            inner.exports.insert(
+                id,
+                Export {
+                    job,
+                    events,
+                    keys: 0,
+                },
+            );
             inner.new.push((id, receiver));
         }
         drop(inner);
@@ -234,6 +247,7 @@ impl Migrations {
             slots,
             phase: ImportPhase::Streaming,
             applied: 0,
+            records: 0,
             started: now,
             ended: None,
             stop: stop.clone(),
@@ -247,10 +261,19 @@ impl Migrations {
         self.inner.lock().imports.get(&id).cloned()
     }
 
-    /// Notes that import `id` applied `applied` stream bytes.
-    pub fn imported(&self, id: u64, applied: u64) {
+    /// Notes that import `id` applied `applied` stream bytes, `records`
+    /// records.
+    pub fn imported(&self, id: u64, applied: u64, records: u64) {
         if let Some(import) = self.inner.lock().imports.get_mut(&id) {
             import.applied = applied;
+            import.records = records;
+        }
+    }
+
+    /// Notes that export `id`'s snapshots sent `keys` keys.
+    pub fn exported(&self, id: u64, keys: u64) {
+        if let Some(export) = self.inner.lock().exports.get_mut(&id) {
+            export.keys = keys;
         }
     }
 
@@ -320,6 +343,7 @@ impl Migrations {
                 _ => None,
             },
             bytes: e.job.progress.sent,
+            keys: e.keys,
             started: e.job.started,
             ended: e.job.ended,
         });
@@ -331,6 +355,7 @@ impl Migrations {
             state: i.phase.name(),
             error: None,
             bytes: i.applied,
+            keys: i.records,
             started: i.started,
             ended: i.ended,
         });

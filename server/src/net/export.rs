@@ -284,7 +284,9 @@ impl Export {
         while !self.over {
             if let Some(s) = sync.as_ref().filter(|_| out.len() < QUEUED_MAX) {
                 let now = shared.clock.now_ms();
-                if s.step(&data.keyspace, &mut next_slot, STEP_BYTES, now) {
+                let done = s.step(&data.keyspace, &mut next_slot, STEP_BYTES, now);
+                shared.migrations.exported(self.id, s.keys_sent());
+                if done {
                     replication.syncs.end(s);
                     sync = None;
                     snapshot_done = true;

@@ -67,9 +67,12 @@ pub async fn serve(
         decoder: RequestDecoder::new(),
         applier: Applier::new(),
         applied: 0,
+        records: 0,
     };
     let end = stream.run(id, session, &import.stop).await;
-    shared.migrations.imported(id, stream.applied);
+    shared
+        .migrations
+        .imported(id, stream.applied, stream.records);
     let keep = shared.config.slot_migration().log_max_len;
     let now = shared.clock.now_ms();
     let claimed = match end {
@@ -132,6 +135,8 @@ struct Stream<'a> {
     applier: Applier,
     /// Stream bytes applied.
     applied: u64,
+    /// Records applied.
+    records: u64,
 }
 
 impl Stream<'_> {
@@ -158,7 +163,7 @@ impl Stream<'_> {
                 _ = stop.cancelled() => return End::Failed("stopped by the source".into()),
                 // Before reads, so a busy stream is still acknowledged.
                 _ = acks.tick() => {
-                    self.shared.migrations.imported(id, self.applied);
+                    self.shared.migrations.imported(id, self.applied, self.records);
                     let ack = format!("+ACK {}\r\n", self.applied);
                     if let Err(err) = self.write(ack.as_bytes()).await {
                         return End::Failed(err.to_string());
@@ -203,6 +208,7 @@ impl Stream<'_> {
                 return Err(err.to_string());
             } else {
                 self.applied += used as u64;
+                self.records += 1;
             }
             self.decoder.release();
             consumed += used;

@@ -141,6 +141,8 @@ pub struct Sync {
     sent: Box<[AtomicU64]>,
     out: Arc<Outbox>,
     format: Format,
+    /// Keys sent so far.
+    keys: AtomicU64,
 }
 
 impl Sync {
@@ -161,13 +163,19 @@ impl Sync {
             return 0;
         }
         let mut bytes = Vec::new();
-        match self.format {
+        let keys = match self.format {
             Format::Snapshot => encode_slot(table, slot, now, &mut bytes),
             Format::Restore => encode_restores(table, now, &mut bytes),
-        }
+        };
+        self.keys.fetch_add(keys, Relaxed);
         self.out.push(&bytes);
         self.mark_sent(slot);
         bytes.len()
+    }
+
+    /// Keys sent so far.
+    pub fn keys_sent(&self) -> u64 {
+        self.keys.load(Relaxed)
     }
 
     /// Sends the snapshots of the slots from `*next` on, until about `budget`
@@ -211,6 +219,7 @@ impl Syncs {
             sent: (0..SLOTS / 64).map(|_| AtomicU64::new(0)).collect(),
             out,
             format: Format::Snapshot,
+            keys: AtomicU64::new(0),
         };
         self.add(sync)
     }
@@ -222,6 +231,7 @@ impl Syncs {
             sent: (0..SLOTS / 64).map(|_| AtomicU64::new(u64::MAX)).collect(),
             out,
             format: Format::Restore,
+            keys: AtomicU64::new(0),
         };
         for &slot in slots {
             sync.sent[usize::from(slot) / 64].fetch_and(!(1 << (slot % 64)), Relaxed);
@@ -277,8 +287,10 @@ impl Syncs {
     }
 }
 
-/// Encodes `table`'s live keys as the snapshot records of `slot`.
-fn encode_slot(table: &mut SlotTable, slot: u16, now: Millis, out: &mut Vec<u8>) {
+/// Encodes `table`'s live keys as the snapshot records of `slot`; returns
+/// how many.
+fn encode_slot(table: &mut SlotTable, slot: u16, now: Millis, out: &mut Vec<u8>) -> u64 {
+    let mut count = 0;
     let mut slot_name = itoa::Buffer::new();
     let slot_name = slot_name.format(slot).as_bytes().to_vec();
     let mut chunk: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = Vec::new();
@@ -300,6 +312,7 @@ fn encode_slot(table: &mut SlotTable, slot: u16, now: Millis, out: &mut Vec<u8>)
             continue;
         }
         let payload = dump_value(entry.value);
+        count += 1;
         size += key.as_bytes().len() + payload.len();
         let at = itoa::Buffer::new().format(at).as_bytes().to_vec();
         chunk.push((key.as_bytes().to_vec(), at, payload));
@@ -311,11 +324,13 @@ fn encode_slot(table: &mut SlotTable, slot: u16, now: Millis, out: &mut Vec<u8>)
     if first || !chunk.is_empty() {
         flush(&mut chunk, &mut first);
     }
+    count
 }
 
 /// Encodes `table`'s live keys as `RESTORE key expire-at payload REPLACE
-/// ABSTTL` commands.
-fn encode_restores(table: &mut SlotTable, now: Millis, out: &mut Vec<u8>) {
+/// ABSTTL` commands; returns how many.
+fn encode_restores(table: &mut SlotTable, now: Millis, out: &mut Vec<u8>) -> u64 {
+    let mut count = 0;
     for (key, entry) in table.iter() {
         let at = entry.expire_at().unwrap_or(0);
         if at != 0 && at <= now {
@@ -323,6 +338,7 @@ fn encode_restores(table: &mut SlotTable, now: Millis, out: &mut Vec<u8>) {
             continue;
         }
         let payload = dump_value(entry.value);
+        count += 1;
         let at = itoa::Buffer::new().format(at).as_bytes().to_vec();
         encode_command(
             out,
@@ -336,6 +352,7 @@ fn encode_restores(table: &mut SlotTable, now: Millis, out: &mut Vec<u8>) {
             ],
         );
     }
+    count
 }
 
 /// What a snapshot record did on the replica.
