@@ -71,6 +71,15 @@ impl SlotSet {
         ranges
     }
 
+    /// The set as `start-end` words, the form `CLUSTER SYNCSLOTS` and
+    /// `CLUSTER GETSLOTMIGRATIONS` use.
+    pub fn range_words(&self) -> Vec<String> {
+        self.ranges()
+            .iter()
+            .map(|(a, b)| format!("{a}-{b}"))
+            .collect()
+    }
+
     /// A 64-bit digest of the set (FNV-1a over its words), for cheap comparison.
     pub fn digest(&self) -> u64 {
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;

@@ -165,12 +165,7 @@ impl<'a> Command<'a> for GetSlotMigrations {
                 true => (me.as_str(), peer.as_str()),
                 false => (peer.as_str(), me.as_str()),
             };
-            let ranges: Vec<String> = m
-                .slots
-                .ranges()
-                .iter()
-                .map(|(a, b)| format!("{a}-{b}"))
-                .collect();
+            let ranges = m.slots.range_words();
             let end = m.ended.unwrap_or(ctx.now);
             let seconds = end.saturating_sub(m.started).max(1) as f64 / 1000.0;
             let out = &mut *ctx.out;

@@ -110,12 +110,7 @@ impl Export {
             .myself()
             .ok_or("not in a cluster")?
             .to_string();
-        let ranges: Vec<String> = self
-            .slots
-            .ranges()
-            .iter()
-            .map(|(a, b)| format!("{a}-{b}"))
-            .collect();
+        let ranges = self.slots.range_words();
         let mut request: Vec<&[u8]> = vec![
             b"CLUSTER",
             b"SYNCSLOTS",
@@ -230,12 +225,7 @@ impl Export {
             b"FINISH".to_vec(),
             id.into_bytes(),
         ];
-        request.extend(
-            self.slots
-                .ranges()
-                .iter()
-                .map(|(a, b)| format!("{a}-{b}").into_bytes()),
-        );
+        request.extend(self.slots.range_words().into_iter().map(String::into_bytes));
         let (shared, target) = (self.shared.clone(), self.target);
         let internal = self.internal.clone();
         tokio::spawn(async move {

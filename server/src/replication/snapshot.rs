@@ -305,17 +305,10 @@ fn encode_slot(table: &mut SlotTable, slot: u16, now: Millis, out: &mut Vec<u8>)
         chunk.clear();
         *first = false;
     };
-    for (key, entry) in table.iter() {
-        let at = entry.expire_at().unwrap_or(0);
-        if at != 0 && at <= now {
-            // Expired here: the master's own expiry will say so.
-            continue;
-        }
-        let payload = dump_value(entry.value);
+    for (key, at, payload) in live_entries(table, now) {
         count += 1;
-        size += key.as_bytes().len() + payload.len();
-        let at = itoa::Buffer::new().format(at).as_bytes().to_vec();
-        chunk.push((key.as_bytes().to_vec(), at, payload));
+        size += key.len() + payload.len();
+        chunk.push((key.to_vec(), at, payload));
         if size >= CHUNK {
             flush(&mut chunk, &mut first);
             size = 0;
@@ -331,28 +324,32 @@ fn encode_slot(table: &mut SlotTable, slot: u16, now: Millis, out: &mut Vec<u8>)
 /// ABSTTL` commands; returns how many.
 fn encode_restores(table: &mut SlotTable, now: Millis, out: &mut Vec<u8>) -> u64 {
     let mut count = 0;
-    for (key, entry) in table.iter() {
-        let at = entry.expire_at().unwrap_or(0);
-        if at != 0 && at <= now {
-            // Expired here: the source's own expiry will say so.
-            continue;
-        }
-        let payload = dump_value(entry.value);
+    for (key, at, payload) in live_entries(table, now) {
         count += 1;
-        let at = itoa::Buffer::new().format(at).as_bytes().to_vec();
         encode_command(
             out,
-            &[
-                b"RESTORE",
-                key.as_bytes(),
-                &at,
-                &payload,
-                b"REPLACE",
-                b"ABSTTL",
-            ],
+            &[b"RESTORE", key, &at, &payload, b"REPLACE", b"ABSTTL"],
         );
     }
     count
+}
+
+/// `table`'s keys not expired at `now`, each with its expiry (Unix ms as
+/// text, 0 for none) and its `DUMP` payload. Expired ones are left to the
+/// sender's own expiry, which will say so.
+fn live_entries(
+    table: &SlotTable,
+    now: Millis,
+) -> impl Iterator<Item = (&[u8], Vec<u8>, Vec<u8>)> + '_ {
+    table.iter().filter_map(move |(key, entry)| {
+        let at = entry.expire_at().unwrap_or(0);
+        if at != 0 && at <= now {
+            return None;
+        }
+        let payload = dump_value(entry.value);
+        let at = itoa::Buffer::new().format(at).as_bytes().to_vec();
+        Some((key.as_bytes(), at, payload))
+    })
 }
 
 /// What a snapshot record did on the replica.
