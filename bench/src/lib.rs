@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use ringkv_server::memory;
 
 pub mod cluster;
+pub mod resp;
 pub mod trace;
 
 /// A free loopback port.

@@ -32,8 +32,6 @@
 //! commit, say) instead of the workspace's.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,7 +42,8 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use rand::{RngExt, SeedableRng};
 use ringkv_bench::cluster::{poll, Cluster, NodeLine, Server, Settings, Spawned};
-use ringkv_bench::{encode_command, median};
+use ringkv_bench::median;
+use ringkv_bench::resp::{ClusterClient, Reply, Resp};
 use ringkv_server::keyspace::key_slot;
 
 /// Slot migration under load: ringkv's atomic path and `redis-cli --cluster
@@ -106,86 +105,6 @@ const SETUP_LIMIT: Duration = Duration::from_secs(120);
 const BATCH: usize = 1000;
 /// A load client's read timeout (ringkv's pause times out after 2 s).
 const LOAD_TIMEOUT: Duration = Duration::from_secs(10);
-
-// ---------------------------------------------------------------------------
-// A minimal RESP client over a TcpStream.
-
-/// A reply.
-#[derive(Debug, Clone, PartialEq)]
-enum Reply {
-    Status(String),
-    Error(String),
-    Int(i64),
-    Bulk(Option<Vec<u8>>),
-    Array(Option<Vec<Reply>>),
-}
-
-/// One connection: commands are queued, flushed, and their replies read in
-/// order.
-struct Resp {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-    out: Vec<u8>,
-}
-
-impl Resp {
-    fn connect(port: u16, timeout: Duration) -> std::io::Result<Resp> {
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(timeout))?;
-        stream.set_write_timeout(Some(timeout))?;
-        Ok(Resp {
-            reader: BufReader::with_capacity(1 << 16, stream.try_clone()?),
-            writer: stream,
-            out: Vec::with_capacity(1 << 16),
-        })
-    }
-
-    fn queue<A: AsRef<[u8]>>(&mut self, args: &[A]) {
-        encode_command(args, &mut self.out);
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.writer.write_all(&self.out)?;
-        self.out.clear();
-        Ok(())
-    }
-
-    fn line(&mut self) -> std::io::Result<String> {
-        let mut line = String::new();
-        if self.reader.read_line(&mut line)? == 0 {
-            return Err(std::io::Error::other("connection closed"));
-        }
-        Ok(line.trim_end_matches(['\r', '\n']).to_string())
-    }
-
-    fn read(&mut self) -> std::io::Result<Reply> {
-        let line = self.line()?;
-        let bad = || std::io::Error::other(format!("bad reply line {line:?}"));
-        let (kind, rest) = line.split_at_checked(1).ok_or_else(bad)?;
-        let number = || rest.parse::<i64>().map_err(|_| bad());
-        Ok(match kind {
-            "+" => Reply::Status(rest.to_string()),
-            "-" => Reply::Error(rest.to_string()),
-            ":" => Reply::Int(number()?),
-            "$" => match number()? {
-                n if n < 0 => Reply::Bulk(None),
-                n => {
-                    let mut data = vec![0; n as usize + 2];
-                    self.reader.read_exact(&mut data)?;
-                    data.truncate(n as usize);
-                    Reply::Bulk(Some(data))
-                }
-            },
-            "*" => match number()? {
-                n if n < 0 => Reply::Array(None),
-                n => Reply::Array(Some((0..n).map(|_| self.read()).collect::<Result<_, _>>()?)),
-            },
-            _ => return Err(bad()),
-        })
-    }
-}
 
 // ---------------------------------------------------------------------------
 // The keys.
@@ -336,83 +255,6 @@ impl LoadStats {
     }
 }
 
-/// A cluster-aware client: a slot table, a connection per node, `-MOVED`
-/// and `-ASK` followed.
-struct ClusterClient {
-    owner: Vec<u16>,
-    connections: HashMap<u16, Resp>,
-}
-
-impl ClusterClient {
-    fn new(owner: Vec<u16>) -> ClusterClient {
-        ClusterClient {
-            owner,
-            connections: HashMap::new(),
-        }
-    }
-
-    fn connection(&mut self, port: u16) -> std::io::Result<&mut Resp> {
-        match self.connections.entry(port) {
-            std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                Ok(e.insert(Resp::connect(port, LOAD_TIMEOUT)?))
-            }
-        }
-    }
-
-    /// Runs `args` on key slot `slot`'s owner, following redirects.
-    fn run(&mut self, slot: u16, args: &[&[u8]], stats: &mut LoadStats) -> Result<Reply, String> {
-        let mut ask: Option<u16> = None;
-        for _ in 0..100 {
-            let port = ask.unwrap_or(self.owner[slot as usize]);
-            let reply = (|| {
-                let con = self.connection(port)?;
-                if ask.is_some() {
-                    con.queue(&[b"ASKING"]);
-                }
-                con.queue(args);
-                con.flush()?;
-                if ask.is_some() {
-                    con.read()?;
-                }
-                con.read()
-            })();
-            let reply = match reply {
-                Ok(reply) => reply,
-                Err(e) => {
-                    self.connections.remove(&port);
-                    return Err(format!("port {port}: {e}"));
-                }
-            };
-            let Reply::Error(text) = &reply else {
-                return Ok(reply);
-            };
-            let target = || {
-                text.split_whitespace()
-                    .nth(2)
-                    .and_then(|a| a.rsplit(':').next())
-                    .and_then(|p| p.parse::<u16>().ok())
-                    .ok_or_else(|| format!("bad redirect {text:?}"))
-            };
-            if text.starts_with("MOVED ") {
-                stats.moved += 1;
-                self.owner[slot as usize] = target()?;
-                ask = None;
-            } else if text.starts_with("ASK ") {
-                stats.asked += 1;
-                ask = Some(target()?);
-            } else if text.starts_with("TRYAGAIN") || text.starts_with("CLUSTERDOWN") {
-                stats.retried += 1;
-                ask = None;
-                std::thread::sleep(Duration::from_millis(1));
-            } else {
-                return Err(format!("port {port}: -{text}"));
-            }
-        }
-        Err("more than 100 redirects".into())
-    }
-}
-
 /// Starts load thread `thread` of `threads`: it works on the keys `i` with
 /// `i % threads == thread`, at `rate` operations per second (0: unpaced).
 fn start_load(
@@ -425,7 +267,7 @@ fn start_load(
 ) -> JoinHandle<LoadStats> {
     std::thread::spawn(move || {
         let mut stats = LoadStats::default();
-        let mut client = ClusterClient::new(owner);
+        let mut client = ClusterClient::new(owner, LOAD_TIMEOUT);
         let mut rng = rand::rngs::StdRng::seed_from_u64(thread as u64 + 1);
         let mine = (keys.len() - thread).div_ceil(threads);
         let interval = (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / rate));
@@ -452,7 +294,7 @@ fn start_load(
             let ok = if write {
                 seq += 1;
                 let value = keys.written(thread, seq);
-                match client.run(keys.slots[i], &[b"SET", key.as_bytes(), &value], &mut stats) {
+                match client.run(keys.slots[i], &[b"SET", key.as_bytes(), &value]) {
                     Ok(Reply::Status(s)) if s == "OK" => {
                         stats.written.insert(i, seq);
                         stats.uncertain.remove(&i);
@@ -465,7 +307,7 @@ fn start_load(
                     }
                 }
             } else {
-                match client.run(keys.slots[i], &[b"GET", key.as_bytes()], &mut stats) {
+                match client.run(keys.slots[i], &[b"GET", key.as_bytes()]) {
                     Ok(Reply::Bulk(value)) => {
                         let expected = match stats.written.get(&i) {
                             Some(&s) => keys.written(thread, s),
@@ -509,6 +351,9 @@ fn start_load(
                 last_ok = Some(end);
             }
         }
+        stats.moved = client.redirects.moved;
+        stats.asked = client.redirects.asked;
+        stats.retried = client.redirects.retried;
         stats
     })
 }

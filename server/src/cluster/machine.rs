@@ -867,14 +867,10 @@ impl Cluster {
         let mut expired = Vec::new();
         let mut due = Vec::new();
         let mut suspected = Vec::new();
-        // L3: a master with replicas keeps fresh round trips with the other
-        // slot-serving masters (without one, no successor can be elected).
-        let myself = self.myself;
-        let followed = self
-            .nodes
-            .values()
-            .any(|n| !n.is_master() && n.master == Some(myself));
-        let round_trips = self.me().serves() && followed;
+        // L3: a slot-serving master keeps fresh round trips with the other
+        // ones, also before its first replica comes (a master that gains one
+        // must not refuse grants until its round trips catch up).
+        let round_trips = self.me().serves();
         for node in self.nodes.values() {
             if node.id == self.myself {
                 continue;

@@ -27,6 +27,15 @@ impl Flags {
     /// A master leaving: the ring plans without it, so its slots move to
     /// their ring owners (docs/CLUSTER.md, M13).
     pub const DRAINING: u16 = 1 << 7;
+    /// Every bit above: the bus refuses a frame with any other.
+    pub const ALL: u16 = Self::MASTER
+        | Self::REPLICA
+        | Self::PFAIL
+        | Self::FAIL
+        | Self::HANDSHAKE
+        | Self::NOADDR
+        | Self::NOFAILOVER
+        | Self::DRAINING;
 
     /// True if every bit of `bits` is set.
     pub fn has(self, bits: u16) -> bool {
