@@ -421,6 +421,129 @@ fn redis_cli_adds_reshards_rebalances_and_removes_a_master() {
     check_keys(&cluster, &[0, 1, 2], KEYS, KEYS);
 }
 
+/// `redis-cli --cluster fix` with `yes` on its stdin (it asks before
+/// covering slots even with `--cluster-yes`, as against Redis).
+fn redis_cli_fix(cluster: &TestCluster, at: &str) -> String {
+    let answers = cluster.dir.join("fix-answers");
+    std::fs::write(&answers, "yes\n".repeat(8)).unwrap();
+    let mut command = Command::new("redis-cli");
+    command
+        .args(["--cluster", "fix", at, "--cluster-yes"])
+        .stdin(std::fs::File::open(&answers).unwrap());
+    let output = run_limited(&mut command, Duration::from_secs(120));
+    let text = output_text(&output);
+    assert!(output.status.success(), "redis-cli --cluster fix:\n{text}");
+    text
+}
+
+#[test]
+fn redis_cli_fix_settles_a_half_moved_slot_and_covers_an_unserved_one() {
+    if !have_program("redis-cli") {
+        eprintln!("redis-cli not installed; skipped");
+        return;
+    }
+    let cluster = TestCluster::fresh("redis-cli-fix", 3, NODE_TIMEOUT);
+    let addr = |i: usize| format!("127.0.0.1:{}", cluster.ports[i]);
+    let a = addr(0);
+    redis_cli_cluster(&["create", &a, &addr(1), &addr(2), "--cluster-yes"]);
+    assert!(cluster.wait(Duration::from_secs(20), |c| c.all_ok()));
+    // Half of a slot's keys moved by MIGRATE, then the mover stopped: both
+    // nodes hold keys of the open slot (Redis's fix "case 2").
+    let owner = |slot: u16| {
+        (0..3)
+            .find(|&i| owned_slots(&cluster, i).contains(&slot))
+            .unwrap()
+    };
+    let open_slot = slot_of(&cluster, "{half}");
+    let (source, target) = (owner(open_slot), (owner(open_slot) + 1) % 3);
+    let mut con = cluster.connect(source);
+    let half: Vec<String> = (0..40).map(|i| format!("{{half}}:{i}")).collect();
+    for key in &half {
+        let _: () = q(&mut con, &["SET", key, &format!("v-{key}")]);
+    }
+    let slot = open_slot.to_string();
+    let _: () = q(
+        &mut cluster.connect(target),
+        &[
+            "CLUSTER",
+            "SETSLOT",
+            &slot,
+            "IMPORTING",
+            &cluster.id(source),
+        ],
+    );
+    let _: () = q(
+        &mut con,
+        &[
+            "CLUSTER",
+            "SETSLOT",
+            &slot,
+            "MIGRATING",
+            &cluster.id(target),
+        ],
+    );
+    let port = cluster.ports[target].to_string();
+    let mut migrate = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+    migrate.extend(half[..20].iter().map(String::as_str));
+    let _: String = q(&mut con, &migrate);
+    // A slot whose owner dropped it, keys and all still there.
+    let unserved = slot_of(&cluster, "{gone}");
+    let dropper = owner(unserved);
+    let mut dropper_con = cluster.connect(dropper);
+    let _: () = q(&mut dropper_con, &["SET", "{gone}:1", "kept"]);
+    let _: () = q(
+        &mut dropper_con,
+        &["CLUSTER", "DELSLOTS", &unserved.to_string()],
+    );
+    let check = || {
+        let mut command = Command::new("redis-cli");
+        command.args(["--cluster", "check", &a]);
+        output_text(&run_limited(&mut command, Duration::from_secs(20)))
+    };
+    let text = check();
+    assert!(
+        text.contains(&format!("slots are open: {open_slot}")),
+        "{text}"
+    );
+    assert!(text.contains("Not all 16384 slots are covered"), "{text}");
+    let text = redis_cli_fix(&cluster, &a);
+    assert!(
+        text.contains(&format!(">>> Fixing open slot {open_slot}")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("Covering slot {unserved}")),
+        "{text}"
+    );
+    let agreed = cluster.wait(Duration::from_secs(20), |_| {
+        let text = check();
+        text.contains("[OK] All 16384 slots covered.") && !text.contains("[WARNING]")
+    });
+    assert!(agreed, "{}", check());
+    // Every key once, in the owner of its slot.
+    let client = redis::cluster::ClusterClient::new(vec![cluster.server(0).url()]).unwrap();
+    let mut cluster_con = client.get_connection().unwrap();
+    for key in &half {
+        let value: Option<String> = redis::cmd("GET").arg(key).query(&mut cluster_con).unwrap();
+        assert_eq!(value, Some(format!("v-{key}")), "{key}");
+    }
+    let gone: Option<String> = redis::cmd("GET")
+        .arg("{gone}:1")
+        .query(&mut cluster_con)
+        .unwrap();
+    assert_eq!(gone.as_deref(), Some("kept"));
+    let counts: Vec<i64> = (0..3)
+        .map(|i| {
+            q(
+                &mut cluster.connect(i),
+                &["CLUSTER", "COUNTKEYSINSLOT", &slot],
+            )
+        })
+        .collect();
+    assert_eq!(counts.iter().sum::<i64>(), 40, "{counts:?}");
+    assert_eq!(counts[owner(open_slot)], 40, "{counts:?}");
+}
+
 /// The slots node `i` owns, by its own `CLUSTER NODES` line.
 fn owned_slots(cluster: &TestCluster, i: usize) -> Vec<u16> {
     let me = line(cluster, i, i);

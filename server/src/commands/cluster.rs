@@ -957,7 +957,7 @@ impl<'a> Command<'a> for Ring {
 /// `cluster-allow-pubsubshard-when-down`), and the slot this node's, or, on
 /// a `READONLY` connection (`readonly`) to a replica, its master's for a
 /// command that does not write, or, right after `ASKING` (`asking`), one
-/// this node imports (M3). Commands with no keys run anywhere; commands
+/// this node imports (M3), or, for `MIGRATE`, one this node holds open (M4). Commands with no keys run anywhere; commands
 /// over the whole keyspace run on this node's share. Returns the keys' slot.
 pub fn route(
     cluster: &ClusterView,
@@ -1001,7 +1001,12 @@ pub fn route(
         && cluster.my_master() == Some(owner.id);
     // M3: after `ASKING`, a slot this node imports is served here.
     let asking = asking || command.has(ASKING);
-    if cluster.is_mine(slot) || replica_read || (asking && cluster.importing(slot)) {
+    let open_here = || cluster.importing(slot) || cluster.migrating_to(slot).is_some();
+    if cluster.is_mine(slot)
+        || replica_read
+        || (asking && cluster.importing(slot))
+        || (command.has(OPEN_SLOTS) && open_here())
+    {
         Ok(Some(slot))
     } else {
         Err(CommandError::Moved {

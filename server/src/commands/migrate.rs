@@ -17,7 +17,7 @@ use crate::protocol::encode_command;
 pub const COMMANDS: &[CommandSpec] = &[CommandSpec::new(
     "migrate",
     -6,
-    WRITE,
+    WRITE | OPEN_SLOTS,
     "generic",
     "Atomically transfers a key from one Redis instance to another.",
     handler!(Migrate<'_>),

@@ -527,7 +527,12 @@ fn run_locked(
         if waiter.is_some() {
             return waiter;
         }
-        if let Some(err) = open_slot_refusal(shared, &mut locks, keys, now) {
+        let refusal = match checked.command.has(flag::OPEN_SLOTS) {
+            // MIGRATE sends what is here and answers NOKEY for the rest (M4).
+            true => None,
+            false => open_slot_refusal(shared, &mut locks, keys, now),
+        };
+        if let Some(err) = refusal {
             reject(shared, session, out, checked.command.id, &err);
             return None;
         }

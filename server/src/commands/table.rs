@@ -60,6 +60,10 @@ pub mod flag {
     /// Runs on a slot this node imports without a preceding `ASKING`
     /// (`RESTORE-ASKING`, docs/CLUSTER.md M3, M4).
     pub const ASKING: u32 = 1 << 18;
+    /// Runs here on a slot this node holds open (`migrating` or
+    /// `importing`), whoever owns it: `MIGRATE`, as Redis (docs/CLUSTER.md
+    /// M4). Internal.
+    pub const OPEN_SLOTS: u32 = 1 << 19;
 
     /// Names in `COMMAND INFO` order (Redis's; `movablekeys`, which is not a
     /// flag here, comes right before `allow_busy`).
