@@ -28,6 +28,7 @@ pub mod watch;
 // Data structures and registries.
 pub mod keyspace;
 pub mod pubsub;
+pub mod scripting;
 // What builds on them.
 pub mod blocking;
 pub mod cluster;

@@ -18,6 +18,7 @@ use crate::config::LiveConfig;
 use crate::dataset::Dataset;
 use crate::migration::{MigrateLinks, Migrations};
 use crate::replication::Replication;
+use crate::scripting::Scripts;
 use crate::session::Clients;
 use crate::stats::Stats;
 
@@ -49,6 +50,8 @@ pub struct Shared {
     pub migrate_links: MigrateLinks,
     /// The atomic slot migrations this node sends or receives.
     pub migrations: Migrations,
+    /// The Lua scripts this node knows (`EVAL`, `SCRIPT LOAD`).
+    pub scripts: Scripts,
     memory_peak: AtomicU64,
     port: u16,
 }
@@ -90,6 +93,7 @@ impl Shared {
             run_id,
             migrate_links: MigrateLinks::default(),
             migrations: Migrations::default(),
+            scripts: Scripts::default(),
             memory_peak: AtomicU64::new(0),
             port,
         }

@@ -162,6 +162,15 @@ pub enum CommandError {
     /// (`connecting to the client`, `writing to target instance`, ...).
     #[error("IOERR error or timeout {0}")]
     Io(&'static str),
+    /// `SCRIPT KILL` with no script running.
+    #[error("NOTBUSY No scripts in execution right now.")]
+    NotBusy,
+    /// `EVALSHA` of a script this node does not know.
+    #[error("NOSCRIPT No matching script. Please use EVAL.")]
+    NoScript,
+    /// A script that may write, on a read-only replica.
+    #[error("READONLY Can not run script with write flag on readonly replica")]
+    ScriptOnReadOnlyReplica,
     /// Any other `ERR` error, with its message.
     #[error("ERR {0}")]
     Other(String),
@@ -203,7 +212,9 @@ impl CommandError {
             TryAgain => "TRYAGAIN",
             CrossSlot => "CROSSSLOT",
             SlotNotServed | ClusterDown | ClusterDownReadOnly | MinorityMaster => "CLUSTERDOWN",
-            ReadOnlyReplica => "READONLY",
+            ReadOnlyReplica | ScriptOnReadOnlyReplica => "READONLY",
+            NoScript => "NOSCRIPT",
+            NotBusy => "NOTBUSY",
             Loading => "LOADING",
             MasterDown => "MASTERDOWN",
             NoReplicas | LockNotAcknowledged { .. } => "NOREPLICAS",
@@ -283,6 +294,9 @@ mod tests {
                 restored: true,
             },
             Io("reading to target instance"),
+            NoScript,
+            NotBusy,
+            ScriptOnReadOnlyReplica,
             Other("message".into()),
         ];
         for e in &all {
@@ -324,6 +338,9 @@ mod tests {
                 | Lock(_)
                 | LockNotAcknowledged { .. }
                 | Io(_)
+                | NoScript
+                | NotBusy
+                | ScriptOnReadOnlyReplica
                 | Other(_) => {}
             }
         }

@@ -119,6 +119,10 @@ const VARIABLE: &[(&str, Extra)] = &[
     ("DEBUG HELP", Syntax),
     ("DEL s", Accepted),
     ("DELEX s", Syntax),
+    ("EVAL return 0", Accepted),
+    ("EVAL_RO return 0", Accepted),
+    ("EVALSHA 63143b6f8007b98c53ca2149822777b3566f9241 0", Accepted),
+    ("EVALSHA_RO 63143b6f8007b98c53ca2149822777b3566f9241 0", Accepted),
     ("EXISTS s", Accepted),
     ("EXPIRE s 100", Error("ERR Unsupported option garbage")),
     (
@@ -185,6 +189,11 @@ const VARIABLE: &[(&str, Extra)] = &[
     ("SUBSCRIBE c", Accepted),
     ("SUNION st", Accepted),
     ("SUNIONSTORE d st", Accepted),
+    ("SCRIPT EXISTS a", Accepted),
+    (
+        "SCRIPT FLUSH",
+        Error("ERR SCRIPT FLUSH only support SYNC|ASYNC option"),
+    ),
     ("SUNSUBSCRIBE c", Accepted),
     ("TOUCH s", Accepted),
     ("UNLINK s", Accepted),
@@ -222,6 +231,7 @@ const SETUP: &[&str] = &[
     "HSET h f v",
     "SADD st a b",
     "ZADD z 1 a 2 b",
+    "SCRIPT LOAD return",
 ];
 
 /// A fresh server and connection, with the [`SETUP`] keys.

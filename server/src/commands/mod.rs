@@ -36,6 +36,7 @@ pub mod pubsub;
 mod random;
 mod replication;
 mod scan;
+mod scripting;
 mod server;
 mod sets;
 mod slot_migration;
@@ -86,6 +87,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     cache::COMMANDS,
     cluster::COMMANDS,
     transactions::COMMANDS,
+    scripting::COMMANDS,
     pubsub::COMMANDS,
     replication::COMMANDS,
 ];
@@ -446,7 +448,8 @@ fn paused(
     if until <= now || session.multi.is_some() {
         return None;
     }
-    let write = command.has(flag::WRITE) || command.full_name == "exec";
+    let write =
+        command.has(flag::WRITE) || command.has(flag::MAY_REPLICATE) || command.full_name == "exec";
     write.then(|| pause_waiter(session, until.min(now + PAUSE_POLL)))
 }
 
@@ -474,7 +477,7 @@ fn migration_paused(
     now: Millis,
 ) -> Option<Arc<Waiter>> {
     let paused = &shared.data.paused;
-    if paused.is_empty() || !command.has(flag::WRITE) {
+    if paused.is_empty() || !(command.has(flag::WRITE) || command.has(flag::MAY_REPLICATE)) {
         return None;
     }
     let (_, slot) = keys.first()?;

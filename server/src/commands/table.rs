@@ -64,6 +64,9 @@ pub mod flag {
     /// `importing`), whoever owns it: `MIGRATE`, as Redis (docs/CLUSTER.md
     /// M4). Internal.
     pub const OPEN_SLOTS: u32 = 1 << 19;
+    /// May write though not a write itself (`EVAL`): paused with writes,
+    /// refused in read-only scripts.
+    pub const MAY_REPLICATE: u32 = 1 << 20;
 
     /// Names in `COMMAND INFO` order (Redis's; `movablekeys`, which is not a
     /// flag here, comes right before `allow_busy`).
@@ -79,6 +82,7 @@ pub mod flag {
         (STALE, "stale"),
         (SKIP_SLOWLOG, "skip_slowlog"),
         (ASKING, "asking"),
+        (MAY_REPLICATE, "may_replicate"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
         (NO_MULTI, "no_multi"),
@@ -499,7 +503,10 @@ impl Registry {
 /// The process-wide command registry.
 pub fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY.get_or_init(|| Registry::build(super::FAMILIES))
+    REGISTRY.get_or_init(|| {
+        crate::scripting::set_command_lookup(|name| registry().lookup(name).is_some());
+        Registry::build(super::FAMILIES)
+    })
 }
 
 #[cfg(test)]

@@ -426,15 +426,40 @@ impl Reply {
     /// Text for people (`INFO`, `CLIENT LIST`): a verbatim string in RESP3, a bulk
     /// string in RESP2.
     pub fn verbatim(&mut self, text: &[u8]) {
+        self.verbatim_as(b"txt", text);
+    }
+
+    /// A verbatim string of `format` (three bytes, `txt` or `mkd`; others are
+    /// cut or padded): the text alone, as a bulk string, in RESP2.
+    pub fn verbatim_as(&mut self, format: &[u8], text: &[u8]) {
         match self.proto {
             Protocol::Resp2 => self.bulk(text),
             Protocol::Resp3 => {
                 if !self.room(text.len() + 32) {
                     return;
                 }
+                let mut tag = *b"txt";
+                for (slot, &byte) in tag.iter_mut().zip(format) {
+                    *slot = byte;
+                }
                 self.put_header(b'=', text.len() as i64 + 4);
-                self.buf.extend_from_slice(b"txt:");
+                self.buf.extend_from_slice(&tag);
+                self.buf.push(b':');
                 self.buf.extend_from_slice(text);
+                self.buf.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+
+    /// A big number (`(` in RESP3, a bulk string in RESP2); `digits` must
+    /// not contain CR or LF.
+    pub fn big_number(&mut self, digits: &str) {
+        match self.proto {
+            Protocol::Resp2 => self.bulk(digits.as_bytes()),
+            Protocol::Resp3 => {
+                self.room(digits.len() + 3);
+                self.buf.push(b'(');
+                self.buf.extend_from_slice(digits.as_bytes());
                 self.buf.extend_from_slice(b"\r\n");
             }
         }

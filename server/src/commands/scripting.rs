@@ -1,0 +1,499 @@
+//! Scripting: `EVAL`, `EVALSHA`, `EVAL_RO`, `EVALSHA_RO` and `SCRIPT`.
+//!
+//! A script is one unit of work: `EVAL` locks its declared keys' slots like
+//! any command, and every `redis.call` runs inside that unit (as `EXEC`'s
+//! commands do), so its effects are committed once, replicated as the
+//! commands' effects, never as the script's text.
+
+use std::time::{Duration, Instant};
+
+use super::client::write_help;
+use super::table::{self, flag::*, CommandSpec, KeySpec};
+use super::Unit;
+use super::{handler, key_slots, run, Checked, Command, CommandError, CommandResult, Ctx, Parser};
+use crate::keyspace::Locked;
+use crate::protocol::{Args, Reply};
+use crate::replication::Refusal;
+use crate::scripting::{
+    parse_sha, parse_shebang, sha1_hex, with_engine, Call, Host, Script, ScriptFlags, Sha,
+};
+use crate::session::Session;
+use crate::shared::Shared;
+
+/// How long a script waits for the slot of a key it did not declare, held
+/// by another client, before it fails (two scripts could wait on each other).
+const UNDECLARED_SLOT_WAIT: Duration = Duration::from_secs(1);
+
+const fn eval(
+    name: &'static str,
+    flags: u32,
+    since: &'static str,
+    summary: &'static str,
+) -> CommandSpec {
+    CommandSpec::new(
+        name,
+        -3,
+        flags | NOSCRIPT | STALE,
+        "scripting",
+        summary,
+        handler!(Eval<'_>),
+    )
+    .keys(KeySpec::counted(2))
+    .since(since)
+}
+
+const fn script(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    summary: &'static str,
+    handler: Option<table::Handler>,
+) -> CommandSpec {
+    CommandSpec::new(name, arity, flags | NOSCRIPT, "scripting", summary, handler).since("2.6.0")
+}
+
+/// The scripting family.
+pub const COMMANDS: &[CommandSpec] = &[
+    eval(
+        "eval",
+        MAY_REPLICATE | LOCKING,
+        "2.6.0",
+        "Executes a server-side Lua script.",
+    ),
+    eval(
+        "evalsha",
+        MAY_REPLICATE | LOCKING,
+        "2.6.0",
+        "Executes a server-side Lua script by SHA1 digest.",
+    ),
+    eval(
+        "eval_ro",
+        READONLY,
+        "7.0.0",
+        "Executes a read-only server-side Lua script.",
+    ),
+    eval(
+        "evalsha_ro",
+        READONLY,
+        "7.0.0",
+        "Executes a read-only server-side Lua script by SHA1 digest.",
+    ),
+    CommandSpec::container(
+        "script",
+        "scripting",
+        "2.6.0",
+        "A container for Lua scripts management commands.",
+        &[
+            script(
+                "load",
+                3,
+                STALE,
+                "Loads a server-side Lua script to the script cache.",
+                handler!(ScriptLoad<'_>),
+            ),
+            script(
+                "exists",
+                -3,
+                STALE,
+                "Determines whether server-side Lua scripts exist in the script cache.",
+                handler!(ScriptExists<'_>),
+            ),
+            script(
+                "flush",
+                -2,
+                STALE,
+                "Removes all server-side Lua scripts from the script cache.",
+                handler!(ScriptFlush),
+            ),
+            script(
+                "kill",
+                2,
+                STALE | ALLOW_BUSY,
+                "Terminates a server-side Lua script during execution.",
+                handler!(ScriptKill),
+            ),
+            script(
+                "help",
+                2,
+                LOADING | STALE,
+                "Returns helpful text about the different subcommands.",
+                handler!(ScriptHelp),
+            ),
+        ],
+    ),
+];
+
+/// Where an `EVAL` family command's script comes from.
+enum Source<'a> {
+    Body(&'a [u8]),
+    Sha(&'a [u8]),
+}
+
+/// `EVAL script numkeys [key ...] [arg ...]` and its `SHA` and `_RO` forms.
+struct Eval<'a> {
+    source: Source<'a>,
+    keys: Vec<&'a [u8]>,
+    args: Vec<&'a [u8]>,
+}
+
+impl<'a> Command<'a> for Eval<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let name = p.command_name();
+        let script = p.arg()?;
+        let numkeys = p.next_i64()?;
+        if numkeys > p.remaining() as i64 {
+            return Err(CommandError::err(
+                "Number of keys can't be greater than number of args",
+            ));
+        }
+        if numkeys < 0 {
+            return Err(CommandError::err("Number of keys can't be negative"));
+        }
+        let rest = p.rest();
+        let mut all = rest.iter();
+        let keys = all.by_ref().take(numkeys as usize).collect();
+        let source = match name.starts_with("evalsha") {
+            true => Source::Sha(script),
+            false => Source::Body(script),
+        };
+        Ok(Eval {
+            source,
+            keys,
+            args: all.collect(),
+        })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let shared = ctx.shared;
+        let (sha, script, known) = match self.source {
+            Source::Sha(given) => {
+                let sha = parse_sha(given).ok_or(CommandError::NoScript)?;
+                let script = shared.scripts.get(&sha).ok_or(CommandError::NoScript)?;
+                (sha, script, true)
+            }
+            Source::Body(body) => {
+                let sha = sha1_hex(body);
+                match shared.scripts.get(&sha) {
+                    Some(script) => (sha, script, true),
+                    None => {
+                        let (flags, _) = parse_shebang(body).map_err(CommandError::Other)?;
+                        let script = Script {
+                            body: body.into(),
+                            flags,
+                        };
+                        (sha, script, false)
+                    }
+                }
+            }
+        };
+        let read_only_command = ctx.name().ends_with("_ro");
+        let flags = script.flags;
+        may_start(ctx, flags, read_only_command)?;
+        let name = String::from_utf8_lossy(&sha).into_owned();
+        let call = Call {
+            name: &name,
+            keys: &self.keys,
+            args: &self.args,
+        };
+        let declared = self.keys.first().map(|key| crate::keyspace::key_slot(key));
+        let mut host = ScriptHost {
+            shared,
+            session: &mut *ctx.session,
+            locks: &mut *ctx.locks,
+            read_only: read_only_command || flags.has(ScriptFlags::NO_WRITES),
+            cross_slot: flags.has(ScriptFlags::ALLOW_CROSS_SLOT),
+            slot: declared,
+            wrote: false,
+        };
+        let out = &mut *ctx.out;
+        with_engine(|engine| {
+            engine.sync_generation(shared.scripts.generation());
+            if !engine.is_compiled(&sha) {
+                let (_, start) = parse_shebang(&script.body).map_err(CommandError::Other)?;
+                engine
+                    .compile(sha, &script.body[start..])
+                    .map_err(CommandError::Other)?;
+            }
+            if !known {
+                shared.scripts.add(sha, script, true);
+            }
+            engine.run(&sha, &call, &mut host, out);
+            Ok(())
+        })
+    }
+}
+
+/// Redis's checks before a script with a shebang runs (scripts without
+/// one are checked command by command as they run).
+fn may_start(ctx: &Ctx<'_, '_>, flags: ScriptFlags, read_only_command: bool) -> CommandResult {
+    if flags.has(ScriptFlags::EVAL_COMPAT) {
+        return Ok(());
+    }
+    let shared = ctx.shared;
+    if flags.has(ScriptFlags::NO_CLUSTER) && shared.cluster.view().is_some_and(|v| v.is_some()) {
+        return Err(CommandError::err(
+            "Can not run script on cluster, 'no-cluster' flag is set.",
+        ));
+    }
+    if flags.has(ScriptFlags::NO_WRITES) {
+        return Ok(());
+    }
+    let replica = shared.replication.is_replica() && !ctx.session.master_link;
+    if replica && shared.config.replica_read_only() {
+        return Err(CommandError::ScriptOnReadOnlyReplica);
+    }
+    if read_only_command {
+        return Err(CommandError::err(
+            "Can not execute a script with write flag using *_ro command.",
+        ));
+    }
+    Ok(())
+}
+
+/// What a running script's `redis.call`s reach: the caller's session and
+/// slot locks, with the script's rules.
+struct ScriptHost<'c, 'a> {
+    shared: &'a Shared,
+    session: &'c mut Session,
+    locks: &'c mut Locked<'a>,
+    /// `EVAL_RO`, or a `no-writes` script.
+    read_only: bool,
+    /// `allow-cross-slot-keys`.
+    cross_slot: bool,
+    /// In a cluster, the one slot the script's keys may be in.
+    slot: Option<u16>,
+    /// A write command ran.
+    wrote: bool,
+}
+
+impl Host for ScriptHost<'_, '_> {
+    fn call(&mut self, args: Args<'_>, out: &mut Reply) -> Result<(), String> {
+        let registry = table::registry();
+        let unknown = || "Unknown Redis command called from script".to_owned();
+        let mut command = registry
+            .lookup(args.get(0).unwrap_or_default())
+            .ok_or_else(unknown)?;
+        let mut skip = 1;
+        if command.is_container() && args.len() >= 2 {
+            command = registry
+                .lookup_sub(command, args.get(1).unwrap_or_default())
+                .ok_or_else(unknown)?;
+            skip = 2;
+        }
+        if command.spec.handler.is_none() || !command.arity_ok(args.len()) {
+            return Err("Wrong number of args calling Redis command from script".into());
+        }
+        if command.has(NOSCRIPT) {
+            return Err("This Redis command is not allowed from script".into());
+        }
+        let write = command.has(WRITE);
+        if self.read_only && (write || command.has(MAY_REPLICATE)) {
+            return Err("Write commands are not allowed from read-only scripts.".into());
+        }
+        if write && !self.wrote && !self.session.master_link {
+            let flags = crate::replication::Flags {
+                loading: command.has(LOADING),
+                stale: command.has(STALE),
+            };
+            let refusal = self
+                .shared
+                .replication
+                .refusal(&self.shared.config, true, flags);
+            if let Some(refusal) = refusal {
+                return Err(format!("-{}", refusal_error(refusal)));
+            }
+        }
+        let keys = key_slots(command, args);
+        for slot in keys.slots() {
+            self.claim(slot, command)?;
+        }
+        let checked = Checked { command, skip };
+        run(
+            self.shared,
+            self.session,
+            out,
+            self.locks,
+            checked,
+            args,
+            Unit::InTransaction,
+        );
+        self.wrote |= write;
+        Ok(())
+    }
+}
+
+impl ScriptHost<'_, '_> {
+    /// Makes sure the script holds `slot` before a command touches it: a
+    /// declared key's slot is held already; in a cluster, an undeclared key
+    /// must be in a slot this node serves, stable, and (unless the script
+    /// allows cross-slot keys) the script's one slot; its slot is then taken
+    /// as it is free, never waited for in a way that could deadlock.
+    fn claim(&mut self, slot: u16, command: &table::Command) -> Result<(), String> {
+        if self.locks.holds(slot) {
+            return Ok(());
+        }
+        if let Some(Some(view)) = self.shared.cluster.view().as_deref() {
+            if !view.is_mine(slot) {
+                return Err("Script attempted to access a non local key in a cluster node".into());
+            }
+            match self.slot {
+                Some(first) if first != slot && !self.cross_slot => {
+                    return Err(
+                        "Script attempted to access keys that do not hash to the same slot".into(),
+                    )
+                }
+                _ => self.slot = self.slot.or(Some(slot)),
+            }
+            let data = &self.shared.data;
+            let unstable = view.importing(slot)
+                || view.migrating_to(slot).is_some()
+                || data.paused.contains(slot)
+                || data.keyspace.is_hidden(slot);
+            if unstable {
+                return Err(format!(
+                    "Unable to execute command '{}' in script because undeclared keys were accessed during rehashing of the slot",
+                    command.full_name
+                ));
+            }
+        }
+        // A replica's full sync must not see the unit split across a slot it
+        // sent and one it did not (`replication::snapshot`): undeclared slots
+        // are fine only before the script changed anything.
+        let syncing = self.shared.replication.syncs.active();
+        if syncing && self.wrote {
+            return Err("Script attempted to access an undeclared key after writing while a replica syncs; declare its keys".into());
+        }
+        let deadline = Instant::now() + UNDECLARED_SLOT_WAIT;
+        while !self.locks.try_acquire(slot) {
+            if Instant::now() >= deadline {
+                return Err("Script attempted to access an undeclared key whose slot another client held too long; declare its keys".into());
+            }
+            std::thread::yield_now();
+        }
+        if syncing {
+            let now = self.session.command_start().1;
+            super::before_unit(self.shared, self.locks, now);
+        }
+        Ok(())
+    }
+}
+
+/// The error a replica's refusal of a write gives.
+fn refusal_error(refusal: Refusal) -> CommandError {
+    match refusal {
+        Refusal::ReadOnly => CommandError::ReadOnlyReplica,
+        Refusal::Loading => CommandError::Loading,
+        Refusal::MasterDown => CommandError::MasterDown,
+        Refusal::NoReplicas => CommandError::NoReplicas,
+    }
+}
+
+/// `SCRIPT LOAD script`.
+struct ScriptLoad<'a> {
+    body: &'a [u8],
+}
+
+impl<'a> Command<'a> for ScriptLoad<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(ScriptLoad { body: p.arg()? })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let scripts = &ctx.shared.scripts;
+        let sha: Sha = sha1_hex(self.body);
+        let (flags, start) = parse_shebang(self.body).map_err(CommandError::Other)?;
+        with_engine(|engine| {
+            engine.sync_generation(scripts.generation());
+            engine
+                .compile(sha, &self.body[start..])
+                .map_err(CommandError::Other)
+        })?;
+        let script = Script {
+            body: self.body.into(),
+            flags,
+        };
+        scripts.add(sha, script, false);
+        ctx.out.bulk(&sha);
+        Ok(())
+    }
+}
+
+/// `SCRIPT EXISTS sha1 [sha1 ...]`.
+struct ScriptExists<'a> {
+    shas: Args<'a>,
+}
+
+impl<'a> Command<'a> for ScriptExists<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(ScriptExists { shas: p.rest() })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        ctx.out.array(self.shas.len());
+        for sha in self.shas.iter() {
+            let known = parse_sha(sha).is_some_and(|sha| ctx.shared.scripts.exists(&sha));
+            ctx.out.int(i64::from(known));
+        }
+        Ok(())
+    }
+}
+
+/// `SCRIPT FLUSH [ASYNC|SYNC]`.
+struct ScriptFlush;
+
+impl<'a> Command<'a> for ScriptFlush {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        if p.remaining() > 1 || (p.remaining() == 1 && !p.eat("ASYNC") && !p.eat("SYNC")) {
+            return Err(CommandError::err(
+                "SCRIPT FLUSH only support SYNC|ASYNC option",
+            ));
+        }
+        Ok(ScriptFlush)
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        ctx.shared.scripts.flush();
+        ctx.out.ok();
+        Ok(())
+    }
+}
+
+/// `SCRIPT KILL`.
+struct ScriptKill;
+
+impl<'a> Command<'a> for ScriptKill {
+    fn parse(_: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(ScriptKill)
+    }
+
+    fn apply(self, _: &mut Ctx<'_, '_>) -> CommandResult {
+        Err(CommandError::NotBusy)
+    }
+}
+
+/// `SCRIPT HELP`.
+struct ScriptHelp;
+
+impl<'a> Command<'a> for ScriptHelp {
+    fn parse(_: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(ScriptHelp)
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        write_help(
+            ctx,
+            "SCRIPT",
+            &[
+                "EXISTS <sha1> [<sha1> ...]",
+                "    Return information about the existence of the scripts in the script cache.",
+                "FLUSH [ASYNC|SYNC]",
+                "    Flush the Lua scripts cache.",
+                "KILL",
+                "    Kill the currently executing Lua script.",
+                "LOAD <script>",
+                "    Load a script into the scripts cache without executing it.",
+            ],
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,571 @@
+//! One Lua interpreter per worker thread, set up as Redis's (`sandbox.lua`),
+//! with the compiled scripts it ran, by SHA1. A script runs on the thread
+//! of the connection that asked for it, with the caller's slots locked; its
+//! `redis.call`s go to a [`Host`], which runs them inside the caller's unit
+//! of work.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use mlua::{Function, Lua, MultiValue, Table, Value, Variadic};
+
+use super::convert::{self, error_table, single_field};
+use super::rand48::Rand48;
+use super::registry::{sha1_hex, Sha};
+use crate::protocol::{Args, Protocol, Reply};
+
+/// Compiled scripts kept per interpreter before the cache is emptied (the
+/// registry bounds what is worth keeping; this bounds a worker's share).
+const COMPILED_MAX: usize = 1000;
+
+/// The chunk name of scripts: errors read `user_script:1: ...`.
+const SCRIPT_CHUNK: &str = "@user_script";
+/// The chunk name of the set-up code, whose frames errors skip.
+const SETUP_CHUNK: &str = "=ringkv";
+
+/// What scripts' `redis.call` reaches: runs one command inside the running
+/// script's unit of work, writing its reply to `out` in the protocol
+/// `out` speaks, or says why the command may not run (Redis's text, which
+/// becomes an `ERR` error).
+pub trait Host {
+    /// Runs the request `args` (the command name first).
+    fn call(&mut self, args: Args<'_>, out: &mut Reply) -> Result<(), String>;
+}
+
+/// A script to run.
+pub struct Call<'r> {
+    /// Its name in error messages: the SHA1 of an `EVAL` script.
+    pub name: &'r str,
+    /// `KEYS`.
+    pub keys: &'r [&'r [u8]],
+    /// `ARGV`.
+    pub args: &'r [&'r [u8]],
+}
+
+/// A worker's interpreter.
+pub struct Engine {
+    lua: Lua,
+    env: Table,
+    /// The real `redis` table (scripts see a read-only view of it).
+    redis: Table,
+    handler: Function,
+    xpcall: Function,
+    compiled: HashMap<Sha, Function>,
+    /// The registry generation `compiled` belongs to.
+    generation: u64,
+    /// Replies of the running script's commands, before they become Lua values.
+    scratch: Reply,
+}
+
+/// Per-run state the API functions reach through the interpreter's app data.
+struct RunState {
+    resp: Protocol,
+}
+
+thread_local! {
+    static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's interpreter, made on first use.
+pub fn with_engine<R>(f: impl FnOnce(&mut Engine) -> R) -> R {
+    ENGINE.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let engine = slot.get_or_insert_with(|| Engine::new().expect("Lua interpreter set-up"));
+        f(engine)
+    })
+}
+
+impl Engine {
+    /// A fresh interpreter, set up as Redis's.
+    pub fn new() -> mlua::Result<Engine> {
+        let lua = Lua::new();
+        lua.set_app_data(RunState {
+            resp: Protocol::Resp2,
+        });
+        lua.set_app_data(Rand48::default());
+        super::libs::register_all(&lua)?;
+        let api = api(&lua)?;
+        let (env, redis): (Table, Table) = lua
+            .load(include_str!("sandbox.lua"))
+            .set_name(SETUP_CHUNK)
+            .call(api)?;
+        let handler = lua.create_function(error_handler)?;
+        let xpcall = lua.globals().raw_get("xpcall")?;
+        Ok(Engine {
+            lua,
+            env,
+            redis,
+            handler,
+            xpcall,
+            compiled: HashMap::new(),
+            generation: 0,
+            scratch: Reply::new(Protocol::Resp2),
+        })
+    }
+
+    /// Drops compiled scripts when the registry was flushed since.
+    pub fn sync_generation(&mut self, generation: u64) {
+        if generation != self.generation {
+            self.compiled.clear();
+            self.generation = generation;
+            // Whatever the flushed scripts left is garbage now.
+            let _ = self.lua.gc_collect();
+        }
+    }
+
+    /// True if `sha` is compiled here.
+    pub fn is_compiled(&self, sha: &Sha) -> bool {
+        self.compiled.contains_key(sha)
+    }
+
+    /// Compiles `code` (a script's body after its shebang line, which stays
+    /// as an empty line) as the script `sha`. Errors are Redis's text.
+    pub fn compile(&mut self, sha: Sha, code: &[u8]) -> Result<(), String> {
+        if self.compiled.contains_key(&sha) {
+            return Ok(());
+        }
+        let function = self
+            .lua
+            .load(code)
+            .set_name(SCRIPT_CHUNK)
+            .set_mode(mlua::chunk::ChunkMode::Text)
+            .set_environment(self.env.clone())
+            .into_function()
+            .map_err(|err| {
+                format!(
+                    "Error compiling script (new function): {}",
+                    lua_message(&err)
+                )
+            })?;
+        if self.compiled.len() >= COMPILED_MAX {
+            self.compiled.clear();
+        }
+        self.compiled.insert(sha, function);
+        Ok(())
+    }
+
+    /// Runs the compiled script `sha` and writes its result (or error) to
+    /// `out`. `resp` is the protocol its commands answer in until it calls
+    /// `redis.setresp`.
+    pub fn run(&mut self, sha: &Sha, call: &Call<'_>, host: &mut dyn Host, out: &mut Reply) {
+        let Some(function) = self.compiled.get(sha).cloned() else {
+            out.error("NOSCRIPT No matching script. Please use EVAL.");
+            return;
+        };
+        if let Err(err) = self.run_function(&function, call, host, out) {
+            out.error(&format!(
+                "ERR Error running script {}, {}",
+                call.name,
+                lua_message(&err)
+            ));
+        }
+    }
+
+    fn run_function(
+        &mut self,
+        function: &Function,
+        call: &Call<'_>,
+        host: &mut dyn Host,
+        out: &mut Reply,
+    ) -> mlua::Result<()> {
+        let lua = &self.lua;
+        if let Some(mut state) = lua.app_data_mut::<RunState>() {
+            state.resp = Protocol::Resp2;
+        }
+        let globals = lua.globals();
+        globals.raw_set("KEYS", string_array(lua, call.keys)?)?;
+        globals.raw_set("ARGV", string_array(lua, call.args)?)?;
+        let runner = RefCell::new((host, &mut self.scratch));
+        let (ok, result): (bool, Value) = lua.scope(|scope| {
+            let call = scope.create_function(|lua, args: Variadic<Value>| {
+                let (host, scratch) = &mut *runner.borrow_mut();
+                match run_command(lua, &args, &mut **host, scratch)? {
+                    Ok(value) => Ok(value),
+                    Err(text) => Err(raise(&text)),
+                }
+            })?;
+            let pcall = scope.create_function(|lua, args: Variadic<Value>| {
+                let (host, scratch) = &mut *runner.borrow_mut();
+                match run_command(lua, &args, &mut **host, scratch)? {
+                    Ok(value) => Ok(value),
+                    Err(text) => Ok(Value::Table(error_table(lua, &text)?)),
+                }
+            })?;
+            self.redis.raw_set("call", call)?;
+            self.redis.raw_set("pcall", pcall)?;
+            let result = self.xpcall.call((function, &self.handler));
+            self.redis.raw_set("call", Value::Nil)?;
+            self.redis.raw_set("pcall", Value::Nil)?;
+            result
+        })?;
+        let resp = lua
+            .app_data_ref::<RunState>()
+            .map_or(Protocol::Resp2, |s| s.resp);
+        if ok {
+            convert::lua_to_reply(&result, resp, out);
+        } else {
+            write_error(&result, call.name, out);
+        }
+        Ok(())
+    }
+}
+
+/// One `redis.call`: the arguments as a request, run by the host, its reply
+/// as a Lua value; an error reply, or a refusal, is the error's text.
+fn run_command(
+    lua: &Lua,
+    args: &[Value],
+    host: &mut dyn Host,
+    scratch: &mut Reply,
+) -> mlua::Result<Result<Value, Vec<u8>>> {
+    let (mut src, mut spans) = (Vec::new(), Vec::new());
+    if let Err(err) = convert::request_args(args, &mut src, &mut spans) {
+        return Ok(Err(err.message().as_bytes().to_vec()));
+    }
+    let resp = lua
+        .app_data_ref::<RunState>()
+        .map_or(Protocol::Resp2, |s| s.resp);
+    scratch.clear();
+    scratch.set_protocol(resp);
+    if let Err(refusal) = host.call(Args::new(&src, &spans), scratch) {
+        return Ok(Err(refusal.into_bytes()));
+    }
+    let reply = std::mem::replace(scratch, Reply::new(resp)).into_vec();
+    if let Some(error) = reply.strip_prefix(b"-") {
+        let end = error.len().saturating_sub(2);
+        return Ok(Err([b"-".as_slice(), &error[..end]].concat()));
+    }
+    convert::reply_to_lua(lua, &reply).map(Ok)
+}
+
+/// A Redis error raised in a script (by `redis.call` or the API), carried
+/// through Lua as it unwinds to the script's error handler.
+#[derive(Debug, Clone)]
+struct ScriptError(String);
+
+impl std::fmt::Display for ScriptError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ScriptError {}
+
+/// Raises `text` (`-CODE message`, or a message that gets `ERR`) as a Redis
+/// error.
+fn raise(text: &[u8]) -> mlua::Error {
+    mlua::Error::external(ScriptError(error_text(text)))
+}
+
+/// `-CODE message` as `CODE message`; a message without a code gets `ERR`.
+fn error_text(text: &[u8]) -> String {
+    let text = String::from_utf8_lossy(text);
+    let text = match text.strip_prefix('-') {
+        Some(rest) if rest.contains(' ') => rest.to_owned(),
+        Some(rest) => format!("ERR {rest}"),
+        None => format!("ERR {text}"),
+    };
+    text.trim_end_matches(['\r', '\n']).to_owned()
+}
+
+/// The Redis error a Lua error carries, if it is one.
+fn script_error(error: &mlua::Error) -> Option<&ScriptError> {
+    match error {
+        mlua::Error::CallbackError { cause, .. } => script_error(cause),
+        mlua::Error::ExternalError(inner) => inner.downcast_ref::<ScriptError>(),
+        _ => None,
+    }
+}
+
+/// Writes a failed script's error: `-CODE message`, then where it was raised
+/// (`script: <name>, on @user_script:<line>.`) when known, as Redis does.
+fn write_error(error: &Value, name: &str, out: &mut Reply) {
+    let Value::Table(table) = error else {
+        let text = match error {
+            Value::String(s) => s.to_string_lossy(),
+            _ => "execution failure".to_owned(),
+        };
+        out.error(&format!("ERR Error running script {name}, {text}"));
+        return;
+    };
+    let field = |name: &str| match table.raw_get::<Value>(name) {
+        Ok(Value::String(s)) => Some(s.to_string_lossy()),
+        Ok(Value::Integer(n)) => Some(n.to_string()),
+        Ok(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    let message = field("err").unwrap_or_else(|| "ERR unknown error".to_owned());
+    let mut text = message.strip_prefix('-').unwrap_or(&message).to_owned();
+    if let (Some(source), Some(line)) = (field("source"), field("line")) {
+        text.push_str(&format!(" script: {name}, on {source}:{line}."));
+    }
+    out.error(&text);
+}
+
+/// The message handler of a script's `xpcall`: makes the error an error
+/// table (a string gets `ERR`) and adds the source and line of the script
+/// frame that raised it, skipping the set-up code's and C frames.
+fn error_handler(lua: &Lua, error: Value) -> mlua::Result<Table> {
+    let table = match error {
+        Value::Table(table) if matches!(table.raw_get::<Value>("err"), Ok(Value::String(_))) => {
+            table
+        }
+        Value::String(s) => {
+            let text = [b"ERR ".as_slice(), &s.as_bytes()].concat();
+            single_field(lua, "err", lua.create_string(text)?)?
+        }
+        Value::Error(err) => {
+            let text = match script_error(&err) {
+                Some(redis) => redis.0.clone(),
+                None => format!("ERR {}", lua_message(&err)),
+            };
+            single_field(lua, "err", text)?
+        }
+        other => {
+            let text = format!("ERR {}", other.to_string().unwrap_or_default());
+            single_field(lua, "err", text)?
+        }
+    };
+    for level in 1..64 {
+        let Some(frame) = lua.inspect_stack(level, |debug| {
+            let source = debug.source();
+            let user = source.what != "C" && source.source.as_deref() != Some(SETUP_CHUNK);
+            user.then(|| (source.source.map(|s| s.into_owned()), debug.current_line()))
+        }) else {
+            break;
+        };
+        if let Some((source, line)) = frame {
+            table.raw_set("source", source)?;
+            table.raw_set("line", line)?;
+            break;
+        }
+    }
+    Ok(table)
+}
+
+/// The text of a Lua error without mlua's traceback.
+fn lua_message(error: &mlua::Error) -> String {
+    if let Some(redis) = script_error(error) {
+        return redis.0.clone();
+    }
+    match error {
+        mlua::Error::CallbackError { cause, .. } => lua_message(cause),
+        mlua::Error::RuntimeError(text) | mlua::Error::SyntaxError { message: text, .. } => {
+            text.clone()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// `7.2.4` as `0x070204` (`redis.REDIS_VERSION_NUM`).
+fn version_num(version: &str) -> u32 {
+    version
+        .split('.')
+        .take(3)
+        .fold(0, |num, part| num << 8 | part.parse::<u32>().unwrap_or(0))
+}
+
+/// A Lua array of `items`.
+fn string_array(lua: &Lua, items: &[&[u8]]) -> mlua::Result<Table> {
+    let table = lua.create_table_with_capacity(items.len(), 0)?;
+    for (i, item) in items.iter().enumerate() {
+        table.raw_set(i + 1, lua.create_string(item)?)?;
+    }
+    Ok(table)
+}
+
+/// What Rust implements of the `redis` API and `math`, for `sandbox.lua`.
+fn api(lua: &Lua) -> mlua::Result<Table> {
+    let api = lua.create_table()?;
+    let fail = |_: &Lua, text: &str| -> mlua::Result<MultiValue> { Err(raise(text.as_bytes())) };
+    api.raw_set(
+        "error_text",
+        lua.create_function(|_, error: Value| {
+            Ok(match error {
+                Value::Error(err) => lua_message(&err),
+                other => other.to_string().unwrap_or_default(),
+            })
+        })?,
+    )?;
+    api.raw_set(
+        "sha1hex",
+        lua.create_function(move |lua, args: Variadic<Value>| {
+            let [value] = args.as_slice() else {
+                return fail(lua, "wrong number of arguments");
+            };
+            let text = match value {
+                Value::String(s) => s.as_bytes().to_vec(),
+                Value::Integer(_) | Value::Number(_) => value.to_string()?.into_bytes(),
+                _ => Vec::new(),
+            };
+            let sha = lua.create_string(sha1_hex(&text))?;
+            Ok(MultiValue::from_vec(vec![Value::String(sha)]))
+        })?,
+    )?;
+    api.raw_set(
+        "error_reply",
+        lua.create_function(|lua, args: Variadic<Value>| {
+            let [Value::String(s)] = args.as_slice() else {
+                return error_table(lua, b"wrong number or type of arguments");
+            };
+            let text = s.as_bytes();
+            match text.first() {
+                Some(b'-') => error_table(lua, &text),
+                _ => error_table(lua, &[b"-".as_slice(), &text].concat()),
+            }
+        })?,
+    )?;
+    api.raw_set(
+        "status_reply",
+        lua.create_function(|lua, args: Variadic<Value>| {
+            let [Value::String(s)] = args.as_slice() else {
+                return error_table(lua, b"wrong number or type of arguments");
+            };
+            single_field(lua, "ok", s.clone())
+        })?,
+    )?;
+    api.raw_set(
+        "log",
+        lua.create_function(move |lua, args: Variadic<Value>| {
+            if args.len() < 2 {
+                return fail(lua, "redis.log() requires two arguments or more.");
+            }
+            let level = match &args[0] {
+                Value::Integer(n) => *n as f64,
+                Value::Number(n) => *n,
+                Value::String(s) => match s.to_str().ok().and_then(|s| s.trim().parse().ok()) {
+                    Some(n) => n,
+                    None => return fail(lua, "First argument must be a number (log level)."),
+                },
+                _ => return fail(lua, "First argument must be a number (log level)."),
+            };
+            let level = level as i64;
+            if !(0..=3).contains(&level) {
+                return fail(lua, "Invalid log level.");
+            }
+            let text: Vec<String> = args[1..]
+                .iter()
+                .filter_map(|v| match v {
+                    Value::String(s) => Some(s.to_string_lossy()),
+                    Value::Integer(_) | Value::Number(_) => v.to_string().ok(),
+                    _ => None,
+                })
+                .collect();
+            let text = text.join(" ");
+            match level {
+                0 => tracing::debug!(target: "script", "{text}"),
+                1 => tracing::debug!(target: "script", "{text}"),
+                2 => tracing::info!(target: "script", "{text}"),
+                _ => tracing::warn!(target: "script", "{text}"),
+            }
+            Ok(MultiValue::new())
+        })?,
+    )?;
+    api.raw_set(
+        "setresp",
+        lua.create_function(move |lua, args: Variadic<Value>| {
+            if args.len() != 1 {
+                return fail(lua, "redis.setresp() requires one argument.");
+            }
+            let resp = match lua.coerce_number(args[0].clone())?.map(|n| n as i64) {
+                Some(2) => Protocol::Resp2,
+                Some(3) => Protocol::Resp3,
+                _ => return fail(lua, "RESP version must be 2 or 3."),
+            };
+            if let Some(mut state) = lua.app_data_mut::<RunState>() {
+                state.resp = resp;
+            }
+            Ok(MultiValue::new())
+        })?,
+    )?;
+    api.raw_set(
+        "set_repl",
+        lua.create_function(move |lua, args: Variadic<Value>| {
+            if args.len() != 1 {
+                return fail(lua, "redis.set_repl() requires one argument.");
+            }
+            match lua.coerce_number(args[0].clone())? {
+                Some(n) if (0.0..=3.0).contains(&n) && n.fract() == 0.0 => Ok(MultiValue::new()),
+                _ => fail(
+                    lua,
+                    "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
+                ),
+            }
+        })?,
+    )?;
+    api.raw_set(
+        "acl_check_cmd",
+        lua.create_function(move |lua, args: Variadic<Value>| {
+            let (mut src, mut spans) = (Vec::new(), Vec::new());
+            if let Err(err) = convert::request_args(&args, &mut src, &mut spans) {
+                return fail(lua, err.message());
+            }
+            let (start, end) = spans[0];
+            if !super::command_exists(&src[start..end]) {
+                return fail(lua, "Invalid command passed to redis.acl_check_cmd()");
+            }
+            // No ACLs: the default user may run every command.
+            Ok(MultiValue::from_vec(vec![Value::Boolean(true)]))
+        })?,
+    )?;
+    api.raw_set("version", crate::REDIS_VERSION)?;
+    api.raw_set("version_num", version_num(crate::REDIS_VERSION))?;
+    api.raw_set(
+        "random",
+        lua.create_function(|lua, args: Variadic<Value>| {
+            let r = lua
+                .app_data_mut::<Rand48>()
+                .map_or(0.0, |mut rng| rng.unit());
+            let int = |v: &Value, at: usize| -> mlua::Result<i64> {
+                match lua.coerce_number(v.clone())? {
+                    Some(n) => Ok(n as i64),
+                    None => Err(mlua::Error::runtime(format!(
+                        "bad argument #{at} to 'random' (number expected, got {})",
+                        v.type_name()
+                    ))),
+                }
+            };
+            match args.as_slice() {
+                [] => Ok(r),
+                [u] => {
+                    let u = int(u, 1)?;
+                    if u < 1 {
+                        return Err(mlua::Error::runtime(
+                            "bad argument #1 to 'random' (interval is empty)",
+                        ));
+                    }
+                    Ok((r * u as f64).floor() + 1.0)
+                }
+                [l, u] => {
+                    let (l, u) = (int(l, 1)?, int(u, 2)?);
+                    if l > u {
+                        return Err(mlua::Error::runtime(
+                            "bad argument #2 to 'random' (interval is empty)",
+                        ));
+                    }
+                    Ok((r * (u - l + 1) as f64).floor() + l as f64)
+                }
+                _ => Err(mlua::Error::runtime("wrong number of arguments")),
+            }
+        })?,
+    )?;
+    api.raw_set(
+        "randomseed",
+        lua.create_function(|lua, seed: Value| {
+            let seed = match lua.coerce_number(seed.clone())? {
+                Some(n) => n as i64 as i32,
+                None => {
+                    return Err(mlua::Error::runtime(format!(
+                        "bad argument #1 to 'randomseed' (number expected, got {})",
+                        seed.type_name()
+                    )))
+                }
+            };
+            if let Some(mut rng) = lua.app_data_mut::<Rand48>() {
+                rng.seed(seed);
+            }
+            Ok(())
+        })?,
+    )?;
+    Ok(api)
+}

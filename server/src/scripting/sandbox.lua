@@ -1,0 +1,124 @@
+-- Sets up a script interpreter as Redis's: the `redis` API, the libraries
+-- scripts may use, and a sandbox. Runs once per interpreter, before any
+-- script; `api` holds what Rust implements. Returns the scripts' environment
+-- (globals that error on unknown names and refuse writes) and the `redis`
+-- table behind its read-only view, whose `call` and `pcall` the engine sets
+-- for each run.
+local api = ...
+local G = _G
+local error, type, rawget, rawset, tostring, pcall =
+    error, type, rawget, rawset, tostring, pcall
+local setmetatable, getmetatable, getfenv, setfenv, loadstring =
+    setmetatable, getmetatable, getfenv, setfenv, loadstring
+
+-- The API is Rust's (C functions, so `return redis.call(...)` keeps the
+-- script's frame for error messages); `call` and `pcall` are set for each run.
+local redis = {
+    sha1hex = api.sha1hex,
+    error_reply = api.error_reply,
+    status_reply = api.status_reply,
+    log = api.log,
+    LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
+    setresp = api.setresp,
+    set_repl = api.set_repl,
+    REPL_NONE = 0, REPL_AOF = 1, REPL_SLAVE = 2, REPL_REPLICA = 2, REPL_ALL = 3,
+    -- Effects are always what replicates: kept for old scripts.
+    replicate_commands = function() return true end,
+    -- The debugger is off.
+    breakpoint = function() return false end,
+    debug = function() end,
+    acl_check_cmd = api.acl_check_cmd,
+    REDIS_VERSION = api.version,
+    REDIS_VERSION_NUM = api.version_num,
+}
+G.redis = redis
+math.random = api.random
+math.randomseed = api.randomseed
+
+-- No files, processes, modules or printing; of `os`, only the clock.
+G.os = { clock = os.clock }
+G.io, G.package, G.require, G.module = nil, nil, nil, nil
+G.dofile, G.loadfile, G.print, G.debug = nil, nil, nil, nil
+
+-- Read-only views: scripts see proxies of the shared tables, which refuse
+-- writes, so no script can change what the next one runs with.
+local protected = setmetatable({}, { __mode = 'k' })
+local function refuse() error('Attempt to modify a readonly table', 2) end
+local function readonly(t)
+    local proxy = {}
+    local meta = { __index = t, __newindex = refuse }
+    meta.__metatable = setmetatable({}, { __index = meta, __newindex = refuse })
+    protected[meta.__metatable] = true
+    setmetatable(proxy, meta)
+    protected[proxy] = true
+    return proxy
+end
+for _, name in ipairs({ 'redis', 'string', 'math', 'table', 'coroutine', 'os',
+                        'cjson', 'cmsgpack', 'bit', 'struct' }) do
+    if rawget(G, name) ~= nil then rawset(G, name, readonly(G[name])) end
+end
+local string_meta = getmetatable('')
+string_meta.__metatable = readonly(string_meta)
+
+-- The scripts' globals: reads of unknown names fail, writes are refused.
+local env = readonly(G)
+setmetatable(G, { __index = function(_, name)
+    error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
+end })
+rawset(G, '_G', env)
+
+G.rawset = function(t, k, v)
+    if protected[t] or t == G then refuse() end
+    return rawset(t, k, v)
+end
+G.setmetatable = function(t, meta)
+    if protected[t] or t == G then refuse() end
+    return setmetatable(t, meta)
+end
+G.getfenv = function(f)
+    if f == nil then f = 1 end
+    if type(f) == 'number' and f > 0 then f = f + 1 end
+    local found = getfenv(f)
+    if found == G then return env end
+    return found
+end
+G.setfenv = function(f, t)
+    if f == 0 then refuse() end
+    if type(f) == 'number' then f = f + 1 end
+    local target = type(f) == 'function' and f or nil
+    if target and getfenv(target) == G then refuse() end
+    return setfenv(f, t)
+end
+-- Source only (bytecode could crash the interpreter), run in the sandbox.
+G.loadstring = function(source, name)
+    if type(source) == 'string' and source:byte(1) == 27 then
+        return nil, 'binary chunks are not allowed'
+    end
+    local f, err = loadstring(source, name)
+    if f then setfenv(f, env) end
+    return f, err
+end
+G.load = function(reader, name)
+    if type(reader) ~= 'function' then error("bad argument #1 to 'load' (function expected)", 2) end
+    local parts = {}
+    while true do
+        local piece = reader()
+        if piece == nil or piece == '' then break end
+        parts[#parts + 1] = piece
+    end
+    return G.loadstring(table.concat(parts), name)
+end
+-- `pcall` gives the message of a Redis error, as Redis's does.
+local error_text = api.error_text
+local function settle(ok, ...)
+    if ok then return true, ... end
+    local err = ...
+    if type(err) == 'table' and type(rawget(err, 'err')) == 'string' then
+        return false, err.err
+    end
+    if type(err) == 'userdata' then return false, error_text(err) end
+    return false, err
+end
+G.pcall = function(f, ...) return settle(pcall(f, ...)) end
+
+return env, redis

@@ -1,0 +1,584 @@
+//! Lua scripting against the real server: `EVAL` and friends, Redis's
+//! conversion rules, the sandbox, `SCRIPT` management, scripts inside
+//! transactions, and what a script's writes do to watchers, blocked
+//! clients, replicas and cluster routing.
+
+use std::time::Duration;
+
+use ringkv_tests::cluster::TestCluster;
+use ringkv_tests::replication::{caught_up, follow};
+use ringkv_tests::{expect_err, query as q, RawConnection, TestServer};
+
+fn eval(raw: &mut RawConnection, script: &str, keys: &[&str], args: &[&str]) -> String {
+    let numkeys = keys.len().to_string();
+    let mut request = vec!["EVAL", script, &numkeys];
+    request.extend(keys);
+    request.extend(args);
+    raw.call(&request)
+}
+
+#[test]
+fn results_become_replies_by_redis_rules() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    let cases: &[(&str, &str)] = &[
+        ("return 1", ":1"),
+        ("return 3.99", ":3"),
+        ("return -2.5", ":-2"),
+        ("return 'text'", "$text"),
+        ("return true", ":1"),
+        ("return false", "(nil)"),
+        ("return nil", "(nil)"),
+        ("return {1, 'two', {3, 'four'}}", "[:1, $two, [:3, $four]]"),
+        ("return {1, 2, nil, 4}", "[:1, :2]"),
+        ("return {ok = 'FINE'}", "+FINE"),
+        ("return {err = 'MYCODE my message'}", "-MYCODE my message"),
+        ("return redis.status_reply('PONG')", "+PONG"),
+        ("return redis.error_reply('BAD thing')", "-BAD thing"),
+        ("return redis.error_reply('nocode')", "-ERR nocode"),
+        ("return {double = 3.5}", "$3.5"),
+        ("return {map = {a = 1}}", "[$a, :1]"),
+        ("return {set = {x = true}}", "[$x]"),
+    ];
+    for (script, reply) in cases {
+        assert_eq!(eval(&mut raw, script, &[], &[]), *reply, "{script}");
+    }
+    // A RESP3 client gets RESP3 types where the script says so.
+    let mut three = server.raw();
+    three.send_command(&["HELLO", "3"]);
+    three.set_resp3(true);
+    three.reply_text();
+    let cases: &[(&str, &str)] = &[
+        ("return nil", "(nil)"),
+        ("return {double = 3.5}", ",3.5"),
+        ("return {map = {a = 1}}", "{$a: :1}"),
+        ("redis.setresp(3) return true", "#true"),
+        ("redis.setresp(3) return false", "#false"),
+        // Without setresp(3), booleans keep RESP2's rules.
+        ("return false", "(nil)"),
+    ];
+    for (script, reply) in cases {
+        assert_eq!(eval(&mut three, script, &[], &[]), *reply, "{script}");
+    }
+}
+
+#[test]
+fn command_replies_become_lua_values_by_redis_rules() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    raw.call(&["SET", "s", "v"]);
+    raw.call(&["HSET", "h", "f", "1"]);
+    let type_of = |raw: &mut RawConnection, call: &str| {
+        let script = format!("local r = {call} if type(r) == 'table' then local k = next(r) return 'table:' .. tostring(k) end return type(r) .. ':' .. tostring(r)");
+        eval(raw, &script, &[], &[])
+    };
+    assert_eq!(type_of(&mut raw, "redis.call('incr', 'n')"), "$number:1");
+    assert_eq!(type_of(&mut raw, "redis.call('get', 's')"), "$string:v");
+    assert_eq!(
+        type_of(&mut raw, "redis.call('get', 'missing')"),
+        "$boolean:false"
+    );
+    assert_eq!(
+        type_of(&mut raw, "redis.call('set', 'x', 'y')"),
+        "$table:ok"
+    );
+    assert_eq!(type_of(&mut raw, "redis.pcall('incr', 's')"), "$table:err");
+    assert_eq!(type_of(&mut raw, "redis.call('hgetall', 'h')"), "$table:1");
+    // RESP3 replies under setresp(3): maps, nulls and booleans.
+    assert_eq!(
+        type_of(
+            &mut raw,
+            "(function() redis.setresp(3) return redis.call('hgetall', 'h') end)()"
+        ),
+        "$table:map"
+    );
+    assert_eq!(
+        type_of(
+            &mut raw,
+            "(function() redis.setresp(3) return redis.call('get', 'missing') end)()"
+        ),
+        "$nil:nil"
+    );
+    // Numbers go out as integers when they are ones.
+    assert_eq!(eval(&mut raw, "redis.call('set', 'f', 2.5) redis.call('set', 'i', 7.0) return {redis.call('get', 'f'), redis.call('get', 'i')}", &[], &[]), "[$2.5, $7]");
+    assert_eq!(
+        eval(&mut raw, "return redis.pcall('get', {})", &[], &[]),
+        "-ERR Lua redis lib command arguments must be strings or integers"
+    );
+}
+
+#[test]
+fn errors_name_the_script_and_line_as_redis_does() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    raw.call(&["SET", "s", "v"]);
+    let sha = |script: &str| sha_of(script);
+    let script = "return redis.call('incr', KEYS[1])";
+    assert_eq!(
+        eval(&mut raw, script, &["s"], &[]),
+        format!(
+            "-ERR value is not an integer or out of range script: {}, on @user_script:1.",
+            sha(script)
+        )
+    );
+    let script = "local x = 1\nreturn redis.call('nosuch')";
+    assert_eq!(
+        eval(&mut raw, script, &[], &[]),
+        format!(
+            "-ERR Unknown Redis command called from script script: {}, on @user_script:2.",
+            sha(script)
+        )
+    );
+    assert!(eval(&mut raw, "return redis.call('get')", &[], &[])
+        .starts_with("-ERR Wrong number of args calling Redis command from script"));
+    assert!(eval(
+        &mut raw,
+        "return redis.call('eval', 'return 1', 0)",
+        &[],
+        &[]
+    )
+    .starts_with("-ERR This Redis command is not allowed from script"));
+    assert!(
+        eval(&mut raw, "error('boom')", &[], &[]).starts_with("-ERR user_script:1: boom script: ")
+    );
+    assert!(eval(&mut raw, "return redis.call()", &[], &[])
+        .starts_with("-ERR Please specify at least one argument for this redis lib call"));
+    // pcall catches a command's error as its message; redis.pcall as a table.
+    assert_eq!(
+        eval(
+            &mut raw,
+            "local ok, e = pcall(redis.call, 'incr', 's') return {tostring(ok), e}",
+            &[],
+            &[]
+        ),
+        "[$false, $ERR value is not an integer or out of range]"
+    );
+    assert_eq!(
+        eval(&mut raw, "return redis.pcall('incr', 's')['err']", &[], &[]),
+        "$ERR value is not an integer or out of range"
+    );
+    assert!(eval(&mut raw, "return 'unfinished", &[], &[]).starts_with(
+        "-ERR Error compiling script (new function): user_script:1: unfinished string"
+    ));
+    assert_eq!(
+        raw.call(&["EVAL", "return 1", "2", "a"]),
+        "-ERR Number of keys can't be greater than number of args"
+    );
+    assert_eq!(
+        raw.call(&["EVAL", "return 1", "-1"]),
+        "-ERR Number of keys can't be negative"
+    );
+    assert_eq!(
+        raw.call(&["EVAL", "return 1", "x"]),
+        "-ERR value is not an integer or out of range"
+    );
+}
+
+/// The SHA1 a script is known by.
+fn sha_of(script: &str) -> String {
+    String::from_utf8(ringkv_server::scripting::sha1_hex(script.as_bytes()).to_vec()).unwrap()
+}
+
+#[test]
+fn the_sandbox_keeps_scripts_from_the_system_and_from_each_other() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    for missing in [
+        "loadfile", "dofile", "print", "io", "require", "package", "debug", "module",
+    ] {
+        let answer = eval(&mut raw, &format!("return {missing}"), &[], &[]);
+        assert!(
+            answer.contains(&format!(
+                "Script attempted to access nonexistent global variable '{missing}'"
+            )),
+            "{missing}: {answer}"
+        );
+    }
+    assert!(eval(&mut raw, "return os.execute('true')", &[], &[])
+        .contains("attempt to call field 'execute'"));
+    assert_eq!(
+        eval(&mut raw, "return type(os.clock())", &[], &[]),
+        "$number"
+    );
+    let tricks = [
+        "a = 10",
+        "_G = {}",
+        "redis = function() return 1 end",
+        "redis.call = function() return 1 end",
+        "string.upper = nil",
+        "bit.band = nil",
+        "setmetatable(_G, {})",
+        "local g = getmetatable(_G) g.__index = {}",
+        "rawset(_G, 'x', 1)",
+        "getfenv(0).redis = nil",
+        "setfenv(0, {})",
+        "getmetatable('').__index = {}",
+    ];
+    for trick in tricks {
+        let answer = eval(&mut raw, trick, &[], &[]);
+        assert!(
+            answer.contains("Attempt to modify a readonly table"),
+            "{trick}: {answer}"
+        );
+    }
+    // Nothing a script tried changed what the next one sees.
+    assert_eq!(
+        eval(
+            &mut raw,
+            "return {string.upper('a'), bit.band(6, 3), type(redis.call)}",
+            &[],
+            &[]
+        ),
+        "[$A, :2, $function]"
+    );
+    assert!(eval(
+        &mut raw,
+        "return loadstring(string.dump(function() return 1 end))()",
+        &[],
+        &[]
+    )
+    .contains("attempt to call a nil value"));
+    assert_eq!(
+        eval(&mut raw, "return loadstring('return 1 + 1')()", &[], &[]),
+        ":2"
+    );
+    assert!(eval(&mut raw, "return loadstring('x = 1')()", &[], &[])
+        .contains("Attempt to modify a readonly table"));
+    // The libraries Redis loads.
+    assert_eq!(
+        eval(
+            &mut raw,
+            "return {struct.unpack('>I2', struct.pack('>I2', 258))}",
+            &[],
+            &[]
+        ),
+        "[:258, :3]"
+    );
+    assert_eq!(
+        eval(&mut raw, "return bit.tohex(65535, -2147483648)", &[], &[]),
+        "$0000FFFF"
+    );
+    assert_eq!(
+        eval(
+            &mut raw,
+            "return {math.floor(2.5), table.concat({'a', 'b'}, '-'), string.rep('x', 3)}",
+            &[],
+            &[]
+        ),
+        "[:2, $a-b, $xxx]"
+    );
+    assert_eq!(
+        eval(&mut raw, "return redis.sha1hex('')", &[], &[]),
+        "$da39a3ee5e6b4b0d3255bfef95601890afd80709"
+    );
+    assert_eq!(
+        eval(&mut raw, "return redis.REDIS_VERSION ~= nil", &[], &[]),
+        ":1"
+    );
+    // math.random is lrand48 from Redis's seed: the same numbers every time.
+    let first = eval(
+        &mut raw,
+        "math.randomseed(42) return {math.random(1000), math.random(1000)}",
+        &[],
+        &[],
+    );
+    let again = eval(
+        &mut raw,
+        "math.randomseed(42) return {math.random(1000), math.random(1000)}",
+        &[],
+        &[],
+    );
+    assert_eq!(first, again);
+    assert_eq!(
+        eval(&mut raw, "return redis.setresp(4)", &[], &[])
+            .split(" script:")
+            .next()
+            .unwrap(),
+        "-ERR RESP version must be 2 or 3."
+    );
+    assert_eq!(
+        eval(
+            &mut raw,
+            "redis.set_repl(redis.REPL_ALL) return redis.replicate_commands()",
+            &[],
+            &[]
+        ),
+        ":1"
+    );
+    assert_eq!(
+        eval(
+            &mut raw,
+            "redis.log(redis.LOG_WARNING, 'from a script') return 1",
+            &[],
+            &[]
+        ),
+        ":1"
+    );
+}
+
+#[test]
+fn scripts_are_loaded_listed_flushed_and_bounded() {
+    let server = TestServer::start();
+    let mut con = server.connect();
+    let sha: String = q(&mut con, &["SCRIPT", "LOAD", "return ARGV[1] .. KEYS[1]"]);
+    assert_eq!(sha.len(), 40);
+    assert_eq!(
+        q::<String>(&mut con, &["EVALSHA", &sha, "1", "k", "a"]),
+        "ak"
+    );
+    assert_eq!(
+        q::<String>(&mut con, &["EVALSHA", &sha.to_uppercase(), "1", "k", "b"]),
+        "bk"
+    );
+    assert_eq!(
+        q::<Vec<i64>>(
+            &mut con,
+            &[
+                "SCRIPT",
+                "EXISTS",
+                &sha,
+                "0000000000000000000000000000000000000000"
+            ]
+        ),
+        [1, 0]
+    );
+    assert_eq!(
+        expect_err(
+            &mut con,
+            &["EVALSHA", "0000000000000000000000000000000000000000", "0"]
+        ),
+        "NOSCRIPT No matching script. Please use EVAL."
+    );
+    assert!(expect_err(&mut con, &["SCRIPT", "LOAD", "return +"])
+        .starts_with("ERR Error compiling script"));
+    // EVAL's scripts are kept, least recently used evicted beyond 500;
+    // loaded ones never are.
+    let first: String = q(&mut con, &["SCRIPT", "LOAD", "return 'kept'"]);
+    let _: i64 = q(&mut con, &["EVAL", "return 0", "0"]);
+    let zero = sha_of("return 0");
+    for i in 1..=500 {
+        let _: i64 = q(&mut con, &["EVAL", &format!("return {i}"), "0"]);
+    }
+    assert_eq!(
+        q::<Vec<i64>>(&mut con, &["SCRIPT", "EXISTS", &first, &zero]),
+        [1, 0]
+    );
+    assert_eq!(
+        q::<String>(&mut con, &["EVALSHA", &sha, "1", "k", "c"]),
+        "ck"
+    );
+    let _: () = q(&mut con, &["SCRIPT", "FLUSH"]);
+    assert_eq!(
+        q::<Vec<i64>>(&mut con, &["SCRIPT", "EXISTS", &sha, &first]),
+        [0, 0]
+    );
+    assert!(expect_err(&mut con, &["EVALSHA", &sha, "0"]).starts_with("NOSCRIPT"));
+    let _: () = q(&mut con, &["SCRIPT", "FLUSH", "ASYNC"]);
+    assert_eq!(
+        expect_err(&mut con, &["SCRIPT", "FLUSH", "NOW"]),
+        "ERR SCRIPT FLUSH only support SYNC|ASYNC option"
+    );
+    assert_eq!(
+        expect_err(&mut con, &["SCRIPT", "KILL"]),
+        "NOTBUSY No scripts in execution right now."
+    );
+}
+
+#[test]
+fn read_only_scripts_refuse_writes() {
+    let server = TestServer::start();
+    let mut con = server.connect();
+    let _: () = q(&mut con, &["SET", "k", "v"]);
+    assert_eq!(
+        q::<String>(
+            &mut con,
+            &["EVAL_RO", "return redis.call('get', KEYS[1])", "1", "k"]
+        ),
+        "v"
+    );
+    assert!(expect_err(
+        &mut con,
+        &[
+            "EVAL_RO",
+            "return redis.call('set', KEYS[1], 'x')",
+            "1",
+            "k"
+        ]
+    )
+    .starts_with("ERR Write commands are not allowed from read-only scripts."));
+    let no_writes = "#!lua flags=no-writes\nreturn redis.call('set', KEYS[1], 'x')";
+    assert!(expect_err(&mut con, &["EVAL", no_writes, "1", "k"])
+        .starts_with("ERR Write commands are not allowed from read-only scripts."));
+    let writes = "#!lua\nreturn redis.call('set', KEYS[1], 'x')";
+    assert_eq!(
+        expect_err(&mut con, &["EVAL_RO", writes, "1", "k"]),
+        "ERR Can not execute a script with write flag using *_ro command."
+    );
+    assert_eq!(q::<String>(&mut con, &["EVAL", writes, "1", "k"]), "OK");
+    assert_eq!(
+        expect_err(&mut con, &["EVAL", "#!lua flags=bogus\nreturn 1", "0"]),
+        "ERR Unexpected flag in script shebang: bogus"
+    );
+    assert_eq!(
+        expect_err(&mut con, &["EVAL", "#!python\nreturn 1", "0"]),
+        "ERR Unexpected engine in script shebang: #!python"
+    );
+    assert_eq!(q::<i64>(&mut con, &["EVAL", "#!lua\nreturn 2", "0"]), 2);
+}
+
+#[test]
+fn scripts_run_in_transactions_break_watches_and_serve_blocked_clients_after() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    assert_eq!(raw.call(&["MULTI"]), "+OK");
+    assert_eq!(
+        raw.call(&["EVAL", "return redis.call('incr', KEYS[1])", "1", "n"]),
+        "+QUEUED"
+    );
+    assert_eq!(
+        raw.call(&["EVAL", "return redis.call('incr', KEYS[1])", "1", "n"]),
+        "+QUEUED"
+    );
+    assert_eq!(raw.call(&["EXEC"]), "[:1, :2]");
+    // A script's write breaks another client's WATCH.
+    let mut watcher = server.raw();
+    watcher.call(&["WATCH", "n"]);
+    eval(&mut raw, "return redis.call('incr', KEYS[1])", &["n"], &[]);
+    watcher.call(&["MULTI"]);
+    watcher.call(&["GET", "n"]);
+    assert_eq!(watcher.call(&["EXEC"]), "(nil)");
+    // A client blocked on a list gets what a script pushed, once it ended.
+    let mut blocked = server.raw();
+    blocked.send_command(&["BLPOP", "queue", "5"]);
+    std::thread::sleep(Duration::from_millis(100));
+    eval(
+        &mut raw,
+        "redis.call('rpush', KEYS[1], 'a') redis.call('rpush', KEYS[1], 'b') return 1",
+        &["queue"],
+        &[],
+    );
+    assert_eq!(blocked.reply_text(), "[$queue, $a]");
+    assert_eq!(raw.call(&["LRANGE", "queue", "0", "-1"]), "[$b]");
+    // Blocking commands inside a script answer at once.
+    assert_eq!(
+        eval(
+            &mut raw,
+            "return redis.call('blpop', KEYS[1], 0)",
+            &["empty"],
+            &[]
+        ),
+        "(nil)"
+    );
+    // Scripts take and release locks.
+    let acquire = "return redis.call('lock.acquire', KEYS[1], ARGV[1], 10000)";
+    let token = eval(&mut raw, acquire, &["lk"], &["me"]);
+    assert!(token.starts_with(':'), "{token}");
+    assert_eq!(eval(&mut raw, acquire, &["lk"], &["other"]), "(nil)");
+    assert_eq!(
+        eval(
+            &mut raw,
+            "return redis.call('lock.release', KEYS[1], ARGV[1])",
+            &["lk"],
+            &["me"]
+        ),
+        ":0"
+    );
+}
+
+#[test]
+fn a_replica_gets_a_scripts_effects_not_its_text() {
+    let master = TestServer::start();
+    let replica = TestServer::start();
+    follow(&replica, &master);
+    let mut m = master.connect();
+    // Random numbers and the time differ at each run: only the effects can
+    // give the replica the master's data.
+    let script = "local t = redis.call('time') redis.call('set', KEYS[1], math.random() .. ':' .. t[1] .. '.' .. t[2]) redis.call('sadd', KEYS[2], math.random(1000000)) return 1";
+    for _ in 0..5 {
+        let _: i64 = q(&mut m, &["EVAL", script, "2", "{s}value", "{s}set"]);
+    }
+    let sha: String = q(&mut m, &["SCRIPT", "LOAD", script]);
+    let _: i64 = q(&mut m, &["EVALSHA", &sha, "2", "{s}value", "{s}set"]);
+    caught_up(&master, &replica);
+    let mut r = replica.connect();
+    for key in ["{s}value"] {
+        assert_eq!(
+            q::<String>(&mut r, &["GET", key]),
+            q::<String>(&mut m, &["GET", key])
+        );
+    }
+    let mut mine: Vec<String> = q(&mut m, &["SMEMBERS", "{s}set"]);
+    let mut theirs: Vec<String> = q(&mut r, &["SMEMBERS", "{s}set"]);
+    mine.sort();
+    theirs.sort();
+    assert_eq!(mine, theirs);
+    assert_eq!(mine.len(), 6);
+    // A replica refuses a script's writes, not its reads.
+    assert!(
+        expect_err(&mut r, &["EVAL", "return redis.call('set', 'x', 1)", "0"])
+            .starts_with("READONLY You can't write against a read only replica.")
+    );
+    assert_eq!(
+        q::<i64>(
+            &mut r,
+            &["EVAL", "return redis.call('scard', KEYS[1])", "1", "{s}set"]
+        ),
+        6
+    );
+    assert_eq!(
+        expect_err(&mut r, &["EVAL", "#!lua\nreturn 1", "0"]),
+        "READONLY Can not run script with write flag on readonly replica"
+    );
+}
+
+#[test]
+fn in_a_cluster_a_script_keeps_to_its_slot() {
+    let cluster = TestCluster::start("scripting", 3, &["--cluster-node-timeout", "2000"]);
+    let client = redis::cluster::ClusterClient::new(vec![cluster.server(0).url()]).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let script = "return redis.call('incr', KEYS[1]) + redis.call('incr', KEYS[2])";
+    let n: i64 = redis::cmd("EVAL")
+        .arg(script)
+        .arg(2)
+        .arg("{a}1")
+        .arg("{a}2")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(n, 2);
+    let mut raw = cluster.server(0).raw();
+    let answer = raw.call(&["EVAL", script, "2", "{a}1", "{b}2"]);
+    assert!(answer.starts_with("-CROSSSLOT"), "{answer}");
+    // An undeclared key of the same slot is fine; of another slot, refused.
+    let same = "return redis.call('incr', KEYS[1] .. 'more')";
+    let n: i64 = redis::cmd("EVAL")
+        .arg(same)
+        .arg(1)
+        .arg("{a}")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(n, 1);
+    let other = "redis.call('incr', KEYS[1]) return redis.call('incr', '{zz}other')";
+    let err = redis::cmd("EVAL")
+        .arg(other)
+        .arg(1)
+        .arg("{a}")
+        .query::<i64>(&mut con)
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("Script attempted to access keys that do not hash to the same slot")
+            || text.contains("Script attempted to access a non local key in a cluster node"),
+        "{text}"
+    );
+    let no_cluster = "#!lua flags=no-cluster\nreturn 1";
+    let err = redis::cmd("EVAL")
+        .arg(no_cluster)
+        .arg(0)
+        .query::<i64>(&mut con)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("Can not run script on cluster, 'no-cluster' flag is set."),
+        "{err}"
+    );
+}
