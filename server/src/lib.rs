@@ -28,13 +28,13 @@ pub mod watch;
 // Data structures and registries.
 pub mod keyspace;
 pub mod pubsub;
-pub mod scripting;
 // What builds on them.
 pub mod blocking;
 pub mod cluster;
 pub mod eviction;
 pub mod feed;
 pub mod notify;
+pub mod scripting;
 // Settings.
 pub mod config;
 // The data layer and the one path that changes it.

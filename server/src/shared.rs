@@ -18,7 +18,7 @@ use crate::config::LiveConfig;
 use crate::dataset::Dataset;
 use crate::migration::{MigrateLinks, Migrations};
 use crate::replication::Replication;
-use crate::scripting::Scripts;
+use crate::scripting::{Functions, Scripts};
 use crate::session::Clients;
 use crate::stats::Stats;
 
@@ -52,6 +52,8 @@ pub struct Shared {
     pub migrations: Migrations,
     /// The Lua scripts this node knows (`EVAL`, `SCRIPT LOAD`).
     pub scripts: Scripts,
+    /// The function libraries (`FUNCTION LOAD`, `FCALL`).
+    pub functions: Functions,
     memory_peak: AtomicU64,
     port: u16,
 }
@@ -94,6 +96,7 @@ impl Shared {
             migrate_links: MigrateLinks::default(),
             migrations: Migrations::default(),
             scripts: Scripts::default(),
+            functions: Functions::default(),
             memory_peak: AtomicU64::new(0),
             port,
         }

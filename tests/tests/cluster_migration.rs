@@ -382,8 +382,15 @@ fn redis_cli_adds_reshards_rebalances_and_removes_a_master() {
         .all(|&i| c.info_field(i, "cluster_state").as_deref() == Some("ok"))));
     const KEYS: usize = 3000;
     write_keys(&cluster.server(0).url(), KEYS);
+    // add-node copies the cluster's functions to the new node.
+    let library = "#!lua name=shared\nredis.register_function('hello', function() return 'hi' end)";
+    let _: String = q(&mut cluster.connect(0), &["FUNCTION", "LOAD", library]);
     let text = redis_cli_cluster(&["add-node", &d, &a]);
     assert!(text.contains("[OK] New node added correctly."), "{text}");
+    assert_eq!(
+        q::<String>(&mut cluster.connect(3), &["FCALL", "hello", "0"]),
+        "hi"
+    );
     assert!(cluster.wait(Duration::from_secs(20), |c| c.all_know(4)));
     // redis-cli refuses to reshard until every node shows the same table.
     let agreed = cluster.wait(Duration::from_secs(20), |_| {

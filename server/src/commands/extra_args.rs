@@ -28,7 +28,8 @@ enum Extra {
 use Extra::*;
 
 /// A valid request for each command of variable arity (`$DUMP` is the `DUMP`
-/// of the string `s`), and its answer with `garbage` appended. Checked against
+/// of the string `s`, `$FDUMP` the `FUNCTION DUMP` of the library `l`), and
+/// its answer with `garbage` appended. Checked against
 /// redis-server side by side, except for ringkv's own commands; `CONFIG SET`
 /// and the `ZRANK` options follow Redis 7.2.
 const VARIABLE: &[(&str, Extra)] = &[
@@ -124,6 +125,21 @@ const VARIABLE: &[(&str, Extra)] = &[
     ("EVALSHA 63143b6f8007b98c53ca2149822777b3566f9241 0", Accepted),
     ("EVALSHA_RO 63143b6f8007b98c53ca2149822777b3566f9241 0", Accepted),
     ("EXISTS s", Accepted),
+    ("FCALL f 0", Accepted),
+    ("FCALL_RO g 0", Accepted),
+    (
+        "FUNCTION FLUSH",
+        Error("ERR FUNCTION FLUSH only supports SYNC|ASYNC option"),
+    ),
+    ("FUNCTION LIST", Error("ERR Unknown argument garbage")),
+    (
+        "FUNCTION LOAD #!lua\tname=m\nredis.register_function('h',function()return(1)end)",
+        Error("ERR Unknown option given: #!lua\tname=m redis.register_function('h',function()return(1)end)"),
+    ),
+    (
+        "FUNCTION RESTORE $FDUMP REPLACE",
+        Error("ERR unknown subcommand or wrong number of arguments for 'RESTORE'. Try FUNCTION HELP."),
+    ),
     ("EXPIRE s 100", Error("ERR Unsupported option garbage")),
     (
         "EXPIREAT s 100000000000",
@@ -232,6 +248,7 @@ const SETUP: &[&str] = &[
     "SADD st a b",
     "ZADD z 1 a 2 b",
     "SCRIPT LOAD return",
+    "FUNCTION LOAD #!lua\tname=l\nredis.register_function('f',function()return(1)end)redis.register_function{function_name='g',callback=function()return(1)end,flags={'no-writes'}}",
 ];
 
 /// A fresh server and connection, with the [`SETUP`] keys.
@@ -273,11 +290,18 @@ fn reply(request: &str, extra: &[&str]) -> String {
     let dump = run(&shared, &mut session, &[b"DUMP", b"s"]);
     let start = dump.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
     let payload = &dump[start..dump.len().saturating_sub(2).max(start)];
+    let functions = run(&shared, &mut session, &[b"FUNCTION", b"DUMP"]);
+    let start = functions
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let functions = &functions[start..functions.len().saturating_sub(2).max(start)];
     let words: Vec<&[u8]> = request
         .split(' ')
         .chain(extra.iter().copied())
         .map(|word| match word {
             "$DUMP" => payload,
+            "$FDUMP" => functions,
             word => word.as_bytes(),
         })
         .collect();

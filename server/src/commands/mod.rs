@@ -23,6 +23,7 @@ mod cluster;
 mod connection;
 mod debug;
 mod expire;
+mod functions;
 mod hashes;
 pub mod held;
 mod info;
@@ -88,6 +89,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     cluster::COMMANDS,
     transactions::COMMANDS,
     scripting::COMMANDS,
+    functions::COMMANDS,
     pubsub::COMMANDS,
     replication::COMMANDS,
 ];

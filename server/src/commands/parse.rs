@@ -49,6 +49,12 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// The whole request, command name included (a command that replicates
+    /// as its request).
+    pub fn all(&self) -> Args<'a> {
+        self.args
+    }
+
     /// The command's name as sent, lower-cased, for commands whose arguments depend
     /// on the name they are called by (`ZRANGEBYSCORE` vs `ZRANGE`).
     pub fn command_name(&self) -> String {

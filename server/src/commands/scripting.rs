@@ -195,17 +195,8 @@ impl<'a> Command<'a> for Eval<'a> {
             keys: &self.keys,
             args: &self.args,
         };
-        let declared = self.keys.first().map(|key| crate::keyspace::key_slot(key));
-        let mut host = ScriptHost {
-            shared,
-            session: &mut *ctx.session,
-            locks: &mut *ctx.locks,
-            read_only: read_only_command || flags.has(ScriptFlags::NO_WRITES),
-            cross_slot: flags.has(ScriptFlags::ALLOW_CROSS_SLOT),
-            slot: declared,
-            wrote: false,
-        };
-        let out = &mut *ctx.out;
+        let read_only = read_only_command || flags.has(ScriptFlags::NO_WRITES);
+        let mut host = ScriptHost::new(ctx, read_only, flags, &self.keys);
         with_engine(|engine| {
             engine.sync_generation(shared.scripts.generation());
             if !engine.is_compiled(&sha) {
@@ -217,7 +208,7 @@ impl<'a> Command<'a> for Eval<'a> {
             if !known {
                 shared.scripts.add(sha, script, true);
             }
-            engine.run(&sha, &call, &mut host, out);
+            engine.run(&sha, &call, &mut host.host, host.out);
             Ok(())
         })
     }
@@ -225,7 +216,11 @@ impl<'a> Command<'a> for Eval<'a> {
 
 /// Redis's checks before a script with a shebang runs (scripts without
 /// one are checked command by command as they run).
-fn may_start(ctx: &Ctx<'_, '_>, flags: ScriptFlags, read_only_command: bool) -> CommandResult {
+pub(super) fn may_start(
+    ctx: &Ctx<'_, '_>,
+    flags: ScriptFlags,
+    read_only_command: bool,
+) -> CommandResult {
     if flags.has(ScriptFlags::EVAL_COMPAT) {
         return Ok(());
     }
@@ -250,9 +245,42 @@ fn may_start(ctx: &Ctx<'_, '_>, flags: ScriptFlags, read_only_command: bool) -> 
     Ok(())
 }
 
+/// A script about to run: what its `redis.call`s reach, and where its
+/// result goes.
+pub(super) struct ScriptHost<'c, 'a> {
+    /// Runs its commands.
+    pub host: Runner<'c, 'a>,
+    /// The caller's reply.
+    pub out: &'c mut Reply,
+}
+
+impl<'c, 'a> ScriptHost<'c, 'a> {
+    /// The script run for the command of `ctx`, with `flags`, declaring
+    /// `keys` (whose slots the command holds).
+    pub fn new(
+        ctx: &'c mut Ctx<'_, 'a>,
+        read_only: bool,
+        flags: ScriptFlags,
+        keys: &[&[u8]],
+    ) -> ScriptHost<'c, 'a> {
+        ScriptHost {
+            host: Runner {
+                shared: ctx.shared,
+                session: &mut *ctx.session,
+                locks: &mut *ctx.locks,
+                read_only,
+                cross_slot: flags.has(ScriptFlags::ALLOW_CROSS_SLOT),
+                slot: keys.first().map(|key| crate::keyspace::key_slot(key)),
+                wrote: false,
+            },
+            out: &mut *ctx.out,
+        }
+    }
+}
+
 /// What a running script's `redis.call`s reach: the caller's session and
 /// slot locks, with the script's rules.
-struct ScriptHost<'c, 'a> {
+pub(super) struct Runner<'c, 'a> {
     shared: &'a Shared,
     session: &'c mut Session,
     locks: &'c mut Locked<'a>,
@@ -266,7 +294,7 @@ struct ScriptHost<'c, 'a> {
     wrote: bool,
 }
 
-impl Host for ScriptHost<'_, '_> {
+impl Host for Runner<'_, '_> {
     fn call(&mut self, args: Args<'_>, out: &mut Reply) -> Result<(), String> {
         let registry = table::registry();
         let unknown = || "Unknown Redis command called from script".to_owned();
@@ -322,7 +350,7 @@ impl Host for ScriptHost<'_, '_> {
     }
 }
 
-impl ScriptHost<'_, '_> {
+impl Runner<'_, '_> {
     /// Makes sure the script holds `slot` before a command touches it: a
     /// declared key's slot is held already; in a cluster, an undeclared key
     /// must be in a slot this node serves, stable, and (unless the script

@@ -58,12 +58,14 @@ fn take_varint(input: &mut &[u8]) -> Option<u64> {
     None
 }
 
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+/// Appends `bytes` with their length before them.
+pub fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     put_varint(out, bytes.len() as u64);
     out.extend_from_slice(bytes);
 }
 
-fn take_bytes<'a>(input: &mut &'a [u8]) -> Option<&'a [u8]> {
+/// Takes bytes written by [`put_bytes`] from the front of `input`.
+pub fn take_bytes<'a>(input: &mut &'a [u8]) -> Option<&'a [u8]> {
     let len = usize::try_from(take_varint(input)?).ok()?;
     if len > input.len() {
         return None;
@@ -127,16 +129,22 @@ pub fn dump_value(value: &Value) -> Vec<u8> {
             out.extend_from_slice(&token.to_le_bytes());
         }
     }
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    let crc = CRC64.checksum(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
+    seal(&mut out);
     out
 }
 
-/// Checks and decodes a payload made by [`dump_value`]; collections take the
-/// encodings `limits` call for.
-pub fn restore_value(payload: &[u8], limits: &EncodingLimits) -> Result<Value, DumpError> {
-    if payload.len() < 1 + FOOTER {
+/// Ends a payload whose body is `out`: the format version, then the
+/// checksum of everything before.
+pub fn seal(out: &mut Vec<u8>) {
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    let crc = CRC64.checksum(out);
+    out.extend_from_slice(&crc.to_le_bytes());
+}
+
+/// The body of a payload made by [`seal`], if its version is known and its
+/// checksum right.
+pub fn unseal(payload: &[u8]) -> Result<&[u8], DumpError> {
+    if payload.len() < FOOTER {
         return Err(DumpError::VersionOrChecksum);
     }
     let (signed, crc) = payload.split_at(payload.len() - 8);
@@ -146,6 +154,13 @@ pub fn restore_value(payload: &[u8], limits: &EncodingLimits) -> Result<Value, D
     if version > FORMAT_VERSION || CRC64.checksum(signed) != crc {
         return Err(DumpError::VersionOrChecksum);
     }
+    Ok(body)
+}
+
+/// Checks and decodes a payload made by [`dump_value`]; collections take the
+/// encodings `limits` call for.
+pub fn restore_value(payload: &[u8], limits: &EncodingLimits) -> Result<Value, DumpError> {
+    let body = unseal(payload)?;
     let (&tag, mut rest) = body.split_first().ok_or(DumpError::BadFormat)?;
     let value = decode(tag, &mut rest, limits).ok_or(DumpError::BadFormat)?;
     if !rest.is_empty() || value.is_empty_collection() {

@@ -42,7 +42,7 @@ use parking_lot::{Mutex, MutexGuard, RwLock};
 use smallvec::SmallVec;
 
 pub use defrag::ActiveDefrag;
-pub use dump::{dump_value, restore_value, DumpError};
+pub use dump::{dump_value, put_bytes, restore_value, seal, take_bytes, unseal, DumpError};
 pub use expire::{ActiveExpire, ExpireCycle};
 pub use sketch::{FrequencySketch, MAX_FREQUENCY};
 pub use slot::{hash_tag, key_slot, SLOTS};

@@ -75,6 +75,7 @@ pub async fn serve(
             // Snapshots carry the tokens of live locks only; the bound covers
             // every token issued (L4).
             shared.data.announce_token_bound();
+            crate::write::functions_for_full_sync(&shared.data, &shared.functions.dump());
             // Slots being imported stay hidden on the new replica too (M9).
             let keyspace = &shared.data.keyspace;
             if keyspace.any_hidden() {

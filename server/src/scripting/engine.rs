@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use mlua::{Function, Lua, MultiValue, Table, Value, Variadic};
 
 use super::convert::{self, error_table, single_field};
+use super::functions::{valid_name, FunctionInfo};
 use super::rand48::Rand48;
+use super::registry::ScriptFlags;
 use super::registry::{sha1_hex, Sha};
 use crate::protocol::{Args, Protocol, Reply};
 
@@ -20,6 +22,8 @@ const COMPILED_MAX: usize = 1000;
 
 /// The chunk name of scripts: errors read `user_script:1: ...`.
 const SCRIPT_CHUNK: &str = "@user_script";
+/// The chunk name of function libraries: `user_function:1: ...`.
+const LIBRARY_CHUNK: &str = "@user_function";
 /// The chunk name of the set-up code, whose frames errors skip.
 const SETUP_CHUNK: &str = "=ringkv";
 
@@ -50,7 +54,14 @@ pub struct Engine {
     redis: Table,
     handler: Function,
     xpcall: Function,
+    /// `fcall(f, keys, args, handler)`: a function run under `handler`.
+    fcall: Function,
+    /// Makes reads of unknown names errors (the globals'; `redis`'s while
+    /// a library loads, which may not call commands, as in Redis).
+    strict: Table,
     compiled: HashMap<Sha, Function>,
+    /// Functions of the libraries loaded here: name -> library id, callback.
+    functions: HashMap<String, (u64, Function)>,
     /// The registry generation `compiled` belongs to.
     generation: u64,
     /// Replies of the running script's commands, before they become Lua values.
@@ -85,7 +96,7 @@ impl Engine {
         lua.set_app_data(Rand48::default());
         super::libs::register_all(&lua)?;
         let api = api(&lua)?;
-        let (env, redis): (Table, Table) = lua
+        let (env, redis, fcall, strict): (Table, Table, Function, Table) = lua
             .load(include_str!("sandbox.lua"))
             .set_name(SETUP_CHUNK)
             .call(api)?;
@@ -97,7 +108,10 @@ impl Engine {
             redis,
             handler,
             xpcall,
+            fcall,
+            strict,
             compiled: HashMap::new(),
+            functions: HashMap::new(),
             generation: 0,
             scratch: Reply::new(Protocol::Resp2),
         })
@@ -107,6 +121,7 @@ impl Engine {
     pub fn sync_generation(&mut self, generation: u64) {
         if generation != self.generation {
             self.compiled.clear();
+            self.functions.clear();
             self.generation = generation;
             // Whatever the flushed scripts left is garbage now.
             let _ = self.lua.gc_collect();
@@ -152,7 +167,7 @@ impl Engine {
             out.error("NOSCRIPT No matching script. Please use EVAL.");
             return;
         };
-        if let Err(err) = self.run_function(&function, call, host, out) {
+        if let Err(err) = self.invoke(&function, false, call, host, out) {
             out.error(&format!(
                 "ERR Error running script {}, {}",
                 call.name,
@@ -161,9 +176,92 @@ impl Engine {
         }
     }
 
-    fn run_function(
+    /// True if the function `name` of library version `id` is loaded here.
+    pub fn has_function(&self, name: &str, id: u64) -> bool {
+        self.functions
+            .get(name)
+            .is_some_and(|(loaded, _)| *loaded == id)
+    }
+
+    /// Runs the loaded function `call.name` (`FCALL`), its keys and
+    /// arguments passed as its two parameters.
+    pub fn run_function(&mut self, call: &Call<'_>, host: &mut dyn Host, out: &mut Reply) {
+        let Some((_, function)) = self.functions.get(call.name).cloned() else {
+            out.error("ERR Function not found");
+            return;
+        };
+        if let Err(err) = self.invoke(&function, true, call, host, out) {
+            out.error(&format!(
+                "ERR Error running script {}, {}",
+                call.name,
+                lua_message(&err)
+            ));
+        }
+    }
+
+    /// Loads a library's code (after its header line) as version `id`:
+    /// runs it with `redis.register_function` collecting its functions,
+    /// which are kept here. Errors are Redis's texts.
+    pub fn load_library(&mut self, code: &[u8], id: u64) -> Result<Vec<FunctionInfo>, String> {
+        let lua = &self.lua;
+        let chunk = lua
+            .load(code)
+            .set_name(LIBRARY_CHUNK)
+            .set_mode(mlua::chunk::ChunkMode::Text)
+            .set_environment(self.env.clone())
+            .into_function()
+            .map_err(|err| format!("Error compiling function: {}", lua_message(&err)))?;
+        let registered = RefCell::new(Vec::new());
+        let result: mlua::Result<(bool, Value)> = lua.scope(|scope| {
+            let register = scope.create_function(|lua, args: Variadic<Value>| {
+                let function = registration(lua, &args)?;
+                registered.borrow_mut().push(function);
+                Ok(())
+            })?;
+            self.redis.raw_set("register_function", register)?;
+            self.redis.set_metatable(Some(self.strict.clone()))?;
+            let result = self.xpcall.call((&chunk, &self.handler));
+            self.redis.set_metatable(None)?;
+            self.redis.raw_set("register_function", Value::Nil)?;
+            result
+        });
+        match result {
+            Ok((true, _)) => {}
+            Ok((false, error)) => {
+                let text = error_message(&error);
+                return Err(format!("Error registering functions: {text}"));
+            }
+            Err(err) => {
+                return Err(format!(
+                    "Error registering functions: {}",
+                    lua_message(&err)
+                ))
+            }
+        }
+        let registered = registered.into_inner();
+        if registered.is_empty() {
+            return Err("No functions registered".into());
+        }
+        let mut infos: Vec<FunctionInfo> = Vec::with_capacity(registered.len());
+        for (info, _) in &registered {
+            if infos.iter().any(|seen| seen.name == info.name) {
+                return Err("Function already exists in the library".into());
+            }
+            infos.push(info.clone());
+        }
+        if self.functions.len() >= COMPILED_MAX {
+            self.functions.clear();
+        }
+        for (info, callback) in registered {
+            self.functions.insert(info.name, (id, callback));
+        }
+        Ok(infos)
+    }
+
+    fn invoke(
         &mut self,
         function: &Function,
+        with_arguments: bool,
         call: &Call<'_>,
         host: &mut dyn Host,
         out: &mut Reply,
@@ -172,9 +270,13 @@ impl Engine {
         if let Some(mut state) = lua.app_data_mut::<RunState>() {
             state.resp = Protocol::Resp2;
         }
-        let globals = lua.globals();
-        globals.raw_set("KEYS", string_array(lua, call.keys)?)?;
-        globals.raw_set("ARGV", string_array(lua, call.args)?)?;
+        let keys = string_array(lua, call.keys)?;
+        let args = string_array(lua, call.args)?;
+        if !with_arguments {
+            let globals = lua.globals();
+            globals.raw_set("KEYS", &keys)?;
+            globals.raw_set("ARGV", &args)?;
+        }
         let runner = RefCell::new((host, &mut self.scratch));
         let (ok, result): (bool, Value) = lua.scope(|scope| {
             let call = scope.create_function(|lua, args: Variadic<Value>| {
@@ -193,7 +295,10 @@ impl Engine {
             })?;
             self.redis.raw_set("call", call)?;
             self.redis.raw_set("pcall", pcall)?;
-            let result = self.xpcall.call((function, &self.handler));
+            let result = match with_arguments {
+                true => self.fcall.call((function, keys, args, &self.handler)),
+                false => self.xpcall.call((function, &self.handler)),
+            };
             self.redis.raw_set("call", Value::Nil)?;
             self.redis.raw_set("pcall", Value::Nil)?;
             result
@@ -300,6 +405,96 @@ fn write_error(error: &Value, name: &str, out: &mut Reply) {
         text.push_str(&format!(" script: {name}, on {source}:{line}."));
     }
     out.error(&text);
+}
+
+/// The text of a failed run's error value (an error table's `err`).
+fn error_message(error: &Value) -> String {
+    match error {
+        Value::Table(table) => match table.raw_get::<Value>("err") {
+            Ok(Value::String(s)) => s.to_string_lossy(),
+            _ => "unknown error".to_owned(),
+        },
+        Value::String(s) => s.to_string_lossy(),
+        other => other.to_string().unwrap_or_default(),
+    }
+}
+
+/// Reads `redis.register_function`'s arguments, `(name, callback)` or a
+/// table of named ones, with Redis's errors.
+fn registration(lua: &Lua, args: &[Value]) -> mlua::Result<(FunctionInfo, Function)> {
+    let fail = |text: &str| raise(text.as_bytes());
+    let string = |value: &Value| match value {
+        Value::String(s) => Some(s.to_string_lossy()),
+        Value::Integer(_) | Value::Number(_) => value.to_string().ok(),
+        _ => None,
+    };
+    let (name, callback, description, flags) = match args {
+        [Value::Table(named)] => {
+            let (mut name, mut callback, mut description, mut flags) = (None, None, None, ScriptFlags::default());
+            for pair in named.pairs::<Value, Value>() {
+                let (key, value) = pair?;
+                let Some(key) = string(&key) else {
+                    return Err(fail("named argument key given to redis.register_function is not a string"));
+                };
+                match key.to_ascii_lowercase().as_str() {
+                    "function_name" => {
+                        name = Some(string(&value).ok_or_else(|| {
+                            fail("function_name argument given to redis.register_function must be a string")
+                        })?)
+                    }
+                    "description" => {
+                        description = Some(string(&value).ok_or_else(|| {
+                            fail("description argument given to redis.register_function must be a string")
+                        })?)
+                    }
+                    "callback" => match value {
+                        Value::Function(f) => callback = Some(f),
+                        _ => return Err(fail("callback argument given to redis.register_function must be a function")),
+                    },
+                    "flags" => {
+                        let Value::Table(list) = value else {
+                            return Err(fail("flags argument to redis.register_function must be a table representing function flags"));
+                        };
+                        let mut names = Vec::new();
+                        for flag in list.sequence_values::<Value>() {
+                            match string(&flag?) {
+                                Some(flag) => names.push(flag.to_ascii_lowercase()),
+                                None => return Err(fail("unknown flag given")),
+                            }
+                        }
+                        flags = ScriptFlags::from_names(names.iter().map(String::as_str))
+                            .map_err(|_| fail("unknown flag given"))?;
+                    }
+                    _ => return Err(fail("unknown argument given to redis.register_function")),
+                }
+            }
+            let name = name.ok_or_else(|| fail("redis.register_function must get a function name argument"))?;
+            let callback = callback.ok_or_else(|| fail("redis.register_function must get a callback argument"))?;
+            (name, callback, description, flags)
+        }
+        [_] => {
+            return Err(fail("calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments)."))
+        }
+        [name, callback] => {
+            let name = string(name).ok_or_else(|| fail("first argument to redis.register_function must be a string"))?;
+            let Value::Function(callback) = callback else {
+                return Err(fail("second argument to redis.register_function must be a function"));
+            };
+            (name, callback.clone(), None, ScriptFlags::default())
+        }
+        _ => return Err(fail("wrong number of arguments to redis.register_function")),
+    };
+    let _ = lua;
+    if !valid_name(&name) {
+        // Redis's text, which says library where it means function.
+        return Err(fail("Library names can only contain letters, numbers, or underscores(_) and must be at least one character long"));
+    }
+    let info = FunctionInfo {
+        name,
+        description,
+        flags,
+    };
+    Ok((info, callback))
 }
 
 /// The message handler of a script's `xpcall`: makes the error an error

@@ -10,6 +10,7 @@
 
 pub mod convert;
 mod engine;
+pub mod functions;
 mod libs;
 mod rand48;
 pub mod registry;
@@ -17,6 +18,7 @@ pub mod registry;
 use std::sync::OnceLock;
 
 pub use engine::{with_engine, Call, Engine, Host};
+pub use functions::{FunctionInfo, Functions, Library};
 pub use registry::{parse_sha, parse_shebang, sha1_hex, Script, ScriptFlags, Scripts, Sha};
 
 /// Says whether a command name exists (`redis.acl_check_cmd`); set by the

@@ -1,9 +1,10 @@
 -- Sets up a script interpreter as Redis's: the `redis` API, the libraries
 -- scripts may use, and a sandbox. Runs once per interpreter, before any
 -- script; `api` holds what Rust implements. Returns the scripts' environment
--- (globals that error on unknown names and refuse writes) and the `redis`
--- table behind its read-only view, whose `call` and `pcall` the engine sets
--- for each run.
+-- (globals that error on unknown names and refuse writes), the `redis`
+-- table behind its read-only view, whose `call` and `pcall` (and, while a
+-- library loads, `register_function`) the engine sets for each run, the
+-- runner of functions, and the metatable that makes unknown names errors.
 local api = ...
 local G = _G
 local error, type, rawget, rawset, tostring, pcall =
@@ -35,36 +36,40 @@ G.redis = redis
 math.random = api.random
 math.randomseed = api.randomseed
 
--- No files, processes, modules or printing; of `os`, only the clock.
-G.os = { clock = os.clock }
-G.io, G.package, G.require, G.module = nil, nil, nil, nil
+-- No files, processes, modules or printing.
+G.os, G.io, G.package, G.require, G.module = nil, nil, nil, nil, nil
 G.dofile, G.loadfile, G.print, G.debug = nil, nil, nil, nil
 
 -- Read-only views: scripts see proxies of the shared tables, which refuse
 -- writes, so no script can change what the next one runs with.
 local protected = setmetatable({}, { __mode = 'k' })
 local function refuse() error('Attempt to modify a readonly table', 2) end
-local function readonly(t)
+-- `getmetatable` of a library gives nil, as Redis's (which has none); the
+-- globals' and strings' metatables are shown read-only, as Redis's are.
+local function readonly(t, shown)
     local proxy = {}
-    local meta = { __index = t, __newindex = refuse }
-    meta.__metatable = setmetatable({}, { __index = meta, __newindex = refuse })
-    protected[meta.__metatable] = true
+    local meta = { __index = t, __newindex = refuse, __metatable = false }
+    if shown then
+        meta.__metatable = setmetatable({}, { __index = shown, __newindex = refuse })
+        protected[meta.__metatable] = true
+    end
     setmetatable(proxy, meta)
     protected[proxy] = true
     return proxy
 end
-for _, name in ipairs({ 'redis', 'string', 'math', 'table', 'coroutine', 'os',
+for _, name in ipairs({ 'redis', 'string', 'math', 'table', 'coroutine',
                         'cjson', 'cmsgpack', 'bit', 'struct' }) do
     if rawget(G, name) ~= nil then rawset(G, name, readonly(G[name])) end
 end
 local string_meta = getmetatable('')
-string_meta.__metatable = readonly(string_meta)
+string_meta.__metatable = readonly(string_meta, string_meta)
 
 -- The scripts' globals: reads of unknown names fail, writes are refused.
-local env = readonly(G)
-setmetatable(G, { __index = function(_, name)
+local globals_meta = { __index = function(_, name)
     error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
-end })
+end }
+setmetatable(G, globals_meta)
+local env = readonly(G, globals_meta)
 rawset(G, '_G', env)
 
 G.rawset = function(t, k, v)
@@ -121,4 +126,10 @@ local function settle(ok, ...)
 end
 G.pcall = function(f, ...) return settle(pcall(f, ...)) end
 
-return env, redis
+-- Runs a function (`FCALL`) with its keys and arguments under `handler`.
+local xpcall = xpcall
+local function fcall(f, keys, args, handler)
+    return xpcall(function() return f(keys, args) end, handler)
+end
+
+return env, redis, fcall, globals_meta

@@ -132,6 +132,29 @@ fn commit_each(
     changes.clear();
 }
 
+/// Commits a change of state that lives beside the keyspace (the function
+/// libraries, `FUNCTION LOAD`): one change, its request the record, for
+/// replicas only (slot migrations move keys, not libraries).
+pub fn beside_keyspace(data: &Dataset, request: &[&[u8]]) {
+    data.add_dirty(1);
+    to_replicas(data, request);
+}
+
+/// Gives replicas starting a full sync the function libraries `dump` (a
+/// `FUNCTION DUMP`), which slot snapshots do not carry: they replace
+/// whatever the replica had. Not a change of the master's.
+pub fn functions_for_full_sync(data: &Dataset, dump: &[u8]) {
+    to_replicas(data, &[b"FUNCTION", b"RESTORE", dump, b"FLUSH"]);
+}
+
+fn to_replicas(data: &Dataset, request: &[&[u8]]) {
+    if data.feed.is_active() {
+        let mut record = Vec::new();
+        encode_command(&mut record, request);
+        data.feed.append(&record, 1, Scope::Link);
+    }
+}
+
 /// Commits the expiry of `key` (found expired by a lookup or the active expiry
 /// walk), its slot still held.
 pub fn expired(data: &Dataset, key: &[u8]) {
