@@ -377,6 +377,9 @@ fn scripts_are_loaded_listed_flushed_and_bounded() {
         q::<Vec<i64>>(&mut con, &["SCRIPT", "EXISTS", &first, &zero]),
         [1, 0]
     );
+    let info: String = q(&mut con, &["INFO", "all"]);
+    assert!(info.contains("evicted_scripts:1\r\n"), "{info}");
+    assert!(info.contains("number_of_cached_scripts:502\r\n"), "{info}");
     assert_eq!(
         q::<String>(&mut con, &["EVALSHA", &sha, "1", "k", "c"]),
         "ck"

@@ -5,7 +5,12 @@
 //!
 //! ```text
 //! ./bench/compare.sh --pipelines 1,16,64
+//! ./bench/compare.sh --tests evalsha_release,evalsha_two_keys --pipelines 1,16 --keyspace 100000
 //! ```
+//!
+//! Besides redis-benchmark's own tests, `evalsha_release` runs `EVALSHA` of
+//! the compare-and-delete lock release and `evalsha_two_keys` a script that
+//! increments two keys of one slot (loaded with `SCRIPT LOAD` first).
 
 use std::path::PathBuf;
 
@@ -43,6 +48,51 @@ struct Options {
     /// Extra flags for ringkv-server, e.g. "--threads 1".
     #[arg(long, allow_hyphen_values = true)]
     ringkv_args: Option<String>,
+}
+
+/// Script tests: name, script, and the arguments after the SHA
+/// (`__rand_int__` is redis-benchmark's random number).
+const SCRIPTS: &[(&str, &str, &[&str])] = &[
+    (
+        "evalsha_release",
+        "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end",
+        &["1", "lock:__rand_int__", "token"],
+    ),
+    (
+        "evalsha_two_keys",
+        "redis.call('incr', KEYS[1]) return redis.call('incr', KEYS[2])",
+        &["2", "{k:__rand_int__}a", "{k:__rand_int__}b"],
+    ),
+];
+
+/// Loads every script of [`SCRIPTS`] into the server on `port`.
+fn load_scripts(port: u16) {
+    for (_, body, _) in SCRIPTS {
+        let status = std::process::Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "SCRIPT", "LOAD", body])
+            .stdout(std::process::Stdio::null())
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "SCRIPT LOAD failed on port {port}"
+        );
+    }
+}
+
+/// redis-benchmark's arguments for `run`: `-t run`, or a script's `EVALSHA`.
+fn test_args(run: &str) -> Vec<String> {
+    match SCRIPTS.iter().find(|(name, _, _)| *name == run) {
+        Some((_, body, rest)) => {
+            let sha = ringkv_server::scripting::sha1_hex(body.as_bytes());
+            let mut args = vec![
+                "EVALSHA".to_string(),
+                String::from_utf8_lossy(&sha).into_owned(),
+            ];
+            args.extend(rest.iter().map(|a| a.to_string()));
+            args
+        }
+        None => vec!["-t".to_string(), run.to_string()],
+    }
 }
 
 /// redis-benchmark's LRANGE tests.
@@ -108,9 +158,7 @@ fn measure(
     o: &Options,
 ) -> Option<Measured> {
     let mut args = vec![
-        "-t".to_string(),
-        run.to_string(),
-        "-c".into(),
+        "-c".to_string(),
         o.clients.to_string(),
         "-n".into(),
         requests.to_string(),
@@ -120,6 +168,8 @@ fn measure(
     if let Some(r) = o.keyspace {
         args.extend(["-r".to_string(), r.to_string()]);
     }
+    // A command goes after the options; `-t` anywhere.
+    args.extend(test_args(run));
     let before = server.cpu_seconds();
     let client_before = children_cpu_seconds();
     let started = std::time::Instant::now();
@@ -169,6 +219,10 @@ fn main() {
         eprintln!("redis-server not installed: measuring ringkv only");
         None
     };
+    load_scripts(ringkv.port);
+    if let Some(r) = &redis {
+        load_scripts(r.port);
+    }
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "redis-benchmark -c {}{}, median of {} alternating rounds, {} CPUs, ringkv flags: {}",
@@ -194,6 +248,7 @@ fn main() {
         for run in o.tests.iter().flat_map(|t| runs_for(t)) {
             let (mut ours, mut theirs) = (Samples::default(), Samples::default());
             let mut name = run.to_uppercase();
+            let script = SCRIPTS.iter().any(|(n, _, _)| *n == run);
             for round in 0..o.rounds {
                 // Alternate which server goes first, so drift favours neither.
                 let mut order: Vec<(&ServerProcess, &mut Samples)> = vec![(&ringkv, &mut ours)];
@@ -205,7 +260,9 @@ fn main() {
                 }
                 for (server, samples) in order {
                     if let Some(m) = measure(server, &run, pipeline, requests, &o) {
-                        name = m.test;
+                        if !script {
+                            name = m.test;
+                        }
                         samples.rps.push(m.rps);
                         samples.cpu_us.push(m.cpu_us);
                         samples.client_load.push(m.client_load);

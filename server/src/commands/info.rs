@@ -173,6 +173,12 @@ fn memory_section(shared: &Shared, out: &mut String) {
     field(out, "mem_fragmentation_ratio", format!("{ratio:.2}"));
     // Already part of used_memory (every allocation is counted), so maxmemory sees it.
     field(out, "mem_clients_normal", shared.clients.buffer_memory());
+    let (scripts, script_bytes) = shared.scripts.size();
+    field(out, "number_of_cached_scripts", scripts);
+    field(out, "used_memory_scripts_eval", script_bytes);
+    let (libraries, functions) = shared.functions.counts();
+    field(out, "number_of_functions", functions);
+    field(out, "number_of_libraries", libraries);
     field(out, "mem_allocator", "jemalloc-5.3.0");
     field(out, "lazyfree_pending_objects", 0);
 }
@@ -230,6 +236,7 @@ fn stats(shared: &Shared, out: &mut String) {
     );
     field(out, "expired_keys", shared.data.keyspace.expired_keys());
     field(out, "evicted_keys", shared.data.evictor.evicted());
+    field(out, "evicted_scripts", shared.scripts.evicted());
     let cache = &shared.stats.cache;
     field(out, "cache_null_hits", load(&cache.null_hits));
     field(out, "cache_lease_grants", load(&cache.lease_grants));

@@ -196,6 +196,12 @@ impl Reply {
         debug_assert!(self.sent <= self.buf.len());
     }
 
+    /// The bytes written, if they are in one block and none was sent (a
+    /// reply read back in place, as a script's command reply is).
+    pub fn contiguous(&self) -> Option<&[u8]> {
+        (self.full.is_empty() && self.sent == 0).then_some(self.buf.as_slice())
+    }
+
     /// The whole buffer as one vector.
     pub fn into_vec(mut self) -> Vec<u8> {
         if self.full.is_empty() && self.sent == 0 {

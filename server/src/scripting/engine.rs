@@ -64,13 +64,20 @@ pub struct Engine {
     functions: HashMap<String, (u64, Function)>,
     /// The registry generation `compiled` belongs to.
     generation: u64,
-    /// Replies of the running script's commands, before they become Lua values.
-    scratch: Reply,
 }
 
 /// Per-run state the API functions reach through the interpreter's app data.
 struct RunState {
     resp: Protocol,
+}
+
+/// Buffers `redis.call` reuses: the request, and the reply before it
+/// becomes a Lua value.
+#[derive(Default)]
+struct CallBuffers {
+    src: Vec<u8>,
+    spans: Vec<(usize, usize)>,
+    reply: Reply,
 }
 
 thread_local! {
@@ -94,12 +101,29 @@ impl Engine {
             resp: Protocol::Resp2,
         });
         lua.set_app_data(Rand48::default());
+        lua.set_app_data(CallBuffers::default());
         super::libs::register_all(&lua)?;
         let api = api(&lua)?;
         let (env, redis, fcall, strict): (Table, Table, Function, Table) = lua
             .load(include_str!("sandbox.lua"))
             .set_name(SETUP_CHUNK)
             .call(api)?;
+        let call =
+            lua.create_function(
+                |lua, args: Variadic<Value>| match run_command(lua, &args)? {
+                    Ok(value) => Ok(value),
+                    Err(text) => Err(raise(&text)),
+                },
+            )?;
+        let pcall =
+            lua.create_function(
+                |lua, args: Variadic<Value>| match run_command(lua, &args)? {
+                    Ok(value) => Ok(value),
+                    Err(text) => Ok(Value::Table(error_table(lua, &text)?)),
+                },
+            )?;
+        redis.raw_set("call", call)?;
+        redis.raw_set("pcall", pcall)?;
         let handler = lua.create_function(error_handler)?;
         let xpcall = lua.globals().raw_get("xpcall")?;
         Ok(Engine {
@@ -113,7 +137,6 @@ impl Engine {
             compiled: HashMap::new(),
             functions: HashMap::new(),
             generation: 0,
-            scratch: Reply::new(Protocol::Resp2),
         })
     }
 
@@ -218,11 +241,18 @@ impl Engine {
                 registered.borrow_mut().push(function);
                 Ok(())
             })?;
+            // A library may not call commands while it loads, as in Redis.
+            let call: Value = self.redis.raw_get("call")?;
+            let pcall: Value = self.redis.raw_get("pcall")?;
+            self.redis.raw_set("call", Value::Nil)?;
+            self.redis.raw_set("pcall", Value::Nil)?;
             self.redis.raw_set("register_function", register)?;
             self.redis.set_metatable(Some(self.strict.clone()))?;
             let result = self.xpcall.call((&chunk, &self.handler));
             self.redis.set_metatable(None)?;
             self.redis.raw_set("register_function", Value::Nil)?;
+            self.redis.raw_set("call", call)?;
+            self.redis.raw_set("pcall", pcall)?;
             result
         });
         match result {
@@ -277,32 +307,11 @@ impl Engine {
             globals.raw_set("KEYS", &keys)?;
             globals.raw_set("ARGV", &args)?;
         }
-        let runner = RefCell::new((host, &mut self.scratch));
-        let (ok, result): (bool, Value) = lua.scope(|scope| {
-            let call = scope.create_function(|lua, args: Variadic<Value>| {
-                let (host, scratch) = &mut *runner.borrow_mut();
-                match run_command(lua, &args, &mut **host, scratch)? {
-                    Ok(value) => Ok(value),
-                    Err(text) => Err(raise(&text)),
-                }
-            })?;
-            let pcall = scope.create_function(|lua, args: Variadic<Value>| {
-                let (host, scratch) = &mut *runner.borrow_mut();
-                match run_command(lua, &args, &mut **host, scratch)? {
-                    Ok(value) => Ok(value),
-                    Err(text) => Ok(Value::Table(error_table(lua, &text)?)),
-                }
-            })?;
-            self.redis.raw_set("call", call)?;
-            self.redis.raw_set("pcall", pcall)?;
-            let result = match with_arguments {
+        let (ok, result): (bool, Value) =
+            super::current::with_host(host, || match with_arguments {
                 true => self.fcall.call((function, keys, args, &self.handler)),
                 false => self.xpcall.call((function, &self.handler)),
-            };
-            self.redis.raw_set("call", Value::Nil)?;
-            self.redis.raw_set("pcall", Value::Nil)?;
-            result
-        })?;
+            })?;
         let resp = lua
             .app_data_ref::<RunState>()
             .map_or(Protocol::Resp2, |s| s.resp);
@@ -315,32 +324,47 @@ impl Engine {
     }
 }
 
-/// One `redis.call`: the arguments as a request, run by the host, its reply
-/// as a Lua value; an error reply, or a refusal, is the error's text.
-fn run_command(
-    lua: &Lua,
-    args: &[Value],
-    host: &mut dyn Host,
-    scratch: &mut Reply,
-) -> mlua::Result<Result<Value, Vec<u8>>> {
-    let (mut src, mut spans) = (Vec::new(), Vec::new());
-    if let Err(err) = convert::request_args(args, &mut src, &mut spans) {
-        return Ok(Err(err.message().as_bytes().to_vec()));
-    }
+/// One `redis.call`: the arguments as a request, run by the current host,
+/// its reply as a Lua value; an error reply, or a refusal, is the error's
+/// text.
+fn run_command(lua: &Lua, args: &[Value]) -> mlua::Result<Result<Value, Vec<u8>>> {
     let resp = lua
         .app_data_ref::<RunState>()
         .map_or(Protocol::Resp2, |s| s.resp);
-    scratch.clear();
-    scratch.set_protocol(resp);
-    if let Err(refusal) = host.call(Args::new(&src, &spans), scratch) {
-        return Ok(Err(refusal.into_bytes()));
+    let mut buffers = lua
+        .app_data_mut::<CallBuffers>()
+        .ok_or_else(|| mlua::Error::runtime("no call buffers"))?;
+    let CallBuffers { src, spans, reply } = &mut *buffers;
+    src.clear();
+    spans.clear();
+    if let Err(err) = convert::request_args(args, src, spans) {
+        return Ok(Err(err.message().as_bytes().to_vec()));
     }
-    let reply = std::mem::replace(scratch, Reply::new(resp)).into_vec();
-    if let Some(error) = reply.strip_prefix(b"-") {
+    reply.clear();
+    reply.set_protocol(resp);
+    let ran = super::current::call_host(|host| host.call(Args::new(src, spans), reply));
+    match ran {
+        None => {
+            return Ok(Err(
+                b"redis.call is only available while a script runs".to_vec()
+            ))
+        }
+        Some(Err(refusal)) => return Ok(Err(refusal.into_bytes())),
+        Some(Ok(())) => {}
+    }
+    let owned;
+    let bytes = match reply.contiguous() {
+        Some(bytes) => bytes,
+        None => {
+            owned = std::mem::take(reply).into_vec();
+            &owned
+        }
+    };
+    if let Some(error) = bytes.strip_prefix(b"-") {
         let end = error.len().saturating_sub(2);
         return Ok(Err([b"-".as_slice(), &error[..end]].concat()));
     }
-    convert::reply_to_lua(lua, &reply).map(Ok)
+    convert::reply_to_lua(lua, bytes).map(Ok)
 }
 
 /// A Redis error raised in a script (by `redis.call` or the API), carried

@@ -9,6 +9,7 @@
 //! ```
 
 pub mod convert;
+mod current;
 mod engine;
 pub mod functions;
 mod libs;
