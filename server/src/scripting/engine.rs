@@ -300,18 +300,17 @@ impl Engine {
         if let Some(mut state) = lua.app_data_mut::<RunState>() {
             state.resp = Protocol::Resp2;
         }
-        let keys = string_array(lua, call.keys)?;
-        let args = string_array(lua, call.args)?;
-        if !with_arguments {
-            let globals = lua.globals();
-            globals.raw_set("KEYS", &keys)?;
-            globals.raw_set("ARGV", &args)?;
-        }
-        let (ok, result): (bool, Value) =
-            super::current::with_host(host, || match with_arguments {
-                true => self.fcall.call((function, keys, args, &self.handler)),
-                false => self.xpcall.call((function, &self.handler)),
-            })?;
+        let arrays = match with_arguments {
+            true => Some(super::raw::key_arrays(lua, call.keys, call.args)?),
+            false => {
+                super::raw::set_key_arrays(lua, call.keys, call.args)?;
+                None
+            }
+        };
+        let (ok, result): (bool, Value) = super::current::with_host(host, || match arrays {
+            Some((keys, args)) => self.fcall.call((function, keys, args, &self.handler)),
+            None => self.xpcall.call((function, &self.handler)),
+        })?;
         let resp = lua
             .app_data_ref::<RunState>()
             .map_or(Protocol::Resp2, |s| s.resp);
@@ -582,15 +581,6 @@ fn version_num(version: &str) -> u32 {
         .split('.')
         .take(3)
         .fold(0, |num, part| num << 8 | part.parse::<u32>().unwrap_or(0))
-}
-
-/// A Lua array of `items`.
-fn string_array(lua: &Lua, items: &[&[u8]]) -> mlua::Result<Table> {
-    let table = lua.create_table_with_capacity(items.len(), 0)?;
-    for (i, item) in items.iter().enumerate() {
-        table.raw_set(i + 1, lua.create_string(item)?)?;
-    }
-    Ok(table)
 }
 
 /// What Rust implements of the `redis` API and `math`, for `sandbox.lua`.

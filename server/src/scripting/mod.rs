@@ -14,6 +14,7 @@ mod engine;
 pub mod functions;
 mod libs;
 mod rand48;
+mod raw;
 pub mod registry;
 
 use std::sync::OnceLock;
