@@ -189,9 +189,10 @@ impl<'a> Command<'a> for Eval<'a> {
         let read_only_command = ctx.name().ends_with("_ro");
         let flags = script.flags;
         may_start(ctx, flags, read_only_command)?;
-        let name = String::from_utf8_lossy(&sha).into_owned();
+        // Hex digits: always UTF-8.
+        let name = std::str::from_utf8(&sha).unwrap_or_default();
         let call = Call {
-            name: &name,
+            name,
             keys: &self.keys,
             args: &self.args,
         };

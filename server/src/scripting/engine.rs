@@ -4,8 +4,8 @@
 //! `redis.call`s go to a [`Host`], which runs them inside the caller's unit
 //! of work.
 
+use ahash::HashMap;
 use std::cell::RefCell;
-use std::collections::HashMap;
 
 use mlua::{Function, Lua, MultiValue, Table, Value, Variadic};
 
@@ -134,8 +134,8 @@ impl Engine {
             xpcall,
             fcall,
             strict,
-            compiled: HashMap::new(),
-            functions: HashMap::new(),
+            compiled: HashMap::default(),
+            functions: HashMap::default(),
             generation: 0,
         })
     }

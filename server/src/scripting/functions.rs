@@ -3,7 +3,9 @@
 //! registry keeps each library's code and what it registered; workers load
 //! a library into their own interpreter on its first call there.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use ahash::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 

@@ -4,7 +4,7 @@
 //! are evicted least recently used beyond [`EVAL_SCRIPTS_MAX`], as Redis 7.4
 //! does, so clients sending unique scripts cannot grow memory without bound.
 
-use std::collections::HashMap;
+use ahash::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
