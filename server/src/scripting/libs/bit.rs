@@ -4,7 +4,8 @@
 //! (or numeric string) plus 2^52 + 2^51 has the value modulo 2^32, rounded to nearest-even,
 //! in the low 32 bits of its mantissa. Results are signed 32-bit integers as Lua numbers.
 
-use mlua::{Error, Lua, MultiValue, Result, Value};
+use super::type_error;
+use mlua::{Lua, MultiValue, Result};
 
 /// An operation on one 32-bit value.
 type Unary = fn(u32) -> u32;
@@ -102,11 +103,7 @@ fn arg(lua: &Lua, args: &MultiValue, n: usize) -> Result<u32> {
     match number {
         // The sum's low 32 bits of mantissa are the value modulo 2^32 (LuaBitOp's trick).
         Some(x) => Ok((x + 6_755_399_441_055_744.0).to_bits() as u32),
-        None => Err(arg_error(
-            lua,
-            n,
-            &format!("number expected, got {}", type_name(value)),
-        )),
+        None => Err(type_error(lua, n, "number", value)),
     }
 }
 
@@ -115,55 +112,10 @@ fn result(bits: u32) -> f64 {
     f64::from(bits as i32)
 }
 
-/// Lua 5.1's name for the type of an argument, "no value" when it is absent.
-fn type_name(value: Option<&Value>) -> &'static str {
-    match value {
-        None => "no value",
-        Some(Value::Nil) => "nil",
-        Some(Value::Boolean(_)) => "boolean",
-        Some(Value::Integer(_) | Value::Number(_)) => "number",
-        Some(Value::String(_)) => "string",
-        Some(Value::Table(_)) => "table",
-        Some(Value::Function(_)) => "function",
-        Some(Value::Thread(_)) => "thread",
-        // Light and full userdata, including mlua's wrapped errors.
-        Some(_) => "userdata",
-    }
-}
-
-/// The error `luaL_argerror` raises for argument `narg` of the running function.
-fn arg_error(lua: &Lua, narg: usize, msg: &str) -> Error {
-    // Like Lua, name the function as the caller referred to it ("?" if it cannot tell),
-    // and leave the implicit `self` of a method call out of the count.
-    let called_as = lua.inspect_stack(0, |frame| {
-        let names = frame.names();
-        let name = names.name.as_deref().unwrap_or("?").to_owned();
-        (name, names.name_what == Some("method"))
-    });
-    let text = match called_as {
-        None => format!("bad argument #{narg} ({msg})"),
-        Some((name, true)) if narg == 1 => format!("calling '{name}' on bad self ({msg})"),
-        Some((name, is_method)) => {
-            let narg = narg - usize::from(is_method);
-            format!("bad argument #{narg} to '{name}' ({msg})")
-        }
-    };
-    runtime_error(lua, text)
-}
-
-/// The error `luaL_error` raises: `msg` after the calling chunk's `name:line: `, if known.
-fn runtime_error(lua: &Lua, msg: String) -> Error {
-    let place = lua.inspect_stack(1, |frame| {
-        let line = frame.current_line().filter(|&line| line > 0)?;
-        let chunk = frame.source().short_src.unwrap_or_default();
-        Some(format!("{chunk}:{line}: "))
-    });
-    Error::RuntimeError(format!("{}{msg}", place.flatten().unwrap_or_default()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mlua::Error;
 
     /// A Lua state with `bit` registered.
     fn lua() -> Lua {

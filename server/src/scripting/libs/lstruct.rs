@@ -13,7 +13,8 @@
 //! out-of-range numbers convert to integers as the SSE instructions do, and integers wider
 //! than 8 bytes keep only their low 8 bytes.
 
-use mlua::{Error, Lua, LuaString, MultiValue, Result, Value};
+use super::{arg_error, runtime_error, type_error};
+use mlua::{Lua, LuaString, MultiValue, Result, Value};
 
 /// The largest `i`/`I` size (lstruct's `MAXINTSIZE`).
 const MAX_INT_SIZE: usize = 32;
@@ -404,56 +405,10 @@ fn check_string(lua: &Lua, args: &MultiValue, n: usize) -> Result<LuaString> {
     string.ok_or_else(|| type_error(lua, n, "string", value))
 }
 
-/// The error `luaL_typerror` raises for argument `n`, which should be of type `expected`.
-fn type_error(lua: &Lua, n: usize, expected: &str, value: Option<&Value>) -> Error {
-    let got = match value {
-        None => "no value",
-        Some(Value::Nil) => "nil",
-        Some(Value::Boolean(_)) => "boolean",
-        Some(Value::Integer(_) | Value::Number(_)) => "number",
-        Some(Value::String(_)) => "string",
-        Some(Value::Table(_)) => "table",
-        Some(Value::Function(_)) => "function",
-        Some(Value::Thread(_)) => "thread",
-        // Light and full userdata, including mlua's wrapped errors.
-        Some(_) => "userdata",
-    };
-    arg_error(lua, n, &format!("{expected} expected, got {got}"))
-}
-
-/// The error `luaL_argerror` raises for argument `narg` of the running function.
-fn arg_error(lua: &Lua, narg: usize, msg: &str) -> Error {
-    // Like Lua, name the function as the caller referred to it ("?" if it cannot tell),
-    // and leave the implicit `self` of a method call out of the count.
-    let called_as = lua.inspect_stack(0, |frame| {
-        let names = frame.names();
-        let name = names.name.as_deref().unwrap_or("?").to_owned();
-        (name, names.name_what == Some("method"))
-    });
-    let text = match called_as {
-        None => format!("bad argument #{narg} ({msg})"),
-        Some((name, true)) if narg == 1 => format!("calling '{name}' on bad self ({msg})"),
-        Some((name, is_method)) => {
-            let narg = narg - usize::from(is_method);
-            format!("bad argument #{narg} to '{name}' ({msg})")
-        }
-    };
-    runtime_error(lua, text)
-}
-
-/// The error `luaL_error` raises: `msg` after the calling chunk's `name:line: `, if known.
-fn runtime_error(lua: &Lua, msg: String) -> Error {
-    let place = lua.inspect_stack(1, |frame| {
-        let line = frame.current_line().filter(|&line| line > 0)?;
-        let chunk = frame.source().short_src.unwrap_or_default();
-        Some(format!("{chunk}:{line}: "))
-    });
-    Error::RuntimeError(format!("{}{msg}", place.flatten().unwrap_or_default()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mlua::Error;
 
     /// Renders values for comparison: numbers as `%.17g`, strings quoted with bytes other
     /// than letters, digits, punctuation and space as `\xNN`.
