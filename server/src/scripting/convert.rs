@@ -17,10 +17,10 @@ pub fn single_field(lua: &Lua, field: &str, value: impl mlua::IntoLua) -> mlua::
     Ok(table)
 }
 
-/// An error table for `redis.pcall` (`{err = "CODE message"}`): a message
-/// starting with `-` carries its own code, any other gets `ERR`.
-pub fn error_table(lua: &Lua, message: &[u8]) -> mlua::Result<Table> {
-    let text = match message.strip_prefix(b"-") {
+/// A Redis error's text as Lua sees it (`CODE message`): a message starting
+/// with `-` carries its own code, any other gets `ERR`; no line end.
+pub fn error_text(message: &[u8]) -> Vec<u8> {
+    let mut text = match message.strip_prefix(b"-") {
         Some(rest) if rest.contains(&b' ') => rest.to_vec(),
         Some(rest) => [b"ERR ".as_slice(), rest].concat(),
         None => [b"ERR ".as_slice(), message].concat(),
@@ -29,7 +29,14 @@ pub fn error_table(lua: &Lua, message: &[u8]) -> mlua::Result<Table> {
         .iter()
         .rposition(|&b| b != b'\r' && b != b'\n')
         .map_or(0, |i| i + 1);
-    single_field(lua, "err", lua.create_string(&text[..end])?)
+    text.truncate(end);
+    text
+}
+
+/// An error table for `redis.pcall` (`{err = "CODE message"}`), of the
+/// message's [`error_text`].
+pub fn error_table(lua: &Lua, message: &[u8]) -> mlua::Result<Table> {
+    single_field(lua, "err", lua.create_string(error_text(message))?)
 }
 
 /// Turns one reply (RESP2 or RESP3, as the command wrote it) into a Lua

@@ -140,11 +140,11 @@ impl Engine {
         })
     }
 
-    /// Drops compiled scripts when the registry was flushed since.
+    /// Drops compiled scripts when the registry was flushed since (function
+    /// libraries carry their own version ids).
     pub fn sync_generation(&mut self, generation: u64) {
         if generation != self.generation {
             self.compiled.clear();
-            self.functions.clear();
             self.generation = generation;
             // Whatever the flushed scripts left is garbage now.
             let _ = self.lua.gc_collect();
@@ -382,18 +382,8 @@ impl std::error::Error for ScriptError {}
 /// Raises `text` (`-CODE message`, or a message that gets `ERR`) as a Redis
 /// error.
 fn raise(text: &[u8]) -> mlua::Error {
-    mlua::Error::external(ScriptError(error_text(text)))
-}
-
-/// `-CODE message` as `CODE message`; a message without a code gets `ERR`.
-fn error_text(text: &[u8]) -> String {
-    let text = String::from_utf8_lossy(text);
-    let text = match text.strip_prefix('-') {
-        Some(rest) if rest.contains(' ') => rest.to_owned(),
-        Some(rest) => format!("ERR {rest}"),
-        None => format!("ERR {text}"),
-    };
-    text.trim_end_matches(['\r', '\n']).to_owned()
+    let text = convert::error_text(text);
+    mlua::Error::external(ScriptError(String::from_utf8_lossy(&text).into_owned()))
 }
 
 /// The Redis error a Lua error carries, if it is one.
