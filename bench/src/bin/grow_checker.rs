@@ -1258,26 +1258,45 @@ fn grow(
             admin(cluster, 0, &["CLUSTER", "MEET", "127.0.0.1", &port])?;
         }
     }
-    let mut after = None;
-    wait_for(
-        "the new master has its share and every node agrees",
+    let after = settled(
+        cluster,
+        mode,
         limit,
-        || {
-            let Some(table) = agreed_table(cluster, &four) else {
-                return false;
-            };
-            let done = owned(&table, &new_id) > 0
-                && table.iter().all(Option::is_some)
-                && cluster.all_state(&four, "ok")
-                && (mode == Mode::RedisCli || none_rebalancing(cluster, &four));
-            if done {
-                after = Some(table);
-            }
-            done
-        },
-    )
+        "the new master has its share and every node agrees",
+        &four,
+        |table| owned(table, &new_id) > 0,
+    )?;
+    Ok((before, after))
+}
+
+/// Waits until the four nodes agree on a full table that passes `done`,
+/// the nodes `serving` say `cluster_state:ok` and (on the ring) nothing is
+/// rebalancing; that table.
+fn settled(
+    cluster: &mut Cluster,
+    mode: Mode,
+    limit: Duration,
+    what: &str,
+    serving: &[usize],
+    done: impl Fn(&Table) -> bool,
+) -> Result<Table, String> {
+    let four: Vec<usize> = (0..=MASTERS).collect();
+    let mut after = None;
+    wait_for(what, limit, || {
+        let Some(table) = agreed_table(cluster, &four) else {
+            return false;
+        };
+        let settled = done(&table)
+            && table.iter().all(Option::is_some)
+            && cluster.all_state(serving, "ok")
+            && (mode == Mode::RedisCli || none_rebalancing(cluster, &four));
+        if settled {
+            after = Some(table);
+        }
+        settled
+    })
     .map_err(|e| format!("{e}\n{}", state_of(cluster)))?;
-    Ok((before, after.expect("set when done")))
+    Ok(after.expect("set when settled"))
 }
 
 /// Removes node 3 (its slots move to the others), then stops it; the table
@@ -1306,25 +1325,14 @@ fn shrink(cluster: &mut Cluster, mode: Mode, limit: Duration) -> Result<(Table, 
             admin(cluster, MASTERS, &["CLUSTER", "RING", "DRAIN"])?;
         }
     }
-    let mut after = None;
-    wait_for(
-        "the leaving master owns no slot and every node agrees",
+    let after = settled(
+        cluster,
+        mode,
         limit,
-        || {
-            let Some(table) = agreed_table(cluster, &four) else {
-                return false;
-            };
-            let done = owned(&table, &id) == 0
-                && table.iter().all(Option::is_some)
-                && cluster.all_state(&three, "ok")
-                && (mode == Mode::RedisCli || none_rebalancing(cluster, &four));
-            if done {
-                after = Some(table);
-            }
-            done
-        },
-    )
-    .map_err(|e| format!("{e}\n{}", state_of(cluster)))?;
+        "the leaving master owns no slot and every node agrees",
+        &three,
+        |table| owned(table, &id) == 0,
+    )?;
     match mode {
         Mode::RedisCli => {
             let args = ["--cluster", "del-node", &p0, &id].map(String::from);
@@ -1348,7 +1356,7 @@ fn shrink(cluster: &mut Cluster, mode: Mode, limit: Duration) -> Result<(Table, 
         },
     )
     .map_err(|e| format!("{e}\n{}", state_of(cluster)))?;
-    Ok((before, after.expect("set when done")))
+    Ok((before, after))
 }
 
 /// What [`read_back`] found: indexes of the keys missing and of those with
