@@ -60,8 +60,11 @@ impl Applier {
         }
         let errors = self.session.stats.error_replies;
         self.session.begin_batch(&*shared.clock);
-        let blocked = commands::execute(shared, &mut self.session, &mut self.out, args);
-        debug_assert!(blocked.is_none(), "feed records never block");
+        let executed = commands::execute(shared, &mut self.session, &mut self.out, args);
+        debug_assert!(
+            matches!(executed, commands::Executed::Done),
+            "feed records never block"
+        );
         let result = if self.session.stats.error_replies == errors {
             Ok(())
         } else {

@@ -18,7 +18,7 @@ use crate::config::LiveConfig;
 use crate::dataset::Dataset;
 use crate::migration::{MigrateLinks, Migrations};
 use crate::replication::Replication;
-use crate::scripting::{Functions, Scripts};
+use crate::scripting::{BusyScripts, Functions, Scripts};
 use crate::session::Clients;
 use crate::stats::Stats;
 
@@ -54,6 +54,8 @@ pub struct Shared {
     pub scripts: Scripts,
     /// The function libraries (`FUNCTION LOAD`, `FCALL`).
     pub functions: Functions,
+    /// Scripts running past `busy-reply-threshold`.
+    pub busy_scripts: BusyScripts,
     memory_peak: AtomicU64,
     port: u16,
 }
@@ -97,6 +99,7 @@ impl Shared {
             migrations: Migrations::default(),
             scripts: Scripts::default(),
             functions: Functions::default(),
+            busy_scripts: BusyScripts::default(),
             memory_peak: AtomicU64::new(0),
             port,
         }

@@ -69,7 +69,7 @@ impl Node {
         self.session.begin_batch(&*self.shared.clock);
         self.out.clear();
         let args = Args::new(&src, &spans);
-        if let Some(waiter) =
+        if let commands::Executed::Blocked(waiter) =
             commands::execute(&self.shared, &mut self.session, &mut self.out, args)
         {
             self.waiters.push(waiter);

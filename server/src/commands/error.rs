@@ -165,6 +165,16 @@ pub enum CommandError {
     /// `SCRIPT KILL` with no script running.
     #[error("NOTBUSY No scripts in execution right now.")]
     NotBusy,
+    /// A script runs past `busy-reply-threshold`; `eval`: run by `EVAL`
+    /// (else `FCALL`), which names the command that kills it.
+    #[error("BUSY Redis is busy running a script. You can only call {} or SHUTDOWN NOSAVE.", if *.eval { "SCRIPT KILL" } else { "FUNCTION KILL" })]
+    Busy {
+        /// The busy script was run by `EVAL`.
+        eval: bool,
+    },
+    /// `SCRIPT KILL` of a script that wrote already.
+    #[error("UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.")]
+    Unkillable,
     /// `EVALSHA` of a script this node does not know.
     #[error("NOSCRIPT No matching script. Please use EVAL.")]
     NoScript,
@@ -215,6 +225,8 @@ impl CommandError {
             ReadOnlyReplica | ScriptOnReadOnlyReplica => "READONLY",
             NoScript => "NOSCRIPT",
             NotBusy => "NOTBUSY",
+            Busy { .. } => "BUSY",
+            Unkillable => "UNKILLABLE",
             Loading => "LOADING",
             MasterDown => "MASTERDOWN",
             NoReplicas | LockNotAcknowledged { .. } => "NOREPLICAS",
@@ -296,6 +308,9 @@ mod tests {
             Io("reading to target instance"),
             NoScript,
             NotBusy,
+            Busy { eval: true },
+            Busy { eval: false },
+            Unkillable,
             ScriptOnReadOnlyReplica,
             Other("message".into()),
         ];
@@ -340,6 +355,8 @@ mod tests {
                 | Io(_)
                 | NoScript
                 | NotBusy
+                | Busy { .. }
+                | Unkillable
                 | ScriptOnReadOnlyReplica
                 | Other(_) => {}
             }

@@ -6,19 +6,20 @@
 //! replicas as their requests, beside the keyspace's records.
 
 use super::client::write_help;
-use super::scripting::{may_start, ScriptHost};
+use super::scripting::{kill_busy, may_start, ScriptHost};
 use super::table::{self, flag::*, CommandSpec, KeySpec};
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
 use crate::protocol::Args;
 use crate::scripting::functions::{parse_header, read_dump, RestorePolicy, ENGINE};
 use crate::scripting::{with_engine, Call, FunctionInfo, Library, ScriptFlags};
 use crate::util::glob::glob_match;
+use std::time::Duration;
 
 const fn fcall(name: &'static str, flags: u32, summary: &'static str) -> CommandSpec {
     CommandSpec::new(
         name,
         -3,
-        flags | NOSCRIPT | STALE,
+        flags | NOSCRIPT | STALE | SCRIPT,
         "scripting",
         summary,
         handler!(Fcall<'_>),
@@ -114,12 +115,21 @@ pub const COMMANDS: &[CommandSpec] = &[
     ),
 ];
 
+/// How long `FUNCTION LOAD` lets a library's code run, as Redis: loading
+/// should only register functions. A master's stream and `FUNCTION
+/// RESTORE` load what was accepted once already, without a limit.
+const LOAD_TIMEOUT: Duration = Duration::from_millis(500);
+
 /// Loads `code` (a whole library, header included) into this worker's
 /// interpreter as a new version, and describes it.
-fn load(ctx: &Ctx<'_, '_>, code: &[u8]) -> Result<Library, CommandError> {
+fn load(
+    ctx: &Ctx<'_, '_>,
+    code: &[u8],
+    timeout: Option<Duration>,
+) -> Result<Library, CommandError> {
     let (name, start) = parse_header(code).map_err(CommandError::Other)?;
     let id = ctx.shared.functions.next_id();
-    let functions = with_engine(|engine| engine.load_library(&code[start..], id))
+    let functions = with_engine(|engine| engine.load_library(&code[start..], id, timeout))
         .map_err(CommandError::Other)?;
     Ok(Library {
         name,
@@ -179,13 +189,13 @@ impl<'a> Command<'a> for Fcall<'a> {
             ctx,
             read_only_command || flags.has(ScriptFlags::NO_WRITES),
             flags,
-            &keys,
+            &call,
         );
         with_engine(|engine| {
             if !engine.has_function(&self.function, library.id) {
                 let (_, start) = parse_header(&library.code).map_err(CommandError::Other)?;
                 engine
-                    .load_library(&library.code[start..], library.id)
+                    .load_library(&library.code[start..], library.id, None)
                     .map_err(CommandError::Other)?;
             }
             engine.run_function(&call, &mut host.host, host.out);
@@ -225,7 +235,8 @@ impl<'a> Command<'a> for FunctionLoad<'a> {
     }
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
-        let library = load(ctx, self.code)?;
+        let timeout = (!ctx.session.master_link).then_some(LOAD_TIMEOUT);
+        let library = load(ctx, self.code, timeout)?;
         let name = library.name.clone();
         ctx.shared
             .functions
@@ -417,7 +428,7 @@ impl<'a> Command<'a> for FunctionRestore<'a> {
         let codes = read_dump(self.payload).map_err(CommandError::Other)?;
         let libraries = codes
             .into_iter()
-            .map(|code| load(ctx, code))
+            .map(|code| load(ctx, code, None))
             .collect::<Result<Vec<_>, _>>()?;
         ctx.shared
             .functions
@@ -439,11 +450,29 @@ impl<'a> Command<'a> for FunctionStats {
     }
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        let running = ctx.shared.busy_scripts.oldest();
+        if running.as_ref().is_some_and(|script| script.eval) {
+            return Err(CommandError::Busy { eval: true });
+        }
         let (libraries, functions) = ctx.shared.functions.counts();
         let out = &mut *ctx.out;
         out.map(2);
         out.bulk(b"running_script");
-        out.null();
+        match running {
+            None => out.null(),
+            Some(script) => {
+                out.map(3);
+                out.bulk(b"name");
+                out.bulk(script.name.as_bytes());
+                out.bulk(b"command");
+                out.array(script.command.len());
+                for arg in &script.command {
+                    out.bulk(arg);
+                }
+                out.bulk(b"duration_ms");
+                out.int(script.started.elapsed().as_millis() as i64);
+            }
+        }
         out.bulk(b"engines");
         out.map(1);
         out.bulk(ENGINE.as_bytes());
@@ -464,8 +493,8 @@ impl<'a> Command<'a> for FunctionKill {
         Ok(FunctionKill)
     }
 
-    fn apply(self, _: &mut Ctx<'_, '_>) -> CommandResult {
-        Err(CommandError::NotBusy)
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        kill_busy(ctx, false)
     }
 }
 

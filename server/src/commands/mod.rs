@@ -304,6 +304,14 @@ fn check(
         reject(shared, session, out, cmd.id, &CommandError::NoAuth);
         return None;
     }
+    // While a script is busy, others get only the commands that end it or
+    // keep a session going (a master's stream is applied regardless).
+    if !cmd.has(flag::ALLOW_BUSY) && !session.master_link {
+        if let Some(eval) = shared.busy_scripts.busy() {
+            reject(shared, session, out, cmd.id, &CommandError::Busy { eval });
+            return None;
+        }
+    }
     if session.subscriptions.count() > 0
         && out.protocol() == Protocol::Resp2
         && !cmd.has(flag::PUBSUB_CONTEXT)
@@ -334,21 +342,38 @@ fn key_slots<'k>(command: &table::Command, args: Args<'k>) -> KeySlots<'k> {
     }
 }
 
-/// Runs one request and appends its reply to `out`. Returns the waiter when the
-/// command blocked: the connection then waits for it before going on.
+/// How [`execute`] ended.
+#[derive(Debug)]
+pub enum Executed {
+    /// The reply is in the output.
+    Done,
+    /// The command blocked: the connection waits for the waiter before
+    /// going on.
+    Blocked(Arc<Waiter>),
+    /// Nothing ran: the command runs a script, and the session's scripts
+    /// run on a stack that can be suspended ([`Session::suspendable`]).
+    /// Run the request again from there.
+    NeedsStack,
+}
+
+/// Runs one request and appends its reply to `out`.
 pub fn execute(
     shared: &Shared,
     session: &mut Session,
     out: &mut Reply,
     args: Args<'_>,
-) -> Option<Arc<Waiter>> {
-    session.stats.commands += 1;
+) -> Executed {
     let Some(checked) = check(shared, session, out, args) else {
+        session.stats.commands += 1;
         if let Some(tx) = &mut session.multi {
             tx.failed = true;
         }
-        return None;
+        return Executed::Done;
     };
+    if needs_stack(session, checked.command) {
+        return Executed::NeedsStack;
+    }
+    session.stats.commands += 1;
     let now = session.command_start().1;
     session.handle.touch(checked.command.id, now);
     let keys = key_slots(checked.command, args);
@@ -359,14 +384,14 @@ pub fn execute(
     };
     if !session.master_link {
         if let Some(waiter) = paused(shared, session, checked.command, now) {
-            return Some(waiter);
+            return Executed::Blocked(waiter);
         }
         if let Err(err) = may_run(shared, session, checked.command, &keys, asking) {
             reject(shared, session, out, checked.command.id, &err);
             if let Some(tx) = &mut session.multi {
                 tx.failed = true;
             }
-            return None;
+            return Executed::Done;
         }
     }
     let limited = checked.command.has(flag::DENYOOM)
@@ -374,18 +399,35 @@ pub fn execute(
         && !session.master_link;
     if limited && crate::write::make_room(&shared.data, now).is_err() {
         out_of_memory(shared, session, out, checked.command.id);
-        return None;
+        return Executed::Done;
     }
     if session.multi.is_some() && !checked.command.has(flag::NO_QUEUE) {
         transactions::queue(shared, session, out, checked, args);
-        return None;
+        return Executed::Done;
     }
     let admit = limited && admitting(shared, now);
     let waiter = run_locked(shared, session, out, checked, args, &keys, admit);
     if let Some(key) = session.admit.take() {
         admit_stored_key(shared, &key);
     }
-    waiter
+    match waiter {
+        Some(waiter) => Executed::Blocked(waiter),
+        None => Executed::Done,
+    }
+}
+
+/// True if `command` would run a script (`EVAL`, `FCALL`, an `EXEC` that
+/// queued one) for a session whose scripts need a suspendable stack, and
+/// this is not one.
+#[inline]
+fn needs_stack(session: &Session, command: &table::Command) -> bool {
+    if !session.suspendable || crate::util::suspend::inside() {
+        return false;
+    }
+    match &session.multi {
+        None => command.has(flag::SCRIPT),
+        Some(tx) => tx.scripts && command.full_name == "exec",
+    }
 }
 
 /// Whether a client's command may run on this node now: the cluster's routing
@@ -525,7 +567,24 @@ fn run_locked(
         true => Locked::upstream(&shared.data.keyspace),
         false => Locked::new(&shared.data.keyspace),
     };
-    locks.acquire_slotted(keys);
+    // A client's command stops waiting for a slot once a script is busy:
+    // the script may hold it for good.
+    let busy = || shared.busy_scripts.busy().is_some();
+    let give_up: Option<&dyn Fn() -> bool> = match session.master_link {
+        true => None,
+        false => Some(&busy),
+    };
+    if !locks.acquire_slotted_unless(keys, give_up) {
+        let eval = shared.busy_scripts.busy().unwrap_or(true);
+        reject(
+            shared,
+            session,
+            out,
+            checked.command.id,
+            &CommandError::Busy { eval },
+        );
+        return None;
+    }
     let now = session.command_start().1;
     if !session.master_link {
         let waiter = migration_paused(shared, session, checked.command, keys, now);

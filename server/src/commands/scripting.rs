@@ -5,6 +5,7 @@
 //! commands do), so its effects are committed once, replicated as the
 //! commands' effects, never as the script's text.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::client::write_help;
@@ -15,10 +16,12 @@ use crate::keyspace::Locked;
 use crate::protocol::{Args, Reply};
 use crate::replication::Refusal;
 use crate::scripting::{
-    parse_sha, parse_shebang, sha1_hex, with_engine, Call, Host, Script, ScriptFlags, Sha,
+    parse_sha, parse_shebang, sha1_hex, with_engine, BusyScript, Call, Host, KillRefusal, Script,
+    ScriptFlags, Sha,
 };
 use crate::session::Session;
 use crate::shared::Shared;
+use crate::util::suspend::{suspend, Resume};
 
 /// How long a script waits for the slot of a key it did not declare, held
 /// by another client, before it fails (two scripts could wait on each other).
@@ -33,7 +36,7 @@ const fn eval(
     CommandSpec::new(
         name,
         -3,
-        flags | NOSCRIPT | STALE,
+        flags | NOSCRIPT | STALE | SCRIPT,
         "scripting",
         summary,
         handler!(Eval<'_>),
@@ -197,7 +200,7 @@ impl<'a> Command<'a> for Eval<'a> {
             args: &self.args,
         };
         let read_only = read_only_command || flags.has(ScriptFlags::NO_WRITES);
-        let mut host = ScriptHost::new(ctx, read_only, flags, &self.keys);
+        let mut host = ScriptHost::new(ctx, read_only, flags, &call);
         with_engine(|engine| {
             engine.sync_generation(shared.scripts.generation());
             if !engine.is_compiled(&sha) {
@@ -256,28 +259,36 @@ pub(super) struct ScriptHost<'c, 'a> {
 }
 
 impl<'c, 'a> ScriptHost<'c, 'a> {
-    /// The script run for the command of `ctx`, with `flags`, declaring
-    /// `keys` (whose slots the command holds).
+    /// The script `call` run by the command of `ctx`, with `flags` (the
+    /// slots of its keys are held).
     pub fn new(
         ctx: &'c mut Ctx<'_, 'a>,
         read_only: bool,
         flags: ScriptFlags,
-        keys: &[&[u8]],
+        call: &'c Call<'c>,
     ) -> ScriptHost<'c, 'a> {
+        let command = ctx.command.full_name.as_str();
         ScriptHost {
             host: Runner {
                 shared: ctx.shared,
+                started: ctx.session.command_start().0,
                 session: &mut *ctx.session,
                 locks: &mut *ctx.locks,
                 read_only,
                 cross_slot: flags.has(ScriptFlags::ALLOW_CROSS_SLOT),
-                slot: keys.first().map(|key| crate::keyspace::key_slot(key)),
+                slot: call.keys.first().map(|key| crate::keyspace::key_slot(key)),
                 wrote: false,
+                call,
+                command,
+                busy: None,
             },
             out: &mut *ctx.out,
         }
     }
 }
+
+/// The error of a script stopped by `SCRIPT KILL` or `FUNCTION KILL`.
+const KILLED: &str = "Script killed by user with SCRIPT KILL...";
 
 /// What a running script's `redis.call`s reach: the caller's session and
 /// slot locks, with the script's rules.
@@ -293,6 +304,22 @@ pub(super) struct Runner<'c, 'a> {
     slot: Option<u16>,
     /// A write command ran.
     wrote: bool,
+    /// When the command started.
+    started: Instant,
+    /// The script, for `FUNCTION STATS` and the log once it is busy.
+    call: &'c Call<'c>,
+    /// The command that runs it (`eval`, `fcall_ro`, ...).
+    command: &'c str,
+    /// Set once it ran past `busy-reply-threshold`.
+    busy: Option<Arc<BusyScript>>,
+}
+
+impl Drop for Runner<'_, '_> {
+    fn drop(&mut self) {
+        if let Some(busy) = &self.busy {
+            self.shared.busy_scripts.leave(busy);
+        }
+    }
 }
 
 impl Host for Runner<'_, '_> {
@@ -336,6 +363,10 @@ impl Host for Runner<'_, '_> {
         for slot in keys.slots() {
             self.claim(slot, command)?;
         }
+        // A busy script's kill and its first write race: one of them wins.
+        if write && self.busy.as_ref().is_some_and(|busy| !busy.may_write()) {
+            return Err(KILLED.into());
+        }
         let checked = Checked { command, skip };
         run(
             self.shared,
@@ -348,6 +379,57 @@ impl Host for Runner<'_, '_> {
         );
         self.wrote |= write;
         Ok(())
+    }
+
+    /// Past `busy-reply-threshold`, the script is busy: other clients get
+    /// `-BUSY`, and each check gives the worker back to its other clients
+    /// for a turn, unless the script was killed (or the server stops).
+    fn interrupt(&mut self) -> Result<(), String> {
+        let busy = match &self.busy {
+            Some(busy) => busy.clone(),
+            None => {
+                if self.started.elapsed() < self.shared.config.busy_reply_threshold() {
+                    return Ok(());
+                }
+                let script = BusyScript::new(
+                    self.command.starts_with("eval"),
+                    self.call.name,
+                    self.request(),
+                    self.started,
+                    self.wrote,
+                );
+                let busy = self.shared.busy_scripts.enter(script);
+                self.busy = Some(busy.clone());
+                busy
+            }
+        };
+        if busy.killed() {
+            return Err(KILLED.into());
+        }
+        if suspend() == Some(Resume::Abort) {
+            // The server is stopping: end the script and its client.
+            self.session.close_after_reply = true;
+            return Err("Script stopped: the server is shutting down".into());
+        }
+        match busy.killed() {
+            true => Err(KILLED.into()),
+            false => Ok(()),
+        }
+    }
+}
+
+impl Runner<'_, '_> {
+    /// The script's request as `FUNCTION STATS` shows it.
+    fn request(&self) -> Vec<Vec<u8>> {
+        let call = self.call;
+        let head = [
+            self.command.as_bytes().to_vec(),
+            call.name.as_bytes().to_vec(),
+            call.keys.len().to_string().into_bytes(),
+        ];
+        head.into_iter()
+            .chain(call.keys.iter().chain(call.args).map(|a| a.to_vec()))
+            .collect()
     }
 }
 
@@ -495,8 +577,22 @@ impl<'a> Command<'a> for ScriptKill {
         Ok(ScriptKill)
     }
 
-    fn apply(self, _: &mut Ctx<'_, '_>) -> CommandResult {
-        Err(CommandError::NotBusy)
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        kill_busy(ctx, true)
+    }
+}
+
+/// `SCRIPT KILL` (`eval`) or `FUNCTION KILL`: stops the busy scripts of that
+/// kind, with Redis's refusals.
+pub(super) fn kill_busy(ctx: &mut Ctx<'_, '_>, eval: bool) -> CommandResult {
+    match ctx.shared.busy_scripts.kill(eval) {
+        Ok(()) => {
+            ctx.out.ok();
+            Ok(())
+        }
+        Err(KillRefusal::NotBusy) => Err(CommandError::NotBusy),
+        Err(KillRefusal::Unkillable) => Err(CommandError::Unkillable),
+        Err(KillRefusal::OtherKind { eval }) => Err(CommandError::Busy { eval }),
     }
 }
 

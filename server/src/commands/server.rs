@@ -311,6 +311,7 @@ impl<'a> Command<'a> for Time {
 /// SAVE has nothing to write; shutdown is immediate, so there is nothing to abort.
 struct Shutdown {
     abort: bool,
+    nosave: bool,
 }
 
 impl<'a> Command<'a> for Shutdown {
@@ -328,12 +329,16 @@ impl<'a> Command<'a> for Shutdown {
         if (save && nosave) || (abort && (save || nosave)) {
             return Err(CommandError::Syntax);
         }
-        Ok(Shutdown { abort })
+        Ok(Shutdown { abort, nosave })
     }
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         if self.abort {
             return Err(CommandError::err("No shutdown in progress."));
+        }
+        // As Redis: while a script is busy, only SHUTDOWN NOSAVE stops.
+        if let Some(eval) = ctx.shared.busy_scripts.busy().filter(|_| !self.nosave) {
+            return Err(CommandError::Busy { eval });
         }
         tracing::warn!(client = ctx.session.handle.id, "user requested shutdown");
         ctx.shared.shutdown.cancel();

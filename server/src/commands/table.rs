@@ -67,6 +67,9 @@ pub mod flag {
     /// May write though not a write itself (`EVAL`): paused with writes,
     /// refused in read-only scripts.
     pub const MAY_REPLICATE: u32 = 1 << 20;
+    /// Runs a Lua script, which may run long: its batch runs on a stack of
+    /// its own, so the script can be suspended (`util::suspend`). Internal.
+    pub const SCRIPT: u32 = 1 << 21;
 
     /// Names in `COMMAND INFO` order (Redis's; `movablekeys`, which is not a
     /// flag here, comes right before `allow_busy`).

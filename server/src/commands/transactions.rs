@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 use super::table::{flag::*, CommandSpec, Handler, KeySpec};
 use super::{handler, run, Checked, Command, CommandError, CommandResult, Ctx, Parser, Unit};
 use crate::clock::Millis;
+use crate::keyspace::SLOTS;
 use crate::protocol::{Args, Reply};
 use crate::session::{Session, Transaction};
 use crate::shared::Shared;
@@ -27,7 +28,7 @@ const fn spec(
     CommandSpec::new(
         name,
         arity,
-        flags | NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
+        flags | NOSCRIPT | LOADING | STALE | FAST,
         "transactions",
         summary,
         handler,
@@ -41,7 +42,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec(
         "multi",
         1,
-        NO_QUEUE,
+        NO_QUEUE | ALLOW_BUSY,
         KeySpec::NONE,
         "1.2.0",
         "Starts a transaction.",
@@ -59,7 +60,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec(
         "discard",
         1,
-        NO_QUEUE,
+        NO_QUEUE | ALLOW_BUSY,
         KeySpec::NONE,
         "2.0.0",
         "Discards a transaction.",
@@ -68,7 +69,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec(
         "watch",
         -2,
-        NO_QUEUE | NO_MULTI,
+        NO_QUEUE | NO_MULTI | ALLOW_BUSY,
         KeySpec::ALL,
         "2.2.0",
         "Monitors changes to keys to determine the execution of a transaction.",
@@ -77,7 +78,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec(
         "unwatch",
         1,
-        0,
+        ALLOW_BUSY,
         KeySpec::NONE,
         "2.2.0",
         "Forgets about watched keys of a transaction.",
@@ -108,6 +109,7 @@ pub(super) fn queue(
         return;
     }
     tx.push(checked.command.id, checked.skip, args);
+    tx.scripts |= checked.command.has(SCRIPT);
     out.simple("QUEUED");
 }
 
@@ -182,11 +184,21 @@ impl<'a> Command<'a> for Exec {
                 .positions(args)
                 .filter_map(move |i| args.get(i))
         }));
-        // Hold every slot the transaction touches for its whole run.
-        if queued.iter().any(|(c, _)| c.command.has(ALL_SLOTS)) {
-            ctx.locks.acquire_all();
-        } else {
-            ctx.locks.acquire_slotted(&keys);
+        // Hold every slot the transaction touches for its whole run; a
+        // client stops waiting once a script is busy (as `run_locked`).
+        let busy = || ctx.shared.busy_scripts.busy().is_some();
+        let give_up: Option<&dyn Fn() -> bool> = match ctx.session.master_link {
+            true => None,
+            false => Some(&busy),
+        };
+        let held = match queued.iter().any(|(c, _)| c.command.has(ALL_SLOTS)) {
+            true => ctx.locks.acquire_unless(0..SLOTS as u16, give_up),
+            false => ctx.locks.acquire_slotted_unless(&keys, give_up),
+        };
+        if !held {
+            ctx.session.unwatch_all(&ctx.shared.data.watches);
+            let eval = ctx.shared.busy_scripts.busy().unwrap_or(true);
+            return Err(CommandError::Busy { eval });
         }
         // A slot being handed to another master (M10): wait, then run again.
         if let Some(waiter) = super::handoff_wait(ctx) {

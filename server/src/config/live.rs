@@ -192,6 +192,11 @@ impl LiveConfig {
         self.cells.maxclients.load(Relaxed)
     }
 
+    /// `busy-reply-threshold`: how long a script runs before it is busy.
+    pub fn busy_reply_threshold(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.cells.busy_reply_threshold.load(Relaxed))
+    }
+
     /// `timeout` in seconds (0: none).
     pub fn timeout_secs(&self) -> u64 {
         self.cells.timeout.load(Relaxed)

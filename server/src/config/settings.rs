@@ -157,6 +157,11 @@ settings! {
     /// (fencing tokens still only grow).
     lock_delay "lock-delay": i64 = -1;
         int(-1, LONG_MAX), runtime;
+    /// Milliseconds a script (or function) runs before other clients get
+    /// -BUSY and SCRIPT KILL / FUNCTION KILL may stop it (0: at its first
+    /// check, after ~100,000 Lua instructions).
+    busy_reply_threshold "busy-reply-threshold" | "lua-time-limit": u64 = 5000;
+        int(0, LONG_MAX), runtime;
     /// Who may run DEBUG, whose subcommands exist for tests: no, yes or local
     /// (loopback clients only).
     enable_debug_command "enable-debug-command": DebugAccess = DebugAccess::No;
@@ -373,6 +378,7 @@ mod tests {
         ("lock-ack-timeout", &["1", "1000"]),
         ("lock-max-ttl", &["1", "60000", "86400000"]),
         ("lock-delay", &["-1", "0", "30000"]),
+        ("busy-reply-threshold", &["0", "100", "5000"]),
         ("enable-debug-command", &["no", "yes", "local", "LOCAL"]),
         ("cluster-enabled", &["no", "NO"]),
         ("cluster-config-file", &["nodes.conf", "dir/n.conf"]),
@@ -470,6 +476,7 @@ mod tests {
         ("lock-ack-timeout", &["0", "-1"]),
         ("lock-max-ttl", &["0", "1s"]),
         ("lock-delay", &["-2", "x"]),
+        ("busy-reply-threshold", &["-1", "x"]),
         ("enable-debug-command", &["maybe", ""]),
         ("cluster-enabled", &["maybe", "true"]),
         ("cluster-config-file", &[]),

@@ -120,8 +120,13 @@ impl Evictor {
                 misses += 1;
                 continue;
             }
+            // A slot someone holds (a busy script may, for long) is passed
+            // over: eviction never waits.
             let mut locks = Locked::new(keyspace);
-            locks.acquire([victim.slot]);
+            if !locks.try_acquire(victim.slot) {
+                misses += 1;
+                continue;
+            }
             let removed = locks.table(&victim.key).evict(&victim.key, volatile, now);
             if removed {
                 // Counted at once, so the counter never lags the keys gone.
@@ -197,7 +202,9 @@ fn populate(
         let Some(slot) = random_slot(keyspace, volatile) else {
             return;
         };
-        let table = keyspace.lock(slot);
+        let Some(table) = keyspace.try_lock(slot) else {
+            continue;
+        };
         let tracking = table.tracking();
         let wanted = samples - taken;
         // A small table is taken whole; a large one by random draws (a few

@@ -70,8 +70,12 @@ impl ActiveDefrag {
             let slot = self.next_slot as u16;
             self.next_slot += 1;
             // Hidden slots' tables too: their memory fragments like any other.
+            // A slot someone holds (a busy script may, for long) waits for
+            // the next pass.
             if keyspace.stored_len(slot) > 0 {
-                keyspace.lock(slot).reallocate();
+                if let Some(mut table) = keyspace.try_lock(slot) {
+                    table.reallocate();
+                }
             }
             if self.next_slot == SLOTS {
                 self.next_slot = 0;

@@ -57,8 +57,12 @@ impl ActiveExpire {
             }
             cycle.slots += 1;
             loop {
-                // Lock per step, so clients wait at most one short step.
-                let mut table = keyspace.lock(slot);
+                // Lock per step, so clients wait at most one short step; a
+                // slot someone holds (a busy script may, for long) is swept
+                // on a later round.
+                let Some(mut table) = keyspace.try_lock(slot) else {
+                    break;
+                };
                 let found = table.sweep(now);
                 for key in table.expired_names.drain(..) {
                     commit(&key);

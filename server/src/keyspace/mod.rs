@@ -239,10 +239,33 @@ impl<'a> Locked<'a> {
         guard
     }
 
+    /// [`Locked::lock`], or with `give_up`, [`Keyspace::lock_unless`].
+    fn lock_unless(&self, slot: u16, give_up: Option<&dyn Fn() -> bool>) -> Option<SlotGuard<'a>> {
+        let mut guard = match give_up {
+            None => self.keyspace.lock(slot),
+            Some(give_up) => self.keyspace.lock_unless(slot, give_up)?,
+        };
+        if self.upstream {
+            guard.table.expiring = Expiring::Ignore;
+        }
+        Some(guard)
+    }
+
     /// Locks `slots` (any order, repeats allowed) besides those already held.
     /// Only valid while holding nothing, or for slots above every held one, so
     /// that locks are always taken in ascending order.
     pub fn acquire(&mut self, slots: impl IntoIterator<Item = u16>) {
+        self.acquire_unless(slots, None);
+    }
+
+    /// [`Locked::acquire`]; with `give_up`, a slot another holder keeps is
+    /// waited for only until `give_up` says so: then nothing is held and
+    /// false is returned. Only valid while holding nothing.
+    pub fn acquire_unless(
+        &mut self,
+        slots: impl IntoIterator<Item = u16>,
+        give_up: Option<&dyn Fn() -> bool>,
+    ) -> bool {
         let slots = slots.into_iter();
         let (low, high) = slots.size_hint();
         let mut wanted: SmallVec<[u16; 8]> = SmallVec::with_capacity(high.unwrap_or(low));
@@ -256,8 +279,16 @@ impl<'a> Locked<'a> {
             "slots must be locked in ascending order"
         );
         for slot in wanted {
-            self.guards.push((slot, self.lock(slot)));
+            match self.lock_unless(slot, give_up) {
+                Some(guard) => self.guards.push((slot, guard)),
+                None => {
+                    self.guards.clear();
+                    self.known.clear();
+                    return false;
+                }
+            }
         }
+        true
     }
 
     /// Locks the slots of all `keys`.
@@ -274,12 +305,27 @@ impl<'a> Locked<'a> {
     /// them so that [`Locked::table`] with the same key slices skips hashing.
     #[inline]
     pub fn acquire_slotted(&mut self, keys: &KeySlots<'_>) {
+        self.acquire_slotted_unless(keys, None);
+    }
+
+    /// [`Locked::acquire_slotted`]; with `give_up`, as
+    /// [`Locked::acquire_unless`]: false (holding nothing) if it gave up.
+    #[inline]
+    pub fn acquire_slotted_unless(
+        &mut self,
+        keys: &KeySlots<'_>,
+        give_up: Option<&dyn Fn() -> bool>,
+    ) -> bool {
         match keys.0.as_slice() {
-            [] => {}
+            [] => true,
             // Most commands name one key, and hold nothing yet.
             &[(key, slot)] if self.guards.is_empty() && self.known.is_empty() => {
+                let Some(guard) = self.lock_unless(slot, give_up) else {
+                    return false;
+                };
                 self.known.push((key.as_ptr() as usize, key.len(), slot));
-                self.guards.push((slot, self.lock(slot)));
+                self.guards.push((slot, guard));
+                true
             }
             many => {
                 for &(key, slot) in many.iter().take(self.known.inline_size()) {
@@ -287,7 +333,7 @@ impl<'a> Locked<'a> {
                         self.known.push((key.as_ptr() as usize, key.len(), slot));
                     }
                 }
-                self.acquire(keys.slots());
+                self.acquire_unless(keys.slots(), give_up)
             }
         }
     }
@@ -298,11 +344,6 @@ impl<'a> Locked<'a> {
             .iter()
             .find(|k| (k.0, k.1) == id)
             .map_or_else(|| key_slot(key), |k| k.2)
-    }
-
-    /// Locks every slot (a transaction that walks the whole keyspace).
-    pub fn acquire_all(&mut self) {
-        self.acquire(0..SLOTS as u16);
     }
 
     /// Takes `slot` if it is free right now, in any order: never waits, so it
@@ -533,6 +574,29 @@ impl Keyspace {
         }
     }
 
+    /// Locks one slot; while another holder keeps it, asks `give_up` every
+    /// few milliseconds, and gives up (`None`) when it says so. For waits
+    /// that must not outlast a reason to stop (a script gone busy holds the
+    /// slot).
+    pub fn lock_unless(&self, slot: u16, give_up: &dyn Fn() -> bool) -> Option<SlotGuard<'_>> {
+        const SLICE: std::time::Duration = std::time::Duration::from_millis(5);
+        let cell = &self.slots[usize::from(slot)];
+        let mut table = loop {
+            if let Some(table) = cell.table.try_lock_for(SLICE) {
+                break table;
+            }
+            if give_up() {
+                return None;
+            }
+        };
+        self.prepare(&mut table);
+        Some(SlotGuard {
+            table,
+            cell,
+            keyspace: self,
+        })
+    }
+
     /// Locks one slot if nobody holds it.
     pub fn try_lock(&self, slot: u16) -> Option<SlotGuard<'_>> {
         let cell = &self.slots[usize::from(slot)];
@@ -751,7 +815,7 @@ mod tests {
     fn a_transaction_holding_every_slot_can_still_walk_the_keyspace() {
         let ks = filled(100);
         let mut locked = Locked::new(&ks);
-        locked.acquire_all();
+        locked.acquire(0..SLOTS as u16);
         let mut seen = 0;
         assert_eq!(locked.scan(0, 1_000, 0, |_, _| seen += 1), 0);
         assert_eq!(seen, 100);
@@ -865,7 +929,7 @@ mod tests {
         assert_eq!(seen, 0);
         // A transaction holding every slot walks the same keys.
         let mut locked = Locked::new(&ks);
-        locked.acquire_all();
+        locked.acquire(0..SLOTS as u16);
         assert_eq!(locked.scan(0, 1_000, 0, |_, _| seen += 1), 0);
         assert_eq!(seen, 3);
         drop(locked);

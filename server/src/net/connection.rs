@@ -19,11 +19,12 @@ use super::buffer::InputBuffer;
 use super::socket::Socket;
 use crate::blocking::held::Phase;
 use crate::blocking::{Blocked, BlockedOp, Held, Waiter, Wake};
-use crate::commands;
+use crate::commands::{self, Executed};
 use crate::config::ClientClass;
 use crate::protocol::{Args, Decoded, Protocol, Reply, RequestDecoder, RequestLimits};
 use crate::session::{ClientHandle, Session};
 use crate::shared::Shared;
+use crate::util::suspend::{Resume, Suspendable};
 
 /// Initial read buffer; grows for large requests and shrinks back when idle.
 const READ_BUFFER: usize = 16 * 1024;
@@ -58,6 +59,9 @@ enum Stop {
     /// A command's reply is held until its lock changes are acknowledged
     /// (`Session::held`); nothing more runs before it is sent.
     Held,
+    /// A command runs a script: its request (`len` bytes at the front of
+    /// the input) and the rest of the batch run on a suspendable stack.
+    Script { len: usize },
 }
 
 /// Removes a waiter from the registry however the wait ends (served, timed out,
@@ -95,14 +99,16 @@ pub async fn serve(shared: Arc<Shared>, stream: std::net::TcpStream, handle: Arc
         }
     };
     let authenticated = !shared.config.has_password();
-    let mut conn = Connection {
+    let mut session = Session::new(handle, authenticated);
+    session.suspendable = true;
+    let conn = Box::new(Connection {
         shared,
         socket,
         input: InputBuffer::new(READ_BUFFER),
         decoder: RequestDecoder::new(),
         output: Reply::new(Protocol::Resp2),
-        session: Session::new(handle, authenticated),
-    };
+        session,
+    });
     if let Err(err) = conn.run().await {
         tracing::debug!(client = id, %err, "connection error");
     }
@@ -151,18 +157,21 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
 }
 
 impl Connection {
-    async fn run(&mut self) -> std::io::Result<()> {
-        let kill = self.session.handle.kill.clone();
+    /// Serves the client; owns the connection so that a batch running a
+    /// script can take it onto a stack of its own ([`process_suspendable`]).
+    async fn run(self: Box<Self>) -> std::io::Result<()> {
+        let mut conn = self;
+        let kill = conn.session.handle.kill.clone();
         let killed = kill.cancelled();
         tokio::pin!(killed);
         loop {
-            self.input.shrink_if_idle();
-            let wanted = self.decoder.wanted().saturating_sub(self.input.len());
-            self.input.reserve(READ_MIN, wanted);
-            let mailbox = self.session.subscriptions.mailbox.clone();
-            let timeout = self.idle_timeout();
+            conn.input.shrink_if_idle();
+            let wanted = conn.decoder.wanted().saturating_sub(conn.input.len());
+            conn.input.reserve(READ_MIN, wanted);
+            let mailbox = conn.session.subscriptions.mailbox.clone();
+            let timeout = conn.idle_timeout();
             let read = async {
-                let read = self.socket.read(&mut self.input);
+                let read = conn.socket.read(&mut conn.input);
                 match timeout {
                     None => Some(read.await),
                     Some(t) => tokio::time::timeout(t, read).await.ok(),
@@ -179,16 +188,16 @@ impl Connection {
                 _ = &mut killed => return Ok(()),
                 _ = messages => {
                     if let Some(m) = &mailbox {
-                        self.output.append(m.take());
+                        conn.output.append(m.take());
                     }
-                    if !self.flush(&mut killed).await? {
+                    if !conn.flush(&mut killed).await? {
                         return Ok(());
                     }
                     continue;
                 }
                 n = read => match n {
                     None => {
-                        tracing::debug!(client = self.session.handle.id, "idle timeout");
+                        tracing::debug!(client = conn.session.handle.id, "idle timeout");
                         return Ok(());
                     }
                     Some(n) => n?,
@@ -197,30 +206,34 @@ impl Connection {
             if n == 0 {
                 return Ok(());
             }
-            self.session.stats.net_in += n as u64;
+            conn.session.stats.net_in += n as u64;
             loop {
-                let stop = self.process();
+                let mut stop = conn.process();
+                if let Stop::Script { len } = stop {
+                    let done = process_suspendable(conn, len).await;
+                    (conn, stop) = done;
+                }
                 // Let the other connections with input run first, so replies leave in
                 // one burst after the whole round, as Redis writes before it sleeps:
                 // clients then find many replies per wake-up.
                 tokio::task::yield_now().await;
-                if matches!(stop, Stop::Abort) || !self.flush(&mut killed).await? {
+                if matches!(stop, Stop::Abort) || !conn.flush(&mut killed).await? {
                     return Ok(());
                 }
                 match stop {
                     Stop::Close | Stop::Abort => {
-                        self.publish(false);
+                        conn.publish(false);
                         return Ok(());
                     }
                     Stop::Replica | Stop::Import => {
-                        self.publish(false);
+                        conn.publish(false);
                         let Connection {
                             shared,
                             socket,
                             input,
                             session,
                             ..
-                        } = self;
+                        } = &mut *conn;
                         return match stop {
                             Stop::Replica => {
                                 super::replica::serve(shared, socket, input, session).await
@@ -230,31 +243,34 @@ impl Connection {
                     }
                     Stop::Drained => break,
                     Stop::OutputFull => {}
+                    Stop::Script { .. } => {
+                        unreachable!("a batch on a suspendable stack runs its scripts")
+                    }
                     Stop::Blocked { waiter, len } => {
-                        self.publish(true);
-                        if !self.wait_blocked(&waiter, len, &mut killed).await? {
+                        conn.publish(true);
+                        if !conn.wait_blocked(&waiter, len, &mut killed).await? {
                             return Ok(());
                         }
                     }
                     Stop::Held => {
-                        self.publish(true);
-                        if !self.wait_held(&mut killed).await? {
+                        conn.publish(true);
+                        if !conn.wait_held(&mut killed).await? {
                             return Ok(());
                         }
                     }
                 }
             }
-            self.publish(false);
-            if self.pending_input() as u64 > self.shared.config.query_buffer_limit() {
+            conn.publish(false);
+            if conn.pending_input() as u64 > conn.shared.config.query_buffer_limit() {
                 tracing::warn!(
-                    client = self.session.handle.id,
+                    client = conn.session.handle.id,
                     "closing client that reached max query buffer length"
                 );
-                let stats = &self.shared.stats;
+                let stats = &conn.shared.stats;
                 stats.query_limit_disconnections.fetch_add(1, Relaxed);
-                self.output
+                conn.output
                     .error("ERR query buffer limit exceeded (client-query-buffer-limit)");
-                self.flush(&mut killed).await?;
+                conn.flush(&mut killed).await?;
                 return Ok(());
             }
         }
@@ -542,7 +558,7 @@ impl Connection {
                     let args = decoder.args(buf);
                     consumed += used;
                     let ran = run_request(shared, session, output, args);
-                    if !matches!(ran, Ran::Blocked(_)) {
+                    if !matches!(ran, Ran::Blocked(_) | Ran::NeedsStack) {
                         // Big arguments go as soon as their command is done.
                         decoder.release();
                     }
@@ -558,6 +574,10 @@ impl Connection {
                             break Stop::Blocked { waiter, len: used };
                         }
                         Ran::Abort => break Stop::Abort,
+                        Ran::NeedsStack => {
+                            consumed -= used;
+                            break Stop::Script { len: used };
+                        }
                     }
                 }
                 Err(err) => {
@@ -574,6 +594,30 @@ impl Connection {
     }
 }
 
+/// Runs the batch from the script request (`len` bytes) that stopped
+/// [`Connection::process`] on a stack that can be suspended: a script past
+/// `busy-reply-threshold` suspends at its checks, and the worker serves its
+/// other connections for a turn before resuming it. Shutdown resumes it
+/// with [`Resume::Abort`], which ends it.
+async fn process_suspendable(mut conn: Box<Connection>, len: usize) -> (Box<Connection>, Stop) {
+    conn.decoder.replay(len);
+    let shared = conn.shared.clone();
+    let mut work = Suspendable::new(move || {
+        let stop = conn.process();
+        (conn, stop)
+    });
+    loop {
+        let how = match shared.shutdown.is_cancelled() {
+            true => Resume::Abort,
+            false => Resume::Continue,
+        };
+        if let Some(done) = work.resume(how) {
+            return done;
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
 /// How running one request ended.
 enum Ran {
     /// Its reply is in the output.
@@ -582,6 +626,8 @@ enum Ran {
     Blocked(Arc<Waiter>),
     /// The connection must close at once, without sending anything more.
     Abort,
+    /// Nothing ran: it must run on a suspendable stack (`Executed::NeedsStack`).
+    NeedsStack,
 }
 
 /// Runs one decoded request. An HTTP request (a browser made to talk to us)
@@ -599,8 +645,9 @@ fn run_request(shared: &Shared, session: &mut Session, output: &mut Reply, args:
     match catch_unwind(AssertUnwindSafe(|| {
         commands::execute(shared, session, output, args)
     })) {
-        Ok(None) => Ran::Done,
-        Ok(Some(waiter)) => Ran::Blocked(waiter),
+        Ok(Executed::Done) => Ran::Done,
+        Ok(Executed::Blocked(waiter)) => Ran::Blocked(waiter),
+        Ok(Executed::NeedsStack) => Ran::NeedsStack,
         Err(payload) => {
             tracing::error!(
                 client = session.handle.id,

@@ -109,7 +109,7 @@ pub async fn accept_loop(
                 .register(peer, laddr, fd, &shared.shutdown, shared.clock.now_ms());
         let (id, job_shared, job_tracker) = (handle.id, shared.clone(), tracker.clone());
         let started = workers.dispatch(Box::new(move || {
-            job_tracker.spawn(connection::serve(job_shared, stream, handle));
+            job_tracker.spawn_local(connection::serve(job_shared, stream, handle));
         }));
         if !started {
             // Shutting down: the connection is dropped, and closed with it.

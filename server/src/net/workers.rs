@@ -4,6 +4,9 @@
 //! then lives on that thread for good. Nothing is stolen between threads, so a
 //! request never pays for a cross-thread wake-up, and each worker waits on its own
 //! epoll instance. Workers share only the keyspace and the server counters.
+//! A connection's task never leaves its thread, so it may hold what cannot
+//! (a script suspended on its own stack): connections are spawned onto the
+//! worker's `LocalSet`.
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::thread::JoinHandle;
@@ -11,8 +14,8 @@ use std::thread::JoinHandle;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
-/// Work to start on a worker: called inside the worker's runtime, so it can
-/// `tokio::spawn` onto that runtime.
+/// Work to start on a worker: called inside the worker's runtime and local
+/// set, so it can `tokio::spawn` or `tokio::task::spawn_local` there.
 pub type Job = Box<dyn FnOnce() + Send>;
 
 /// The pool of worker threads.
@@ -37,7 +40,8 @@ impl Workers {
             let thread = std::thread::Builder::new()
                 .name(format!("ringkv-worker-{i}"))
                 .spawn(move || {
-                    runtime.block_on(async move {
+                    let local = tokio::task::LocalSet::new();
+                    local.block_on(&runtime, async move {
                         while let Some(job) = rx.recv().await {
                             job();
                         }
@@ -88,8 +92,8 @@ mod tests {
             let seen = seen.clone();
             let done = done_tx.clone();
             assert!(workers.dispatch(Box::new(move || {
-                // Inside the worker's runtime: spawning works.
-                tokio::spawn(async move {
+                // Inside the worker's runtime and local set: spawning works.
+                tokio::task::spawn_local(async move {
                     seen.lock()
                         .insert(std::thread::current().name().map(String::from));
                     let _ = done.send(());

@@ -6,8 +6,9 @@
 
 use ahash::HashMap;
 use std::cell::RefCell;
+use std::time::{Duration, Instant};
 
-use mlua::{Function, Lua, MultiValue, Table, Value, Variadic};
+use mlua::{Function, HookTriggers, Lua, MultiValue, Table, Value, Variadic, VmState};
 
 use super::convert::{self, error_table, single_field};
 use super::functions::{valid_name, FunctionInfo};
@@ -26,6 +27,9 @@ const SCRIPT_CHUNK: &str = "@user_script";
 const LIBRARY_CHUNK: &str = "@user_function";
 /// The chunk name of the set-up code, whose frames errors skip.
 const SETUP_CHUNK: &str = "=ringkv";
+/// How often a running script is checked ([`Host::interrupt`]): every this
+/// many Lua instructions, as Redis does.
+const CHECK_EVERY: HookTriggers = HookTriggers::new().every_nth_instruction(100_000);
 
 /// What scripts' `redis.call` reaches: runs one command inside the running
 /// script's unit of work, writing its reply to `out` in the protocol
@@ -34,6 +38,13 @@ const SETUP_CHUNK: &str = "=ringkv";
 pub trait Host {
     /// Runs the request `args` (the command name first).
     fn call(&mut self, args: Args<'_>, out: &mut Reply) -> Result<(), String>;
+
+    /// Called every [`CHECK_EVERY`] instructions of the script: may give
+    /// the thread back for a while (a script past `busy-reply-threshold`),
+    /// or stop the script with an error (`SCRIPT KILL`).
+    fn interrupt(&mut self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// A script to run.
@@ -69,6 +80,10 @@ pub struct Engine {
 /// Per-run state the API functions reach through the interpreter's app data.
 struct RunState {
     resp: Protocol,
+    /// A library being loaded fails past this instant.
+    load_deadline: Option<Instant>,
+    /// The hook runs on every line: a run was stopped (see [`interrupt`]).
+    every_line: bool,
 }
 
 /// Buffers `redis.call` reuses: the request, and the reply before it
@@ -99,7 +114,10 @@ impl Engine {
         let lua = Lua::new();
         lua.set_app_data(RunState {
             resp: Protocol::Resp2,
+            load_deadline: None,
+            every_line: false,
         });
+        lua.set_hook(CHECK_EVERY, interrupt)?;
         lua.set_app_data(Rand48::default());
         lua.set_app_data(CallBuffers::default());
         super::libs::register_all(&lua)?;
@@ -224,9 +242,19 @@ impl Engine {
 
     /// Loads a library's code (after its header line) as version `id`:
     /// runs it with `redis.register_function` collecting its functions,
-    /// which are kept here. Errors are Redis's texts.
-    pub fn load_library(&mut self, code: &[u8], id: u64) -> Result<Vec<FunctionInfo>, String> {
+    /// which are kept here; its code fails if it runs longer than `timeout`.
+    /// Errors are Redis's texts.
+    pub fn load_library(
+        &mut self,
+        code: &[u8],
+        id: u64,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<FunctionInfo>, String> {
+        self.reset_hook();
         let lua = &self.lua;
+        if let Some(mut state) = lua.app_data_mut::<RunState>() {
+            state.load_deadline = timeout.map(|t| Instant::now() + t);
+        }
         let chunk = lua
             .load(code)
             .set_name(LIBRARY_CHUNK)
@@ -255,6 +283,9 @@ impl Engine {
             self.redis.raw_set("pcall", pcall)?;
             result
         });
+        if let Some(mut state) = lua.app_data_mut::<RunState>() {
+            state.load_deadline = None;
+        }
         match result {
             Ok((true, _)) => {}
             Ok((false, error)) => {
@@ -296,6 +327,7 @@ impl Engine {
         host: &mut dyn Host,
         out: &mut Reply,
     ) -> mlua::Result<()> {
+        self.reset_hook();
         let lua = &self.lua;
         if let Some(mut state) = lua.app_data_mut::<RunState>() {
             state.resp = Protocol::Resp2;
@@ -321,6 +353,45 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+impl Engine {
+    /// Puts the hook back to [`CHECK_EVERY`] after a stopped run left it on
+    /// every line.
+    fn reset_hook(&mut self) {
+        let every_line = self
+            .lua
+            .app_data_mut::<RunState>()
+            .is_some_and(|mut state| std::mem::take(&mut state.every_line));
+        if every_line {
+            let _ = self.lua.set_hook(CHECK_EVERY, interrupt);
+        }
+    }
+}
+
+/// The interpreter's hook: asks the running script's host whether to go on
+/// ([`Host::interrupt`]), or, while a library loads, checks its deadline.
+/// A run it stops raises the error again on every line from then on, so
+/// `pcall` cannot keep the script going (as Redis does).
+fn interrupt(lua: &Lua, _: &mlua::debug::Debug) -> mlua::Result<VmState> {
+    let stop = match super::current::call_host(|host| host.interrupt()) {
+        Some(result) => result.err(),
+        None => lua
+            .app_data_ref::<RunState>()
+            .and_then(|state| state.load_deadline)
+            .filter(|deadline| Instant::now() >= *deadline)
+            .map(|_| "FUNCTION LOAD timeout".to_owned()),
+    };
+    let Some(text) = stop else {
+        return Ok(VmState::Continue);
+    };
+    let first = lua
+        .app_data_mut::<RunState>()
+        .is_some_and(|mut state| !std::mem::replace(&mut state.every_line, true));
+    if first {
+        lua.set_hook(HookTriggers::EVERY_LINE, interrupt)?;
+    }
+    Err(raise(text.as_bytes()))
 }
 
 /// One `redis.call`: the arguments as a request, run by the current host,

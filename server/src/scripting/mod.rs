@@ -8,6 +8,7 @@
 //! convert:  reply bytes -> Lua values, Lua result -> reply, args -> request
 //! ```
 
+pub mod busy;
 pub mod convert;
 mod current;
 mod engine;
@@ -19,6 +20,7 @@ pub mod registry;
 
 use std::sync::OnceLock;
 
+pub use busy::{BusyScript, BusyScripts, KillRefusal};
 pub use engine::{with_engine, Call, Engine, Host};
 pub use functions::{FunctionInfo, Functions, Library};
 pub use registry::{parse_sha, parse_shebang, sha1_hex, Script, ScriptFlags, Scripts, Sha};

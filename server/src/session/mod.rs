@@ -58,6 +58,10 @@ pub struct Session {
     pub authenticated: bool,
     /// Close the connection once the pending replies are written (`QUIT`).
     pub close_after_reply: bool,
+    /// A client connection, whose scripts run on a stack that can be
+    /// suspended (`util::suspend`) so a busy one does not hold its worker;
+    /// elsewhere (a master's stream, tests) scripts run where they are.
+    pub suspendable: bool,
     /// Counters not yet added to the server's.
     pub stats: LocalStats,
     /// The last command looked up.
@@ -123,6 +127,7 @@ impl Session {
             handle,
             authenticated,
             close_after_reply: false,
+            suspendable: false,
             stats: LocalStats::default(),
             lookup: LookupCache::default(),
             multi: None,

@@ -30,6 +30,9 @@ pub struct Transaction {
     /// In cluster mode, the slot of the keys queued so far: a transaction runs
     /// on one master, so all its keys must share a slot.
     pub slot: Option<u16>,
+    /// A queued command runs a script (`EXEC` then needs a stack that can
+    /// be suspended).
+    pub scripts: bool,
 }
 
 impl Transaction {

@@ -3,6 +3,7 @@
 
 pub mod glob;
 pub mod slot_bits;
+pub mod suspend;
 
 use std::net::IpAddr;
 
