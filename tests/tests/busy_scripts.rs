@@ -85,6 +85,28 @@ fn a_runaway_script_answers_busy_until_script_kill_stops_it() {
 }
 
 #[test]
+fn a_runaway_script_inside_a_transaction_is_killed_the_same_way() {
+    let server = TestServer::start_with(&["--busy-reply-threshold", "100"]);
+    let mut runner = server.raw();
+    let mut other = server.raw();
+    assert_eq!(runner.call(&["MULTI"]), "+OK");
+    assert_eq!(runner.call(&["SET", "k", "before"]), "+QUEUED");
+    assert_eq!(runner.call(&["EVAL", "while true do end", "0"]), "+QUEUED");
+    assert_eq!(runner.call(&["GET", "k"]), "+QUEUED");
+    runner.send_command(&["EXEC"]);
+    assert_eq!(wait_busy(&mut other), BUSY_EVAL);
+    // Only the script's own writes make it unkillable (as in Redis), not
+    // the transaction's before it.
+    assert_eq!(other.call(&["SCRIPT", "KILL"]), "+OK");
+    let reply = runner.reply_text();
+    assert!(
+        reply.starts_with("[+OK, -ERR Script killed by user with SCRIPT KILL..."),
+        "{reply}"
+    );
+    assert!(reply.ends_with(", $before]"), "{reply}");
+}
+
+#[test]
 fn a_slow_script_that_ends_answers_its_client_and_frees_the_others() {
     let server = TestServer::start();
     let mut runner = server.raw();

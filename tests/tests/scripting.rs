@@ -746,3 +746,114 @@ fn replicas_get_the_libraries_by_stream_and_by_full_sync() {
     assert!(expect_err(&mut r, &["FCALL_RO", "getter", "1", "k"]).contains("Function not found"));
     assert!(expect_err(&mut r, &["FUNCTION", "FLUSH"]).starts_with("READONLY"));
 }
+
+#[test]
+fn scripts_evict_first_and_refuse_to_grow_memory_past_maxmemory() {
+    let server = TestServer::start();
+    let mut con = server.connect();
+    let _: () = q(&mut con, &["SET", "big", &"a".repeat(100_000)]);
+    let _: () = q(&mut con, &["CONFIG", "SET", "maxmemory", "1"]);
+    let set = "return redis.call('set', 'x', 'y')";
+    assert_eq!(
+        expect_err(&mut con, &["EVAL", set, "0"]),
+        format!(
+            "OOM command not allowed when used memory > 'maxmemory'. script: {}, on @user_script:1.",
+            sha_of(set)
+        )
+    );
+    assert_eq!(
+        expect_err(
+            &mut con,
+            &["EVAL", "return redis.pcall('set', 'x', 'y')", "0"]
+        ),
+        "OOM command not allowed when used memory > 'maxmemory'."
+    );
+    // Reads run; a script that declares it may write is refused at once,
+    // unless it allows running out of memory.
+    assert_eq!(
+        q::<Option<String>>(&mut con, &["EVAL", "return redis.call('get', 'x')", "0"]),
+        None
+    );
+    assert_eq!(
+        expect_err(&mut con, &["EVAL", &format!("#!lua\n{set}"), "0"]),
+        "OOM command not allowed when used memory > 'maxmemory'."
+    );
+    let allowed = format!("#!lua flags=allow-oom\n{set}");
+    assert_eq!(q::<String>(&mut con, &["EVAL", &allowed, "0"]), "OK");
+    // Once a script wrote, it stays whole.
+    let after_write = "redis.call('del', 'nothing') return redis.call('set', 'x', 'z')";
+    assert_eq!(q::<String>(&mut con, &["EVAL", after_write, "0"]), "OK");
+
+    // With an eviction policy, scripts make room like any write.
+    let _: () = q(&mut con, &["CONFIG", "SET", "maxmemory", "0"]);
+    let info: String = q(&mut con, &["INFO", "memory"]);
+    let used: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    let limit = (used + 2_000_000).to_string();
+    let _: () = q(
+        &mut con,
+        &["CONFIG", "SET", "maxmemory-policy", "allkeys-random"],
+    );
+    let _: () = q(&mut con, &["CONFIG", "SET", "maxmemory", &limit]);
+    let value = "v".repeat(10_000);
+    for i in 0..1000 {
+        let _: String = q(
+            &mut con,
+            &[
+                "EVAL",
+                "return redis.call('set', KEYS[1], ARGV[1])",
+                "1",
+                &format!("k{i}"),
+                &value,
+            ],
+        );
+    }
+    let stats: String = q(&mut con, &["INFO", "stats"]);
+    let evicted: u64 = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("evicted_keys:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    assert!(evicted > 0, "{stats}");
+}
+
+#[test]
+fn on_a_stale_replica_scripts_run_only_stale_commands() {
+    let server = TestServer::start();
+    let mut con = server.connect();
+    // A master that is never there (nothing listens on loopback port 1).
+    let _: String = q(&mut con, &["REPLICAOF", "127.0.0.1", "1"]);
+    let _: () = q(
+        &mut con,
+        &["CONFIG", "SET", "replica-serve-stale-data", "no"],
+    );
+    let masterdown =
+        "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.";
+    assert_eq!(expect_err(&mut con, &["GET", "k"]), masterdown);
+    let get = "return redis.call('get', 'k')";
+    assert_eq!(
+        expect_err(&mut con, &["EVAL", get, "0"]),
+        format!(
+            "ERR Can not execute the command on a stale replica script: {}, on @user_script:1.",
+            sha_of(get)
+        )
+    );
+    // A script with a shebang needs `allow-stale`.
+    assert_eq!(
+        expect_err(&mut con, &["EVAL", "#!lua flags=no-writes\nreturn 1", "0"]),
+        masterdown
+    );
+    let info = "#!lua flags=no-writes,allow-stale\nreturn redis.call('info', 'server') ~= nil";
+    assert_eq!(q::<i64>(&mut con, &["EVAL", info, "0"]), 1);
+    let stale_get = format!("#!lua flags=no-writes,allow-stale\n{get}");
+    assert!(expect_err(&mut con, &["EVAL", &stale_get, "0"])
+        .starts_with("ERR Can not execute the command on a stale replica script:"));
+    let _: () = q(
+        &mut con,
+        &["CONFIG", "SET", "replica-serve-stale-data", "yes"],
+    );
+    assert_eq!(q::<Option<String>>(&mut con, &["EVAL", get, "0"]), None);
+}

@@ -60,7 +60,7 @@ use crate::blocking::Waiter;
 use crate::clock::Millis;
 use crate::eviction::Policy;
 use crate::keyspace::types::EncodingLimits;
-use crate::keyspace::{KeySlots, Locked};
+use crate::keyspace::{key_slot, KeySlots, Locked};
 use crate::protocol::{Args, Protocol, Reply};
 use crate::replication::Refusal;
 use crate::session::Session;
@@ -330,6 +330,16 @@ fn check(
 /// to route the command, lock its slots and find its tables.
 #[inline]
 fn key_slots<'k>(command: &table::Command, args: Args<'k>) -> KeySlots<'k> {
+    key_slots_by(command, args, key_slot)
+}
+
+/// [`key_slots`] with the slots as `slot_of` finds them.
+#[inline]
+fn key_slots_by<'k>(
+    command: &table::Command,
+    args: Args<'k>,
+    slot_of: impl FnMut(&[u8]) -> u16,
+) -> KeySlots<'k> {
     match command.spec.keys {
         KeySpec {
             first,
@@ -337,8 +347,8 @@ fn key_slots<'k>(command: &table::Command, args: Args<'k>) -> KeySlots<'k> {
             numkeys: 0,
             keys_option: false,
             ..
-        } if first > 0 && first == last => KeySlots::new(args.get(first as usize)),
-        keys => KeySlots::new(keys.positions(args).filter_map(|i| args.get(i))),
+        } if first > 0 && first == last => KeySlots::with(args.get(first as usize), slot_of),
+        keys => KeySlots::with(keys.positions(args).filter_map(|i| args.get(i)), slot_of),
     }
 }
 
@@ -377,6 +387,10 @@ pub fn execute(
     let now = session.command_start().1;
     session.handle.touch(checked.command.id, now);
     let keys = key_slots(checked.command, args);
+    // The slot is likely out of cache: load it while the checks below run.
+    if let Some((_, slot)) = keys.first() {
+        shared.data.keyspace.prefetch(slot);
+    }
     // `ASKING` lasts one command (inside MULTI, until EXEC), as in Redis.
     let asking = match session.multi {
         Some(_) => session.asking,
@@ -394,12 +408,20 @@ pub fn execute(
             return Executed::Done;
         }
     }
-    let limited = checked.command.has(flag::DENYOOM)
-        && shared.config.maxmemory() != 0
-        && !session.master_link;
-    if limited && crate::write::make_room(&shared.data, now).is_err() {
-        out_of_memory(shared, session, out, checked.command.id);
-        return Executed::Done;
+    let bounded = shared.config.maxmemory() != 0 && !session.master_link;
+    let limited = bounded && checked.command.has(flag::DENYOOM);
+    // A script evicts first too: its writes are refused if that was not
+    // enough (`Session::oom_at_start`).
+    let scripted = bounded && runs_scripts(session, checked.command);
+    if limited || scripted {
+        let oom = crate::write::make_room(&shared.data, now).is_err();
+        if oom && limited {
+            out_of_memory(shared, session, out, checked.command.id);
+            return Executed::Done;
+        }
+        session.oom_at_start = oom;
+    } else {
+        session.oom_at_start = false;
     }
     if session.multi.is_some() && !checked.command.has(flag::NO_QUEUE) {
         transactions::queue(shared, session, out, checked, args);
@@ -421,9 +443,13 @@ pub fn execute(
 /// this is not one.
 #[inline]
 fn needs_stack(session: &Session, command: &table::Command) -> bool {
-    if !session.suspendable || crate::util::suspend::inside() {
-        return false;
-    }
+    session.suspendable && !crate::util::suspend::inside() && runs_scripts(session, command)
+}
+
+/// True if `command` runs a script now: `EVAL`, `FCALL` and friends outside
+/// a transaction, or an `EXEC` that queued one.
+#[inline]
+fn runs_scripts(session: &Session, command: &table::Command) -> bool {
     match &session.multi {
         None => command.has(flag::SCRIPT),
         Some(tx) => tx.scripts && command.full_name == "exec",
@@ -682,7 +708,7 @@ fn admitting(shared: &Shared, now: Millis) -> bool {
 /// held (eviction takes the pool, then slots).
 #[cold]
 fn admit_stored_key(shared: &Shared, key: &[u8]) {
-    let slot = crate::keyspace::key_slot(key);
+    let slot = key_slot(key);
     shared.data.evictor.admit(&shared.data.keyspace, slot, key);
 }
 

@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 use super::client::write_help;
 use super::table::{self, flag::*, CommandSpec, KeySpec};
 use super::Unit;
-use super::{handler, key_slots, run, Checked, Command, CommandError, CommandResult, Ctx, Parser};
-use crate::keyspace::Locked;
+use super::{
+    handler, key_slots_by, run, Checked, Command, CommandError, CommandResult, Ctx, Parser,
+};
+use crate::keyspace::{key_slot, Locked};
 use crate::protocol::{Args, Reply};
 use crate::replication::Refusal;
 use crate::scripting::{
@@ -22,6 +24,7 @@ use crate::scripting::{
 use crate::session::Session;
 use crate::shared::Shared;
 use crate::util::suspend::{suspend, Resume};
+use smallvec::SmallVec;
 
 /// How long a script waits for the slot of a key it did not declare, held
 /// by another client, before it fails (two scripts could wait on each other).
@@ -234,8 +237,19 @@ pub(super) fn may_start(
             "Can not run script on cluster, 'no-cluster' flag is set.",
         ));
     }
+    // As Redis, which takes `stale` from a script with a shebang unless it
+    // has `allow-stale`.
+    let stale = !ctx.session.master_link && shared.replication.running_stale(&shared.config);
+    if stale && !flags.has(ScriptFlags::ALLOW_STALE) {
+        return Err(CommandError::MasterDown);
+    }
     if flags.has(ScriptFlags::NO_WRITES) {
         return Ok(());
+    }
+    // As Redis, which gives a script that may write `denyoom` unless it
+    // allows running out of memory.
+    if ctx.session.oom_at_start && !flags.has(ScriptFlags::ALLOW_OOM) {
+        return Err(CommandError::OutOfMemory);
     }
     let replica = shared.replication.is_replica() && !ctx.session.master_link;
     if replica && shared.config.replica_read_only() {
@@ -268,6 +282,16 @@ impl<'c, 'a> ScriptHost<'c, 'a> {
         call: &'c Call<'c>,
     ) -> ScriptHost<'c, 'a> {
         let command = ctx.command.full_name.as_str();
+        // The command holds its keys' slots: in a cluster, their one slot.
+        let slot = ctx.locks.held().next();
+        let declared = call
+            .keys
+            .iter()
+            .map(|&key| {
+                let slot = ctx.locks.known_slot(key);
+                (key, slot.unwrap_or_else(|| key_slot(key)))
+            })
+            .collect();
         ScriptHost {
             host: Runner {
                 shared: ctx.shared,
@@ -276,7 +300,9 @@ impl<'c, 'a> ScriptHost<'c, 'a> {
                 locks: &mut *ctx.locks,
                 read_only,
                 cross_slot: flags.has(ScriptFlags::ALLOW_CROSS_SLOT),
-                slot: call.keys.first().map(|key| crate::keyspace::key_slot(key)),
+                allow_oom: flags.has(ScriptFlags::ALLOW_OOM),
+                slot,
+                declared,
                 wrote: false,
                 call,
                 command,
@@ -300,8 +326,13 @@ pub(super) struct Runner<'c, 'a> {
     read_only: bool,
     /// `allow-cross-slot-keys`.
     cross_slot: bool,
+    /// `allow-oom`.
+    allow_oom: bool,
     /// In a cluster, the one slot the script's keys may be in.
     slot: Option<u16>,
+    /// The declared keys and their slots: a command on one of them finds
+    /// its slot without hashing it again.
+    declared: SmallVec<[(&'c [u8], u16); 4]>,
     /// A write command ran.
     wrote: bool,
     /// When the command started.
@@ -346,6 +377,18 @@ impl Host for Runner<'_, '_> {
         if self.read_only && (write || command.has(MAY_REPLICATE)) {
             return Err("Write commands are not allowed from read-only scripts.".into());
         }
+        // On a stale replica only `stale` commands run, whatever the script.
+        let shared = self.shared;
+        let stale = !command.has(STALE) && !self.session.master_link;
+        if stale && shared.replication.running_stale(&shared.config) {
+            return Err("Can not execute the command on a stale replica".into());
+        }
+        // Over maxmemory when the script started: what may grow memory is
+        // refused, unless the script wrote already (it stays whole).
+        let oom = self.session.oom_at_start && !self.allow_oom && !self.wrote;
+        if oom && command.has(DENYOOM) && !self.session.master_link {
+            return Err(format!("-{}", CommandError::OutOfMemory));
+        }
         if write && !self.wrote && !self.session.master_link {
             let flags = crate::replication::Flags {
                 loading: command.has(LOADING),
@@ -359,7 +402,13 @@ impl Host for Runner<'_, '_> {
                 return Err(format!("-{}", refusal_error(refusal)));
             }
         }
-        let keys = key_slots(command, args);
+        let declared = &self.declared;
+        let keys = key_slots_by(command, args, |key| {
+            declared
+                .iter()
+                .find(|(declared, _)| *declared == key)
+                .map_or_else(|| key_slot(key), |&(_, slot)| slot)
+        });
         for slot in keys.slots() {
             self.claim(slot, command)?;
         }
@@ -368,6 +417,8 @@ impl Host for Runner<'_, '_> {
             return Err(KILLED.into());
         }
         let checked = Checked { command, skip };
+        // Hashed once: the command's tables find the slots of its keys.
+        let mark = self.locks.remember_keys(&keys);
         run(
             self.shared,
             self.session,
@@ -377,6 +428,7 @@ impl Host for Runner<'_, '_> {
             args,
             Unit::InTransaction,
         );
+        self.locks.forget_keys(mark);
         self.wrote |= write;
         Ok(())
     }

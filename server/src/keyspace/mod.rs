@@ -163,12 +163,22 @@ impl<'k> KeySlots<'k> {
     /// `keys` with their slots.
     #[inline]
     pub fn new(keys: impl IntoIterator<Item = &'k [u8]>) -> Self {
+        Self::with(keys, key_slot)
+    }
+
+    /// `keys` with their slots as `slot_of` finds them (it may know some
+    /// without hashing; it must agree with [`key_slot`]).
+    #[inline]
+    pub fn with(
+        keys: impl IntoIterator<Item = &'k [u8]>,
+        mut slot_of: impl FnMut(&[u8]) -> u16,
+    ) -> Self {
         let keys = keys.into_iter();
         // Filtered iterators know only an upper bound: reserve it, so that many
         // keys cost one allocation rather than a few regrowths.
         let (low, high) = keys.size_hint();
         let mut slotted = SmallVec::with_capacity(high.unwrap_or(low));
-        slotted.extend(keys.map(|key| (key, key_slot(key))));
+        slotted.extend(keys.map(|key| (key, slot_of(key))));
         KeySlots(slotted)
     }
 
@@ -240,15 +250,25 @@ impl<'a> Locked<'a> {
     }
 
     /// [`Locked::lock`], or with `give_up`, [`Keyspace::lock_unless`].
+    #[inline]
     fn lock_unless(&self, slot: u16, give_up: Option<&dyn Fn() -> bool>) -> Option<SlotGuard<'a>> {
-        let mut guard = match give_up {
-            None => self.keyspace.lock(slot),
-            Some(give_up) => self.keyspace.lock_unless(slot, give_up)?,
+        let mut guard = match self.keyspace.try_lock(slot) {
+            Some(guard) => guard,
+            None => self.wait_for(slot, give_up)?,
         };
         if self.upstream {
             guard.table.expiring = Expiring::Ignore;
         }
         Some(guard)
+    }
+
+    /// The slow path of [`Locked::lock_unless`]: another holder has `slot`.
+    #[cold]
+    fn wait_for(&self, slot: u16, give_up: Option<&dyn Fn() -> bool>) -> Option<SlotGuard<'a>> {
+        match give_up {
+            None => Some(self.keyspace.lock(slot)),
+            Some(give_up) => self.keyspace.lock_unless(slot, give_up),
+        }
     }
 
     /// Locks `slots` (any order, repeats allowed) besides those already held.
@@ -338,12 +358,33 @@ impl<'a> Locked<'a> {
         }
     }
 
+    /// Remembers the slots of `keys` (all held) so that [`Locked::table`]
+    /// finds them without hashing, until [`Locked::forget_keys`] with the
+    /// returned mark: for a command run inside a unit whose request lives in
+    /// a buffer reused later (a script's `redis.call`).
+    pub fn remember_keys(&mut self, keys: &KeySlots<'_>) -> usize {
+        let mark = self.known.len();
+        for &(key, slot) in &keys.0 {
+            debug_assert!(self.holds(slot));
+            self.known.push((key.as_ptr() as usize, key.len(), slot));
+        }
+        mark
+    }
+
+    /// Forgets the keys remembered since `mark` ([`Locked::remember_keys`]).
+    pub fn forget_keys(&mut self, mark: usize) {
+        self.known.truncate(mark);
+    }
+
     fn slot_of(&self, key: &[u8]) -> u16 {
+        self.known_slot(key).unwrap_or_else(|| key_slot(key))
+    }
+
+    /// The slot of `key` if it is one of the slices the slots were locked
+    /// for (the same slice, not just the same bytes), without hashing.
+    pub fn known_slot(&self, key: &[u8]) -> Option<u16> {
         let id = (key.as_ptr() as usize, key.len());
-        self.known
-            .iter()
-            .find(|k| (k.0, k.1) == id)
-            .map_or_else(|| key_slot(key), |k| k.2)
+        self.known.iter().find(|k| (k.0, k.1) == id).map(|k| k.2)
     }
 
     /// Takes `slot` if it is free right now, in any order: never waits, so it
@@ -581,13 +622,17 @@ impl Keyspace {
     pub fn lock_unless(&self, slot: u16, give_up: &dyn Fn() -> bool) -> Option<SlotGuard<'_>> {
         const SLICE: std::time::Duration = std::time::Duration::from_millis(5);
         let cell = &self.slots[usize::from(slot)];
-        let mut table = loop {
-            if let Some(table) = cell.table.try_lock_for(SLICE) {
-                break table;
-            }
-            if give_up() {
-                return None;
-            }
+        // Free (the usual case): no clock read for a timed wait.
+        let mut table = match cell.table.try_lock() {
+            Some(table) => table,
+            None => loop {
+                if let Some(table) = cell.table.try_lock_for(SLICE) {
+                    break table;
+                }
+                if give_up() {
+                    return None;
+                }
+            },
         };
         self.prepare(&mut table);
         Some(SlotGuard {
@@ -595,6 +640,13 @@ impl Keyspace {
             cell,
             keyspace: self,
         })
+    }
+
+    /// Starts loading `slot`'s lock into the cache, for a command about to
+    /// take it.
+    #[inline]
+    pub fn prefetch(&self, slot: u16) {
+        crate::util::prefetch::prefetch(&self.slots[usize::from(slot)]);
     }
 
     /// Locks one slot if nobody holds it.

@@ -267,6 +267,14 @@ impl Replication {
         self.refusal_slow(config, gate, write, flags)
     }
 
+    /// True on a replica whose link to its master is down (or still loading)
+    /// with `replica-serve-stale-data no`: only `stale` commands run.
+    #[inline]
+    pub fn running_stale(&self, config: &LiveConfig) -> bool {
+        let gate = self.gate.load(Relaxed);
+        gate & (gate::LINK_DOWN | gate::LOADING) != 0 && !config.replica_serve_stale_data()
+    }
+
     #[cold]
     fn refusal_slow(
         &self,

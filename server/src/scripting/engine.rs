@@ -5,7 +5,7 @@
 //! of work.
 
 use ahash::HashMap;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
 use mlua::{Function, HookTriggers, Lua, MultiValue, Table, Value, Variadic, VmState};
@@ -77,13 +77,15 @@ pub struct Engine {
     generation: u64,
 }
 
-/// Per-run state the API functions reach through the interpreter's app data.
+/// Per-run state of this thread's interpreter, which the API functions and
+/// the hook reach on every call (a thread-local: cheaper than app data).
 struct RunState {
-    resp: Protocol,
+    /// The protocol commands answer in (`redis.setresp`).
+    resp: Cell<Protocol>,
     /// A library being loaded fails past this instant.
-    load_deadline: Option<Instant>,
+    load_deadline: Cell<Option<Instant>>,
     /// The hook runs on every line: a run was stopped (see [`interrupt`]).
-    every_line: bool,
+    every_line: Cell<bool>,
 }
 
 /// Buffers `redis.call` reuses: the request, and the reply before it
@@ -97,6 +99,14 @@ struct CallBuffers {
 
 thread_local! {
     static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
+    static RUN: RunState = const {
+        RunState {
+            resp: Cell::new(Protocol::Resp2),
+            load_deadline: Cell::new(None),
+            every_line: Cell::new(false),
+        }
+    };
+    static BUFFERS: RefCell<CallBuffers> = RefCell::new(CallBuffers::default());
 }
 
 /// Runs `f` with this thread's interpreter, made on first use.
@@ -112,14 +122,8 @@ impl Engine {
     /// A fresh interpreter, set up as Redis's.
     pub fn new() -> mlua::Result<Engine> {
         let lua = Lua::new();
-        lua.set_app_data(RunState {
-            resp: Protocol::Resp2,
-            load_deadline: None,
-            every_line: false,
-        });
         lua.set_hook(CHECK_EVERY, interrupt)?;
         lua.set_app_data(Rand48::default());
-        lua.set_app_data(CallBuffers::default());
         super::libs::register_all(&lua)?;
         let api = api(&lua)?;
         let (env, redis, fcall, strict): (Table, Table, Function, Table) = lua
@@ -252,9 +256,7 @@ impl Engine {
     ) -> Result<Vec<FunctionInfo>, String> {
         self.reset_hook();
         let lua = &self.lua;
-        if let Some(mut state) = lua.app_data_mut::<RunState>() {
-            state.load_deadline = timeout.map(|t| Instant::now() + t);
-        }
+        RUN.with(|run| run.load_deadline.set(timeout.map(|t| Instant::now() + t)));
         let chunk = lua
             .load(code)
             .set_name(LIBRARY_CHUNK)
@@ -283,9 +285,7 @@ impl Engine {
             self.redis.raw_set("pcall", pcall)?;
             result
         });
-        if let Some(mut state) = lua.app_data_mut::<RunState>() {
-            state.load_deadline = None;
-        }
+        RUN.with(|run| run.load_deadline.set(None));
         match result {
             Ok((true, _)) => {}
             Ok((false, error)) => {
@@ -329,9 +329,7 @@ impl Engine {
     ) -> mlua::Result<()> {
         self.reset_hook();
         let lua = &self.lua;
-        if let Some(mut state) = lua.app_data_mut::<RunState>() {
-            state.resp = Protocol::Resp2;
-        }
+        RUN.with(|run| run.resp.set(Protocol::Resp2));
         let arrays = match with_arguments {
             true => Some(super::raw::key_arrays(lua, call.keys, call.args)?),
             false => {
@@ -343,9 +341,7 @@ impl Engine {
             Some((keys, args)) => self.fcall.call((function, keys, args, &self.handler)),
             None => self.xpcall.call((function, &self.handler)),
         })?;
-        let resp = lua
-            .app_data_ref::<RunState>()
-            .map_or(Protocol::Resp2, |s| s.resp);
+        let resp = RUN.with(|run| run.resp.get());
         if ok {
             convert::lua_to_reply(&result, resp, out);
         } else {
@@ -359,11 +355,7 @@ impl Engine {
     /// Puts the hook back to [`CHECK_EVERY`] after a stopped run left it on
     /// every line.
     fn reset_hook(&mut self) {
-        let every_line = self
-            .lua
-            .app_data_mut::<RunState>()
-            .is_some_and(|mut state| std::mem::take(&mut state.every_line));
-        if every_line {
+        if RUN.with(|run| run.every_line.replace(false)) {
             let _ = self.lua.set_hook(CHECK_EVERY, interrupt);
         }
     }
@@ -376,19 +368,15 @@ impl Engine {
 fn interrupt(lua: &Lua, _: &mlua::debug::Debug) -> mlua::Result<VmState> {
     let stop = match super::current::call_host(|host| host.interrupt()) {
         Some(result) => result.err(),
-        None => lua
-            .app_data_ref::<RunState>()
-            .and_then(|state| state.load_deadline)
+        None => RUN
+            .with(|run| run.load_deadline.get())
             .filter(|deadline| Instant::now() >= *deadline)
             .map(|_| "FUNCTION LOAD timeout".to_owned()),
     };
     let Some(text) = stop else {
         return Ok(VmState::Continue);
     };
-    let first = lua
-        .app_data_mut::<RunState>()
-        .is_some_and(|mut state| !std::mem::replace(&mut state.every_line, true));
-    if first {
+    if !RUN.with(|run| run.every_line.replace(true)) {
         lua.set_hook(HookTriggers::EVERY_LINE, interrupt)?;
     }
     Err(raise(text.as_bytes()))
@@ -398,13 +386,17 @@ fn interrupt(lua: &Lua, _: &mlua::debug::Debug) -> mlua::Result<VmState> {
 /// its reply as a Lua value; an error reply, or a refusal, is the error's
 /// text.
 fn run_command(lua: &Lua, args: &[Value]) -> mlua::Result<Result<Value, Vec<u8>>> {
-    let resp = lua
-        .app_data_ref::<RunState>()
-        .map_or(Protocol::Resp2, |s| s.resp);
-    let mut buffers = lua
-        .app_data_mut::<CallBuffers>()
-        .ok_or_else(|| mlua::Error::runtime("no call buffers"))?;
-    let CallBuffers { src, spans, reply } = &mut *buffers;
+    // Never borrowed twice: a command run from here runs no script.
+    BUFFERS.with_borrow_mut(|buffers| run_command_with(lua, args, buffers))
+}
+
+fn run_command_with(
+    lua: &Lua,
+    args: &[Value],
+    buffers: &mut CallBuffers,
+) -> mlua::Result<Result<Value, Vec<u8>>> {
+    let resp = RUN.with(|run| run.resp.get());
+    let CallBuffers { src, spans, reply } = buffers;
     src.clear();
     spans.clear();
     if let Err(err) = convert::request_args(args, src, spans) {
@@ -742,9 +734,7 @@ fn api(lua: &Lua) -> mlua::Result<Table> {
                 Some(3) => Protocol::Resp3,
                 _ => return fail(lua, "RESP version must be 2 or 3."),
             };
-            if let Some(mut state) = lua.app_data_mut::<RunState>() {
-                state.resp = resp;
-            }
+            RUN.with(|run| run.resp.set(resp));
             Ok(MultiValue::new())
         })?,
     )?;

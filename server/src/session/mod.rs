@@ -82,6 +82,11 @@ pub struct Session {
     pub subscriptions: Subscriptions,
     /// What the unit of work under way changed (see `write`).
     pub changes: Changes,
+    /// Memory stayed over `maxmemory` after the evictions before the
+    /// running script (or `EXEC` of one): its commands that may grow memory
+    /// are refused until it writes (as Redis, which keeps a script whole
+    /// once it changed something).
+    pub oom_at_start: bool,
     /// A key the last command stored, for TinyLFU admission once its slot is
     /// released (only under memory pressure with `allkeys-tinylfu`).
     pub admit: Option<Vec<u8>>,
@@ -128,6 +133,7 @@ impl Session {
             authenticated,
             close_after_reply: false,
             suspendable: false,
+            oom_at_start: false,
             stats: LocalStats::default(),
             lookup: LookupCache::default(),
             multi: None,

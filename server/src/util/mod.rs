@@ -2,6 +2,7 @@
 //! Uses nothing else of the crate.
 
 pub mod glob;
+pub mod prefetch;
 pub mod slot_bits;
 pub mod suspend;
 
