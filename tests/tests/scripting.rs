@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use ringkv_tests::cluster::TestCluster;
-use ringkv_tests::replication::{caught_up, follow};
+use ringkv_tests::replication::{caught_up, follow, info};
 use ringkv_tests::{expect_err, query as q, RawConnection, TestServer};
 
 fn eval(raw: &mut RawConnection, script: &str, keys: &[&str], args: &[&str]) -> String {
@@ -786,12 +786,7 @@ fn scripts_evict_first_and_refuse_to_grow_memory_past_maxmemory() {
 
     // With an eviction policy, scripts make room like any write.
     let _: () = q(&mut con, &["CONFIG", "SET", "maxmemory", "0"]);
-    let info: String = q(&mut con, &["INFO", "memory"]);
-    let used: u64 = info
-        .lines()
-        .find_map(|l| l.strip_prefix("used_memory:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap();
+    let used: u64 = info(&mut con, "memory", "used_memory").parse().unwrap();
     let limit = (used + 2_000_000).to_string();
     let _: () = q(
         &mut con,
@@ -811,13 +806,8 @@ fn scripts_evict_first_and_refuse_to_grow_memory_past_maxmemory() {
             ],
         );
     }
-    let stats: String = q(&mut con, &["INFO", "stats"]);
-    let evicted: u64 = stats
-        .lines()
-        .find_map(|l| l.strip_prefix("evicted_keys:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap();
-    assert!(evicted > 0, "{stats}");
+    let evicted: u64 = info(&mut con, "stats", "evicted_keys").parse().unwrap();
+    assert!(evicted > 0);
 }
 
 #[test]

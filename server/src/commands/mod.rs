@@ -593,22 +593,11 @@ fn run_locked(
         true => Locked::upstream(&shared.data.keyspace),
         false => Locked::new(&shared.data.keyspace),
     };
-    // A client's command stops waiting for a slot once a script is busy:
-    // the script may hold it for good.
-    let busy = || shared.busy_scripts.busy().is_some();
-    let give_up: Option<&dyn Fn() -> bool> = match session.master_link {
-        true => None,
-        false => Some(&busy),
-    };
-    if !locks.acquire_slotted_unless(keys, give_up) {
-        let eval = shared.busy_scripts.busy().unwrap_or(true);
-        reject(
-            shared,
-            session,
-            out,
-            checked.command.id,
-            &CommandError::Busy { eval },
-        );
+    let held = lock_unless_busy(shared, session.master_link, |give_up| {
+        locks.acquire_slotted_unless(keys, give_up)
+    });
+    if let Err(err) = held {
+        reject(shared, session, out, checked.command.id, &err);
         return None;
     }
     let now = session.command_start().1;
@@ -637,6 +626,28 @@ fn run_locked(
         args,
         Unit::Whole { admit },
     )
+}
+
+/// Takes a unit's slots with `acquire`, which waits for a slot another
+/// holder keeps until the closure it is given says stop: for a client,
+/// once a script is busy (it may keep the slot for good), answered
+/// `-BUSY`; a master's stream waits.
+pub(crate) fn lock_unless_busy(
+    shared: &Shared,
+    master_link: bool,
+    acquire: impl FnOnce(Option<&dyn Fn() -> bool>) -> bool,
+) -> Result<(), CommandError> {
+    let busy = || shared.busy_scripts.busy().is_some();
+    let give_up: Option<&dyn Fn() -> bool> = match master_link {
+        true => None,
+        false => Some(&busy),
+    };
+    match acquire(give_up) {
+        true => Ok(()),
+        false => Err(CommandError::Busy {
+            eval: shared.busy_scripts.busy().unwrap_or(true),
+        }),
+    }
 }
 
 /// M2, M3: a command (or a transaction's commands, `EXEC`) on a slot this

@@ -135,11 +135,14 @@ enum Source<'a> {
     Sha(&'a [u8]),
 }
 
+/// A script's keys or arguments: most calls pass a few, kept inline.
+pub(super) type Arguments<'a> = SmallVec<[&'a [u8]; 4]>;
+
 /// `EVAL script numkeys [key ...] [arg ...]` and its `SHA` and `_RO` forms.
 struct Eval<'a> {
     source: Source<'a>,
-    keys: Vec<&'a [u8]>,
-    args: Vec<&'a [u8]>,
+    keys: Arguments<'a>,
+    args: Arguments<'a>,
 }
 
 impl<'a> Command<'a> for Eval<'a> {

@@ -184,21 +184,17 @@ impl<'a> Command<'a> for Exec {
                 .positions(args)
                 .filter_map(move |i| args.get(i))
         }));
-        // Hold every slot the transaction touches for its whole run; a
-        // client stops waiting once a script is busy (as `run_locked`).
-        let busy = || ctx.shared.busy_scripts.busy().is_some();
-        let give_up: Option<&dyn Fn() -> bool> = match ctx.session.master_link {
-            true => None,
-            false => Some(&busy),
-        };
-        let held = match queued.iter().any(|(c, _)| c.command.has(ALL_SLOTS)) {
-            true => ctx.locks.acquire_unless(0..SLOTS as u16, give_up),
-            false => ctx.locks.acquire_slotted_unless(&keys, give_up),
-        };
-        if !held {
+        // Hold every slot the transaction touches for its whole run.
+        let all = queued.iter().any(|(c, _)| c.command.has(ALL_SLOTS));
+        let locks = &mut *ctx.locks;
+        let held =
+            super::lock_unless_busy(ctx.shared, ctx.session.master_link, |give_up| match all {
+                true => locks.acquire_unless(0..SLOTS as u16, give_up),
+                false => locks.acquire_slotted_unless(&keys, give_up),
+            });
+        if let Err(err) = held {
             ctx.session.unwatch_all(&ctx.shared.data.watches);
-            let eval = ctx.shared.busy_scripts.busy().unwrap_or(true);
-            return Err(CommandError::Busy { eval });
+            return Err(err);
         }
         // A slot being handed to another master (M10): wait, then run again.
         if let Some(waiter) = super::handoff_wait(ctx) {

@@ -210,8 +210,7 @@ impl Connection {
             loop {
                 let mut stop = conn.process();
                 if let Stop::Script { len } = stop {
-                    let done = process_suspendable(conn, len).await;
-                    (conn, stop) = done;
+                    (conn, stop) = process_suspendable(conn, len).await;
                 }
                 // Let the other connections with input run first, so replies leave in
                 // one burst after the whole round, as Redis writes before it sleeps:
