@@ -131,7 +131,8 @@ fn hand_on_expired_locks(shared: &Shared) {
         let mut locks = crate::keyspace::Locked::new(&shared.data.keyspace);
         locks.acquire_key(&key);
         changes.begin(shared.data.feed.is_active());
-        let members = crate::commands::held::open(shared, &mut changes);
+        let at = std::time::Instant::now();
+        let members = crate::commands::held::open(shared, &mut changes, at);
         // Looking the key up expires its lease; the commit then serves the queue.
         locks.table(&key).peek(&key, now);
         locks.take_expired(|key| changes.expired(key));

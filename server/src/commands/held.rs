@@ -15,6 +15,7 @@
 //! connections that wait on held replies.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::blocking::held::Phase;
 use crate::blocking::Held;
@@ -30,11 +31,11 @@ use super::CommandError;
 
 /// Opens the lock gate of a unit of work that may change locks (see
 /// `Replication::lock_gate`); returns the in-sync replicas its changes wait
-/// for, to hand to [`close`].
-pub fn open(shared: &Shared, changes: &mut Changes) -> Vec<Arc<Replica>> {
+/// for, to hand to [`close`]. `at`: when the unit started.
+pub fn open(shared: &Shared, changes: &mut Changes, at: Instant) -> Vec<Arc<Replica>> {
     let (gate, members) = shared
         .replication
-        .lock_gate(&shared.config, &shared.cluster);
+        .lock_gate_at(&shared.config, &shared.cluster, at);
     changes.set_lock_gate(gate);
     members
 }
@@ -79,7 +80,7 @@ pub fn expire(shared: &Shared, held: &Held) {
     super::before_unit(shared, &mut locks, now);
     let mut changes = Changes::default();
     changes.begin(data.feed.is_active());
-    let members = open(shared, &mut changes);
+    let members = open(shared, &mut changes, Instant::now());
     // Leases that ran out go first, as any unit's lookups expire them.
     for change in &changed {
         locks.table(&change.key).peek(&change.key, now);

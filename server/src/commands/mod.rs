@@ -746,7 +746,7 @@ fn run<'a>(
         // lock gate (a replica's stream changes locks as its master did).
         let may_lock = cmd.has(flag::LOCKING) || shared.data.blocked.lease_waiters() > 0;
         if may_lock && !session.master_link {
-            lock_unit = Some(held::open(shared, &mut session.changes));
+            lock_unit = Some(held::open(shared, &mut session.changes, started));
         }
     }
     let command = session.changes.start_command();

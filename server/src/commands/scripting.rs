@@ -174,29 +174,40 @@ impl<'a> Command<'a> for Eval<'a> {
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let shared = ctx.shared;
-        let (sha, script, known) = match self.source {
-            Source::Sha(given) => {
-                let sha = parse_sha(given).ok_or(CommandError::NoScript)?;
-                let script = shared.scripts.get(&sha).ok_or(CommandError::NoScript)?;
-                (sha, script, true)
+        let generation = shared.scripts.generation();
+        let sha = match self.source {
+            Source::Sha(given) => parse_sha(given).ok_or(CommandError::NoScript)?,
+            Source::Body(body) => sha1_hex(body),
+        };
+        // A script this thread compiled and the registry keeps for good
+        // runs without asking the registry (the usual `EVALSHA`).
+        let pinned = with_engine(|engine| {
+            engine.sync_generation(generation);
+            engine.pinned(&sha)
+        });
+        let (script, known) = match (pinned, self.source) {
+            (Some(flags), _) => (Found::Pinned(flags), true),
+            (None, Source::Sha(_)) => {
+                let (script, kept) = shared.scripts.get(&sha).ok_or(CommandError::NoScript)?;
+                (Found::Script(script, kept), true)
             }
-            Source::Body(body) => {
-                let sha = sha1_hex(body);
-                match shared.scripts.get(&sha) {
-                    Some(script) => (sha, script, true),
-                    None => {
-                        let (flags, _) = parse_shebang(body).map_err(CommandError::Other)?;
-                        let script = Script {
-                            body: body.into(),
-                            flags,
-                        };
-                        (sha, script, false)
-                    }
+            (None, Source::Body(body)) => match shared.scripts.get(&sha) {
+                Some((script, kept)) => (Found::Script(script, kept), true),
+                None => {
+                    let (flags, _) = parse_shebang(body).map_err(CommandError::Other)?;
+                    let script = Script {
+                        body: body.into(),
+                        flags,
+                    };
+                    (Found::Script(script, false), false)
                 }
-            }
+            },
         };
         let read_only_command = ctx.name().ends_with("_ro");
-        let flags = script.flags;
+        let flags = match &script {
+            Found::Pinned(flags) => *flags,
+            Found::Script(script, _) => script.flags,
+        };
         may_start(ctx, flags, read_only_command)?;
         // Hex digits: always UTF-8.
         let name = std::str::from_utf8(&sha).unwrap_or_default();
@@ -208,20 +219,33 @@ impl<'a> Command<'a> for Eval<'a> {
         let read_only = read_only_command || flags.has(ScriptFlags::NO_WRITES);
         let mut host = ScriptHost::new(ctx, read_only, flags, &call);
         with_engine(|engine| {
-            engine.sync_generation(shared.scripts.generation());
-            if !engine.is_compiled(&sha) {
-                let (_, start) = parse_shebang(&script.body).map_err(CommandError::Other)?;
-                engine
-                    .compile(sha, &script.body[start..])
-                    .map_err(CommandError::Other)?;
-            }
-            if !known {
-                shared.scripts.add(sha, script, true);
+            if let Found::Script(script, kept) = script {
+                if !engine.is_compiled(&sha) {
+                    let (_, start) = parse_shebang(&script.body).map_err(CommandError::Other)?;
+                    engine
+                        .compile(sha, &script.body[start..])
+                        .map_err(CommandError::Other)?;
+                }
+                if kept {
+                    engine.pin(&sha, script.flags);
+                }
+                if !known {
+                    shared.scripts.add(sha, script, true);
+                }
             }
             engine.run(&sha, &call, &mut host.host, host.out);
             Ok(())
         })
     }
+}
+
+/// How an `EVAL` found its script.
+enum Found {
+    /// Compiled here and kept for good: only its flags are needed.
+    Pinned(ScriptFlags),
+    /// From the registry (or the request), and whether the registry keeps it
+    /// for good.
+    Script(Script, bool),
 }
 
 /// Redis's checks before a script with a shebang runs (scripts without
@@ -579,6 +603,7 @@ impl<'a> Command<'a> for ScriptLoad<'a> {
             flags,
         };
         scripts.add(sha, script, false);
+        with_engine(|engine| engine.pin(&sha, flags));
         ctx.out.bulk(&sha);
         Ok(())
     }

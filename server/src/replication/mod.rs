@@ -421,6 +421,17 @@ impl Replication {
         config: &LiveConfig,
         cluster: &dyn SetAuthority,
     ) -> (LockGate, Vec<Arc<Replica>>) {
+        self.lock_gate_at(config, cluster, Instant::now())
+    }
+
+    /// [`Replication::lock_gate`] for a unit that started `at` (a command
+    /// knows when it started: no clock read).
+    pub fn lock_gate_at(
+        &self,
+        config: &LiveConfig,
+        cluster: &dyn SetAuthority,
+        at: Instant,
+    ) -> (LockGate, Vec<Arc<Replica>>) {
         let settings = config.locks();
         // A replica changes locks only as its master's stream says.
         if self.is_replica() {
@@ -430,7 +441,7 @@ impl Replication {
             };
             return (open, Vec::new());
         }
-        let delay = self.grant_delay(&settings);
+        let delay = self.grant_delay(&settings, at);
         let wanted = match usize::try_from(settings.replicas_to_ack) {
             Ok(n) => n,
             Err(_) => usize::from(self.replicas.any_online()),
@@ -457,11 +468,11 @@ impl Replication {
 
     /// For how many ms still new lock grants are refused (L5, `INFO`).
     pub fn lock_delay_left(&self, config: &LiveConfig) -> Millis {
-        self.grant_delay(&config.locks())
+        self.grant_delay(&config.locks(), Instant::now())
     }
 
     /// For how many ms still new lock grants are refused (L5).
-    fn grant_delay(&self, settings: &LockSettings) -> Millis {
+    fn grant_delay(&self, settings: &LockSettings, at: Instant) -> Millis {
         let mut lost = self.grants_lost.lock();
         let Some(since) = *lost else {
             return 0;
@@ -469,7 +480,7 @@ impl Replication {
         if !since.even_if_acked && settings.replicas_to_ack != 0 {
             return 0;
         }
-        let elapsed = since.since.elapsed().as_millis() as u64;
+        let elapsed = at.saturating_duration_since(since.since).as_millis() as u64;
         let left = settings.delay_ms.saturating_sub(elapsed);
         if left == 0 {
             *lost = None;

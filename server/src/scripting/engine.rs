@@ -70,11 +70,20 @@ pub struct Engine {
     /// Makes reads of unknown names errors (the globals'; `redis`'s while
     /// a library loads, which may not call commands, as in Redis).
     strict: Table,
-    compiled: HashMap<Sha, Function>,
+    compiled: HashMap<Sha, Compiled>,
     /// Functions of the libraries loaded here: name -> library id, callback.
     functions: HashMap<String, (u64, Function)>,
     /// The registry generation `compiled` belongs to.
     generation: u64,
+}
+
+/// A script compiled here.
+struct Compiled {
+    function: Function,
+    /// The script's flags, once it is known to be kept for good (`SCRIPT
+    /// LOAD`): it then runs without asking the registry, since only `SCRIPT
+    /// FLUSH` (a new generation) removes it.
+    pinned: Option<ScriptFlags>,
 }
 
 /// Per-run state of this thread's interpreter, which the API functions and
@@ -178,6 +187,20 @@ impl Engine {
         self.compiled.contains_key(sha)
     }
 
+    /// The flags of `sha` if it is compiled here and kept for good
+    /// ([`Engine::pin`]).
+    pub fn pinned(&self, sha: &Sha) -> Option<ScriptFlags> {
+        self.compiled.get(sha).and_then(|compiled| compiled.pinned)
+    }
+
+    /// Notes that the compiled `sha`, with `flags`, is kept for good by the
+    /// registry (loaded by `SCRIPT LOAD`).
+    pub fn pin(&mut self, sha: &Sha, flags: ScriptFlags) {
+        if let Some(compiled) = self.compiled.get_mut(sha) {
+            compiled.pinned = Some(flags);
+        }
+    }
+
     /// Compiles `code` (a script's body after its shebang line, which stays
     /// as an empty line) as the script `sha`. Errors are Redis's text.
     pub fn compile(&mut self, sha: Sha, code: &[u8]) -> Result<(), String> {
@@ -200,7 +223,13 @@ impl Engine {
         if self.compiled.len() >= COMPILED_MAX {
             self.compiled.clear();
         }
-        self.compiled.insert(sha, function);
+        self.compiled.insert(
+            sha,
+            Compiled {
+                function,
+                pinned: None,
+            },
+        );
         Ok(())
     }
 
@@ -208,7 +237,7 @@ impl Engine {
     /// `out`. `resp` is the protocol its commands answer in until it calls
     /// `redis.setresp`.
     pub fn run(&mut self, sha: &Sha, call: &Call<'_>, host: &mut dyn Host, out: &mut Reply) {
-        let Some(function) = self.compiled.get(sha).cloned() else {
+        let Some(function) = self.compiled.get(sha).map(|c| c.function.clone()) else {
             out.error("NOSCRIPT No matching script. Please use EVAL.");
             return;
         };

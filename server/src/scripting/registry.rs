@@ -151,14 +151,15 @@ pub struct Scripts {
 }
 
 impl Scripts {
-    /// The script named `sha`, marked as just used.
-    pub fn get(&self, sha: &Sha) -> Option<Script> {
+    /// The script named `sha`, marked as just used, and whether it is kept
+    /// for good (loaded by `SCRIPT LOAD`, never evicted).
+    pub fn get(&self, sha: &Sha) -> Option<(Script, bool)> {
         let mut inner = self.inner.lock();
         inner.tick += 1;
         let tick = inner.tick;
         let entry = inner.scripts.get_mut(sha)?;
         entry.used = tick;
-        Some(entry.script.clone())
+        Some((entry.script.clone(), !entry.evictable))
     }
 
     /// True if `sha` is known (`SCRIPT EXISTS`).
