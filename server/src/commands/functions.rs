@@ -6,7 +6,7 @@
 //! replicas as their requests, beside the keyspace's records.
 
 use super::client::write_help;
-use super::scripting::{kill_busy, may_start, Arguments, ScriptHost};
+use super::scripting::{flush_mode, kill_busy, may_start, Arguments, ScriptHost};
 use super::table::{self, flag::*, CommandSpec, KeySpec};
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
 use crate::protocol::Args;
@@ -364,11 +364,7 @@ struct FunctionFlush;
 
 impl<'a> Command<'a> for FunctionFlush {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        if p.remaining() > 1 || (p.remaining() == 1 && !p.eat("ASYNC") && !p.eat("SYNC")) {
-            return Err(CommandError::err(
-                "FUNCTION FLUSH only supports SYNC|ASYNC option",
-            ));
-        }
+        flush_mode(p, "FUNCTION FLUSH only supports SYNC|ASYNC option")?;
         Ok(FunctionFlush)
     }
 

@@ -629,16 +629,21 @@ impl<'a> Command<'a> for ScriptExists<'a> {
     }
 }
 
+/// Reads `SCRIPT FLUSH`'s or `FUNCTION FLUSH`'s optional `ASYNC|SYNC` (both
+/// flush at once), refusing anything else with `error`, Redis's text.
+pub(super) fn flush_mode(p: &mut Parser<'_>, error: &'static str) -> CommandResult {
+    if p.remaining() > 1 || (p.remaining() == 1 && !p.eat("ASYNC") && !p.eat("SYNC")) {
+        return Err(CommandError::err(error));
+    }
+    Ok(())
+}
+
 /// `SCRIPT FLUSH [ASYNC|SYNC]`.
 struct ScriptFlush;
 
 impl<'a> Command<'a> for ScriptFlush {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        if p.remaining() > 1 || (p.remaining() == 1 && !p.eat("ASYNC") && !p.eat("SYNC")) {
-            return Err(CommandError::err(
-                "SCRIPT FLUSH only support SYNC|ASYNC option",
-            ));
-        }
+        flush_mode(p, "SCRIPT FLUSH only support SYNC|ASYNC option")?;
         Ok(ScriptFlush)
     }
 
