@@ -704,6 +704,10 @@ fn functions_load_list_call_dump_and_restore() {
         .unwrap_err()
         .to_string()
         .contains("DUMP payload version or checksum are wrong"));
+    assert_eq!(
+        raw.call(&["FUNCTION", "FLUSH", "NOW"]),
+        "-ERR FUNCTION FLUSH only supports SYNC|ASYNC option"
+    );
     assert_eq!(raw.call(&["FUNCTION", "FLUSH"]), "+OK");
     assert_eq!(
         raw.call(&["FCALL", "knock", "0"]),
