@@ -23,6 +23,8 @@ use std::rc::Rc;
 
 use mlua::{Error, Function, Lua, LuaString, MultiValue, Result, Table, Value};
 
+use super::{arg_error, runtime_error, type_error, type_name};
+
 /// Stack slots a C function may use (Lua 5.1's `LUAI_MAXCSTACK`). The C
 /// decoder holds one or two per nesting level and fails with its nesting
 /// error past this, whatever the configured depth limit says.
@@ -129,7 +131,7 @@ fn new_module(lua: &Lua, shared: Rc<Shared>) -> Result<Table> {
         let bytes = text.as_bytes();
         // Only the first two bytes can tell: a JSON text may be a lone number.
         if bytes.len() >= 2 && (bytes[0] == 0 || bytes[1] == 0) {
-            return Err(lua_error(
+            return Err(runtime_error(
                 lua,
                 "JSON parser does not support UTF-16 or UTF-32",
             ));
@@ -237,7 +239,7 @@ fn option_function(
     let cfg = Rc::clone(cfg);
     lua.create_function(move |lua, args: MultiValue| {
         if args.len() > nargs {
-            return Err(bad_argument(lua, nargs + 1, "found too many arguments"));
+            return Err(arg_error(lua, nargs + 1, "found too many arguments"));
         }
         let mut args = args.into_vec();
         args.resize(nargs, Value::Nil);
@@ -278,7 +280,7 @@ fn enum_option(
                 .and_then(|index| u8::try_from(index).ok());
             let Some(index) = found else {
                 let message = format!("invalid option '{}'", name.to_string_lossy());
-                return Err(bad_argument(lua, arg, &message));
+                return Err(arg_error(lua, arg, &message));
             };
             *setting = index;
         }
@@ -306,7 +308,7 @@ fn integer_option(
         if !(min..=max).contains(&number) {
             // The C blames argument 1 whichever argument it was.
             let message = format!("expected integer between {min} and {max}");
-            return Err(bad_argument(lua, 1, &message));
+            return Err(arg_error(lua, 1, &message));
         }
         *setting = number;
     }
@@ -315,7 +317,7 @@ fn integer_option(
 
 /// Exactly one argument, or the C library's argument error.
 fn one_argument(lua: &Lua, args: MultiValue) -> Result<[Value; 1]> {
-    <[Value; 1]>::try_from(args.into_vec()).map_err(|_| bad_argument(lua, 1, "expected 1 argument"))
+    <[Value; 1]>::try_from(args.into_vec()).map_err(|_| arg_error(lua, 1, "expected 1 argument"))
 }
 
 /// Argument `arg` (1-based), nil when absent.
@@ -330,7 +332,7 @@ fn nth(args: &[Value], arg: usize) -> Value {
 fn check_string(lua: &Lua, value: &Value, arg: usize) -> Result<LuaString> {
     match lua.coerce_string(value.clone())? {
         Some(text) => Ok(text),
-        None => Err(type_error(lua, arg, "string", value)),
+        None => Err(type_error(lua, arg, "string", Some(value))),
     }
 }
 
@@ -338,57 +340,7 @@ fn check_string(lua: &Lua, value: &Value, arg: usize) -> Result<LuaString> {
 fn check_integer(lua: &Lua, value: &Value, arg: usize) -> Result<i64> {
     match lua.coerce_number(value.clone())? {
         Some(number) => Ok(number as i64),
-        None => Err(type_error(lua, arg, "number", value)),
-    }
-}
-
-/// `luaL_typerror`'s message.
-fn type_error(lua: &Lua, arg: usize, expected: &str, value: &Value) -> Error {
-    let message = format!("{expected} expected, got {}", type_name(value));
-    bad_argument(lua, arg, &message)
-}
-
-/// `luaL_error`: the message, after the position of the code that called
-/// the library function when that is a Lua function.
-fn lua_error(lua: &Lua, message: impl std::fmt::Display) -> Error {
-    let place = lua.inspect_stack(1, |caller| {
-        let line = caller.current_line().filter(|&line| line > 0)?;
-        let source = caller.source().short_src?;
-        Some(format!("{source}:{line}: "))
-    });
-    Error::runtime(format!("{}{message}", place.flatten().unwrap_or_default()))
-}
-
-/// `luaL_argerror`'s message, naming the function as its caller did (`?`
-/// when the call site gives no name, as under `pcall`).
-fn bad_argument(lua: &Lua, arg: usize, message: &str) -> Error {
-    let (name, method) = lua
-        .inspect_stack(0, |frame| {
-            let names = frame.names();
-            let name = names.name.map(|name| name.into_owned());
-            (name, names.name_what == Some("method"))
-        })
-        .unwrap_or_default();
-    let name = name.as_deref().unwrap_or("?");
-    // A method call passes `self` first: the C does not count it.
-    let arg = if method { arg.saturating_sub(1) } else { arg };
-    if method && arg == 0 {
-        return lua_error(lua, format!("calling '{name}' on bad self ({message})"));
-    }
-    lua_error(lua, format!("bad argument #{arg} to '{name}' ({message})"))
-}
-
-/// The type name Lua's own `lua_typename` reports.
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Nil => "nil",
-        Value::Boolean(_) => "boolean",
-        Value::Integer(_) | Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Table(_) => "table",
-        Value::Function(_) => "function",
-        Value::Thread(_) => "thread",
-        _ => "userdata",
+        None => Err(type_error(lua, arg, "number", Some(value))),
     }
 }
 
@@ -487,7 +439,7 @@ impl Encoder<'_> {
         // message.
         if depth > max_depth || slots + 3 > ENCODE_STACK_SLOTS {
             let message = format!("Cannot serialise, excessive nesting ({depth})");
-            return Err(lua_error(self.lua, message));
+            return Err(runtime_error(self.lua, message));
         }
         if self.is_marked_array(&table) {
             self.out.push(b'[');
@@ -554,7 +506,7 @@ impl Encoder<'_> {
         {
             if !cfg.sparse_convert {
                 let message = "Cannot serialise table: excessively sparse array";
-                return Err(lua_error(self.lua, message));
+                return Err(runtime_error(self.lua, message));
             }
             return Ok(None);
         }
@@ -575,9 +527,9 @@ impl Encoder<'_> {
             other => {
                 let message = format!(
                     "Cannot serialise {}: table key must be a number or string",
-                    type_name(other)
+                    type_name(Some(other))
                 );
-                return Err(lua_error(self.lua, message));
+                return Err(runtime_error(self.lua, message));
             }
         }
         Ok(())
@@ -595,8 +547,11 @@ impl Encoder<'_> {
             Value::Number(n) => self.number(*n)?,
             Value::String(text) => self.string(&text.as_bytes()),
             other => {
-                let message = format!("Cannot serialise {}: type not supported", type_name(other));
-                return Err(lua_error(self.lua, message));
+                let message = format!(
+                    "Cannot serialise {}: type not supported",
+                    type_name(Some(other))
+                );
+                return Err(runtime_error(self.lua, message));
             }
         }
         Ok(())
@@ -606,7 +561,7 @@ impl Encoder<'_> {
         match self.cfg.encode_invalid_numbers {
             0 if !number.is_finite() => {
                 let message = "Cannot serialise number: must not be NaN or Inf";
-                return Err(lua_error(self.lua, message));
+                return Err(runtime_error(self.lua, message));
             }
             // Written by hand: printf may write a NaN as "-nan".
             1 if number.is_nan() => self.out.extend_from_slice(b"nan"),
@@ -894,7 +849,7 @@ impl Parser<'_> {
             "Found too many nested data structures ({depth}) at character {}",
             self.pos
         );
-        Err(lua_error(self.lua, message))
+        Err(runtime_error(self.lua, message))
     }
 
     /// A key and its colon; `token` should be the key.
@@ -1093,7 +1048,7 @@ impl Parser<'_> {
 
 /// `json_throw_parse_error`'s message (positions count from 1).
 fn parse_error(lua: &Lua, expected: &str, token: &Token) -> Error {
-    lua_error(
+    runtime_error(
         lua,
         format!(
             "Expected {expected} but found {} at character {}",

@@ -12,6 +12,8 @@
 
 use mlua::{Error, Lua, LuaString, MultiValue, Result, Table, Value};
 
+use super::{arg_error, runtime_error, type_error};
+
 /// Stack slots a C function may use (Lua 5.1's `LUAI_MAXCSTACK`). The C
 /// library fails with a "stack overflow" error when unpacking would hold more
 /// (each returned value, and one or two per nesting level, take a slot).
@@ -38,11 +40,11 @@ pub fn register(lua: &Lua) -> Result<()> {
 /// `cmsgpack.pack(...)`: every argument packed, one after the other.
 fn pack(lua: &Lua, args: MultiValue) -> Result<LuaString> {
     if args.is_empty() {
-        return Err(bad_argument(lua, 0, "MessagePack pack needs input."));
+        return Err(arg_error(lua, 0, "MessagePack pack needs input."));
     }
     // The C asks for one more slot per argument, on top of the arguments.
     if 2 * args.len() > LUA_MAX_C_STACK {
-        return Err(bad_argument(
+        return Err(arg_error(
             lua,
             0,
             "Too many arguments for MessagePack pack.",
@@ -237,7 +239,7 @@ fn unpack_values(
             "Invalid request to unpack with offset of {} and limit of {}.",
             offset as i32, len as i32
         );
-        return Err(lua_error(lua, message));
+        return Err(runtime_error(lua, message));
     }
     let start = usize::try_from(offset).unwrap_or(usize::MAX);
     if start > len {
@@ -245,7 +247,7 @@ fn unpack_values(
             "Start offset {} greater than input length {}.",
             offset as i32, len as i32
         );
-        return Err(lua_error(lua, message));
+        return Err(runtime_error(lua, message));
     }
     let decode_all = limit == 0 && offset == 0;
     let limit = if decode_all {
@@ -447,7 +449,7 @@ impl Reader<'_> {
             0xdf => Ok(Item::Map(u32::from_be_bytes(self.take()?))),
             0xe0..=0xff => number(f64::from(tag as i8)),
             // 0xc1, and the bin, ext and fixext types the library predates.
-            _ => Err(lua_error(self.lua, "Bad data format in input.")),
+            _ => Err(runtime_error(self.lua, "Bad data format in input.")),
         }
     }
 
@@ -469,7 +471,7 @@ impl Reader<'_> {
 
     fn skip(&mut self, len: usize) -> Result<()> {
         if self.bytes.len() - self.pos < len {
-            return Err(lua_error(self.lua, "Missing bytes in input."));
+            return Err(runtime_error(self.lua, "Missing bytes in input."));
         }
         self.pos += len;
         Ok(())
@@ -489,11 +491,11 @@ fn set_field(table: &Table, key: Option<Value>, value: Value) -> Result<()> {
 
 /// `luaL_checkstack`'s error.
 fn stack_overflow(lua: &Lua, message: &str) -> Error {
-    lua_error(lua, format!("stack overflow ({message})"))
+    runtime_error(lua, format!("stack overflow ({message})"))
 }
 
 /// `luaL_checklstring`: a string, or a number converted as Lua does.
-fn check_string(lua: &Lua, value: Option<&Value>, arg: i32) -> Result<LuaString> {
+fn check_string(lua: &Lua, value: Option<&Value>, arg: usize) -> Result<LuaString> {
     let text = match value {
         Some(value) => lua.coerce_string(value.clone())?,
         None => None,
@@ -502,7 +504,7 @@ fn check_string(lua: &Lua, value: Option<&Value>, arg: i32) -> Result<LuaString>
 }
 
 /// `luaL_checkinteger`: a number (or numeric string) truncated to an integer.
-fn check_integer(lua: &Lua, value: Option<&Value>, arg: i32) -> Result<i64> {
+fn check_integer(lua: &Lua, value: Option<&Value>, arg: usize) -> Result<i64> {
     let number = match value {
         Some(value) => lua.coerce_number(value.clone())?,
         None => None,
@@ -513,57 +515,11 @@ fn check_integer(lua: &Lua, value: Option<&Value>, arg: i32) -> Result<i64> {
 }
 
 /// `luaL_optinteger` with a default of 0.
-fn opt_integer(lua: &Lua, value: Option<&Value>, arg: i32) -> Result<i64> {
+fn opt_integer(lua: &Lua, value: Option<&Value>, arg: usize) -> Result<i64> {
     match value {
         None | Some(Value::Nil) => Ok(0),
         value => check_integer(lua, value, arg),
     }
-}
-
-/// `luaL_typerror`'s message.
-fn type_error(lua: &Lua, arg: i32, expected: &str, value: Option<&Value>) -> Error {
-    let found = match value {
-        None => "no value",
-        Some(Value::Nil) => "nil",
-        Some(Value::Boolean(_)) => "boolean",
-        Some(Value::Integer(_) | Value::Number(_)) => "number",
-        Some(Value::String(_)) => "string",
-        Some(Value::Table(_)) => "table",
-        Some(Value::Function(_)) => "function",
-        Some(Value::Thread(_)) => "thread",
-        Some(_) => "userdata",
-    };
-    bad_argument(lua, arg, &format!("{expected} expected, got {found}"))
-}
-
-/// `luaL_argerror`'s message, naming the function as its caller did (`?`
-/// when the call site gives no name, as under `pcall`).
-fn bad_argument(lua: &Lua, arg: i32, message: &str) -> Error {
-    let (name, method) = lua
-        .inspect_stack(0, |frame| {
-            let names = frame.names();
-            let name = names.name.map(|name| name.into_owned());
-            (name, names.name_what == Some("method"))
-        })
-        .unwrap_or_default();
-    let name = name.as_deref().unwrap_or("?");
-    // A method call passes `self` first: the C does not count it.
-    let arg = if method { arg - 1 } else { arg };
-    if method && arg == 0 {
-        return lua_error(lua, format!("calling '{name}' on bad self ({message})"));
-    }
-    lua_error(lua, format!("bad argument #{arg} to '{name}' ({message})"))
-}
-
-/// `luaL_error`: the message, after the position of the code that called
-/// the library function when that is a Lua function.
-fn lua_error(lua: &Lua, message: impl std::fmt::Display) -> Error {
-    let place = lua.inspect_stack(1, |caller| {
-        let line = caller.current_line().filter(|&line| line > 0)?;
-        let source = caller.source().short_src?;
-        Some(format!("{source}:{line}: "))
-    });
-    Error::runtime(format!("{}{message}", place.flatten().unwrap_or_default()))
 }
 
 #[cfg(test)]

@@ -83,7 +83,7 @@ impl<'a> Format<'a> {
         number.iter().try_fold(0, |count: usize, &digit| {
             let digit = usize::from(digit - b'0');
             if count > MAX_COUNT / 10 || count * 10 > MAX_COUNT - digit {
-                return Err(runtime_error(lua, "integral size overflow".into()));
+                return Err(runtime_error(lua, "integral size overflow"));
             }
             Ok(count * 10 + digit)
         })
@@ -216,10 +216,7 @@ fn unpack(lua: &Lua, args: MultiValue) -> Result<MultiValue> {
         // lstruct wants two free slots before each option; mlua needs one more than C to
         // return the values, so check for three and fail with lstruct's error, not mlua's.
         if args.len() + values.len() + 3 > MAX_C_STACK {
-            return Err(runtime_error(
-                lua,
-                "stack overflow (too many results)".into(),
-            ));
+            return Err(runtime_error(lua, "stack overflow (too many results)"));
         }
         match opt {
             b'b' | b'B' | b'h' | b'H' | b'l' | b'L' | b'T' | b'i' | b'I' => {
@@ -242,9 +239,8 @@ fn unpack(lua: &Lua, args: MultiValue) -> Result<MultiValue> {
                         Some(value) => lua.coerce_number(value)?,
                         None => None,
                     };
-                    let len = previous.ok_or_else(|| {
-                        runtime_error(lua, "format 'c0' needs a previous size".into())
-                    })?;
+                    let len = previous
+                        .ok_or_else(|| runtime_error(lua, "format 'c0' needs a previous size"))?;
                     size = double_to_ulong(len) as usize;
                     item = field(&data, pos, size)
                         .ok_or_else(|| arg_error(lua, 2, "data string too short"))?;
@@ -257,7 +253,7 @@ fn unpack(lua: &Lua, args: MultiValue) -> Result<MultiValue> {
                 let len = rest
                     .iter()
                     .position(|&b| b == 0)
-                    .ok_or_else(|| runtime_error(lua, "unfinished string in data".into()))?;
+                    .ok_or_else(|| runtime_error(lua, "unfinished string in data"))?;
                 values.push(Value::String(lua.create_string(&rest[..len])?));
                 size = len + 1;
             }

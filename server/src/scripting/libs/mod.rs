@@ -45,7 +45,7 @@ fn arg_error(lua: &Lua, narg: usize, msg: &str) -> Error {
         None => format!("bad argument #{narg} ({msg})"),
         Some((name, true)) if narg == 1 => format!("calling '{name}' on bad self ({msg})"),
         Some((name, is_method)) => {
-            let narg = narg - usize::from(is_method);
+            let narg = narg.saturating_sub(usize::from(is_method));
             format!("bad argument #{narg} to '{name}' ({msg})")
         }
     };
@@ -53,7 +53,7 @@ fn arg_error(lua: &Lua, narg: usize, msg: &str) -> Error {
 }
 
 /// The error `luaL_error` raises: `msg` after the calling chunk's `name:line: `, if known.
-fn runtime_error(lua: &Lua, msg: String) -> Error {
+fn runtime_error(lua: &Lua, msg: impl std::fmt::Display) -> Error {
     let place = lua.inspect_stack(1, |frame| {
         let line = frame.current_line().filter(|&line| line > 0)?;
         let chunk = frame.source().short_src.unwrap_or_default();
