@@ -66,6 +66,8 @@ impl TestServer {
     /// starts, having forgotten the grants of its previous life).
     pub fn start_on(port: u16, args: &[&str]) -> TestServer {
         let port = port.to_string();
+        // RINGKV_TEST_LOG=<level> echoes the server's log at that level.
+        let log = std::env::var("RINGKV_TEST_LOG").ok();
         let lock_delay: &[&str] = match args.contains(&"--lock-delay") {
             true => &[],
             false => &["--lock-delay", "0"],
@@ -77,7 +79,7 @@ impl TestServer {
                 "--port",
                 &port,
                 "--loglevel",
-                "notice",
+                log.as_deref().unwrap_or("notice"),
             ])
             .args(lock_delay)
             .args(args)
@@ -87,12 +89,17 @@ impl TestServer {
             .spawn()
             .expect("spawn ringkv-server");
         let stdout = child.stdout.take().expect("piped stdout");
+        let pid = child.id();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             // Find the port, then keep draining so the server never blocks on logging.
+            let echo = log.is_some();
             let mut tx = Some(tx);
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
+                if echo {
+                    eprintln!("[{pid}] {line}");
+                }
                 if let Some(port) = line
                     .split("ready to accept connections on ")
                     .nth(1)

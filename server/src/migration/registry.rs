@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Millis;
 use crate::cluster::id::Id;
-use crate::cluster::migration::{Action, Event, Job};
+use crate::cluster::migration::{Action, Event, Job, Phase};
 use crate::cluster::slots::SlotSet;
 
 /// Where an import is.
@@ -203,18 +203,27 @@ impl Migrations {
         self.inner.lock().exports.get(&id).map(|e| e.job.clone())
     }
 
-    /// Steps job `id` with `event`; returns the actions for its task. An
-    /// ended job's finished migrations beyond `keep` are forgotten.
-    pub fn step(&self, id: u64, event: Event, now: Millis, keep: usize) -> Vec<Action> {
+    /// Steps job `id` with `event`; returns the actions for its task, and
+    /// the job's final phase if this event ended it. Once a job ended, the
+    /// finished migrations beyond `keep` are forgotten.
+    pub fn step(
+        &self,
+        id: u64,
+        event: Event,
+        now: Millis,
+        keep: usize,
+    ) -> (Vec<Action>, Option<Phase>) {
         let mut inner = self.inner.lock();
         let Some(export) = inner.exports.get_mut(&id) else {
-            return Vec::new();
+            return (Vec::new(), None);
         };
+        let was_over = export.job.phase.is_over();
         let actions = export.job.step(event, now);
-        if export.job.phase.is_over() {
+        let ended = (!was_over && export.job.phase.is_over()).then(|| export.job.phase.clone());
+        if ended.is_some() {
             inner.trim(keep);
         }
-        actions
+        (actions, ended)
     }
 
     /// `CLUSTER CANCELSLOTMIGRATIONS`: asks every running job to cancel

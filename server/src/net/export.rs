@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::id::Id;
-use crate::cluster::migration::{Action, Event};
+use crate::cluster::migration::{Action, Event, Phase};
 use crate::cluster::slots::SlotSet;
 use crate::feed::Scope;
 use crate::net::import::HANDOFF;
@@ -36,6 +36,11 @@ const QUEUED_MAX: usize = 16 << 20;
 const MAX_LINE: usize = 4096;
 /// How long a connection asking for the handoff's outcome may take.
 const ASK_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a target that does not see this node owning the slots yet is
+/// asked again to import them.
+const BEGIN_PATIENCE: Duration = Duration::from_secs(2);
+/// The end of that refusal's text (`AdminError::NotSourceSlot`).
+const NOT_SOURCE: &str = "is not served by the source node";
 
 /// Runs the task of every job started on this node, until shutdown.
 pub async fn run_exports(shared: Arc<Shared>) {
@@ -79,9 +84,6 @@ async fn export(shared: Arc<Shared>, id: u64, mut events: UnboundedReceiver<Even
     // Without a stream the job still ends by its events (a handoff in
     // doubt is asked about until its outcome is known).
     export.wait_out(&mut events, &mut internal).await;
-    if let Some(job) = shared.migrations.job(id) {
-        tracing::info!(state = job.phase.name(), "slot migration: ended");
-    }
 }
 
 /// One job's task.
@@ -101,8 +103,22 @@ struct Export {
 }
 
 impl Export {
-    /// Opens the stream: `CLUSTER SYNCSLOTS BEGIN` (M8).
+    /// Opens the stream: `CLUSTER SYNCSLOTS BEGIN` (M8). A target whose
+    /// table does not show this node owning the slots yet (this node's
+    /// claim of them is still on its way there) is asked again for a while.
     async fn open(&self) -> Result<TcpStream, String> {
+        let deadline = tokio::time::Instant::now() + BEGIN_PATIENCE;
+        loop {
+            match self.begin().await {
+                Err(why) if why.ends_with(NOT_SOURCE) && tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(TICK).await;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    async fn begin(&self) -> Result<TcpStream, String> {
         let id = format!("{:016x}", self.id);
         let me = self
             .shared
@@ -131,7 +147,14 @@ impl Export {
         let shared = self.shared.clone();
         let now = shared.clock.now_ms();
         let keep = shared.config.slot_migration().log_max_len;
-        let actions = shared.migrations.step(self.id, event, now, keep);
+        let (actions, ended) = shared.migrations.step(self.id, event, now, keep);
+        match ended {
+            Some(Phase::Failed(why)) => {
+                tracing::info!(state = "failed", "slot migration: ended: {why}");
+            }
+            Some(phase) => tracing::info!(state = phase.name(), "slot migration: ended"),
+            None => {}
+        }
         for action in actions {
             tracing::debug!(?action, "slot migration");
             match action {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use super::buffer::InputBuffer;
 use super::socket::Socket;
 use crate::apply::Applier;
+use crate::cluster::machine::AdminError;
 use crate::protocol::{Decoded, RequestDecoder, RequestLimits};
 use crate::session::Session;
 use crate::shared::Shared;
@@ -22,6 +23,8 @@ use crate::shared::Shared;
 pub const HANDOFF: &[u8] = b"RINGKV.HANDOFF";
 /// How often the applied offset is acknowledged.
 const ACK_EVERY: Duration = Duration::from_millis(100);
+/// How often a claim waiting for this master's own handoff is retried.
+const CLAIM_RETRY: Duration = Duration::from_millis(2);
 
 /// How applying the stream ended.
 enum End {
@@ -73,16 +76,9 @@ pub async fn serve(
     shared
         .migrations
         .imported(id, stream.applied, stream.records);
-    let keep = shared.config.slot_migration().log_max_len;
-    let now = shared.clock.now_ms();
     let claimed = match end {
         End::Handoff(offset, source_epoch) if offset == stream.applied => {
-            shared.migrations.claim_import(id, now, keep, |slots| {
-                shared
-                    .cluster
-                    .step(|c, now| c.claim_import(slots, source_epoch, now))
-                    .and_then(Result::ok)
-            })
+            claim(shared, id, source_epoch).await
         }
         End::Handoff(offset, _) => {
             tracing::warn!(
@@ -97,6 +93,8 @@ pub async fn serve(
             None
         }
     };
+    let keep = shared.config.slot_migration().log_max_len;
+    let now = shared.clock.now_ms();
     match claimed {
         Some(epoch) => {
             for slot in import.slots.iter() {
@@ -122,6 +120,45 @@ pub async fn serve(
             }
             shared.data.feed.append_hidden(import.slots.iter(), false);
             Ok(())
+        }
+    }
+}
+
+/// Claims import `id`'s slots (M10), unless the source asked about the
+/// outcome first. While this master hands slots off itself its epoch is held
+/// and the claim must wait; that hold ends with the other handoff's answer,
+/// normally within milliseconds, so the claim is retried for up to half the
+/// pause timeout (the source's writes wait meanwhile) before the import is
+/// dropped and the source keeps its slots.
+async fn claim(shared: &Shared, id: u64, source_epoch: u64) -> Option<u64> {
+    let patience = shared.config.slot_migration().pause_timeout_ms / 2;
+    let deadline = Instant::now() + Duration::from_millis(patience);
+    loop {
+        let keep = shared.config.slot_migration().log_max_len;
+        let mut refused = None;
+        let epoch = shared
+            .migrations
+            .claim_import(id, shared.clock.now_ms(), keep, |slots| {
+                match shared
+                    .cluster
+                    .step(|c, now| c.claim_import(slots, source_epoch, now))?
+                {
+                    Ok(epoch) => Some(epoch),
+                    Err(err) => {
+                        refused = Some(err);
+                        None
+                    }
+                }
+            });
+        match refused {
+            Some(AdminError::HandoffInFlight) if Instant::now() < deadline => {
+                tokio::time::sleep(CLAIM_RETRY).await;
+            }
+            Some(err) => {
+                tracing::warn!("slot migration: the claim was refused: {err}");
+                return None;
+            }
+            None => return epoch,
         }
     }
 }

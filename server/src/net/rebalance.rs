@@ -15,6 +15,8 @@ use crate::shared::Shared;
 
 /// How often the task looks for work.
 const CHECK: Duration = Duration::from_secs(1);
+/// Rounds in a row that may move nothing before a rebalance gives up.
+const IDLE_ROUNDS: u32 = 3;
 /// How often the planner rebalances on its own (`cluster-auto-rebalance`).
 const AUTO_EVERY: Duration = Duration::from_secs(10);
 /// How long a round of moves may go without a slot reaching its ring owner
@@ -47,49 +49,75 @@ pub async fn run_rebalancer(shared: Arc<Shared>) {
             shared.migrations.request_rebalance();
         }
         if requested || auto {
-            while shared.migrations.ring_status().requested && !shared.shutdown.is_cancelled() {
-                let max_slots = shared.config.slot_migration().rebalance_max_slots;
-                round(&shared, max_slots).await;
-            }
+            rebalance(&shared).await;
         }
     }
 }
 
-/// One round: plans, starts the moves, waits for them to end.
-async fn round(shared: &Shared, max_slots: usize) {
+/// Runs rounds while the rebalance is requested. Rounds that move nothing
+/// (a source refused, or a view not yet settled after a node joined) are
+/// retried a second apart, a few times, before the request is dropped.
+async fn rebalance(shared: &Shared) {
+    let mut idle = 0;
+    while shared.migrations.ring_status().requested && !shared.shutdown.is_cancelled() {
+        let max_slots = shared.config.slot_migration().rebalance_max_slots;
+        if round(shared, max_slots).await > 0 {
+            idle = 0;
+            continue;
+        }
+        idle += 1;
+        if idle >= IDLE_ROUNDS {
+            shared.migrations.set_ring_status(|s| s.requested = false);
+            return;
+        }
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(CHECK) => {}
+        }
+    }
+}
+
+/// One round: plans, starts the moves, waits for those started to end.
+/// Returns how many slots reached their ring owner.
+async fn round(shared: &Shared, max_slots: usize) -> usize {
     let Some(plan) = shared.cluster.step(|c, _| c.ring_plan(max_slots)) else {
-        return;
+        return 0;
     };
-    let moving: usize = plan.moves.iter().map(|m| m.slots.len()).sum();
+    let planned: usize = plan.moves.iter().map(|m| m.slots.len()).sum();
     shared.migrations.set_ring_status(|s| {
         s.differing = plan.differing;
-        s.moving = moving;
+        s.moving = planned;
         if plan.moves.is_empty() {
             s.requested = false;
         }
     });
     if plan.moves.is_empty() {
-        return;
+        return 0;
     }
     tracing::info!(
-        slots = moving,
+        slots = planned,
         differing = plan.differing,
         "ring rebalance: moving slots to their ring owners"
     );
-    for m in &plan.moves {
-        if let Err(why) = start(shared, m).await {
-            tracing::warn!(source = %m.source, target = %m.target, "ring rebalance: {why}");
+    let mut started = Vec::new();
+    for m in plan.moves {
+        match start(shared, &m).await {
+            Ok(()) => started.push(m),
+            Err(why) => {
+                tracing::warn!(source = %m.source, target = %m.target, "ring rebalance: {why}");
+            }
         }
     }
-    // The round ends when every slot of it has its ring owner, or it failed
-    // to (the next round plans again from the table as it is then).
+    let moving: usize = started.iter().map(|m| m.slots.len()).sum();
+    // The round ends when every slot started has its ring owner, or they
+    // failed to (the next round plans again from the table as it is then).
     let mut progressed = Instant::now();
     let done = |shared: &Shared| -> usize {
         let view = shared.cluster.view();
         let Some(view) = view.as_deref().and_then(Option::as_deref) else {
             return 0;
         };
-        plan.moves
+        started
             .iter()
             .map(|m| {
                 m.slots
@@ -102,7 +130,7 @@ async fn round(shared: &Shared, max_slots: usize) {
     let mut last = 0;
     while last < moving && progressed.elapsed() < STALLED {
         tokio::select! {
-            _ = shared.shutdown.cancelled() => return,
+            _ = shared.shutdown.cancelled() => return last,
             _ = tokio::time::sleep(POLL) => {}
         }
         let now_done = done(shared);
@@ -117,18 +145,15 @@ async fn round(shared: &Shared, max_slots: usize) {
     shared.migrations.set_ring_status(|s| {
         s.moved += last as u64;
         s.moving = 0;
-        // A round that moved nothing would only repeat itself.
-        if last == 0 {
-            s.requested = false;
-        }
     });
     if last < moving {
         tracing::warn!(
             moved = last,
-            planned = moving,
+            started = moving,
             "ring rebalance: round stalled"
         );
     }
+    last
 }
 
 /// Starts move `m` on its source.
