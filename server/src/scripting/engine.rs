@@ -13,6 +13,7 @@ use mlua::{Function, HookTriggers, Lua, MultiValue, Table, Value, Variadic, VmSt
 use super::convert::{self, error_table, single_field};
 use super::functions::{valid_name, FunctionInfo};
 use super::rand48::Rand48;
+use super::raw::{self, Inputs};
 use super::registry::ScriptFlags;
 use super::registry::{sha1_hex, Sha};
 use crate::protocol::{Args, Protocol, Reply};
@@ -64,9 +65,6 @@ pub struct Engine {
     /// The real `redis` table (scripts see a read-only view of it).
     redis: Table,
     handler: Function,
-    xpcall: Function,
-    /// `fcall(f, keys, args, handler)`: a function run under `handler`.
-    fcall: Function,
     /// Makes reads of unknown names errors (the globals'; `redis`'s while
     /// a library loads, which may not call commands, as in Redis).
     strict: Table,
@@ -97,15 +95,6 @@ struct RunState {
     every_line: Cell<bool>,
 }
 
-/// Buffers `redis.call` reuses: the request, and the reply before it
-/// becomes a Lua value.
-#[derive(Default)]
-struct CallBuffers {
-    src: Vec<u8>,
-    spans: Vec<(usize, usize)>,
-    reply: Reply,
-}
-
 thread_local! {
     static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
     static RUN: RunState = const {
@@ -115,7 +104,11 @@ thread_local! {
             every_line: Cell::new(false),
         }
     };
-    static BUFFERS: RefCell<CallBuffers> = RefCell::new(CallBuffers::default());
+}
+
+/// The protocol the running script's commands answer in (`redis.setresp`).
+pub(super) fn protocol() -> Protocol {
+    RUN.with(|run| run.resp.get())
 }
 
 /// Runs `f` with this thread's interpreter, made on first use.
@@ -135,35 +128,19 @@ impl Engine {
         lua.set_app_data(Rand48::default());
         super::libs::register_all(&lua)?;
         let api = api(&lua)?;
-        let (env, redis, fcall, strict): (Table, Table, Function, Table) = lua
+        let (env, redis, strict): (Table, Table, Table) = lua
             .load(include_str!("sandbox.lua"))
             .set_name(SETUP_CHUNK)
             .call(api)?;
-        let call =
-            lua.create_function(
-                |lua, args: Variadic<Value>| match run_command(lua, &args)? {
-                    Ok(value) => Ok(value),
-                    Err(text) => Err(raise(&text)),
-                },
-            )?;
-        let pcall =
-            lua.create_function(
-                |lua, args: Variadic<Value>| match run_command(lua, &args)? {
-                    Ok(value) => Ok(value),
-                    Err(text) => Ok(Value::Table(error_table(lua, &text)?)),
-                },
-            )?;
+        let (call, pcall) = raw::call_functions(&lua)?;
         redis.raw_set("call", call)?;
         redis.raw_set("pcall", pcall)?;
         let handler = lua.create_function(error_handler)?;
-        let xpcall = lua.globals().raw_get("xpcall")?;
         Ok(Engine {
             lua,
             env,
             redis,
             handler,
-            xpcall,
-            fcall,
             strict,
             compiled: HashMap::default(),
             functions: HashMap::default(),
@@ -307,7 +284,7 @@ impl Engine {
             self.redis.raw_set("pcall", Value::Nil)?;
             self.redis.raw_set("register_function", register)?;
             self.redis.set_metatable(Some(self.strict.clone()))?;
-            let result = self.xpcall.call((&chunk, &self.handler));
+            let result = raw::run(lua, &self.handler, &chunk, Inputs::None);
             self.redis.set_metatable(None)?;
             self.redis.raw_set("register_function", Value::Nil)?;
             self.redis.raw_set("call", call)?;
@@ -357,18 +334,13 @@ impl Engine {
         out: &mut Reply,
     ) -> mlua::Result<()> {
         self.reset_hook();
-        let lua = &self.lua;
         RUN.with(|run| run.resp.set(Protocol::Resp2));
-        let arrays = match with_arguments {
-            true => Some(super::raw::key_arrays(lua, call.keys, call.args)?),
-            false => {
-                super::raw::set_key_arrays(lua, call.keys, call.args)?;
-                None
-            }
+        let inputs = match with_arguments {
+            true => Inputs::Params(call.keys, call.args),
+            false => Inputs::Globals(call.keys, call.args),
         };
-        let (ok, result): (bool, Value) = super::current::with_host(host, || match arrays {
-            Some((keys, args)) => self.fcall.call((function, keys, args, &self.handler)),
-            None => self.xpcall.call((function, &self.handler)),
+        let (ok, result) = super::current::with_host(host, || {
+            raw::run(&self.lua, &self.handler, function, inputs)
         })?;
         let resp = RUN.with(|run| run.resp.get());
         if ok {
@@ -409,53 +381,6 @@ fn interrupt(lua: &Lua, _: &mlua::debug::Debug) -> mlua::Result<VmState> {
         lua.set_hook(HookTriggers::EVERY_LINE, interrupt)?;
     }
     Err(raise(text.as_bytes()))
-}
-
-/// One `redis.call`: the arguments as a request, run by the current host,
-/// its reply as a Lua value; an error reply, or a refusal, is the error's
-/// text.
-fn run_command(lua: &Lua, args: &[Value]) -> mlua::Result<Result<Value, Vec<u8>>> {
-    // Never borrowed twice: a command run from here runs no script.
-    BUFFERS.with_borrow_mut(|buffers| run_command_with(lua, args, buffers))
-}
-
-fn run_command_with(
-    lua: &Lua,
-    args: &[Value],
-    buffers: &mut CallBuffers,
-) -> mlua::Result<Result<Value, Vec<u8>>> {
-    let resp = RUN.with(|run| run.resp.get());
-    let CallBuffers { src, spans, reply } = buffers;
-    src.clear();
-    spans.clear();
-    if let Err(err) = convert::request_args(args, src, spans) {
-        return Ok(Err(err.message().as_bytes().to_vec()));
-    }
-    reply.clear();
-    reply.set_protocol(resp);
-    let ran = super::current::call_host(|host| host.call(Args::new(src, spans), reply));
-    match ran {
-        None => {
-            return Ok(Err(
-                b"redis.call is only available while a script runs".to_vec()
-            ))
-        }
-        Some(Err(refusal)) => return Ok(Err(refusal.into_bytes())),
-        Some(Ok(())) => {}
-    }
-    let owned;
-    let bytes = match reply.contiguous() {
-        Some(bytes) => bytes,
-        None => {
-            owned = std::mem::take(reply).into_vec();
-            &owned
-        }
-    };
-    if let Some(error) = bytes.strip_prefix(b"-") {
-        let end = error.len().saturating_sub(2);
-        return Ok(Err([b"-".as_slice(), &error[..end]].concat()));
-    }
-    convert::reply_to_lua(lua, bytes).map(Ok)
 }
 
 /// A Redis error raised in a script (by `redis.call` or the API), carried

@@ -3,8 +3,8 @@
 -- script; `api` holds what Rust implements. Returns the scripts' environment
 -- (globals that error on unknown names and refuse writes), the `redis`
 -- table behind its read-only view, whose `call` and `pcall` (and, while a
--- library loads, `register_function`) the engine sets for each run, the
--- runner of functions, and the metatable that makes unknown names errors.
+-- library loads, `register_function`) the engine sets, and the metatable
+-- that makes unknown names errors.
 local api = ...
 local G = _G
 local error, type, rawget, rawset, tostring, pcall =
@@ -127,9 +127,4 @@ end
 G.pcall = function(f, ...) return settle(pcall(f, ...)) end
 
 -- Runs a function (`FCALL`) with its keys and arguments under `handler`.
-local xpcall = xpcall
-local function fcall(f, keys, args, handler)
-    return xpcall(function() return f(keys, args) end, handler)
-end
-
-return env, redis, fcall, globals_meta
+return env, redis, globals_meta
