@@ -380,8 +380,12 @@ pub fn execute(
         }
         return Executed::Done;
     };
-    if needs_stack(session, checked.command) {
-        return Executed::NeedsStack;
+    let scripted = runs_scripts(session, checked.command);
+    if scripted {
+        session.ran_script = true;
+        if session.suspendable && !crate::util::suspend::inside() {
+            return Executed::NeedsStack;
+        }
     }
     session.stats.commands += 1;
     let now = session.command_start().1;
@@ -412,8 +416,7 @@ pub fn execute(
     let limited = bounded && checked.command.has(flag::DENYOOM);
     // A script evicts first too: its writes are refused if that was not
     // enough (`Session::oom_at_start`).
-    let scripted = bounded && runs_scripts(session, checked.command);
-    if limited || scripted {
+    if limited || (bounded && scripted) {
         let oom = crate::write::make_room(&shared.data, now).is_err();
         if oom && limited {
             out_of_memory(shared, session, out, checked.command.id);
@@ -436,14 +439,6 @@ pub fn execute(
         Some(waiter) => Executed::Blocked(waiter),
         None => Executed::Done,
     }
-}
-
-/// True if `command` would run a script (`EVAL`, `FCALL`, an `EXEC` that
-/// queued one) for a session whose scripts need a suspendable stack, and
-/// this is not one.
-#[inline]
-fn needs_stack(session: &Session, command: &table::Command) -> bool {
-    session.suspendable && !crate::util::suspend::inside() && runs_scripts(session, command)
 }
 
 /// True if `command` runs a script now: `EVAL`, `FCALL` and friends outside

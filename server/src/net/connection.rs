@@ -208,7 +208,14 @@ impl Connection {
             }
             conn.session.stats.net_in += n as u64;
             loop {
-                let mut stop = conn.process();
+                // A client that sent a script last time likely sends another
+                // (a lock library's): its batch starts on a suspendable stack
+                // rather than stopping at the script to run again there.
+                let mut stop = match conn.session.ran_script {
+                    true => Stop::Script { len: 0 },
+                    false => conn.process(),
+                };
+                conn.session.ran_script = false;
                 if let Stop::Script { len } = stop {
                     (conn, stop) = process_suspendable(conn, len).await;
                 }
@@ -299,7 +306,9 @@ impl Connection {
     /// (`client-output-buffer-limit`), or when it took nothing for `timeout`
     /// seconds: a client that stopped reading is idle too.
     async fn flush(&mut self, killed: &mut Killed<'_, '_>) -> std::io::Result<bool> {
-        let mut progress = Instant::now();
+        // When the client last took output: read only once a write would
+        // block (the common flush never waits, and needs no clock).
+        let mut progress: Option<Instant> = None;
         let mut over_soft_since = None;
         let result = loop {
             if self.output.is_empty() {
@@ -310,7 +319,7 @@ impl Connection {
             if let Some(written) = self.socket.try_write(&slices[..n])? {
                 self.output.advance(written);
                 self.session.stats.net_out += written as u64;
-                progress = Instant::now();
+                progress = None;
                 continue;
             }
             let pending = self.output.len() as u64;
@@ -318,6 +327,7 @@ impl Connection {
             handle.set_output(pending as usize, self.output.capacity());
             let limit = self.shared.config.output_limit(self.class());
             let now = Instant::now();
+            let progress = *progress.get_or_insert(now);
             if limit.exceeded(pending, &mut over_soft_since, now) {
                 tracing::warn!(
                     client = handle.id,
@@ -593,27 +603,30 @@ impl Connection {
     }
 }
 
-/// Runs the batch from the script request (`len` bytes) that stopped
-/// [`Connection::process`] on a stack that can be suspended: a script past
+/// Runs the batch from the script request (`len` bytes, 0 if none was
+/// decoded yet) that stopped [`Connection::process`] on a stack that can be
+/// suspended: a script past
 /// `busy-reply-threshold` suspends at its checks, and the worker serves its
 /// other connections for a turn before resuming it. Shutdown resumes it
 /// with [`Resume::Abort`], which ends it.
 async fn process_suspendable(mut conn: Box<Connection>, len: usize) -> (Box<Connection>, Stop) {
-    conn.decoder.replay(len);
+    if len > 0 {
+        conn.decoder.replay(len);
+    }
     let shared = conn.shared.clone();
     let mut work = Suspendable::new(move || {
         let stop = conn.process();
         (conn, stop)
     });
+    let mut how = Resume::Continue;
     loop {
-        let how = match shared.shutdown.is_cancelled() {
-            true => Resume::Abort,
-            false => Resume::Continue,
-        };
         if let Some(done) = work.resume(how) {
             return done;
         }
         tokio::task::yield_now().await;
+        if shared.shutdown.is_cancelled() {
+            how = Resume::Abort;
+        }
     }
 }
 

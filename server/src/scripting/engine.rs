@@ -13,7 +13,7 @@ use mlua::{Function, HookTriggers, Lua, MultiValue, Table, Value, Variadic, VmSt
 use super::convert::{self, error_table, single_field};
 use super::functions::{valid_name, FunctionInfo};
 use super::rand48::Rand48;
-use super::raw::{self, Inputs};
+use super::raw::{self, GlobalNames, Inputs};
 use super::registry::ScriptFlags;
 use super::registry::{sha1_hex, Sha};
 use crate::protocol::{Args, Protocol, Reply};
@@ -65,6 +65,7 @@ pub struct Engine {
     /// The real `redis` table (scripts see a read-only view of it).
     redis: Table,
     handler: Function,
+    names: GlobalNames,
     /// Makes reads of unknown names errors (the globals'; `redis`'s while
     /// a library loads, which may not call commands, as in Redis).
     strict: Table,
@@ -136,11 +137,13 @@ impl Engine {
         redis.raw_set("call", call)?;
         redis.raw_set("pcall", pcall)?;
         let handler = lua.create_function(error_handler)?;
+        let names = GlobalNames::new(&lua)?;
         Ok(Engine {
             lua,
             env,
             redis,
             handler,
+            names,
             strict,
             compiled: HashMap::default(),
             functions: HashMap::default(),
@@ -337,7 +340,7 @@ impl Engine {
         RUN.with(|run| run.resp.set(Protocol::Resp2));
         let inputs = match with_arguments {
             true => Inputs::Params(call.keys, call.args),
-            false => Inputs::Globals(call.keys, call.args),
+            false => Inputs::Globals(call.keys, call.args, &self.names),
         };
         let (ok, result) = super::current::with_host(host, || {
             raw::run(&self.lua, &self.handler, function, inputs)

@@ -15,7 +15,7 @@ use std::cell::RefCell;
 use std::ffi::{c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use mlua::{ffi, Function, Lua, Value};
+use mlua::{ffi, Function, Lua, LuaString, Value};
 
 use super::convert::{error_text, format_number, ArgsError};
 use crate::protocol::{Args, Reply};
@@ -26,8 +26,9 @@ const MAX_DEPTH: usize = 64;
 
 /// How a run passes its keys and arguments.
 pub enum Inputs<'a> {
-    /// As the globals `KEYS` and `ARGV` (an `EVAL` script).
-    Globals(&'a [&'a [u8]], &'a [&'a [u8]]),
+    /// As the globals `KEYS` and `ARGV` (an `EVAL` script), whose names
+    /// ([`GlobalNames`]) are kept as Lua strings.
+    Globals(&'a [&'a [u8]], &'a [&'a [u8]], &'a GlobalNames),
     /// As the function's two parameters (`FCALL`).
     Params(&'a [&'a [u8]], &'a [&'a [u8]]),
     /// None (a library's code as it loads).
@@ -46,22 +47,24 @@ pub fn run(
     lua.exec_raw_lua(|raw| {
         // SAFETY: `raw` is the interpreter's handle, locked for this call
         // and not inside a Lua call, so `state` is its main thread with
-        // nothing of ours on the stack. Five slots are checked first; the
+        // nothing of ours on the stack. Six slots are checked first; the
         // stack is put back to `base` before returning.
         unsafe {
             let state = raw.state();
             let base = ffi::lua_gettop(state);
-            if ffi::lua_checkstack(state, 5) == 0 {
+            if ffi::lua_checkstack(state, 6) == 0 {
                 return Err(mlua::Error::runtime("Lua stack overflow"));
             }
             raw.push(handler)?;
             raw.push(function)?;
             let nargs = match inputs {
-                Inputs::Globals(keys, args) => {
+                Inputs::Globals(keys, args, names) => {
+                    raw.push(&names.keys)?;
                     push_array(state, keys);
-                    ffi::lua_setfield(state, ffi::LUA_GLOBALSINDEX, c"KEYS".as_ptr());
+                    ffi::lua_rawset(state, ffi::LUA_GLOBALSINDEX);
+                    raw.push(&names.argv)?;
                     push_array(state, args);
-                    ffi::lua_setfield(state, ffi::LUA_GLOBALSINDEX, c"ARGV".as_ptr());
+                    ffi::lua_rawset(state, ffi::LUA_GLOBALSINDEX);
                     0
                 }
                 Inputs::Params(keys, args) => {
@@ -77,6 +80,23 @@ pub fn run(
             Ok((status == 0, value))
         }
     })
+}
+
+/// The names `KEYS` and `ARGV`, made once (a name given as text is looked
+/// up in Lua's string table on every use).
+pub struct GlobalNames {
+    keys: LuaString,
+    argv: LuaString,
+}
+
+impl GlobalNames {
+    /// The names, in `lua`.
+    pub fn new(lua: &Lua) -> mlua::Result<GlobalNames> {
+        Ok(GlobalNames {
+            keys: lua.create_string("KEYS")?,
+            argv: lua.create_string("ARGV")?,
+        })
+    }
 }
 
 /// Pushes a new array of `items`.

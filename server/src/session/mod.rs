@@ -62,6 +62,8 @@ pub struct Session {
     /// suspended (`util::suspend`) so a busy one does not hold its worker;
     /// elsewhere (a master's stream, tests) scripts run where they are.
     pub suspendable: bool,
+    /// A script ran (or was about to) since the connection last cleared this.
+    pub ran_script: bool,
     /// Counters not yet added to the server's.
     pub stats: LocalStats,
     /// The last command looked up.
@@ -108,6 +110,9 @@ pub struct Session {
     batch_start: Instant,
     /// When the previous command ended: the start of the next one.
     mark: Instant,
+    /// Wall-clock time at `mark`, worked out when it is set (a command asks
+    /// for it several times).
+    mark_wall: Millis,
 }
 
 impl Session {
@@ -133,6 +138,7 @@ impl Session {
             authenticated,
             close_after_reply: false,
             suspendable: false,
+            ran_script: false,
             oom_at_start: false,
             stats: LocalStats::default(),
             lookup: LookupCache::default(),
@@ -151,6 +157,7 @@ impl Session {
             batch_wall: 0,
             batch_start: now,
             mark: now,
+            mark_wall: 0,
         }
     }
 
@@ -159,18 +166,20 @@ impl Session {
         self.batch_start = Instant::now();
         self.batch_wall = clock.now_ms();
         self.mark = self.batch_start;
+        self.mark_wall = self.batch_wall;
     }
 
     /// The start of the next command and its wall-clock time. One clock read per
     /// command is all timing costs: a command starts where the previous ended.
     pub fn command_start(&self) -> (Instant, Millis) {
-        let offset = self.mark.duration_since(self.batch_start).as_millis() as Millis;
-        (self.mark, self.batch_wall + offset)
+        (self.mark, self.mark_wall)
     }
 
     /// Marks the end of a command; returns how long it took in microseconds.
     pub fn command_end(&mut self, started: Instant) -> u64 {
         self.mark = Instant::now();
+        let offset = self.mark.duration_since(self.batch_start).as_millis() as Millis;
+        self.mark_wall = self.batch_wall + offset;
         self.mark.duration_since(started).as_micros() as u64
     }
 
