@@ -105,6 +105,45 @@ fn command_replies_become_lua_values_by_redis_rules() {
         eval(&mut raw, "return redis.pcall('get', {})", &[], &[]),
         "-ERR Lua redis lib command arguments must be strings or integers"
     );
+    // Other numbers as Redis's Lua writes them (`%.17g`).
+    assert_eq!(
+        eval(
+            &mut raw,
+            "redis.call('set', 'd', 0.1) return redis.call('get', 'd')",
+            &[],
+            &[]
+        ),
+        "$0.10000000000000001"
+    );
+    // `pcall` of `redis.call` gives its error's text, as Redis's does.
+    assert_eq!(
+        eval(
+            &mut raw,
+            "local ok, e = pcall(redis.call, 'incr', 's') return {tostring(ok), e}",
+            &[],
+            &[]
+        ),
+        "[$false, $ERR value is not an integer or out of range]"
+    );
+    // A reply larger than one output buffer (16 KiB) and many elements.
+    let big = "x".repeat(300_000);
+    raw.call(&["SET", "big", &big]);
+    raw.call(&["DEL", "l"]);
+    for chunk in 0..10 {
+        let mut push = vec!["RPUSH".to_owned(), "l".to_owned()];
+        push.extend((0..1000).map(|i| format!("item{}", chunk * 1000 + i)));
+        let push: Vec<&str> = push.iter().map(String::as_str).collect();
+        raw.call(&push);
+    }
+    assert_eq!(
+        eval(
+            &mut raw,
+            "return #redis.call('get', 'big') .. ' ' .. #redis.call('lrange', 'l', 0, -1)",
+            &[],
+            &[]
+        ),
+        "$300000 10000"
+    );
 }
 
 #[test]

@@ -345,7 +345,7 @@ impl Engine {
         let (ok, result) = super::current::with_host(host, || {
             raw::run(&self.lua, &self.handler, function, inputs)
         })?;
-        let resp = RUN.with(|run| run.resp.get());
+        let resp = protocol();
         if ok {
             convert::lua_to_reply(&result, resp, out);
         } else {

@@ -131,6 +131,16 @@ struct CallBuffers {
     error: Vec<u8>,
 }
 
+impl CallBuffers {
+    /// The reply as one slice (`flat`: it did not fit one buffer).
+    fn reply_bytes(&self, flat: bool) -> &[u8] {
+        match flat {
+            true => &self.flat,
+            false => self.reply.contiguous().unwrap_or_default(),
+        }
+    }
+}
+
 thread_local! {
     static BUFFERS: RefCell<CallBuffers> = RefCell::new(CallBuffers::default());
 }
@@ -201,11 +211,7 @@ unsafe fn command(state: *mut ffi::lua_State) -> bool {
     unsafe {
         match outcome {
             Outcome::Reply { flat } => {
-                let bytes = match flat {
-                    true => &buffers.flat[..],
-                    false => buffers.reply.contiguous().unwrap_or_default(),
-                };
-                if push_reply(state, bytes).is_ok() {
+                if push_reply(state, buffers.reply_bytes(flat)).is_ok() {
                     return true;
                 }
                 buffers.error.clear();
@@ -235,7 +241,7 @@ unsafe fn run_command(state: *mut ffi::lua_State, buffers: &mut CallBuffers) -> 
         reply,
         flat,
         error,
-    } = buffers;
+    } = &mut *buffers;
     src.clear();
     spans.clear();
     error.clear();
@@ -264,16 +270,14 @@ unsafe fn run_command(state: *mut ffi::lua_State, buffers: &mut CallBuffers) -> 
     if is_flat {
         *flat = std::mem::take(reply).into_vec();
     }
-    let bytes = match is_flat {
-        true => &flat[..],
-        false => reply.contiguous().unwrap_or_default(),
+    let text = match buffers.reply_bytes(is_flat).strip_prefix(b"-") {
+        Some(line) => {
+            error_text(&[b"-".as_slice(), &line[..line.len().saturating_sub(2)]].concat())
+        }
+        None => return Outcome::Reply { flat: is_flat },
     };
-    if let Some(line) = bytes.strip_prefix(b"-") {
-        let end = line.len().saturating_sub(2);
-        error.extend_from_slice(&error_text(&[b"-".as_slice(), &line[..end]].concat()));
-        return Outcome::Error;
-    }
-    Outcome::Reply { flat: is_flat }
+    buffers.error.extend_from_slice(&text);
+    Outcome::Error
 }
 
 /// Appends the words of a `redis.call` (the stack's values) to `src`.

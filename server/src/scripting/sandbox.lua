@@ -126,5 +126,4 @@ local function settle(ok, ...)
 end
 G.pcall = function(f, ...) return settle(pcall(f, ...)) end
 
--- Runs a function (`FCALL`) with its keys and arguments under `handler`.
 return env, redis, globals_meta
