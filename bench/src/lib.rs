@@ -48,6 +48,21 @@ pub struct ServerProcess {
     child: Child,
 }
 
+/// Binds every thread of process `pid` to the CPUs in `cpus` (a `taskset`
+/// list such as "0" or "1-3").
+pub fn pin(pid: u32, cpus: &str) -> std::io::Result<()> {
+    let status = Command::new("taskset")
+        .args(["-a", "-p", "-c", cpus, &pid.to_string()])
+        .stdout(Stdio::null())
+        .status()?;
+    match status.success() {
+        true => Ok(()),
+        false => Err(std::io::Error::other(format!(
+            "taskset -c {cpus} {pid} failed"
+        ))),
+    }
+}
+
 impl ServerProcess {
     /// Starts `program args... ` (which must listen on `port`) and waits until it
     /// accepts connections.

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use ringkv_bench::{
-    children_cpu_seconds, have_program, median, redis_benchmark, ringkv_release_binary,
+    children_cpu_seconds, have_program, median, pin, redis_benchmark, ringkv_release_binary,
     ServerProcess,
 };
 
@@ -48,6 +48,11 @@ struct Options {
     /// Extra flags for ringkv-server, e.g. "--threads 1".
     #[arg(long, allow_hyphen_values = true)]
     ringkv_args: Option<String>,
+    /// Run each server on CPU 0 and redis-benchmark on CPU 1, so neither
+    /// takes the other's core: steadier figures when the client needs a
+    /// whole core (-P 1).
+    #[arg(long)]
+    pin: bool,
 }
 
 /// Script tests: name, script, and the arguments after the SHA
@@ -223,13 +228,25 @@ fn main() {
     if let Some(r) = &redis {
         load_scripts(r.port);
     }
+    if o.pin {
+        for server in std::iter::once(&ringkv).chain(&redis) {
+            pin(server.pid(), "0").expect("pin the server");
+        }
+        // redis-benchmark inherits this process's CPU.
+        pin(std::process::id(), "1").expect("pin the client");
+    }
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "redis-benchmark -c {}{}, median of {} alternating rounds, {} CPUs, ringkv flags: {}",
+        "redis-benchmark -c {}{}, median of {} alternating rounds, {} CPUs{}, ringkv flags: {}",
         o.clients,
         o.keyspace.map(|r| format!(" -r {r}")).unwrap_or_default(),
         o.rounds,
         cpus,
+        if o.pin {
+            " (servers on CPU 0, client on CPU 1)"
+        } else {
+            ""
+        },
         if extra.is_empty() {
             "(defaults)".to_string()
         } else {

@@ -176,6 +176,9 @@ fn random_slot(keyspace: &Keyspace, volatile: bool) -> Option<u16> {
     }
     // A sparse keyspace: walk every slot from a random start.
     let start = rand::random_range(0..SLOTS);
+    if volatile {
+        return keyspace.volatile_slots_from(start as u16).next();
+    }
     (0..SLOTS)
         .map(|i| ((start + i) % SLOTS) as u16)
         .find(|&slot| has_keys(slot))

@@ -31,7 +31,7 @@ pub struct ExpireCycle {
 /// The position of the active expiry walk between cycles.
 #[derive(Debug, Default)]
 pub struct ActiveExpire {
-    next_slot: usize,
+    next_slot: u16,
 }
 
 impl ActiveExpire {
@@ -47,14 +47,10 @@ impl ActiveExpire {
         mut commit: impl FnMut(&[u8]),
     ) -> ExpireCycle {
         let mut cycle = ExpireCycle::default();
-        for _ in 0..SLOTS {
-            let slot = self.next_slot as u16;
-            self.next_slot = (self.next_slot + 1) % SLOTS;
-            // Hidden slots count none: their keys go only when the stream
-            // they are imported from says so.
-            if keyspace.slot_volatile(slot) == 0 {
-                continue;
-            }
+        // Hidden slots are skipped: their keys go only when the stream they
+        // are imported from says so.
+        for slot in keyspace.volatile_slots_from(self.next_slot) {
+            self.next_slot = (slot + 1) % SLOTS as u16;
             cycle.slots += 1;
             loop {
                 // Lock per step, so clients wait at most one short step; a

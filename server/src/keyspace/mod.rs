@@ -50,6 +50,7 @@ pub use table::{key_hash, Expiring, Expiry, KeyHasher, SlotTable, Sweep};
 pub use value::{Blob, Entry, Key, Value};
 
 use crate::clock::Millis;
+use crate::util::slot_bits::SlotBits;
 use access::Tracking;
 use types::{FencingTokens, TokenOutOfRange};
 
@@ -83,11 +84,11 @@ pub struct Keyspace {
     /// Fencing tokens of native locks: here, not in the tables, so no delete,
     /// expiry or eviction of a lock can make a token repeat.
     tokens: FencingTokens,
-    /// Hidden slots, one bit each ([`Keyspace::hide_slot`]).
-    hidden: [AtomicU64; SLOTS / 64],
-    /// How many bits of `hidden` are set, so that the usual case (none)
-    /// costs the counting walks one load.
-    hidden_count: AtomicU32,
+    /// Hidden slots ([`Keyspace::hide_slot`]).
+    hidden: SlotBits,
+    /// Slots holding keys with a TTL, so that the active expiry walk reads
+    /// a few words rather than every slot's count.
+    volatile_slots: SlotBits,
 }
 
 impl Default for Keyspace {
@@ -108,6 +109,7 @@ impl std::fmt::Debug for Keyspace {
 pub struct SlotGuard<'a> {
     table: MutexGuard<'a, SlotTable>,
     cell: &'a SlotCell,
+    slot: u16,
     keyspace: &'a Keyspace,
 }
 
@@ -129,9 +131,18 @@ impl Drop for SlotGuard<'_> {
         self.cell
             .len
             .store(self.table.len() as u32, Ordering::Relaxed);
-        self.cell
-            .volatile
-            .store(self.table.volatile() as u32, Ordering::Relaxed);
+        // Only the lock holder writes the count, so the load is exact.
+        let volatile = self.table.volatile() as u32;
+        let before = self.cell.volatile.load(Ordering::Relaxed);
+        if before != volatile {
+            self.cell.volatile.store(volatile, Ordering::Relaxed);
+            let slots = &self.keyspace.volatile_slots;
+            match (before, volatile) {
+                (0, _) => slots.insert(self.slot),
+                (_, 0) => slots.remove(self.slot),
+                _ => false,
+            };
+        }
         if self.table.expired > 0 {
             self.keyspace
                 .expired_keys
@@ -519,8 +530,8 @@ impl Keyspace {
             tracking: AtomicU64::new(Tracking::default().pack()),
             sketch: RwLock::new(None),
             tokens: FencingTokens::default(),
-            hidden: [const { AtomicU64::new(0) }; SLOTS / 64],
-            hidden_count: AtomicU32::new(0),
+            hidden: SlotBits::default(),
+            volatile_slots: SlotBits::default(),
         }
     }
 
@@ -611,6 +622,7 @@ impl Keyspace {
         SlotGuard {
             table,
             cell,
+            slot,
             keyspace: self,
         }
     }
@@ -638,6 +650,7 @@ impl Keyspace {
         Some(SlotGuard {
             table,
             cell,
+            slot,
             keyspace: self,
         })
     }
@@ -657,6 +670,7 @@ impl Keyspace {
         Some(SlotGuard {
             table,
             cell,
+            slot,
             keyspace: self,
         })
     }
@@ -694,32 +708,25 @@ impl Keyspace {
     /// slot's lock, so hide a slot before its first key arrives. Hiding a
     /// hidden slot does nothing.
     pub fn hide_slot(&self, slot: u16) {
-        let (word, bit) = hidden_bit(slot);
-        if self.hidden[word].fetch_or(bit, Ordering::SeqCst) & bit == 0 {
-            self.hidden_count.fetch_add(1, Ordering::SeqCst);
-        }
+        self.hidden.insert(slot);
     }
 
     /// Shows a hidden slot again (the handoff): its keys count, list, expire
     /// and can be evicted like any other. Showing a visible slot does nothing.
     pub fn show_slot(&self, slot: u16) {
-        let (word, bit) = hidden_bit(slot);
-        if self.hidden[word].fetch_and(!bit, Ordering::SeqCst) & bit != 0 {
-            self.hidden_count.fetch_sub(1, Ordering::SeqCst);
-        }
+        self.hidden.remove(slot);
     }
 
     /// True while `slot` is hidden ([`Keyspace::hide_slot`]).
     #[inline]
     pub fn is_hidden(&self, slot: u16) -> bool {
-        let (word, bit) = hidden_bit(slot);
-        self.hidden[word].load(Ordering::Relaxed) & bit != 0
+        self.hidden.contains(slot)
     }
 
     /// True if any slot is hidden.
     #[inline]
     pub fn any_hidden(&self) -> bool {
-        self.hidden_count.load(Ordering::Relaxed) != 0
+        !self.hidden.is_empty()
     }
 
     /// Number of keys in `slot` (expired ones not yet removed included),
@@ -745,6 +752,14 @@ impl Keyspace {
                 .volatile
                 .load(Ordering::Relaxed) as usize,
         }
+    }
+
+    /// The slots holding keys with a TTL, hidden ones aside, in order from
+    /// `start` round to just before it.
+    pub fn volatile_slots_from(&self, start: u16) -> impl Iterator<Item = u16> + '_ {
+        self.volatile_slots
+            .iter_from(start)
+            .filter(|&slot| !self.is_hidden(slot))
     }
 
     /// Number of keys, like `DBSIZE`: hidden slots' keys are not counted.
@@ -778,11 +793,6 @@ impl Keyspace {
     pub fn expired_keys(&self) -> u64 {
         self.expired_keys.load(Ordering::Relaxed)
     }
-}
-
-/// The word of `Keyspace::hidden` that holds `slot`'s bit, and the bit.
-fn hidden_bit(slot: u16) -> (usize, u64) {
-    (usize::from(slot) / 64, 1 << (slot % 64))
 }
 
 #[cfg(test)]
@@ -951,6 +961,36 @@ mod tests {
         assert!(!ks.any_hidden() && !ks.is_hidden(slot));
         assert_eq!((ks.len(), ks.volatile_len()), (104, 52));
         assert_eq!((ks.slot_len(slot), ks.slot_volatile(slot)), (101, 50));
+    }
+
+    /// A key that hashes to `slot`.
+    fn key_in(slot: u16) -> Vec<u8> {
+        (0..)
+            .map(|i| format!("k{i}").into_bytes())
+            .find(|k| key_slot(k) == slot)
+            .unwrap()
+    }
+
+    #[test]
+    fn the_expiry_walk_meets_the_visible_slots_with_ttls() {
+        let ks = Keyspace::new();
+        for slot in [5u16, 60, 9000] {
+            let key = key_in(slot);
+            ks.lock(slot)
+                .insert(&key, Value::Int(1), Expiry::At(100), 0);
+        }
+        let plain = key_in(70);
+        ks.lock(70)
+            .insert(&plain, Value::Int(1), Expiry::Persist, 0);
+        let walk = |start: u16| ks.volatile_slots_from(start).collect::<Vec<_>>();
+        assert_eq!(walk(30), [60, 9000, 5]);
+        // A slot whose last TTL goes leaves the walk; a hidden one is passed over.
+        ks.lock(60).set_expire(&key_in(60), None, 0);
+        ks.hide_slot(9000);
+        assert_eq!(walk(30), [5]);
+        ks.show_slot(9000);
+        ks.lock(5).remove(&key_in(5), 0);
+        assert_eq!(walk(0), [9000]);
     }
 
     #[test]

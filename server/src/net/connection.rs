@@ -8,12 +8,9 @@
 
 use std::io::IoSlice;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use tokio_util::sync::WaitForCancellationFuture;
 
 use super::buffer::InputBuffer;
 use super::socket::Socket;
@@ -24,6 +21,7 @@ use crate::config::ClientClass;
 use crate::protocol::{Args, Decoded, Protocol, Reply, RequestDecoder, RequestLimits};
 use crate::session::{ClientHandle, Session};
 use crate::shared::Shared;
+use crate::util::cancel::Cancelled;
 use crate::util::suspend::{Resume, Suspendable};
 
 /// Initial read buffer; grows for large requests and shrinks back when idle.
@@ -124,9 +122,6 @@ impl Drop for Connection {
     }
 }
 
-/// The future that completes when the client is killed.
-type Killed<'a, 'k> = Pin<&'a mut WaitForCancellationFuture<'k>>;
-
 /// True for the first word of an HTTP request (`POST`) or header (`Host:`): a
 /// web page making a browser talk to the server (cross-protocol scripting).
 fn is_http(name: &[u8]) -> bool {
@@ -161,9 +156,7 @@ impl Connection {
     /// script can take it onto a stack of its own ([`process_suspendable`]).
     async fn run(self: Box<Self>) -> std::io::Result<()> {
         let mut conn = self;
-        let kill = conn.session.handle.kill.clone();
-        let killed = kill.cancelled();
-        tokio::pin!(killed);
+        let mut killed = Cancelled::new(&conn.session.handle.kill);
         loop {
             conn.input.shrink_if_idle();
             let wanted = conn.decoder.wanted().saturating_sub(conn.input.len());
@@ -305,7 +298,7 @@ impl Connection {
     /// but closed (false) once its pending output breaks its class's limits
     /// (`client-output-buffer-limit`), or when it took nothing for `timeout`
     /// seconds: a client that stopped reading is idle too.
-    async fn flush(&mut self, killed: &mut Killed<'_, '_>) -> std::io::Result<bool> {
+    async fn flush(&mut self, killed: &mut Cancelled) -> std::io::Result<bool> {
         // When the client last took output: read only once a write would
         // block (the common flush never waits, and needs no clock).
         let mut progress: Option<Instant> = None;
@@ -350,7 +343,7 @@ impl Connection {
             };
             tokio::select! {
                 biased;
-                _ = killed.as_mut() => break Ok(false),
+                _ = &mut *killed => break Ok(false),
                 ready = self.socket.writable() => ready?,
                 _ = expiry => {
                     if timeout.is_some_and(|t| progress.elapsed() >= t) {
@@ -373,7 +366,7 @@ impl Connection {
         &mut self,
         waiter: &Arc<Waiter>,
         len: usize,
-        killed: &mut Killed<'_, '_>,
+        killed: &mut Cancelled,
     ) -> std::io::Result<bool> {
         let shared = self.shared.clone();
         let guard = Unregister {
@@ -394,7 +387,7 @@ impl Connection {
             self.input.reserve(READ_MIN, 0);
             tokio::select! {
                 biased;
-                _ = killed.as_mut() => return Ok(false),
+                _ = &mut *killed => return Ok(false),
                 wake = waiter.woken() => break Some(wake),
                 _ = &mut expiry => break None,
                 n = self.socket.read(&mut self.input) => {
@@ -449,7 +442,7 @@ impl Connection {
 
     /// Waits until the held reply (`Session::held`) can go, then queues it, or
     /// the error of a change undone. False when the connection must close.
-    async fn wait_held(&mut self, killed: &mut Killed<'_, '_>) -> std::io::Result<bool> {
+    async fn wait_held(&mut self, killed: &mut Cancelled) -> std::io::Result<bool> {
         let Some(held) = self.session.held.take() else {
             return Ok(true);
         };
@@ -467,7 +460,7 @@ impl Connection {
     async fn settle(
         &mut self,
         held: &Held,
-        killed: &mut Killed<'_, '_>,
+        killed: &mut Cancelled,
     ) -> std::io::Result<Option<Phase>> {
         let shared = self.shared.clone();
         let left = held.deadline.saturating_sub(shared.clock.now_ms());
@@ -478,7 +471,7 @@ impl Connection {
             self.input.reserve(READ_MIN, 0);
             tokio::select! {
                 biased;
-                _ = killed.as_mut() => return Ok(None),
+                _ = &mut *killed => return Ok(None),
                 phase = held.settled() => return Ok(Some(phase)),
                 _ = &mut deadline, if !expired => {
                     expired = true;

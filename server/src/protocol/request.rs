@@ -221,6 +221,14 @@ enum Line {
 
 /// Reads a length line starting at `pos`: the number, and the offset after its CRLF.
 fn read_len_line(buf: &[u8], pos: usize) -> Line {
+    // One or two digits, as nearly every count and length is.
+    match &buf[pos..] {
+        [d @ b'0'..=b'9', b'\r', b'\n', ..] => return Line::Value(i64::from(d - b'0'), pos + 3),
+        [t @ b'1'..=b'9', u @ b'0'..=b'9', b'\r', b'\n', ..] => {
+            return Line::Value(i64::from((t - b'0') * 10 + (u - b'0')), pos + 4)
+        }
+        _ => {}
+    }
     let Some(cr) = buf[pos..].iter().position(|&b| b == b'\r') else {
         return Line::Incomplete;
     };
@@ -745,6 +753,14 @@ mod tests {
             (b"*1\r\n+OK\r\n", "Protocol error: expected '$', got '+'"),
             (b"*1\r\n$-1\r\n", "Protocol error: invalid bulk length"),
             (b"*1\r\n$abc\r\n", "Protocol error: invalid bulk length"),
+            (
+                b"*1\r\n$03\r\nabc\r\n",
+                "Protocol error: invalid bulk length",
+            ),
+            (
+                b"*01\r\n$1\r\na\r\n",
+                "Protocol error: invalid multibulk length",
+            ),
             (
                 b"*1\r\n$3\r\nabcXY",
                 "Protocol error: expected CRLF after bulk string",

@@ -1,6 +1,7 @@
 //! Small helpers shared by several modules.
 //! Uses nothing else of the crate.
 
+pub mod cancel;
 pub mod glob;
 pub mod prefetch;
 pub mod slot_bits;

@@ -3,16 +3,24 @@
 //! rarely in cache when keys are spread over many slots).
 #![allow(unsafe_code)]
 
-/// Starts loading the cache line that holds the start of `value`. Only a
-/// hint: does nothing on targets other than x86-64.
+/// Starts loading the cache lines that hold `value`, all at once, so their
+/// misses overlap one another too. Only a hint: does nothing on targets
+/// other than x86-64.
 #[inline(always)]
 pub fn prefetch<T>(value: &T) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch neither faults nor changes memory, whatever the
-    // address; SSE is part of the x86-64 baseline.
-    unsafe {
+    {
         use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>((value as *const T).cast());
+        const LINE: usize = 64;
+        let start = value as *const T as usize;
+        let end = start + std::mem::size_of::<T>().max(1);
+        let mut line = start & !(LINE - 1);
+        while line < end {
+            // SAFETY: a prefetch neither faults nor changes memory, whatever
+            // the address; SSE is part of the x86-64 baseline.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(line as *const i8) };
+            line += LINE;
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = value;

@@ -62,6 +62,29 @@ impl SlotBits {
     pub fn len(&self) -> usize {
         self.count.load(Relaxed)
     }
+
+    /// The slots in, in order from `start` round to just before it; each
+    /// word of bits is read when the walk reaches it.
+    pub fn iter_from(&self, start: u16) -> impl Iterator<Item = u16> + '_ {
+        let words = self.bits.len();
+        let (first, offset) = (usize::from(start) / 64, start % 64);
+        // Word `first` comes twice: its bits from `start` on, and at the
+        // end of the round the ones before `start`.
+        (0..=words).flat_map(move |i| {
+            let word = (first + i) % words;
+            let mut bits = self.bits[word].load(Relaxed);
+            if i == 0 {
+                bits &= !0 << offset;
+            } else if i == words {
+                bits &= !(!0 << offset);
+            }
+            std::iter::from_fn(move || {
+                let bit = (bits != 0).then(|| bits.trailing_zeros())?;
+                bits &= bits - 1;
+                Some((word * 64) as u16 + bit as u16)
+            })
+        })
+    }
 }
 
 #[cfg(test)]
@@ -79,5 +102,22 @@ mod tests {
         assert!(bits.remove(5) && !bits.remove(5));
         assert!(!bits.contains(5));
         assert_eq!(bits.len(), 1);
+    }
+
+    #[test]
+    fn a_walk_from_any_start_meets_every_slot_once_in_ring_order() {
+        let bits = SlotBits::default();
+        let slots = [5u16, 60, 64, 9000, 16383];
+        for slot in slots {
+            bits.insert(slot);
+        }
+        let walk = |start: u16| bits.iter_from(start).collect::<Vec<_>>();
+        assert_eq!(walk(0), slots);
+        assert_eq!(walk(5), slots);
+        assert_eq!(walk(6), [60, 64, 9000, 16383, 5]);
+        assert_eq!(walk(61), [64, 9000, 16383, 5, 60]);
+        assert_eq!(walk(64), [64, 9000, 16383, 5, 60]);
+        assert_eq!(walk(16383), [16383, 5, 60, 64, 9000]);
+        assert_eq!(SlotBits::default().iter_from(100).count(), 0);
     }
 }
