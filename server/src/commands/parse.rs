@@ -61,6 +61,15 @@ impl<'a> Parser<'a> {
         String::from_utf8_lossy(self.args.get(0).unwrap_or_default()).to_ascii_lowercase()
     }
 
+    /// True if the command was called by a name starting with `prefix`
+    /// (lower-case), in any case: for the forms of one command (`EVALSHA`
+    /// of `EVAL`) without building the name.
+    pub fn called_as(&self, prefix: &str) -> bool {
+        let name = self.args.get(0).unwrap_or_default();
+        name.get(..prefix.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(prefix.as_bytes()))
+    }
+
     /// The wrong-number-of-arguments error for this command, for arity rules the
     /// command table cannot express (pairs, optional trailing arguments).
     pub fn arity_error(&self) -> CommandError {

@@ -147,7 +147,7 @@ struct Eval<'a> {
 
 impl<'a> Command<'a> for Eval<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        let name = p.command_name();
+        let by_sha = p.called_as("evalsha");
         let script = p.arg()?;
         let numkeys = p.next_i64()?;
         if numkeys > p.remaining() as i64 {
@@ -161,7 +161,7 @@ impl<'a> Command<'a> for Eval<'a> {
         let rest = p.rest();
         let mut all = rest.iter();
         let keys = all.by_ref().take(numkeys as usize).collect();
-        let source = match name.starts_with("evalsha") {
+        let source = match by_sha {
             true => Source::Sha(script),
             false => Source::Body(script),
         };

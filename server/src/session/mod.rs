@@ -110,9 +110,9 @@ pub struct Session {
     batch_start: Instant,
     /// When the previous command ended: the start of the next one.
     mark: Instant,
-    /// Wall-clock time at `mark`, worked out when it is set (a command asks
-    /// for it several times).
-    mark_wall: Millis,
+    /// Wall-clock time at `mark`, worked out when first asked for: a command
+    /// asks several times, and after a batch's last command nobody does.
+    mark_wall: Option<Millis>,
 }
 
 impl Session {
@@ -157,7 +157,7 @@ impl Session {
             batch_wall: 0,
             batch_start: now,
             mark: now,
-            mark_wall: 0,
+            mark_wall: Some(0),
         }
     }
 
@@ -166,20 +166,23 @@ impl Session {
         self.batch_start = Instant::now();
         self.batch_wall = clock.now_ms();
         self.mark = self.batch_start;
-        self.mark_wall = self.batch_wall;
+        self.mark_wall = Some(self.batch_wall);
     }
 
     /// The start of the next command and its wall-clock time. One clock read per
     /// command is all timing costs: a command starts where the previous ended.
-    pub fn command_start(&self) -> (Instant, Millis) {
-        (self.mark, self.mark_wall)
+    pub fn command_start(&mut self) -> (Instant, Millis) {
+        let wall = *self.mark_wall.get_or_insert_with(|| {
+            let offset = self.mark.duration_since(self.batch_start).as_millis();
+            self.batch_wall + offset as Millis
+        });
+        (self.mark, wall)
     }
 
     /// Marks the end of a command; returns how long it took in microseconds.
     pub fn command_end(&mut self, started: Instant) -> u64 {
         self.mark = Instant::now();
-        let offset = self.mark.duration_since(self.batch_start).as_millis() as Millis;
-        self.mark_wall = self.batch_wall + offset;
+        self.mark_wall = None;
         self.mark.duration_since(started).as_micros() as u64
     }
 

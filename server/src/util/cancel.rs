@@ -110,7 +110,7 @@ mod tests {
             _ = &mut cancelled => panic!("not cancelled yet"),
             _ = std::future::ready(()) => {}
         }
-        let waiter = tokio::spawn(async move { cancelled.await });
+        let waiter = tokio::spawn(cancelled);
         tokio::time::sleep(Duration::from_millis(10)).await;
         token.cancel();
         tokio::time::timeout(Duration::from_secs(5), waiter)
