@@ -520,6 +520,7 @@ fn paused(
 
 /// A wait for a pause of writes, until `deadline`: the command then runs
 /// again (and is routed again).
+#[cold]
 fn pause_waiter(session: &Session, deadline: Millis) -> Arc<Waiter> {
     let op = crate::blocking::BlockedOp::Paused;
     Arc::new(Waiter::new(
@@ -815,6 +816,9 @@ fn reply_too_large(shared: &Shared, session: &mut Session, cmd: &table::Command)
     CommandError::ReplyTooLarge
 }
 
+/// Answers a command refused before it ran (error paths are cold: out of
+/// the hot code's way).
+#[cold]
 fn reject(shared: &Shared, session: &mut Session, out: &mut Reply, id: usize, err: &CommandError) {
     let command = table::registry().get(id);
     if session.multi.is_some() && command.full_name == "exec" {
@@ -836,6 +840,7 @@ fn reject(shared: &Shared, session: &mut Session, out: &mut Reply, id: usize, er
 }
 
 /// Writes `err` as an error reply and counts it by its code.
+#[cold]
 fn reply_error(shared: &Shared, session: &mut Session, out: &mut Reply, err: &CommandError) {
     out.error(&err.to_string());
     session.stats.error_replies += 1;
@@ -843,11 +848,13 @@ fn reply_error(shared: &Shared, session: &mut Session, out: &mut Reply, err: &Co
 }
 
 /// At most 128 bytes of an argument, for error messages.
+#[cold]
 fn truncate_arg(arg: &[u8]) -> String {
     String::from_utf8_lossy(&arg[..arg.len().min(128)]).into_owned()
 }
 
 /// Redis's error for an unknown command, quoting the first arguments.
+#[cold]
 fn unknown_command(args: Args<'_>) -> CommandError {
     let mut quoted = String::new();
     for arg in args.iter().skip(1) {

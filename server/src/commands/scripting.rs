@@ -383,38 +383,41 @@ impl Drop for Runner<'_, '_> {
 impl Host for Runner<'_, '_> {
     fn call(&mut self, args: Args<'_>, out: &mut Reply) -> Result<(), String> {
         let registry = table::registry();
-        let unknown = || "Unknown Redis command called from script".to_owned();
         let mut command = registry
             .lookup(args.get(0).unwrap_or_default())
-            .ok_or_else(unknown)?;
+            .ok_or_else(unknown_from_script)?;
         let mut skip = 1;
         if command.is_container() && args.len() >= 2 {
             command = registry
                 .lookup_sub(command, args.get(1).unwrap_or_default())
-                .ok_or_else(unknown)?;
+                .ok_or_else(unknown_from_script)?;
             skip = 2;
         }
         if command.spec.handler.is_none() || !command.arity_ok(args.len()) {
-            return Err("Wrong number of args calling Redis command from script".into());
+            return Err(refused(
+                "Wrong number of args calling Redis command from script",
+            ));
         }
         if command.has(NOSCRIPT) {
-            return Err("This Redis command is not allowed from script".into());
+            return Err(refused("This Redis command is not allowed from script"));
         }
         let write = command.has(WRITE);
         if self.read_only && (write || command.has(MAY_REPLICATE)) {
-            return Err("Write commands are not allowed from read-only scripts.".into());
+            return Err(refused(
+                "Write commands are not allowed from read-only scripts.",
+            ));
         }
         // On a stale replica only `stale` commands run, whatever the script.
         let shared = self.shared;
         let stale = !command.has(STALE) && !self.session.master_link;
         if stale && shared.replication.running_stale(&shared.config) {
-            return Err("Can not execute the command on a stale replica".into());
+            return Err(refused("Can not execute the command on a stale replica"));
         }
         // Over maxmemory when the script started: what may grow memory is
         // refused, unless the script wrote already (it stays whole).
         let oom = self.session.oom_at_start && !self.allow_oom && !self.wrote;
         if oom && command.has(DENYOOM) && !self.session.master_link {
-            return Err(format!("-{}", CommandError::OutOfMemory));
+            return Err(refused(format!("-{}", CommandError::OutOfMemory)));
         }
         if write && !self.wrote && !self.session.master_link {
             let flags = crate::replication::Flags {
@@ -426,7 +429,7 @@ impl Host for Runner<'_, '_> {
                 .replication
                 .refusal(&self.shared.config, true, flags);
             if let Some(refusal) = refusal {
-                return Err(format!("-{}", refusal_error(refusal)));
+                return Err(refused(format!("-{}", refusal_error(refusal))));
             }
         }
         let declared = &self.declared;
@@ -706,4 +709,16 @@ impl<'a> Command<'a> for ScriptHelp {
         );
         Ok(())
     }
+}
+
+/// Redis's error for a script calling a command that does not exist.
+fn unknown_from_script() -> String {
+    refused("Unknown Redis command called from script")
+}
+
+/// A `redis.call` refused before its command ran. Cold, so the refusals stay
+/// out of the hot code of every call.
+#[cold]
+fn refused(text: impl Into<String>) -> String {
+    text.into()
 }
