@@ -254,8 +254,8 @@ fn main() {
         }
     );
     println!();
-    println!("| test | -P | ringkv ops/s | Redis ops/s | ratio | ringkv CPU µs/op | Redis CPU µs/op | client CPU (ringkv / Redis) |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| test | -P | ringkv ops/s | Redis ops/s | ratio | ringkv CPU µs/op | Redis CPU µs/op | CPU ratio (median of rounds) | client CPU (ringkv / Redis) |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &pipeline in &o.pipelines {
         let requests = o.requests.unwrap_or(if pipeline <= 1 {
             200_000
@@ -286,6 +286,19 @@ fn main() {
                     }
                 }
             }
+            // Each round's CPU ratio, before the medians sort the samples: the
+            // two servers of one round ran under the same conditions, so the
+            // median ratio is steadier than the ratio of the medians.
+            let mut paired: Vec<f64> = ours
+                .cpu_us
+                .iter()
+                .zip(&theirs.cpu_us)
+                .map(|(o, t)| o / t)
+                .collect();
+            let paired = match paired.is_empty() {
+                true => "-".to_string(),
+                false => format!("{:.3}", median(&mut paired)),
+            };
             let (ours_rps, theirs_rps) = (median(&mut ours.rps), median(&mut theirs.rps));
             let ratio = if theirs_rps > 0.0 {
                 format!("{:.2}x", ours_rps / theirs_rps)
@@ -293,7 +306,7 @@ fn main() {
                 "-".into()
             };
             println!(
-                "| {name} | {pipeline} | {ours_rps:.0} | {theirs_rps:.0} | {ratio} | {:.3} | {:.3} | {:.0}% / {:.0}% |",
+                "| {name} | {pipeline} | {ours_rps:.0} | {theirs_rps:.0} | {ratio} | {:.3} | {:.3} | {paired} | {:.0}% / {:.0}% |",
                 median(&mut ours.cpu_us),
                 median(&mut theirs.cpu_us),
                 100.0 * median(&mut ours.client_load),
