@@ -370,14 +370,21 @@ impl ClusterHandle {
 
     /// `DEBUG CLUSTER-BUS-DROP`: from now on drop the traffic `drop` names for
     /// `node` (`None`: every node), or stop dropping it (`drop` `None`).
+    /// Stopping reopens the links to `node`, as a healed partition would
+    /// ([`Cluster::reset_links`]).
     pub fn set_drop(&self, node: Option<Id>, drop: Option<BusDrop>) {
         let Some(machine) = &self.machine else { return };
-        let mut drops = machine.drops.lock();
-        drops.retain(|(n, _)| *n != node);
-        if let Some(drop) = drop {
-            drops.push((node, drop));
+        {
+            let mut drops = machine.drops.lock();
+            drops.retain(|(n, _)| *n != node);
+            if let Some(drop) = drop {
+                drops.push((node, drop));
+            }
+            machine.dropping.store(!drops.is_empty(), Relaxed);
         }
-        machine.dropping.store(!drops.is_empty(), Relaxed);
+        if drop.is_none() {
+            self.step(|cluster, now| cluster.reset_links(node, now));
+        }
     }
 
     /// Whether traffic from (`inbound`) or to `peer` is to be dropped.

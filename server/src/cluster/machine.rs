@@ -1450,6 +1450,21 @@ impl Cluster {
         self.save = true;
     }
 
+    /// Closes this node's links to `peer` (every peer for `None`), so they
+    /// open again at the next tick, each starting with a ping. For the end of
+    /// a `DEBUG CLUSTER-BUS-DROP`: the frames it threw away on a live link
+    /// are lost for good, and a link whose ping was lost would wait for an
+    /// answer that never comes, while the peer's own pings keep it looking
+    /// alive (rule 7), so a `fail` flag that only its pong clears (rule 13)
+    /// would stay.
+    pub fn reset_links(&mut self, peer: Option<Id>, now: Millis) {
+        for id in self.linked_peers() {
+            if peer.is_none_or(|peer| peer == id) {
+                self.drop_link(id, now);
+            }
+        }
+    }
+
     fn drop_link(&mut self, id: Id, now: Millis) {
         if let Some(node) = self.nodes.get_mut(&id) {
             node.link = LinkState::Down(now);
