@@ -6,7 +6,7 @@
 //! replicas as their requests, beside the keyspace's records.
 
 use super::client::write_help;
-use super::scripting::{flush_mode, kill_busy, may_start, Arguments, ScriptHost};
+use super::scripting::{flush_mode, kill_busy, may_start, ScriptHost};
 use super::table::{self, flag::*, CommandSpec, KeySpec};
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
 use crate::protocol::Args;
@@ -174,16 +174,14 @@ impl<'a> Command<'a> for Fcall<'a> {
         if numkeys < 0 {
             return Err(CommandError::err("Number of keys can't be negative"));
         }
-        let mut all = self.rest.iter();
-        let keys: Arguments<'_> = all.by_ref().take(numkeys as usize).collect();
-        let args: Arguments<'_> = all.collect();
+        let (keys, args) = self.rest.split_at(numkeys as usize);
         let flags = library.functions[index].flags;
         let read_only_command = ctx.name().ends_with("_ro");
         may_start(ctx, flags, read_only_command)?;
         let call = Call {
             name: &self.function,
-            keys: &keys,
-            args: &args,
+            keys,
+            args,
         };
         let mut host = ScriptHost::new(
             ctx,

@@ -24,7 +24,6 @@ use crate::scripting::{
 use crate::session::Session;
 use crate::shared::Shared;
 use crate::util::suspend::{suspend, Resume};
-use smallvec::SmallVec;
 
 /// How long a script waits for the slot of a key it did not declare, held
 /// by another client, before it fails (two scripts could wait on each other).
@@ -135,14 +134,11 @@ enum Source<'a> {
     Sha(&'a [u8]),
 }
 
-/// A script's keys or arguments: most calls pass a few, kept inline.
-pub(super) type Arguments<'a> = SmallVec<[&'a [u8]; 4]>;
-
 /// `EVAL script numkeys [key ...] [arg ...]` and its `SHA` and `_RO` forms.
 struct Eval<'a> {
     source: Source<'a>,
-    keys: Arguments<'a>,
-    args: Arguments<'a>,
+    keys: Args<'a>,
+    args: Args<'a>,
 }
 
 impl<'a> Command<'a> for Eval<'a> {
@@ -158,18 +154,12 @@ impl<'a> Command<'a> for Eval<'a> {
         if numkeys < 0 {
             return Err(CommandError::err("Number of keys can't be negative"));
         }
-        let rest = p.rest();
-        let mut all = rest.iter();
-        let keys = all.by_ref().take(numkeys as usize).collect();
+        let (keys, args) = p.rest().split_at(numkeys as usize);
         let source = match by_sha {
             true => Source::Sha(script),
             false => Source::Body(script),
         };
-        Ok(Eval {
-            source,
-            keys,
-            args: all.collect(),
-        })
+        Ok(Eval { source, keys, args })
     }
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
@@ -213,8 +203,8 @@ impl<'a> Command<'a> for Eval<'a> {
         let name = std::str::from_utf8(&sha).unwrap_or_default();
         let call = Call {
             name,
-            keys: &self.keys,
-            args: &self.args,
+            keys: self.keys,
+            args: self.args,
         };
         let read_only = read_only_command || flags.has(ScriptFlags::NO_WRITES);
         let mut host = ScriptHost::new(ctx, read_only, flags, &call);
@@ -311,14 +301,6 @@ impl<'c, 'a> ScriptHost<'c, 'a> {
         let command = ctx.command.full_name.as_str();
         // The command holds its keys' slots: in a cluster, their one slot.
         let slot = ctx.locks.held().next();
-        let declared = call
-            .keys
-            .iter()
-            .map(|&key| {
-                let slot = ctx.locks.known_slot(key);
-                (key, slot.unwrap_or_else(|| key_slot(key)))
-            })
-            .collect();
         ScriptHost {
             host: Runner {
                 shared: ctx.shared,
@@ -329,7 +311,6 @@ impl<'c, 'a> ScriptHost<'c, 'a> {
                 cross_slot: flags.has(ScriptFlags::ALLOW_CROSS_SLOT),
                 allow_oom: flags.has(ScriptFlags::ALLOW_OOM),
                 slot,
-                declared,
                 wrote: false,
                 call,
                 command,
@@ -357,9 +338,6 @@ pub(super) struct Runner<'c, 'a> {
     allow_oom: bool,
     /// In a cluster, the one slot the script's keys may be in.
     slot: Option<u16>,
-    /// The declared keys and their slots: a command on one of them finds
-    /// its slot without hashing it again.
-    declared: SmallVec<[(&'c [u8], u16); 4]>,
     /// A write command ran.
     wrote: bool,
     /// When the command started.
@@ -432,12 +410,15 @@ impl Host for Runner<'_, '_> {
                 return Err(refused(format!("-{}", refusal_error(refusal))));
             }
         }
-        let declared = &self.declared;
+        // A declared key's slot was found when the script's slots were
+        // locked: a command on it does not hash it again.
+        let (declared, locks) = (self.call.keys, &*self.locks);
         let keys = key_slots_by(command, args, |key| {
             declared
                 .iter()
-                .find(|(declared, _)| *declared == key)
-                .map_or_else(|| key_slot(key), |&(_, slot)| slot)
+                .find(|&declared| declared == key)
+                .and_then(|declared| locks.known_slot(declared))
+                .unwrap_or_else(|| key_slot(key))
         });
         for slot in keys.slots() {
             self.claim(slot, command)?;
@@ -510,7 +491,7 @@ impl Runner<'_, '_> {
             call.keys.len().to_string().into_bytes(),
         ];
         head.into_iter()
-            .chain(call.keys.iter().chain(call.args).map(|a| a.to_vec()))
+            .chain(call.keys.iter().chain(call.args.iter()).map(|a| a.to_vec()))
             .collect()
     }
 }

@@ -196,22 +196,23 @@ impl KeySpec {
     }
 
     /// Positions of the keys (or shard channels) in `args` (the whole request).
-    pub fn positions(self, args: Args<'_>) -> impl Iterator<Item = usize> {
+    pub fn positions(self, args: Args<'_>) -> Positions {
         let argc = args.len() as i32;
         let mut last = if self.last < 0 {
             argc + self.last
         } else {
             self.last.min(argc - 1)
         };
-        let (mut first, step) = (self.first, self.step.max(1));
+        let mut first = self.first;
         if self.keys_option && args.get(first as usize).is_some_and(<[u8]>::is_empty) {
             if let Some(start) = keys_option_start(args, first as usize + 3) {
                 (first, last) = (start as i32, argc - 1);
             }
         }
-        let range = (first..=last)
-            .step_by(step as usize)
-            .filter(move |_| first > 0);
+        let ranged = match first > 0 && last >= first {
+            true => first as usize..last as usize + 1,
+            false => 0..0,
+        };
         let counted = match self.numkeys {
             0 => 0..0,
             at => {
@@ -221,12 +222,49 @@ impl KeySpec {
                     .filter(|&n| n > 0)
                     .unwrap_or(0);
                 let start = at + 1;
-                start..(start.saturating_add(count.min(i64::from(i32::MAX)) as i32)).min(argc)
+                let end = start.saturating_add(count.min(i64::from(i32::MAX)) as i32);
+                start as usize..end.min(argc).max(start) as usize
             }
         };
-        range.chain(counted).map(|p| p as usize)
+        Positions {
+            ranged,
+            step: self.step.max(1) as usize,
+            counted,
+        }
     }
 }
+
+/// The key positions of one request ([`KeySpec::positions`]): a stepped
+/// range, then a counted run. A plain iterator rather than adapters: it runs
+/// on every command and stays small.
+#[derive(Debug, Clone)]
+pub struct Positions {
+    ranged: std::ops::Range<usize>,
+    step: usize,
+    counted: std::ops::Range<usize>,
+}
+
+impl Iterator for Positions {
+    type Item = usize;
+
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        if self.ranged.start < self.ranged.end {
+            let at = self.ranged.start;
+            self.ranged.start = (at + self.step).min(self.ranged.end);
+            return Some(at);
+        }
+        self.counted.next()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let ranged = self.ranged.len().div_ceil(self.step);
+        let n = ranged + self.counted.len();
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for Positions {}
 
 /// Where `MIGRATE`'s keys start after its `KEYS` option, reading the options
 /// from `at` as the command parses them (`AUTH` and `AUTH2` take arguments

@@ -24,6 +24,7 @@
 //! Uses the clock, memory figures and the protocol's number parsing.
 
 pub mod access;
+mod cell;
 mod defrag;
 mod dump;
 mod expire;
@@ -38,7 +39,7 @@ mod walk;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::{Mutex, MutexGuard, RwLock};
+use parking_lot::RwLock;
 use smallvec::SmallVec;
 
 pub use defrag::ActiveDefrag;
@@ -52,6 +53,7 @@ pub use value::{Blob, Entry, Key, Value};
 use crate::clock::Millis;
 use crate::util::slot_bits::SlotBits;
 use access::Tracking;
+use cell::{SlotCell, SlotCells, TableGuard};
 use types::{FencingTokens, TokenOutOfRange};
 
 /// Bytes of bookkeeping per entry beyond the heap data of key and value: the
@@ -59,16 +61,9 @@ use types::{FencingTokens, TokenOutOfRange};
 /// (at the index's average load).
 pub const ENTRY_OVERHEAD: usize = std::mem::size_of::<(Key, Value)>() + 4 + 4;
 
-struct SlotCell {
-    table: Mutex<SlotTable>,
-    /// Mirrors of the table's counts, readable without the lock.
-    len: AtomicU32,
-    volatile: AtomicU32,
-}
-
 /// All keys of the server.
 pub struct Keyspace {
-    slots: Box<[SlotCell]>,
+    slots: SlotCells,
     expired_keys: AtomicU64,
     /// Keep the names of expired keys (keyspace notifications want them).
     record_expired: AtomicBool,
@@ -107,7 +102,7 @@ impl std::fmt::Debug for Keyspace {
 
 /// Exclusive access to one slot's table; counts are published when it is dropped.
 pub struct SlotGuard<'a> {
-    table: MutexGuard<'a, SlotTable>,
+    table: TableGuard<'a>,
     cell: &'a SlotCell,
     slot: u16,
     keyspace: &'a Keyspace,
@@ -185,11 +180,18 @@ impl<'k> KeySlots<'k> {
         mut slot_of: impl FnMut(&[u8]) -> u16,
     ) -> Self {
         let keys = keys.into_iter();
+        let mut slotted = SmallVec::new();
         // Filtered iterators know only an upper bound: reserve it, so that many
         // keys cost one allocation rather than a few regrowths.
         let (low, high) = keys.size_hint();
-        let mut slotted = SmallVec::with_capacity(high.unwrap_or(low));
-        slotted.extend(keys.map(|key| (key, slot_of(key))));
+        let wanted = high.unwrap_or(low);
+        if wanted > slotted.inline_size() {
+            slotted.reserve_exact(wanted);
+        }
+        // A plain loop: `extend`'s generic code is several times the size.
+        for key in keys {
+            slotted.push((key, slot_of(key)));
+        }
         KeySlots(slotted)
     }
 
@@ -516,13 +518,7 @@ impl Keyspace {
     /// An empty keyspace.
     pub fn new() -> Self {
         Keyspace {
-            slots: (0..SLOTS)
-                .map(|_| SlotCell {
-                    table: Mutex::new(SlotTable::default()),
-                    len: AtomicU32::new(0),
-                    volatile: AtomicU32::new(0),
-                })
-                .collect(),
+            slots: SlotCells::new(),
             expired_keys: AtomicU64::new(0),
             record_expired: AtomicBool::new(false),
             feed_active: std::sync::OnceLock::new(),
@@ -616,8 +612,8 @@ impl Keyspace {
 
     /// Locks one slot.
     pub fn lock(&self, slot: u16) -> SlotGuard<'_> {
-        let cell = &self.slots[usize::from(slot)];
-        let mut table = cell.table.lock();
+        let cell = self.slots.cell(slot);
+        let mut table = self.slots.lock(slot);
         self.prepare(&mut table);
         SlotGuard {
             table,
@@ -633,12 +629,12 @@ impl Keyspace {
     /// slot).
     pub fn lock_unless(&self, slot: u16, give_up: &dyn Fn() -> bool) -> Option<SlotGuard<'_>> {
         const SLICE: std::time::Duration = std::time::Duration::from_millis(5);
-        let cell = &self.slots[usize::from(slot)];
+        let cell = self.slots.cell(slot);
         // Free (the usual case): no clock read for a timed wait.
-        let mut table = match cell.table.try_lock() {
+        let mut table = match self.slots.try_lock(slot) {
             Some(table) => table,
             None => loop {
-                if let Some(table) = cell.table.try_lock_for(SLICE) {
+                if let Some(table) = self.slots.try_lock_for(slot, SLICE) {
                     break table;
                 }
                 if give_up() {
@@ -655,17 +651,17 @@ impl Keyspace {
         })
     }
 
-    /// Starts loading `slot`'s lock into the cache, for a command about to
-    /// take it.
+    /// Starts loading `slot`'s table into the cache, for a command about
+    /// to read it.
     #[inline]
     pub fn prefetch(&self, slot: u16) {
-        crate::util::prefetch::prefetch(&self.slots[usize::from(slot)]);
+        self.slots.prefetch(slot);
     }
 
     /// Locks one slot if nobody holds it.
     pub fn try_lock(&self, slot: u16) -> Option<SlotGuard<'_>> {
-        let cell = &self.slots[usize::from(slot)];
-        let mut table = cell.table.try_lock()?;
+        let cell = self.slots.cell(slot);
+        let mut table = self.slots.try_lock(slot)?;
         self.prepare(&mut table);
         Some(SlotGuard {
             table,
@@ -740,7 +736,7 @@ impl Keyspace {
 
     /// Number of keys stored in `slot`, hidden or not, lock-free.
     fn stored_len(&self, slot: u16) -> usize {
-        self.slots[usize::from(slot)].len.load(Ordering::Relaxed) as usize
+        self.slots.cell(slot).len.load(Ordering::Relaxed) as usize
     }
 
     /// Number of keys with a TTL in `slot`, lock-free; 0 while the slot is
@@ -748,9 +744,7 @@ impl Keyspace {
     pub fn slot_volatile(&self, slot: u16) -> usize {
         match self.is_hidden(slot) {
             true => 0,
-            false => self.slots[usize::from(slot)]
-                .volatile
-                .load(Ordering::Relaxed) as usize,
+            false => self.slots.cell(slot).volatile.load(Ordering::Relaxed) as usize,
         }
     }
 
@@ -785,7 +779,7 @@ impl Keyspace {
         }
         (0..SLOTS as u16)
             .filter(|&slot| !self.is_hidden(slot))
-            .map(|slot| load(&self.slots[usize::from(slot)]))
+            .map(|slot| load(self.slots.cell(slot)))
             .sum()
     }
 
@@ -870,7 +864,7 @@ mod tests {
         assert_eq!(locked.key_count(), 4);
         drop(locked);
         assert_eq!(ks.len(), 4);
-        assert!(ks.slots.iter().all(|c| !c.table.is_locked()));
+        assert!((0..SLOTS as u16).all(|slot| ks.slots.try_lock(slot).is_some()));
     }
 
     #[test]

@@ -168,6 +168,21 @@ impl<'a> Args<'a> {
             ..*self
         }
     }
+
+    /// The first `n` arguments (all of them if there are fewer) and the rest.
+    pub fn split_at(&self, n: usize) -> (Args<'a>, Args<'a>) {
+        let (head, tail) = self.spans.split_at(n.min(self.spans.len()));
+        (
+            Args {
+                spans: head,
+                ..*self
+            },
+            Args {
+                spans: tail,
+                ..*self
+            },
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -8,12 +8,13 @@ use ahash::HashMap;
 use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
+use mlua::prelude::{LuaGcIncParams, LuaGcMode};
 use mlua::{Function, HookTriggers, Lua, MultiValue, Table, Value, Variadic, VmState};
 
 use super::convert::{self, error_table, single_field};
 use super::functions::{valid_name, FunctionInfo};
 use super::rand48::Rand48;
-use super::raw::{self, GlobalNames, Inputs};
+use super::raw::{self, GlobalInputs, Inputs};
 use super::registry::ScriptFlags;
 use super::registry::{sha1_hex, Sha};
 use crate::protocol::{Args, Protocol, Reply};
@@ -31,6 +32,10 @@ const SETUP_CHUNK: &str = "=ringkv";
 /// How often a running script is checked ([`Host::interrupt`]): every this
 /// many Lua instructions, as Redis does.
 const CHECK_EVERY: HookTriggers = HookTriggers::new().every_nth_instruction(100_000);
+
+/// Lua's `setpause`: a collection cycle starts when the heap is this many
+/// percent of the live data after the last one (Lua's default is 200).
+const GC_PAUSE: i32 = 400;
 
 /// What scripts' `redis.call` reaches: runs one command inside the running
 /// script's unit of work, writing its reply to `out` in the protocol
@@ -53,9 +58,9 @@ pub struct Call<'r> {
     /// Its name in error messages: the SHA1 of an `EVAL` script.
     pub name: &'r str,
     /// `KEYS`.
-    pub keys: &'r [&'r [u8]],
+    pub keys: Args<'r>,
     /// `ARGV`.
-    pub args: &'r [&'r [u8]],
+    pub args: Args<'r>,
 }
 
 /// A worker's interpreter.
@@ -65,7 +70,7 @@ pub struct Engine {
     /// The real `redis` table (scripts see a read-only view of it).
     redis: Table,
     handler: Function,
-    names: GlobalNames,
+    names: GlobalInputs,
     /// Makes reads of unknown names errors (the globals'; `redis`'s while
     /// a library loads, which may not call commands, as in Redis).
     strict: Table,
@@ -125,6 +130,14 @@ impl Engine {
     /// A fresh interpreter, set up as Redis's.
     pub fn new() -> mlua::Result<Engine> {
         let lua = Lua::new();
+        // A GC cycle when the heap reaches 4x the live data, not Lua's 2x:
+        // each cycle marks all of the interpreter's live data (its
+        // libraries, the compiled scripts), while a script call leaves a
+        // few hundred bytes of garbage. A quarter of the collections for a
+        // heap of a few hundred KiB more.
+        lua.gc_set_mode(LuaGcMode::Incremental(
+            LuaGcIncParams::default().pause(GC_PAUSE),
+        ));
         lua.set_hook(CHECK_EVERY, interrupt)?;
         lua.set_app_data(Rand48::default());
         super::libs::register_all(&lua)?;
@@ -137,7 +150,7 @@ impl Engine {
         redis.raw_set("call", call)?;
         redis.raw_set("pcall", pcall)?;
         let handler = lua.create_function(error_handler)?;
-        let names = GlobalNames::new(&lua)?;
+        let names = GlobalInputs::new(&lua);
         Ok(Engine {
             lua,
             env,

@@ -11,11 +11,11 @@
 //! memory).
 #![allow(unsafe_code)]
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use mlua::{ffi, Function, Lua, LuaString, Value};
+use mlua::{ffi, Function, Lua, Value};
 
 use super::convert::{error_text, format_number, ArgsError};
 use crate::protocol::{Args, Reply};
@@ -26,11 +26,10 @@ const MAX_DEPTH: usize = 64;
 
 /// How a run passes its keys and arguments.
 pub enum Inputs<'a> {
-    /// As the globals `KEYS` and `ARGV` (an `EVAL` script), whose names
-    /// ([`GlobalNames`]) are kept as Lua strings.
-    Globals(&'a [&'a [u8]], &'a [&'a [u8]], &'a GlobalNames),
+    /// As the globals `KEYS` and `ARGV` (an `EVAL` script).
+    Globals(Args<'a>, Args<'a>, &'a GlobalInputs),
     /// As the function's two parameters (`FCALL`).
-    Params(&'a [&'a [u8]], &'a [&'a [u8]]),
+    Params(Args<'a>, Args<'a>),
     /// None (a library's code as it loads).
     None,
 }
@@ -52,19 +51,15 @@ pub fn run(
         unsafe {
             let state = raw.state();
             let base = ffi::lua_gettop(state);
-            if ffi::lua_checkstack(state, 6) == 0 {
+            if ffi::lua_checkstack(state, 8) == 0 {
                 return Err(mlua::Error::runtime("Lua stack overflow"));
             }
             raw.push(handler)?;
             raw.push(function)?;
             let nargs = match inputs {
-                Inputs::Globals(keys, args, names) => {
-                    raw.push(&names.keys)?;
-                    push_array(state, keys);
-                    ffi::lua_rawset(state, ffi::LUA_GLOBALSINDEX);
-                    raw.push(&names.argv)?;
-                    push_array(state, args);
-                    ffi::lua_rawset(state, ffi::LUA_GLOBALSINDEX);
+                Inputs::Globals(keys, args, globals) => {
+                    globals.keys.set(state, keys);
+                    globals.argv.set(state, args);
                     0
                 }
                 Inputs::Params(keys, args) => {
@@ -77,25 +72,130 @@ pub fn run(
             let status = ffi::lua_pcall(state, nargs, 1, base + 1);
             let value = raw.pop_value();
             ffi::lua_settop(state, base);
+            if let Inputs::Globals(_, _, globals) = inputs {
+                globals.keys.check(state);
+                globals.argv.check(state);
+            }
             Ok((status == 0, value))
         }
     })
 }
 
-/// The names `KEYS` and `ARGV`, made once (a name given as text is looked
-/// up in Lua's string table on every use).
-pub struct GlobalNames {
-    keys: LuaString,
-    argv: LuaString,
+/// The globals `KEYS` and `ARGV` of `EVAL` scripts.
+///
+/// Each run refills the same two tables rather than making new ones: a
+/// script call then leaves no garbage but its new strings, so Lua allocates,
+/// frees and collects a fraction of what it would. A script cannot keep a
+/// reference to them past its run (globals and libraries are read-only), but
+/// it may change them; after each run a table that is no longer a plain
+/// array of the entries set is dropped for a new one.
+pub struct GlobalInputs {
+    keys: InputTable,
+    argv: InputTable,
 }
 
-impl GlobalNames {
-    /// The names, in `lua`.
-    pub fn new(lua: &Lua) -> mlua::Result<GlobalNames> {
-        Ok(GlobalNames {
-            keys: lua.create_string("KEYS")?,
-            argv: lua.create_string("ARGV")?,
+impl GlobalInputs {
+    /// The globals' names and tables, in `lua`.
+    pub fn new(lua: &Lua) -> GlobalInputs {
+        GlobalInputs {
+            keys: InputTable::new(lua, "KEYS"),
+            argv: InputTable::new(lua, "ARGV"),
+        }
+    }
+}
+
+/// One of [`GlobalInputs`]: the global's name and its table, kept in Lua's
+/// registry (pushing them is then one indexed read each).
+struct InputTable {
+    name: c_int,
+    table: Cell<c_int>,
+    /// Entries set by the last run.
+    len: Cell<usize>,
+    /// A script changed the table: make a new one for the next run.
+    spoiled: Cell<bool>,
+}
+
+impl InputTable {
+    fn new(lua: &Lua, name: &str) -> InputTable {
+        lua.exec_raw_lua(|raw| {
+            // SAFETY: `raw` is locked and not inside a Lua call: `state` is
+            // its main thread; two slots are used and taken back.
+            unsafe {
+                let state = raw.state();
+                ffi::lua_pushlstring(state, name.as_ptr().cast(), name.len());
+                let name = ffi::luaL_ref(state, ffi::LUA_REGISTRYINDEX);
+                ffi::lua_createtable(state, 0, 0);
+                let table = ffi::luaL_ref(state, ffi::LUA_REGISTRYINDEX);
+                InputTable {
+                    name,
+                    table: Cell::new(table),
+                    len: Cell::new(0),
+                    spoiled: Cell::new(false),
+                }
+            }
         })
+    }
+
+    /// Sets the global to the table holding `items`.
+    ///
+    /// # Safety
+    /// `state` is the main thread of the interpreter this was made in,
+    /// locked, with room for four more slots.
+    unsafe fn set(&self, state: *mut ffi::lua_State, items: Args<'_>) {
+        unsafe {
+            ffi::lua_rawgeti(state, ffi::LUA_REGISTRYINDEX, self.name.into());
+            if self.spoiled.replace(false) {
+                ffi::luaL_unref(state, ffi::LUA_REGISTRYINDEX, self.table.get());
+                push_array(state, items);
+                ffi::lua_pushvalue(state, -1);
+                self.table.set(ffi::luaL_ref(state, ffi::LUA_REGISTRYINDEX));
+            } else {
+                ffi::lua_rawgeti(state, ffi::LUA_REGISTRYINDEX, self.table.get().into());
+                for (i, item) in items.iter().enumerate() {
+                    push_bytes(state, item);
+                    ffi::lua_rawseti(state, -2, i as i64 + 1);
+                }
+                for i in items.len()..self.len.get() {
+                    ffi::lua_pushnil(state);
+                    ffi::lua_rawseti(state, -2, i as i64 + 1);
+                }
+            }
+            self.len.set(items.len());
+            ffi::lua_rawset(state, ffi::LUA_GLOBALSINDEX);
+        }
+    }
+
+    /// After a run: marks the table spoiled unless it is still exactly the
+    /// array the run was given, without a metatable.
+    ///
+    /// # Safety
+    /// As [`InputTable::set`].
+    unsafe fn check(&self, state: *mut ffi::lua_State) {
+        unsafe {
+            ffi::lua_rawgeti(state, ffi::LUA_REGISTRYINDEX, self.table.get().into());
+            let len = self.len.get();
+            let mut plain = ffi::lua_getmetatable(state, -1) == 0;
+            if !plain {
+                ffi::lua_pop(state, 1);
+            }
+            let mut seen = 0;
+            ffi::lua_pushnil(state);
+            while plain && ffi::lua_next(state, -2) != 0 {
+                // Keys 1..=len only (a number key is never converted here).
+                let index = ffi::lua_tonumber(state, -2);
+                plain = ffi::lua_type(state, -2) == ffi::LUA_TNUMBER
+                    && (1.0..=len as f64).contains(&index)
+                    && index.fract() == 0.0;
+                seen += 1;
+                ffi::lua_pop(state, 1);
+            }
+            if !plain {
+                // The walk stopped early: its key is still pushed.
+                ffi::lua_pop(state, 1);
+            }
+            ffi::lua_pop(state, 1);
+            self.spoiled.set(!plain || seen != len);
+        }
     }
 }
 
@@ -103,7 +203,7 @@ impl GlobalNames {
 ///
 /// # Safety
 /// `state` has room for two more slots.
-unsafe fn push_array(state: *mut ffi::lua_State, items: &[&[u8]]) {
+unsafe fn push_array(state: *mut ffi::lua_State, items: Args<'_>) {
     unsafe {
         ffi::lua_createtable(state, items.len().min(i32::MAX as usize) as i32, 0);
         for (i, item) in items.iter().enumerate() {

@@ -3,6 +3,7 @@
 
 pub mod cancel;
 pub mod glob;
+pub mod huge;
 pub mod prefetch;
 pub mod slot_bits;
 pub mod suspend;
