@@ -360,6 +360,48 @@ fn the_sandbox_keeps_scripts_from_the_system_and_from_each_other() {
 }
 
 #[test]
+fn each_run_sees_only_its_own_keys_and_args_whatever_the_last_did_to_them() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    let show = "return {#KEYS, #ARGV, table.concat(KEYS, ','), table.concat(ARGV, ',')}";
+    assert_eq!(
+        eval(&mut raw, show, &["a", "b", "c"], &["x", "y"]),
+        "[:3, :2, $a,b,c, $x,y]"
+    );
+    // Fewer entries than the run before: none of its entries are left.
+    assert_eq!(eval(&mut raw, show, &["d"], &[]), "[:1, :0, $d, $]");
+    // Whatever a script does to KEYS and ARGV, the next run gets plain
+    // arrays of its own.
+    let changes = [
+        "table.remove(KEYS, 1)",
+        "KEYS[1] = nil",
+        "KEYS[9] = 'far'",
+        "KEYS.name = 'field'",
+        "ARGV[0] = 'zero'",
+        "ARGV[1.5] = 'half'",
+        "setmetatable(KEYS, {__index = function() return 'meta' end})",
+        "setmetatable(ARGV, {__len = function() return 99 end})",
+        "table.insert(ARGV, 'more')",
+    ];
+    for change in changes {
+        let script = format!("{change} return 1");
+        assert_eq!(
+            eval(&mut raw, &script, &["k1", "k2"], &["v1"]),
+            ":1",
+            "{change}"
+        );
+        let next = "return {#KEYS, #ARGV, KEYS[1], ARGV[1], KEYS.name or 'none', \
+                    ARGV[0] or 'none', KEYS[9] or 'none', KEYS[3] or 'none', \
+                    getmetatable(KEYS) == nil and 'plain' or 'meta', rawget(ARGV, 1.5) or 'none'}";
+        assert_eq!(
+            eval(&mut raw, next, &["n1"], &["w1"]),
+            "[:1, :1, $n1, $w1, $none, $none, $none, $none, $plain, $none]",
+            "after {change}"
+        );
+    }
+}
+
+#[test]
 fn scripts_are_loaded_listed_flushed_and_bounded() {
     let server = TestServer::start();
     let mut con = server.connect();
