@@ -82,8 +82,6 @@ struct Connection {
     decoder: RequestDecoder,
     output: Reply,
     session: Session,
-    /// Requests run since the last read: a pipelined batch.
-    batch: usize,
 }
 
 /// Serves one client until it disconnects, is killed, or the server shuts down.
@@ -108,7 +106,6 @@ pub async fn serve(shared: Arc<Shared>, stream: std::net::TcpStream, handle: Arc
         decoder: RequestDecoder::new(),
         output: Reply::new(Protocol::Resp2),
         session,
-        batch: 0,
     });
     if let Err(err) = conn.run().await {
         tracing::debug!(client = id, %err, "connection error");
@@ -203,7 +200,6 @@ impl Connection {
                 return Ok(());
             }
             conn.session.stats.net_in += n as u64;
-            conn.batch = 0;
             loop {
                 // A client that sent a script last time likely sends another
                 // (a lock library's): its batch starts on a suspendable stack
@@ -216,14 +212,10 @@ impl Connection {
                 if let Stop::Script { len } = stop {
                     (conn, stop) = process_suspendable(conn, len).await;
                 }
-                // After a pipelined batch, let the other connections with input run
-                // first, so replies leave in one burst after the whole round, as Redis
-                // writes before it sleeps: pipelining clients then find many replies
-                // per wake-up. A single request's reply goes at once: a second poll
-                // of the task would cost it more than the burst saves.
-                if conn.batch > 1 {
-                    tokio::task::yield_now().await;
-                }
+                // Let the other connections with input run first, so replies leave in
+                // one burst after the whole round, as Redis writes before it sleeps:
+                // clients then find many replies per wake-up.
+                tokio::task::yield_now().await;
                 if matches!(stop, Stop::Abort) || !conn.flush(&mut killed).await? {
                     return Ok(());
                 }
@@ -538,7 +530,6 @@ impl Connection {
             decoder,
             output,
             session,
-            batch,
             ..
         } = self;
         output.set_limit(limit);
@@ -568,7 +559,6 @@ impl Connection {
                 Ok(Decoded::Request { consumed: used }) => {
                     let args = decoder.args(buf);
                     consumed += used;
-                    *batch += 1;
                     let ran = run_request(shared, session, output, args);
                     if !matches!(ran, Ran::Blocked(_) | Ran::NeedsStack) {
                         // Big arguments go as soon as their command is done.
