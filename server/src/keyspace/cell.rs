@@ -6,10 +6,13 @@
 //! once. The 16,384 one-byte locks packed together stay in cache instead: the
 //! lock is taken at once, and the table is read only later, by which time the
 //! prefetch issued while the command was routed ([`SlotCells::prefetch`]) has
-//! loaded it.
+//! loaded it. The settings a holder's table works with are written on that
+//! first read too ([`Setup`]): a store to a line still missing holds back
+//! every later store, and after a few dozen the core stalls as if it had
+//! waited.
 #![allow(unsafe_code)]
 
-use std::cell::UnsafeCell;
+use std::cell::{Cell, UnsafeCell};
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::AtomicU32;
@@ -18,7 +21,8 @@ use std::time::Duration;
 use parking_lot::lock_api::{RawMutex as _, RawMutexTimed as _};
 use parking_lot::RawMutex;
 
-use super::table::SlotTable;
+use super::access::Tracking;
+use super::table::{Expiring, SlotTable};
 use crate::keyspace::slot::SLOTS;
 use crate::util::huge::HugeArray;
 
@@ -65,24 +69,31 @@ impl SlotCells {
         self.cells.iter()
     }
 
-    /// Locks `slot`, waiting for its holder.
-    pub fn lock(&self, slot: u16) -> TableGuard<'_> {
+    /// Locks `slot`, waiting for its holder; its table gets `setup()` as it
+    /// is once the wait is over.
+    pub fn lock(&self, slot: u16, setup: impl FnOnce() -> Setup) -> TableGuard<'_> {
         self.locks[usize::from(slot)].lock();
-        self.guard(slot)
+        self.guard(slot, setup())
     }
 
-    /// Locks `slot` if nobody holds it.
-    pub fn try_lock(&self, slot: u16) -> Option<TableGuard<'_>> {
+    /// Locks `slot` if nobody holds it; its table gets `setup`.
+    pub fn try_lock(&self, slot: u16, setup: Setup) -> Option<TableGuard<'_>> {
         self.locks[usize::from(slot)]
             .try_lock()
-            .then(|| self.guard(slot))
+            .then(|| self.guard(slot, setup))
     }
 
-    /// Locks `slot`, waiting for its holder at most `wait`.
-    pub fn try_lock_for(&self, slot: u16, wait: Duration) -> Option<TableGuard<'_>> {
+    /// Locks `slot`, waiting for its holder at most `wait`; its table gets
+    /// `setup()` as it is once the wait is over.
+    pub fn try_lock_for(
+        &self,
+        slot: u16,
+        wait: Duration,
+        setup: impl FnOnce() -> Setup,
+    ) -> Option<TableGuard<'_>> {
         self.locks[usize::from(slot)]
             .try_lock_for(wait)
-            .then(|| self.guard(slot))
+            .then(|| self.guard(slot, setup()))
     }
 
     /// Starts loading `slot`'s cell into the cache, for a command about to
@@ -93,13 +104,26 @@ impl SlotCells {
     }
 
     /// The guard of `slot`, whose lock the caller just took.
-    fn guard(&self, slot: u16) -> TableGuard<'_> {
+    fn guard(&self, slot: u16, setup: Setup) -> TableGuard<'_> {
         TableGuard {
             lock: &self.locks[usize::from(slot)],
             table: &self.cells[usize::from(slot)].table,
+            setup: Cell::new(Some(setup)),
             _not_send: PhantomData,
         }
     }
+}
+
+/// The settings a locked table works with, from the keyspace's state when
+/// it was locked.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Setup {
+    /// Keep the names of expired keys.
+    pub record_expired: bool,
+    /// How accesses are stamped.
+    pub tracking: Tracking,
+    /// What a lookup does with a key past its expiry.
+    pub expiring: Expiring,
 }
 
 /// Exclusive access to one slot's table while its lock is held; dropping it
@@ -107,14 +131,32 @@ impl SlotCells {
 pub(super) struct TableGuard<'a> {
     lock: &'a RawMutex,
     table: &'a UnsafeCell<SlotTable>,
+    /// Written into the table on its first read.
+    setup: Cell<Option<Setup>>,
     /// Unlocked by the thread that locked it, as a `parking_lot` guard.
     _not_send: PhantomData<*mut ()>,
+}
+
+impl TableGuard<'_> {
+    /// Writes the pending [`Setup`] into the table, once.
+    #[inline]
+    fn settle(&self) {
+        if let Some(setup) = self.setup.take() {
+            // SAFETY: the slot's lock is held, and while the setup was
+            // pending no reference to the table had been handed out.
+            let table = unsafe { &mut *self.table.get() };
+            table.record_expired = setup.record_expired;
+            table.tracking = setup.tracking;
+            table.expiring = setup.expiring;
+        }
+    }
 }
 
 impl Deref for TableGuard<'_> {
     type Target = SlotTable;
 
     fn deref(&self) -> &SlotTable {
+        self.settle();
         // SAFETY: the slot's lock is held for as long as this guard lives,
         // so nothing else reaches the table.
         unsafe { &*self.table.get() }
@@ -123,6 +165,7 @@ impl Deref for TableGuard<'_> {
 
 impl DerefMut for TableGuard<'_> {
     fn deref_mut(&mut self) -> &mut SlotTable {
+        self.settle();
         // SAFETY: as in `deref`, and `&mut self` makes this the only borrow.
         unsafe { &mut *self.table.get() }
     }
@@ -140,24 +183,56 @@ impl Drop for TableGuard<'_> {
 mod tests {
     use super::*;
 
+    fn setup() -> Setup {
+        Setup {
+            record_expired: false,
+            tracking: Tracking::default(),
+            expiring: Expiring::Delete,
+        }
+    }
+
+    #[test]
+    fn the_setup_is_in_the_table_from_its_first_read() {
+        let cells = SlotCells::new();
+        let hide = Setup {
+            record_expired: true,
+            expiring: Expiring::Hide,
+            ..setup()
+        };
+        let guard = cells.lock(5, || hide);
+        assert!(guard.record_expired);
+        assert_eq!(guard.expiring, Expiring::Hide);
+        drop(guard);
+        let mut guard = cells.lock(5, setup);
+        guard.expiring = Expiring::Ignore;
+        assert_eq!(
+            guard.expiring,
+            Expiring::Ignore,
+            "a holder's own change stays"
+        );
+        assert!(!guard.record_expired);
+    }
+
     #[test]
     fn a_locked_slot_is_refused_until_its_guard_drops() {
         let cells = SlotCells::new();
-        let guard = cells.lock(7);
-        assert!(cells.try_lock(7).is_none());
-        assert!(cells.try_lock_for(7, Duration::from_millis(5)).is_none());
-        assert!(cells.try_lock(8).is_some(), "other slots are free");
+        let guard = cells.lock(7, setup);
+        assert!(cells.try_lock(7, setup()).is_none());
+        assert!(cells
+            .try_lock_for(7, Duration::from_millis(5), setup)
+            .is_none());
+        assert!(cells.try_lock(8, setup()).is_some(), "other slots are free");
         drop(guard);
-        assert!(cells.try_lock(7).is_some());
+        assert!(cells.try_lock(7, setup()).is_some());
     }
 
     #[test]
     fn a_waiter_gets_the_slot_once_it_is_released() {
         let cells = std::sync::Arc::new(SlotCells::new());
-        let guard = cells.lock(3);
+        let guard = cells.lock(3, setup);
         let waiter = {
             let cells = cells.clone();
-            std::thread::spawn(move || cells.lock(3).len())
+            std::thread::spawn(move || cells.lock(3, setup).len())
         };
         std::thread::sleep(Duration::from_millis(20));
         assert!(!waiter.is_finished());

@@ -53,7 +53,7 @@ pub use value::{Blob, Entry, Key, Value};
 use crate::clock::Millis;
 use crate::util::slot_bits::SlotBits;
 use access::Tracking;
-use cell::{SlotCell, SlotCells, TableGuard};
+use cell::{Setup, SlotCell, SlotCells, TableGuard};
 use types::{FencingTokens, TokenOutOfRange};
 
 /// Bytes of bookkeeping per entry beyond the heap data of key and value: the
@@ -613,8 +613,7 @@ impl Keyspace {
     /// Locks one slot.
     pub fn lock(&self, slot: u16) -> SlotGuard<'_> {
         let cell = self.slots.cell(slot);
-        let mut table = self.slots.lock(slot);
-        self.prepare(&mut table);
+        let table = self.slots.lock(slot, || self.setup());
         SlotGuard {
             table,
             cell,
@@ -631,10 +630,10 @@ impl Keyspace {
         const SLICE: std::time::Duration = std::time::Duration::from_millis(5);
         let cell = self.slots.cell(slot);
         // Free (the usual case): no clock read for a timed wait.
-        let mut table = match self.slots.try_lock(slot) {
+        let table = match self.slots.try_lock(slot, self.setup()) {
             Some(table) => table,
             None => loop {
-                if let Some(table) = self.slots.try_lock_for(slot, SLICE) {
+                if let Some(table) = self.slots.try_lock_for(slot, SLICE, || self.setup()) {
                     break table;
                 }
                 if give_up() {
@@ -642,7 +641,6 @@ impl Keyspace {
                 }
             },
         };
-        self.prepare(&mut table);
         Some(SlotGuard {
             table,
             cell,
@@ -661,8 +659,7 @@ impl Keyspace {
     /// Locks one slot if nobody holds it.
     pub fn try_lock(&self, slot: u16) -> Option<SlotGuard<'_>> {
         let cell = self.slots.cell(slot);
-        let mut table = self.slots.try_lock(slot)?;
-        self.prepare(&mut table);
+        let table = self.slots.try_lock(slot, self.setup())?;
         Some(SlotGuard {
             table,
             cell,
@@ -671,18 +668,20 @@ impl Keyspace {
         })
     }
 
-    /// Hands a just-locked table the settings it works with.
-    fn prepare(&self, table: &mut SlotTable) {
-        table.record_expired = self.record_expired.load(Ordering::Relaxed)
-            || self
-                .feed_active
-                .get()
-                .is_some_and(|active| active.load(Ordering::Relaxed));
-        table.tracking = self.tracking();
-        table.expiring = match self.hide_expired.load(Ordering::Relaxed) {
-            true => Expiring::Hide,
-            false => Expiring::Delete,
-        };
+    /// The settings a table locked now works with.
+    fn setup(&self) -> Setup {
+        Setup {
+            record_expired: self.record_expired.load(Ordering::Relaxed)
+                || self
+                    .feed_active
+                    .get()
+                    .is_some_and(|active| active.load(Ordering::Relaxed)),
+            tracking: self.tracking(),
+            expiring: match self.hide_expired.load(Ordering::Relaxed) {
+                true => Expiring::Hide,
+                false => Expiring::Delete,
+            },
+        }
     }
 
     /// Makes lookups hide keys past their expiry instead of removing them (a
@@ -864,7 +863,7 @@ mod tests {
         assert_eq!(locked.key_count(), 4);
         drop(locked);
         assert_eq!(ks.len(), 4);
-        assert!((0..SLOTS as u16).all(|slot| ks.slots.try_lock(slot).is_some()));
+        assert!((0..SLOTS as u16).all(|slot| ks.slots.try_lock(slot, ks.setup()).is_some()));
     }
 
     #[test]
