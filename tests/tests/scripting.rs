@@ -214,6 +214,7 @@ fn the_sandbox_keeps_scripts_from_the_system_and_from_each_other() {
     let mut raw = server.raw();
     for missing in [
         "loadfile", "dofile", "print", "io", "os", "require", "package", "debug", "module",
+        "getfenv", "setfenv", "newproxy",
     ] {
         let answer = eval(&mut raw, &format!("return {missing}"), &[], &[]);
         assert!(
@@ -235,8 +236,6 @@ fn the_sandbox_keeps_scripts_from_the_system_and_from_each_other() {
         "setmetatable(_G, {})",
         "local g = getmetatable(_G) g.__index = {}",
         "rawset(_G, 'x', 1)",
-        "getfenv(0).redis = nil",
-        "setfenv(0, {})",
         "getmetatable('').__index = {}",
     ];
     for trick in tricks {

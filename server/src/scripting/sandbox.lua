@@ -9,8 +9,8 @@ local api = ...
 local G = _G
 local error, type, rawget, rawset, tostring, pcall =
     error, type, rawget, rawset, tostring, pcall
-local setmetatable, getmetatable, getfenv, setfenv, loadstring =
-    setmetatable, getmetatable, getfenv, setfenv, loadstring
+local setmetatable, getmetatable, setfenv, loadstring =
+    setmetatable, getmetatable, setfenv, loadstring
 
 -- The API is Rust's (C functions, so `return redis.call(...)` keeps the
 -- script's frame for error messages); `call` and `pcall` are set for each run.
@@ -80,20 +80,9 @@ G.setmetatable = function(t, meta)
     if protected[t] or t == G then refuse() end
     return setmetatable(t, meta)
 end
-G.getfenv = function(f)
-    if f == nil then f = 1 end
-    if type(f) == 'number' and f > 0 then f = f + 1 end
-    local found = getfenv(f)
-    if found == G then return env end
-    return found
-end
-G.setfenv = function(f, t)
-    if f == 0 then refuse() end
-    if type(f) == 'number' then f = f + 1 end
-    local target = type(f) == 'function' and f or nil
-    if target and getfenv(target) == G then refuse() end
-    return setfenv(f, t)
-end
+-- As Redis 7, which leaves them out of the scripts' globals: `setfenv(1, t)`
+-- would change a compiled script's environment for every later run.
+G.getfenv, G.setfenv, G.newproxy = nil, nil, nil
 -- Source only (bytecode could crash the interpreter), run in the sandbox.
 G.loadstring = function(source, name)
     if type(source) == 'string' and source:byte(1) == 27 then
