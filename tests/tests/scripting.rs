@@ -245,6 +245,31 @@ fn the_sandbox_keeps_scripts_from_the_system_and_from_each_other() {
             "{trick}: {answer}"
         );
     }
+    // Read-only tables can still be walked and read raw, as Redis 7's.
+    assert_eq!(
+        eval(
+            &mut raw,
+            "local n = 0 for k, v in pairs(string) do if k == 'upper' or k == 'format' then n = n + 1 end end \
+             return {n, type(rawget(string, 'upper')), type(next(redis)), type(rawget(_G, 'cjson'))}",
+            &[],
+            &[]
+        ),
+        "[:2, $function, $string, $table]"
+    );
+    let mut globals = Vec::new();
+    for name in ["redis", "string", "KEYS", "pcall"] {
+        globals.push(eval(
+            &mut raw,
+            &format!("for k in pairs(_G) do if k == '{name}' then return 1 end end return 0"),
+            &[],
+            &[],
+        ));
+    }
+    assert_eq!(globals, [":1", ":1", ":1", ":1"]);
+    assert!(eval(&mut raw, "return pairs(nil)", &[], &[])
+        .contains("bad argument #1 to 'pairs' (table expected, got nil)"));
+    assert!(eval(&mut raw, "return next(nil)", &[], &[])
+        .contains("bad argument #1 to 'next' (table expected, got nil)"));
     // Nothing a script tried changed what the next one sees.
     assert_eq!(
         eval(

@@ -43,6 +43,8 @@ G.dofile, G.loadfile, G.print, G.debug = nil, nil, nil, nil
 -- Read-only views: scripts see proxies of the shared tables, which refuse
 -- writes, so no script can change what the next one runs with.
 local protected = setmetatable({}, { __mode = 'k' })
+-- The table behind each proxy, for reading (see `pairs` below).
+local underlying = setmetatable({}, { __mode = 'k' })
 local function refuse() error('Attempt to modify a readonly table', 2) end
 -- `getmetatable` of a library gives nil, as Redis's (which has none); the
 -- globals' and strings' metatables are shown read-only, as Redis's are.
@@ -52,9 +54,11 @@ local function readonly(t, shown)
     if shown then
         meta.__metatable = setmetatable({}, { __index = shown, __newindex = refuse })
         protected[meta.__metatable] = true
+        underlying[meta.__metatable] = shown
     end
     setmetatable(proxy, meta)
     protected[proxy] = true
+    underlying[proxy] = t
     return proxy
 end
 for _, name in ipairs({ 'redis', 'string', 'math', 'table', 'coroutine',
@@ -79,6 +83,19 @@ end
 G.setmetatable = function(t, meta)
     if protected[t] or t == G then refuse() end
     return setmetatable(t, meta)
+end
+-- Redis 7's read-only tables can still be walked and read raw; a proxy is
+-- empty, so `pairs`, `next` and `rawget` read the table behind it.
+-- (The originals keep their names: argument errors name them as Redis's do.)
+do
+    local next, pairs = next, pairs
+    G.next = function(t, k) return next(underlying[t] or t, k) end
+    G.pairs = function(t)
+        local behind = underlying[t]
+        if behind then return next, behind, nil end
+        return pairs(t)
+    end
+    G.rawget = function(t, k) return rawget(underlying[t] or t, k) end
 end
 -- As Redis 7, which leaves them out of the scripts' globals: `setfenv(1, t)`
 -- would change a compiled script's environment for every later run.
