@@ -76,11 +76,11 @@ impl SlotCells {
         self.guard(slot, setup())
     }
 
-    /// Locks `slot` if nobody holds it; its table gets `setup`.
-    pub fn try_lock(&self, slot: u16, setup: Setup) -> Option<TableGuard<'_>> {
+    /// Locks `slot` if nobody holds it; its table gets `setup()`.
+    pub fn try_lock(&self, slot: u16, setup: impl FnOnce() -> Setup) -> Option<TableGuard<'_>> {
         self.locks[usize::from(slot)]
             .try_lock()
-            .then(|| self.guard(slot, setup))
+            .then(|| self.guard(slot, setup()))
     }
 
     /// Locks `slot`, waiting for its holder at most `wait`; its table gets
@@ -217,13 +217,13 @@ mod tests {
     fn a_locked_slot_is_refused_until_its_guard_drops() {
         let cells = SlotCells::new();
         let guard = cells.lock(7, setup);
-        assert!(cells.try_lock(7, setup()).is_none());
+        assert!(cells.try_lock(7, setup).is_none());
         assert!(cells
             .try_lock_for(7, Duration::from_millis(5), setup)
             .is_none());
-        assert!(cells.try_lock(8, setup()).is_some(), "other slots are free");
+        assert!(cells.try_lock(8, setup).is_some(), "other slots are free");
         drop(guard);
-        assert!(cells.try_lock(7, setup()).is_some());
+        assert!(cells.try_lock(7, setup).is_some());
     }
 
     #[test]

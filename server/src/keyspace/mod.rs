@@ -630,7 +630,7 @@ impl Keyspace {
         const SLICE: std::time::Duration = std::time::Duration::from_millis(5);
         let cell = self.slots.cell(slot);
         // Free (the usual case): no clock read for a timed wait.
-        let table = match self.slots.try_lock(slot, self.setup()) {
+        let table = match self.slots.try_lock(slot, || self.setup()) {
             Some(table) => table,
             None => loop {
                 if let Some(table) = self.slots.try_lock_for(slot, SLICE, || self.setup()) {
@@ -659,7 +659,7 @@ impl Keyspace {
     /// Locks one slot if nobody holds it.
     pub fn try_lock(&self, slot: u16) -> Option<SlotGuard<'_>> {
         let cell = self.slots.cell(slot);
-        let table = self.slots.try_lock(slot, self.setup())?;
+        let table = self.slots.try_lock(slot, || self.setup())?;
         Some(SlotGuard {
             table,
             cell,
@@ -863,7 +863,7 @@ mod tests {
         assert_eq!(locked.key_count(), 4);
         drop(locked);
         assert_eq!(ks.len(), 4);
-        assert!((0..SLOTS as u16).all(|slot| ks.slots.try_lock(slot, ks.setup()).is_some()));
+        assert!((0..SLOTS as u16).all(|slot| ks.slots.try_lock(slot, || ks.setup()).is_some()));
     }
 
     #[test]

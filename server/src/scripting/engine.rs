@@ -70,7 +70,7 @@ pub struct Engine {
     /// The real `redis` table (scripts see a read-only view of it).
     redis: Table,
     handler: Function,
-    names: GlobalInputs,
+    inputs: GlobalInputs,
     /// Makes reads of unknown names errors (the globals'; `redis`'s while
     /// a library loads, which may not call commands, as in Redis).
     strict: Table,
@@ -150,13 +150,13 @@ impl Engine {
         redis.raw_set("call", call)?;
         redis.raw_set("pcall", pcall)?;
         let handler = lua.create_function(error_handler)?;
-        let names = GlobalInputs::new(&lua);
+        let inputs = GlobalInputs::new(&lua);
         Ok(Engine {
             lua,
             env,
             redis,
             handler,
-            names,
+            inputs,
             strict,
             compiled: HashMap::default(),
             functions: HashMap::default(),
@@ -353,7 +353,7 @@ impl Engine {
         RUN.with(|run| run.resp.set(Protocol::Resp2));
         let inputs = match with_arguments {
             true => Inputs::Params(call.keys, call.args),
-            false => Inputs::Globals(call.keys, call.args, &self.names),
+            false => Inputs::Globals(call.keys, call.args, &self.inputs),
         };
         let (ok, result) = super::current::with_host(host, || {
             raw::run(&self.lua, &self.handler, function, inputs)
