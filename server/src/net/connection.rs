@@ -215,7 +215,7 @@ impl Connection {
                 // Let the other connections with input run first, so replies leave in
                 // one burst after the whole round, as Redis writes before it sleeps:
                 // clients then find many replies per wake-up.
-                tokio::task::yield_now().await;
+                crate::util::turn::turn().await;
                 if matches!(stop, Stop::Abort) || !conn.flush(&mut killed).await? {
                     return Ok(());
                 }

@@ -7,6 +7,7 @@ pub mod huge;
 pub mod prefetch;
 pub mod slot_bits;
 pub mod suspend;
+pub mod turn;
 
 use std::net::IpAddr;
 
