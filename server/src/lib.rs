@@ -19,6 +19,7 @@
 // The modules in layers, lowest first: a module uses only modules of the layers
 // before its own (tests/layers.rs checks it).
 // Foundations.
+pub mod bitmap;
 pub mod clock;
 pub mod memory;
 pub mod protocol;

@@ -6,6 +6,7 @@
 //! `RINGKV_SERVER_BIN` to test another build.
 
 pub mod cluster;
+pub mod reference;
 pub mod replication;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ringkv_client::{Cache, Client, Error, Lock, LockMode, LockState, Redlock};
-use ringkv_tests::{have_program, TestServer};
+use ringkv_tests::reference::RedisServer;
+use ringkv_tests::TestServer;
 
 async fn client(server: &TestServer) -> Client {
     Client::connect(&server.url()).await.expect("connect")
@@ -211,48 +212,12 @@ async fn a_guard_whose_server_restarts_without_its_lock_reports_it_lost() {
     drop(server);
 }
 
-/// A `redis-server` on a free loopback port, killed when dropped.
-struct RedisServer(std::process::Child, u16);
-
-impl RedisServer {
-    fn start() -> RedisServer {
-        let port = ringkv_tests::cluster::cluster_ports(1)[0];
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server");
-        let server = RedisServer(child, port);
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_redis_compatible_mode_renews_and_releases_by_script_on_redis_7() {
-    if !have_program("redis-server") {
-        eprintln!("redis-server not installed: skipped");
+    let Some(redis) = RedisServer::start() else {
         return;
-    }
-    let redis = RedisServer::start();
-    let client = Client::connect(&format!("redis://127.0.0.1:{}/", redis.1))
-        .await
-        .unwrap();
+    };
+    let client = Client::connect(&redis.url()).await.unwrap();
     let guard = Lock::new(&client, "compat")
         .mode(LockMode::RedisCompatible)
         .ttl(Duration::from_millis(300))

@@ -436,3 +436,34 @@ fn compare_and_delete_releases_only_the_owners_lock() {
         "ERR wrong number of arguments for 'delifeq' command"
     );
 }
+
+#[test]
+fn strings_edited_in_place_report_the_raw_encoding_as_in_redis() {
+    let server = TestServer::start();
+    let mut con = server.connect();
+    let encoding =
+        |con: &mut redis::Connection, key: &str| -> String { q(con, &["OBJECT", "ENCODING", key]) };
+    q::<()>(&mut con, &["SET", "a", "abc"]);
+    assert_eq!(encoding(&mut con, "a"), "embstr");
+    q::<i64>(&mut con, &["APPEND", "a", "d"]);
+    assert_eq!(encoding(&mut con, "a"), "raw");
+    q::<()>(&mut con, &["SET", "n", "123"]);
+    q::<i64>(&mut con, &["APPEND", "n", "4"]);
+    assert_eq!(encoding(&mut con, "n"), "raw");
+    q::<i64>(&mut con, &["SETRANGE", "m", "2", "x"]);
+    assert_eq!(encoding(&mut con, "m"), "raw");
+    q::<i64>(&mut con, &["SETBIT", "b", "3", "1"]);
+    assert_eq!(encoding(&mut con, "b"), "raw");
+    // Even a bit write that changes nothing, as in Redis.
+    q::<()>(&mut con, &["SET", "s", "hello"]);
+    q::<i64>(&mut con, &["SETBIT", "s", "0", "0"]);
+    assert_eq!(encoding(&mut con, "s"), "raw");
+    // New values are not edits.
+    q::<i64>(&mut con, &["APPEND", "new", "val"]);
+    assert_eq!(encoding(&mut con, "new"), "embstr");
+    q::<()>(&mut con, &["SET", "f", "1.5"]);
+    q::<String>(&mut con, &["INCRBYFLOAT", "f", "1"]);
+    assert_eq!(encoding(&mut con, "f"), "embstr");
+    q::<()>(&mut con, &["SET", "a", "abc"]);
+    assert_eq!(encoding(&mut con, "a"), "embstr");
+}

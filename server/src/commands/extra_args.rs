@@ -72,6 +72,11 @@ const VARIABLE: &[(&str, Extra)] = &[
     ("CLIENT LIST", Syntax),
     ("REPLCONF listening-port 6380", Syntax),
     ("PSYNC ? -1", Syntax),
+    ("BITCOUNT s", Syntax),
+    ("BITPOS s 1", Error("ERR value is not an integer or out of range")),
+    ("BITOP AND d s", Accepted),
+    ("BITFIELD s GET u8 0", Syntax),
+    ("BITFIELD_RO s GET u8 0", Syntax),
     ("COMMAND DOCS get", Accepted),
     (
         "COMMAND GETKEYS get k",

@@ -16,6 +16,7 @@ pub mod error;
 pub mod parse;
 pub mod table;
 
+mod bitmaps;
 pub mod blocking;
 mod cache;
 mod client;
@@ -75,6 +76,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     introspection::COMMANDS,
     debug::COMMANDS,
     strings::COMMANDS,
+    bitmaps::COMMANDS,
     keys::COMMANDS,
     migrate::COMMANDS,
     expire::COMMANDS,

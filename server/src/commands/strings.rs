@@ -64,7 +64,7 @@ pub fn string_bytes(value: &Value) -> Result<Cow<'_, [u8]>, CommandError> {
 
 /// A string value as text to edit in place (an integer becomes its digits);
 /// WRONGTYPE for other types.
-fn as_str(value: &mut Value) -> Result<&mut Str, CommandError> {
+pub(super) fn as_str(value: &mut Value) -> Result<&mut Str, CommandError> {
     if let Value::Int(n) = value {
         *value = Value::Str(Str::new(itoa::Buffer::new().format(*n).as_bytes()));
     }

@@ -140,7 +140,8 @@ impl Value {
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::Int(_) => "int",
-            Value::Str(s) if s.len() <= EMBSTR_MAX => "embstr",
+            // As Redis: a string edited in place is `raw` at any length.
+            Value::Str(s) if s.len() <= EMBSTR_MAX && !s.edited() => "embstr",
             Value::Str(_) => "raw",
             Value::List(l) => l.encoding(),
             Value::Hash(h) => h.encoding(),

@@ -22,7 +22,7 @@ const PREALLOC_MAX: usize = 1 << 20;
 pub enum Str {
     /// Short: the bytes in place.
     Inline {
-        /// Bytes used in `buf`.
+        /// Bytes used in `buf`, with [`EDITED_INLINE`] set once edited.
         len: u8,
         /// The bytes.
         buf: [u8; INLINE_MAX],
@@ -33,7 +33,8 @@ pub enum Str {
     Heap {
         /// The allocation: the string, then `spare` unused bytes.
         buf: Box<[u8]>,
-        /// Unused bytes at the end of `buf`.
+        /// Unused bytes at the end of `buf`, with [`EDITED_HEAP`] set once
+        /// edited.
         spare: u32,
     },
     /// A large request argument, in the buffer the connection received it into.
@@ -41,6 +42,15 @@ pub enum Str {
     /// shared, and grows it by the same rule as `Heap`.
     Shared(Arc<Vec<u8>>),
 }
+
+/// Set in an inline string's length once the string has been edited in
+/// place: Redis then reports its encoding as `raw`, whatever its length
+/// (lengths need 5 bits).
+const EDITED_INLINE: u8 = 0x80;
+
+/// The same flag in a heap string's spare room (below 2^31: 1 MiB beyond a
+/// length limited to 512 MiB).
+const EDITED_HEAP: u32 = 1 << 31;
 
 /// The capacity Redis's `sdsMakeRoomFor` gives a string growing to `len`
 /// bytes: double below 1 MiB, 1 MiB of room above.
@@ -96,15 +106,28 @@ impl Str {
         }
         let mut buf = vec![0; end].into_boxed_slice();
         buf[offset..].copy_from_slice(bytes);
-        Str::Heap { buf, spare: 0 }
+        Str::Heap {
+            buf,
+            spare: EDITED_HEAP,
+        }
     }
 
     /// The bytes.
     pub fn as_bytes(&self) -> &[u8] {
         match self {
-            Str::Inline { len, buf } => &buf[..usize::from(*len)],
-            Str::Heap { buf, spare } => &buf[..buf.len() - *spare as usize],
+            Str::Inline { len, buf } => &buf[..usize::from(*len & !EDITED_INLINE)],
+            Str::Heap { buf, spare } => &buf[..buf.len() - (*spare & !EDITED_HEAP) as usize],
             Str::Shared(bytes) => bytes,
+        }
+    }
+
+    /// True once the string has been edited in place (`APPEND`, `SETRANGE`,
+    /// `SETBIT`...), or made by padding, as Redis's `raw` strings are.
+    pub fn edited(&self) -> bool {
+        match self {
+            Str::Inline { len, .. } => len & EDITED_INLINE != 0,
+            Str::Heap { spare, .. } => spare & EDITED_HEAP != 0,
+            Str::Shared(_) => true,
         }
     }
 
@@ -147,6 +170,17 @@ impl Str {
         buf[offset..end].copy_from_slice(bytes);
     }
 
+    /// Zero-pads the string to at least `len` bytes and returns its bytes to
+    /// edit in place (`SETBIT`, `BITFIELD`).
+    pub fn grow_zeroed(&mut self, len: usize) -> &mut [u8] {
+        let old = self.len();
+        let buf = self.resize(len.max(old));
+        if len > old {
+            buf[old..].fill(0);
+        }
+        buf
+    }
+
     /// Makes the string `new_len` bytes long (at least its length) and returns
     /// its bytes to write; bytes past the old length are unspecified. Grows the
     /// allocation only when it has no room left, by Redis's rule.
@@ -161,12 +195,12 @@ impl Str {
         }
         match self {
             Str::Inline { len, buf } => {
-                *len = new_len as u8;
+                *len = new_len as u8 | EDITED_INLINE;
                 &mut buf[..new_len]
             }
             Str::Heap { buf, spare } => {
                 // At most the old room (or what `reallocate` left), so it fits.
-                *spare = (buf.len() - new_len) as u32;
+                *spare = (buf.len() - new_len) as u32 | EDITED_HEAP;
                 &mut buf[..new_len]
             }
             Str::Shared(bytes) => {
@@ -229,6 +263,27 @@ impl std::fmt::Debug for Str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn edits_in_place_mark_the_string_as_edited() {
+        let short = Str::new(b"abc");
+        let long = Str::new(&[b'x'; 30]);
+        assert!(!short.edited() && !long.edited());
+        for mut s in [short, long] {
+            let len = s.len();
+            s.write_at(1, b"y");
+            assert!(s.edited());
+            assert_eq!(s.len(), len);
+            s.append(b"z");
+            assert_eq!(s.len(), len + 1);
+            assert!(s.as_bytes().ends_with(b"z"));
+        }
+        assert!(Str::padded(3, b"a").edited() && Str::padded(40, b"a").edited());
+        let mut grown = Str::new(&[b'x'; 10]);
+        grown.append(&[b'y'; 20]);
+        assert!(grown.edited());
+        assert_eq!(grown.len(), 30);
+    }
 
     #[test]
     fn short_strings_are_inline_and_long_ones_exact() {
