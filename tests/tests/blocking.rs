@@ -187,3 +187,110 @@ fn a_served_blocked_move_notifies_and_touches_watches_like_the_command() {
         ["job-1"]
     );
 }
+
+#[test]
+fn zmpop_and_bzmpop_pop_from_the_first_sorted_set_that_exists() {
+    let server = TestServer::start();
+    let mut con = server.connect();
+    q::<i64>(&mut con, &["ZADD", "z", "1", "a", "2", "b", "3", "c"]);
+    let mut raw = server.raw();
+    assert_eq!(
+        raw.call(&["ZMPOP", "2", "none", "z", "MIN"]),
+        "[$z, [[$a, $1]]]"
+    );
+    assert_eq!(
+        raw.call(&["ZMPOP", "1", "z", "max", "COUNT", "5"]),
+        "[$z, [[$c, $3], [$b, $2]]]"
+    );
+    assert_eq!(q::<i64>(&mut con, &["EXISTS", "z"]), 0);
+    assert_eq!(raw.call(&["ZMPOP", "1", "z", "MIN"]), "(nil)");
+    for (args, error) in [
+        (
+            &["ZMPOP", "0", "z", "MIN"][..],
+            "ERR numkeys should be greater than 0",
+        ),
+        (
+            &["ZMPOP", "x", "z", "MIN"],
+            "ERR numkeys should be greater than 0",
+        ),
+        (&["ZMPOP", "3", "z", "MIN"], "ERR syntax error"),
+        (&["ZMPOP", "1", "z", "MID"], "ERR syntax error"),
+        (
+            &["ZMPOP", "1", "z", "MIN", "COUNT", "0"],
+            "ERR count should be greater than 0",
+        ),
+        (
+            &["ZMPOP", "1", "z", "MIN", "COUNT", "1", "COUNT", "2"],
+            "ERR syntax error",
+        ),
+        (
+            &["BZMPOP", "-1", "1", "z", "MIN"],
+            "ERR timeout is negative",
+        ),
+        (
+            &["BZMPOP", "x", "1", "z", "MIN"],
+            "ERR timeout is not a float or out of range",
+        ),
+    ] {
+        assert_eq!(ringkv_tests::expect_err(&mut con, args), error, "{args:?}");
+    }
+    q::<()>(&mut con, &["SET", "s", "x"]);
+    assert!(
+        ringkv_tests::expect_err(&mut con, &["ZMPOP", "2", "s", "z", "MIN"])
+            .starts_with("WRONGTYPE")
+    );
+    // Blocked, then served with up to COUNT members, in the BZMPOP shape.
+    let mut waiter = server.raw();
+    waiter.send_command(&["BZMPOP", "0", "2", "z1", "z2", "MAX", "COUNT", "2"]);
+    let mut single = server.raw();
+    single.send_command(&["BZPOPMAX", "z2", "0"]);
+    wait_blocked(&server, 2);
+    q::<i64>(&mut con, &["ZADD", "z2", "1", "x", "2", "y", "3", "z"]);
+    assert_eq!(waiter.reply_text(), "[$z2, [[$z, $3], [$y, $2]]]");
+    assert_eq!(single.reply_text(), "[$z2, $x, $1]");
+    assert_eq!(q::<i64>(&mut con, &["EXISTS", "z2"]), 0);
+    // A timeout answers a null array; RESP3 scores are doubles.
+    assert_eq!(raw.call(&["BZMPOP", "0.01", "1", "z2", "MIN"]), "(nil)");
+    let mut resp3 = server.raw();
+    resp3.send_command(&["HELLO", "3"]);
+    resp3.set_resp3(true);
+    resp3.reply_text();
+    q::<i64>(&mut con, &["ZADD", "z3", "1.5", "a"]);
+    assert_eq!(
+        resp3.call(&["ZMPOP", "1", "z3", "MIN"]),
+        "[$z3, [[$a, ,1.5]]]"
+    );
+}
+
+#[test]
+fn sorted_set_pops_announce_the_pop_then_the_deletion() {
+    let server = TestServer::start_with(&["--notify-keyspace-events", "KEA"]);
+    let mut con = server.connect();
+    let mut sub = server.raw();
+    sub.call(&["PSUBSCRIBE", "__keyevent@0__:*"]);
+    let mut event = || {
+        let text = sub.reply_text();
+        let parts: Vec<String> = text
+            .trim_matches(['[', ']'])
+            .split(", ")
+            .map(str::to_owned)
+            .collect();
+        format!(
+            "{} {}",
+            parts[2].trim_start_matches("$__keyevent@0__:"),
+            &parts[3][1..]
+        )
+    };
+    q::<i64>(&mut con, &["ZADD", "z", "1", "a", "2", "b"]);
+    assert_eq!(event(), "zadd z");
+    q::<redis::Value>(&mut con, &["ZPOPMIN", "z"]);
+    assert_eq!(event(), "zpopmin z");
+    q::<redis::Value>(&mut con, &["ZPOPMAX", "z"]);
+    assert_eq!(event(), "zpopmax z");
+    assert_eq!(event(), "del z");
+    q::<i64>(&mut con, &["ZADD", "y", "1", "a"]);
+    assert_eq!(event(), "zadd y");
+    q::<redis::Value>(&mut con, &["ZMPOP", "1", "y", "MAX", "COUNT", "3"]);
+    assert_eq!(event(), "zpopmax y");
+    assert_eq!(event(), "del y");
+}

@@ -52,10 +52,14 @@ pub enum BlockedOp {
         /// of a destination list the move creates.
         limits: EncodingLimits,
     },
-    /// Pop a sorted set's lowest (or highest) member: `[key, member, score]`.
+    /// Pop a sorted set's lowest (or highest) member, replied as `[key,
+    /// member, score]` (BZPOPMIN), or up to `count` replied as `[key, [[member,
+    /// score] ...]]` (BZMPOP).
     ZPop {
         /// Pop the highest instead.
         max: bool,
+        /// `Some` for BZMPOP's reply shape.
+        count: Option<usize>,
     },
     /// Read a key being filled (`CACHE.GET ... WAIT`): replies what the fill
     /// stored, or a new lease if the filler's lease ran out.
@@ -105,14 +109,15 @@ pub enum Outcome {
         /// BLMPOP: the elements are replied as a nested array.
         counted: bool,
     },
-    /// Popped a sorted set's lowest or highest member.
+    /// Popped a sorted set's lowest or highest members (`counted` for BZMPOP's
+    /// reply shape).
     ZPop {
         /// The sorted set.
         key: Vec<u8>,
-        /// The member.
-        member: Vec<u8>,
-        /// Its score.
-        score: f64,
+        /// The members and their scores, in the order popped.
+        popped: Vec<(Vec<u8>, f64)>,
+        /// BZMPOP: the pairs are replied as nested arrays.
+        counted: bool,
     },
     /// Moved an element to the destination list (BLMOVE): the element.
     Moved(Vec<u8>),

@@ -8,8 +8,10 @@
 use std::sync::Arc;
 
 use super::access::read;
-use super::lists::{move_element, MPopArgs};
+use super::lists::{move_element, parse_end};
+use super::parse::MPopArgs;
 use super::table::{flag::*, CommandSpec, KeySpec};
+use super::zsets::{parse_min_max, zmpop};
 use super::CacheRead;
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
 use crate::blocking::{BlockedOp, Outcome, Waiter};
@@ -31,6 +33,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("blmove", 6, WRITE | DENYOOM | BLOCKING, "list", "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.", handler!(BLMove<'_>)).keys(KeySpec::range(1, 2, 1)).since("6.2.0"),
     CommandSpec::new("brpoplpush", 4, WRITE | DENYOOM | BLOCKING, "list", "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.", handler!(BLMove<'_>)).keys(KeySpec::range(1, 2, 1)).since("2.2.0"),
     CommandSpec::new("bzpopmin", -3, WRITE | FAST | BLOCKING, "sorted-set", "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", handler!(BZPop<'_>)).keys(KEYS_THEN_TIMEOUT).since("5.0.0"),
+    CommandSpec::new("bzmpop", -5, WRITE | BLOCKING, "sorted-set", "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", handler!(BZMPop<'_>)).keys(KeySpec::counted(2)).since("7.0.0"),
     CommandSpec::new("bzpopmax", -3, WRITE | FAST | BLOCKING, "sorted-set", "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", handler!(BZPop<'_>)).keys(KEYS_THEN_TIMEOUT).since("5.0.0"),
 ];
 
@@ -97,11 +100,31 @@ pub fn write_outcome(shared: &Shared, session: &mut Session, outcome: &Outcome, 
                 out.bulk(item);
             }
         }
-        Outcome::ZPop { key, member, score } => {
-            out.array(3);
+        Outcome::ZPop {
+            key,
+            popped,
+            counted: false,
+        } => {
+            out.array(1 + 2 * popped.len());
             out.bulk(key);
-            out.bulk(member);
-            out.double(*score);
+            for (member, score) in popped {
+                out.bulk(member);
+                out.double(*score);
+            }
+        }
+        Outcome::ZPop {
+            key,
+            popped,
+            counted: true,
+        } => {
+            out.array(2);
+            out.bulk(key);
+            out.array(popped.len());
+            for (member, score) in popped {
+                out.array(2);
+                out.bulk(member);
+                out.double(*score);
+            }
         }
         Outcome::Moved(item) => out.bulk(item),
         Outcome::Cached(Some(value)) => super::cache_reply(out, CacheRead::Value(value.into())),
@@ -174,7 +197,7 @@ impl<'a> Command<'a> for BPop<'a> {
 /// `BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]`.
 struct BLMPop<'a> {
     timeout: u64,
-    args: MPopArgs<'a>,
+    args: MPopArgs<'a, End>,
 }
 
 impl<'a> Command<'a> for BLMPop<'a> {
@@ -182,7 +205,7 @@ impl<'a> Command<'a> for BLMPop<'a> {
         let timeout = parse_timeout(p.arg()?)?;
         Ok(BLMPop {
             timeout,
-            args: MPopArgs::parse(p)?,
+            args: MPopArgs::parse(p, parse_end)?,
         })
     }
 
@@ -292,7 +315,41 @@ impl<'a> Command<'a> for BZPop<'a> {
             }
         }
         let keys = self.keys.iter().map(|k| k.to_vec()).collect();
-        block(ctx, keys, BlockedOp::ZPop { max }, self.timeout);
+        block(
+            ctx,
+            keys,
+            BlockedOp::ZPop { max, count: None },
+            self.timeout,
+        );
+        Ok(())
+    }
+}
+
+/// `BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]`.
+struct BZMPop<'a> {
+    timeout: u64,
+    args: MPopArgs<'a, bool>,
+}
+
+impl<'a> Command<'a> for BZMPop<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        let timeout = parse_timeout(p.arg()?)?;
+        Ok(BZMPop {
+            timeout,
+            args: MPopArgs::parse(p, parse_min_max)?,
+        })
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        if zmpop(&self.args, ctx)? {
+            return Ok(());
+        }
+        let keys = self.args.keys.iter().map(|k| k.to_vec()).collect();
+        let op = BlockedOp::ZPop {
+            max: self.args.end,
+            count: Some(self.args.count),
+        };
+        block(ctx, keys, op, self.timeout);
         Ok(())
     }
 }

@@ -77,6 +77,8 @@ const VARIABLE: &[(&str, Extra)] = &[
     ("BITOP AND d s", Accepted),
     ("BITFIELD s GET u8 0", Syntax),
     ("BITFIELD_RO s GET u8 0", Syntax),
+    ("ZMPOP 1 z MIN", Syntax),
+    ("BZMPOP 1 1 z MIN", Syntax),
     ("COMMAND DOCS get", Accepted),
     (
         "COMMAND GETKEYS get k",

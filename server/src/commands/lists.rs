@@ -1,6 +1,7 @@
 //! List commands: pushes and pops at both ends, ranges, indexes, moves.
 
 use super::access::{create, modify, read};
+use super::parse::MPopArgs;
 use super::table::{flag::*, CommandSpec, Handler, KeySpec};
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
 use crate::keyspace::types::{clamp_range, End, List};
@@ -494,7 +495,8 @@ impl<'a> Command<'a> for Pos<'a> {
     }
 }
 
-fn parse_end(arg: &[u8]) -> Result<End, CommandError> {
+/// Parses `LEFT` or `RIGHT`.
+pub fn parse_end(arg: &[u8]) -> Result<End, CommandError> {
     match arg.to_ascii_uppercase().as_slice() {
         b"LEFT" => Ok(End::Left),
         b"RIGHT" => Ok(End::Right),
@@ -570,43 +572,7 @@ impl<'a> Command<'a> for Move<'a> {
     }
 }
 
-/// The arguments shared by `LMPOP` and `BLMPOP`: keys, end, count.
-pub struct MPopArgs<'a> {
-    /// The lists, tried in order.
-    pub keys: Vec<&'a [u8]>,
-    /// Which end to pop from.
-    pub end: End,
-    /// Most elements to pop.
-    pub count: usize,
-}
-
-impl<'a> MPopArgs<'a> {
-    /// Parses `numkeys key [key ...] LEFT|RIGHT [COUNT count]`.
-    pub fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        const NO_KEYS: &str = "numkeys should be greater than 0";
-        let numkeys = p.next_i64_or(NO_KEYS)?;
-        if numkeys <= 0 {
-            return Err(CommandError::err(NO_KEYS));
-        }
-        if numkeys as usize > p.remaining() {
-            return Err(CommandError::Syntax);
-        }
-        let keys = (0..numkeys)
-            .map(|_| p.arg())
-            .collect::<Result<Vec<_>, _>>()?;
-        let end = parse_end(p.arg()?)?;
-        let mut count = 1;
-        if p.eat("COUNT") {
-            const NOT_POSITIVE: &str = "count should be greater than 0";
-            let n = p.next_i64_or(NOT_POSITIVE)?;
-            if n <= 0 {
-                return Err(CommandError::err(NOT_POSITIVE));
-            }
-            count = n as usize;
-        }
-        Ok(MPopArgs { keys, end, count })
-    }
-
+impl MPopArgs<'_, End> {
     /// Pops from the first non-empty list and replies `[key, [elements]]`; false
     /// (nothing written) when every list is empty or missing.
     pub fn pop(&self, ctx: &mut Ctx<'_, '_>) -> Result<bool, CommandError> {
@@ -648,11 +614,11 @@ impl<'a> MPopArgs<'a> {
 }
 
 /// `LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]`.
-struct MPop<'a>(MPopArgs<'a>);
+struct MPop<'a>(MPopArgs<'a, End>);
 
 impl<'a> Command<'a> for MPop<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        MPopArgs::parse(p).map(MPop)
+        MPopArgs::parse(p, parse_end).map(MPop)
     }
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {

@@ -185,6 +185,48 @@ impl<'a> Parser<'a> {
     }
 }
 
+/// The arguments of the multi-key pops (`LMPOP`, `ZMPOP` and their blocking
+/// forms): `numkeys key [key ...] <end> [COUNT count]`.
+pub struct MPopArgs<'a, E> {
+    /// The keys, tried in order.
+    pub keys: Vec<&'a [u8]>,
+    /// Which end to pop from (`LEFT`/`RIGHT`, `MIN`/`MAX`).
+    pub end: E,
+    /// Most elements to pop.
+    pub count: usize,
+}
+
+impl<'a, E> MPopArgs<'a, E> {
+    /// Parses them, the end with `end`, with Redis's errors.
+    pub fn parse(
+        p: &mut Parser<'a>,
+        end: impl FnOnce(&[u8]) -> Result<E, CommandError>,
+    ) -> Result<Self, CommandError> {
+        const NO_KEYS: &str = "numkeys should be greater than 0";
+        let numkeys = p.next_i64_or(NO_KEYS)?;
+        if numkeys <= 0 {
+            return Err(CommandError::err(NO_KEYS));
+        }
+        if numkeys as usize > p.remaining() {
+            return Err(CommandError::Syntax);
+        }
+        let keys = (0..numkeys)
+            .map(|_| p.arg())
+            .collect::<Result<Vec<_>, _>>()?;
+        let end = end(p.arg()?)?;
+        let mut count = 1;
+        if p.eat("COUNT") {
+            const NOT_POSITIVE: &str = "count should be greater than 0";
+            let n = p.next_i64_or(NOT_POSITIVE)?;
+            if n <= 0 {
+                return Err(CommandError::err(NOT_POSITIVE));
+            }
+            count = n as usize;
+        }
+        Ok(MPopArgs { keys, end, count })
+    }
+}
+
 /// An option name, upper-cased for comparison (options are short; longer
 /// arguments never match a keyword).
 #[derive(Debug, Clone, Copy)]

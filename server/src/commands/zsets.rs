@@ -4,6 +4,7 @@
 use indexmap::IndexMap;
 
 use super::access::{create, modify, read};
+use super::parse::MPopArgs;
 use super::random::Picks;
 use super::scan::{CursorArgs, ScanReply};
 use super::table::{flag::*, CommandSpec, Handler, KeySpec};
@@ -52,6 +53,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec("zrevrank", -3, READONLY | FAST, ONE, "2.0.0", "Returns the index of a member in a sorted set ordered by descending scores.", handler!(ZRank<'_>)),
     spec("zpopmin", -2, WRITE | FAST, ONE, "5.0.0", "Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.", handler!(ZPop<'_>)),
     spec("zpopmax", -2, WRITE | FAST, ONE, "5.0.0", "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.", handler!(ZPop<'_>)),
+    spec("zmpop", -4, WRITE, KeySpec::counted(1), "7.0.0", "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.", handler!(ZMPop<'_>)),
     spec("zremrangebyscore", 4, WRITE, ONE, "1.2.0", "Removes members in a sorted set within a range of scores. Deletes the sorted set if all members were removed.", handler!(ZRemRange<'_>)),
     spec("zremrangebyrank", 4, WRITE, ONE, "2.0.0", "Removes members in a sorted set within a range of indexes. Deletes the sorted set if all members were removed.", handler!(ZRemRange<'_>)),
     spec("zremrangebylex", 4, WRITE, ONE, "2.8.9", "Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed.", handler!(ZRemRange<'_>)),
@@ -652,6 +654,66 @@ pub fn pop(z: &mut ZSet, count: usize, max: bool) -> Vec<(Vec<u8>, f64)> {
     }
 }
 
+/// Parses `MIN` or `MAX`: true to pop the highest scores.
+pub fn parse_min_max(arg: &[u8]) -> Result<bool, CommandError> {
+    match arg.to_ascii_uppercase().as_slice() {
+        b"MIN" => Ok(false),
+        b"MAX" => Ok(true),
+        _ => Err(CommandError::Syntax),
+    }
+}
+
+/// The pop of `ZMPOP` and `BZMPOP`: from the first of `args.keys` that exists,
+/// replied `[key, [[member, score] ...]]` and replicated as `ZPOPMIN|ZPOPMAX key
+/// count`. False when none exists (nothing replied).
+pub fn zmpop(args: &MPopArgs<'_, bool>, ctx: &mut Ctx<'_, '_>) -> Result<bool, CommandError> {
+    let max = args.end;
+    for &key in &args.keys {
+        let table = ctx.locks.table(key);
+        let Some(zset) = modify::<ZSet>(table, key, ctx.now)? else {
+            continue;
+        };
+        let popped = pop(zset, args.count, max);
+        let emptied = table.remove_if_empty(key, ctx.now);
+        ctx.out.array(2);
+        ctx.out.bulk(key);
+        ctx.out.array(popped.len());
+        for (member, score) in &popped {
+            ctx.out.array(2);
+            ctx.out.bulk(member);
+            ctx.out.double(*score);
+        }
+        let (event, name): (_, &[u8]) = match max {
+            true => ("zpopmax", b"ZPOPMAX"),
+            false => ("zpopmin", b"ZPOPMIN"),
+        };
+        ctx.changed_by(popped.len() as u64, notify::ZSET, event, key);
+        if emptied {
+            ctx.emptied(key);
+        }
+        let mut count = itoa::Buffer::new();
+        ctx.propagate(&[name, key, count.format(popped.len()).as_bytes()]);
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// `ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]`.
+struct ZMPop<'a>(MPopArgs<'a, bool>);
+
+impl<'a> Command<'a> for ZMPop<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        MPopArgs::parse(p, parse_min_max).map(ZMPop)
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        if !zmpop(&self.0, ctx)? {
+            ctx.out.null_array();
+        }
+        Ok(())
+    }
+}
+
 /// `ZPOPMIN`/`ZPOPMAX key [count]`.
 struct ZPop<'a> {
     key: &'a [u8],
@@ -679,7 +741,7 @@ impl<'a> Command<'a> for ZPop<'a> {
             Some(z) => pop(z, self.count.unwrap_or(1), max),
             None => Vec::new(),
         };
-        table.remove_if_empty(self.key, ctx.now);
+        let emptied = table.remove_if_empty(self.key, ctx.now);
         if !popped.is_empty() {
             ctx.changed_by(
                 popped.len() as u64,
@@ -687,6 +749,9 @@ impl<'a> Command<'a> for ZPop<'a> {
                 if max { "zpopmax" } else { "zpopmin" },
                 self.key,
             );
+        }
+        if emptied {
+            ctx.emptied(self.key);
         }
         match self.count {
             // Without a count, one flat pair even in RESP3.

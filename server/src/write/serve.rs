@@ -90,24 +90,31 @@ fn serve_one(
                 counted: count.is_some(),
             }
         }
-        BlockedOp::ZPop { max } => {
+        BlockedOp::ZPop { max, count } => {
             let table = locks.table(key);
             let zset = match table.get(key, now)?.value {
                 Value::ZSet(z) if !z.is_empty() => z,
                 _ => return None,
             };
-            let (member, score) = zset.pop_end(*max)?;
+            let n = count.unwrap_or(1).min(zset.len());
+            let pairs: Vec<(Vec<u8>, f64)> = (0..n).filter_map(|_| zset.pop_end(*max)).collect();
             let deleted = table.remove_if_empty(key, now);
             let (event, pop): (_, &[u8]) = match max {
                 true => ("zpopmax", b"ZPOPMAX"),
                 false => ("zpopmin", b"ZPOPMIN"),
             };
             popped(changes, notify::ZSET, event, key, deleted);
-            changes.command(&[pop, key]);
+            match count {
+                None => changes.command(&[pop, key]),
+                Some(_) => {
+                    let n = itoa::Buffer::new().format(pairs.len()).to_string();
+                    changes.command(&[pop, key, n.as_bytes()]);
+                }
+            }
             Outcome::ZPop {
                 key: key.to_vec(),
-                member,
-                score,
+                popped: pairs,
+                counted: count.is_some(),
             }
         }
         BlockedOp::CacheRead { lease } => match locks.table(key).get(key, now).map(|e| &*e.value) {
