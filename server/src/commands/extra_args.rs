@@ -79,6 +79,8 @@ const VARIABLE: &[(&str, Extra)] = &[
     ("BITFIELD_RO s GET u8 0", Syntax),
     ("ZMPOP 1 z MIN", Syntax),
     ("BZMPOP 1 1 z MIN", Syntax),
+    ("SORT l ALPHA", Syntax),
+    ("SORT_RO l ALPHA", Syntax),
     ("COMMAND DOCS get", Accepted),
     (
         "COMMAND GETKEYS get k",

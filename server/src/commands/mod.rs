@@ -42,6 +42,7 @@ mod scripting;
 mod server;
 mod sets;
 mod slot_migration;
+mod sort;
 mod strings;
 pub mod transactions;
 mod zsets;
@@ -77,6 +78,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     debug::COMMANDS,
     strings::COMMANDS,
     bitmaps::COMMANDS,
+    sort::COMMANDS,
     keys::COMMANDS,
     migrate::COMMANDS,
     expire::COMMANDS,
@@ -348,6 +350,7 @@ fn key_slots_by<'k>(
             last,
             numkeys: 0,
             keys_option: false,
+            store_option: false,
             ..
         } if first > 0 && first == last => KeySlots::with(args.get(first as usize), slot_of),
         keys => KeySlots::with(keys.positions(args).filter_map(|i| args.get(i)), slot_of),

@@ -113,6 +113,9 @@ pub struct KeySpec {
     /// `MIGRATE`'s rule: when the key at `first` is empty, the keys are those
     /// after the `KEYS` option instead (Redis's `migrateGetKeys`).
     pub keys_option: bool,
+    /// `SORT`'s rule: the argument after a `STORE` option is a key too (Redis's
+    /// `sortGetKeys`).
+    pub store_option: bool,
 }
 
 impl KeySpec {
@@ -124,6 +127,7 @@ impl KeySpec {
         numkeys: 0,
         not_key: false,
         keys_option: false,
+        store_option: false,
     };
     /// One key, the first argument.
     pub const ONE: KeySpec = KeySpec {
@@ -133,6 +137,7 @@ impl KeySpec {
         numkeys: 0,
         not_key: false,
         keys_option: false,
+        store_option: false,
     };
     /// Every argument is a key.
     pub const ALL: KeySpec = KeySpec {
@@ -142,6 +147,7 @@ impl KeySpec {
         numkeys: 0,
         not_key: false,
         keys_option: false,
+        store_option: false,
     };
 
     /// Keys from `first` to `last` every `step`.
@@ -153,6 +159,7 @@ impl KeySpec {
             numkeys: 0,
             not_key: false,
             keys_option: false,
+            store_option: false,
         }
     }
 
@@ -175,6 +182,7 @@ impl KeySpec {
             numkeys: at,
             not_key: false,
             keys_option: false,
+            store_option: false,
         }
     }
 
@@ -190,9 +198,15 @@ impl KeySpec {
         ..KeySpec::range(3, 3, 1)
     };
 
+    /// `SORT`'s keys: the first argument, and the destination of `STORE`.
+    pub const SORT: KeySpec = KeySpec {
+        store_option: true,
+        ..KeySpec::ONE
+    };
+
     /// True when the key positions depend on the arguments (Redis's `movablekeys`).
     pub fn movable(self) -> bool {
-        self.numkeys > 0 || self.keys_option
+        self.numkeys > 0 || self.keys_option || self.store_option
     }
 
     /// Positions of the keys (or shard channels) in `args` (the whole request).
@@ -214,6 +228,10 @@ impl KeySpec {
             false => 0..0,
         };
         let counted = match self.numkeys {
+            0 if self.store_option => match store_option_key(args) {
+                Some(at) => at..at + 1,
+                None => 0..0,
+            },
             0 => 0..0,
             at => {
                 let count = args
@@ -280,6 +298,23 @@ fn keys_option_start(args: Args<'_>, mut at: usize) -> Option<usize> {
         };
     }
     None
+}
+
+/// Where `SORT`'s `STORE` destination is, skipping the other options'
+/// arguments as Redis's `sortGetKeys` does; the last `STORE` counts.
+fn store_option_key(args: Args<'_>) -> Option<usize> {
+    let mut found = None;
+    let mut at = 2;
+    while let Some(option) = args.get(at) {
+        match option.to_ascii_uppercase().as_slice() {
+            b"LIMIT" => at += 2,
+            b"GET" | b"BY" => at += 1,
+            b"STORE" if at + 1 < args.len() => found = Some(at + 1),
+            _ => {}
+        }
+        at += 1;
+    }
+    found
 }
 
 /// Static description of a command.
