@@ -20,6 +20,7 @@
 // before its own (tests/layers.rs checks it).
 // Foundations.
 pub mod clock;
+pub mod geo;
 pub mod memory;
 pub mod protocol;
 pub mod stats;
