@@ -58,15 +58,17 @@ fn position(lon: &[u8], lat: &[u8]) -> Result<Position, CommandError> {
 
 /// Meters per unit (`M`, `KM`, `FT`, `MI`, in any case).
 fn unit(arg: &[u8]) -> Result<f64, CommandError> {
-    match arg.to_ascii_lowercase().as_slice() {
-        b"m" => Ok(1.0),
-        b"km" => Ok(1000.0),
-        b"ft" => Ok(0.3048),
-        b"mi" => Ok(1609.34),
-        _ => Err(CommandError::err(
-            "unsupported unit provided. please use M, KM, FT, MI",
-        )),
-    }
+    const UNITS: [(&[u8], f64); 4] = [
+        (b"m", 1.0),
+        (b"km", 1000.0),
+        (b"ft", 0.3048),
+        (b"mi", 1609.34),
+    ];
+    UNITS
+        .iter()
+        .find(|(name, _)| arg.eq_ignore_ascii_case(name))
+        .map(|&(_, meters)| meters)
+        .ok_or_else(|| CommandError::err("unsupported unit provided. please use M, KM, FT, MI"))
 }
 
 /// A circle from `radius unit` arguments, with meters per unit.
@@ -101,6 +103,7 @@ fn write_distance(out: &mut Reply, meters: f64) {
     out.bulk(format_distance(meters).as_bytes());
 }
 
+/// The text of [`write_distance`].
 fn format_distance(value: f64) -> String {
     let scaled = (value * 10_000.0).round_ties_even() as i64;
     let sign = if scaled < 0 { "-" } else { "" };
@@ -114,6 +117,7 @@ fn write_coordinate(out: &mut Reply, value: f64) {
     out.double_text(format_coordinate(value).as_bytes());
 }
 
+/// The text of [`write_coordinate`].
 fn format_coordinate(value: f64) -> String {
     let mut text = format!("{value:.17}");
     let kept = text.trim_end_matches('0').trim_end_matches('.').len();
@@ -144,12 +148,13 @@ impl<'a> Command<'a> for GeoAdd<'a> {
         loop {
             let mut probe = p.clone();
             let Some(arg) = probe.try_arg() else { break };
-            match arg.to_ascii_uppercase().as_slice() {
-                b"NX" => nx = true,
-                b"XX" => xx = true,
-                b"CH" => ch = true,
+            let flag = match arg {
+                _ if arg.eq_ignore_ascii_case(b"NX") => &mut nx,
+                _ if arg.eq_ignore_ascii_case(b"XX") => &mut xx,
+                _ if arg.eq_ignore_ascii_case(b"CH") => &mut ch,
                 _ => break,
-            }
+            };
+            *flag = true;
             options.push(arg);
             *p = probe;
         }
