@@ -21,6 +21,7 @@
 // Foundations.
 pub mod bitmap;
 pub mod clock;
+pub mod geo;
 pub mod memory;
 pub mod protocol;
 pub mod stats;

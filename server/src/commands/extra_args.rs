@@ -156,6 +156,19 @@ const VARIABLE: &[(&str, Extra)] = &[
     ),
     ("FLUSHALL", Syntax),
     ("FLUSHDB", Syntax),
+    ("GEOADD geo 1 1 m", Syntax),
+    (
+        "GEODIST geo m m",
+        Error("ERR unsupported unit provided. please use M, KM, FT, MI"),
+    ),
+    ("GEOHASH geo m", Accepted),
+    ("GEOPOS geo m", Accepted),
+    ("GEORADIUS geo 1 1 1 m", Syntax),
+    ("GEORADIUS_RO geo 1 1 1 m", Syntax),
+    ("GEORADIUSBYMEMBER geo m 1 m", Syntax),
+    ("GEORADIUSBYMEMBER_RO geo m 1 m", Syntax),
+    ("GEOSEARCH geo FROMLONLAT 1 1 BYRADIUS 1 m", Syntax),
+    ("GEOSEARCHSTORE d geo FROMMEMBER m BYBOX 1 1 m", Syntax),
     ("GETEX s", Syntax),
     ("HDEL h f", Accepted),
     (
@@ -256,6 +269,7 @@ const SETUP: &[&str] = &[
     "HSET h f v",
     "SADD st a b",
     "ZADD z 1 a 2 b",
+    "GEOADD geo 1 1 m",
     "SCRIPT LOAD return",
     "FUNCTION LOAD #!lua\tname=l\nredis.register_function('f',function()return(1)end)redis.register_function{function_name='g',callback=function()return(1)end,flags={'no-writes'}}",
 ];

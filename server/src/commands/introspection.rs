@@ -112,13 +112,18 @@ fn write_key_specs(out: &mut Reply, spec: &CommandSpec) {
         out.array(0);
         return;
     }
-    out.array(1);
+    let stores = match k.stores_from {
+        0 => &[][..],
+        _ => &["STORE", "STOREDIST"][..],
+    };
+    out.array(1 + stores.len());
     out.map(3);
     out.bulk(b"flags");
     out.array(1);
+    // GEORADIUS only reads its first key: it writes those of its options.
     out.simple(if k.not_key {
         "not_key"
-    } else if spec.flags & flag::WRITE != 0 {
+    } else if spec.flags & flag::WRITE != 0 && stores.is_empty() {
         "RW"
     } else {
         "RO"
@@ -147,6 +152,36 @@ fn write_key_specs(out: &mut Reply, spec: &CommandSpec) {
     out.int(i64::from(k.step));
     out.bulk(b"limit");
     out.int(0);
+    // The keys after GEORADIUS's STORE and STOREDIST options.
+    for keyword in stores {
+        out.map(3);
+        out.bulk(b"flags");
+        out.array(2);
+        out.simple("OW");
+        out.simple("update");
+        out.bulk(b"begin_search");
+        out.map(2);
+        out.bulk(b"type");
+        out.bulk(b"keyword");
+        out.bulk(b"spec");
+        out.map(2);
+        out.bulk(b"keyword");
+        out.bulk(keyword.as_bytes());
+        out.bulk(b"startfrom");
+        out.int(i64::from(k.stores_from));
+        out.bulk(b"find_keys");
+        out.map(2);
+        out.bulk(b"type");
+        out.bulk(b"range");
+        out.bulk(b"spec");
+        out.map(3);
+        out.bulk(b"lastkey");
+        out.int(0);
+        out.bulk(b"keystep");
+        out.int(1);
+        out.bulk(b"limit");
+        out.int(0);
+    }
 }
 
 fn write_docs(out: &mut Reply, cmd: &Cmd) {

@@ -25,6 +25,7 @@ mod connection;
 mod debug;
 mod expire;
 mod functions;
+mod geo;
 mod hashes;
 pub mod held;
 mod info;
@@ -88,6 +89,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     hashes::COMMANDS,
     sets::COMMANDS,
     zsets::COMMANDS,
+    geo::COMMANDS,
     locks::COMMANDS,
     cache::COMMANDS,
     cluster::COMMANDS,
@@ -351,6 +353,7 @@ fn key_slots_by<'k>(
             numkeys: 0,
             keys_option: false,
             store_option: false,
+            stores_from: 0,
             ..
         } if first > 0 && first == last => KeySlots::with(args.get(first as usize), slot_of),
         keys => KeySlots::with(keys.positions(args).filter_map(|i| args.get(i)), slot_of),

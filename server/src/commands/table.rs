@@ -116,6 +116,11 @@ pub struct KeySpec {
     /// `SORT`'s rule: the argument after a `STORE` option is a key too (Redis's
     /// `sortGetKeys`).
     pub store_option: bool,
+    /// `GEORADIUS`'s rule (0: none): from this position on, the argument
+    /// after the first `STORE` and the one after the first `STOREDIST` are
+    /// keys too (Redis's keyword key specs), and so is the one the command
+    /// stores into when a repeated option makes that another.
+    pub stores_from: i32,
 }
 
 impl KeySpec {
@@ -128,6 +133,7 @@ impl KeySpec {
         not_key: false,
         keys_option: false,
         store_option: false,
+        stores_from: 0,
     };
     /// One key, the first argument.
     pub const ONE: KeySpec = KeySpec {
@@ -138,6 +144,7 @@ impl KeySpec {
         not_key: false,
         keys_option: false,
         store_option: false,
+        stores_from: 0,
     };
     /// Every argument is a key.
     pub const ALL: KeySpec = KeySpec {
@@ -148,6 +155,7 @@ impl KeySpec {
         not_key: false,
         keys_option: false,
         store_option: false,
+        stores_from: 0,
     };
 
     /// Keys from `first` to `last` every `step`.
@@ -160,6 +168,7 @@ impl KeySpec {
             not_key: false,
             keys_option: false,
             store_option: false,
+            stores_from: 0,
         }
     }
 
@@ -183,12 +192,20 @@ impl KeySpec {
             not_key: false,
             keys_option: false,
             store_option: false,
+            stores_from: 0,
         }
     }
 
     /// The same, plus keys counted by the argument at `at`.
     pub const fn and_counted(mut self, at: i32) -> KeySpec {
         self.numkeys = at;
+        self
+    }
+
+    /// The same, plus the keys of `STORE` and `STOREDIST` options from
+    /// position `from` on (see [`KeySpec::stores_from`]).
+    pub const fn and_stores_from(mut self, from: i32) -> KeySpec {
+        self.stores_from = from;
         self
     }
 
@@ -206,7 +223,7 @@ impl KeySpec {
 
     /// True when the key positions depend on the arguments (Redis's `movablekeys`).
     pub fn movable(self) -> bool {
-        self.numkeys > 0 || self.keys_option || self.store_option
+        self.numkeys > 0 || self.keys_option || self.store_option || self.stores_from > 0
     }
 
     /// Positions of the keys (or shard channels) in `args` (the whole request).
@@ -244,11 +261,60 @@ impl KeySpec {
                 start as usize..end.min(argc).max(start) as usize
             }
         };
+        let stored = match self.stores_from {
+            0 => StoreKeys::default(),
+            from => StoreKeys::find(args, from as usize),
+        };
         Positions {
             ranged,
             step: self.step.max(1) as usize,
             counted,
+            stored,
         }
+    }
+}
+
+/// The keys `STORE` and `STOREDIST` options name ([`KeySpec::stores_from`]).
+#[derive(Debug, Clone, Default)]
+struct StoreKeys {
+    at: [usize; 3],
+    len: usize,
+    next: usize,
+}
+
+impl StoreKeys {
+    /// Finds them in `args` from position `from` on.
+    fn find(args: Args<'_>, from: usize) -> StoreKeys {
+        let argc = args.len();
+        let is = |i: usize, word: &[u8]| args.get(i).is_some_and(|a| a.eq_ignore_ascii_case(word));
+        // Redis's keyword specs: the first of each keyword with an argument after it.
+        let first = |word: &[u8]| (from..argc.saturating_sub(1)).find(|&i| is(i, word));
+        let mut keys = StoreKeys::default();
+        for at in [first(b"STORE"), first(b"STOREDIST")].into_iter().flatten() {
+            keys.push(at + 1);
+        }
+        // The one stored into: the last such option, read as the command
+        // reads its options (COUNT takes a value).
+        let (mut i, mut stored) = (from, None);
+        while i + 1 < argc {
+            if is(i, b"STORE") || is(i, b"STOREDIST") {
+                stored = Some(i + 1);
+                i += 2;
+            } else if is(i, b"COUNT") {
+                i += 2;
+            } else {
+                i += 1;
+            }
+        }
+        if let Some(at) = stored.filter(|at| !keys.at[..keys.len].contains(at)) {
+            keys.push(at);
+        }
+        keys
+    }
+
+    fn push(&mut self, at: usize) {
+        self.at[self.len] = at;
+        self.len += 1;
     }
 }
 
@@ -260,6 +326,7 @@ pub struct Positions {
     ranged: std::ops::Range<usize>,
     step: usize,
     counted: std::ops::Range<usize>,
+    stored: StoreKeys,
 }
 
 impl Iterator for Positions {
@@ -272,12 +339,19 @@ impl Iterator for Positions {
             self.ranged.start = (at + self.step).min(self.ranged.end);
             return Some(at);
         }
-        self.counted.next()
+        if let Some(at) = self.counted.next() {
+            return Some(at);
+        }
+        let stored = &mut self.stored;
+        (stored.next < stored.len).then(|| {
+            stored.next += 1;
+            stored.at[stored.next - 1]
+        })
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         let ranged = self.ranged.len().div_ceil(self.step);
-        let n = ranged + self.counted.len();
+        let n = ranged + self.counted.len() + self.stored.len - self.stored.next;
         (n, Some(n))
     }
 }
@@ -454,6 +528,7 @@ impl Command {
             "hash" => cats.push("@hash"),
             "set" => cats.push("@set"),
             "sorted-set" => cats.push("@sortedset"),
+            "geo" => cats.push("@geo"),
             // PUBSUB HELP is of the group but not of the category, as in Redis.
             "pubsub" if flags & flag::PUBSUB != 0 => cats.push("@pubsub"),
             "transactions" => cats.push("@transaction"),
@@ -701,6 +776,34 @@ mod tests {
         // A count larger than the arguments never reaches past them.
         assert_eq!(positions(KeySpec::counted(1), &["lmpop", "9", "a"]), [2]);
         assert!(positions(KeySpec::counted(1), &["lmpop", "x", "a"]).is_empty());
+    }
+
+    #[test]
+    fn georadius_store_keys_are_keys() {
+        let spec = KeySpec::ONE.and_stores_from(6);
+        assert!(spec.movable());
+        let radius = ["georadius", "k", "0", "0", "1", "m"];
+        let with = |extra: &[&'static str]| {
+            let mut request = radius.to_vec();
+            request.extend_from_slice(extra);
+            positions(spec, &request)
+        };
+        assert_eq!(with(&[]), [1]);
+        assert_eq!(with(&["store", "a"]), [1, 7]);
+        assert_eq!(with(&["COUNT", "2", "STOREDIST", "a"]), [1, 9]);
+        // Redis's keyword specs: the first STORE, then the first STOREDIST.
+        assert_eq!(with(&["STORE", "a", "STOREDIST", "b"]), [1, 7, 9]);
+        assert_eq!(with(&["STORE", "store", "x"]), [1, 7]);
+        // A keyword at the end names nothing.
+        assert_eq!(with(&["COUNT", "2", "STORE"]), [1]);
+        // The key stored into (the last option) is locked too.
+        assert_eq!(with(&["STORE", "a", "STORE", "b"]), [1, 7, 9]);
+        // Before the options, STORE is an argument like any other.
+        let by_member = KeySpec::ONE.and_stores_from(5);
+        assert_eq!(
+            positions(by_member, &["georadiusbymember", "k", "store", "1", "m"]),
+            [1]
+        );
     }
 
     #[test]

@@ -338,12 +338,18 @@ impl Reply {
     pub fn double(&mut self, value: f64) {
         let mut text = Vec::with_capacity(24);
         format_score(value, &mut text);
+        self.double_text(&text);
+    }
+
+    /// A double already written out as `text` (digits a command chose, as
+    /// `GEOPOS` prints coordinates): `,text` in RESP3, a bulk string in RESP2.
+    pub fn double_text(&mut self, text: &[u8]) {
         match self.proto {
-            Protocol::Resp2 => self.bulk(&text),
+            Protocol::Resp2 => self.bulk(text),
             Protocol::Resp3 => {
                 self.room(text.len() + 3);
                 self.buf.push(b',');
-                self.buf.extend_from_slice(&text);
+                self.buf.extend_from_slice(text);
                 self.buf.extend_from_slice(b"\r\n");
             }
         }

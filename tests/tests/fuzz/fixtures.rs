@@ -52,6 +52,8 @@ pub const KEYS_BY_GROUP: &[(&str, &[&str])] = &[
         "sorted-set",
         &["fz:zset", "fz:bigzset", "fz:set", "fz:intset"],
     ),
+    // Geospatial indexes are sorted sets; any score decodes to a position.
+    ("geo", &["fz:zset", "fz:bigzset"]),
     ("lock", &["fz:lock"]),
     ("cache", &["fz:lease", "fz:str"]),
 ];
