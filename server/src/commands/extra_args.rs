@@ -174,6 +174,9 @@ const VARIABLE: &[(&str, Extra)] = &[
     ("MSET a b", Arity),
     ("MSETNX a b", Arity),
     ("PEXPIRE s 100", Error("ERR Unsupported option garbage")),
+    ("PFADD hl a", Accepted),
+    ("PFCOUNT hl", Accepted),
+    ("PFMERGE hl", Accepted),
     (
         "PEXPIREAT s 100000000000",
         Error("ERR Unsupported option garbage"),
@@ -247,6 +250,7 @@ const SETUP: &[&str] = &[
     "HSET h f v",
     "SADD st a b",
     "ZADD z 1 a 2 b",
+    "PFADD hl a",
     "SCRIPT LOAD return",
     "FUNCTION LOAD #!lua\tname=l\nredis.register_function('f',function()return(1)end)redis.register_function{function_name='g',callback=function()return(1)end,flags={'no-writes'}}",
 ];

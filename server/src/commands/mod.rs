@@ -26,6 +26,7 @@ mod expire;
 mod functions;
 mod hashes;
 pub mod held;
+mod hyperloglog;
 mod info;
 mod introspection;
 mod keys;
@@ -84,6 +85,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     hashes::COMMANDS,
     sets::COMMANDS,
     zsets::COMMANDS,
+    hyperloglog::COMMANDS,
     locks::COMMANDS,
     cache::COMMANDS,
     cluster::COMMANDS,
