@@ -181,6 +181,9 @@ pub enum CommandError {
     /// A script that may write, on a read-only replica.
     #[error("READONLY Can not run script with write flag on readonly replica")]
     ScriptOnReadOnlyReplica,
+    /// A string that is not a HyperLogLog, or a corrupted one.
+    #[error("{0}")]
+    Hll(#[from] crate::keyspace::types::hll::HllError),
     /// Any other `ERR` error, with its message.
     #[error("ERR {0}")]
     Other(String),
@@ -231,6 +234,7 @@ impl CommandError {
             MasterDown => "MASTERDOWN",
             NoReplicas | LockNotAcknowledged { .. } => "NOREPLICAS",
             Lock(refusal) => refusal.code(),
+            Hll(err) => err.code(),
             NoMasterLink => "NOMASTERLINK",
             Io(_) => "IOERR",
         }
@@ -312,6 +316,8 @@ mod tests {
             Busy { eval: false },
             Unkillable,
             ScriptOnReadOnlyReplica,
+            Hll(crate::keyspace::types::hll::HllError::NotHll),
+            Hll(crate::keyspace::types::hll::HllError::Corrupted),
             Other("message".into()),
         ];
         for e in &all {
@@ -358,6 +364,7 @@ mod tests {
                 | Busy { .. }
                 | Unkillable
                 | ScriptOnReadOnlyReplica
+                | Hll(_)
                 | Other(_) => {}
             }
         }

@@ -196,6 +196,9 @@ const VARIABLE: &[(&str, Extra)] = &[
     ("MSET a b", Arity),
     ("MSETNX a b", Arity),
     ("PEXPIRE s 100", Error("ERR Unsupported option garbage")),
+    ("PFADD hl a", Accepted),
+    ("PFCOUNT hl", Accepted),
+    ("PFMERGE hl", Accepted),
     (
         "PEXPIREAT s 100000000000",
         Error("ERR Unsupported option garbage"),
@@ -270,6 +273,7 @@ const SETUP: &[&str] = &[
     "SADD st a b",
     "ZADD z 1 a 2 b",
     "GEOADD geo 1 1 m",
+    "PFADD hl a",
     "SCRIPT LOAD return",
     "FUNCTION LOAD #!lua\tname=l\nredis.register_function('f',function()return(1)end)redis.register_function{function_name='g',callback=function()return(1)end,flags={'no-writes'}}",
 ];

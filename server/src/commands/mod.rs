@@ -28,6 +28,7 @@ mod functions;
 mod geo;
 mod hashes;
 pub mod held;
+mod hyperloglog;
 mod info;
 mod introspection;
 mod keys;
@@ -90,6 +91,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     sets::COMMANDS,
     zsets::COMMANDS,
     geo::COMMANDS,
+    hyperloglog::COMMANDS,
     locks::COMMANDS,
     cache::COMMANDS,
     cluster::COMMANDS,

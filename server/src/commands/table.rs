@@ -529,6 +529,7 @@ impl Command {
             "set" => cats.push("@set"),
             "sorted-set" => cats.push("@sortedset"),
             "geo" => cats.push("@geo"),
+            "hyperloglog" => cats.push("@hyperloglog"),
             // PUBSUB HELP is of the group but not of the category, as in Redis.
             "pubsub" if flags & flag::PUBSUB != 0 => cats.push("@pubsub"),
             "transactions" => cats.push("@transaction"),

@@ -207,6 +207,12 @@ impl LiveConfig {
         self.cells.proto_max_bulk_len.load(Relaxed)
     }
 
+    /// `hll-sparse-max-bytes`: the largest sparse HyperLogLog, header
+    /// included (a size beyond memory is no limit).
+    pub fn hll_sparse_max_bytes(&self) -> usize {
+        usize::try_from(self.cells.hll_sparse_max_bytes.load(Relaxed)).unwrap_or(usize::MAX)
+    }
+
     /// `client-query-buffer-limit`.
     pub fn query_buffer_limit(&self) -> u64 {
         self.cells.client_query_buffer_limit.load(Relaxed)

@@ -267,7 +267,9 @@ settings! {
     /// Accepted for Redis tools; ringkv has no streams.
     stream_node_max_entries "stream-node-max-entries": u64 = 100;
         int(0, LONG_MAX), runtime;
-    /// Accepted for Redis tools; ringkv has no HyperLogLogs.
+    /// Largest sparse HyperLogLog in bytes, its 16-byte header included: a
+    /// PFADD or PFMERGE that would grow one past it makes it dense (12304
+    /// bytes), as Redis does.
     hll_sparse_max_bytes "hll-sparse-max-bytes": MemSize = MemSize(3000);
         size(0, SIZE_MAX), runtime;
     /// ringkv keeps no data on disk: only "" (no snapshots) is accepted; tools

@@ -18,6 +18,10 @@ pub const FIXTURES: &[&[&str]] = &[
     ],
     &["LOCK.ACQUIRE", "fz:lock", "owner", "60000"],
     &["CACHE.GET", "fz:lease", "LEASE", "600000"],
+    &["PFADD", "fz:hll", "a", "b", "c"],
+    // A HyperLogLog header over opcodes covering 3 registers, not 16384:
+    // corrupted, its cached count (0) still valid.
+    &["SET", "fz:badhll", "HYLL\u{1}\0\0\0\0\0\0\0\0\0\0\0abc"],
 ];
 
 /// Keys the arguments draw from: the fixtures, larger collections (built in
@@ -33,10 +37,13 @@ pub const KEYS: &[&str] = &[
     "fz:zset",
     "fz:lock",
     "fz:lease",
+    "fz:hll",
+    "fz:badhll",
     "fz:biglist",
     "fz:bighash",
     "fz:bigset",
     "fz:bigzset",
+    "fz:densehll",
     "fz:missing",
     "fz:other",
 ];
@@ -56,6 +63,7 @@ pub const KEYS_BY_GROUP: &[(&str, &[&str])] = &[
     ("geo", &["fz:zset", "fz:bigzset"]),
     ("lock", &["fz:lock"]),
     ("cache", &["fz:lease", "fz:str"]),
+    ("hyperloglog", &["fz:hll", "fz:densehll", "fz:badhll"]),
 ];
 
 /// CONFIG SET parameters the fuzzer never sets, because a random value would
@@ -106,8 +114,8 @@ pub const ENCODING_PROFILES: &[&[(&str, &str)]] = &[
 ];
 
 /// Requests that rebuild the fixtures from nothing: back to a master,
-/// FLUSHALL, [`FIXTURES`], and collections just past the compact encodings'
-/// default limits (128 entries, 8 KB list nodes).
+/// FLUSHALL, [`FIXTURES`], collections just past the compact encodings'
+/// default limits (128 entries, 8 KB list nodes), and a dense HyperLogLog.
 pub fn rebuild() -> Vec<Vec<Vec<u8>>> {
     // A fuzzed REPLICAOF with a valid port ("-" 0) makes the server a replica.
     let mut requests = vec![words(&["REPLICAOF", "NO", "ONE"]), words(&["FLUSHALL"])];
@@ -124,6 +132,8 @@ pub fn rebuild() -> Vec<Vec<Vec<u8>>> {
         hash.extend([format!("f{i}").into_bytes(), vec![b'v'; i]]);
         zset.extend([i.to_string().into_bytes(), format!("m{i}").into_bytes()]);
     }
-    requests.extend([list, set, hash, zset]);
+    let mut hll = words(&["PFADD", "fz:densehll"]);
+    hll.extend((0..3000).map(|i| format!("e{i}").into_bytes()));
+    requests.extend([list, set, hash, zset, hll]);
     requests
 }

@@ -1,4 +1,5 @@
-//! The value types: strings, lists, hashes, sets and sorted sets.
+//! The value types: strings, lists, hashes, sets and sorted sets, and the
+//! HyperLogLog representation strings may hold.
 //!
 //! Each keeps small collections in a compact encoding (a flat vector searched
 //! linearly, like Redis's listpack; sorted integers for small integer sets, like
@@ -7,6 +8,7 @@
 //! converts back.
 
 mod hash;
+pub mod hll;
 mod list;
 mod listpack;
 mod lock;

@@ -112,6 +112,45 @@ impl Str {
         }
     }
 
+    /// A string a command built in `bytes` (a HyperLogLog), keeping their
+    /// allocation (and its room to grow, within the growth rule) when they do
+    /// not fit inline. Marked edited: Redis's are `raw` strings.
+    pub fn from_vec(mut bytes: Vec<u8>) -> Self {
+        let len = bytes.len();
+        if len <= INLINE_MAX {
+            let mut s = Str::new(&bytes);
+            if let Str::Inline { len, .. } = &mut s {
+                *len |= EDITED_INLINE;
+            }
+            return s;
+        }
+        if bytes.capacity() > grown_capacity(len) {
+            bytes.shrink_to_fit();
+        }
+        // The room becomes the buffer's tail: no copy, no reallocation.
+        let spare = bytes.capacity() - len;
+        bytes.resize(bytes.capacity(), 0);
+        Str::Heap {
+            buf: bytes.into_boxed_slice(),
+            spare: spare as u32 | EDITED_HEAP,
+        }
+    }
+
+    /// The bytes as a vector to change, without a copy for a heap string
+    /// (or a buffer no other value shares).
+    pub fn into_vec(self) -> Vec<u8> {
+        match self {
+            Str::Inline { len, buf } => buf[..usize::from(len & !EDITED_INLINE)].to_vec(),
+            Str::Heap { buf, spare } => {
+                let len = buf.len() - (spare & !EDITED_HEAP) as usize;
+                let mut bytes = buf.into_vec();
+                bytes.truncate(len);
+                bytes
+            }
+            Str::Shared(bytes) => Arc::try_unwrap(bytes).unwrap_or_else(|shared| (*shared).clone()),
+        }
+    }
+
     /// The bytes.
     pub fn as_bytes(&self) -> &[u8] {
         match self {
@@ -375,6 +414,33 @@ mod tests {
         assert_eq!(s.len(), 101);
         assert_eq!(data.len(), 100);
         assert!(data.iter().all(|&b| b == b'q'));
+    }
+
+    #[test]
+    fn vectors_move_in_and_out_of_heap_strings_without_a_copy() {
+        let mut bytes = Vec::with_capacity(150);
+        bytes.extend_from_slice(&[b'h'; 100]);
+        let at = bytes.as_ptr();
+        let s = Str::from_vec(bytes);
+        assert_eq!((s.len(), s.heap_size()), (100, 150));
+        let mut bytes = s.into_vec();
+        assert_eq!((bytes.as_ptr(), bytes.len()), (at, 100));
+        bytes.push(b'!');
+        let s = Str::from_vec(bytes);
+        assert_eq!(s.as_bytes().last(), Some(&b'!'));
+        // Room beyond the growth rule is given back.
+        let mut roomy = Vec::with_capacity(10_000);
+        roomy.extend_from_slice(&[b'r'; 30]);
+        assert!(Str::from_vec(roomy).heap_size() <= 60);
+        let short = Str::from_vec(b"short".to_vec());
+        assert!(short.edited());
+        assert_eq!(
+            (short.heap_size(), short.into_vec()),
+            (0, b"short".to_vec())
+        );
+        let shared = Arc::new(vec![b'q'; 100]);
+        let s = Str::shared(shared.clone());
+        assert_eq!(s.into_vec(), *shared);
     }
 
     #[test]
