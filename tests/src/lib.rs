@@ -236,6 +236,18 @@ impl RawConnection {
         self.resp3 = resp3;
     }
 
+    /// The next keyspace event this subscriber to `__keyevent@0__:*`
+    /// receives, as `event key`.
+    pub fn next_keyevent(&mut self) -> String {
+        let text = self.reply_text();
+        let parts: Vec<&str> = text.trim_matches(['[', ']']).split(", ").collect();
+        format!(
+            "{} {}",
+            parts[2].trim_start_matches("$__keyevent@0__:"),
+            &parts[3][1..]
+        )
+    }
+
     /// Sends bytes as they are.
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("send");

@@ -6,7 +6,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use redis::Value;
 use ringkv_tests::reference::RedisServer;
-use ringkv_tests::{expect_err, query as q, RawConnection, TestServer};
+use ringkv_tests::{expect_err, query as q, TestServer};
 
 /// `SET key bytes`, for values that are not UTF-8.
 fn set_bytes(con: &mut redis::Connection, key: &str, bytes: &[u8]) {
@@ -269,15 +269,6 @@ fn bit_writes_announce_setbit_only_when_something_changed() {
     let mut con = server.connect();
     let mut sub = server.raw();
     sub.call(&["PSUBSCRIBE", "__keyevent@0__:*"]);
-    let event = |sub: &mut RawConnection| {
-        let text = sub.reply_text();
-        let parts: Vec<&str> = text.trim_matches(['[', ']']).split(", ").collect();
-        format!(
-            "{} {}",
-            parts[2].trim_start_matches("$__keyevent@0__:"),
-            &parts[3][1..]
-        )
-    };
     q::<i64>(&mut con, &["SETBIT", "b", "3", "1"]);
     // Neither changes anything: no event.
     q::<i64>(&mut con, &["SETBIT", "b", "3", "1"]);
@@ -285,10 +276,10 @@ fn bit_writes_announce_setbit_only_when_something_changed() {
     q::<Value>(&mut con, &["BITFIELD", "b", "INCRBY", "u2", "0", "1"]);
     q::<i64>(&mut con, &["BITOP", "NOT", "d", "b"]);
     q::<i64>(&mut con, &["BITOP", "AND", "d", "nokey"]);
-    assert_eq!(event(&mut sub), "setbit b");
-    assert_eq!(event(&mut sub), "setbit b");
-    assert_eq!(event(&mut sub), "set d");
-    assert_eq!(event(&mut sub), "del d");
+    assert_eq!(sub.next_keyevent(), "setbit b");
+    assert_eq!(sub.next_keyevent(), "setbit b");
+    assert_eq!(sub.next_keyevent(), "set d");
+    assert_eq!(sub.next_keyevent(), "del d");
     // WATCH sees a bit write, and not a write that changed nothing.
     let mut watcher = server.connect();
     q::<()>(&mut watcher, &["WATCH", "b"]);

@@ -268,29 +268,16 @@ fn sorted_set_pops_announce_the_pop_then_the_deletion() {
     let mut con = server.connect();
     let mut sub = server.raw();
     sub.call(&["PSUBSCRIBE", "__keyevent@0__:*"]);
-    let mut event = || {
-        let text = sub.reply_text();
-        let parts: Vec<String> = text
-            .trim_matches(['[', ']'])
-            .split(", ")
-            .map(str::to_owned)
-            .collect();
-        format!(
-            "{} {}",
-            parts[2].trim_start_matches("$__keyevent@0__:"),
-            &parts[3][1..]
-        )
-    };
     q::<i64>(&mut con, &["ZADD", "z", "1", "a", "2", "b"]);
-    assert_eq!(event(), "zadd z");
+    assert_eq!(sub.next_keyevent(), "zadd z");
     q::<redis::Value>(&mut con, &["ZPOPMIN", "z"]);
-    assert_eq!(event(), "zpopmin z");
+    assert_eq!(sub.next_keyevent(), "zpopmin z");
     q::<redis::Value>(&mut con, &["ZPOPMAX", "z"]);
-    assert_eq!(event(), "zpopmax z");
-    assert_eq!(event(), "del z");
+    assert_eq!(sub.next_keyevent(), "zpopmax z");
+    assert_eq!(sub.next_keyevent(), "del z");
     q::<i64>(&mut con, &["ZADD", "y", "1", "a"]);
-    assert_eq!(event(), "zadd y");
+    assert_eq!(sub.next_keyevent(), "zadd y");
     q::<redis::Value>(&mut con, &["ZMPOP", "1", "y", "MAX", "COUNT", "3"]);
-    assert_eq!(event(), "zpopmax y");
-    assert_eq!(event(), "del y");
+    assert_eq!(sub.next_keyevent(), "zpopmax y");
+    assert_eq!(sub.next_keyevent(), "del y");
 }

@@ -311,17 +311,6 @@ _\r\n\
     );
 }
 
-/// Reads keyspace events as `event key` from a subscriber to `__keyevent@0__:*`.
-fn event(sub: &mut RawConnection) -> String {
-    let text = sub.reply_text();
-    let parts: Vec<&str> = text.trim_matches(['[', ']']).split(", ").collect();
-    format!(
-        "{} {}",
-        parts[2].trim_start_matches("$__keyevent@0__:"),
-        &parts[3][1..]
-    )
-}
-
 #[test]
 fn keyspace_events_are_those_redis_publishes() {
     let server = TestServer::start();
@@ -361,7 +350,7 @@ fn keyspace_events_are_those_redis_publishes() {
         "geosearchstore dst2",
         "del dst2",
     ] {
-        assert_eq!(event(&mut sub), expected);
+        assert_eq!(sub.next_keyevent(), expected);
     }
     sub.set_timeout(Duration::from_millis(200));
     assert!(!sub.is_closed() && !sub.has_buffered(), "no more events");

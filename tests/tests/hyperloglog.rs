@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use redis::{cmd, Value};
 use ringkv_tests::replication::{caught_up, follow};
-use ringkv_tests::{error_text, expect_err, have_program, query as q, RawConnection, TestServer};
+use ringkv_tests::{error_text, expect_err, have_program, query as q, TestServer};
 
 /// A new HyperLogLog as Redis writes it: sparse, one XZERO opcode for all
 /// 16384 registers, its cached count marked stale by the PFADD that made it.
@@ -233,18 +233,6 @@ fn corrupted_hyperloglogs_answer_invalidobj_and_stay_as_they_were() {
     assert_eq!(q::<String>(&mut con, &["PING"]), "PONG");
 }
 
-/// The next event published to `sub` (a `PSUBSCRIBE __keyevent@0__:*`), as
-/// "event key".
-fn event(sub: &mut RawConnection) -> String {
-    let text = sub.reply_text();
-    let parts: Vec<&str> = text.trim_matches(['[', ']']).split(", ").collect();
-    format!(
-        "{} {}",
-        parts[2].trim_start_matches("$__keyevent@0__:"),
-        &parts[3][1..]
-    )
-}
-
 #[test]
 fn pfadd_and_pfmerge_announce_pfadd_and_nothing_else_announces() {
     let server = TestServer::start();
@@ -264,10 +252,10 @@ fn pfadd_and_pfmerge_announce_pfadd_and_nothing_else_announces() {
     q::<String>(&mut con, &["PFMERGE", "d", "h"]);
     q::<i64>(&mut con, &["PFADD", "e"]);
     q::<()>(&mut con, &["SET", "end", "1"]);
-    assert_eq!(event(&mut sub), "pfadd h");
-    assert_eq!(event(&mut sub), "pfadd d");
-    assert_eq!(event(&mut sub), "pfadd e");
-    assert_eq!(event(&mut sub), "set end");
+    assert_eq!(sub.next_keyevent(), "pfadd h");
+    assert_eq!(sub.next_keyevent(), "pfadd d");
+    assert_eq!(sub.next_keyevent(), "pfadd e");
+    assert_eq!(sub.next_keyevent(), "set end");
 }
 
 /// Whether a transaction watching `h` still runs after `meanwhile` ran on

@@ -7,7 +7,7 @@ use rand::{RngExt, SeedableRng};
 use redis::Value;
 use ringkv_tests::cluster::TestCluster;
 use ringkv_tests::reference::RedisServer;
-use ringkv_tests::{expect_err, query as q, RawConnection, TestServer};
+use ringkv_tests::{expect_err, query as q, TestServer};
 
 fn strings(con: &mut redis::Connection, args: &[&str]) -> Vec<Option<String>> {
     q(con, args)
@@ -151,27 +151,18 @@ fn store_writes_a_list_and_an_empty_result_deletes_it() {
     let mut con = server.connect();
     let mut sub = server.raw();
     sub.call(&["PSUBSCRIBE", "__keyevent@0__:*"]);
-    let event = |sub: &mut RawConnection| {
-        let text = sub.reply_text();
-        let parts: Vec<&str> = text.trim_matches(['[', ']']).split(", ").collect();
-        format!(
-            "{} {}",
-            parts[2].trim_start_matches("$__keyevent@0__:"),
-            &parts[3][1..]
-        )
-    };
     q::<i64>(&mut con, &["SADD", "s", "3", "1", "2"]);
-    assert_eq!(event(&mut sub), "sadd s");
+    assert_eq!(sub.next_keyevent(), "sadd s");
     q::<()>(&mut con, &["SET", "dst", "old", "EX", "100"]);
-    event(&mut sub);
-    event(&mut sub);
+    sub.next_keyevent();
+    sub.next_keyevent();
     // BY a constant on a set, stored: sorted as strings, so the result does
     // not depend on the set's order.
     assert_eq!(
         q::<i64>(&mut con, &["SORT", "s", "BY", "nosort", "STORE", "dst"]),
         3
     );
-    assert_eq!(event(&mut sub), "sortstore dst");
+    assert_eq!(sub.next_keyevent(), "sortstore dst");
     assert_eq!(
         q::<Vec<String>>(&mut con, &["LRANGE", "dst", "0", "-1"]),
         ["1", "2", "3"]
@@ -181,13 +172,13 @@ fn store_writes_a_list_and_an_empty_result_deletes_it() {
         q::<i64>(&mut con, &["SORT", "s", "GET", "nokey_*", "STORE", "dst"]),
         3
     );
-    event(&mut sub);
+    sub.next_keyevent();
     assert_eq!(
         q::<Vec<String>>(&mut con, &["LRANGE", "dst", "0", "-1"]),
         ["", "", ""]
     );
     assert_eq!(q::<i64>(&mut con, &["SORT", "missing", "STORE", "dst"]), 0);
-    assert_eq!(event(&mut sub), "del dst");
+    assert_eq!(sub.next_keyevent(), "del dst");
     assert_eq!(q::<i64>(&mut con, &["EXISTS", "dst"]), 0);
     // The destination is a key: COMMAND GETKEYS finds it after the options.
     assert_eq!(

@@ -160,36 +160,27 @@ fn blocking_pops_that_find_data_publish_the_pops_events() {
     sub.call(&["PSUBSCRIBE", "__keyevent@0__:*"]);
     q::<()>(&mut admin, &["RPUSH", "l", "x", "y"]);
     q::<()>(&mut admin, &["ZADD", "z", "1", "a"]);
-    let event = |sub: &mut RawConnection| {
-        let text = sub.reply_text();
-        let parts: Vec<&str> = text.trim_matches(['[', ']']).split(", ").collect();
-        format!(
-            "{} {}",
-            parts[2].trim_start_matches("$__keyevent@0__:"),
-            &parts[3][1..]
-        )
-    };
-    assert_eq!(event(&mut sub), "rpush l");
-    assert_eq!(event(&mut sub), "zadd z");
+    assert_eq!(sub.next_keyevent(), "rpush l");
+    assert_eq!(sub.next_keyevent(), "zadd z");
     q::<redis::Value>(&mut admin, &["BLPOP", "l", "0"]);
-    assert_eq!(event(&mut sub), "lpop l");
+    assert_eq!(sub.next_keyevent(), "lpop l");
     q::<redis::Value>(&mut admin, &["BRPOP", "l", "0"]);
-    assert_eq!(event(&mut sub), "rpop l");
-    assert_eq!(event(&mut sub), "del l");
+    assert_eq!(sub.next_keyevent(), "rpop l");
+    assert_eq!(sub.next_keyevent(), "del l");
     q::<redis::Value>(&mut admin, &["BZPOPMIN", "z", "0"]);
-    assert_eq!(event(&mut sub), "zpopmin z");
-    assert_eq!(event(&mut sub), "del z");
+    assert_eq!(sub.next_keyevent(), "zpopmin z");
+    assert_eq!(sub.next_keyevent(), "del z");
     // SMOVE announces the destination only when the member was added there.
     q::<()>(&mut admin, &["SADD", "src", "m", "n"]);
     q::<()>(&mut admin, &["SADD", "dst", "m"]);
-    assert_eq!(event(&mut sub), "sadd src");
-    assert_eq!(event(&mut sub), "sadd dst");
+    assert_eq!(sub.next_keyevent(), "sadd src");
+    assert_eq!(sub.next_keyevent(), "sadd dst");
     q::<i64>(&mut admin, &["SMOVE", "src", "dst", "m"]);
     q::<i64>(&mut admin, &["SMOVE", "src", "dst", "n"]);
-    assert_eq!(event(&mut sub), "srem src");
-    assert_eq!(event(&mut sub), "srem src");
-    assert_eq!(event(&mut sub), "del src");
-    assert_eq!(event(&mut sub), "sadd dst");
+    assert_eq!(sub.next_keyevent(), "srem src");
+    assert_eq!(sub.next_keyevent(), "srem src");
+    assert_eq!(sub.next_keyevent(), "del src");
+    assert_eq!(sub.next_keyevent(), "sadd dst");
 }
 
 #[test]
