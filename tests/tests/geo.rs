@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use ringkv_tests::cluster::TestCluster;
+use ringkv_tests::reference::RedisServer;
 use ringkv_tests::replication::{caught_up, follow, info};
-use ringkv_tests::{have_program, request, RawConnection, TestServer};
+use ringkv_tests::{request, RawConnection, TestServer};
 
 /// Sends each request (words split on spaces) and checks its rendered reply.
 fn check(con: &mut RawConnection, cases: &[(&str, &str)]) {
@@ -487,35 +488,6 @@ fn a_cluster_routes_georadius_by_its_store_key_too() {
     );
 }
 
-/// A `redis-server` on a free loopback port, killed when dropped.
-struct RedisServer(std::process::Child, u16);
-
-impl RedisServer {
-    fn start() -> RedisServer {
-        let port = ringkv_tests::cluster::cluster_ports(1)[0];
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server");
-        let server = RedisServer(child, port);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A ringkv server and a redis-server, asked the same things.
 struct SideBySide {
     redis: RawConnection,
@@ -678,14 +650,12 @@ fn random_search(rng: &mut StdRng, members: &[String], n: usize) -> (Vec<String>
 
 #[test]
 fn random_positions_and_searches_answer_exactly_as_redis_does() {
-    if !have_program("redis-server") {
-        eprintln!("redis-server not installed: skipped");
+    let Some(redis) = RedisServer::start() else {
         return;
-    }
-    let redis = RedisServer::start();
+    };
     let ringkv = TestServer::start();
     let mut both = SideBySide {
-        redis: RawConnection::connect(redis.1),
+        redis: RawConnection::connect(redis.port),
         ringkv: ringkv.raw(),
     };
     let mut rng = StdRng::seed_from_u64(7);

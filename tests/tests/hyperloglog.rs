@@ -3,11 +3,10 @@
 //! `redis-server` is installed) the same random commands on Redis 7 giving
 //! the same bytes and counts.
 
-use std::time::Duration;
-
 use redis::{cmd, Value};
+use ringkv_tests::reference::RedisServer;
 use ringkv_tests::replication::{caught_up, follow};
-use ringkv_tests::{error_text, expect_err, have_program, query as q, TestServer};
+use ringkv_tests::{error_text, expect_err, query as q, TestServer};
 
 /// A new HyperLogLog as Redis writes it: sparse, one XZERO opcode for all
 /// 16384 registers, its cached count marked stale by the PFADD that made it.
@@ -382,46 +381,6 @@ fn command_info_has_redis_arity_flags_keys_and_categories() {
     }
 }
 
-/// A `redis-server` on a free loopback port, killed when dropped.
-struct RedisServer {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl RedisServer {
-    fn start() -> RedisServer {
-        let port = ringkv_tests::cluster::cluster_ports(1)[0];
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server");
-        let server = RedisServer { child, port };
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
-    }
-
-    fn connect(&self) -> redis::Connection {
-        let url = format!("redis://127.0.0.1:{}/", self.port);
-        redis::Client::open(url).unwrap().get_connection().unwrap()
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A small deterministic generator (xorshift64*).
 struct Rng(u64);
 
@@ -445,11 +404,9 @@ fn call(con: &mut redis::Connection, args: &[String]) -> Result<Value, String> {
 
 #[test]
 fn random_commands_give_redis_bytes_and_counts() {
-    if !have_program("redis-server") {
-        eprintln!("redis-server not installed: skipped");
+    let Some(redis) = RedisServer::start() else {
         return;
-    }
-    let redis = RedisServer::start();
+    };
     let server = TestServer::start();
     let (mut theirs, mut ours) = (redis.connect(), server.connect());
     let keys = ["h0", "h1", "h2", "h3"];
