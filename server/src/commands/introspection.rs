@@ -136,22 +136,8 @@ fn write_key_specs(out: &mut Reply, spec: &CommandSpec) {
     out.map(1);
     out.bulk(b"index");
     out.int(i64::from(k.first));
-    out.bulk(b"find_keys");
-    out.map(2);
-    out.bulk(b"type");
-    out.bulk(b"range");
-    out.bulk(b"spec");
-    out.map(3);
-    out.bulk(b"lastkey");
-    out.int(i64::from(if k.last < 0 {
-        k.last
-    } else {
-        k.last - k.first
-    }));
-    out.bulk(b"keystep");
-    out.int(i64::from(k.step));
-    out.bulk(b"limit");
-    out.int(0);
+    let lastkey = if k.last < 0 { k.last } else { k.last - k.first };
+    find_keys_range(out, i64::from(lastkey), i64::from(k.step));
     // The keys after GEORADIUS's STORE and STOREDIST options.
     for keyword in stores {
         out.map(3);
@@ -169,19 +155,24 @@ fn write_key_specs(out: &mut Reply, spec: &CommandSpec) {
         out.bulk(keyword.as_bytes());
         out.bulk(b"startfrom");
         out.int(i64::from(k.stores_from));
-        out.bulk(b"find_keys");
-        out.map(2);
-        out.bulk(b"type");
-        out.bulk(b"range");
-        out.bulk(b"spec");
-        out.map(3);
-        out.bulk(b"lastkey");
-        out.int(0);
-        out.bulk(b"keystep");
-        out.int(1);
-        out.bulk(b"limit");
-        out.int(0);
+        find_keys_range(out, 0, 1);
     }
+}
+
+/// A key spec's `find_keys` entry of type `range`.
+fn find_keys_range(out: &mut Reply, lastkey: i64, keystep: i64) {
+    out.bulk(b"find_keys");
+    out.map(2);
+    out.bulk(b"type");
+    out.bulk(b"range");
+    out.bulk(b"spec");
+    out.map(3);
+    out.bulk(b"lastkey");
+    out.int(lastkey);
+    out.bulk(b"keystep");
+    out.int(keystep);
+    out.bulk(b"limit");
+    out.int(0);
 }
 
 fn write_docs(out: &mut Reply, cmd: &Cmd) {

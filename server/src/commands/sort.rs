@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::access::read;
 use super::table::{flag::*, CommandSpec, KeySpec};
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
-use crate::keyspace::types::{End, Hash, List, Set, ZSet};
+use crate::keyspace::types::{End, Hash, List};
 use crate::keyspace::{key_slot, Expiry, Value};
 use crate::notify;
 use crate::protocol::number::parse_double;
@@ -203,24 +203,15 @@ impl Sort<'_> {
         let Some(entry) = table.get(self.key, ctx.now) else {
             return Ok((Vec::new(), true));
         };
+        // One lookup: the value is read where it was found (a second would
+        // count a second access for eviction).
         Ok(match &*entry.value {
-            Value::List(_) => {
-                let list =
-                    read::<List>(table, self.key, ctx.now)?.ok_or(CommandError::NoSuchKey)?;
-                (list.iter().map(<[u8]>::to_vec).collect(), true)
-            }
-            Value::Set(_) => {
-                let set = read::<Set>(table, self.key, ctx.now)?.ok_or(CommandError::NoSuchKey)?;
-                (set.iter().map(|m| m.to_vec()).collect(), false)
-            }
-            Value::ZSet(_) => {
-                let zset =
-                    read::<ZSet>(table, self.key, ctx.now)?.ok_or(CommandError::NoSuchKey)?;
-                (
-                    zset.iter_from(0, false).map(|(m, _)| m.to_vec()).collect(),
-                    true,
-                )
-            }
+            Value::List(list) => (list.iter().map(<[u8]>::to_vec).collect(), true),
+            Value::Set(set) => (set.iter().map(|m| m.to_vec()).collect(), false),
+            Value::ZSet(zset) => (
+                zset.iter_from(0, false).map(|(m, _)| m.to_vec()).collect(),
+                true,
+            ),
             _ => return Err(CommandError::WrongType),
         })
     }
