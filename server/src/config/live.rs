@@ -274,6 +274,8 @@ impl LiveConfig {
             zset_entries: size(c.zset_max_listpack_entries.load(Relaxed)),
             zset_value: size(c.zset_max_listpack_value.load(Relaxed)),
             list_size: c.list_max_listpack_size.load(Relaxed),
+            stream_node_bytes: size(c.stream_node_max_bytes.load(Relaxed)),
+            stream_node_entries: c.stream_node_max_entries.load(Relaxed),
         }
     }
 

@@ -261,10 +261,10 @@ settings! {
     /// Accepted for Redis tools; ringkv does not compress lists.
     list_compress_depth "list-compress-depth": i64 = 0;
         int(0, INT_MAX), runtime;
-    /// Accepted for Redis tools; ringkv has no streams.
+    /// Most bytes of entries in one stream node; 0: no limit.
     stream_node_max_bytes "stream-node-max-bytes": MemSize = MemSize(4096);
         size(0, SIZE_MAX), runtime;
-    /// Accepted for Redis tools; ringkv has no streams.
+    /// Most entries in one stream node, deleted ones included; 0: no limit.
     stream_node_max_entries "stream-node-max-entries": u64 = 100;
         int(0, LONG_MAX), runtime;
     /// Largest sparse HyperLogLog in bytes, its 16-byte header included: a

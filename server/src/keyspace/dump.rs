@@ -8,8 +8,9 @@
 //! an older server refuses what it cannot read, and a checksum so a corrupted or
 //! forged payload is refused instead of producing a broken value.
 
-use super::types::{EncodingLimits, End, Hash, List, Lock, Set, ZSet};
-use super::value::Value;
+use super::types::stream::{Group, IdArg, StreamId};
+use super::types::{EncodingLimits, End, Hash, List, Lock, Set, Stream, ZSet};
+use super::value::{Blob, Value};
 
 /// Version written into every payload; bumped whenever the layout changes.
 const FORMAT_VERSION: u16 = 1;
@@ -25,6 +26,7 @@ const TAG_ZSET: u8 = 5;
 const TAG_LOCK: u8 = 6;
 const TAG_ABSENT: u8 = 7;
 const TAG_LEASE: u8 = 8;
+const TAG_STREAM: u8 = 9;
 
 /// Why a payload cannot be restored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -123,6 +125,10 @@ pub fn dump_value(value: &Value) -> Vec<u8> {
             put_varint(&mut out, u64::from(lock.holds()));
             out.extend_from_slice(&lock.token().to_le_bytes());
         }
+        Value::Stream(stream) => {
+            out.push(TAG_STREAM);
+            dump_stream(&mut out, stream);
+        }
         Value::Absent => out.push(TAG_ABSENT),
         Value::Lease(token) => {
             out.push(TAG_LEASE);
@@ -131,6 +137,109 @@ pub fn dump_value(value: &Value) -> Vec<u8> {
     }
     seal(&mut out);
     out
+}
+
+fn put_id(out: &mut Vec<u8>, id: StreamId) {
+    put_varint(out, id.ms);
+    put_varint(out, id.seq);
+}
+
+fn take_id(input: &mut &[u8]) -> Option<StreamId> {
+    Some(StreamId::new(take_varint(input)?, take_varint(input)?))
+}
+
+/// A stream as its entries, counters and groups (not its node layout, which
+/// the restoring side's limits decide).
+fn dump_stream(out: &mut Vec<u8>, stream: &Stream) {
+    put_varint(out, stream.len());
+    for entry in stream.range(StreamId::MIN, StreamId::MAX) {
+        put_id(out, entry.id);
+        put_varint(out, entry.len() as u64);
+        for (field, value) in entry.fields() {
+            put_bytes(out, field);
+            put_bytes(out, value);
+        }
+    }
+    put_id(out, stream.last_id());
+    put_id(out, stream.max_deleted());
+    put_varint(out, stream.entries_added());
+    put_varint(out, stream.groups().len() as u64);
+    for (name, group) in stream.groups() {
+        put_bytes(out, name.as_bytes());
+        put_id(out, group.last_id);
+        put_varint(out, group.entries_read.map_or(0, |n| n + 1));
+        put_varint(out, group.consumers().len() as u64);
+        for (name, consumer) in group.consumers() {
+            put_bytes(out, name.as_bytes());
+            put_varint(out, consumer.seen_time);
+            put_varint(out, consumer.active_time.map_or(0, |t| t + 1));
+        }
+        put_varint(out, group.pending().len() as u64);
+        for (&id, pending) in group.pending() {
+            put_id(out, id);
+            put_bytes(out, pending.consumer.as_bytes());
+            put_varint(out, pending.delivery_time);
+            put_varint(out, pending.delivery_count);
+        }
+    }
+}
+
+/// Rebuilds a stream written by [`dump_stream`]; `None` if it is not one
+/// a stream could have been (ids not increasing, counters behind the
+/// entries, pending entries of unknown consumers).
+fn restore_stream(rest: &mut &[u8], limits: &EncodingLimits) -> Option<Stream> {
+    let mut stream = Stream::default();
+    let mut fields: Vec<&[u8]> = Vec::new();
+    for _ in 0..take_varint(rest)? {
+        let id = take_id(rest)?;
+        fields.clear();
+        for _ in 0..take_varint(rest)? {
+            fields.push(take_bytes(rest)?);
+            fields.push(take_bytes(rest)?);
+        }
+        if fields.is_empty() {
+            return None;
+        }
+        stream
+            .append(Some(IdArg::Id(id)), &fields, limits.stream_nodes(), 0)
+            .ok()?;
+    }
+    let last_id = take_id(rest)?;
+    let max_deleted = take_id(rest)?;
+    let entries_added = take_varint(rest)?;
+    if last_id < stream.last_id() || entries_added < stream.len() {
+        return None;
+    }
+    stream.set_last_id(last_id, Some(entries_added), Some(max_deleted));
+    for _ in 0..take_varint(rest)? {
+        let name = Blob::new(take_bytes(rest)?);
+        let last_id = take_id(rest)?;
+        let entries_read = take_varint(rest)?.checked_sub(1);
+        let mut group = Group::new(last_id, entries_read);
+        for _ in 0..take_varint(rest)? {
+            let consumer = take_bytes(rest)?;
+            let seen = take_varint(rest)?;
+            if !group.create_consumer(consumer, seen) {
+                return None;
+            }
+            if let Some(active) = take_varint(rest)?.checked_sub(1) {
+                group.active(consumer, active);
+            }
+        }
+        for _ in 0..take_varint(rest)? {
+            let id = take_id(rest)?;
+            let consumer = take_bytes(rest)?;
+            let (time, count) = (take_varint(rest)?, take_varint(rest)?);
+            if group.consumer(consumer).is_none() || group.pending().contains_key(&id) {
+                return None;
+            }
+            group.assign(id, consumer, time, count);
+        }
+        if stream.groups_mut().insert(name, group).is_some() {
+            return None;
+        }
+    }
+    Some(stream)
 }
 
 /// Ends a payload whose body is `out`: the format version, then the
@@ -227,6 +336,7 @@ fn decode(tag: u8, rest: &mut &[u8], limits: &EncodingLimits) -> Option<Value> {
                 u64::from_le_bytes(*token),
             )))
         }
+        TAG_STREAM => Value::Stream(Box::new(restore_stream(rest, limits)?)),
         TAG_ABSENT => Value::Absent,
         TAG_LEASE => {
             let (token, tail) = rest.split_first_chunk::<8>()?;
@@ -272,9 +382,40 @@ mod tests {
             Value::Lock(Box::new(Lock::restored(b"owner", 3, 1_234_567))),
             Value::Absent,
             Value::Lease(42),
+            Value::Stream(Box::new(stream())),
+            Value::Stream(Box::default()),
         ] {
             assert_eq!(restore_value(&dump_value(&value), &l), Ok(value));
         }
+    }
+
+    /// A stream with deletions, moved counters, and a group with a consumer
+    /// holding pending entries.
+    fn stream() -> Stream {
+        let mut stream = Stream::default();
+        for i in 0..250u64 {
+            let value = i.to_string();
+            let fields: &[&[u8]] = match i % 3 {
+                0 => &[b"f", value.as_bytes()],
+                _ => &[b"f", value.as_bytes(), b"g", b"x"],
+            };
+            stream
+                .append(None, fields, limits().stream_nodes(), 1_000 + i / 7)
+                .unwrap();
+        }
+        stream.delete(StreamId::new(1_001, 3));
+        stream.set_last_id(StreamId::new(5_000, 0), Some(300), None);
+        let mut group = Group::new(StreamId::new(1_002, 0), Some(14));
+        group.create_consumer(b"alice", 7);
+        group.create_consumer(b"bob", 8);
+        group.deliver(StreamId::new(1_000, 2), b"alice", 9);
+        group.deliver(StreamId::new(1_001, 1), b"bob", 10);
+        group.active(b"bob", 10);
+        stream.groups_mut().insert(Blob::new(b"g1"), group);
+        stream
+            .groups_mut()
+            .insert(Blob::new(b"g2"), Group::new(StreamId::MIN, None));
+        stream
     }
 
     #[test]

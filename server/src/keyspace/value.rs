@@ -5,7 +5,7 @@ use std::hash::{Hash as StdHash, Hasher};
 
 use compact_bytes::CompactBytes;
 
-use super::types::{Hash, List, Lock, Set, Str, ZSet};
+use super::types::{Hash, List, Lock, Set, Str, Stream, ZSet};
 use crate::clock::Millis;
 use crate::protocol::number::parse_i64;
 
@@ -84,6 +84,8 @@ pub enum Value {
     Set(Box<Set>),
     /// A sorted set.
     ZSet(Box<ZSet>),
+    /// A stream.
+    Stream(Box<Stream>),
     /// A native lock (`LOCK.ACQUIRE`).
     Lock(Box<Lock>),
     /// A cached "known absent" (`CACHE.FILL ... NULL`): plain `GET` answers nil.
@@ -125,6 +127,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
             Value::Lock(_) => "lock",
             Value::Absent => "cache-null",
             Value::Lease(_) => "cache-lease",
@@ -147,6 +150,7 @@ impl Value {
             Value::Hash(h) => h.encoding(),
             Value::Set(s) => s.encoding(),
             Value::ZSet(z) => z.encoding(),
+            Value::Stream(_) => "stream",
             Value::Lock(_) => "lock",
             Value::Absent => "cache-null",
             Value::Lease(_) => "cache-lease",
@@ -162,6 +166,7 @@ impl Value {
             Value::Hash(h) => std::mem::size_of::<Hash>() + h.heap_size(),
             Value::Set(s) => std::mem::size_of::<Set>() + s.heap_size(),
             Value::ZSet(z) => std::mem::size_of::<ZSet>() + z.heap_size(),
+            Value::Stream(s) => std::mem::size_of::<Stream>() + s.heap_size(),
             Value::Lock(l) => l.heap_size(),
             Value::Absent | Value::Lease(_) => 0,
         }
@@ -179,9 +184,13 @@ impl Value {
     /// True for a collection with no elements, which Redis never keeps.
     pub fn is_empty_collection(&self) -> bool {
         match self {
-            Value::Str(_) | Value::Int(_) | Value::Lock(_) | Value::Absent | Value::Lease(_) => {
-                false
-            }
+            // An empty stream is kept, as in Redis.
+            Value::Str(_)
+            | Value::Int(_)
+            | Value::Stream(_)
+            | Value::Lock(_)
+            | Value::Absent
+            | Value::Lease(_) => false,
             Value::List(l) => l.is_empty(),
             Value::Hash(h) => h.is_empty(),
             Value::Set(s) => s.is_empty(),

@@ -1,5 +1,5 @@
-//! The value types: strings, lists, hashes, sets and sorted sets, and the
-//! HyperLogLog representation strings may hold.
+//! The value types: strings, lists, hashes, sets, sorted sets and streams,
+//! and the HyperLogLog representation strings may hold.
 //!
 //! Each keeps small collections in a compact encoding (a flat vector searched
 //! linearly, like Redis's listpack; sorted integers for small integer sets, like
@@ -15,6 +15,7 @@ mod lock;
 mod packed;
 mod set;
 mod skiplist;
+pub mod stream;
 mod string;
 mod zset;
 
@@ -23,6 +24,7 @@ pub use list::{End, List};
 pub use lock::{FencingTokens, Lock, Release, TokenOutOfRange, TOKEN_BLOCK};
 pub use set::Set;
 pub use skiplist::compare as compare_scored;
+pub use stream::Stream;
 pub use string::Str;
 pub use zset::{LexBound, ScoreBound, ZSet};
 
@@ -47,6 +49,20 @@ pub struct EncodingLimits {
     /// Redis's `list-max-listpack-size`: negative for a byte limit (-1 = 4 KiB ...
     /// -5 = 64 KiB), positive for an element count.
     pub list_size: i64,
+    /// Most bytes in a stream node (`stream-node-max-bytes`; 0: no limit).
+    pub stream_node_bytes: usize,
+    /// Most entries in a stream node (`stream-node-max-entries`; 0: no limit).
+    pub stream_node_entries: u64,
+}
+
+impl EncodingLimits {
+    /// The stream node limits.
+    pub fn stream_nodes(&self) -> stream::NodeLimits {
+        stream::NodeLimits {
+            bytes: self.stream_node_bytes,
+            entries: self.stream_node_entries,
+        }
+    }
 }
 
 impl Default for EncodingLimits {
@@ -60,6 +76,8 @@ impl Default for EncodingLimits {
             zset_entries: 128,
             zset_value: 64,
             list_size: -2,
+            stream_node_bytes: 4096,
+            stream_node_entries: 100,
         }
     }
 }

@@ -54,8 +54,9 @@ pub(super) fn read_len_back(buf: &[u8], mut end: usize) -> (usize, usize) {
     }
 }
 
-/// Reads the string starting at `pos`: its bytes and the position after it.
-pub(super) fn read_at(buf: &[u8], mut pos: usize) -> (&[u8], usize) {
+/// Reads the varint written by [`put_len`] at `pos`: the number and the
+/// position after it.
+pub(super) fn read_len(buf: &[u8], mut pos: usize) -> (usize, usize) {
     let mut len = 0usize;
     let mut shift = 0;
     loop {
@@ -63,10 +64,15 @@ pub(super) fn read_at(buf: &[u8], mut pos: usize) -> (&[u8], usize) {
         pos += 1;
         len |= usize::from(b & 0x7f) << shift;
         if b & 0x80 == 0 {
-            break;
+            return (len, pos);
         }
         shift += 7;
     }
+}
+
+/// Reads the string starting at `pos`: its bytes and the position after it.
+pub(super) fn read_at(buf: &[u8], pos: usize) -> (&[u8], usize) {
+    let (len, pos) = read_len(buf, pos);
     (&buf[pos..pos + len], pos + len)
 }
 
