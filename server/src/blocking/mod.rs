@@ -25,6 +25,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use crate::clock::Millis;
+use crate::keyspace::types::stream::StreamId;
 use crate::keyspace::types::{EncodingLimits, End};
 
 pub use held::Held;
@@ -75,6 +76,11 @@ pub enum BlockedOp {
         /// Lease in milliseconds.
         ttl: Millis,
     },
+    /// Read entries added to a stream (XREAD), or a group's new entries
+    /// (XREADGROUP `>`): every reader with something to read is served, in
+    /// arrival order, and a reader with nothing yet does not hold up those
+    /// behind it.
+    StreamRead(Box<StreamRead>),
     /// A write held while a manual failover pauses writes (F7): at the
     /// deadline the command runs again (and is routed again).
     Paused,
@@ -84,6 +90,29 @@ pub enum BlockedOp {
         /// The feed offset to reach.
         offset: u64,
     },
+}
+
+/// What a blocked stream reader waits for.
+#[derive(Debug, Clone)]
+pub struct StreamRead {
+    /// Per key (in the waiter's order), the id to read after; ignored for a
+    /// group, which reads after its own last id.
+    pub after: Vec<StreamId>,
+    /// Most entries (0: all).
+    pub count: usize,
+    /// XREADGROUP's group, consumer and NOACK.
+    pub group: Option<(Vec<u8>, Vec<u8>, bool)>,
+}
+
+/// An entry read from a stream, owned: its id and field-value pairs (field,
+/// value, field, value...), or `None` for an id whose entry is gone (a
+/// consumer's history).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadEntry {
+    /// The entry's id.
+    pub id: StreamId,
+    /// Its fields and values.
+    pub fields: Option<Vec<Vec<u8>>>,
 }
 
 impl BlockedOp {
@@ -118,6 +147,20 @@ pub enum Outcome {
         popped: Vec<(Vec<u8>, f64)>,
         /// BZMPOP: the pairs are replied as nested arrays.
         counted: bool,
+    },
+    /// Read from a stream (XREAD, XREADGROUP): the key and its entries.
+    Stream {
+        /// The stream.
+        key: Vec<u8>,
+        /// What was read.
+        entries: Vec<ReadEntry>,
+    },
+    /// The stream or the group an XREADGROUP waited on is gone.
+    NoGroup {
+        /// The stream.
+        key: Vec<u8>,
+        /// The group.
+        group: Vec<u8>,
     },
     /// Moved an element to the destination list (BLMOVE): the element.
     Moved(Vec<u8>),
@@ -196,6 +239,17 @@ impl Waiter {
         *self.outcome.lock() = Some(wake);
         self.notify.notify_one();
     }
+}
+
+/// What serving one waiter came to (see [`Blocked::serve`]).
+#[derive(Debug)]
+pub enum Step {
+    /// It was served (or must retry): it leaves the queue.
+    Wake(Wake),
+    /// It waits, and so do those behind it (a pop that found nothing).
+    Stop,
+    /// It waits; those behind it may still be served (a stream reader).
+    Pass,
 }
 
 /// The registry of blocked clients.
@@ -331,14 +385,18 @@ impl Blocked {
     /// performs the first waiter's operation and says how it ended, or `None`
     /// to leave it (and those behind it) waiting. Called by the write path's
     /// commit, holding `key`'s slot.
-    pub fn serve(&self, key: &[u8], mut serve: impl FnMut(&Waiter) -> Option<Wake>) {
+    pub fn serve(&self, key: &[u8], mut serve: impl FnMut(&Waiter) -> Step) {
         let mut by_key = self.by_key.lock();
-        while let Some(waiter) = by_key.get(key).and_then(|q| q.front()).cloned() {
-            let Some(wake) = serve(&waiter) else {
-                break;
-            };
-            self.remove(&mut by_key, &waiter);
-            waiter.wake(wake);
+        let mut at = 0;
+        while let Some(waiter) = by_key.get(key).and_then(|q| q.get(at)).cloned() {
+            match serve(&waiter) {
+                Step::Wake(wake) => {
+                    self.remove(&mut by_key, &waiter);
+                    waiter.wake(wake);
+                }
+                Step::Stop => break,
+                Step::Pass => at += 1,
+            }
         }
     }
 }
@@ -368,11 +426,12 @@ mod tests {
         }
         assert_eq!(blocked.len(), 3);
         let mut data = 2;
-        blocked.serve(b"k", |w| {
-            (data > 0).then(|| {
+        blocked.serve(b"k", |w| match data {
+            0 => Step::Stop,
+            _ => {
                 data -= 1;
-                Wake::Served(Outcome::Locked(w.client))
-            })
+                Step::Wake(Wake::Served(Outcome::Locked(w.client)))
+            }
         });
         assert_eq!(a.take(), Some(Wake::Served(Outcome::Locked(1))));
         assert_eq!(b.take(), Some(Wake::Served(Outcome::Locked(2))));

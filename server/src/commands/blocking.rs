@@ -77,7 +77,9 @@ pub fn write_timeout(shared: &Shared, op: &BlockedOp, out: &mut Reply) {
             out.null()
         }
         BlockedOp::CacheRead { .. } => super::cache_reply(out, CacheRead::Wait),
-        BlockedOp::ListPop { .. } | BlockedOp::ZPop { .. } => out.null_array(),
+        BlockedOp::ListPop { .. } | BlockedOp::ZPop { .. } | BlockedOp::StreamRead(_) => {
+            out.null_array()
+        }
     }
 }
 
@@ -125,6 +127,14 @@ pub fn write_outcome(shared: &Shared, session: &mut Session, outcome: &Outcome, 
                 out.bulk(member);
                 out.double(*score);
             }
+        }
+        Outcome::Stream { key, entries } => {
+            super::streams::write_streams_header(out, 1);
+            super::streams::write_read(out, key, entries);
+        }
+        Outcome::NoGroup { key, group } => {
+            let error = super::streams::no_group(key, group);
+            super::reply_error(shared, session, out, &error)
         }
         Outcome::Moved(item) => out.bulk(item),
         Outcome::Cached(Some(value)) => super::cache_reply(out, CacheRead::Value(value.into())),

@@ -184,6 +184,9 @@ pub enum CommandError {
     /// A string that is not a HyperLogLog, or a corrupted one.
     #[error("{0}")]
     Hll(#[from] crate::keyspace::types::hll::HllError),
+    /// A stream's consumer group (or the stream) is missing.
+    #[error("NOGROUP {0}")]
+    NoGroup(String),
     /// Any other `ERR` error, with its message.
     #[error("ERR {0}")]
     Other(String),
@@ -214,6 +217,7 @@ impl CommandError {
             | ReplyTooLarge
             | Other(_) => "ERR",
             WrongType => "WRONGTYPE",
+            NoGroup(_) => "NOGROUP",
             OutOfMemory => "OOM",
             NoAuth | HelloNoAuth => "NOAUTH",
             WrongPass => "WRONGPASS",

@@ -108,6 +108,10 @@ fn write_info(out: &mut Reply, cmd: &Cmd) {
 
 fn write_key_specs(out: &mut Reply, spec: &CommandSpec) {
     let k = spec.keys;
+    if k.streams_option {
+        write_streams_key_spec(out, spec);
+        return;
+    }
     if k.first == 0 {
         out.array(0);
         return;
@@ -157,6 +161,43 @@ fn write_key_specs(out: &mut Reply, spec: &CommandSpec) {
         out.int(i64::from(k.stores_from));
         find_keys_range(out, 0, 1);
     }
+}
+
+/// XREAD's key spec: after the `STREAMS` keyword, the first half of the rest.
+fn write_streams_key_spec(out: &mut Reply, spec: &CommandSpec) {
+    out.array(1);
+    out.map(3);
+    out.bulk(b"flags");
+    let flags: &[&str] = match spec.flags & flag::WRITE != 0 {
+        true => &["RW", "access", "update"],
+        false => &["RO", "access"],
+    };
+    out.array(flags.len());
+    for f in flags {
+        out.simple(f);
+    }
+    out.bulk(b"begin_search");
+    out.map(2);
+    out.bulk(b"type");
+    out.bulk(b"keyword");
+    out.bulk(b"spec");
+    out.map(2);
+    out.bulk(b"keyword");
+    out.bulk(b"STREAMS");
+    out.bulk(b"startfrom");
+    out.int(1);
+    out.bulk(b"find_keys");
+    out.map(2);
+    out.bulk(b"type");
+    out.bulk(b"range");
+    out.bulk(b"spec");
+    out.map(3);
+    out.bulk(b"lastkey");
+    out.int(-1);
+    out.bulk(b"keystep");
+    out.int(1);
+    out.bulk(b"limit");
+    out.int(2);
 }
 
 /// A key spec's `find_keys` entry of type `range`.

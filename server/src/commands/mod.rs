@@ -45,6 +45,7 @@ mod server;
 mod sets;
 mod slot_migration;
 mod sort;
+mod streams;
 mod strings;
 pub mod transactions;
 mod zsets;
@@ -92,6 +93,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     zsets::COMMANDS,
     geo::COMMANDS,
     hyperloglog::COMMANDS,
+    streams::COMMANDS,
     locks::COMMANDS,
     cache::COMMANDS,
     cluster::COMMANDS,
@@ -355,6 +357,7 @@ fn key_slots_by<'k>(
             numkeys: 0,
             keys_option: false,
             store_option: false,
+            streams_option: false,
             stores_from: 0,
             ..
         } if first > 0 && first == last => KeySlots::with(args.get(first as usize), slot_of),

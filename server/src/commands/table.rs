@@ -116,6 +116,9 @@ pub struct KeySpec {
     /// `SORT`'s rule: the argument after a `STORE` option is a key too (Redis's
     /// `sortGetKeys`).
     pub store_option: bool,
+    /// `XREAD`'s rule: the keys are the first half of the arguments after
+    /// `STREAMS` (Redis's `xreadGetKeys`).
+    pub streams_option: bool,
     /// `GEORADIUS`'s rule (0: none): from this position on, the argument
     /// after the first `STORE` and the one after the first `STOREDIST` are
     /// keys too (Redis's keyword key specs), and so is the one the command
@@ -133,6 +136,7 @@ impl KeySpec {
         not_key: false,
         keys_option: false,
         store_option: false,
+        streams_option: false,
         stores_from: 0,
     };
     /// One key, the first argument.
@@ -144,6 +148,7 @@ impl KeySpec {
         not_key: false,
         keys_option: false,
         store_option: false,
+        streams_option: false,
         stores_from: 0,
     };
     /// Every argument is a key.
@@ -155,6 +160,7 @@ impl KeySpec {
         not_key: false,
         keys_option: false,
         store_option: false,
+        streams_option: false,
         stores_from: 0,
     };
 
@@ -168,6 +174,7 @@ impl KeySpec {
             not_key: false,
             keys_option: false,
             store_option: false,
+            streams_option: false,
             stores_from: 0,
         }
     }
@@ -192,6 +199,7 @@ impl KeySpec {
             not_key: false,
             keys_option: false,
             store_option: false,
+            streams_option: false,
             stores_from: 0,
         }
     }
@@ -221,9 +229,19 @@ impl KeySpec {
         ..KeySpec::ONE
     };
 
+    /// `XREAD`'s and `XREADGROUP`'s keys: those named after `STREAMS`.
+    pub const STREAMS: KeySpec = KeySpec {
+        streams_option: true,
+        ..KeySpec::NONE
+    };
+
     /// True when the key positions depend on the arguments (Redis's `movablekeys`).
     pub fn movable(self) -> bool {
-        self.numkeys > 0 || self.keys_option || self.store_option || self.stores_from > 0
+        self.numkeys > 0
+            || self.keys_option
+            || self.store_option
+            || self.streams_option
+            || self.stores_from > 0
     }
 
     /// Positions of the keys (or shard channels) in `args` (the whole request).
@@ -239,6 +257,9 @@ impl KeySpec {
             if let Some(start) = keys_option_start(args, first as usize + 3) {
                 (first, last) = (start as i32, argc - 1);
             }
+        }
+        if self.streams_option {
+            (first, last) = streams_keys(args);
         }
         let ranged = match first > 0 && last >= first {
             true => first as usize..last as usize + 1,
@@ -272,6 +293,30 @@ impl KeySpec {
             stored,
         }
     }
+}
+
+/// The first and last key of an `XREAD` or `XREADGROUP`: the first half of
+/// what follows `STREAMS`, found skipping option values as Redis does; (0, 0)
+/// when the rest is not even or empty.
+fn streams_keys(args: Args<'_>) -> (i32, i32) {
+    let argc = args.len();
+    let is = |i: usize, word: &[u8]| args.get(i).is_some_and(|a| a.eq_ignore_ascii_case(word));
+    let mut i = 1;
+    while i < argc {
+        if is(i, b"STREAMS") {
+            let rest = argc - i - 1;
+            if rest == 0 || rest % 2 != 0 {
+                return (0, 0);
+            }
+            return ((i + 1) as i32, (i + rest / 2) as i32);
+        }
+        i += match () {
+            _ if is(i, b"BLOCK") || is(i, b"COUNT") => 2,
+            _ if is(i, b"GROUP") => 3,
+            _ => 1,
+        };
+    }
+    (0, 0)
 }
 
 /// The keys `STORE` and `STOREDIST` options name ([`KeySpec::stores_from`]).

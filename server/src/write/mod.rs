@@ -18,6 +18,7 @@ mod changes;
 mod evict;
 mod locks;
 mod serve;
+mod stream_read;
 
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -25,6 +26,7 @@ use changes::Notice;
 pub use changes::{Changes, CommandMark};
 pub use evict::{evict_while, make_room};
 pub use locks::{key_state, lock_change, seal, undo, LockGate, LockRefusal};
+pub use stream_read::{owned as owned_entry, GroupRead};
 
 use crate::clock::Millis;
 use crate::dataset::Dataset;

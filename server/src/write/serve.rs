@@ -4,13 +4,15 @@
 //! unit's lock gate may refuse it (the waiter stays queued) or hold its reply
 //! for acknowledgements (`Wake::Held`).
 
-use crate::blocking::{BlockedOp, Outcome, Waiter, Wake};
+use crate::blocking::{BlockedOp, Outcome, ReadEntry, Step, StreamRead, Waiter, Wake};
 use crate::clock::Millis;
+use crate::keyspace::types::stream::StreamId;
 use crate::keyspace::types::{End, List, Lock};
 use crate::keyspace::{key_slot, Expiry, Locked, Value};
 use crate::notify;
 
 use super::locks::may_serve;
+use super::stream_read::{owned, GroupRead};
 use super::{record_state, Changes};
 
 /// Serves the clients blocked on `key`, whose slot `locks` holds, first come
@@ -25,9 +27,76 @@ pub(super) fn serve(
 ) -> u64 {
     let mut leases = 0;
     data.blocked.serve(key, |waiter| {
-        serve_one(data, locks, key, waiter, now, changes, &mut leases)
+        if let BlockedOp::StreamRead(read) = &waiter.op {
+            return serve_reader(locks, key, waiter, read, now, changes);
+        }
+        match serve_one(data, locks, key, waiter, now, changes, &mut leases) {
+            Some(wake) => Step::Wake(wake),
+            None => Step::Stop,
+        }
     });
     leases
+}
+
+/// Serves a stream reader blocked on `key` if the stream has entries for
+/// it; a group reader whose stream or group is gone gets an error, as the
+/// command run again would.
+fn serve_reader(
+    locks: &mut Locked<'_>,
+    key: &[u8],
+    waiter: &Waiter,
+    read: &StreamRead,
+    now: Millis,
+    changes: &mut Changes,
+) -> Step {
+    let table = locks.table(key);
+    let stream = match table.get(key, now).map(|e| e.value) {
+        Some(Value::Stream(stream)) => stream,
+        Some(_) if read.group.is_some() => return Step::Wake(Wake::Served(Outcome::WrongType)),
+        None if read.group.is_some() => {
+            let group = read.group.as_ref().map(|g| g.0.clone()).unwrap_or_default();
+            let key = key.to_vec();
+            return Step::Wake(Wake::Served(Outcome::NoGroup { key, group }));
+        }
+        _ => return Step::Pass,
+    };
+    let Some(top) = stream.last_entry_id() else {
+        return Step::Pass;
+    };
+    let entries: Vec<ReadEntry> = match &read.group {
+        None => {
+            let at = waiter.keys.iter().position(|k| k == key);
+            let after = at.and_then(|i| read.after.get(i).copied());
+            match after.filter(|&after| top > after).and_then(StreamId::next) {
+                Some(start) => {
+                    let count = if read.count == 0 { usize::MAX } else { read.count };
+                    stream.range(start, StreamId::MAX).take(count).map(|e| owned(&e)).collect()
+                }
+                None => return Step::Pass,
+            }
+        }
+        Some((group, consumer, noack)) => {
+            let Some(last) = stream.group(group).map(|g| g.last_id) else {
+                let (key, group) = (key.to_vec(), group.clone());
+                return Step::Wake(Wake::Served(Outcome::NoGroup { key, group }));
+            };
+            if top <= last {
+                return Step::Pass;
+            }
+            let reader = GroupRead {
+                key,
+                group,
+                consumer,
+                count: read.count,
+                noack: *noack,
+            };
+            reader.run(stream, None, now, changes)
+        }
+    };
+    Step::Wake(Wake::Served(Outcome::Stream {
+        key: key.to_vec(),
+        entries,
+    }))
 }
 
 /// Records a pop from `key`, and its deletion if that emptied it.
@@ -64,6 +133,8 @@ fn serve_one(
     let outcome = match &waiter.op {
         // Waits on no key: never in the registry.
         BlockedOp::Replicas { .. } | BlockedOp::Paused => return None,
+        // Served by `serve_reader`.
+        BlockedOp::StreamRead(_) => return None,
         BlockedOp::ListPop { end, count } => {
             let table = locks.table(key);
             let list = match table.get(key, now)?.value {
@@ -240,7 +311,10 @@ mod tests {
         changes.set_lock_gate(gate);
         let mut leases = 0;
         data.blocked.serve(key, |w| {
-            serve_one(data, &mut locks, key, w, now, &mut changes, &mut leases)
+            match serve_one(data, &mut locks, key, w, now, &mut changes, &mut leases) {
+                Some(wake) => Step::Wake(wake),
+                None => Step::Stop,
+            }
         });
         changes
     }
