@@ -13,7 +13,6 @@ use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
 use crate::blocking::{BlockedOp, ReadEntry, StreamRead};
 use crate::keyspace::types::stream::{self, AppendError, EntryRef, IdArg, StreamId, Trim};
 use crate::keyspace::types::Stream;
-use crate::keyspace::Value;
 use crate::notify;
 use crate::protocol::number::parse_i64;
 use crate::protocol::{Protocol, Reply};
@@ -344,29 +343,24 @@ impl<'a> Command<'a> for XAdd<'a> {
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
         let limits = ctx.limits();
         let table = ctx.locks.table(self.key);
-        let stream = match table.get(self.key, ctx.now) {
-            Some(entry) => match entry.value {
-                Value::Stream(s) => s,
-                _ => return Err(CommandError::WrongType),
+        let made = !table.contains(self.key, ctx.now);
+        let stream = match self.nomkstream {
+            true => match super::access::modify::<Stream>(table, self.key, ctx.now)? {
+                Some(stream) => stream,
+                None => {
+                    ctx.out.null();
+                    return Ok(());
+                }
             },
-            None if self.nomkstream => {
-                ctx.out.null();
-                return Ok(());
-            }
-            None => {
-                let value = Value::Stream(Box::default());
-                let entry = table.get_or_insert_with(self.key, ctx.now, || value);
-                let Value::Stream(s) = entry.value else {
-                    return Err(CommandError::WrongType);
-                };
-                s
-            }
+            false => super::access::create(table, self.key, ctx.now, Stream::default)?,
         };
         let id = match stream.append(self.id, &self.fields, limits.stream_nodes(), ctx.now) {
             Ok(id) => id,
             Err(e) => {
                 // A stream this command just made is not kept.
-                table.remove_if_empty(self.key, ctx.now);
+                if made {
+                    table.remove(self.key, ctx.now);
+                }
                 return Err(append_error(e));
             }
         };
