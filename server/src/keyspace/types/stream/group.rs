@@ -152,13 +152,47 @@ impl Group {
 
     /// Acknowledges `id`; false if it was not pending.
     pub fn ack(&mut self, id: StreamId) -> bool {
-        let Some(pending) = self.pel.remove(&id) else {
-            return false;
-        };
+        self.remove_pending(id).is_some()
+    }
+
+    /// Takes `id` out of the PEL (and its consumer's), returning what it was.
+    fn remove_pending(&mut self, id: StreamId) -> Option<Pending> {
+        let pending = self.pel.remove(&id)?;
         if let Some(owner) = self.consumers.get_mut(pending.consumer.as_bytes()) {
             owner.pel.remove(&id);
         }
-        true
+        Some(pending)
+    }
+
+    /// Moves the group to `last_id` with this read counter (`XGROUP SETID`).
+    pub fn set_id(&mut self, last_id: StreamId, entries_read: Option<u64>) {
+        self.last_id = last_id;
+        self.entries_read = entries_read;
+    }
+
+    /// Claims the pending entry `id` of a live entry for `consumer` (which
+    /// exists), as XCLAIM does for one id: see [`Stream::claim`].
+    fn claim_live(&mut self, id: StreamId, consumer: &[u8], claim: &ClaimArgs, now: u64) -> Claim {
+        let current = match self.pel.get(&id) {
+            Some(pending) => {
+                if claim.min_idle != 0 && idle(now, pending.delivery_time) < claim.min_idle {
+                    return Claim::Skipped;
+                }
+                pending.delivery_count
+            }
+            // FORCE makes a pending entry first (delivered once), whatever
+            // the minimum idle time.
+            None if claim.force => 1,
+            None => return Claim::Skipped,
+        };
+        let count = match claim.retry_count {
+            Some(count) => count,
+            None if claim.justid => current,
+            None => current.wrapping_add(1),
+        };
+        self.assign(id, consumer, claim.delivery_time, count);
+        self.active(consumer, now);
+        Claim::Claimed(self.pel[&id].clone())
     }
 
     /// Heap bytes used, roughly: the trees' slots and the names.
@@ -173,6 +207,54 @@ impl Group {
                 .map(|name| consumer + name.heap_size())
                 .sum::<usize>()
     }
+}
+
+/// Milliseconds since `time` at `now`, as Redis's signed arithmetic gives
+/// them (negative for a time ahead of the clock).
+pub fn idle(now: u64, time: u64) -> i64 {
+    (now as i64).wrapping_sub(time as i64)
+}
+
+/// How XCLAIM claims each id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimArgs {
+    /// Pending entries idle for less than this are left alone (0: none is).
+    pub min_idle: i64,
+    /// The delivery time claimed entries get (Unix ms).
+    pub delivery_time: u64,
+    /// The delivery count claimed entries get (`RETRYCOUNT`); by default it
+    /// goes up by one.
+    pub retry_count: Option<u64>,
+    /// `FORCE`: an entry of the stream that nobody has pending becomes
+    /// pending.
+    pub force: bool,
+    /// `JUSTID`: the delivery count stays as it was (unless `retry_count`).
+    pub justid: bool,
+}
+
+/// What claiming one id did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// It is the consumer's now: the pending entry as it became.
+    Claimed(Pending),
+    /// Its entry is no longer in the stream: its pending entry, as it was,
+    /// left the PEL.
+    Gone(Pending),
+    /// Nothing changed (not pending, or not idle long enough).
+    Skipped,
+}
+
+/// What XAUTOCLAIM did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AutoClaimed {
+    /// The ids claimed, in order, with their pending entries as they became.
+    pub claimed: Vec<(StreamId, Pending)>,
+    /// The ids whose entries were gone, with their pending entries as they
+    /// were (they left the PEL).
+    pub deleted: Vec<(StreamId, Pending)>,
+    /// Where the next call starts: the first pending id not looked at, or
+    /// `0-0` when the PEL was scanned to its end.
+    pub next: StreamId,
 }
 
 /// What a `>` read of a group delivers, entry by entry.
@@ -226,5 +308,114 @@ impl Stream {
         }
         self.groups.insert(Blob::new(name), group);
         delivered
+    }
+}
+
+impl Stream {
+    /// The group `name`, to change.
+    pub fn group_mut(&mut self, name: &[u8]) -> Option<&mut Group> {
+        self.groups.get_mut(name)
+    }
+
+    /// Creates the group `name` at `last_id`; false if it exists.
+    pub fn create_group(
+        &mut self,
+        name: &[u8],
+        last_id: StreamId,
+        entries_read: Option<u64>,
+    ) -> bool {
+        if self.groups.contains_key(name) {
+            return false;
+        }
+        let group = Group::new(last_id, entries_read);
+        self.groups.insert(Blob::new(name), group);
+        true
+    }
+
+    /// Deletes the group `name`, its consumers and PEL; false if none.
+    pub fn destroy_group(&mut self, name: &[u8]) -> bool {
+        self.groups.remove(name).is_some()
+    }
+
+    /// Claims `id` for `consumer` (which exists) of group `name` as XCLAIM
+    /// does: a pending entry idle long enough (or, with `force`, any entry of
+    /// the stream) becomes the consumer's with the claim's delivery time and
+    /// count; a pending entry whose entry is gone leaves the PEL.
+    pub fn claim(
+        &mut self,
+        name: &[u8],
+        consumer: &[u8],
+        id: StreamId,
+        claim: &ClaimArgs,
+        now: u64,
+    ) -> Claim {
+        let live = self.get(id).is_some();
+        let Some(group) = self.groups.get_mut(name) else {
+            return Claim::Skipped;
+        };
+        match live {
+            true => group.claim_live(id, consumer, claim, now),
+            false => group.remove_pending(id).map_or(Claim::Skipped, Claim::Gone),
+        }
+    }
+
+    /// Claims for `consumer` (which exists) of group `name` the pending
+    /// entries from `start` on idle for at least `min_idle` ms (0: any), as
+    /// XAUTOCLAIM does: at most `count` ids claimed or found gone (gone ones
+    /// leave the PEL), looking at no more than ten times `count` pending
+    /// entries. Claimed entries are delivered again at `now`, counted once
+    /// more unless `justid`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn auto_claim(
+        &mut self,
+        name: &[u8],
+        consumer: &[u8],
+        start: StreamId,
+        min_idle: i64,
+        count: usize,
+        justid: bool,
+        now: u64,
+    ) -> AutoClaimed {
+        let mut done = AutoClaimed::default();
+        let Some(mut group) = self.groups.remove(name) else {
+            return done;
+        };
+        let mut attempts = count.saturating_mul(10);
+        let mut left = count;
+        // The next pending id to look at is the first at or after `from`.
+        let mut from = Some(start);
+        while attempts > 0 && left > 0 {
+            attempts -= 1;
+            let Some(id) = from.and_then(|from| group.pel.range(from..).next().map(|(&id, _)| id))
+            else {
+                from = None;
+                break;
+            };
+            from = id.next();
+            if self.get(id).is_none() {
+                if let Some(pending) = group.remove_pending(id) {
+                    done.deleted.push((id, pending));
+                }
+                left -= 1;
+                continue;
+            }
+            let pending = &group.pel[&id];
+            if min_idle != 0 && idle(now, pending.delivery_time) < min_idle {
+                continue;
+            }
+            let count = match justid {
+                true => pending.delivery_count,
+                false => pending.delivery_count.wrapping_add(1),
+            };
+            group.assign(id, consumer, now, count);
+            group.active(consumer, now);
+            done.claimed.push((id, group.pel[&id].clone()));
+            left -= 1;
+        }
+        done.next = from
+            .and_then(|from| group.pel.range(from..).next().map(|(&id, _)| id))
+            .unwrap_or(StreamId::MIN);
+        self.groups.insert(Blob::new(name), group);
+        done
     }
 }

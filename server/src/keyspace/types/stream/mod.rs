@@ -13,10 +13,11 @@
 mod group;
 mod id;
 mod node;
+mod rax;
 
 use std::collections::BTreeMap;
 
-pub use group::{Consumer, Group, Pending};
+pub use group::{idle, AutoClaimed, Claim, ClaimArgs, Consumer, Delivered, Group, Pending};
 pub use id::{parse, parse_id, IdArg, StreamId};
 pub use node::{EntryRef, Fields};
 
