@@ -3,7 +3,7 @@
 
 use super::CommandError;
 use crate::clock::Millis;
-use crate::keyspace::types::{Hash, List, Set, ZSet};
+use crate::keyspace::types::{Hash, List, Set, Stream, ZSet};
 use crate::keyspace::{SlotTable, Value};
 
 /// A collection type stored in a [`Value`] variant.
@@ -44,6 +44,7 @@ collection!(List, List);
 collection!(Hash, Hash);
 collection!(Set, Set);
 collection!(ZSet, ZSet);
+collection!(Stream, Stream);
 
 /// The collection at `key`: `None` if the key does not exist, WRONGTYPE if it
 /// holds another type.

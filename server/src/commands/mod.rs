@@ -45,6 +45,7 @@ mod server;
 mod sets;
 mod slot_migration;
 mod sort;
+mod stream_groups;
 mod strings;
 pub mod transactions;
 mod zsets;
@@ -92,6 +93,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     zsets::COMMANDS,
     geo::COMMANDS,
     hyperloglog::COMMANDS,
+    stream_groups::COMMANDS,
     locks::COMMANDS,
     cache::COMMANDS,
     cluster::COMMANDS,
