@@ -45,7 +45,10 @@ fn xadd_and_ranges_reply_as_redis_does() {
         raw.call(&["XRANGE", "s", "(1-1", "(2"]),
         "[[$1-2, [$a, $3]], [$2-0, [$c, $5]]]"
     );
-    assert_eq!(raw.call(&["XRANGE", "s", "(1-1", "(2-0"]), "[[$1-2, [$a, $3]]]");
+    assert_eq!(
+        raw.call(&["XRANGE", "s", "(1-1", "(2-0"]),
+        "[[$1-2, [$a, $3]]]"
+    );
     assert_eq!(raw.call(&["XRANGE", "s", "-", "+", "COUNT", "0"]), "(nil)");
     assert_eq!(raw.call(&["XRANGE", "nokey", "-", "+"]), "[]");
     assert_eq!(raw.call(&["XLEN", "s"]), ":3");
@@ -55,7 +58,10 @@ fn xadd_and_ranges_reply_as_redis_does() {
     let auto = raw.call(&["XADD", "s", "*", "f", "v"]);
     let ms: u64 = auto[1..auto.find('-').unwrap()].parse().unwrap();
     assert!(ms > 1_600_000_000_000, "{auto}");
-    assert_eq!(raw.call(&["XADD", "none", "NOMKSTREAM", "*", "f", "v"]), "(nil)");
+    assert_eq!(
+        raw.call(&["XADD", "none", "NOMKSTREAM", "*", "f", "v"]),
+        "(nil)"
+    );
     assert_eq!(raw.call(&["EXISTS", "none"]), ":0");
     // Deleting every entry keeps the (empty) stream.
     assert_eq!(raw.call(&["XTRIM", "s", "MAXLEN", "0"]), ":4");
@@ -155,7 +161,10 @@ fn a_blocked_read_times_out_with_nil_and_a_gone_reader_leaves() {
     let server = TestServer::start();
     let mut raw = server.raw();
     let started = Instant::now();
-    assert_eq!(raw.call(&["XREAD", "BLOCK", "150", "STREAMS", "s", "$"]), "(nil)");
+    assert_eq!(
+        raw.call(&["XREAD", "BLOCK", "150", "STREAMS", "s", "$"]),
+        "(nil)"
+    );
     assert!(started.elapsed() >= Duration::from_millis(140));
     let mut gone = server.raw();
     gone.send_command(&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"]);
@@ -164,7 +173,10 @@ fn a_blocked_read_times_out_with_nil_and_a_gone_reader_leaves() {
     wait_blocked(&server, 0);
     // Inside a transaction a blocking read answers at once.
     assert_eq!(raw.call(&["MULTI"]), "+OK");
-    assert_eq!(raw.call(&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"]), "+QUEUED");
+    assert_eq!(
+        raw.call(&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"]),
+        "+QUEUED"
+    );
     assert_eq!(raw.call(&["EXEC"]), "[(nil)]");
 }
 
@@ -195,22 +207,34 @@ fn group_reads_deliver_new_entries_once_and_replay_a_consumers_history() {
     raw.call(&["XADD", "s", "1-0", "f", "a"]);
     raw.call(&["XADD", "s", "2-0", "f", "b"]);
     // The group is made directly (XGROUP is its own family's).
-    let stream_with_group = |raw: &mut RawConnection| {
-        raw.call(&["XGROUP", "CREATE", "s", "g", "0"])
-    };
+    let stream_with_group =
+        |raw: &mut RawConnection| raw.call(&["XGROUP", "CREATE", "s", "g", "0"]);
     if stream_with_group(&mut raw) != "+OK" {
         eprintln!("skipped: XGROUP is not there yet");
         return;
     }
     assert_eq!(
-        raw.call(&["XREADGROUP", "GROUP", "g", "alice", "COUNT", "1", "STREAMS", "s", ">"]),
+        raw.call(&[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "alice",
+            "COUNT",
+            "1",
+            "STREAMS",
+            "s",
+            ">"
+        ]),
         "[[$s, [[$1-0, [$f, $a]]]]]"
     );
     assert_eq!(
         raw.call(&["XREADGROUP", "GROUP", "g", "bob", "STREAMS", "s", ">"]),
         "[[$s, [[$2-0, [$f, $b]]]]]"
     );
-    assert_eq!(raw.call(&["XREADGROUP", "GROUP", "g", "bob", "STREAMS", "s", ">"]), "(nil)");
+    assert_eq!(
+        raw.call(&["XREADGROUP", "GROUP", "g", "bob", "STREAMS", "s", ">"]),
+        "(nil)"
+    );
     // History: only the consumer's own pending entries; a deleted one has no fields.
     raw.call(&["XDEL", "s", "1-0"]);
     assert_eq!(
@@ -224,16 +248,36 @@ fn group_reads_deliver_new_entries_once_and_replay_a_consumers_history() {
     // A blocked group reader is served by the next XADD, and fails when
     // the stream goes.
     let mut reader = server.raw();
-    reader.send_command(&["XREADGROUP", "GROUP", "g", "carol", "BLOCK", "0", "STREAMS", "s", ">"]);
+    reader.send_command(&[
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "carol",
+        "BLOCK",
+        "0",
+        "STREAMS",
+        "s",
+        ">",
+    ]);
     wait_blocked(&server, 1);
     raw.call(&["XADD", "s", "3-0", "f", "c"]);
     assert_eq!(reader.reply_text(), "[[$s, [[$3-0, [$f, $c]]]]]");
-    reader.send_command(&["XREADGROUP", "GROUP", "g", "carol", "BLOCK", "0", "STREAMS", "s", ">"]);
+    reader.send_command(&[
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "carol",
+        "BLOCK",
+        "0",
+        "STREAMS",
+        "s",
+        ">",
+    ]);
     wait_blocked(&server, 1);
     raw.call(&["DEL", "s"]);
     assert_eq!(
         reader.reply_text(),
-        "(error) NOGROUP No such key 's' or consumer group 'g' in XREADGROUP with GROUP option"
+        "-NOGROUP No such key 's' or consumer group 'g' in XREADGROUP with GROUP option"
     );
 }
 
@@ -249,7 +293,10 @@ fn keyspace_events_name_the_stream_commands() {
     q::<i64>(&mut con, &["XDEL", "s", "2-0"]);
     q::<String>(&mut con, &["XSETID", "s", "5-0"]);
     let events: Vec<String> = (0..5).map(|_| sub.next_keyevent()).collect();
-    assert_eq!(events, ["xadd s", "xadd s", "xtrim s", "xdel s", "xsetid s"]);
+    assert_eq!(
+        events,
+        ["xadd s", "xadd s", "xtrim s", "xdel s", "xsetid s"]
+    );
 }
 
 #[test]
@@ -260,12 +307,16 @@ fn replicas_get_the_ids_and_trims_the_master_chose() {
     let mut m = master.connect();
     for i in 0..500 {
         let value = i.to_string();
-        q::<String>(&mut m, &["XADD", "s", "MAXLEN", "~", "120", "*", "n", &value]);
+        q::<String>(
+            &mut m,
+            &["XADD", "s", "MAXLEN", "~", "120", "*", "n", &value],
+        );
     }
     q::<i64>(&mut m, &["XTRIM", "s", "MINID", "~", "0"]);
     caught_up(&master, &replica);
     let mut r = replica.connect();
-    let range = |con: &mut redis::Connection| -> redis::Value { q(con, &["XRANGE", "s", "-", "+"]) };
+    let range =
+        |con: &mut redis::Connection| -> redis::Value { q(con, &["XRANGE", "s", "-", "+"]) };
     assert_eq!(range(&mut m), range(&mut r));
     assert_eq!(
         q::<Vec<u8>>(&mut m, &["DUMP", "s"]),
@@ -278,13 +329,22 @@ fn dump_restore_and_copy_keep_a_stream() {
     let server = TestServer::start();
     let mut con = server.connect();
     for i in 0..300 {
-        q::<String>(&mut con, &["XADD", "s", &format!("{i}-1"), "f", &i.to_string()]);
+        q::<String>(
+            &mut con,
+            &["XADD", "s", &format!("{i}-1"), "f", &i.to_string()],
+        );
     }
     q::<i64>(&mut con, &["XDEL", "s", "7-1"]);
     let dump: Vec<u8> = q(&mut con, &["DUMP", "s"]);
-    let _: () = redis::cmd("RESTORE").arg("t").arg(0).arg(&dump).query(&mut con).unwrap();
+    let _: () = redis::cmd("RESTORE")
+        .arg("t")
+        .arg(0)
+        .arg(&dump)
+        .query(&mut con)
+        .unwrap();
     assert_eq!(q::<i64>(&mut con, &["COPY", "s", "u"]), 1);
-    let range = |con: &mut redis::Connection, k: &str| -> redis::Value { q(con, &["XRANGE", k, "-", "+"]) };
+    let range =
+        |con: &mut redis::Connection, k: &str| -> redis::Value { q(con, &["XRANGE", k, "-", "+"]) };
     assert_eq!(range(&mut con, "s"), range(&mut con, "t"));
     assert_eq!(range(&mut con, "s"), range(&mut con, "u"));
     assert_eq!(q::<i64>(&mut con, &["XLEN", "u"]), 299);
@@ -307,9 +367,16 @@ fn random_command(rng: &mut StdRng, next_ms: &mut u64) -> Vec<String> {
         0..=3 => {
             c.extend(["XADD".into(), key]);
             match rng.random_range(0..6) {
-                0 => c.extend(["MAXLEN".into(), "~".into(), rng.random_range(0..30).to_string()]),
+                0 => c.extend([
+                    "MAXLEN".into(),
+                    "~".into(),
+                    rng.random_range(0..30).to_string(),
+                ]),
                 1 => c.extend(["MAXLEN".into(), rng.random_range(0..30).to_string()]),
-                2 => c.extend(["MINID".into(), format!("{}", rng.random_range(0..*next_ms + 1))]),
+                2 => c.extend([
+                    "MINID".into(),
+                    format!("{}", rng.random_range(0..*next_ms + 1)),
+                ]),
                 _ => {}
             }
             *next_ms += rng.random_range(0..2);
@@ -323,7 +390,11 @@ fn random_command(rng: &mut StdRng, next_ms: &mut u64) -> Vec<String> {
             }
         }
         4 | 5 => {
-            let name = if rng.random_bool(0.5) { "XRANGE" } else { "XREVRANGE" };
+            let name = if rng.random_bool(0.5) {
+                "XRANGE"
+            } else {
+                "XREVRANGE"
+            };
             c.extend([name.into(), key, id(rng), id(rng)]);
             if rng.random_bool(0.5) {
                 c.extend(["COUNT".into(), rng.random_range(0..5).to_string()]);
@@ -333,7 +404,11 @@ fn random_command(rng: &mut StdRng, next_ms: &mut u64) -> Vec<String> {
         7 => {
             c.extend(["XDEL".into(), key]);
             for _ in 0..rng.random_range(1..4) {
-                c.push(format!("{}-{}", rng.random_range(0..60), rng.random_range(0..3)));
+                c.push(format!(
+                    "{}-{}",
+                    rng.random_range(0..60),
+                    rng.random_range(0..3)
+                ));
             }
         }
         8 => {
@@ -344,7 +419,11 @@ fn random_command(rng: &mut StdRng, next_ms: &mut u64) -> Vec<String> {
             }
         }
         _ => {
-            c.extend(["XREAD".into(), "COUNT".into(), rng.random_range(1..4).to_string()]);
+            c.extend([
+                "XREAD".into(),
+                "COUNT".into(),
+                rng.random_range(1..4).to_string(),
+            ]);
             c.extend(["STREAMS".into(), "s1".into(), "s2".into(), id(rng), id(rng)]);
         }
     }

@@ -184,9 +184,9 @@ pub enum CommandError {
     /// A string that is not a HyperLogLog, or a corrupted one.
     #[error("{0}")]
     Hll(#[from] crate::keyspace::types::hll::HllError),
-    /// A stream's consumer group (or the stream) is missing.
-    #[error("NOGROUP {0}")]
-    NoGroup(String),
+    /// A stream command's own error (NOGROUP, BUSYGROUP, a bad id).
+    #[error("{0}")]
+    Stream(#[from] super::stream_groups::StreamError),
     /// Any other `ERR` error, with its message.
     #[error("ERR {0}")]
     Other(String),
@@ -217,7 +217,6 @@ impl CommandError {
             | ReplyTooLarge
             | Other(_) => "ERR",
             WrongType => "WRONGTYPE",
-            NoGroup(_) => "NOGROUP",
             OutOfMemory => "OOM",
             NoAuth | HelloNoAuth => "NOAUTH",
             WrongPass => "WRONGPASS",
@@ -239,6 +238,7 @@ impl CommandError {
             NoReplicas | LockNotAcknowledged { .. } => "NOREPLICAS",
             Lock(refusal) => refusal.code(),
             Hll(err) => err.code(),
+            Stream(err) => err.code(),
             NoMasterLink => "NOMASTERLINK",
             Io(_) => "IOERR",
         }
@@ -322,6 +322,12 @@ mod tests {
             ScriptOnReadOnlyReplica,
             Hll(crate::keyspace::types::hll::HllError::NotHll),
             Hll(crate::keyspace::types::hll::HllError::Corrupted),
+            Stream(crate::commands::stream_groups::StreamError::BusyGroup),
+            Stream(crate::commands::stream_groups::StreamError::NoKey),
+            Stream(crate::commands::stream_groups::StreamError::NoGroup {
+                key: "k".into(),
+                group: "g".into(),
+            }),
             Other("message".into()),
         ];
         for e in &all {
@@ -369,6 +375,7 @@ mod tests {
                 | Unkillable
                 | ScriptOnReadOnlyReplica
                 | Hll(_)
+                | Stream(_)
                 | Other(_) => {}
             }
         }

@@ -240,6 +240,22 @@ const VARIABLE: &[(&str, Extra)] = &[
     ("UNLINK s", Accepted),
     ("UNSUBSCRIBE c", Accepted),
     ("WATCH s", Accepted),
+    ("XACK xs g 1-1", Error("ERR Invalid stream ID specified as stream command argument")),
+    ("XAUTOCLAIM xs g c 0 0", Syntax),
+    ("XCLAIM xs g c 0 1-1", Error("ERR Unrecognized XCLAIM option 'garbage'")),
+    (
+        "XGROUP CREATE xs g2 $",
+        Error("ERR unknown subcommand or wrong number of arguments for 'CREATE'. Try XGROUP HELP."),
+    ),
+    (
+        "XGROUP SETID xs g $",
+        Error("ERR unknown subcommand or wrong number of arguments for 'SETID'. Try XGROUP HELP."),
+    ),
+    (
+        "XINFO STREAM xs",
+        Error("ERR unknown subcommand or wrong number of arguments for 'STREAM'. Try XINFO HELP."),
+    ),
+    ("XPENDING xs g", Syntax),
     ("ZADD z 1 a", Syntax),
     ("ZDIFF 1 z", Syntax),
     ("ZDIFFSTORE d 1 z", Syntax),
@@ -274,6 +290,7 @@ const SETUP: &[&str] = &[
     "ZADD z 1 a 2 b",
     "GEOADD geo 1 1 m",
     "PFADD hl a",
+    "XGROUP CREATE xs g $ MKSTREAM",
     "SCRIPT LOAD return",
     "FUNCTION LOAD #!lua\tname=l\nredis.register_function('f',function()return(1)end)redis.register_function{function_name='g',callback=function()return(1)end,flags={'no-writes'}}",
 ];

@@ -45,6 +45,7 @@ mod server;
 mod sets;
 mod slot_migration;
 mod sort;
+mod stream_groups;
 mod streams;
 mod strings;
 pub mod transactions;
@@ -94,6 +95,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     geo::COMMANDS,
     hyperloglog::COMMANDS,
     streams::COMMANDS,
+    stream_groups::COMMANDS,
     locks::COMMANDS,
     cache::COMMANDS,
     cluster::COMMANDS,

@@ -8,6 +8,7 @@
 //! `XGROUP SETID`, as Redis propagates them.
 
 use super::blocking::block;
+use super::stream_groups::StreamError;
 use super::table::{flag::*, CommandSpec, Handler, KeySpec};
 use super::{handler, Command, CommandError, CommandResult, Ctx, Parser};
 use crate::blocking::{BlockedOp, ReadEntry, StreamRead};
@@ -117,11 +118,8 @@ pub const COMMANDS: &[CommandSpec] = &[
     ),
 ];
 
-/// Redis's reply to an id argument it cannot read.
-const INVALID_ID: &str = "Invalid stream ID specified as stream command argument";
-
 fn invalid_id() -> CommandError {
-    CommandError::err(INVALID_ID)
+    StreamError::InvalidId.into()
 }
 
 /// A complete id (`-`/`+` refused when `strict`).
@@ -482,7 +480,11 @@ impl<'a> Command<'a> for XRange<'a> {
         let rev = p.called_as("xrev");
         let key = p.arg()?;
         let (first, second) = (p.arg()?, p.arg()?);
-        let (start, end) = if rev { (second, first) } else { (first, second) };
+        let (start, end) = if rev {
+            (second, first)
+        } else {
+            (first, second)
+        };
         let start = parse_bound(start, 0, true)?;
         let end = parse_bound(end, u64::MAX, false)?;
         let mut count = None;
@@ -765,7 +767,9 @@ impl<'a> Command<'a> for XRead<'a> {
                     })
                     .collect(),
                 count: self.count,
-                group: self.group.map(|(g, c)| (g.to_vec(), c.to_vec(), self.noack)),
+                group: self
+                    .group
+                    .map(|(g, c)| (g.to_vec(), c.to_vec(), self.noack)),
             }));
             let keys = self.keys.iter().map(|k| k.to_vec()).collect();
             block(ctx, keys, op, ms);
@@ -808,11 +812,11 @@ fn parse_block(arg: &[u8]) -> Result<u64, CommandError> {
 
 /// Redis's NOGROUP reply for a reader whose key or group is missing.
 pub(super) fn no_group(key: &[u8], group: &[u8]) -> CommandError {
-    CommandError::NoGroup(format!(
-        "No such key '{}' or consumer group '{}' in XREADGROUP with GROUP option",
-        String::from_utf8_lossy(key),
-        String::from_utf8_lossy(group)
-    ))
+    StreamError::NoReadGroup {
+        key: String::from_utf8_lossy(key).into_owned(),
+        group: String::from_utf8_lossy(group).into_owned(),
+    }
+    .into()
 }
 
 impl<'a> XRead<'a> {

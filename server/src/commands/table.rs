@@ -575,6 +575,7 @@ impl Command {
             "sorted-set" => cats.push("@sortedset"),
             "geo" => cats.push("@geo"),
             "hyperloglog" => cats.push("@hyperloglog"),
+            "stream" => cats.push("@stream"),
             // PUBSUB HELP is of the group but not of the category, as in Redis.
             "pubsub" if flags & flag::PUBSUB != 0 => cats.push("@pubsub"),
             "transactions" => cats.push("@transaction"),

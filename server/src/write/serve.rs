@@ -69,8 +69,16 @@ fn serve_reader(
             let after = at.and_then(|i| read.after.get(i).copied());
             match after.filter(|&after| top > after).and_then(StreamId::next) {
                 Some(start) => {
-                    let count = if read.count == 0 { usize::MAX } else { read.count };
-                    stream.range(start, StreamId::MAX).take(count).map(|e| owned(&e)).collect()
+                    let count = if read.count == 0 {
+                        usize::MAX
+                    } else {
+                        read.count
+                    };
+                    stream
+                        .range(start, StreamId::MAX)
+                        .take(count)
+                        .map(|e| owned(&e))
+                        .collect()
                 }
                 None => return Step::Pass,
             }

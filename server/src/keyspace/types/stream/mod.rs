@@ -13,10 +13,11 @@
 mod group;
 mod id;
 mod node;
+mod rax;
 
 use std::collections::BTreeMap;
 
-pub use group::{Consumer, Group, Pending};
+pub use group::{idle, AutoClaimed, Claim, ClaimArgs, Consumer, Delivered, Group, Pending};
 pub use id::{parse, parse_id, IdArg, StreamId};
 pub use node::{EntryRef, Fields};
 
@@ -327,22 +328,24 @@ impl Stream {
     }
 
     /// True when a tombstone may lie between `start` and the end (Redis's
-    /// `streamRangeHasTombstones` with no end).
+    /// `streamRangeHasTombstones` with no end, as Redis 8 has it: a tombstone
+    /// before the first entry may still be after `start`).
     fn tombstones_from(&self, start: StreamId) -> bool {
-        self.len != 0
-            && !self.max_deleted.is_zero()
-            && self.first_id <= self.max_deleted
-            && start <= self.max_deleted
+        self.len != 0 && !self.max_deleted.is_zero() && start <= self.max_deleted
     }
 
     /// How many entries were added up to `id` since the stream began, where
-    /// that is known (Redis's `streamEstimateDistanceFromFirstEverEntry`).
+    /// that is known (Redis's `streamEstimateDistanceFromFirstEverEntry`, with
+    /// Redis 8's fix: not past a tombstone).
     pub fn entries_read_at(&self, id: StreamId) -> Option<u64> {
         if self.entries_added == 0 {
             return Some(0);
         }
         if self.len == 0 && id <= self.last_id {
             return Some(self.entries_added);
+        }
+        if !id.is_zero() && id < self.max_deleted {
+            return None;
         }
         match id.cmp(&self.last_id) {
             std::cmp::Ordering::Equal => return Some(self.entries_added),
@@ -359,10 +362,17 @@ impl Stream {
         None
     }
 
-    /// The number of entries `group` has yet to read, where it is known.
+    /// The number of entries `group` has yet to read (live entries after its
+    /// last id), where it is known. Redis 7.2 gets it wrong after a deletion
+    /// or a trim past the group; this is Redis 8's answer (redis#13338,
+    /// redis#13473).
     pub fn lag(&self, group: &Group) -> Option<u64> {
-        if self.entries_added == 0 {
+        if self.entries_added == 0 || self.len == 0 {
             return Some(0);
+        }
+        // Everything the group has not read is still here.
+        if group.last_id < self.first_id && self.max_deleted < self.first_id {
+            return Some(self.len);
         }
         let read = match group.entries_read {
             Some(read) if !self.tombstones_from(group.last_id) => Some(read),

@@ -300,7 +300,9 @@ impl Node {
 mod tests {
     use super::*;
 
-    fn pairs(node: &Node, master: StreamId) -> Vec<(StreamId, Vec<(Vec<u8>, Vec<u8>)>)> {
+    type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+    fn pairs(node: &Node, master: StreamId) -> Vec<(StreamId, Pairs)> {
         node.entries(master)
             .map(|e| {
                 let fields = e.fields().map(|(f, v)| (f.to_vec(), v.to_vec())).collect();
