@@ -187,6 +187,9 @@ pub enum CommandError {
     /// A stream command's own error (NOGROUP, BUSYGROUP, a bad id).
     #[error("{0}")]
     Stream(#[from] super::stream_groups::StreamError),
+    /// A self test found a fault (`PFSELFTEST`).
+    #[error("TESTFAILED {0}")]
+    TestFailed(String),
     /// Any other `ERR` error, with its message.
     #[error("ERR {0}")]
     Other(String),
@@ -239,6 +242,7 @@ impl CommandError {
             Lock(refusal) => refusal.code(),
             Hll(err) => err.code(),
             Stream(err) => err.code(),
+            TestFailed(_) => "TESTFAILED",
             NoMasterLink => "NOMASTERLINK",
             Io(_) => "IOERR",
         }
@@ -328,6 +332,11 @@ mod tests {
                 key: "k".into(),
                 group: "g".into(),
             }),
+            Stream(crate::commands::stream_groups::StreamError::NoReadGroup {
+                key: "k".into(),
+                group: "g".into(),
+            }),
+            TestFailed("dense/sparse disagree".into()),
             Other("message".into()),
         ];
         for e in &all {
@@ -376,6 +385,7 @@ mod tests {
                 | ScriptOnReadOnlyReplica
                 | Hll(_)
                 | Stream(_)
+                | TestFailed(_)
                 | Other(_) => {}
             }
         }

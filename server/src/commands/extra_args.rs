@@ -241,6 +241,7 @@ const VARIABLE: &[(&str, Extra)] = &[
     ("UNSUBSCRIBE c", Accepted),
     ("WATCH s", Accepted),
     ("XACK xs g 1-1", Error("ERR Invalid stream ID specified as stream command argument")),
+    ("XADD xs * f v", Arity),
     ("XAUTOCLAIM xs g c 0 0", Syntax),
     ("XCLAIM xs g c 0 1-1", Error("ERR Unrecognized XCLAIM option 'garbage'")),
     (
@@ -255,7 +256,20 @@ const VARIABLE: &[(&str, Extra)] = &[
         "XINFO STREAM xs",
         Error("ERR unknown subcommand or wrong number of arguments for 'STREAM'. Try XINFO HELP."),
     ),
+    ("XDEL xs 1-1", Error("ERR Invalid stream ID specified as stream command argument")),
     ("XPENDING xs g", Syntax),
+    ("XRANGE xs - +", Syntax),
+    (
+        "XREAD STREAMS xs 0",
+        Error("ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified."),
+    ),
+    (
+        "XREADGROUP GROUP g c STREAMS xs >",
+        Error("ERR Unbalanced 'xreadgroup' list of streams: for each stream key an ID or '>' must be specified."),
+    ),
+    ("XREVRANGE xs + -", Syntax),
+    ("XSETID xs 5-5", Syntax),
+    ("XTRIM xs MAXLEN 0", Syntax),
     ("ZADD z 1 a", Syntax),
     ("ZDIFF 1 z", Syntax),
     ("ZDIFFSTORE d 1 z", Syntax),

@@ -61,7 +61,31 @@ pub const COMMANDS: &[CommandSpec] = &[
         "Internal commands for debugging HyperLogLog values.",
         handler!(PfDebug<'_>),
     ),
+    spec(
+        "pfselftest",
+        1,
+        ADMIN,
+        KeySpec::NONE,
+        "An internal command for testing HyperLogLog values.",
+        handler!(PfSelfTest),
+    ),
 ];
+
+/// `PFSELFTEST`: checks the register packing and the estimator, as Redis's
+/// does (about a second: ten million elements).
+struct PfSelfTest;
+
+impl<'a> Command<'a> for PfSelfTest {
+    fn parse(_: &mut Parser<'a>) -> Result<Self, CommandError> {
+        Ok(PfSelfTest)
+    }
+
+    fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        hll::self_test(sparse_max(ctx), ctx.now).map_err(CommandError::TestFailed)?;
+        ctx.out.ok();
+        Ok(())
+    }
+}
 
 /// The bytes of the HyperLogLog in `value` and their encoding: WRONGTYPE for
 /// a value that is not a string, Redis's "not a valid HyperLogLog" for a

@@ -303,8 +303,13 @@ fn integer(arg: &[u8], message: Option<&str>) -> Result<i64, CommandError> {
 
 /// A group's read counter where known, else null.
 fn write_counter(out: &mut Reply, counter: Option<u64>) {
+    write_signed(out, counter.map(|n| n as i64));
+}
+
+/// A lag where known (negative after a read counter set too high), else null.
+fn write_signed(out: &mut Reply, counter: Option<i64>) {
     match counter {
-        Some(n) => out.int(n as i64),
+        Some(n) => out.int(n),
         None => out.null(),
     }
 }
@@ -1248,7 +1253,7 @@ fn write_stream_full(out: &mut Reply, stream: &Stream, count: usize) {
         out.bulk(b"entries-read");
         write_counter(out, group.entries_read);
         out.bulk(b"lag");
-        write_counter(out, stream.lag(group));
+        write_signed(out, stream.lag(group));
         out.bulk(b"pel-count");
         out.int(group.pending().len() as i64);
         out.bulk(b"pending");
@@ -1314,7 +1319,7 @@ impl<'a> Command<'a> for XInfoGroups<'a> {
             out.bulk(b"entries-read");
             write_counter(out, group.entries_read);
             out.bulk(b"lag");
-            write_counter(out, stream.lag(group));
+            write_signed(out, stream.lag(group));
         }
         Ok(())
     }

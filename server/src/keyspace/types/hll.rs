@@ -421,6 +421,65 @@ fn dense_values(registers: &[u8]) -> impl Iterator<Item = u8> + '_ {
     })
 }
 
+/// Redis's `PFSELFTEST`: random values written to every dense register read
+/// back unchanged, and 1 to 10,000,000 distinct elements counted by a dense
+/// and a sparse HyperLogLog (sparse while under `sparse_max`) agree and stay
+/// within six standard errors at every power of ten. `seed` picks the values
+/// and elements. Returns what failed, as Redis words it.
+pub fn self_test(sparse_max: usize, seed: u64) -> Result<(), String> {
+    let mut state = seed | 1;
+    let mut random = move || {
+        // xorshift64*: any spread of register values does.
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    let mut registers = vec![0u8; REGISTERS * BITS / 8];
+    let mut expected = vec![0u8; REGISTERS];
+    for _ in 0..1000 {
+        for (i, want) in expected.iter_mut().enumerate() {
+            *want = (random() as u8) & REGISTER_MAX;
+            dense_write(&mut registers, i, *want);
+        }
+        for (i, &want) in expected.iter().enumerate() {
+            let got = dense_get(&registers, i);
+            if got != want {
+                return Err(format!("Register {i} should be {want} but is {got}"));
+            }
+        }
+    }
+    let mut dense = empty();
+    to_dense(&mut dense).map_err(|e| e.to_string())?;
+    let mut sparse = empty();
+    let relerr = 1.04 / (REGISTERS as f64).sqrt();
+    let salt = random();
+    let mut checkpoint = 1u64;
+    for j in 1..=10_000_000u64 {
+        let element = (j ^ salt).to_le_bytes();
+        for value in [&mut dense, &mut sparse] {
+            add(value, &element, sparse_max).map_err(|e| e.to_string())?;
+        }
+        if j != checkpoint {
+            continue;
+        }
+        if j < sparse_max as u64 / 2 && encoding(&sparse) != Ok(Encoding::Sparse) {
+            return Err("sparse encoding not used".into());
+        }
+        let estimate = count(&dense).map_err(|e| e.to_string())?;
+        if count(&sparse).map_err(|e| e.to_string())? != estimate {
+            return Err("dense/sparse disagree".into());
+        }
+        let error = checkpoint.abs_diff(estimate);
+        let allowed = if j == 10 { 1 } else { (relerr * 6.0 * checkpoint as f64).ceil() as u64 };
+        if error > allowed {
+            return Err(format!("Too big error. card:{checkpoint} abserr:{error}"));
+        }
+        checkpoint *= 10;
+    }
+    Ok(())
+}
+
 /// Register `index` of packed dense registers; a register in the last byte
 /// reads no further.
 fn dense_get(registers: &[u8], index: usize) -> u8 {
@@ -938,6 +997,11 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_self_test_passes() {
+        assert_eq!(self_test(3000, 7), Ok(()));
     }
 
     #[test]

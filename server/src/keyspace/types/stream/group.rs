@@ -830,7 +830,7 @@ mod tests {
                     .range(group.last_id..)
                     .filter(|&&id| id > group.last_id)
                     .count();
-                prop_assert_eq!(lag, truth as u64, "lag of {:?}", name);
+                prop_assert_eq!(lag, truth as i64, "lag of {:?}", name);
             }
         }
         Ok(())

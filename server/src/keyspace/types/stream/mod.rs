@@ -365,20 +365,21 @@ impl Stream {
     /// The number of entries `group` has yet to read (live entries after its
     /// last id), where it is known. Redis 7.2 gets it wrong after a deletion
     /// or a trim past the group; this is Redis 8's answer (redis#13338,
-    /// redis#13473).
-    pub fn lag(&self, group: &Group) -> Option<u64> {
+    /// redis#13473). A read counter set past the entries added (XGROUP
+    /// SETID ... ENTRIESREAD) gives a negative lag, as in Redis 7.
+    pub fn lag(&self, group: &Group) -> Option<i64> {
         if self.entries_added == 0 || self.len == 0 {
             return Some(0);
         }
         // Everything the group has not read is still here.
         if group.last_id < self.first_id && self.max_deleted < self.first_id {
-            return Some(self.len);
+            return Some(self.len as i64);
         }
         let read = match group.entries_read {
             Some(read) if !self.tombstones_from(group.last_id) => Some(read),
             _ => self.entries_read_at(group.last_id),
         };
-        read.map(|read| self.entries_added.saturating_sub(read))
+        read.map(|read| self.entries_added as i64 - read as i64)
     }
 
     /// The groups by name.
