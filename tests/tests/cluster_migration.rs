@@ -204,8 +204,14 @@ fn migrate_moves_keys_with_their_ttls_and_lock_tokens() {
     let _: () = q(&mut src, &["SET", "a", "1", "PX", "100000"]);
     let _: i64 = q(&mut src, &["RPUSH", "l", "x", "y"]);
     let token: i64 = q(&mut src, &["LOCK.ACQUIRE", "lk", "me", "60000"]);
+    let _: String = q(&mut src, &["XADD", "st", "1-1", "f", "v"]);
+    let _: String = q(&mut src, &["XGROUP", "CREATE", "st", "g", "0"]);
+    let _: redis::Value = q(
+        &mut src,
+        &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "st", ">"],
+    );
     assert_eq!(migrate(&mut src, &["a", "0", "1000"]).unwrap(), "OK");
-    let moved = ["", "0", "1000", "KEYS", "l", "lk", "missing"];
+    let moved = ["", "0", "1000", "KEYS", "l", "lk", "st", "missing"];
     assert_eq!(migrate(&mut src, &moved).unwrap(), "OK");
     assert_eq!(q::<i64>(&mut src, &["DBSIZE"]), 0);
     // The TTL, the value and the lock (owner, token) came along.
@@ -216,6 +222,12 @@ fn migrate_moves_keys_with_their_ttls_and_lock_tokens() {
         ["x", "y"]
     );
     assert_eq!(q::<i64>(&mut dst, &["LOCK.EXTEND", "lk", "me", "60000"]), 1);
+    // A stream comes with its groups and their pending entries.
+    let pending: (i64, String, String, redis::Value) = q(&mut dst, &["XPENDING", "st", "g"]);
+    assert_eq!(
+        (pending.0, pending.1.as_str(), pending.2.as_str()),
+        (1, "1-1", "1-1")
+    );
     // Later grants on the target stay above the token it took in.
     let next: i64 = q(&mut dst, &["LOCK.ACQUIRE", "other", "me", "60000"]);
     assert!(next > token, "{next} after {token}");

@@ -54,6 +54,8 @@ fn xadd_and_ranges_reply_as_redis_does() {
     assert_eq!(raw.call(&["XLEN", "s"]), ":3");
     assert_eq!(raw.call(&["TYPE", "s"]), "+stream");
     assert_eq!(raw.call(&["OBJECT", "ENCODING", "s"]), "$stream");
+    raw.call(&["SET", "str", "x"]);
+    assert_eq!(raw.call(&["SCAN", "0", "TYPE", "stream"]), "[$0, [$s]]");
     // An auto id is the time, after the last id.
     let auto = raw.call(&["XADD", "s", "*", "f", "v"]);
     let ms: u64 = auto[1..auto.find('-').unwrap()].parse().unwrap();

@@ -471,7 +471,11 @@ pub fn self_test(sparse_max: usize, seed: u64) -> Result<(), String> {
             return Err("dense/sparse disagree".into());
         }
         let error = checkpoint.abs_diff(estimate);
-        let allowed = if j == 10 { 1 } else { (relerr * 6.0 * checkpoint as f64).ceil() as u64 };
+        let allowed = if j == 10 {
+            1
+        } else {
+            (relerr * 6.0 * checkpoint as f64).ceil() as u64
+        };
         if error > allowed {
             return Err(format!("Too big error. card:{checkpoint} abserr:{error}"));
         }
