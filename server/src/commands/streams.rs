@@ -694,7 +694,7 @@ impl<'a> Command<'a> for XRead<'a> {
                 i += 2;
             } else if opt.eq_ignore_ascii_case(b"STREAMS") && more > 0 {
                 let rest = &args[i + 1..];
-                if rest.len() % 2 != 0 {
+                if !rest.len().is_multiple_of(2) {
                     let symbol = if grouped { '>' } else { '$' };
                     return Err(CommandError::err(format!(
                         "Unbalanced '{}' list of streams: for each stream key an ID or '{symbol}' must be specified.",

@@ -305,7 +305,7 @@ fn streams_keys(args: Args<'_>) -> (i32, i32) {
     while i < argc {
         if is(i, b"STREAMS") {
             let rest = argc - i - 1;
-            if rest == 0 || rest % 2 != 0 {
+            if rest == 0 || !rest.is_multiple_of(2) {
                 return (0, 0);
             }
             return ((i + 1) as i32, (i + rest / 2) as i32);
