@@ -10,7 +10,14 @@
 //!
 //! Besides redis-benchmark's own tests, `evalsha_release` runs `EVALSHA` of
 //! the compare-and-delete lock release and `evalsha_two_keys` a script that
-//! increments two keys of one slot (loaded with `SCRIPT LOAD` first).
+//! increments two keys of one slot (loaded with `SCRIPT LOAD` first), and the
+//! command tests of [`COMMAND_TESTS`] (`setbit`, `bitcount`, `pfadd`, `geoadd`,
+//! `geosearch`, `xadd`) run one command line each, with their own `-r` and,
+//! where they read data, the same seed loaded into both servers first.
+//!
+//! A server's error reply stops redis-benchmark (7.0 exits on the first
+//! one, printing it), so a run of a command a server refuses is reported as
+//! failed, never timed.
 
 use std::path::PathBuf;
 
@@ -40,6 +47,7 @@ struct Options {
     #[arg(long)]
     requests: Option<u64>,
     /// Random keyspace size (-r); without it redis-benchmark uses a single key.
+    /// The command tests keep their own.
     #[arg(long)]
     keyspace: Option<u64>,
     /// The ringkv-server binary (default: target/release/ringkv-server).
@@ -84,8 +92,173 @@ fn load_scripts(port: u16) {
     }
 }
 
-/// redis-benchmark's arguments for `run`: `-t run`, or a script's `EVALSHA`.
+/// A test of one command line.
+///
+/// redis-benchmark writes each `__rand_int__` as its own random number below
+/// `-r`, in 12 zero-padded digits: fine in a key, a member or a double
+/// (`__rand_int__e-5` is a coordinate from 0 to 0.99999 with `-r 100000`), but
+/// not in an integer argument such as a bit offset, which Redis refuses with
+/// leading zeros ("bit offset is not an integer or out of range").
+struct CommandTest {
+    /// The `--tests` name.
+    name: &'static str,
+    /// The command and its arguments.
+    command: &'static [&'static str],
+    /// Its `-r`, whatever `--keyspace` says.
+    keyspace: u64,
+    /// Requests per run (-n) unless `--requests` is given; None for the
+    /// harness's default.
+    requests: Option<u64>,
+    /// Commands that load the data the test reads (RESP), sent to both
+    /// servers before the test's rounds at each pipeline depth.
+    seed: Option<fn() -> Vec<u8>>,
+}
+
+/// The command tests.
+const COMMAND_TESTS: &[CommandTest] = &[
+    // A flag in one of 100,000 per-user bitmaps of 16 bytes.
+    CommandTest {
+        name: "setbit",
+        command: &["SETBIT", "bits:__rand_int__", "123", "1"],
+        keyspace: 100_000,
+        requests: None,
+        seed: None,
+    },
+    // A daily-active-users bitmap of 1M bits (125,000 bytes), a third set.
+    CommandTest {
+        name: "bitcount",
+        command: &["BITCOUNT", "dau"],
+        keyspace: 100_000,
+        requests: Some(50_000),
+        seed: Some(seed_bitmap),
+    },
+    // Distinct visitors in one (dense) HyperLogLog.
+    CommandTest {
+        name: "pfadd",
+        command: &["PFADD", "visitors", "user:__rand_int__"],
+        keyspace: 100_000_000,
+        requests: None,
+        seed: None,
+    },
+    // 100,000 members moving about a 1-degree square (111 km a side).
+    CommandTest {
+        name: "geoadd",
+        command: &[
+            "GEOADD",
+            "fleet",
+            "__rand_int__e-5",
+            "__rand_int__e-5",
+            "car:__rand_int__",
+        ],
+        keyspace: 100_000,
+        requests: None,
+        seed: None,
+    },
+    // The 10 nearest within 10 km of a random point of the square its
+    // 10,000 members cover (about 250 members within 10 km on average).
+    CommandTest {
+        name: "geosearch",
+        command: &[
+            "GEOSEARCH",
+            "places",
+            "FROMLONLAT",
+            "__rand_int__e-5",
+            "__rand_int__e-5",
+            "BYRADIUS",
+            "10",
+            "km",
+            "ASC",
+            "COUNT",
+            "10",
+        ],
+        keyspace: 100_000,
+        requests: Some(50_000),
+        seed: Some(seed_places),
+    },
+    // An event log capped near 1M entries.
+    CommandTest {
+        name: "xadd",
+        command: &[
+            "XADD",
+            "events",
+            "MAXLEN",
+            "~",
+            "1000000",
+            "*",
+            "user",
+            "__rand_int__",
+        ],
+        keyspace: 100_000,
+        requests: None,
+        seed: None,
+    },
+];
+
+/// The next number of a SplitMix64 sequence: the seeds' data is the same in
+/// every run.
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// `dau`: 1,000,000 bits, each set with probability 1/3.
+fn seed_bitmap() -> Vec<u8> {
+    let mut state = 1;
+    let mut bits = vec![0u8; 125_000];
+    for byte in &mut bits {
+        for bit in 0..8 {
+            if splitmix(&mut state).is_multiple_of(3) {
+                *byte |= 0x80 >> bit;
+            }
+        }
+    }
+    let mut out = Vec::new();
+    ringkv_bench::encode_command(&[&b"DEL"[..], b"dau"], &mut out);
+    ringkv_bench::encode_command(&[&b"SET"[..], b"dau", &bits], &mut out);
+    out
+}
+
+/// `places`: 10,000 members spread evenly over longitude and latitude 0 to 1,
+/// added 100 at a time.
+fn seed_places() -> Vec<u8> {
+    let mut state = 2;
+    let mut out = Vec::new();
+    ringkv_bench::encode_command(&[&b"DEL"[..], b"places"], &mut out);
+    let mut unit = || (splitmix(&mut state) >> 11) as f64 / (1u64 << 53) as f64;
+    for batch in 0..100 {
+        let mut args = vec!["GEOADD".to_string(), "places".to_string()];
+        for i in 0..100 {
+            args.push(format!("{:.6}", unit()));
+            args.push(format!("{:.6}", unit()));
+            args.push(format!("place:{}", batch * 100 + i));
+        }
+        ringkv_bench::encode_command(&args, &mut out);
+    }
+    out
+}
+
+/// The command test named `run`, if it is one.
+fn command_test(run: &str) -> Option<&'static CommandTest> {
+    COMMAND_TESTS.iter().find(|t| t.name == run)
+}
+
+/// Loads the seed of command test `run`, if it has one, into the server on `port`.
+fn seed(run: &str, port: u16) {
+    if let Some(seed) = command_test(run).and_then(|t| t.seed) {
+        ringkv_bench::redis_cli_pipe(port, &seed())
+            .unwrap_or_else(|e| panic!("seeding {run} on port {port}: {e}"));
+    }
+}
+
+/// redis-benchmark's arguments for `run`: `-t run`, a script's `EVALSHA`, or
+/// a command test's command line.
 fn test_args(run: &str) -> Vec<String> {
+    if let Some(test) = command_test(run) {
+        return test.command.iter().map(|a| a.to_string()).collect();
+    }
     match SCRIPTS.iter().find(|(name, _, _)| *name == run) {
         Some((_, body, rest)) => {
             let sha = ringkv_server::scripting::sha1_hex(body.as_bytes());
@@ -170,7 +343,7 @@ fn measure(
         "-P".into(),
         pipeline.to_string(),
     ];
-    if let Some(r) = o.keyspace {
+    if let Some(r) = command_test(run).map(|t| t.keyspace).or(o.keyspace) {
         args.extend(["-r".to_string(), r.to_string()]);
     }
     // A command goes after the options; `-t` anywhere.
@@ -228,6 +401,8 @@ fn main() {
     if let Some(r) = &redis {
         load_scripts(r.port);
     }
+    // Counted before pinning, which leaves this process one CPU.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     if o.pin {
         for server in std::iter::once(&ringkv).chain(&redis) {
             pin(server.pid(), "0").expect("pin the server");
@@ -235,7 +410,6 @@ fn main() {
         // redis-benchmark inherits this process's CPU.
         pin(std::process::id(), "1").expect("pin the client");
     }
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "redis-benchmark -c {}{}, median of {} alternating rounds, {} CPUs{}, ringkv flags: {}",
         o.clients,
@@ -257,15 +431,23 @@ fn main() {
     println!("| test | -P | ringkv ops/s | Redis ops/s | ratio | ringkv CPU µs/op | Redis CPU µs/op | CPU ratio (median of rounds) | client CPU (ringkv / Redis) |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &pipeline in &o.pipelines {
-        let requests = o.requests.unwrap_or(if pipeline <= 1 {
+        let default_requests = if pipeline <= 1 {
             200_000
         } else {
             (100_000 * u64::from(pipeline)).min(2_000_000)
-        });
+        };
         for run in o.tests.iter().flat_map(|t| runs_for(t)) {
+            let requests = o
+                .requests
+                .or(command_test(&run).and_then(|t| t.requests))
+                .unwrap_or(default_requests);
+            for server in std::iter::once(&ringkv).chain(&redis) {
+                seed(&run, server.port);
+            }
             let (mut ours, mut theirs) = (Samples::default(), Samples::default());
             let mut name = run.to_uppercase();
-            let script = SCRIPTS.iter().any(|(n, _, _)| *n == run);
+            // redis-benchmark names a command line's run by the whole line.
+            let script = SCRIPTS.iter().any(|(n, _, _)| *n == run) || command_test(&run).is_some();
             for round in 0..o.rounds {
                 // Alternate which server goes first, so drift favours neither.
                 let mut order: Vec<(&ServerProcess, &mut Samples)> = vec![(&ringkv, &mut ours)];
@@ -313,5 +495,41 @@ fn main() {
                 100.0 * median(&mut theirs.client_load)
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_tests_have_their_own_names() {
+        for (i, test) in COMMAND_TESTS.iter().enumerate() {
+            assert!(COMMAND_TESTS[..i].iter().all(|t| t.name != test.name));
+            assert!(SCRIPTS.iter().all(|(name, _, _)| *name != test.name));
+            assert_eq!(test_args(test.name), test.command);
+        }
+    }
+
+    #[test]
+    fn the_bitmap_seed_is_a_third_set_and_the_same_every_time() {
+        let seed = seed_bitmap();
+        assert_eq!(seed, seed_bitmap());
+        // DEL, then SET with the 125,000 bytes last.
+        let bits = &seed[seed.len() - 125_002..seed.len() - 2];
+        let set: u32 = bits.iter().map(|b| b.count_ones()).sum();
+        assert!((320_000..347_000).contains(&set), "{set} bits set");
+    }
+
+    #[test]
+    fn the_places_seed_adds_ten_thousand_members_inside_the_unit_square() {
+        let seed = String::from_utf8(seed_places()).unwrap();
+        assert_eq!(seed.matches("GEOADD").count(), 100);
+        assert_eq!(seed.matches("place:").count(), 10_000);
+        let coordinates = seed
+            .lines()
+            .filter_map(|l| l.parse::<f64>().ok().filter(|_| l.contains('.')));
+        assert_eq!(coordinates.clone().count(), 20_000);
+        assert!(coordinates.into_iter().all(|c| (0.0..=1.0).contains(&c)));
     }
 }
