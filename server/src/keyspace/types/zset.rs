@@ -162,6 +162,23 @@ impl ZSet {
 
     /// Sets `member`'s score, adding it if new; true if it was added.
     pub fn insert(&mut self, member: &[u8], score: f64, limits: &EncodingLimits) -> bool {
+        if let ZSet::Large { scores, order } = self {
+            // One hash lookup: a known member's score changes in place.
+            return match scores.get_mut(member) {
+                Some(old) if *old == score => false,
+                Some(old) => {
+                    let previous = std::mem::replace(old, score);
+                    order.remove(previous, member);
+                    order.insert(score, Blob::new(member));
+                    false
+                }
+                None => {
+                    scores.insert(Blob::new(member), score);
+                    order.insert(score, Blob::new(member));
+                    true
+                }
+            };
+        }
         let old = self.score(member);
         if old == Some(score) {
             return false;
