@@ -109,6 +109,12 @@ fn stream_errors_have_redis_texts() {
     for (args, text) in cases {
         assert_eq!(&err(&mut con, args), text, "{args:?}");
     }
+    let script = "return redis.call('xread', 'BLOCK', '0', 'STREAMS', 's', '$')";
+    assert_eq!(
+        err(&mut con, &["EVAL", script, "0"]),
+        "ERR xread command is not allowed with BLOCK option from scripts script: \
+         5cdcf8bfc2441683edda5dafd6d2daf371142af4, on @user_script:1."
+    );
     // XDEL looks the key up before reading the ids, as Redis does.
     assert_eq!(q::<i64>(&mut con, &["XDEL", "nokey", "bad"]), 0);
 }

@@ -149,6 +149,8 @@ pub struct Ctx<'c, 'a> {
     pub block: Option<Arc<Waiter>>,
     /// False inside a transaction, where blocking commands answer at once.
     pub may_block: bool,
+    /// True when a script called the command.
+    pub in_script: bool,
 }
 
 impl Ctx<'_, '_> {
@@ -708,6 +710,9 @@ enum Unit {
     /// The command runs inside `EXEC`: it answers at once instead of blocking,
     /// and its effects join the transaction's, committed when `EXEC` ends.
     InTransaction,
+    /// The command runs inside a script: as in a transaction, and the few
+    /// commands that refuse to run from scripts with some option know it.
+    InScript,
 }
 
 #[cold]
@@ -771,6 +776,7 @@ fn run<'a>(
         command: cmd,
         block: None,
         may_block: whole,
+        in_script: matches!(unit, Unit::InScript),
     };
     let mut result = match cmd.spec.handler {
         Some(handler) => handler(&mut ctx, args),

@@ -437,7 +437,7 @@ impl Host for Runner<'_, '_> {
             self.locks,
             checked,
             args,
-            Unit::InTransaction,
+            Unit::InScript,
         );
         self.locks.forget_keys(mark);
         self.wrote |= write;

@@ -660,6 +660,8 @@ enum ReadFrom {
 /// `XREADGROUP GROUP group consumer [COUNT count] [BLOCK ms] [NOACK] STREAMS
 /// key [key ...] id [id ...]`.
 struct XRead<'a> {
+    /// The name as called (Redis names it so in one error).
+    name: String,
     group: Option<(&'a [u8], &'a [u8])>,
     count: usize,
     block: Option<u64>,
@@ -673,6 +675,7 @@ impl<'a> Command<'a> for XRead<'a> {
         let grouped = p.called_as("xreadgroup");
         let name = if grouped { "XREADGROUP" } else { "XREAD" };
         let mut read = XRead {
+            name: String::from_utf8_lossy(p.all().get(0).unwrap_or_default()).into_owned(),
             group: None,
             count: 0,
             block: None,
@@ -733,6 +736,12 @@ impl<'a> Command<'a> for XRead<'a> {
     }
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
+        if self.block.is_some() && ctx.in_script {
+            return Err(CommandError::err(format!(
+                "{} command is not allowed with BLOCK option from scripts",
+                self.name
+            )));
+        }
         let from = self.resolve(ctx)?;
         if let Some((group, consumer)) = self.group {
             // As Redis 7.2: every stream's consumer is seen (or made), served or not.
