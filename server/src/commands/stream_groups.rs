@@ -271,26 +271,7 @@ fn text(name: &[u8]) -> String {
 
 /// An entry's id (`-` and `+` refused), `<ms>` meaning `<ms>-0`.
 fn strict_id(arg: &[u8]) -> Result<StreamId, CommandError> {
-    parse_id(arg, 0, true).ok_or_else(|| StreamError::InvalidId.into())
-}
-
-/// One end of a range: `(id` excludes `id` (moved by one, as Redis moves
-/// it), a bare `<ms>` is completed with `missing_seq`.
-fn interval(arg: &[u8], missing_seq: u64, start: bool) -> Result<StreamId, CommandError> {
-    let (exclusive, id) = match arg {
-        [b'(', rest @ ..] if !rest.is_empty() => (true, parse_id(rest, missing_seq, true)),
-        _ => (false, parse_id(arg, missing_seq, false)),
-    };
-    let id = id.ok_or(StreamError::InvalidId)?;
-    match (exclusive, start) {
-        (false, _) => Ok(id),
-        (true, true) => id
-            .next()
-            .ok_or_else(|| CommandError::err("invalid start ID for the interval")),
-        (true, false) => id
-            .prev()
-            .ok_or_else(|| CommandError::err("invalid end ID for the interval")),
-    }
+    super::streams::parse_id(arg, 0, true)
 }
 
 /// An integer argument with Redis's generic error, or `message`.
@@ -779,8 +760,8 @@ impl<'a> PendingRange<'a> {
         }
         let (start, end) = (p.arg()?, p.arg()?);
         let count = p.next_i64()?.max(0);
-        let start = interval(start, 0, true)?;
-        let end = interval(end, u64::MAX, false)?;
+        let start = super::streams::parse_bound(start, 0, true)?;
+        let end = super::streams::parse_bound(end, u64::MAX, false)?;
         let consumer = p.try_arg();
         p.rest();
         Ok(PendingRange {
@@ -1059,7 +1040,7 @@ impl<'a> Command<'a> for XAutoClaim<'a> {
             p.arg()?,
             Some("Invalid min-idle-time argument for XAUTOCLAIM"),
         )?;
-        let start = interval(p.arg()?, 0, true)?;
+        let start = super::streams::parse_bound(p.arg()?, 0, true)?;
         let mut claim = XAutoClaim {
             key,
             group,

@@ -123,7 +123,11 @@ fn invalid_id() -> CommandError {
 }
 
 /// A complete id (`-`/`+` refused when `strict`).
-fn parse_id(arg: &[u8], missing_seq: u64, strict: bool) -> Result<StreamId, CommandError> {
+pub(super) fn parse_id(
+    arg: &[u8],
+    missing_seq: u64,
+    strict: bool,
+) -> Result<StreamId, CommandError> {
     stream::parse_id(arg, missing_seq, strict).ok_or_else(invalid_id)
 }
 
@@ -459,7 +463,11 @@ struct XRange<'a> {
 }
 
 /// Reads a range bound: `(id` excludes it; `missing_seq` completes `<ms>`.
-fn parse_bound(arg: &[u8], missing_seq: u64, start: bool) -> Result<StreamId, CommandError> {
+pub(super) fn parse_bound(
+    arg: &[u8],
+    missing_seq: u64,
+    start: bool,
+) -> Result<StreamId, CommandError> {
     match arg.strip_prefix(b"(").filter(|_| arg.len() > 1) {
         Some(id) => {
             let id = parse_id(id, missing_seq, true)?;
