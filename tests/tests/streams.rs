@@ -255,8 +255,7 @@ fn group_reads_deliver_new_entries_once_and_replay_a_consumers_history() {
     );
     // A blocked group reader is served by the next XADD, and fails when
     // the stream goes.
-    let mut reader = server.raw();
-    reader.send_command(&[
+    let blocked_read = [
         "XREADGROUP",
         "GROUP",
         "g",
@@ -266,21 +265,13 @@ fn group_reads_deliver_new_entries_once_and_replay_a_consumers_history() {
         "STREAMS",
         "s",
         ">",
-    ]);
+    ];
+    let mut reader = server.raw();
+    reader.send_command(&blocked_read);
     wait_blocked(&server, 1);
     raw.call(&["XADD", "s", "3-0", "f", "c"]);
     assert_eq!(reader.reply_text(), "[[$s, [[$3-0, [$f, $c]]]]]");
-    reader.send_command(&[
-        "XREADGROUP",
-        "GROUP",
-        "g",
-        "carol",
-        "BLOCK",
-        "0",
-        "STREAMS",
-        "s",
-        ">",
-    ]);
+    reader.send_command(&blocked_read);
     wait_blocked(&server, 1);
     raw.call(&["DEL", "s"]);
     assert_eq!(

@@ -440,8 +440,8 @@ fn group_id(arg: &[u8], strict: bool) -> Result<GroupId, CommandError> {
     }
 }
 
-/// `XGROUP CREATE key group id|$ [MKSTREAM] [ENTRIESREAD n]`.
-struct XGroupCreate<'a> {
+/// The arguments XGROUP CREATE and SETID share: `key group id|$` and options.
+struct GroupArgs<'a> {
     key: &'a [u8],
     group: &'a [u8],
     id: &'a [u8],
@@ -449,12 +449,13 @@ struct XGroupCreate<'a> {
     subcommand_error: CommandError,
 }
 
-impl<'a> Command<'a> for XGroupCreate<'a> {
-    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+impl<'a> GroupArgs<'a> {
+    /// Reads them; `create` allows MKSTREAM.
+    fn parse(p: &mut Parser<'a>, create: bool) -> Result<Self, CommandError> {
         let (key, group, id) = (p.arg()?, p.arg()?, p.arg()?);
         let subcommand_error = p.subcommand_error();
-        let options = GroupOptions::parse(p, true)?;
-        Ok(XGroupCreate {
+        let options = GroupOptions::parse(p, create)?;
+        Ok(GroupArgs {
             key,
             group,
             id,
@@ -462,39 +463,49 @@ impl<'a> Command<'a> for XGroupCreate<'a> {
             subcommand_error,
         })
     }
+}
+
+/// `XGROUP CREATE key group id|$ [MKSTREAM] [ENTRIESREAD n]`.
+struct XGroupCreate<'a>(GroupArgs<'a>);
+
+impl<'a> Command<'a> for XGroupCreate<'a> {
+    fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
+        GroupArgs::parse(p, true).map(XGroupCreate)
+    }
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
-        let table = ctx.locks.table(self.key);
-        let exists = modify::<Stream>(table, self.key, ctx.now)?.is_some();
-        if !exists && !self.options.mkstream {
+        let args = self.0;
+        let table = ctx.locks.table(args.key);
+        let exists = modify::<Stream>(table, args.key, ctx.now)?.is_some();
+        if !exists && !args.options.mkstream {
             return Err(StreamError::NoKey.into());
         }
-        if self.options.too_many {
-            return Err(self.subcommand_error);
+        if args.options.too_many {
+            return Err(args.subcommand_error);
         }
-        let id = group_id(self.id, true)?;
-        let table = ctx.locks.table(self.key);
+        let id = group_id(args.id, true)?;
+        let table = ctx.locks.table(args.key);
         if !exists {
             let value = crate::keyspace::Value::Stream(Box::default());
-            table.insert(self.key, value, Expiry::Persist, ctx.now);
+            table.insert(args.key, value, Expiry::Persist, ctx.now);
         }
-        let stream = modify::<Stream>(table, self.key, ctx.now)?.ok_or(StreamError::NoKey)?;
+        let stream = modify::<Stream>(table, args.key, ctx.now)?.ok_or(StreamError::NoKey)?;
         let last_id = match id {
             GroupId::Last => stream.last_id(),
             GroupId::Id(id) => id,
         };
-        if !stream.create_group(self.group, last_id, self.options.entries_read) {
+        if !stream.create_group(args.group, last_id, args.options.entries_read) {
             return Err(StreamError::BusyGroup.into());
         }
-        ctx.changed(notify::STREAM, "xgroup-create", self.key);
+        ctx.changed(notify::STREAM, "xgroup-create", args.key);
         if matches!(id, GroupId::Last) {
             // `$` is the id it stood for here.
             let id = last_id.to_bytes();
-            let mut record: Vec<&[u8]> = vec![b"XGROUP", b"CREATE", self.key, self.group, &id];
-            if self.options.mkstream {
+            let mut record: Vec<&[u8]> = vec![b"XGROUP", b"CREATE", args.key, args.group, &id];
+            if args.options.mkstream {
                 record.push(b"MKSTREAM");
             }
-            let entries_read = self.options.entries_read.map(|n| n.to_string());
+            let entries_read = args.options.entries_read.map(|n| n.to_string());
             if let Some(n) = &entries_read {
                 record.extend([b"ENTRIESREAD".as_slice(), n.as_bytes()]);
             }
@@ -506,45 +517,31 @@ impl<'a> Command<'a> for XGroupCreate<'a> {
 }
 
 /// `XGROUP SETID key group id|$ [ENTRIESREAD n]`.
-struct XGroupSetId<'a> {
-    key: &'a [u8],
-    group: &'a [u8],
-    id: &'a [u8],
-    options: GroupOptions,
-    subcommand_error: CommandError,
-}
+struct XGroupSetId<'a>(GroupArgs<'a>);
 
 impl<'a> Command<'a> for XGroupSetId<'a> {
     fn parse(p: &mut Parser<'a>) -> Result<Self, CommandError> {
-        let (key, group, id) = (p.arg()?, p.arg()?, p.arg()?);
-        let subcommand_error = p.subcommand_error();
-        let options = GroupOptions::parse(p, false)?;
-        Ok(XGroupSetId {
-            key,
-            group,
-            id,
-            options,
-            subcommand_error,
-        })
+        GroupArgs::parse(p, false).map(XGroupSetId)
     }
 
     fn apply(self, ctx: &mut Ctx<'_, '_>) -> CommandResult {
-        let table = ctx.locks.table(self.key);
-        let stream = modify::<Stream>(table, self.key, ctx.now)?.ok_or(StreamError::NoKey)?;
+        let args = self.0;
+        let table = ctx.locks.table(args.key);
+        let stream = modify::<Stream>(table, args.key, ctx.now)?.ok_or(StreamError::NoKey)?;
         let stream_last = stream.last_id();
         let group = stream
-            .group_mut(self.group)
-            .ok_or_else(|| StreamError::no_group(self.key, self.group))?;
-        if self.options.too_many {
-            return Err(self.subcommand_error);
+            .group_mut(args.group)
+            .ok_or_else(|| StreamError::no_group(args.key, args.group))?;
+        if args.options.too_many {
+            return Err(args.subcommand_error);
         }
-        let id = match group_id(self.id, false)? {
+        let id = match group_id(args.id, false)? {
             GroupId::Last => stream_last,
             GroupId::Id(id) => id,
         };
-        group.set_id(id, self.options.entries_read);
-        let record = (self.id == b"$").then(|| setid_record(self.key, self.group, group));
-        ctx.changed(notify::STREAM, "xgroup-setid", self.key);
+        group.set_id(id, args.options.entries_read);
+        let record = (args.id == b"$").then(|| setid_record(args.key, args.group, group));
+        ctx.changed(notify::STREAM, "xgroup-setid", args.key);
         if let Some(record) = record {
             propagate_all(ctx, &[record]);
         }
