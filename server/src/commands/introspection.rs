@@ -141,7 +141,7 @@ fn write_key_specs(out: &mut Reply, spec: &CommandSpec) {
     out.bulk(b"index");
     out.int(i64::from(k.first));
     let lastkey = if k.last < 0 { k.last } else { k.last - k.first };
-    find_keys_range(out, i64::from(lastkey), i64::from(k.step));
+    find_keys_range(out, i64::from(lastkey), i64::from(k.step), 0);
     // The keys after GEORADIUS's STORE and STOREDIST options.
     for keyword in stores {
         out.map(3);
@@ -149,17 +149,8 @@ fn write_key_specs(out: &mut Reply, spec: &CommandSpec) {
         out.array(2);
         out.simple("OW");
         out.simple("update");
-        out.bulk(b"begin_search");
-        out.map(2);
-        out.bulk(b"type");
-        out.bulk(b"keyword");
-        out.bulk(b"spec");
-        out.map(2);
-        out.bulk(b"keyword");
-        out.bulk(keyword.as_bytes());
-        out.bulk(b"startfrom");
-        out.int(i64::from(k.stores_from));
-        find_keys_range(out, 0, 1);
+        begin_search_keyword(out, keyword, i64::from(k.stores_from));
+        find_keys_range(out, 0, 1, 0);
     }
 }
 
@@ -176,6 +167,13 @@ fn write_streams_key_spec(out: &mut Reply, spec: &CommandSpec) {
     for f in flags {
         out.simple(f);
     }
+    begin_search_keyword(out, "STREAMS", 1);
+    // The keys are the first of the two halves after the keyword.
+    find_keys_range(out, -1, 1, 2);
+}
+
+/// A key spec's `begin_search` entry of type `keyword`.
+fn begin_search_keyword(out: &mut Reply, keyword: &str, startfrom: i64) {
     out.bulk(b"begin_search");
     out.map(2);
     out.bulk(b"type");
@@ -183,25 +181,13 @@ fn write_streams_key_spec(out: &mut Reply, spec: &CommandSpec) {
     out.bulk(b"spec");
     out.map(2);
     out.bulk(b"keyword");
-    out.bulk(b"STREAMS");
+    out.bulk(keyword.as_bytes());
     out.bulk(b"startfrom");
-    out.int(1);
-    out.bulk(b"find_keys");
-    out.map(2);
-    out.bulk(b"type");
-    out.bulk(b"range");
-    out.bulk(b"spec");
-    out.map(3);
-    out.bulk(b"lastkey");
-    out.int(-1);
-    out.bulk(b"keystep");
-    out.int(1);
-    out.bulk(b"limit");
-    out.int(2);
+    out.int(startfrom);
 }
 
 /// A key spec's `find_keys` entry of type `range`.
-fn find_keys_range(out: &mut Reply, lastkey: i64, keystep: i64) {
+fn find_keys_range(out: &mut Reply, lastkey: i64, keystep: i64, limit: i64) {
     out.bulk(b"find_keys");
     out.map(2);
     out.bulk(b"type");
@@ -213,7 +199,7 @@ fn find_keys_range(out: &mut Reply, lastkey: i64, keystep: i64) {
     out.bulk(b"keystep");
     out.int(keystep);
     out.bulk(b"limit");
-    out.int(0);
+    out.int(limit);
 }
 
 fn write_docs(out: &mut Reply, cmd: &Cmd) {
